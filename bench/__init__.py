@@ -1,0 +1,11 @@
+"""Benchmarks behind ``robomr bench NAME``.
+
+Each benchmark is a module with ``DESCRIPTION: str``, ``add_arguments(parser)`` and
+``run(args) -> BenchReport``. Benchmarks measure speed and quality and print ratios against
+baselines run side by side in the same process; they are not tests.
+"""
+
+# name -> module path. Add one line per benchmark.
+BENCHMARKS: dict[str, str] = {
+    "runtime": "bench.bench_runtime",
+}
