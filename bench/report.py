@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -23,10 +24,8 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     mem_gib = None
-    try:
+    with contextlib.suppress(ValueError, OSError):
         mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError):
-        pass
     info: dict[str, Any] = {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -55,8 +54,10 @@ class Table:
 
     def add(self, *values: Any) -> None:
         if len(values) != len(self.columns):
-            raise ValueError(f"row has {len(values)} values, table {self.title!r} has "
-                             f"{len(self.columns)} columns")
+            raise ValueError(
+                f"row has {len(values)} values, table {self.title!r} has "
+                f"{len(self.columns)} columns"
+            )
         self.rows.append(list(values))
 
     def render(self) -> str:
@@ -83,9 +84,11 @@ class BenchReport:
     machine: dict[str, Any] = field(default_factory=machine_info)
 
     def render(self) -> str:
-        parts = [f"== robomr bench {self.name} ==",
-                 "machine: " + ", ".join(f"{k}={v}" for k, v in self.machine.items()),
-                 "settings: " + ", ".join(f"{k}={v}" for k, v in self.settings.items())]
+        parts = [
+            f"== robomr bench {self.name} ==",
+            "machine: " + ", ".join(f"{k}={v}" for k, v in self.machine.items()),
+            "settings: " + ", ".join(f"{k}={v}" for k, v in self.settings.items()),
+        ]
         parts += ["", *[t.render() + "\n" for t in self.tables]]
         if self.ratios:
             parts.append("ratios (measured side by side in this run):")

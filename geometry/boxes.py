@@ -13,8 +13,14 @@ BOX_DIM = 7  # x, y, z, length, width, height, yaw
 # Corner order: bottom face counter-clockwise from (+l/2, +w/2), then the top face the same way.
 _UNIT_CORNERS = 0.5 * np.array(
     [
-        [1, 1, -1], [-1, 1, -1], [-1, -1, -1], [1, -1, -1],
-        [1, 1, 1], [-1, 1, 1], [-1, -1, 1], [1, -1, 1],
+        [1, 1, -1],
+        [-1, 1, -1],
+        [-1, -1, -1],
+        [1, -1, -1],
+        [1, 1, 1],
+        [-1, 1, 1],
+        [-1, -1, 1],
+        [1, -1, 1],
     ],
     dtype=np.float64,
 )

@@ -1,4 +1,8 @@
-"""``robomr bench NAME [--json FILE]``: run a benchmark, print its table, optionally save JSON."""
+"""``robomr bench NAME [--json FILE] [options]``: run a benchmark, print its table.
+
+Benchmark modules are imported only when run, so ``robomr --help`` stays fast and one broken
+benchmark cannot break the CLI.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import importlib
 from pathlib import Path
 
 from bench import BENCHMARKS
+from robomr_nodes.cli.main import CliError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,37 +19,39 @@ def register(sub: argparse._SubParsersAction) -> None:
         "bench",
         help="run a benchmark (speed/quality with side-by-side baselines)",
         description="Benchmarks print a table and ratios against baselines measured in the "
-        "same run. Names: " + ", ".join(sorted(BENCHMARKS)) + ", or 'all'.",
+        "same run. `robomr bench NAME --help` shows a benchmark's options.",
     )
-    bench_sub = parser.add_subparsers(dest="bench_name", metavar="NAME", required=True)
-    for name, module_path in sorted(BENCHMARKS.items()):
-        module = importlib.import_module(module_path)
-        p = bench_sub.add_parser(name, help=module.DESCRIPTION, description=module.DESCRIPTION)
-        p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
-        module.add_arguments(p)
-        p.set_defaults(func=_run_one, bench_module=module_path)
-    p_all = bench_sub.add_parser("all", help="run every benchmark with its defaults")
-    p_all.add_argument("--json-dir", type=Path, metavar="DIR", help="write NAME.json per benchmark")
-    p_all.set_defaults(func=_run_all)
+    parser.add_argument(
+        "name",
+        choices=[*sorted(BENCHMARKS), "all"],
+        metavar="NAME",
+        help="one of: " + ", ".join(sorted(BENCHMARKS)) + ", or all",
+    )
+    parser.add_argument(
+        "bench_args",
+        nargs=argparse.REMAINDER,
+        help="options of the benchmark (see robomr bench NAME --help)",
+    )
+    parser.set_defaults(func=_run)
 
 
-def _run_one(args: argparse.Namespace) -> int:
-    report = importlib.import_module(args.bench_module).run(args)
-    print(report.render())
-    if args.json:
-        report.write_json(args.json)
-        print(f"wrote {args.json}")
-    return 0
+def _parse(name: str, argv: list[str]) -> tuple[object, argparse.Namespace]:
+    module = importlib.import_module(BENCHMARKS[name])
+    p = argparse.ArgumentParser(prog=f"robomr bench {name}", description=module.DESCRIPTION)
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
+    module.add_arguments(p)
+    return module, p.parse_args(argv)
 
 
-def _run_all(args: argparse.Namespace) -> int:
-    for name, module_path in sorted(BENCHMARKS.items()):
-        module = importlib.import_module(module_path)
-        parser = argparse.ArgumentParser()
-        module.add_arguments(parser)
-        report = module.run(parser.parse_args([]))
+def _run(args: argparse.Namespace) -> int:
+    names = sorted(BENCHMARKS) if args.name == "all" else [args.name]
+    if args.name == "all" and args.bench_args:
+        raise CliError("`robomr bench all` takes no benchmark options")
+    for name in names:
+        module, bench_args = _parse(name, args.bench_args)
+        report = module.run(bench_args)
         print(report.render() + "\n")
-        if args.json_dir:
-            args.json_dir.mkdir(parents=True, exist_ok=True)
-            report.write_json(args.json_dir / f"{name}.json")
+        if bench_args.json:
+            report.write_json(bench_args.json)
+            print(f"wrote {bench_args.json}")
     return 0

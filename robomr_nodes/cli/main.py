@@ -10,6 +10,9 @@ import sys
 # Each module defines ``register(subparsers)`` which adds its parser(s) and sets
 # ``func(args) -> int`` as the handler. Add one line per command group.
 COMMAND_MODULES = [
+    "robomr_nodes.cli.cmd_demo",
+    "robomr_nodes.cli.cmd_launch",
+    "robomr_nodes.cli.cmd_replay",
     "robomr_nodes.cli.cmd_bench",
 ]
 

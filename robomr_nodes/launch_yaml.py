@@ -1,0 +1,353 @@
+"""ROS 2 YAML launch files on the embedded backend.
+
+Supports what robomr's launch files use, with ROS 2 semantics: ``arg``, ``let``, ``node``
+(pkg, exec, name, namespace, param (name/value and ``from`` files), remap, if/unless),
+``include`` (file, arg), ``group`` (scoped, children), ``push-ros-namespace`` and
+``executable``; substitutions ``$(var)``, ``$(find-pkg-share)``, ``$(env)``, ``$(dirname)``
+and ``$(eval)``. Nodes of other packages and plain executables are listed as skipped (they need
+ROS 2). Every error names the file and the entry.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from robomr_nodes.param_files import ParamFileError, overrides_for
+from robomr_nodes.params import ParamOverride
+from robomr_nodes.runtime.names import normalize_namespace
+
+PACKAGE = "robomr"
+_NODE_KEYS = {
+    "pkg",
+    "exec",
+    "name",
+    "namespace",
+    "param",
+    "remap",
+    "output",
+    "if",
+    "unless",
+    "respawn",
+    "respawn_delay",
+    "launch-prefix",
+    "args",
+    "ros_args",
+    "env",
+}
+
+
+class LaunchError(ValueError):
+    """A launch file that cannot be parsed or evaluated (message names file and entry)."""
+
+
+@dataclass
+class NodeSpec:
+    """One node to start: executable, name, namespace, parameters and remaps."""
+
+    package: str
+    executable: str
+    name: str
+    namespace: str
+    params: dict[str, ParamOverride] = field(default_factory=dict)
+    remaps: list[tuple[str, str]] = field(default_factory=list)
+    source: str = ""
+
+    @property
+    def fq_name(self) -> str:
+        ns = normalize_namespace(self.namespace)
+        return f"/{self.name}" if ns == "/" else f"{ns}/{self.name}"
+
+
+@dataclass
+class LaunchPlan:
+    """The evaluated launch file: nodes to run, argument values, entries skipped."""
+
+    nodes: list[NodeSpec]
+    args: dict[str, str]
+    skipped: list[str]
+
+
+def package_share(package: str) -> Path:
+    """The share directory of a package (robomr: the source tree or the installed share).
+
+    Raises:
+        LaunchError: the package is not robomr and no ROS 2 install provides it.
+    """
+    if package == PACKAGE:
+        source_root = Path(__file__).resolve().parent.parent
+        if (source_root / "package.xml").exists():
+            return source_root
+        installed = Path(sys.prefix) / "share" / PACKAGE
+        if installed.exists():
+            return installed
+    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        if prefix and (Path(prefix) / "share" / package).exists():
+            return Path(prefix) / "share" / package
+    raise LaunchError(f"package {package!r} not found (is ROS 2 sourced?)")
+
+
+@dataclass
+class _Context:
+    file: Path
+    vars: dict[str, str]
+    namespace: str = "/"
+    declared_args: set[str] = field(default_factory=set)
+
+    def child(self, file: Path | None = None) -> _Context:
+        return _Context(file or self.file, dict(self.vars), self.namespace, set())
+
+
+class _Evaluator:
+    def __init__(self, overrides: dict[str, str]) -> None:
+        self.overrides = dict(overrides)
+        self.used_overrides: set[str] = set()
+        self.nodes: list[NodeSpec] = []
+        self.skipped: list[str] = []
+        self.top_args: dict[str, str] = {}
+
+    # -- substitutions ---------------------------------------------------------------------
+    def subst(self, value: Any, ctx: _Context, where: str) -> Any:
+        if not isinstance(value, str) or "$(" not in value:
+            return value
+        out, i = [], 0
+        while i < len(value):
+            start = value.find("$(", i)
+            if start < 0:
+                out.append(value[i:])
+                break
+            out.append(value[i:start])
+            depth, j = 0, start + 1
+            while j < len(value):
+                depth += {"(": 1, ")": -1}.get(value[j], 0)
+                if depth == 0:
+                    break
+                j += 1
+            if depth:
+                raise LaunchError(f"{ctx.file}: {where}: unbalanced '$(' in {value!r}")
+            inner = self.subst(value[start + 2 : j], ctx, where)
+            out.append(self._command(inner, ctx, where))
+            i = j + 1
+        return "".join(out)
+
+    def _command(self, text: str, ctx: _Context, where: str) -> str:
+        cmd, _, rest = text.strip().partition(" ")
+        rest = rest.strip()
+        if cmd == "var":
+            if rest not in ctx.vars:
+                raise LaunchError(
+                    f"{ctx.file}: {where}: $(var {rest}) is not defined; defined: "
+                    f"{sorted(ctx.vars)}"
+                )
+            return ctx.vars[rest]
+        if cmd == "find-pkg-share":
+            try:
+                return str(package_share(rest))
+            except LaunchError as err:
+                raise LaunchError(f"{ctx.file}: {where}: {err}") from None
+        if cmd == "env":
+            name, _, default = rest.partition(" ")
+            if name not in os.environ and not default:
+                raise LaunchError(f"{ctx.file}: {where}: environment variable {name} is unset")
+            return os.environ.get(name, default.strip("'\""))
+        if cmd == "dirname":
+            return str(ctx.file.parent)
+        if cmd == "eval":
+            expr = rest.strip("'\"")
+            try:
+                return str(eval(expr, {"__builtins__": {}, "math": math}, {}))
+            except Exception as err:
+                raise LaunchError(f"{ctx.file}: {where}: $(eval {expr}) failed: {err}") from err
+        raise LaunchError(f"{ctx.file}: {where}: unknown substitution $({cmd} ...)")
+
+    def condition(self, entry: dict, ctx: _Context, where: str) -> bool:
+        for key, want in (("if", True), ("unless", False)):
+            if key in entry:
+                text = str(self.subst(entry[key], ctx, where)).strip().lower()
+                if text not in ("true", "false", "1", "0"):
+                    raise LaunchError(f"{ctx.file}: {where}: {key}: {text!r} is not a boolean")
+                if (text in ("true", "1")) != want:
+                    return False
+        return True
+
+    # -- entries ---------------------------------------------------------------------------
+    def run(self, entries: Any, ctx: _Context, where: str) -> None:
+        if not isinstance(entries, list):
+            raise LaunchError(f"{ctx.file}: {where} must be a list of entries")
+        for i, entry in enumerate(entries):
+            loc = f"{where}[{i}]"
+            if not isinstance(entry, dict) or len(entry) != 1:
+                raise LaunchError(
+                    f"{ctx.file}: {loc}: each entry is a one-key mapping "
+                    "(arg, let, node, include, group, ...)"
+                )
+            kind, body = next(iter(entry.items()))
+            handler = getattr(self, "_" + kind.replace("-", "_"), None)
+            if handler is None:
+                raise LaunchError(f"{ctx.file}: {loc}: unknown launch entry {kind!r}")
+            if not isinstance(body, dict):
+                raise LaunchError(f"{ctx.file}: {loc}.{kind} must be a mapping")
+            handler(body, ctx, f"{loc}.{kind}")
+
+    def _arg(self, body: dict, ctx: _Context, where: str) -> None:
+        name = str(_required(body, "name", ctx, where))
+        ctx.declared_args.add(name)
+        if name in ctx.vars:  # given by the includer or the command line
+            return
+        if ctx.file == self.root and name in self.overrides:
+            ctx.vars[name] = self.overrides[name]
+            self.used_overrides.add(name)
+        elif "default" in body:
+            ctx.vars[name] = str(self.subst(_scalar(body["default"]), ctx, where))
+        else:
+            raise LaunchError(
+                f"{ctx.file}: {where}: argument {name!r} has no default; pass {name}:=VALUE"
+            )
+        if ctx.file == self.root:
+            self.top_args[name] = ctx.vars[name]
+
+    def _let(self, body: dict, ctx: _Context, where: str) -> None:
+        name = str(_required(body, "name", ctx, where))
+        ctx.vars[name] = str(self.subst(_scalar(_required(body, "value", ctx, where)), ctx, where))
+
+    def _push_ros_namespace(self, body: dict, ctx: _Context, where: str) -> None:
+        ns = str(self.subst(_required(body, "namespace", ctx, where), ctx, where))
+        ctx.namespace = ns if ns.startswith("/") else f"{ctx.namespace.rstrip('/')}/{ns}"
+
+    def _group(self, body: dict, ctx: _Context, where: str) -> None:
+        if not self.condition(body, ctx, where):
+            return
+        scoped = str(body.get("scoped", True)).lower() not in ("false", "0")
+        inner = ctx.child() if scoped else ctx
+        if "namespace" in body:
+            self._push_ros_namespace({"namespace": body["namespace"]}, inner, where)
+        self.run(body.get("children", []), inner, f"{where}.children")
+
+    def _include(self, body: dict, ctx: _Context, where: str) -> None:
+        if not self.condition(body, ctx, where):
+            return
+        path = Path(str(self.subst(_required(body, "file", ctx, where), ctx, where)))
+        child = ctx.child(path)
+        for j, arg in enumerate(body.get("arg", []) or []):
+            name = str(_required(arg, "name", ctx, f"{where}.arg[{j}]"))
+            child.vars[name] = str(self.subst(_scalar(arg.get("value", "")), ctx, where))
+        self._load(path, child)
+
+    def _executable(self, body: dict, ctx: _Context, where: str) -> None:
+        if self.condition(body, ctx, where):
+            self.skipped.append(
+                f"executable {self.subst(body.get('cmd', '?'), ctx, where)!r}: "
+                "plain processes run only under ros2 launch"
+            )
+
+    def _node(self, body: dict, ctx: _Context, where: str) -> None:
+        unknown = set(body) - _NODE_KEYS
+        if unknown:
+            raise LaunchError(
+                f"{ctx.file}: {where}: unknown key(s) {sorted(unknown)}; "
+                f"allowed: {sorted(_NODE_KEYS)}"
+            )
+        if not self.condition(body, ctx, where):
+            return
+        pkg = str(self.subst(_required(body, "pkg", ctx, where), ctx, where))
+        exe = str(self.subst(_required(body, "exec", ctx, where), ctx, where))
+        if pkg != PACKAGE:
+            self.skipped.append(f"node {pkg}/{exe}: needs ROS 2 (not a robomr node)")
+            return
+        name = str(self.subst(body.get("name", exe), ctx, where))
+        ns = str(self.subst(body.get("namespace", ""), ctx, where))
+        namespace = ns if ns.startswith("/") else f"{ctx.namespace.rstrip('/')}/{ns}"
+        spec = NodeSpec(
+            pkg, exe, name, normalize_namespace(namespace), source=f"{ctx.file}: {where}"
+        )
+        for j, p in enumerate(body.get("param", []) or []):
+            self._param(p, spec, ctx, f"{where}.param[{j}]")
+        for j, r in enumerate(body.get("remap", []) or []):
+            loc = f"{where}.remap[{j}]"
+            spec.remaps.append(
+                (
+                    str(self.subst(_required(r, "from", ctx, loc), ctx, loc)),
+                    str(self.subst(_required(r, "to", ctx, loc), ctx, loc)),
+                )
+            )
+        self.nodes.append(spec)
+
+    def _param(self, p: Any, spec: NodeSpec, ctx: _Context, where: str) -> None:
+        if not isinstance(p, dict):
+            raise LaunchError(f"{ctx.file}: {where}: expected {{name, value}} or {{from}}")
+        if "from" in p:
+            path = str(self.subst(p["from"], ctx, where))
+            try:
+                spec.params.update(overrides_for(path, spec.fq_name))
+            except ParamFileError as err:
+                raise LaunchError(f"{ctx.file}: {where}: {err}") from None
+            return
+        name = str(_required(p, "name", ctx, where))
+        raw = _required(p, "value", ctx, where)
+        value = self.subst(raw, ctx, where)
+        if isinstance(raw, str) and "$(" in raw:
+            value = yaml.safe_load(value) if value != "" else ""
+        spec.params[name] = ParamOverride(value, f"{ctx.file}: {where}")
+
+    # -- files -----------------------------------------------------------------------------
+    def _load(self, path: Path, ctx: _Context) -> None:
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except OSError as err:
+            raise LaunchError(f"{path}: cannot read launch file: {err}") from err
+        except yaml.YAMLError as err:
+            raise LaunchError(f"{path}: invalid YAML: {err}") from err
+        if not isinstance(doc, dict) or set(doc) != {"launch"}:
+            raise LaunchError(f"{path}: a YAML launch file has one top-level key, 'launch'")
+        self.run(doc["launch"], ctx, "launch")
+
+    def load_root(self, path: Path) -> LaunchPlan:
+        self.root = path
+        self._load(path, _Context(path, {}))
+        unused = sorted(set(self.overrides) - self.used_overrides)
+        if unused:
+            raise LaunchError(
+                f"{path}: unknown launch argument(s) {unused}; declared: {sorted(self.top_args)}"
+            )
+        return LaunchPlan(self.nodes, self.top_args, self.skipped)
+
+
+def _required(body: Any, key: str, ctx: _Context, where: str) -> Any:
+    if not isinstance(body, dict) or key not in body:
+        raise LaunchError(f"{ctx.file}: {where}: missing required key {key!r}")
+    return body[key]
+
+
+def _scalar(value: Any) -> Any:
+    return str(value).lower() if isinstance(value, bool) else value
+
+
+def load_launch(path: str | Path, args: dict[str, str] | None = None) -> LaunchPlan:
+    """Evaluates a YAML launch file with ``name:=value`` arguments.
+
+    Raises:
+        LaunchError: bad YAML, an unknown entry or key, a missing argument, a failed
+            substitution, or a bad parameter file; the message names the file and entry.
+    """
+    return _Evaluator(args or {}).load_root(Path(path).resolve())
+
+
+def parse_launch_args(items: list[str]) -> dict[str, str]:
+    """``["a:=1", "b:=x"]`` -> ``{"a": "1", "b": "x"}``.
+
+    Raises:
+        LaunchError: an item without ``:=``.
+    """
+    out = {}
+    for item in items:
+        name, sep, value = item.partition(":=")
+        if not sep or not name:
+            raise LaunchError(f"launch arguments are name:=value, got {item!r}")
+        out[name] = value
+    return out

@@ -1,0 +1,156 @@
+"""The rclpy backend: robomr nodes as real ROS 2 nodes (needs a sourced ROS 2 install).
+
+Messages stay rosbags dataclasses inside the node; at the boundary they cross as CDR bytes
+(``Publisher.publish(bytes)`` and ``create_subscription(..., raw=True)``), which rclpy
+supports natively, so node code is identical on both backends. Parameters are declared with
+their description and numeric ranges (``ros2 param describe`` shows them) and validated by the
+same :class:`ParameterSpec` as on the embedded backend.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import rclpy
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+)
+from rosidl_runtime_py.utilities import get_message
+
+from robomr_nodes.api import NodeHandle, Publisher, QosName, RobomrNode, Timer, qos_profile
+from robomr_nodes.messages import deserialize, serialize
+from robomr_nodes.params import ParameterSpec, ParamValue
+
+
+def _rclpy_qos(name: QosName, depth: int | None) -> QoSProfile:
+    q = qos_profile(name, depth)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=q.depth,
+        reliability=ReliabilityPolicy.RELIABLE
+        if q.reliability == "reliable"
+        else ReliabilityPolicy.BEST_EFFORT,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL
+        if q.durability == "transient_local"
+        else DurabilityPolicy.VOLATILE,
+    )
+
+
+class _RawPublisher:
+    def __init__(self, pub: Any, typename: str, topic: str) -> None:
+        self._pub = pub
+        self.typename = typename
+        self.topic = topic
+
+    def publish(self, msg: Any) -> None:
+        self._pub.publish(serialize(msg, self.typename))
+
+
+class _LoggerAdapter(logging.LoggerAdapter):
+    """Python logging calls routed to the rclpy node logger (shown by ros2 launch, /rosout)."""
+
+    def __init__(self, rcl_logger: Any, name: str) -> None:
+        super().__init__(logging.getLogger(f"robomr.{name}"), {})
+        self._rcl = rcl_logger
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        text = str(msg) % args if args else str(msg)
+        if level >= logging.ERROR:
+            self._rcl.error(text)
+        elif level >= logging.WARNING:
+            self._rcl.warning(text)
+        elif level >= logging.INFO:
+            self._rcl.info(text)
+        else:
+            self._rcl.debug(text)
+
+
+class RclpyHandle(NodeHandle):
+    """A :class:`NodeHandle` over an ``rclpy.node.Node``."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self.name = node.get_name()
+        self.namespace = node.get_namespace()
+        self._logger = _LoggerAdapter(node.get_logger(), self.name)
+
+    def create_publisher(
+        self, typename: str, topic: str, qos: QosName = "reliable", depth: int | None = None
+    ) -> Publisher:
+        pub = self._node.create_publisher(get_message(typename), topic, _rclpy_qos(qos, depth))
+        return _RawPublisher(pub, typename, topic)
+
+    def create_subscription(
+        self,
+        typename: str,
+        topic: str,
+        callback: Callable[[Any], None],
+        qos: QosName = "reliable",
+        depth: int | None = None,
+    ) -> Any:
+        return self._node.create_subscription(
+            get_message(typename),
+            topic,
+            lambda raw: callback(deserialize(raw, typename)),
+            _rclpy_qos(qos, depth),
+            raw=True,
+        )
+
+    def create_timer(self, period_s: float, callback: Callable[[], None]) -> Timer:
+        return self._node.create_timer(period_s, callback)
+
+    def declare_parameter(self, spec: ParameterSpec) -> ParamValue:
+        desc = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+        if isinstance(spec.default, float) and (
+            spec.min_value is not None or spec.max_value is not None
+        ):
+            desc.floating_point_range = [
+                FloatingPointRange(
+                    from_value=float(spec.min_value if spec.min_value is not None else -1e308),
+                    to_value=float(spec.max_value if spec.max_value is not None else 1e308),
+                )
+            ]
+        elif (
+            isinstance(spec.default, int)
+            and not isinstance(spec.default, bool)
+            and (spec.min_value is not None or spec.max_value is not None)
+        ):
+            desc.integer_range = [
+                IntegerRange(
+                    from_value=int(spec.min_value if spec.min_value is not None else -(2**63)),
+                    to_value=int(spec.max_value if spec.max_value is not None else 2**63 - 1),
+                )
+            ]
+        value = self._node.declare_parameter(spec.name, spec.default, desc).value
+        return spec.validate(value, self._node.get_fully_qualified_name())
+
+    def now_ns(self) -> int:
+        return self._node.get_clock().now().nanoseconds
+
+    @property
+    def logger(self) -> logging.LoggerAdapter:
+        return self._logger
+
+
+def spin_node(node_cls: type[RobomrNode], args: list[str] | None = None) -> int:
+    """``rclpy.init``, construct the node, spin until Ctrl-C or shutdown."""
+    rclpy.init(args=args)
+    node = Node(node_cls.NAME)
+    instance = node_cls(RclpyHandle(node))
+    try:
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        instance.close()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
