@@ -31,6 +31,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         _share("launch", "*.yaml"),
         _share("config", "*.yaml"),
+        _share("config/scenarios", "*.yaml"),
         _share("rviz", "*.rviz"),
         _share("models", "*"),
     ],

@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "robomr_nodes.cli.cmd_launch",
     "robomr_nodes.cli.cmd_replay",
     "robomr_nodes.cli.cmd_bench",
+    "robomr_nodes.cli.cmd_sim",
 ]
 
 

@@ -1,0 +1,178 @@
+"""``robomr sim ...``: the built-in simulator (scenarios, pictures, datasets, Gazebo export).
+
+Thin: parse, call ``sim``, print. SCENARIO is a scenario name (``robomr sim list``), a scenario
+file, or a scene file written by ``robomr sim save``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from robomr_nodes.cli.main import CliError
+from sim.camera import Camera, CameraConfig, CameraError
+from sim.dataset import DatasetError, write_dataset
+from sim.generator import GeneratorError, load_or_generate
+from sim.lidar import SUPPORTED_BEAMS, Lidar, LidarConfig, LidarError
+from sim.robot import BicycleRobot, RobotState
+from sim.scenarios import ScenarioError, list_scenarios, load_scenario
+from sim.scene import Scene, SceneError
+from sim.sdf import SdfError, write_sdf
+from sim.show import ShowError, draw_scene
+from sim.world import World
+
+_USER_ERRORS = (
+    ScenarioError,
+    SceneError,
+    GeneratorError,
+    DatasetError,
+    SdfError,
+    ShowError,
+    LidarError,
+    CameraError,
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "sim", help="built-in simulator: scenarios, pictures, datasets, SDF", description=__doc__
+    )
+    sim_sub = parser.add_subparsers(dest="sim_command", metavar="ACTION", required=True)
+
+    p = sim_sub.add_parser("list", help="list the shipped scenarios")
+    p.set_defaults(func=_list)
+
+    def scenario_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("scenario", metavar="SCENARIO", help="scenario name, scenario or scene file")
+        p.add_argument("--seed", type=int, help="scene seed (default: the scenario's)")
+
+    p = sim_sub.add_parser("show", help="bird's-eye PNG of a scene with a lidar scan")
+    scenario_args(p)
+    p.add_argument("--out", type=Path, metavar="PNG", help="output (default NAME-SEED.png)")
+    p.add_argument("--beams", type=int, default=32, choices=SUPPORTED_BEAMS)
+    p.add_argument("--no-scan", action="store_true", help="draw the scene only")
+    p.set_defaults(func=_show)
+
+    p = sim_sub.add_parser("render", help="camera PNG from the ego start pose")
+    scenario_args(p)
+    p.add_argument("--out", type=Path, required=True, metavar="PNG")
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--height", type=int, default=480)
+    p.set_defaults(func=_render)
+
+    p = sim_sub.add_parser("save", help="write a scene file that reproduces the scene exactly")
+    scenario_args(p)
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help=".yaml or .json")
+    p.set_defaults(func=_save)
+
+    p = sim_sub.add_parser("export-sdf", help="write the scene as a Gazebo (gz sim) SDF world")
+    scenario_args(p)
+    p.add_argument("--out", type=Path, required=True, metavar="SDF")
+    p.add_argument("--beams", type=int, default=32, choices=SUPPORTED_BEAMS)
+    p.add_argument("--no-robot", action="store_true", help="leave out the lidar robot model")
+    p.set_defaults(func=_export_sdf)
+
+    p = sim_sub.add_parser("dataset", help="write a labelled lidar dataset")
+    p.add_argument("--frames", type=int, required=True, metavar="N")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.add_argument("--scenario", default="urban-clutter", help="scenario name or file")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--beams", type=int, default=32, choices=SUPPORTED_BEAMS)
+    p.add_argument("--frames-per-scene", type=int, default=8, metavar="K")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_dataset)
+
+
+def _scene(args: argparse.Namespace) -> Scene:
+    try:
+        return load_or_generate(args.scenario, args.seed)
+    except _USER_ERRORS as err:
+        raise CliError(str(err)) from err
+
+
+def _list(args: argparse.Namespace) -> int:
+    for name in list_scenarios():
+        scenario = load_scenario(name)
+        print(f"{name:18s} seed {scenario.default_seed:<4d} {scenario.description}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    scene = _scene(args)
+    out = args.out or Path(f"{scene.name}-{scene.seed}.png")
+    scan, T = None, None
+    try:
+        if not args.no_scan:
+            T = BicycleRobot(state=RobotState(*scene.ego_start)).T_world_lidar()
+            scan = Lidar(LidarConfig(beams=args.beams)).scan(
+                World(scene), T, np.random.default_rng(0)
+            )
+        draw_scene(scene, out, scan=scan, T_world_lidar=T)
+    except _USER_ERRORS as err:
+        raise CliError(str(err)) from err
+    occ = scene.generator.get("target_occlusion_start")
+    detail = f", target occlusion from the start {occ:.2f}" if occ is not None else ""
+    print(f"wrote {out} ({len(scene.objects)} objects{detail})")
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    scene = _scene(args)
+    try:
+        camera = Camera(CameraConfig(width_px=args.width, height_px=args.height))
+        pose = BicycleRobot(state=RobotState(*scene.ego_start)).T_world_camera_optical()
+        frame = camera.render(World(scene), pose)
+        Image.fromarray(frame.rgb).save(args.out)
+    except _USER_ERRORS as err:
+        raise CliError(str(err)) from err
+    except OSError as err:
+        raise CliError(f"cannot write {args.out}: {err}") from err
+    print(f"wrote {args.out} ({args.width}x{args.height})")
+    return 0
+
+
+def _save(args: argparse.Namespace) -> int:
+    scene = _scene(args)
+    try:
+        scene.save(args.out)
+    except SceneError as err:
+        raise CliError(str(err)) from err
+    except OSError as err:
+        raise CliError(f"cannot write {args.out}: {err}") from err
+    print(f"wrote {args.out} ({len(scene.objects)} objects)")
+    return 0
+
+
+def _export_sdf(args: argparse.Namespace) -> int:
+    scene = _scene(args)
+    try:
+        write_sdf(
+            scene, args.out, include_robot=not args.no_robot, lidar=LidarConfig(beams=args.beams)
+        )
+    except _USER_ERRORS as err:
+        raise CliError(str(err)) from err
+    print(f"wrote {args.out} ({len(scene.objects)} objects)")
+    return 0
+
+
+def _dataset(args: argparse.Namespace) -> int:
+    try:
+        out = write_dataset(
+            args.out,
+            args.frames,
+            scenario=args.scenario,
+            seed=args.seed,
+            lidar=LidarConfig(beams=args.beams),
+            frames_per_scene=args.frames_per_scene,
+            progress=not args.no_progress,
+        )
+    except _USER_ERRORS as err:
+        raise CliError(str(err)) from err
+    except OSError as err:
+        raise CliError(f"cannot write the dataset: {err}") from err
+    print(f"wrote {args.frames} frames to {out}")
+    return 0
