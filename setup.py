@@ -14,6 +14,7 @@ PYTHON_PACKAGES = ["robomr_nodes", "geometry", "perception", "planning", "gs_ren
 NODE_EXECUTABLES = {
     "synthetic_cloud": "robomr_nodes.nodes.synthetic_cloud:main",
     "cloud_markers": "robomr_nodes.nodes.cloud_markers:main",
+    "robomr_sim": "robomr_nodes.nodes.sim_node:main",
 }
 
 

@@ -13,6 +13,7 @@ from robomr_nodes.api import RobomrNode
 NODE_CLASSES: dict[str, str] = {
     "synthetic_cloud": "robomr_nodes.nodes.synthetic_cloud:SyntheticCloudNode",
     "cloud_markers": "robomr_nodes.nodes.cloud_markers:CloudMarkersNode",
+    "robomr_sim": "robomr_nodes.nodes.sim_node:SimNode",
 }
 
 

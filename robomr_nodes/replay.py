@@ -6,6 +6,7 @@ metadata), so the same bag and nodes give byte-identical outputs on every replay
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,23 +83,35 @@ def replay(bag: str | Path, node_names: list[str] | None, out: str | Path) -> Re
             )
         graph = list({id(by_name[n]): by_name[n] for n in node_names}.values())
     start_ns = int(info.custom_data.get(START_KEY, info.start_ns))
-    executor = build_executor(graph, RunOptions(clock="sim", start_ns=start_ns))
-    topics = executor.topics()
-    node_fq = set(executor.nodes)
-    outputs = sorted(t for t, ti in topics.items() if node_fq & set(ti.publishers))
-    inputs = sorted(
-        t
-        for t, ti in topics.items()
-        if t in info.topics and t not in outputs and node_fq & set(ti.subscribers)
-    )
-    if not inputs:
-        raise ReplayError(f"{bag}: the nodes read none of the bag's topics ({sorted(info.topics)})")
-    player = _BagPlayer(executor, read_bag(bag, inputs), {t: info.topics[t][0] for t in inputs})
+    options = RunOptions(clock="sim", start_ns=start_ns)
     out_path = Path(out)
-    recorder = BagRecorder(
-        out_path, topics=outputs, custom_data={"robomr.replay_of": str(Path(bag).resolve())}
-    )
-    executor.add_tap(recorder.tap)
+    recorder = BagRecorder(out_path, custom_data={"robomr.replay_of": str(Path(bag).resolve())})
+    fed: set[str] = set()  # filled below; what nodes publish while starting is all output
+
+    def record_outputs(topic: str, typename: str, stamp: int, msg: object, qos: object) -> None:
+        if topic not in fed:
+            recorder.tap(topic, typename, stamp, msg, qos)
+
+    try:
+        executor = build_executor(graph, options, (record_outputs,))
+        node_fq = set(executor.nodes)
+        topics = executor.topics()
+        outputs = sorted(t for t, ti in topics.items() if node_fq & set(ti.publishers))
+        inputs = sorted(
+            t
+            for t, ti in topics.items()
+            if t in info.topics and t not in outputs and node_fq & set(ti.subscribers)
+        )
+        if not inputs:
+            raise ReplayError(
+                f"{bag}: the nodes read none of the bag's topics ({sorted(info.topics)})"
+            )
+    except Exception:
+        recorder.close()
+        shutil.rmtree(out_path, ignore_errors=True)
+        raise
+    fed.update(inputs)
+    player = _BagPlayer(executor, read_bag(bag, inputs), {t: info.topics[t][0] for t in inputs})
     try:  # run to the bag's last message; outputs take no sim time, so none are cut off
         executor.spin(duration_s=max(info.end_ns - start_ns, 0) / 1e9)
     finally:

@@ -14,7 +14,7 @@ from robomr_nodes.bag import BagRecorder
 from robomr_nodes.launch_yaml import LaunchPlan, NodeSpec
 from robomr_nodes.params import ParamOverride
 from robomr_nodes.registry import load_node_class
-from robomr_nodes.runtime.executor import SIM_START_NS, EmbeddedExecutor
+from robomr_nodes.runtime.executor import SIM_START_NS, EmbeddedExecutor, Tap
 
 GRAPH_KEY = "robomr.graph"  # bag custom_data: the nodes of the run (YAML), used by replay
 START_KEY = "robomr.start_ns"
@@ -82,9 +82,14 @@ def graph_from_yaml(text: str, source: str) -> list[NodeSpec]:
     ]
 
 
-def build_executor(nodes: list[NodeSpec], options: RunOptions) -> EmbeddedExecutor:
-    """An executor with every node of ``nodes`` constructed (parameters validated)."""
+def build_executor(
+    nodes: list[NodeSpec], options: RunOptions, taps: tuple[Tap, ...] = ()
+) -> EmbeddedExecutor:
+    """An executor with ``taps`` attached, then every node of ``nodes`` constructed (taps come
+    first so that what nodes publish while starting, e.g. latched maps, is seen)."""
     executor = EmbeddedExecutor(options.clock, options.start_ns, options.clock_hz)
+    for tap in taps:
+        executor.add_tap(tap)
     for spec in nodes:
         executor.add_node(
             load_node_class(spec.executable), spec.name, spec.namespace, spec.params, spec.remaps
@@ -101,13 +106,17 @@ def run_plan(
     """Builds the plan's graph, runs it for ``options.duration_s`` and closes the bag."""
     for item in plan.skipped:
         _log.warning("skipped on the embedded backend: %s", item)
-    executor = build_executor(plan.nodes, options)
     recorder = None
     if options.record is not None:
         custom = {GRAPH_KEY: graph_to_yaml(plan.nodes), START_KEY: str(options.start_ns)}
         custom.update({k: str(v) for k, v in (extra_custom_data or {}).items()})
         recorder = BagRecorder(options.record, custom_data=custom)
-        executor.add_tap(recorder.tap)
+    try:
+        executor = build_executor(plan.nodes, options, (recorder.tap,) if recorder else ())
+    except Exception:
+        if recorder is not None:
+            recorder.close()
+        raise
     try:
         callbacks = executor.spin(options.duration_s, on_advance=on_advance)
     finally:
