@@ -1,0 +1,165 @@
+"""Exact occlusion of a target box from lidar viewpoints (CROA, arXiv 2412.18453), for
+evaluation and for scoring sampled viewpoints. The smooth surrogate that the optimizer uses is
+in planning/croa/surrogate.py.
+
+Definition (the same as sim/truth.py, so predictions and the simulator's ground truth agree):
+
+1. Sample each face of the target box that faces the sensor ``o`` (outward normal n with
+   ``n . (o - face_centre) > 0``) at the centres ``p_i`` of a grid of cells of side at most
+   ``spacing_m`` and area ``a_i``.
+2. Weight each sample by the solid angle of its cell: ``w_i = a_i n . (o - p_i) / |o - p_i|^3``.
+3. The ray ``o + t (p_i - o)``, t in [0, 1], is *blocked* when it enters an obstacle before
+   ``t_end = 1 - 0.01 m / |p_i - o|``.
+4. ``occlusion(o) = sum_i w_i blocked_i / sum_i w_i`` in [0, 1]; 1 when no face is visible.
+
+Ray-polytope test (slab method, vectorized over viewpoints x samples x obstacles x faces): for
+the prism ``A3 x <= b3`` and the ray ``o + t d``, each face gives ``t (a.d) <= b - a.o``; the
+ray is inside on ``[t_in, t_out]`` with ``t_in = max_{a.d < 0} (b - a.o) / (a.d)`` and
+``t_out = min_{a.d > 0} (b - a.o) / (a.d)`` (a face with ``a.d = 0`` and ``a.o > b`` misses);
+it is blocked when ``max(t_in, 0) < min(t_out, t_end)``.
+
+2.5D, not 2D: the lidar sits ``lidar_z_m`` (1.8 m) above the ground and sees over low
+obstacles (a 1.5 m car hides only the lower part of a bus behind it), so obstacles are prisms
+with heights and rays are 3D. A BEV (2D) model would call every such target fully hidden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from geometry.transforms import rotation_z
+from planning.croa.types import Polytope
+
+BLOCK_MARGIN_M = 0.01  # a hit this close to the sample is the sample's own surface (sim/truth.py)
+_CHUNK = 2_000_000  # elements of the [viewpoints, samples, obstacles, faces] slab arrays
+
+
+class OcclusionError(ValueError):
+    """Bad input to the exact occlusion (shape, NaN, spacing)."""
+
+
+def box_face_samples(
+    box: np.ndarray,  # [7]
+    spacing_m: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Cell centres [S, 3], outward normals [S, 3], cell areas [S] and face centres [S, 3] of all
+    six faces of a box (grid cells of side <= spacing_m)."""
+    if not 0.0 < spacing_m <= 10.0:
+        raise OcclusionError(f"spacing_m={spacing_m}: must be in (0, 10]")
+    axes = rotation_z(box[6]).T  # rows: the box's x, y, z axes in the world
+    half = 0.5 * np.asarray(box[3:6])
+    points, normals, areas, centres = [], [], [], []
+    for axis in range(3):
+        ua, va = [a for a in range(3) if a != axis]
+        nu = max(1, int(np.ceil(2.0 * half[ua] / spacing_m)))
+        nv = max(1, int(np.ceil(2.0 * half[va] / spacing_m)))
+        su = (np.arange(nu) + 0.5) / nu * 2.0 - 1.0
+        sv = (np.arange(nv) + 0.5) / nv * 2.0 - 1.0
+        gu, gv = (g.ravel() for g in np.meshgrid(su, sv, indexing="ij"))
+        for sign in (1.0, -1.0):
+            normal = sign * axes[axis]
+            centre = box[:3] + half[axis] * normal
+            pts = centre + np.outer(gu * half[ua], axes[ua]) + np.outer(gv * half[va], axes[va])
+            points.append(pts)
+            normals.append(np.repeat(normal[None], len(pts), axis=0))
+            areas.append(np.full(len(pts), 4.0 * half[ua] * half[va] / (nu * nv)))
+            centres.append(np.repeat(centre[None], len(pts), axis=0))
+    return np.vstack(points), np.vstack(normals), np.concatenate(areas), np.vstack(centres)
+
+
+def stack_prisms(obstacles: Sequence[Polytope]) -> tuple[np.ndarray, np.ndarray]:
+    """Half-spaces of all obstacles padded to one face count: A3 [P, F, 3], b3 [P, F].
+
+    Padding rows are ``0 . x <= 1`` (always true), so they never clip a ray.
+    """
+    if not obstacles:
+        return np.zeros((0, 1, 3)), np.ones((0, 1))
+    rows = [o.halfspaces_3d() for o in obstacles]
+    faces = max(len(a) for a, _ in rows)
+    a3 = np.zeros((len(rows), faces, 3))
+    b3 = np.ones((len(rows), faces))
+    for k, (a, b) in enumerate(rows):
+        a3[k, : len(a)], b3[k, : len(b)] = a, b
+    return a3, b3
+
+
+def segments_blocked(
+    origins: np.ndarray,  # [N, 3]
+    ends: np.ndarray,  # [S, 3]
+    a3: np.ndarray,  # [P, F, 3]
+    b3: np.ndarray,  # [P, F]
+) -> np.ndarray:  # bool [N, S]
+    """Whether the segment from each origin to each end enters an obstacle before the end
+    (slab test of the module docstring, with the 1 cm end margin)."""
+    n, s = len(origins), len(ends)
+    if len(a3) == 0 or n == 0 or s == 0:
+        return np.zeros((n, s), dtype=bool)
+    a_o = np.einsum("pfd,nd->npf", a3, origins)  # [N, P, F]
+    a_e = np.einsum("pfd,sd->spf", a3, ends)  # [S, P, F]
+    length = np.linalg.norm(ends[None] - origins[:, None], axis=-1)  # [N, S]
+    t_end = 1.0 - BLOCK_MARGIN_M / np.maximum(length, BLOCK_MARGIN_M)
+    out = np.zeros((n, s), dtype=bool)
+    step = max(1, _CHUNK // max(1, s * a3.shape[0] * a3.shape[1]))
+    for lo in range(0, n, step):
+        ao = a_o[lo : lo + step, None]  # [n, 1, P, F]
+        den = a_e[None] - ao  # a . d with d = end - origin, [n, S, P, F]
+        num = b3[None, None] - ao
+        tiny = np.abs(den) < 1e-12
+        ratio = num / np.where(tiny, 1.0, den)
+        t_in = np.max(np.where(den < -1e-12, ratio, -np.inf), axis=-1)
+        t_out = np.min(np.where(den > 1e-12, ratio, np.inf), axis=-1)
+        miss = np.any(tiny & (num < 0.0), axis=-1)
+        t_stop = np.minimum(t_out, t_end[lo : lo + step, :, None])
+        hit = (np.maximum(t_in, 0.0) < t_stop) & ~miss  # [n, S, P]
+        out[lo : lo + step] = np.any(hit, axis=-1)
+    return out
+
+
+def exact_occlusion(
+    viewpoints: np.ndarray,  # [N, 3] sensor origins (world)
+    target_box: np.ndarray,  # [7]
+    obstacles: Sequence[Polytope],
+    spacing_m: float = 0.2,
+) -> np.ndarray:  # [N] in [0, 1]
+    """Occlusion (module docstring) of the target from each viewpoint.
+
+    Raises:
+        OcclusionError: wrong shapes, NaN/Inf, or a bad spacing.
+    """
+    o = np.asarray(viewpoints, dtype=np.float64)
+    box = np.asarray(target_box, dtype=np.float64)
+    if o.ndim != 2 or o.shape[1] != 3 or box.shape != (7,):
+        raise OcclusionError(
+            f"viewpoints must be [N, 3] and target_box [7], got "
+            f"{list(o.shape)} and {list(box.shape)}"
+        )
+    if not (np.all(np.isfinite(o)) and np.all(np.isfinite(box))):
+        raise OcclusionError("viewpoints or target_box contain NaN or Inf")
+    points, normals, areas, centres = box_face_samples(box, spacing_m)
+    facing = np.einsum("sd,nsd->ns", normals, o[:, None, :] - centres[None]) > 0.0  # [N, S]
+    seen = np.any(facing, axis=0)  # faces no viewpoint sees cast no rays
+    points, normals, areas, facing = points[seen], normals[seen], areas[seen], facing[:, seen]
+    rel = o[:, None, :] - points[None]  # [N, S, 3]
+    dist = np.maximum(np.linalg.norm(rel, axis=-1), 1e-9)
+    weights = np.where(facing, areas * np.einsum("sd,nsd->ns", normals, rel) / dist**3, 0.0)
+    a3, b3 = stack_prisms(_near_rays(obstacles, np.vstack([o, points])))
+    blocked = segments_blocked(o, points, a3, b3)
+    total = weights.sum(axis=1)
+    hidden = (weights * blocked).sum(axis=1)
+    return np.where(total > 0.0, np.clip(hidden / np.where(total > 0, total, 1.0), 0, 1), 1.0)
+
+
+def _near_rays(obstacles: Sequence[Polytope], ends: np.ndarray) -> list[Polytope]:
+    """Obstacles that meet the bounding box of all ray end points ends [E, 3] (every ray lies
+    in it); the others cannot block anything."""
+    lo, hi = ends.min(axis=0), ends.max(axis=0)
+    return [
+        o
+        for o in obstacles
+        if np.all(o.vertices.max(axis=0) >= lo[:2])
+        and np.all(o.vertices.min(axis=0) <= hi[:2])
+        and o.z_max_m >= lo[2]
+        and o.z_min_m <= hi[2]
+    ]
