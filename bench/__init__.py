@@ -9,5 +9,6 @@ baselines run side by side in the same process; they are not tests.
 BENCHMARKS: dict[str, str] = {
     "runtime": "bench.bench_runtime",
     "gsclo": "bench.bench_gsclo",
+    "render": "bench.bench_render",
     "sim": "bench.bench_sim",
 }
