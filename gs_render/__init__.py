@@ -8,7 +8,8 @@ Public API:
   rasterizer on CPU; ``rasterize_reference``: slow per-pixel reference (tests).
 * ``fit``: photometric refinement (L1 + SSIM) against posed images.
 * ``psnr``, ``ssim``: image fidelity metrics.
-* ``GaussianRenderer``: renders uint8 views at a ``T_world_camera_optical`` pose (nodes use it).
+* ``GaussianRenderer``: renders uint8 views at a ``T_world_camera_optical`` pose (nodes use it),
+  optionally over a ``SkyGradient`` dome.
 """
 
 from gs_render.fit import FitConfig, FitError, FitResult, fit
@@ -19,6 +20,7 @@ from gs_render.raster_reference import rasterize_reference
 from gs_render.raster_torch import TorchRasterConfig
 from gs_render.rasterize import RasterizeError, gsplat_available, rasterize, resolve_backend
 from gs_render.renderer import GaussianRenderer, RendererConfig, RendererError
+from gs_render.sky import SkyError, SkyGradient
 
 __all__ = [
     "FitConfig",
@@ -32,6 +34,8 @@ __all__ = [
     "RasterizeError",
     "RendererConfig",
     "RendererError",
+    "SkyError",
+    "SkyGradient",
     "SurfaceGaussianConfig",
     "TorchRasterConfig",
     "fit",

@@ -18,6 +18,7 @@ from geometry.transforms import invert_transform
 from gs_render.model import GaussianModel
 from gs_render.raster_torch import TorchRasterConfig
 from gs_render.rasterize import BACKENDS, Backend, rasterize, resolve_backend
+from gs_render.sky import SkyGradient
 
 
 class RendererError(ValueError):
@@ -33,6 +34,7 @@ class RendererConfig:
     near_m: float = 0.05  # near clipping distance (m), > 0
     far_m: float = 1000.0  # far clipping distance (m), > near_m
     torch_config: TorchRasterConfig = field(default_factory=TorchRasterConfig)  # CPU knobs
+    sky: SkyGradient | None = None  # a sky dome behind the Gaussians (overrides background_rgb)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -55,9 +57,8 @@ class GaussianRenderer:
         self.backend = resolve_backend(self.config.backend)
         self.device = torch.device("cuda" if self.backend == "gsplat" else "cpu")
         self.model = model.detach().to(self.device)
-        self._background = torch.tensor(
-            [self.config.background_rgb], dtype=torch.float32, device=self.device
-        )
+        background = (0.0, 0.0, 0.0) if self.config.sky is not None else self.config.background_rgb
+        self._background = torch.tensor([background], dtype=torch.float32, device=self.device)
 
     def render(
         self,
@@ -100,8 +101,14 @@ class GaussianRenderer:
                 backend=self.backend,
                 torch_config=self.config.torch_config,
             )
-        image = (rgb[0].clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
-        return image, alpha[0, ..., 0].float().cpu().numpy()
+        color = rgb[0].float().cpu().numpy()  # [H, W, 3]
+        opacity = alpha[0, ..., 0].float().cpu().numpy()  # [H, W]
+        if self.config.sky is not None:  # rendered over black: rgb is alpha-premultiplied
+            color = color + (1.0 - opacity[..., None]) * self.config.sky.image(
+                pose, k, width, height
+            )
+        image = (np.clip(color, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        return image, opacity
 
 
 def _check_pose(pose: np.ndarray) -> None:
