@@ -15,6 +15,10 @@ NODE_EXECUTABLES = {
     "synthetic_cloud": "robomr_nodes.nodes.synthetic_cloud:main",
     "cloud_markers": "robomr_nodes.nodes.cloud_markers:main",
     "robomr_sim": "robomr_nodes.nodes.sim_node:main",
+    "lidar_detector": "robomr_nodes.nodes.lidar_detector:main",
+    "gsclo_scheduler": "robomr_nodes.nodes.gsclo_scheduler:main",
+    "gs_render": "robomr_nodes.nodes.gs_render:main",
+    "croa_planner": "robomr_nodes.nodes.croa_planner:main",
 }
 
 

@@ -14,6 +14,10 @@ NODE_CLASSES: dict[str, str] = {
     "synthetic_cloud": "robomr_nodes.nodes.synthetic_cloud:SyntheticCloudNode",
     "cloud_markers": "robomr_nodes.nodes.cloud_markers:CloudMarkersNode",
     "robomr_sim": "robomr_nodes.nodes.sim_node:SimNode",
+    "lidar_detector": "robomr_nodes.nodes.lidar_detector:LidarDetectorNode",
+    "gsclo_scheduler": "robomr_nodes.nodes.gsclo_scheduler:GscloSchedulerNode",
+    "gs_render": "robomr_nodes.nodes.gs_render:GsRenderNode",
+    "croa_planner": "robomr_nodes.nodes.croa_planner:CroaPlannerNode",
 }
 
 

@@ -15,6 +15,9 @@ from robomr_nodes.bag import BagError, BagMessage, BagRecorder, bag_info, digest
 from robomr_nodes.runner import GRAPH_KEY, START_KEY, RunOptions, build_executor, graph_from_yaml
 from robomr_nodes.runtime.executor import EmbeddedExecutor
 
+# Diagnostics carry wall-clock processing times: recorded, but left out of the output digest.
+NONDETERMINISTIC_TYPES = frozenset({"diagnostic_msgs/msg/DiagnosticArray"})
+
 
 class ReplayError(RuntimeError):
     """Nothing to replay: unknown node names, or the nodes read none of the bag's topics."""
@@ -22,7 +25,8 @@ class ReplayError(RuntimeError):
 
 @dataclass(frozen=True)
 class ReplayResult:
-    """Where the outputs went, which topics were fed and produced, and the output digest."""
+    """Where the outputs went, which topics were fed and produced, and the digest of the
+    deterministic outputs (everything but :data:`NONDETERMINISTIC_TYPES`)."""
 
     out: Path
     inputs: list[str]
@@ -123,6 +127,6 @@ def replay(bag: str | Path, node_names: list[str] | None, out: str | Path) -> Re
         outputs,
         player.count,
         recorder.count,
-        digest(read_bag(out_path)),
+        digest(m for m in read_bag(out_path) if m.typename not in NONDETERMINISTIC_TYPES),
         len(executor.errors),
     )

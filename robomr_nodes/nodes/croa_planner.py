@@ -1,0 +1,315 @@
+"""``croa_planner``: motion-assisted detection (MAD) with the CROA planner (arXiv 2412.18453).
+
+Subscribes ``detections`` (vision_msgs/Detection3DArray in the lidar frame: the detector's, or
+the simulator's ground truth), ``odom`` (nav_msgs/Odometry, map -> base_link),
+``map/obstacles`` (latched Detection3DArray of the static map in ``map``) and
+``target_request`` (latched geometry_msgs/PoseStamped in ``map``: where to look; a new request
+restarts the loop). Publishes ``croa/path`` (nav_msgs/Path in ``map``), ``croa/viewpoint``
+(PoseStamped: the lidar at the end of the path), ``croa/markers`` (MarkerArray: obstacle
+prisms, the target estimate, rays from the viewpoint to the target, green if free, red if
+blocked) and ``croa/status`` (DiagnosticArray: MAD decision, plan status and message,
+occlusion now and predicted, plan time).
+
+Event-driven, no timers (replays are deterministic). Per detections message:
+
+1. Boxes lidar -> map: ``T_map_lidar = T_map_base(latest odometry) @ T_base_lidar(lidar_x_m,
+   lidar_z_m)``.
+2. Association: the vehicle nearest the target estimate within ``association_radius_m``
+   becomes the estimate and its score the MAD confidence; otherwise the target is missing and
+   the estimate stays (first: a ``target_*_m`` prior box at the requested pose).
+3. Known obstacles: the static map plus the other detected vehicles near the robot.
+4. At most every ``replan_period_s`` of node time, a MAD cycle. Its occlusion input is the
+   planner's exact occlusion of the estimate from the current lidar against the known
+   obstacles (the node never sees ground truth). PLAN: plan here, in the callback, and publish
+   the path (a fallback result too, with a warning); DONE: publish an empty path once (the
+   simulator stops on it) and wait for a new request. Between cycles the robot keeps
+   following the current path.
+
+Malformed input (NaN boxes, wrong frames, detections before odometry or a request) is logged
+and skipped. The cvxpy program is compiled in ``__init__`` (about a second), not in a callback.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+import planning.croa as croa
+from geometry.transforms import make_transform, pose_to_transform, transform_points
+from planning.croa.occlusion import box_face_samples, segments_blocked, stack_prisms
+from robomr_nodes.api import NodeHandle, RobomrNode
+from robomr_nodes.convert.detections import DetectionError, detections_to_boxes
+from robomr_nodes.convert.markers import boxes_to_markers, line_list
+from robomr_nodes.convert.path import pose_stamped, pose_to_xyyaw, poses_to_path
+from robomr_nodes.convert.tf import odometry_to_pose
+from robomr_nodes.diagnostics import OK, WARN, diagnostic_array
+from robomr_nodes.messages import header, new_message
+from robomr_nodes.params import param
+from robomr_nodes.runtime.entry import run_node
+
+VEHICLES = ("car", "van", "truck", "bus")
+PLANNERS = {
+    p.name: p
+    for p in (croa.CroaPlanner, croa.StayPlanner, croa.StraightPlanner, croa.GreedyNbvPlanner,
+              croa.ObcaOffsetPlanner)
+}  # fmt: skip
+_NO_TOP_M = 4.0  # drawn height of prisms without a top (walls of unknown height)
+_DETECTIONS = "vision_msgs/msg/Detection3DArray"
+
+
+@dataclass(frozen=True)
+class CroaPlannerParams:
+    method: str = param("croa", "planner: croa or a baseline", choices=tuple(PLANNERS))
+    map_frame: str = param("map", "world frame of paths, the map and target requests")
+    lidar_frame: str = param("lidar", "frame of the detections")
+    lidar_x_m: float = param(0.0, "lidar ahead of base_link (m)", min_value=-10.0, max_value=10.0)
+    lidar_z_m: float = param(1.8, "lidar height above ground (m)", min_value=0.01, max_value=5.0)
+    association_radius_m: float = param(3.0, "largest estimate-to-detection distance (m)",
+                                         min_value=0.1, max_value=50.0)  # fmt: skip
+    obstacle_radius_m: float = param(40.0, "obstacles farther from the robot are ignored (m)",
+                                      min_value=5.0, max_value=500.0)  # fmt: skip
+    replan_period_s: float = param(1.0, "least node time between MAD cycles (s)",
+                                   min_value=0.05, max_value=60.0)  # fmt: skip
+    target_length_m: float = param(4.5, "prior target length (m)", min_value=0.1, max_value=30.0)
+    target_width_m: float = param(1.9, "prior target width (m)", min_value=0.1, max_value=10.0)
+    target_height_m: float = param(1.5, "prior target height (m)", min_value=0.1, max_value=10.0)
+    min_confidence: float = param(0.5, "MAD: least detector score", min_value=0.0, max_value=1.0)
+    max_occlusion: float = param(0.3, "MAD: largest occlusion", min_value=0.0, max_value=1.0)
+    confirm_cycles: int = param(1, "MAD: confident cycles to stop", min_value=1, max_value=100)
+    max_cycles: int = param(20, "MAD: plan cycles at most", min_value=1, max_value=10000)
+    max_time_s: float = param(60.0, "MAD: time budget (s)", min_value=1.0, max_value=1e6)
+    max_distance_m: float = param(50.0, "MAD: driving budget (m)", min_value=1.0, max_value=1e6)
+    horizon_steps: int = param(25, "plan steps", min_value=5, max_value=80)
+    dt_s: float = param(0.1, "plan step (s)", min_value=0.05, max_value=1.0)
+    min_clearance_m: float = param(0.3, "d_min (m)", min_value=0.0, max_value=5.0)
+    max_speed_mps: float = param(3.0, "planning speed limit (m/s)", min_value=0.1, max_value=30.0)
+    occlusion_weight: float = param(20.0, "occlusion weight", min_value=0.0, max_value=1e4)
+    max_iterations: int = param(5, "convex solves per plan", min_value=1, max_value=50)
+    ray_spacing_m: float = param(0.5, "marker rays: target sample spacing (m)", min_value=0.1,
+                                 max_value=5.0)  # fmt: skip
+
+
+def planner_config(p: CroaPlannerParams) -> croa.CroaConfig:
+    """The planner settings of the parameters (CroaConfig validates the combination)."""
+    robot = croa.RobotModel(lidar_x_m=p.lidar_x_m, lidar_z_m=p.lidar_z_m,
+                            max_speed_mps=p.max_speed_mps)  # fmt: skip
+    return croa.CroaConfig(horizon_steps=p.horizon_steps, dt_s=p.dt_s, robot=robot,
+                           min_clearance_m=p.min_clearance_m,
+                           weights=croa.CostWeights(occlusion=p.occlusion_weight),
+                           scp=croa.ScpConfig(max_iterations=p.max_iterations))  # fmt: skip
+
+
+def lidar_pose(x_m: float, y_m: float, yaw_rad: float, robot: croa.RobotModel) -> np.ndarray:
+    """T_map_lidar [4, 4] of base_link at (x, y, yaw) with the robot's lidar mount (no tilt)."""
+    T_base_lidar = make_transform(np.eye(3), np.array([robot.lidar_x_m, 0.0, robot.lidar_z_m]))
+    return pose_to_transform(x_m, y_m, 0.0, yaw_rad) @ T_base_lidar
+
+
+def boxes_to_map(boxes: np.ndarray, T_map_lidar: np.ndarray) -> np.ndarray:
+    """Boxes [K, 7] of a z-up lidar frame in the map: centres transformed, yaw rotated."""
+    out = np.array(boxes, dtype=np.float64).reshape(-1, 7)
+    out[:, :3] = transform_points(T_map_lidar, out[:, :3])
+    out[:, 6] += math.atan2(T_map_lidar[1, 0], T_map_lidar[0, 0])
+    return out
+
+
+def associate_target(boxes: np.ndarray, estimate_xy: np.ndarray, radius_m: float) -> int | None:
+    """Index of the box [K, 7] whose centre is nearest estimate_xy [2], if within radius_m."""
+    if len(boxes) == 0:
+        return None
+    dist = np.hypot(boxes[:, 0] - estimate_xy[0], boxes[:, 1] - estimate_xy[1])  # [K]
+    k = int(np.argmin(dist))
+    return k if dist[k] <= radius_m else None
+
+
+def nearby(boxes: np.ndarray, xy: np.ndarray, radius_m: float) -> np.ndarray:
+    """Boxes [K, 7] with positive sizes whose footprint may come within radius_m of xy [2]."""
+    reach = radius_m + 0.5 * np.hypot(boxes[:, 3], boxes[:, 4])
+    keep = np.hypot(boxes[:, 0] - xy[0], boxes[:, 1] - xy[1]) <= reach
+    return boxes[keep & np.all(boxes[:, 3:6] > 0.0, axis=1)]
+
+
+def steer_from_odometry(v_mps: float, yaw_rate_radps: float, robot: croa.RobotModel) -> float:
+    """Front wheel angle of a bicycle turning at yaw_rate (yaw' = v tan(steer) / L), clipped."""
+    if abs(v_mps) < 0.1:  # (nearly) standing: the yaw rate says nothing about the wheels
+        return 0.0
+    steer = math.atan(robot.wheelbase_m * yaw_rate_radps / v_mps)
+    return float(np.clip(steer, -robot.max_steer_rad, robot.max_steer_rad))
+
+
+def prism_outlines(obstacles: tuple[croa.Polytope, ...]) -> np.ndarray:  # [E, 2, 3]
+    """Edges of the obstacle prisms: bottom and top rings and the vertical edges."""
+    edges = [np.zeros((0, 2, 3))]
+    for o in obstacles:
+        n = len(o.vertices)
+        top = o.z_max_m if math.isfinite(o.z_max_m) else _NO_TOP_M
+        lo, hi = (np.hstack([o.vertices, np.full((n, 1), z)]) for z in (o.z_min_m, top))
+        edges += [np.stack([r, np.roll(r, -1, axis=0)], axis=1) for r in (lo, hi)]
+        edges.append(np.stack([lo, hi], axis=1))
+    return np.concatenate(edges)
+
+
+def occlusion_rays(origin: np.ndarray, obs: croa.PlanObservation, spacing_m: float
+                   ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Segments [S, 2, 3] from origin [3] to the target's facing samples: free, blocked."""
+    points, normals, _, centres = box_face_samples(obs.target_box, spacing_m)
+    points = points[np.einsum("sd,sd->s", normals, origin - centres) > 0.0]  # [S, 3]
+    blocked = segments_blocked(origin[None], points, *stack_prisms(obs.obstacles))[0]  # [S]
+    rays = np.stack([np.broadcast_to(origin, points.shape), points], axis=1)
+    return rays[~blocked], rays[blocked]
+
+
+class CroaPlannerNode(RobomrNode):
+    NAME = "croa_planner"
+
+    def __init__(self, handle: NodeHandle) -> None:
+        super().__init__(handle)
+        p = self.params = handle.declare_params(CroaPlannerParams)
+        self.config = planner_config(p)
+        self.planner = PLANNERS[p.method](self.config)
+        mad = {f.name: getattr(p, f.name) for f in fields(croa.MadConfig)}  # same names
+        self.mad = croa.MadController(croa.MadConfig(**mad))
+        # One plan on a small scene, so that cvxpy compiles now and not in a callback.
+        car = [0.75, 4.5, 1.9, 1.5, 0.0]
+        self.planner.plan(croa.PlanObservation.from_boxes(
+            0, croa.RobotState(0.0, 0.0, 0.0), np.array([12.0, 0.0, *car]),
+            np.array([[6.0, 1.0, *car]])))  # fmt: skip
+        self.odom: tuple[float, ...] | None = None  # x, y, yaw, v, yaw rate
+        self.static_boxes = np.zeros((0, 7))  # [S, 7] map frame
+        self.estimate: np.ndarray | None = None  # [7] target estimate, map frame
+        self._restart()
+        pub = handle.create_publisher
+        self._path = pub("nav_msgs/msg/Path", "croa/path")
+        self._view = pub("geometry_msgs/msg/PoseStamped", "croa/viewpoint")
+        self._markers = pub("visualization_msgs/msg/MarkerArray", "croa/markers")
+        self._status = pub("diagnostic_msgs/msg/DiagnosticArray", "croa/status")
+        handle.create_subscription("nav_msgs/msg/Odometry", "odom", self._on_odom)
+        handle.create_subscription(_DETECTIONS, "map/obstacles", self._on_map, "latched")
+        handle.create_subscription(
+            "geometry_msgs/msg/PoseStamped", "target_request", self._on_request, "latched"
+        )
+        handle.create_subscription(_DETECTIONS, "detections", self._on_detections, depth=1)
+
+    def _restart(self) -> None:
+        self.mad_state: croa.MadState | None = None
+        self.plan_state: croa.PlannerState | None = None
+        self.last_cycle_ns: int | None = None
+        self.done = False
+
+    def _frame_ok(self, msg: Any, expected: str, what: str) -> bool:
+        if msg.header.frame_id != expected:
+            self.log.warning("skipping %s in frame %r (expected %r)", what, msg.header.frame_id,
+                             expected)  # fmt: skip
+        return msg.header.frame_id == expected
+
+    # -- inputs -----------------------------------------------------------------------------
+    def _on_odom(self, msg: Any) -> None:
+        odom = (*odometry_to_pose(msg), float(msg.twist.twist.angular.z))
+        if not all(math.isfinite(v) for v in odom):
+            self.log.warning("skipping odometry with NaN/Inf: %s", odom)
+            return
+        self.odom = odom
+
+    def _on_map(self, msg: Any) -> None:
+        if not self._frame_ok(msg, self.params.map_frame, "static map"):
+            return
+        try:
+            self.static_boxes = detections_to_boxes(msg).boxes
+        except DetectionError as err:
+            self.log.warning("skipping a malformed static map: %s", err)
+
+    def _on_request(self, msg: Any) -> None:
+        pose = pose_to_xyyaw(msg.pose)
+        if not self._frame_ok(msg, self.params.map_frame, "target request"):
+            return
+        if not all(math.isfinite(v) for v in pose):
+            self.log.warning("skipping target request with NaN/Inf pose %s", pose)
+            return
+        p = self.params
+        size = (p.target_length_m, p.target_width_m, p.target_height_m)
+        self.estimate = np.array([pose[0], pose[1], 0.5 * p.target_height_m, *size, pose[2]])
+        self._restart()
+        self.log.info("target request at (%.2f, %.2f): MAD loop (re)started", *pose[:2])
+
+    def _on_detections(self, msg: Any) -> None:
+        if self.odom is None or self.estimate is None:
+            missing = "odometry" if self.odom is None else "target request"
+            self.log.warning("skipping detections: no %s yet", missing)
+            return
+        if self.done or not self._frame_ok(msg, self.params.lidar_frame, "detections"):
+            return
+        try:
+            found = detections_to_boxes(msg)
+        except DetectionError as err:
+            self.log.warning("skipping malformed detections: %s", err)
+            return
+        p, (x, y, yaw) = self.params, self.odom[:3]
+        vehicle = np.array([label in VEHICLES for label in found.labels], dtype=bool)
+        boxes = boxes_to_map(found.boxes[vehicle], lidar_pose(x, y, yaw, self.config.robot))
+        k = associate_target(boxes, self.estimate[:2], p.association_radius_m)
+        score = None if k is None else float(found.scores[vehicle][k])
+        if k is not None:
+            self.estimate, boxes = boxes[k], np.delete(boxes, k, axis=0)
+        now = self.handle.now_ns()
+        if self.last_cycle_ns is None or now - self.last_cycle_ns >= p.replan_period_s * 1e9:
+            self.last_cycle_ns = now
+            known = nearby(np.vstack([self.static_boxes, boxes]), np.array([x, y]),
+                           p.obstacle_radius_m)  # fmt: skip
+            self._cycle(now, score, known)
+
+    # -- one MAD cycle ----------------------------------------------------------------------
+    def _cycle(self, now: int, score: float | None, obstacles: np.ndarray) -> None:
+        x, y, yaw, v, yaw_rate = self.odom  # type: ignore[misc]
+        r = self.config.robot
+        v = float(np.clip(v, -r.max_reverse_speed_mps, r.max_speed_mps))  # planning limits
+        state = croa.RobotState(x, y, yaw, v, steer_from_odometry(v, yaw_rate, r))
+        try:
+            obs = croa.PlanObservation.from_boxes(now, state, self.estimate, obstacles)
+        except croa.CroaInputError as err:
+            self.log.warning("skipping MAD cycle: %s", err)
+            return
+        lidar = lidar_pose(x, y, yaw, r)[:3, 3]
+        occ = float(croa.exact_occlusion(lidar[None], obs.target_box, obs.obstacles)[0])
+        decision, self.mad_state = self.mad.decide(
+            croa.MadObservation(now, (x, y), score, occ), self.mad_state
+        )
+        values: dict[str, Any] = {"action": decision.action.value, "occlusion": occ,
+                                  "target_score": -1.0 if score is None else score,
+                                  "cycles": self.mad_state.cycles}  # fmt: skip
+        hdr = header(now, self.params.map_frame)
+        level = OK
+        if decision.action is not croa.MadAction.PLAN:
+            self.done = True
+            self._path.publish(poses_to_path(np.zeros((0, 3)), hdr))
+            self.log.info("MAD %s: %s", decision.action.value, decision.reason)
+        else:
+            result, self.plan_state = self.planner.plan(obs, self.plan_state)
+            self._publish_plan(hdr, obs, result)
+            values.update(plan_status=result.status.value, plan_message=result.message,
+                          predicted_occlusion=result.predicted_occlusion,
+                          plan_ms=result.timings.total_ms)  # fmt: skip
+            if result.is_fallback:
+                level = WARN
+                self.log.warning("plan %s: %s", result.status.value, result.message)
+        self._status.publish(diagnostic_array(now, self.NAME, values, level, decision.reason))
+
+    def _publish_plan(self, hdr: Any, obs: croa.PlanObservation, result: croa.PlanResult) -> None:
+        traj, view = result.trajectory, result.viewpoint_xy_m
+        stamps = traj.stamp_ns + np.round(traj.times_s * 1e9).astype(np.int64)
+        self._path.publish(poses_to_path(traj.poses, hdr, stamps))
+        self._view.publish(pose_stamped(*view, traj.poses[-1, 2], obs.stamp_ns, hdr.frame_id))
+        markers = boxes_to_markers(hdr, obs.target_box[None], ["target"], ns="croa/target").markers
+        outlines = prism_outlines(obs.obstacles)
+        markers.append(line_list(hdr, "croa/obstacles", 0, outlines, (0.6, 0.6, 0.6, 1.0)))
+        origin = np.array([*view, self.config.robot.lidar_z_m])
+        free, blocked = occlusion_rays(origin, obs, self.params.ray_spacing_m)
+        markers.append(line_list(hdr, "croa/rays", 0, free, (0.1, 0.9, 0.1, 0.8), 0.02))
+        markers.append(line_list(hdr, "croa/rays", 1, blocked, (0.9, 0.1, 0.1, 0.8), 0.02))
+        self._markers.publish(new_message("visualization_msgs/msg/MarkerArray", markers=markers))
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(CroaPlannerNode, args)
