@@ -16,6 +16,7 @@ from sim.scenarios import ScenarioConfig, list_scenarios, load_scenario
 from sim.scene import Lane, Scene, SceneObject
 from sim.shading import Lighting, SurfaceSamples, surface_samples
 from sim.truth import FrameTruth, ground_truth, occlusion_ratio, occlusion_ratios
+from sim.traffic import Traffic, TrafficError
 from sim.world import World
 
 __all__ = [
@@ -40,6 +41,8 @@ __all__ = [
     "Scene",
     "SceneObject",
     "SurfaceSamples",
+    "Traffic",
+    "TrafficError",
     "World",
     "generate_scene",
     "ground_truth",

@@ -19,7 +19,9 @@ Runs the robot (kinematic bicycle, pure pursuit along the last received path) in
 - ``diagnostics``: diagnostic_msgs/DiagnosticArray (pose, odometer, collisions), 1 Hz.
 
 Subscribes ``croa/path`` (nav_msgs/Path in ``map``): the robot follows the newest path; an
-empty path stops it where it is.
+empty path stops it where it is. Moving vehicles keep their lane and wait while the robot is in
+front of them (``sim.traffic``); any contact of the robot's footprint with an object counts as
+a collision (logged and in the diagnostics).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from sim import (
     load_or_generate,
 )
 from sim.placement import convex_overlap, footprint
+from sim.traffic import Traffic
 
 VEHICLE_KINDS = ("car", "van", "truck", "bus")
 
@@ -83,14 +86,14 @@ class SimNode(RobomrNode):
         super().__init__(handle)
         p = self.params = handle.declare_params(SimParams)
         self.scene = load_or_generate(p.scenario, None if p.seed < 0 else p.seed)
-        self._movers = any(o.speed_mps != 0.0 for o in self.scene.objects)
+        self.traffic = Traffic(self.scene)  # moving vehicles yield to the robot
         self.world = World(self.scene)
+        self._world_stale = False
         self.robot = BicycleRobot(state=RobotState(*self.scene.ego_start))
         self.follower = PurePursuit(self.robot.config)
         self.lidar = Lidar(LidarConfig(beams=p.lidar_beams))
         self.camera = Camera(CameraConfig(width_px=p.camera_width_px, height_px=p.camera_height_px))
         self._rng = np.random.default_rng(p.sensor_seed)
-        self._t0_ns = handle.now_ns()
         self._dt_s = 1.0 / p.odom_rate_hz
         self.collisions = 0
         self._colliding = False
@@ -160,6 +163,9 @@ class SimNode(RobomrNode):
         if len(self.follower.path):
             cmd = self.follower.command(self.robot.state)
             self.robot.step(cmd.accel_mps2, cmd.steer_rad, self._dt_s)
+        if self.traffic.has_movers:
+            self.traffic.step(self._dt_s, [footprint(self.robot.footprint_box())])
+            self._world_stale = True
         self._check_collision()
         now = self.handle.now_ns()
         odom = self.robot.odometry()
@@ -178,14 +184,14 @@ class SimNode(RobomrNode):
         )
 
     def _scene_now(self) -> World:
-        if self._movers:
-            t_s = (self.handle.now_ns() - self._t0_ns) / 1e9
-            self.world = World(self.scene.at_time(t_s))
+        if self._world_stale:
+            self.world = World(self.traffic.scene())
+            self._world_stale = False
         return self.world
 
     def _check_collision(self) -> None:
         me = footprint(self.robot.footprint_box())
-        boxes, _ = self._scene_now().scene.obstacle_boxes()
+        boxes, _ = self.traffic.scene().obstacle_boxes()
         hit = any(
             convex_overlap(me, footprint(b))
             for b in boxes
