@@ -15,8 +15,8 @@ from sim.robot import BicycleRobot, Odometry, RobotConfig, RobotState
 from sim.scenarios import ScenarioConfig, list_scenarios, load_scenario
 from sim.scene import Lane, Scene, SceneObject
 from sim.shading import Lighting, SurfaceSamples, surface_samples
-from sim.truth import FrameTruth, ground_truth, occlusion_ratio, occlusion_ratios
 from sim.traffic import Traffic, TrafficError
+from sim.truth import FrameTruth, ground_truth, occlusion_ratio, occlusion_ratios
 from sim.world import World
 
 __all__ = [
