@@ -8,7 +8,9 @@ baselines run side by side in the same process; they are not tests.
 # name -> module path. Add one line per benchmark.
 BENCHMARKS: dict[str, str] = {
     "runtime": "bench.bench_runtime",
-    "gsclo": "bench.bench_gsclo",
     "render": "bench.bench_render",
+    "gsclo": "bench.bench_gsclo",
     "sim": "bench.bench_sim",
+    "detector": "bench.bench_detector",
+    "croa": "bench.bench_croa",
 }

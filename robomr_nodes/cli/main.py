@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "robomr_nodes.cli.cmd_replay",
     "robomr_nodes.cli.cmd_bench",
     "robomr_nodes.cli.cmd_sim",
+    "robomr_nodes.cli.cmd_perception",
 ]
 
 

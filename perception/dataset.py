@@ -1,0 +1,81 @@
+"""The simulator's datasets as the detector reads them (format: docs/conventions.md).
+
+Parsing and the dtype/shape checks of ``meta.json`` and the frame files are the simulator's own
+(``sim.dataset.load_meta`` and ``sim.dataset.load_frame``: one reader of the format). This module
+adds what the detector relies on: the dataset's classes equal ``CLASSES``, labels index into them,
+boxes are finite with positive sizes, and meta.json's frame count matches the files. Frames are
+read on demand, so a dataset larger than memory can be trained on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from perception.config import CLASSES
+from perception.errors import PerceptionError
+from sim.dataset import DatasetError as SimDatasetError
+from sim.dataset import DatasetFrame as Frame
+from sim.dataset import load_frame as sim_load_frame
+from sim.dataset import load_meta
+
+__all__ = ["DatasetError", "Frame", "SimDataset", "load_frame"]
+
+
+class DatasetError(PerceptionError):
+    """A dataset directory, its meta.json or one of its frame files is malformed."""
+
+
+def load_frame(path: str | Path) -> Frame:
+    """Reads and checks one frame file.
+
+    Raises:
+        DatasetError: unreadable file, missing or mis-shaped array (the simulator's checks),
+            labels outside CLASSES, or non-finite / non-positive box sizes.
+    """
+    try:
+        frame = sim_load_frame(path)
+    except SimDatasetError as err:
+        raise DatasetError(str(err)) from err
+    labels, boxes = frame.labels, frame.boxes
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(CLASSES)):
+        raise DatasetError(f"{path}: labels must be in [0, {len(CLASSES)}), got {labels.tolist()}")
+    if not np.all(np.isfinite(boxes)) or np.any(boxes[:, 3:6] <= 0):
+        raise DatasetError(f"{path}: boxes must be finite with positive sizes")
+    return frame
+
+
+class SimDataset:
+    """The frames of a simulator dataset directory, read on demand.
+
+    Raises:
+        DatasetError: (at construction) bad meta.json, classes other than CLASSES, no frames, or
+            a frame count that differs from meta.json's ``num_frames``.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        try:
+            self.meta: dict[str, Any] = load_meta(self.directory)
+        except SimDatasetError as err:
+            raise DatasetError(f"{err} (write a dataset with `robomr sim dataset`)") from err
+        names = self.meta.get("classes")
+        if names is not None and tuple(names) != CLASSES:
+            raise DatasetError(f"{self.directory}: classes {names} differ from {list(CLASSES)}")
+        self.frame_paths = sorted((self.directory / "frames").glob("*.npz"))
+        if not self.frame_paths:
+            raise DatasetError(f"{self.directory}/frames holds no .npz frame files")
+        expected = self.meta.get("num_frames")
+        if expected is not None and expected != len(self.frame_paths):
+            raise DatasetError(
+                f"{self.directory}: meta.json says {expected} frames, "
+                f"{len(self.frame_paths)} found in frames/"
+            )
+
+    def __len__(self) -> int:
+        return len(self.frame_paths)
+
+    def __getitem__(self, index: int) -> Frame:
+        return load_frame(self.frame_paths[index])

@@ -1,0 +1,144 @@
+"""Voxelization: binning a lidar cloud into a sparse grid with mean-of-points features.
+
+Formulation (SECOND, Yan et al. 2018, "mean VFE" as in OpenPCDet): a point p = (x, y, z[, i])
+inside the range [min, max) falls in voxel ``floor((p - min) / voxel_size)``. Each voxel keeps
+its first ``max_points_per_voxel`` points in input order and its feature is their mean; the
+first ``max_voxels`` voxels in order of first appearance are kept. Rows with NaN/Inf in a used
+column and points outside the range are dropped first. Everything is vectorized numpy and
+deterministic: the same cloud gives the same voxels in the same order.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from perception.config import VoxelConfig
+from perception.errors import PerceptionError
+
+log = logging.getLogger(__name__)
+
+
+class VoxelizeError(PerceptionError):
+    """A point cloud is not a 2-D numeric array with at least x, y, z columns."""
+
+
+@dataclass(frozen=True)
+class Voxels:
+    """The non-empty voxels of one cloud."""
+
+    features: np.ndarray  # [V, F] float32: mean x, y, z (, intensity) of the voxel's points
+    coords: np.ndarray  # [V, 3] int32: (z, y, x) cell index, spconv order
+    num_points: np.ndarray  # [V] int32: points averaged, in [1, max_points_per_voxel]
+
+    def __len__(self) -> int:
+        return len(self.coords)
+
+
+def as_cloud(points: np.ndarray) -> np.ndarray:
+    """Checks a cloud and returns it as float32 [N, C] (C >= 3), without copying if possible.
+
+    Raises:
+        VoxelizeError: not a 2-D numeric array, or fewer than 3 columns.
+    """
+    arr = np.asarray(points)
+    if arr.ndim != 2:
+        raise VoxelizeError(f"a point cloud must be a 2-D array [N, C], got shape {arr.shape}")
+    if arr.shape[1] < 3:
+        raise VoxelizeError(f"a point cloud needs at least 3 columns (x, y, z), got {arr.shape[1]}")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise VoxelizeError(f"a point cloud must be numeric, got dtype {arr.dtype}")
+    return arr.astype(np.float32, copy=False)
+
+
+def voxelize(points: np.ndarray, config: VoxelConfig) -> Voxels:
+    """Voxels of one cloud.
+
+    Args:
+        points: [N, C] cloud in the lidar frame, C >= 3 (x, y, z, then intensity if present;
+            a 3-column cloud has intensity 0 when ``config.use_intensity``).
+        config: the grid.
+
+    Raises:
+        VoxelizeError: see :func:`as_cloud`.
+    """
+    cloud = as_cloud(points)  # [N, C]
+    num_feat = config.num_features
+    feats = np.zeros((len(cloud), num_feat), dtype=np.float32)  # [N, F]
+    cols = min(num_feat, cloud.shape[1])
+    feats[:, :cols] = cloud[:, :cols]
+    lo = np.asarray(config.point_range_m[:3], dtype=np.float64)
+    size = np.asarray(config.voxel_size_m, dtype=np.float64)
+    grid = np.asarray(config.grid_size, dtype=np.int64)  # (nx, ny, nz)
+
+    finite = np.all(np.isfinite(feats), axis=1)
+    cell = np.floor((feats[:, :3].astype(np.float64) - lo) / size)  # [N, 3] (x, y, z)
+    # Comparing cells (not coordinates) keeps the float rounding of floor() and the range test
+    # consistent: a point is kept exactly when its cell exists.
+    inside = finite & np.all((cell >= 0) & (cell < grid), axis=1)
+    cell = cell[inside].astype(np.int64)  # [N', 3]
+    feats = feats[inside]  # [N', F]
+    if len(feats) == 0:
+        return _empty(num_feat)
+
+    key = (cell[:, 2] * grid[1] + cell[:, 1]) * grid[0] + cell[:, 0]  # [N'] linear (z, y, x)
+    uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    # Renumber voxels by first appearance so that truncation keeps the earliest points' voxels.
+    order = np.argsort(first, kind="stable")  # [U] sorted-key position -> appearance rank
+    rank_of = np.empty_like(order)
+    rank_of[order] = np.arange(len(order))
+    voxel_of = rank_of[inverse]  # [N'] voxel id by first appearance
+
+    # Rank of each point inside its voxel (input order): position minus start of its group.
+    by_voxel = np.argsort(voxel_of, kind="stable")  # [N']
+    starts = np.searchsorted(voxel_of[by_voxel], np.arange(len(uniq)))  # [U]
+    slot = np.empty(len(voxel_of), dtype=np.int64)
+    slot[by_voxel] = np.arange(len(voxel_of)) - starts[voxel_of[by_voxel]]
+
+    num_voxels = min(len(uniq), config.max_voxels)
+    if len(uniq) > config.max_voxels:
+        log.warning(
+            "cloud has %d voxels; keeping the first max_voxels=%d", len(uniq), config.max_voxels
+        )
+    keep = (slot < config.max_points_per_voxel) & (voxel_of < num_voxels)
+    vid = voxel_of[keep]  # [K]
+    counts = np.bincount(vid, minlength=num_voxels)  # [V]
+    sums = np.stack(
+        [np.bincount(vid, weights=feats[keep, c], minlength=num_voxels) for c in range(num_feat)],
+        axis=1,
+    )  # [V, F] float64
+    ukey = uniq[order[:num_voxels]]  # [V] linear key of each kept voxel, by appearance
+    coords = np.stack(
+        [ukey // (grid[0] * grid[1]), (ukey // grid[0]) % grid[1], ukey % grid[0]], axis=1
+    )  # [V, 3] (z, y, x)
+    return Voxels(
+        features=(sums / counts[:, None]).astype(np.float32),
+        coords=coords.astype(np.int32),
+        num_points=counts.astype(np.int32),
+    )
+
+
+def _empty(num_features: int) -> Voxels:
+    return Voxels(
+        features=np.zeros((0, num_features), dtype=np.float32),
+        coords=np.zeros((0, 3), dtype=np.int32),
+        num_points=np.zeros(0, dtype=np.int32),
+    )
+
+
+def collate(voxels: list[Voxels]) -> tuple[np.ndarray, np.ndarray]:
+    """Stacks per-cloud voxels into one batch.
+
+    Returns:
+        features [V, F] float32 and coords [V, 4] int32 as (batch index, z, y, x).
+    """
+    if not voxels:
+        raise VoxelizeError("cannot collate an empty list of voxel sets")
+    feats = [v.features for v in voxels]
+    coords = [
+        np.concatenate([np.full((len(v), 1), b, dtype=np.int32), v.coords], axis=1)
+        for b, v in enumerate(voxels)
+    ]
+    return np.concatenate(feats, axis=0), np.concatenate(coords, axis=0)

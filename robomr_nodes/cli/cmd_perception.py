@@ -1,0 +1,202 @@
+"""``robomr perception train|eval|detect``: the lidar detector from the command line.
+
+Thin: parses arguments, calls ``perception``, prints a table, optionally writes JSON. Every
+``PerceptionError`` (bad dataset, model file, point-cloud file, setting) becomes a ``CliError``.
+torch and spconv (seconds to import) are imported by the handlers, not when the parser is built,
+so that every other ``robomr`` command starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bench.report import Table
+from perception.cloud_io import SUFFIXES, read_point_cloud
+from perception.config import DEFAULT_MODEL_PATH
+from perception.errors import PerceptionError
+from robomr_nodes.cli.main import CliError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "perception",
+        help="lidar detector: train, evaluate, detect",
+        description="Sparse-CNN lidar detector (see docs/perception.md).",
+    )
+    cmds = parser.add_subparsers(dest="perception_command", metavar="COMMAND", required=True)
+
+    p = cmds.add_parser("train", help="train on a simulator dataset (robomr sim dataset)")
+    p.add_argument("--data", type=Path, required=True, help="training dataset directory")
+    p.add_argument("--val", type=Path, help="validation dataset, evaluated after training")
+    p.add_argument("--out", type=Path, default=DEFAULT_MODEL_PATH, help="model file to write")
+    # None: take TrainConfig's default (perception/train.py), named in the help.
+    p.add_argument("--epochs", type=int, help="passes over the data (default: 20)")
+    p.add_argument("--seed", type=int, help="random seed (default: 0)")
+    p.add_argument("--batch-size", type=int, help="frames per step (default: 4)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: 3e-3)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
+    _add_runtime(p)
+    p.set_defaults(func=_train)
+
+    p = cmds.add_parser("eval", help="R40 AP (BEV/3D, IoU 0.5/0.7) per class and occlusion")
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    p.add_argument("--data", type=Path, required=True, help="dataset directory")
+    p.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON")
+    p.add_argument("--batch-size", type=int, default=4, help="frames per forward pass")
+    _add_runtime(p)
+    p.set_defaults(func=_eval)
+
+    p = cmds.add_parser(
+        "detect",
+        help="detect vehicles in one scan file",
+        description="Formats: " + ", ".join(SUFFIXES) + " (docs/perception.md).",
+    )
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    p.add_argument("--json", type=Path, metavar="OUT", help="also write the boxes as JSON")
+    p.add_argument("--score-threshold", type=float, help="override the model's threshold")
+    _add_runtime(p)
+    p.set_defaults(func=_detect)
+
+
+def _add_runtime(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: auto)")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _threads(args: argparse.Namespace) -> None:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CliError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from perception.train import LOSS_PARTS, TrainConfig, train
+
+    chosen = {
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+    }
+    try:
+        config = TrainConfig(
+            num_threads=args.threads,
+            device=args.device,
+            **{k: v for k, v in chosen.items() if v is not None},
+        )
+        result = train(
+            args.data,
+            args.out,
+            config,
+            val_dir=args.val,
+            resume=args.resume,
+            command=shlex.join(["robomr", *sys.argv[1:]]),
+            progress=not args.no_progress,
+        )
+    except PerceptionError as err:
+        raise CliError(str(err)) from err
+    table = Table("training (mean losses per epoch)", ["epoch", *LOSS_PARTS, "seconds"])
+    for i, (loss, sec) in enumerate(zip(result.epoch_losses, result.epoch_seconds, strict=True)):
+        table.add(i + 1, *[loss[k] for k in LOSS_PARTS], sec)
+    print(table.render())
+    if "val" in result.metrics:
+        for t in _eval_tables(result.metrics["val"], "validation"):
+            print(t.render())
+    print(f"wrote {result.model_path} and {result.provenance_path}")
+    return 0
+
+
+def _num(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+def _eval_tables(result_json: dict[str, Any], title: str) -> list[Table]:
+    """AP per class and level, and box errors per class, from ``EvalResult.to_json()``."""
+    ap = Table(
+        f"{title}: R40 AP (ignored: < 5 points; levels 0 <0.3, 1 0.3-0.7, 2 >0.7)",
+        ["class", "level", "gt", "BEV@0.5", "BEV@0.7", "3D@0.5", "3D@0.7"],
+    )
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for e in result_json["ap"]:
+        row = rows.setdefault((e["class"], e["level"]), {"gt": e["num_gt"]})
+        row[f"{e['metric'].upper()}@{e['iou']}"] = _num(e["ap"])
+    for (name, level), row in rows.items():
+        ap.add(name, level, row["gt"], *[row[c] for c in ap.columns[3:]])
+    keys = [k for k in next(iter(result_json["errors"].values())) if k != "matched"]
+    errors = Table(
+        "box errors of true positives (BEV IoU >= 0.5), means", ["class", "matched", *keys]
+    )
+    for name, e in result_json["errors"].items():
+        errors.add(name, int(e["matched"]), *[_num(e[k]) for k in keys])
+    return [ap, errors]
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from perception.checkpoint import load_detector
+    from perception.dataset import SimDataset
+    from perception.evaluate import EvalConfig, evaluate_model
+
+    _threads(args)
+    try:
+        model = load_detector(args.model, args.device)
+        result = evaluate_model(
+            model, SimDataset(args.data), EvalConfig(), args.batch_size, not args.no_progress
+        )
+    except PerceptionError as err:
+        raise CliError(str(err)) from err
+    data = result.to_json()
+    for table in _eval_tables(data, str(args.data)):
+        print(table.render())
+    if args.json:
+        payload = {"model": str(args.model), "data": str(args.data), **data}
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _detect(args: argparse.Namespace) -> int:
+    from perception.checkpoint import load_detector
+    from perception.detect import detect
+
+    _threads(args)
+    try:
+        cloud = read_point_cloud(args.file)
+        model = load_detector(args.model, args.device)
+        if args.score_threshold is not None:
+            post = replace(model.config.postprocess, score_threshold=args.score_threshold)
+            model.config = replace(model.config, postprocess=post)
+        (det,) = detect(model, [cloud])
+    except PerceptionError as err:
+        raise CliError(str(err)) from err
+    table = Table(
+        f"{args.file}: {len(det)} boxes (lidar frame; centre, size in m, yaw in rad)",
+        ["#", "class", "score", "x", "y", "z", "length", "width", "height", "yaw"],
+    )
+    for i, (box, name, score) in enumerate(
+        zip(det.boxes, det.class_names, det.scores, strict=True)
+    ):
+        table.add(i, name, float(score), *[float(v) for v in box])
+    print(table.render())
+    if args.json:
+        payload = {
+            "file": str(args.file),
+            "model": str(args.model),
+            "frame": "lidar",
+            "box": "[x, y, z] centre (m), [length, width, height] (m), yaw about +z (rad)",
+            "num_points": len(cloud),
+            "detections": det.to_json(),
+        }
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,155 @@
+"""The detector node: stamps and frames, any field layout, malformed clouds, bag replay.
+
+The network is a small untrained one saved to a temp file: these tests check the node's
+plumbing and robustness, not detection quality (that is `robomr bench detector`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from perception.checkpoint import save_detector
+from perception.config import DetectorConfig, ModelConfig, VoxelConfig
+from perception.model import Detector
+from robomr_nodes.bag import digest, read_bag
+from robomr_nodes.convert.detections import detections_to_boxes
+from robomr_nodes.convert.pointcloud import array_to_cloud, xyz_to_structured
+from robomr_nodes.launch_yaml import LaunchPlan, NodeSpec
+from robomr_nodes.messages import header
+from robomr_nodes.nodes.lidar_detector import LidarDetectorNode, crop_range
+from robomr_nodes.params import ParamOverride
+from robomr_nodes.replay import replay
+from robomr_nodes.runner import RunOptions, run_plan
+from robomr_nodes.runtime.executor import EmbeddedExecutor
+
+TINY = DetectorConfig(
+    voxel=VoxelConfig(point_range_m=(-12.8, -12.8, -3.0, 12.8, 12.8, 2.0)),
+    model=ModelConfig(backbone_channels=(8, 8, 8), bev_channels=8, head_channels=8),
+)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+
+    torch.manual_seed(0)
+    return save_detector(Detector(TINY), tmp_path_factory.mktemp("model") / "tiny.pt")
+
+
+def _node(model_path: Path, **params: Any) -> tuple[EmbeddedExecutor, dict[str, list]]:
+    ex = EmbeddedExecutor()
+    got: dict[str, list] = {}
+    ex.add_tap(lambda t, _ty, _s, m, _q: got.setdefault(t, []).append(m))
+    overrides = {"model_path": str(model_path), "score_threshold": 0.0, **params}
+    ex.add_node(
+        LidarDetectorNode, params={k: ParamOverride(v, "test") for k, v in overrides.items()}
+    )
+    return ex, got
+
+
+def _feed(ex: EmbeddedExecutor, clouds: list[Any]) -> None:
+    pub = ex.create_injector("sensor_msgs/msg/PointCloud2", "/points", "sensor_data")
+    for i, cloud in enumerate(clouds):
+        ex.schedule(ex.now_ns() + i * 100_000_000, lambda c=cloud: pub.publish(c))
+    ex.spin()
+
+
+def _cloud(
+    points: np.ndarray, stamp: int = 7_000_000_000, names: tuple = ("x", "y", "z", "intensity")
+) -> Any:
+    return array_to_cloud(xyz_to_structured(points, names), header(stamp, "lidar_top"))
+
+
+def test_detections_keep_the_cloud_stamp_and_frame(model_path: Path) -> None:
+    ex, got = _node(model_path)
+    pts = np.random.default_rng(0).uniform(-10, 10, (3000, 4)).astype(np.float32)
+    _feed(ex, [_cloud(pts)])
+    (det,) = got["/detections"]
+    assert det.header.stamp.sec == 7 and det.header.frame_id == "lidar_top"
+    boxes = detections_to_boxes(det)
+    assert np.all(np.isfinite(boxes.boxes)) and set(boxes.labels) <= {"car", "van", "truck", "bus"}
+    assert len(got["/detections/markers"]) == 1 and len(got["/detector/status"]) == 1
+
+
+def test_field_order_and_extra_fields_do_not_matter(model_path: Path) -> None:
+    pts = np.random.default_rng(1).uniform(-10, 10, (2000, 4)).astype(np.float32)
+    ex, got = _node(model_path)
+    swapped = np.zeros(
+        len(pts), dtype=[("intensity", "f4"), ("t", "f8"), ("z", "f4"), ("y", "f4"), ("x", "f4")]
+    )
+    for i, name in enumerate(("x", "y", "z", "intensity")):
+        swapped[name] = pts[:, i]
+    _feed(ex, [_cloud(pts), array_to_cloud(swapped, header(7_000_000_000, "lidar_top"))])
+    first, second = (detections_to_boxes(m) for m in got["/detections"])
+    np.testing.assert_array_equal(first.boxes, second.boxes)
+
+
+@pytest.mark.parametrize(
+    "points",
+    [
+        np.zeros((0, 4), np.float32),  # empty
+        np.full((100, 4), np.nan, np.float32),  # all NaN
+        np.full((100, 4), 1000.0, np.float32),  # all out of range
+    ],
+)
+def test_degenerate_clouds_give_empty_detections(model_path: Path, points: np.ndarray) -> None:
+    ex, got = _node(model_path)
+    _feed(ex, [_cloud(points)])
+    assert ex.errors == []
+    assert len(got["/detections"][0].detections) == 0
+
+
+def test_cloud_without_xyz_is_skipped_with_an_error(
+    model_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ex, got = _node(model_path)
+    no_xyz = array_to_cloud(np.zeros(10, dtype=[("range", "f4")]), header(1, "lidar"))
+    _feed(ex, [no_xyz])
+    assert ex.errors == [] and "/detections" not in got
+    assert "no ['x', 'y', 'z'] field" in caplog.text
+
+
+def test_crop_range() -> None:
+    pts = np.array([[1.0, 0, 0], [0, 30.0, 0], [100.0, 0, 0]])
+    assert len(crop_range(pts, 50.0)) == 2 and len(crop_range(pts, 0.0)) == 3
+
+
+def test_replay_of_simulated_frames_is_byte_identical(model_path: Path, tmp_path: Path) -> None:
+    small = {"camera_width_px": 32, "camera_height_px": 24, "lidar_beams": 16}
+    plan = LaunchPlan(
+        [
+            NodeSpec(
+                "robomr",
+                "robomr_sim",
+                "sim",
+                "/robomr",
+                {k: ParamOverride(v, "test") for k, v in small.items()},
+            ),
+            NodeSpec(
+                "robomr",
+                "lidar_detector",
+                "lidar_detector",
+                "/robomr",
+                {"model_path": ParamOverride(str(model_path), "test")},
+            ),
+        ],
+        {},
+        [],
+    )
+    result = run_plan(plan, RunOptions(duration_s=0.5, record=tmp_path / "bag"))
+    assert result.executor.errors == []
+    first = replay(tmp_path / "bag", ["lidar_detector"], tmp_path / "r1")
+    second = replay(tmp_path / "bag", ["lidar_detector"], tmp_path / "r2")
+    assert first.inputs == ["/robomr/points"] and first.messages_in == 5
+    assert "/robomr/detector/status" in first.outputs  # recorded, not digested (wall-clock ms)
+    assert first.digest == second.digest
+    original = [
+        m
+        for m in read_bag(tmp_path / "bag")
+        if m.topic in ("/robomr/detections", "/robomr/detections/markers")
+    ]
+    assert digest(original) == first.digest
