@@ -31,6 +31,9 @@ import spconv.pytorch.ops as spconv_ops
 import torch
 
 log = logging.getLogger(__name__)
+# spconv's modules ask torch.fx.is_fx_tracing() on every call, which makes torch log a
+# deprecation warning about that function once per process: not actionable for us.
+logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
 
 _ORIGINAL_OPS = spconv_ops.SpconvOps
 

@@ -210,6 +210,20 @@ def read_bag(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[
         reader.close()
 
 
+def copy_bag(src: str | Path, dst: str | Path, topics: Iterable[str]) -> int:
+    """Copies the messages of ``topics`` and the custom metadata of ``src`` into a new bag
+    ``dst``; returns the number of messages copied.
+
+    Raises:
+        BagError: ``src`` is unreadable or ``dst`` exists.
+    """
+    wanted = set(topics)
+    with BagRecorder(dst, topics=wanted, custom_data=bag_info(src).custom_data) as out:
+        for m in read_bag(src, wanted):
+            out.write_raw(m.topic, m.typename, m.stamp_ns, m.raw)
+        return out.count
+
+
 def digest(messages: Iterable[BagMessage]) -> str:
     """SHA-256 over (topic, type, stamp, bytes) of messages: equal digests, identical outputs."""
     h = hashlib.sha256()

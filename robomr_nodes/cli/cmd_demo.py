@@ -1,108 +1,140 @@
-"""``robomr demo``: the robot graph on the built-in scenario, with a run folder at the end.
+"""``robomr demo``: the whole robot graph on a built-in scenario, then a summary.
 
-Writes DIR/bag (rosbag2, MCAP), DIR/summary.json and DIR/summary.png and prints a summary.
+Simulator -> lidar detector -> CROA motion-assisted detection of the occluded target (the robot
+drives the planned paths and detects again) -> camera + Gaussian-splatting render -> GSCLO
+upload/power decisions. Writes DIR/bag (rosbag2, MCAP), DIR/summary.json, DIR/summary.png.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import numpy as np
-
-from geometry.boxes import bev_corners
-from robomr_nodes.bag import read_bag
-from robomr_nodes.cli.cmd_launch import default_run_dir, print_run_report
+from robomr_nodes.cli.cmd_launch import default_run_dir
 from robomr_nodes.cli.main import CliError
 from robomr_nodes.cli.progress import sim_time_bar
-from robomr_nodes.convert.detections import detections_to_boxes
-from robomr_nodes.convert.pointcloud import cloud_to_xyz
-from robomr_nodes.launch_yaml import load_launch, package_share
-from robomr_nodes.runner import RunOptions, RunResult, run_plan
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "demo", help="run the robot graph on the built-in scenario", description=__doc__
+        "demo",
+        help="run the whole robot graph on a built-in scenario",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--out", type=Path, help="run folder (default runs/<time>-demo)")
-    p.add_argument("--duration", type=float, default=5.0, help="sim time to run (s)")
-    p.add_argument("--seed", type=int, default=0, help="scenario seed")
+    p.add_argument(
+        "--scenario", default="urban-clutter", help="scenario name or file (robomr sim list)"
+    )
+    p.add_argument("--seed", type=int, default=-1, help="scenario seed (-1: its default)")
+    p.add_argument("--duration", type=float, default=20.0, help="sim time to run (s)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sensors and a coarse map: a first look in seconds",
+    )
+    p.add_argument("args", nargs="*", metavar="name:=value", help="more launch arguments")
     p.set_defaults(func=_run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    if args.duration <= 0:
-        raise CliError(f"--duration must be > 0 s, got {args.duration}")
-    out = args.out or default_run_dir("demo")
-    if (out / "bag").exists():
-        raise CliError(f"{out / 'bag'} exists; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    plan = load_launch(
-        package_share("robomr") / "launch" / "robomr.launch.yaml", {"seed": str(args.seed)}
+def _fmt(value: Any, unit: str = "", digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}{unit}"
+    return f"{value}{unit}"
+
+
+def print_summary(s: dict[str, Any]) -> None:
+    """The demo's summary table on stdout."""
+    t, comm, robot = s["target"], s["communication"], s["robot"]
+    before, after = t["before"], t["after"]
+    last = t["last_detection"] or {}
+    rows = [
+        ("target found (MAD)", f"{t['found']} ({t['mad_action']}, {t['plan_cycles']} plans)"),
+        ("target occlusion", f"{_fmt(before.get('occlusion'))} -> {_fmt(after.get('occlusion'))}"),
+        (
+            "lidar points on target",
+            f"{_fmt(before.get('points_on_target'))} -> {_fmt(after.get('points_on_target'))}",
+        ),
+        (
+            "target detected, first/last 10 scans",
+            f"{_fmt(t['detection_rate_first_10_scans'])} / "
+            f"{_fmt(t['detection_rate_last_10_scans'])}",
+        ),
+        (
+            "detection error (centre, yaw)",
+            f"{_fmt(last.get('centre_error_m'), ' m')}, "
+            f"{_fmt(last.get('yaw_error_rad'), ' rad', 3)}",
+        ),
+        (
+            "robot: driven, collisions",
+            f"{_fmt(robot.get('odometer_m'), ' m', 1)}, {_fmt(robot.get('collisions'), '', 0)}",
+        ),
+        (
+            "uplink energy GSCLO vs always-upload",
+            f"{_fmt(comm.get('energy_j', 0) * 1e3, ' mJ', 3)} vs "
+            f"{_fmt(comm.get('robomr_energy_j', 0) * 1e3, ' mJ', 3)} "
+            f"(x{_fmt(comm.get('energy_ratio_robomr_over_gsclo'), '', 1)})",
+        ),
+        ("frames uploaded", f"{comm.get('uploads')} of {comm.get('frames')}"),
+        ("operator view SSIM (mean)", _fmt(comm.get("operator_view_ssim_mean"), "", 3)),
+        (
+            "GS render PSNR / SSIM (mean)",
+            f"{_fmt(comm.get('render_psnr_db_mean'), ' dB', 1)} / "
+            f"{_fmt(comm.get('render_ssim_mean'), '', 3)}",
+        ),
+    ]
+    rows += [
+        (f"latency {k} (p50/p90)", f"{v['p50']:.0f} / {v['p90']:.0f} ms")
+        for k, v in s["latency_ms"].items()
+    ]
+    rows += [
+        (
+            f"node {k}",
+            f"{v['callbacks']} callbacks, {v['mean_ms']:.1f} ms mean, {v['p90_ms']:.1f} ms p90",
+        )
+        for k, v in s["nodes"].items()
+    ]
+    rows.append(
+        (
+            "wall time, peak memory",
+            f"{s['wall_time_s']:.0f} s for {s['sim_time_s']:.0f} s sim, "
+            f"{s['peak_memory_mb']:.0f} MB",
+        )
     )
-    options = RunOptions(duration_s=args.duration, record=out / "bag")
-    on_advance, close = sim_time_bar(options.start_ns, args.duration, "demo")
+    width = max(len(k) for k, _ in rows)
+    print(f"robomr demo: {s['scenario']} (seed {s['seed']})")
+    for key, value in rows:
+        print(f"  {key.ljust(width)}  {value}")
+    for err in s["errors"][:5]:
+        print(f"  callback error in {err['node']} ({err['where']}): {err['error']}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from robomr_nodes.demo.run import DemoError, DemoOptions, run_demo
+    from robomr_nodes.launch_yaml import LaunchError, parse_launch_args
+    from robomr_nodes.params import ParameterError
+
     try:
-        result = run_plan(plan, options, on_advance)
-    finally:
-        close()
-    summary = _summary(result)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    _plot(out / "bag", out / "summary.png")
-    print_run_report(result)
-    print(f"run folder: {out}  (bag/, summary.json, summary.png)")
-    return 1 if result.executor.errors else 0
+        options = DemoOptions(
+            out=args.out or default_run_dir("demo"),
+            scenario=args.scenario,
+            seed=args.seed,
+            duration_s=args.duration,
+            quick=args.quick,
+            launch_args=tuple(parse_launch_args(args.args).items()),
+        )
+        from robomr_nodes.runtime.executor import SIM_START_NS
 
-
-def _summary(result: RunResult) -> dict:
-    topics = result.executor.topics()
-    counts: dict[str, int] = {}
-    for msg in read_bag(result.bag):
-        counts[msg.topic] = counts.get(msg.topic, 0) + 1
-    return {
-        "topics": {
-            t: {"type": i.typename, "messages": counts.get(t, 0)} for t, i in sorted(topics.items())
-        },
-        "nodes": {
-            n: {
-                "callbacks": s.callbacks,
-                "mean_ms": 1e3 * s.wall_s / max(s.callbacks, 1),
-                "errors": s.errors,
-            }
-            for n, s in sorted(result.executor.stats.items())
-        },
-        "messages_recorded": result.messages_recorded,
-        "errors": [
-            {"node": e.node, "where": e.where, "error": e.error} for e in result.executor.errors
-        ],
-    }
-
-
-def _plot(bag: Path, png: Path) -> None:
-    last_cloud, last_boxes = None, None
-    for msg in read_bag(bag, ["/robomr/points", "/robomr/clusters"]):
-        if msg.topic.endswith("points"):
-            last_cloud = msg.decode()
-        else:
-            last_boxes = msg.decode()
-    fig, ax = plt.subplots(figsize=(7, 7))
-    if last_cloud is not None:
-        pts = cloud_to_xyz(last_cloud)
-        ax.scatter(pts[:, 0], pts[:, 1], s=0.3, c=pts[:, 2], cmap="viridis")
-    if last_boxes is not None:
-        boxes = detections_to_boxes(last_boxes)
-        if len(boxes):
-            for c in bev_corners(boxes.boxes):
-                ax.plot(*np.vstack([c, c[:1]]).T, color="red", lw=1.5)
-    ax.set_aspect("equal")
-    ax.set_xlabel("x (m)")
-    ax.set_ylabel("y (m)")
-    ax.set_title("last cloud (bird's-eye view) and detected clusters")
-    fig.savefig(png, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+        on_advance, close = sim_time_bar(SIM_START_NS, options.duration_s, "demo")
+        try:
+            result = run_demo(options, on_advance)
+        finally:
+            close()
+    except (DemoError, LaunchError, ParameterError) as err:
+        raise CliError(str(err)) from None
+    print_summary(result.summary)
+    print(f"run folder: {result.out}  (bag/, summary.json, summary.png)")
+    return 1 if result.summary["errors"] else 0

@@ -66,6 +66,9 @@ class SimParams:
     seed: int = param(-1, "scenario seed (-1: the scenario's default)", min_value=-1)
     lidar_rate_hz: float = param(10.0, "lidar scans per second", min_value=0.5, max_value=50.0)
     lidar_beams: int = param(32, "lidar beams (16, 32, 64 or 128)", min_value=16, max_value=128)
+    lidar_azimuth_resolution_deg: float = param(
+        0.2, "lidar azimuth step (deg)", min_value=0.05, max_value=5.0
+    )
     camera_rate_hz: float = param(5.0, "camera frames per second", min_value=0.5, max_value=60.0)
     camera_width_px: int = param(320, "camera image width", min_value=16, max_value=4096)
     camera_height_px: int = param(240, "camera image height", min_value=16, max_value=4096)
@@ -91,7 +94,9 @@ class SimNode(RobomrNode):
         self._world_stale = False
         self.robot = BicycleRobot(state=RobotState(*self.scene.ego_start))
         self.follower = PurePursuit(self.robot.config)
-        self.lidar = Lidar(LidarConfig(beams=p.lidar_beams))
+        self.lidar = Lidar(
+            LidarConfig(beams=p.lidar_beams, azimuth_resolution_deg=p.lidar_azimuth_resolution_deg)
+        )
         self.camera = Camera(CameraConfig(width_px=p.camera_width_px, height_px=p.camera_height_px))
         self._rng = np.random.default_rng(p.sensor_seed)
         self._dt_s = 1.0 / p.odom_rate_hz

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1 s run of the shipped launch file, recorded."""
     bag = tmp_path_factory.mktemp("run") / "bag"
-    plan = load_launch(REPO / "launch" / "robomr.launch.yaml")
+    plan = load_launch(REPO / "launch" / "synthetic.launch.yaml")
     result = run_plan(plan, RunOptions(duration_s=1.0, record=bag))
     assert result.executor.errors == []
     return bag

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from robomr_nodes.bag import bag_info
 from robomr_nodes.cli.main import build_parser, main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,22 +23,13 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "usage" in capsys.readouterr().out
 
 
-def test_demo_writes_a_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--out", str(tmp_path / "run"), "--duration", "0.3"]) == 0
-    run = tmp_path / "run"
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["messages_recorded"] == bag_info(run / "bag").message_count > 0
-    assert (run / "summary.png").stat().st_size > 1000
-    assert "run folder" in capsys.readouterr().out
-
-
 def test_launch_and_replay_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bag = tmp_path / "bag"
     assert (
         main(
             [
                 "launch",
-                str(REPO / "launch/robomr.launch.yaml"),
+                str(REPO / "launch/synthetic.launch.yaml"),
                 "use_markers:=true",
                 "--duration",
                 "0.3",
@@ -59,8 +49,8 @@ def test_launch_and_replay_round_trip(tmp_path: Path, capsys: pytest.CaptureFixt
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["launch", "launch/robomr.launch.yaml", "bogus:=1"], "unknown launch argument"),
-        (["launch", "launch/robomr.launch.yaml", "--duration", "0"], "--duration must be > 0"),
+        (["launch", "launch/synthetic.launch.yaml", "bogus:=1"], "unknown launch argument"),
+        (["launch", "launch/synthetic.launch.yaml", "--duration", "0"], "--duration must be > 0"),
         (["replay", "no/such/bag"], "does not exist"),
     ],
 )
@@ -82,7 +72,7 @@ def test_bad_parameter_in_a_param_file_names_file_and_key(
     params.write_text("synthetic_cloud:\n  ros__parameters:\n    rate_hz: 1000.0\n")
     argv = [
         "launch",
-        str(REPO / "launch/robomr.launch.yaml"),
+        str(REPO / "launch/synthetic.launch.yaml"),
         f"params_file:={params}",
         "--no-record",
         "--duration",

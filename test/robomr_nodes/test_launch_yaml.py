@@ -24,9 +24,25 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 
 def test_shipped_launch_file_evaluates_with_defaults() -> None:
     plan = load_launch(REPO / "launch" / "robomr.launch.yaml")
-    assert plan.nodes, "the shipped launch file starts nodes"
+    assert [n.executable for n in plan.nodes] == [
+        "robomr_sim",
+        "lidar_detector",
+        "croa_planner",
+        "gs_render",
+        "gsclo_scheduler",
+    ]
     assert all(n.namespace == "/robomr" for n in plan.nodes)
     assert plan.args["params_file"].endswith("config/robomr.yaml")
+    assert plan.skipped == []
+
+
+def test_shipped_launch_file_switches_to_gazebo_and_drops_nodes() -> None:
+    plan = load_launch(
+        REPO / "launch" / "robomr.launch.yaml", {"use_gazebo": "true", "use_gs": "false"}
+    )
+    assert [n.executable for n in plan.nodes] == ["lidar_detector", "croa_planner"]
+    assert any("ros_gz_bridge/parameter_bridge" in s for s in plan.skipped)
+    assert any("gz sim" in s for s in plan.skipped)
 
 
 def test_args_let_var_env_eval_dirname_and_conditions(

@@ -1,0 +1,1 @@
+"""``robomr demo``: the whole robot graph on a built-in scenario, measured and summarised."""
