@@ -13,4 +13,5 @@ BENCHMARKS: dict[str, str] = {
     "sim": "bench.bench_sim",
     "detector": "bench.bench_detector",
     "croa": "bench.bench_croa",
+    "e2e": "bench.bench_e2e",
 }
