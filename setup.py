@@ -6,8 +6,16 @@ from os.path import isfile
 from setuptools import find_packages, setup
 
 PACKAGE = "robomr"
-PYTHON_PACKAGES = ["robomr_nodes", "geometry", "perception", "planning", "gs_render", "sim",
-                   "offload", "bench"]
+PYTHON_PACKAGES = [
+    "robomr_nodes",
+    "geometry",
+    "perception",
+    "planning",
+    "gs_render",
+    "sim",
+    "offload",
+    "bench",
+]
 
 # One console script per node (ros2 run robomr <exec>), plus the `robomr` CLI.
 # Keep in sync with robomr_nodes/registry.py (a test checks it).
@@ -29,8 +37,9 @@ def _share(folder: str, pattern: str = "*") -> tuple[str, list[str]]:
 setup(
     name=PACKAGE,
     version="0.1.0",
-    packages=find_packages(include=[f"{p}" for p in PYTHON_PACKAGES]
-                           + [f"{p}.*" for p in PYTHON_PACKAGES]),
+    packages=find_packages(
+        include=[f"{p}" for p in PYTHON_PACKAGES] + [f"{p}.*" for p in PYTHON_PACKAGES]
+    ),
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -28,6 +28,7 @@ from gs_render import (
     GaussianModel,
     GaussianRenderer,
     RendererConfig,
+    SkyGradient,
     fit,
     from_surface_samples,
     gsplat_available,
@@ -226,7 +227,9 @@ def _quality(args: argparse.Namespace, report: BenchReport) -> None:
         return
     v = _sim_views(args, sim)
     width, height = args.quality_size
-    config = RendererConfig(backend="auto", background_rgb=v.background_rgb)
+    lighting = sim.Lighting()
+    sky = SkyGradient(lighting.sky_zenith_rgb, lighting.sky_horizon_rgb)
+    config = RendererConfig(backend="auto", sky=sky)  # the sim's sky behind the map
 
     def render_all(model: GaussianModel) -> list[np.ndarray]:
         renderer = GaussianRenderer(model, config)

@@ -16,7 +16,9 @@ Runs the robot (kinematic bicycle, pure pursuit along the last received path) in
   clutter; no vehicles) in ``map``, latched;
 - ``target_request``: geometry_msgs/PoseStamped, where the operator asks the robot to look (the
   scene's target with ``target_prior_noise_m`` of error), latched;
-- ``diagnostics``: diagnostic_msgs/DiagnosticArray (pose, odometer, collisions), 1 Hz.
+- ``diagnostics``: diagnostic_msgs/DiagnosticArray (pose, odometer, collisions), 1 Hz;
+- ``/clock``: rosgraph_msgs/Clock at the odometry rate (``publish_clock``), the sim-time source
+  of ROS 2 nodes started with ``use_sim_time``.
 
 Subscribes ``croa/path`` (nav_msgs/Path in ``map``): the robot follows the newest path; an
 empty path stops it where it is. Moving vehicles keep their lane and wait while the robot is in
@@ -39,7 +41,7 @@ from robomr_nodes.convert.path import PathError, path_to_poses, pose_stamped
 from robomr_nodes.convert.pointcloud import array_to_cloud, xyz_to_structured
 from robomr_nodes.convert.tf import odometry, tf_message, transform_stamped
 from robomr_nodes.diagnostics import diagnostic_array
-from robomr_nodes.messages import header
+from robomr_nodes.messages import header, new_message, time_msg
 from robomr_nodes.params import param
 from robomr_nodes.runtime.entry import run_node
 from sim import (
@@ -80,6 +82,10 @@ class SimParams:
     )
     sensor_seed: int = param(0, "seed of lidar noise/dropout and the target prior", min_value=0)
     map_frame: str = param("map", "world frame id")
+    publish_clock: bool = param(
+        True,
+        "publish /clock (rosgraph_msgs/Clock) at the odometry rate for nodes with use_sim_time",
+    )
 
 
 class SimNode(RobomrNode):
@@ -117,6 +123,8 @@ class SimNode(RobomrNode):
             "truth": handle.create_publisher("vision_msgs/msg/Detection3DArray", "ground_truth"),
             "diag": handle.create_publisher("diagnostic_msgs/msg/DiagnosticArray", "diagnostics"),
         }
+        if p.publish_clock:
+            self._pubs["clock"] = handle.create_publisher("rosgraph_msgs/msg/Clock", "/clock")
         handle.create_subscription("nav_msgs/msg/Path", "croa/path", self._on_path)
         self._publish_static()
         handle.create_timer(self._dt_s, self._step)
@@ -173,6 +181,8 @@ class SimNode(RobomrNode):
             self._world_stale = True
         self._check_collision()
         now = self.handle.now_ns()
+        if "clock" in self._pubs:
+            self._pubs["clock"].publish(new_message("rosgraph_msgs/msg/Clock", clock=time_msg(now)))
         odom = self.robot.odometry()
         x, y, yaw = odom.pose
         self._pubs["odom"].publish(

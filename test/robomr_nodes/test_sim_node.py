@@ -50,7 +50,7 @@ def test_publishes_every_topic_at_its_rate(one_second: tuple[SimNode, dict]) -> 
     counts = {t: len(v) for t, v in got.items()}
     assert counts["/robomr/points"] == counts["/robomr/ground_truth"] == 10
     assert counts["/robomr/camera/image"] == counts["/robomr/camera/camera_info"] == 5
-    assert counts["/robomr/odom"] == counts["/tf"] == 20
+    assert counts["/robomr/odom"] == counts["/tf"] == counts["/clock"] == 20
     assert counts["/tf_static"] == counts["/robomr/map/obstacles"] == 1
     assert counts["/robomr/target_request"] == counts["/robomr/diagnostics"] == 1
 
