@@ -78,12 +78,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="detector model (.pt); metrics skipped if missing")  # fmt: skip
     parser.add_argument("--min-score", type=_unit, default=0.3, help="detection score threshold")
     parser.add_argument("--plot", type=Path, metavar="PNG", help="figure of the first scene")
+    parser.add_argument(
+        "--budget-cycles",
+        type=int,
+        default=2,
+        help="also run every method for exactly this many plans without the "
+        "MAD early stop (equal-budget comparison); 0: skip",
+    )
 
 
 @dataclass(frozen=True)
 class _Settings:
     scenario: str
     cycles: int
+    budget_cycles: int
     beams: int
     detector: str | None  # model path, None: no detector
     min_score: float
@@ -139,7 +147,26 @@ def _scene(seed: int, s: _Settings) -> dict[str, Any]:
             "clearance_m": ep.min_clearance_m, "plan_ms": ep.plan_ms.tolist(),
             "states": ep.states, "target_points": _to_world(task, final, scan.points[hit]),
         }  # fmt: skip
+        if s.budget_cycles > 0:
+            out["methods"][name]["budget"] = _budget_episode(name, task, lidar, seed, s)
     return out
+
+
+def _budget_episode(
+    name: str, task: SimTask, lidar: Lidar, seed: int, s: _Settings
+) -> dict[str, float]:
+    """Exactly ``budget_cycles`` plans (no early stop: max_occlusion 0, an unreachable
+    confidence), so every method gets the same planning budget."""
+    never_done = MadConfig(max_cycles=s.budget_cycles, max_occlusion=0.0, min_confidence=1.0)
+    ep = run_sim_episode(_planners()[name], task, s.budget_cycles, MadController(never_done))
+    final = SimRobotState(*ep.states[-1, :3])
+    scan = task.scan(final, lidar, np.random.default_rng([seed, 2]))
+    return {
+        "occ": float(ep.occlusion[-1]),
+        "path_m": ep.path_length_m,
+        "points": int(np.count_nonzero(scan.object_index == task.scene.target_index)),
+        "clearance_m": ep.min_clearance_m,
+    }
 
 
 def _to_world(task: SimTask, state: SimRobotState, points: np.ndarray) -> np.ndarray:
@@ -160,7 +187,7 @@ def _run_all(settings: _Settings, scenes: int, workers: int) -> list[dict[str, A
 def run(args: argparse.Namespace) -> BenchReport:
     start = time.perf_counter()
     has_model = Path(args.detector).is_file()
-    settings = _Settings(args.scenario, args.cycles, args.beams,
+    settings = _Settings(args.scenario, args.cycles, args.budget_cycles, args.beams,
                          str(args.detector) if has_model else None, args.min_score)  # fmt: skip
     results = _run_all(settings, args.scenes, args.workers)
     report = BenchReport(
@@ -191,11 +218,35 @@ def run(args: argparse.Namespace) -> BenchReport:
             base = summary[name][key]
             if base > 0.0 and np.isfinite(summary["croa"][key]):  # NaN: nothing detected
                 report.ratios[f"{label} croa/{name}"] = summary["croa"][key] / base
+    if args.budget_cycles > 0:
+        _budget_table(report, results, args.budget_cycles)
     report.notes += _notes(args, has_model, time.perf_counter() - start)
     if args.plot:
         _plot(args.plot, args.scenario, results[0])
         report.notes.append(f"figure of seed 0 written to {args.plot}")
     return report
+
+
+def _budget_table(report: BenchReport, results: list[dict[str, Any]], cycles: int) -> None:
+    table = Table(
+        f"equal budget: exactly {cycles} plans per method, no early stop (means)",
+        ["method", "final occl", "points on target", "path m", "collisions"],
+    )
+    occ = {}
+    for name in METHODS:
+        rows = [r["methods"][name]["budget"] for r in results]
+        occ[name] = float(np.mean([b["occ"] for b in rows]))
+        table.add(
+            name,
+            occ[name],
+            float(np.mean([b["points"] for b in rows])),
+            float(np.mean([b["path_m"] for b in rows])),
+            sum(b["clearance_m"] < 0.0 for b in rows),
+        )
+    report.tables.append(table)
+    for name in METHODS[1:]:
+        if occ[name] > 0.0:
+            report.ratios[f"equal-budget occlusion croa/{name}"] = occ["croa"] / occ[name]
 
 
 def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
