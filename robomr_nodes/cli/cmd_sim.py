@@ -1,7 +1,7 @@
-"""``robomr sim ...``: the built-in simulator (scenarios, pictures, datasets, Gazebo export).
+"""The built-in simulator: scenarios, pictures, datasets, Gazebo export (docs/sim.md).
 
-Thin: parse, call ``sim``, print. SCENARIO is a scenario name (``robomr sim list``), a scenario
-file, or a scene file written by ``robomr sim save``.
+SCENARIO is a scenario name (``robomr sim list``), a scenario file, or a scene file written by
+``robomr sim save``.
 """
 
 from __future__ import annotations
