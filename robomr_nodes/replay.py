@@ -38,31 +38,44 @@ class ReplayResult:
 
 
 class _BagPlayer:
-    """Schedules bag messages into an executor one at a time (bounded memory)."""
+    """Schedules bag messages into an executor, one timestamp at a time (bounded memory).
+
+    All messages of one timestamp are published in one go, in recorded order, before any
+    callback they trigger runs: in the recorded run they came from sensor timers, whose events
+    precede the deliveries of that instant, so nodes see the same inputs in the same order.
+    """
 
     def __init__(
         self,
         executor: EmbeddedExecutor,
         messages: Iterator[BagMessage],
-        qos_by_topic: dict[str, str],
+        types_by_topic: dict[str, str],
     ) -> None:
         self._executor = executor
         self._messages = messages
         self._injectors = {
-            t: executor.create_injector(ty, t, "reliable", node="bag_player")
-            for t, ty in qos_by_topic.items()
+            # reliable + transient local reaches every subscriber QoS (latched maps included)
+            t: executor.create_injector(ty, t, "latched", node="bag_player")
+            for t, ty in types_by_topic.items()
         }
         self.count = 0
+        self._ahead = next(self._messages, None)
         self._schedule_next()
 
     def _schedule_next(self) -> None:
-        msg = next(self._messages, None)
-        if msg is not None:
-            self._executor.schedule(msg.stamp_ns, lambda m=msg: self._inject(m), "bag_player")
+        if self._ahead is None:
+            return
+        batch = [self._ahead]
+        self._ahead = next(self._messages, None)
+        while self._ahead is not None and self._ahead.stamp_ns == batch[0].stamp_ns:
+            batch.append(self._ahead)
+            self._ahead = next(self._messages, None)
+        self._executor.schedule(batch[0].stamp_ns, lambda: self._inject(batch), "bag_player")
 
-    def _inject(self, msg: BagMessage) -> None:
-        self._injectors[msg.topic].publish(msg.decode())
-        self.count += 1
+    def _inject(self, batch: list[BagMessage]) -> None:
+        for msg in batch:
+            self._injectors[msg.topic].publish(msg.decode())
+        self.count += len(batch)
         self._schedule_next()
 
 
