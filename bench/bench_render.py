@@ -281,7 +281,8 @@ def _quality(args: argparse.Namespace, report: BenchReport) -> None:
         report.ratios[f"psnr_gain_db_{role}"] = float(np.mean(values))
     report.notes.append(
         "fidelity: the model holds static objects only (the camera renders the static world); "
-        "sky pixels compare against the constant horizon colour, geometry PSNR leaves them out"
+        "renders composite over the sim's sky gradient (gs_render.SkyGradient); geometry PSNR "
+        "leaves sky pixels out; the fit trains against the horizon colour as background"
     )
 
 
