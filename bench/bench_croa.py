@@ -11,8 +11,9 @@ detector's score when a model is loaded, else the true visibility (1 - occlusion
 Per method: final occlusion ratio (sim ground truth), lidar points on the target in a scan at
 the final pose, the detector on that scan (detection rate; centre and yaw-mod-pi errors of the
 detected target), path length, collisions (exact footprint-box distance < 0 at any 20 Hz step
-of the driven path; must be 0) and wall time per plan call. Ratios CROA / baseline are of
-numbers measured in the same run.
+of the driven path; must be 0) and wall time per plan call. A second table gives every method
+the same budget (``--budget-cycles`` plans, no early stop) and reports the same measures at its
+end. Ratios CROA / baseline are of numbers measured in the same run.
 """
 
 from __future__ import annotations
@@ -122,18 +123,24 @@ def _scene(seed: int, s: _Settings) -> dict[str, Any]:
     task = SimTask.from_scene(generate_scene(s.scenario, seed).static())
     lidar = Lidar(LidarConfig(beams=s.beams))
     model = None if s.detector is None else _model(s.detector)
-    rng = np.random.default_rng(seed)
 
-    def detect(state: SimRobotState) -> Any:
-        return task.detect(state, model, lidar, s.min_score, rng)
+    def detector(*stream: int) -> Any:
+        """The detector on a fresh scan per call, with its own noise stream per episode so
+        that no episode's scans depend on which episodes ran before it."""
+        rng = np.random.default_rng([seed, *stream])
+
+        def detect(state: SimRobotState) -> Any:
+            return task.detect(state, model, lidar, s.min_score, rng)
+
+        return detect if model is not None else None
 
     start = task.scan(task.start(), lidar, None)
     out: dict[str, Any] = {"start_occ": task.measure_occlusion(task.start()),
                            "start_points": task.points_on_target(start), "methods": {}}  # fmt: skip
-    for name in METHODS:
+    for index, name in enumerate(METHODS):
         ep = run_sim_episode(_planners()[name], task, s.cycles,
                              MadController(MadConfig(max_cycles=s.cycles)),
-                             detect if model is not None else None)  # fmt: skip
+                             detector(3, index))  # fmt: skip
         final = SimRobotState(*ep.states[-1, :3])
         scan = task.scan(final, lidar, np.random.default_rng([seed, 1]))
         hit = scan.object_index == task.scene.target_index
@@ -148,24 +155,35 @@ def _scene(seed: int, s: _Settings) -> dict[str, Any]:
             "states": ep.states, "target_points": _to_world(task, final, scan.points[hit]),
         }  # fmt: skip
         if s.budget_cycles > 0:
-            out["methods"][name]["budget"] = _budget_episode(name, task, lidar, seed, s)
+            budget = _budget_episode(name, task, lidar, seed, s, model, detector(4, index))
+            out["methods"][name]["budget"] = budget
     return out
 
 
 def _budget_episode(
-    name: str, task: SimTask, lidar: Lidar, seed: int, s: _Settings
-) -> dict[str, float]:
+    name: str,
+    task: SimTask,
+    lidar: Lidar,
+    seed: int,
+    s: _Settings,
+    model: Any,
+    detect: Any,
+) -> dict[str, Any]:
     """Exactly ``budget_cycles`` plans (no early stop: max_occlusion 0, an unreachable
-    confidence), so every method gets the same planning budget."""
+    confidence), so every method gets the same planning budget; the detector (when loaded)
+    aims each plan and scores the final scan, as in the MAD episodes."""
     never_done = MadConfig(max_cycles=s.budget_cycles, max_occlusion=0.0, min_confidence=1.0)
-    ep = run_sim_episode(_planners()[name], task, s.budget_cycles, MadController(never_done))
+    ep = run_sim_episode(_planners()[name], task, s.budget_cycles, MadController(never_done),
+                         detect)  # fmt: skip
     final = SimRobotState(*ep.states[-1, :3])
     scan = task.scan(final, lidar, np.random.default_rng([seed, 2]))
+    found = None if model is None else task.detect_in_scan(scan, final, model, s.min_score)
     return {
         "occ": float(ep.occlusion[-1]),
         "path_m": ep.path_length_m,
         "points": int(np.count_nonzero(scan.object_index == task.scene.target_index)),
         "clearance_m": ep.min_clearance_m,
+        "error": None if found is None else detection_error(found.box, task.target_box),
     }
 
 
@@ -219,7 +237,7 @@ def run(args: argparse.Namespace) -> BenchReport:
             if base > 0.0 and np.isfinite(summary["croa"][key]):  # NaN: nothing detected
                 report.ratios[f"{label} croa/{name}"] = summary["croa"][key] / base
     if args.budget_cycles > 0:
-        _budget_table(report, results, args.budget_cycles)
+        _budget_table(report, results, args.budget_cycles, has_model)
     report.notes += _notes(args, has_model, time.perf_counter() - start)
     if args.plot:
         _plot(args.plot, args.scenario, results[0])
@@ -227,19 +245,31 @@ def run(args: argparse.Namespace) -> BenchReport:
     return report
 
 
-def _budget_table(report: BenchReport, results: list[dict[str, Any]], cycles: int) -> None:
+def _budget_table(
+    report: BenchReport, results: list[dict[str, Any]], cycles: int, has_model: bool
+) -> None:
     table = Table(
-        f"equal budget: exactly {cycles} plans per method, no early stop (means)",
-        ["method", "final occl", "points on target", "path m", "collisions"],
-    )
-    occ = {}
+        f"equal budget: exactly {cycles} plans per method, no early stop (means; detection "
+        "error over detected scenes)",
+        ["method", "final occl", "points on target", "detected", "centre err m", "yaw err rad",
+         "path m", "collisions"],
+    )  # fmt: skip
+    occ, centre = {}, {}
     for name in METHODS:
         rows = [r["methods"][name]["budget"] for r in results]
         occ[name] = float(np.mean([b["occ"] for b in rows]))
+        errors = np.array([b["error"] for b in rows if b["error"] is not None]).reshape(-1, 2)
+        centre[name] = float(errors[:, 0].mean()) if len(errors) else float("nan")
+        detection = (
+            [f"{len(errors)}/{len(rows)}", centre[name],
+             float(errors[:, 1].mean()) if len(errors) else float("nan")]
+            if has_model else ["-"] * 3
+        )  # fmt: skip
         table.add(
             name,
             occ[name],
             float(np.mean([b["points"] for b in rows])),
+            *detection,
             float(np.mean([b["path_m"] for b in rows])),
             sum(b["clearance_m"] < 0.0 for b in rows),
         )
@@ -247,6 +277,8 @@ def _budget_table(report: BenchReport, results: list[dict[str, Any]], cycles: in
     for name in METHODS[1:]:
         if occ[name] > 0.0:
             report.ratios[f"equal-budget occlusion croa/{name}"] = occ["croa"] / occ[name]
+        if has_model and centre[name] > 0.0 and np.isfinite(centre["croa"]):
+            report.ratios[f"equal-budget centre error croa/{name}"] = centre["croa"] / centre[name]
 
 
 def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
