@@ -28,7 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planning.croa.polygons import rectangle_vertices, signed_distance, support_weights
+from planning.croa.polygons import (
+    rectangle_vertices,
+    separating_axis,
+    signed_distance,
+    support_weights,
+)
 from planning.croa.robot import RobotModel
 from planning.croa.types import Polytope
 
@@ -88,7 +93,9 @@ class ObstacleSet:
 
         Pairs whose bounding circles are more than ``exact_below_m`` apart get that circle gap
         (a lower bound of their distance, so still >= exact_below_m) and the centre-to-centre
-        direction (a feasible, not optimal, dual direction) instead.
+        direction (a feasible, not optimal, dual direction) instead; pairs whose best separating
+        axis already separates them by more than ``exact_below_m`` get that separation (also a
+        lower bound) and that axis.
         """
         centre = polygons.mean(axis=1)  # [N, 2]
         radius = np.max(np.linalg.norm(polygons - centre[:, None], axis=-1), axis=1)
@@ -96,11 +103,20 @@ class ObstacleSet:
         dist = np.linalg.norm(delta, axis=-1)
         sd = dist - radius[:, None] - self.radii[None]
         u = delta / np.maximum(dist, 1e-12)[..., None]
-        for idx, verts, _ in self._groups:
+        for idx, verts, normals in self._groups:
             rows, cols = np.nonzero(sd[:, idx] <= exact_below_m)
-            if len(rows):
+            if not len(rows):
+                continue
+            if np.isfinite(exact_below_m):
+                d, direction = separating_axis(polygons[rows], verts[cols], normals[cols])
+                near = (d > 0.0) & (d <= exact_below_m)  # disjoint: SAT is only a lower bound
+                if near.any():
+                    d[near], direction[near] = signed_distance(
+                        polygons[rows[near]], verts[cols[near]]
+                    )
+            else:
                 d, direction = signed_distance(polygons[rows], verts[cols])
-                sd[rows, idx[cols]], u[rows, idx[cols]] = d, direction
+            sd[rows, idx[cols]], u[rows, idx[cols]] = d, direction
         return sd, u
 
     def dual_weights(self, u: np.ndarray) -> np.ndarray:  # [N, P, 2] -> [N, P, F]

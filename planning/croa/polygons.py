@@ -121,6 +121,30 @@ def _point_segment(
     return np.linalg.norm(points[..., :, None, :] - closest, axis=-1), closest
 
 
+def separating_axis(
+    robot: np.ndarray,  # [..., Vp, 2] CCW
+    obstacle: np.ndarray,  # [..., Vq, 2] CCW
+    obstacle_normals: np.ndarray | None = None,  # [..., Vq, 2] when known
+) -> tuple[np.ndarray, np.ndarray]:  # separation [...], unit axis obstacle -> robot [..., 2]
+    """The best separating edge normal (SAT): ``max_u [min_P u.p - max_Q u.q]`` over the edge
+    normals of both polygons, and that u. It equals the signed distance when the polygons
+    overlap (<= 0) and is a lower bound of their distance when they are disjoint (> 0)."""
+    lead = np.broadcast_shapes(robot.shape[:-2], obstacle.shape[:-2])
+    p = np.broadcast_to(robot, (*lead, *robot.shape[-2:]))
+    q = np.broadcast_to(obstacle, (*lead, *obstacle.shape[-2:]))
+    n_p, _ = polygon_halfspaces(p)
+    n_q = polygon_halfspaces(q)[0] if obstacle_normals is None else obstacle_normals
+    n_q = np.broadcast_to(n_q, q.shape)
+    axes = np.concatenate([-n_p, n_q], axis=-2)  # [..., Vp + Vq, 2] candidate u (Q -> P)
+    proj_p = np.einsum("...ad,...vd->...av", axes, p)
+    proj_q = np.einsum("...ad,...vd->...av", axes, q)
+    sep = proj_p.min(axis=-1) - proj_q.max(axis=-1)  # [..., Vp + Vq]
+    best = np.argmax(sep, axis=-1)
+    sat_sd = np.take_along_axis(sep, best[..., None], axis=-1)[..., 0]
+    sat_u = np.take_along_axis(axes, best[..., None, None], axis=-2)[..., 0, :]
+    return sat_sd, sat_u
+
+
 def signed_distance(
     robot: np.ndarray,  # [..., Vp, 2] CCW
     obstacle: np.ndarray,  # [..., Vq, 2] CCW
@@ -129,15 +153,7 @@ def signed_distance(
     lead = np.broadcast_shapes(robot.shape[:-2], obstacle.shape[:-2])
     p = np.broadcast_to(robot, (*lead, *robot.shape[-2:]))
     q = np.broadcast_to(obstacle, (*lead, *obstacle.shape[-2:]))
-    n_p, _ = polygon_halfspaces(p)
-    n_q, _ = polygon_halfspaces(q)
-    axes = np.concatenate([-n_p, n_q], axis=-2)  # [..., Vp + Vq, 2] candidate u (Q -> P)
-    proj_p = np.einsum("...ad,...vd->...av", axes, p)
-    proj_q = np.einsum("...ad,...vd->...av", axes, q)
-    sep = proj_p.min(axis=-1) - proj_q.max(axis=-1)  # [..., Vp + Vq]
-    best = np.argmax(sep, axis=-1)
-    sat_sd = np.take_along_axis(sep, best[..., None], axis=-1)[..., 0]
-    sat_u = np.take_along_axis(axes, best[..., None, None], axis=-2)[..., 0, :]
+    sat_sd, sat_u = separating_axis(p, q)
 
     d_pq, c_pq = _point_segment(p, q)  # robot vertices to obstacle edges
     d_qp, c_qp = _point_segment(q, p)  # obstacle vertices to robot edges

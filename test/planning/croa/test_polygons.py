@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from planning.croa.collision import ObstacleSet
 from planning.croa.kinematics import base_to_rear
 from planning.croa.polygons import (
     PolygonError,
@@ -15,10 +16,12 @@ from planning.croa.polygons import (
     halfspaces_to_polygon,
     polygon_halfspaces,
     rectangle_vertices,
+    separating_axis,
     signed_distance,
     support_weights,
 )
 from planning.croa.robot import RobotModel
+from planning.croa.types import Polytope
 
 coord = st.floats(-6.0, 6.0)
 angle = st.floats(-np.pi, np.pi)
@@ -110,6 +113,40 @@ def test_signed_distance_broadcasts_over_leading_axes() -> None:
     one_by_one = [[signed_distance(p[i, 0], q[0, j])[0] for j in range(6)] for i in range(5)]
     assert sd.shape == (5, 6)
     assert np.array_equal(sd, np.array(one_by_one))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.tuples(coord, coord, angle, size, size), st.tuples(coord, coord, angle, size, size))
+def test_separating_axis_bounds_the_distance_and_is_exact_on_overlap(a: tuple, b: tuple) -> None:
+    p, q = _box(*a), _box(*b)
+    sat, axis = separating_axis(p, q)
+    sd, _ = signed_distance(p, q)
+    assert np.linalg.norm(axis) == pytest.approx(1.0, abs=1e-12)
+    # the separation along the axis is what the axis claims
+    assert float(np.min(p @ axis) - np.max(q @ axis)) == pytest.approx(float(sat), abs=1e-12)
+    if sd <= 0.0:
+        assert float(sat) == pytest.approx(float(sd), abs=1e-12)
+    else:
+        assert 0.0 < float(sat) <= float(sd) + 1e-12
+
+
+def test_obstacle_set_exact_below_threshold_and_a_lower_bound_above() -> None:
+    rng = np.random.default_rng(3)
+    boxes = [
+        Polytope.from_box(np.array([*rng.uniform(-8, 8, 2), 0.75, *rng.uniform(1, 5, 2), 1.5,
+                                    rng.uniform(-np.pi, np.pi)]))
+        for _ in range(12)
+    ]  # fmt: skip
+    obstacles = ObstacleSet(boxes, max_faces=4)
+    robots = rectangle_vertices(rng.uniform(-8, 8, (300, 2)), rng.uniform(-3, 3, 300), 2.0, 1.0)
+    exact, _ = obstacles.signed_distances(robots)
+    threshold = 0.5
+    sd, u = obstacles.signed_distances(robots, threshold)
+    near = exact <= threshold
+    assert np.count_nonzero(near) > 20 and np.count_nonzero(~near) > 20
+    np.testing.assert_allclose(sd[near], exact[near], atol=1e-12)
+    assert np.all(sd[~near] > threshold) and np.all(sd[~near] <= exact[~near] + 1e-12)
+    np.testing.assert_allclose(np.linalg.norm(u, axis=-1), 1.0, atol=1e-12)
 
 
 def test_halfspaces_to_polygon_drops_redundant_rows() -> None:
