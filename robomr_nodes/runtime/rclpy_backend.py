@@ -4,12 +4,15 @@ Messages stay rosbags dataclasses inside the node; at the boundary they cross as
 (``Publisher.publish(bytes)`` and ``create_subscription(..., raw=True)``), which rclpy
 supports natively, so node code is identical on both backends. Parameters are declared with
 their description and numeric ranges (``ros2 param describe`` shows them) and validated by the
-same :class:`ParameterSpec` as on the embedded backend.
+same :class:`ParameterSpec` as on the embedded backend. As on the embedded backend, a callback
+that raises (or a message that does not deserialize) is logged with its traceback and the node
+keeps spinning, instead of the exception ending ``rclpy.spin``.
 """
 
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -95,19 +98,39 @@ class RclpyHandle(NodeHandle):
         qos: QosName = "reliable",
         depth: int | None = None,
     ) -> Any:
+        def on_raw(raw: bytes) -> None:
+            callback(deserialize(raw, typename))
+
         return self._node.create_subscription(
             get_message(typename),
             topic,
-            lambda raw: callback(deserialize(raw, typename)),
+            self._guarded(on_raw, f"subscription {topic}"),
             _rclpy_qos(qos, depth),
             raw=True,
         )
 
     def create_timer(self, period_s: float, callback: Callable[[], None]) -> Timer:
-        return self._node.create_timer(period_s, callback)
+        return self._node.create_timer(period_s, self._guarded(callback, "timer"))
+
+    def _guarded(self, callback: Callable[..., None], what: str) -> Callable[..., None]:
+        """The callback, with any exception logged (traceback included) instead of raised."""
+
+        def run(*args: Any) -> None:
+            try:
+                callback(*args)
+            except Exception:  # one bad message or callback must not stop the node
+                self._logger.error("%s callback failed:\n%s", what, traceback.format_exc())
+
+        return run
 
     def declare_parameter(self, spec: ParameterSpec) -> ParamValue:
-        desc = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+        # dynamic typing: a float parameter set to an integer in YAML (rate: 10) is accepted by
+        # rclpy and coerced by spec.validate, as on the embedded backend
+        desc = ParameterDescriptor(
+            description=spec.description,
+            read_only=spec.read_only,
+            dynamic_typing=isinstance(spec.default, float),
+        )
         if isinstance(spec.default, float) and (
             spec.min_value is not None or spec.max_value is not None
         ):

@@ -29,3 +29,29 @@ def test_synthetic_cloud_node_publishes_on_rclpy() -> None:
         node.destroy_node()
     finally:
         rclpy.shutdown()
+
+
+def test_a_callback_that_raises_is_logged_and_the_node_keeps_spinning() -> None:
+    from rclpy.node import Node
+
+    from robomr_nodes.runtime.rclpy_backend import RclpyHandle
+
+    rclpy.init()
+    try:
+        node = Node("raiser")
+        handle = RclpyHandle(node)
+        calls = []
+
+        def tick() -> None:
+            calls.append(1)
+            raise RuntimeError("boom")
+
+        handle.create_timer(0.01, tick)
+        for _ in range(50):
+            rclpy.spin_once(node, timeout_sec=0.05)  # would raise RuntimeError unguarded
+            if len(calls) >= 3:
+                break
+        assert len(calls) >= 3
+        node.destroy_node()
+    finally:
+        rclpy.shutdown()
