@@ -98,30 +98,26 @@ class RclpyHandle(NodeHandle):
         qos: QosName = "reliable",
         depth: int | None = None,
     ) -> Any:
+        # one parameter exactly: rclpy passes only the (raw) message to such a callback
         def on_raw(raw: bytes) -> None:
-            callback(deserialize(raw, typename))
+            self._guarded(lambda: callback(deserialize(raw, typename)), f"subscription {topic}")
 
         return self._node.create_subscription(
-            get_message(typename),
-            topic,
-            self._guarded(on_raw, f"subscription {topic}"),
-            _rclpy_qos(qos, depth),
-            raw=True,
+            get_message(typename), topic, on_raw, _rclpy_qos(qos, depth), raw=True
         )
 
     def create_timer(self, period_s: float, callback: Callable[[], None]) -> Timer:
-        return self._node.create_timer(period_s, self._guarded(callback, "timer"))
+        def on_timer() -> None:  # no parameter: rclpy passes no TimerInfo
+            self._guarded(callback, "timer")
 
-    def _guarded(self, callback: Callable[..., None], what: str) -> Callable[..., None]:
-        """The callback, with any exception logged (traceback included) instead of raised."""
+        return self._node.create_timer(period_s, on_timer)
 
-        def run(*args: Any) -> None:
-            try:
-                callback(*args)
-            except Exception:  # one bad message or callback must not stop the node
-                self._logger.error("%s callback failed:\n%s", what, traceback.format_exc())
-
-        return run
+    def _guarded(self, call: Callable[[], None], what: str) -> None:
+        """Runs ``call``; an exception is logged with its traceback instead of raised."""
+        try:
+            call()
+        except Exception:  # one bad message or callback must not stop the node
+            self._logger.error("%s callback failed:\n%s", what, traceback.format_exc())
 
     def declare_parameter(self, spec: ParameterSpec) -> ParamValue:
         # dynamic typing: a float parameter set to an integer in YAML (rate: 10) is accepted by
