@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from planning.croa.validation import check_int, check_number
+
 
 class MadError(ValueError):
     """A MAD setting or observation is malformed (the message names the field and limit)."""
@@ -55,17 +57,9 @@ class MadConfig:
             ("max_time_s", 1e-9, 1e6),
             ("max_distance_m", 1e-9, 1e6),
         ):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not (math.isfinite(value) and lo <= value <= hi)
-            ):
-                raise MadError(f"{name}={value!r}: must be in [{lo}, {hi}]")
+            check_number(self, name, lo, hi, MadError)
         for name, hi in (("confirm_cycles", 100), ("max_cycles", 10000)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
-                raise MadError(f"{name}={value!r}: must be an integer in [1, {hi}]")
+            check_int(self, name, 1, hi, MadError)
 
 
 @dataclass(frozen=True)
