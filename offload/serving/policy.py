@@ -100,7 +100,7 @@ class BatchPolicy(abc.ABC):
 class _Fifo(BatchPolicy):
     """Shared FIFO queue handling of the baselines."""
 
-    queue: deque = field(default_factory=deque)
+    queue: deque = field(default_factory=deque, init=False)
 
     def add(self, request: QueuedRequest, now_s: float) -> None:
         self.queue.append(request)
