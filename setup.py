@@ -27,6 +27,7 @@ NODE_EXECUTABLES = {
     "gsclo_scheduler": "robomr_nodes.nodes.gsclo_scheduler:main",
     "gs_render": "robomr_nodes.nodes.gs_render:main",
     "croa_planner": "robomr_nodes.nodes.croa_planner:main",
+    "edge_bridge": "robomr_nodes.nodes.edge_bridge:main",
 }
 
 

@@ -18,6 +18,7 @@ Thread-safe: one call at a time per thread (httpx.Client is safe to share).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,9 @@ class OffloadClient:
 
     def __init__(self, config: ClientConfig, transport: httpx.BaseTransport | None = None) -> None:
         self.config = config
+        if logging.getLogger("httpx").level == logging.NOTSET:
+            # httpx logs every request at INFO: a robot sends ten per second
+            logging.getLogger("httpx").setLevel(logging.WARNING)
         headers = {"Content-Type": CONTENT_TYPE}
         if config.token:
             headers["Authorization"] = f"Bearer {config.token}"

@@ -61,6 +61,12 @@ class BucketConfig:
     max_buckets: int = 16
     # reject on arrival when the predicted finish is past the deadline
     admission: bool = True
+    # without a batch run for this long (s, > 0), the next request runs even if predicted late:
+    # a pessimistic service-time model must not refuse everything forever (it learns only from
+    # batches it runs)
+    probe_interval_s: float = 1.0
+    # ... if its latency budget is at least this fraction of its predicted time, in (0, 1]
+    probe_min_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         b = self.bounds
@@ -74,6 +80,8 @@ class BucketConfig:
             raise PolicyError(f"split_padding={self.split_padding} must be in (0, 1)")
         if self.merge_rate_hz < 0 or self.rate_halflife_s <= 0 or self.adapt_period_s <= 0:
             raise PolicyError("merge_rate_hz >= 0, rate_halflife_s > 0, adapt_period_s > 0")
+        if not self.probe_interval_s > 0 or not 0 < self.probe_min_fraction <= 1:
+            raise PolicyError("probe_interval_s must be > 0 and probe_min_fraction in (0, 1]")
 
 
 @dataclass(eq=False)
@@ -113,6 +121,7 @@ class BucketPolicy(BatchPolicy):
             p: [Bucket(p, lo, hi) for lo, hi in itertools.pairwise(edges)] for p in PATHS
         }
         self._next_adapt_s = -math.inf
+        self._last_dispatch_s = -math.inf
         self.splits = 0
         self.merges = 0
 
@@ -142,8 +151,14 @@ class BucketPolicy(BatchPolicy):
         return max(1, int(ctx.memory_budget_bytes // per_item)) if per_item > 0 else 1 << 30
 
     # -- admission and dispatch -------------------------------------------------------------
+    def _probe_due(self, now_s: float) -> bool:
+        return now_s - self._last_dispatch_s >= self.config.probe_interval_s
+
     def admit(self, request: QueuedRequest, now_s: float, ctx: PolicyContext) -> bool:
         if not self.config.admission:
+            return True
+        idle = ctx.busy_until_s <= now_s and not any(True for _ in self.queued())
+        if idle and self._probe_due(now_s) and self._probe_worthy(request, ctx):
             return True
         ahead = max(ctx.busy_until_s - now_s, 0.0)
         ahead += sum(
@@ -160,12 +175,14 @@ class BucketPolicy(BatchPolicy):
             self._next_adapt_s = now_s + self.config.adapt_period_s
         expired: list[QueuedRequest] = []
         best: tuple[float, Bucket] | None = None
+        probe = self._probe(now_s, ctx) if self._probe_due(now_s) else None
         for b in (b for bs in self.buckets.values() for b in bs if b.queue):
             alone = {id(r): ctx.predict_s(b.path, r.cost, 1) for r in b.queue}
-            late = [r for r in b.queue if now_s + alone[id(r)] > r.deadline_s]
+            late = [r for r in b.queue if now_s + alone[id(r)] > r.deadline_s and r is not probe]
             if late:
                 expired += late
-                b.queue = [r for r in b.queue if now_s + alone[id(r)] <= r.deadline_s]
+                gone = {id(r) for r in late}
+                b.queue = [r for r in b.queue if id(r) not in gone]
             if not b.queue:
                 continue
             b.queue.sort(key=lambda r: r.deadline_s - alone[id(r)])  # least slack first
@@ -174,7 +191,21 @@ class BucketPolicy(BatchPolicy):
                 best = (slack, b)
         if best is None:
             return Dispatch(expired=tuple(expired))
+        self._last_dispatch_s = now_s
         return Dispatch(self._form_batch(best[1], now_s, ctx), tuple(expired))
+
+    def _probe_worthy(self, r: QueuedRequest, ctx: PolicyContext) -> bool:
+        budget = r.deadline_s - r.arrival_s
+        return budget >= self.config.probe_min_fraction * ctx.predict_s(r.path, r.cost, 1)
+
+    def _probe(self, now_s: float, ctx: PolicyContext) -> QueuedRequest | None:
+        """The request closest to its deadline's reach, to run although predicted late, when
+        every queued request is predicted late (see ``probe_interval_s``); else None."""
+        queued = [r for r in self.queued() if self._probe_worthy(r, ctx)]
+        lateness = [now_s + ctx.predict_s(r.path, r.cost, 1) - r.deadline_s for r in queued]
+        if not queued or min(lateness) <= 0:
+            return None
+        return queued[lateness.index(min(lateness))]
 
     def _form_batch(self, b: Bucket, now_s: float, ctx: PolicyContext) -> tuple[QueuedRequest, ...]:
         cap = self.cap(b, ctx)

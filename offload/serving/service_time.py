@@ -5,7 +5,9 @@ modelled as t = a + b U + c n (a: per-batch overhead, b: per unit, c: per reques
 recursive least squares with exponential forgetting (factor ``forgetting``, so the fit follows a
 machine whose speed drifts, e.g. under interference) from every completed batch. Until
 ``min_samples`` batches are seen, the prior (``ServiceTimePrior``, from the model's warm-up or
-a calibration run) answers. Predictions are clamped to >= ``floor_s``. Pure numpy, no clock.
+a calibration run) answers, scaled by the mean ratio of observed to prior-predicted times so far
+(one sample already corrects a prior measured on a busier or quieter machine). Predictions are
+clamped to >= ``floor_s``. Pure numpy, no clock.
 
 BucketServe (arXiv 2507.17120) uses such a model to compute each request's slack
 (deadline - now - predicted service time) and to size batches that still meet their deadlines.
@@ -76,6 +78,7 @@ class ServiceTimeModel:
         )
         self._P = np.eye(3) * 1e3  # large initial covariance: the data take over quickly
         self._residual_var = 0.0
+        self._ratio_sum = 0.0  # sum of observed / prior-predicted times
 
     def _x(self, units: float, items: int) -> np.ndarray:
         return np.array([1.0, units / self.unit_scale, float(items)])
@@ -97,6 +100,8 @@ class ServiceTimeModel:
         self._theta = self._theta + gain * err
         self._P = (self._P - np.outer(gain, px)) / self.forgetting
         self._residual_var = 0.95 * self._residual_var + 0.05 * err * err
+        prior = self.prior.predict(units, items)
+        self._ratio_sum += seconds / prior if prior > 0 else 1.0
         self.samples += 1
 
     def predict(self, units: float, items: int) -> float:
@@ -104,7 +109,8 @@ class ServiceTimeModel:
         if items <= 0:
             return 0.0
         if self.samples < self.min_samples:
-            value = self.prior.predict(units, items)
+            scale = self._ratio_sum / self.samples if self.samples else 1.0
+            value = self.prior.predict(units, items) * scale
         else:
             value = float(self._x(units, items) @ self._theta)
         # an extrapolation far outside the observed batches can go negative

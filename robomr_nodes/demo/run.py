@@ -17,6 +17,7 @@ from typing import Any
 from robomr_nodes.bag import BagRecorder
 from robomr_nodes.demo.figure import draw_summary
 from robomr_nodes.demo.latency import LatencyMonitor
+from robomr_nodes.demo.offload import OffloadOptions, OffloadSession
 from robomr_nodes.demo.record import RunRecord
 from robomr_nodes.demo.summary import summarize
 from robomr_nodes.launch_yaml import LaunchPlan, load_launch, package_share
@@ -33,6 +34,7 @@ QUICK_PARAMS: dict[str, dict[str, Any]] = {
         "camera_height_px": 72,
     },
     "gs_render": {"spacing_m": 1.0},
+    "edge_bridge": {"spacing_m": 1.0},
 }
 
 
@@ -51,6 +53,8 @@ class DemoOptions:
         duration_s: sim time to run (s), > 0.
         quick: small sensors and a coarse map (see QUICK_PARAMS).
         launch_args: further name:=value launch arguments.
+        offload: run detection and the operator view on local service replicas through the
+            edge bridge (None: on the robot, as usual).
     """
 
     out: Path
@@ -59,6 +63,7 @@ class DemoOptions:
     duration_s: float = 20.0
     quick: bool = False
     launch_args: tuple[tuple[str, str], ...] = ()
+    offload: OffloadOptions | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.duration_s <= 3600.0:
@@ -76,6 +81,8 @@ class DemoResult:
 def demo_plan(options: DemoOptions) -> LaunchPlan:
     """The launch plan of the demo: the shipped launch file with the options applied."""
     args = {"scenario": options.scenario, "seed": str(options.seed), **dict(options.launch_args)}
+    if options.offload is not None:
+        args["use_offload"] = "true"
     plan = load_launch(package_share("robomr") / "launch" / "robomr.launch.yaml", args)
     if options.quick:
         for spec in plan.nodes:
@@ -88,6 +95,22 @@ def run_demo(options: DemoOptions, on_advance: Callable[[int], None] | None = No
     """Runs the graph for ``options.duration_s`` of sim time and writes the run folder."""
     plan = demo_plan(options)
     options.out.mkdir(parents=True, exist_ok=True)
+    offload = OffloadSession(options.offload, options.out, NAMESPACE) if options.offload else None
+    try:
+        if offload is not None:
+            offload.prepare(plan)
+        return _run(options, plan, offload, on_advance)
+    finally:
+        if offload is not None:
+            offload.close()
+
+
+def _run(
+    options: DemoOptions,
+    plan: LaunchPlan,
+    offload: OffloadSession | None,
+    on_advance: Callable[[int], None] | None,
+) -> DemoResult:
     run = RunOptions(duration_s=options.duration_s, record=options.out / "bag")
     record, latency = RunRecord(NAMESPACE), LatencyMonitor(NAMESPACE)
     recorder = BagRecorder(
@@ -96,7 +119,12 @@ def run_demo(options: DemoOptions, on_advance: Callable[[int], None] | None = No
             GRAPH_KEY: graph_to_yaml(plan.nodes),
             START_KEY: str(run.start_ns),
             "robomr.demo": json.dumps(
-                {"scenario": options.scenario, "seed": options.seed, "quick": options.quick}
+                {
+                    "scenario": options.scenario,
+                    "seed": options.seed,
+                    "quick": options.quick,
+                    "offload": options.offload is not None,
+                }
             ),
         },
     )
@@ -104,6 +132,8 @@ def run_demo(options: DemoOptions, on_advance: Callable[[int], None] | None = No
     try:
         executor = build_executor(plan.nodes, run, (recorder.tap, record.tap, latency.tap))
         latency.attach_publisher(executor)
+        if offload is not None:
+            offload.attach(executor, run.start_ns)
         executor.spin(options.duration_s, on_advance=on_advance)
         executor.shutdown()
     finally:
@@ -111,7 +141,9 @@ def run_demo(options: DemoOptions, on_advance: Callable[[int], None] | None = No
     wall_s = time.perf_counter() - wall
     sim_node = executor.nodes[f"{NAMESPACE}/sim"]
     target = sim_node.scene.target_name
-    detector = executor.nodes.get(f"{NAMESPACE}/lidar_detector")
+    detector = executor.nodes.get(f"{NAMESPACE}/lidar_detector") or executor.nodes.get(
+        f"{NAMESPACE}/edge_bridge"
+    )
     min_score = detector.params.score_threshold if detector is not None else 0.3
     summary = {
         "scenario": options.scenario,
@@ -123,6 +155,8 @@ def run_demo(options: DemoOptions, on_advance: Callable[[int], None] | None = No
         "messages_recorded": recorder.count,
         **summarize(record, executor, target, latency.latencies_ms(), min_score),
     }
+    if offload is not None:
+        summary["offload"] = offload.summary(executor, run.start_ns)
     (options.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     robot = sim_node.robot.config
     draw_summary(

@@ -134,8 +134,24 @@ def test_request_that_cannot_meet_its_deadline_is_answered_not_run(linear_ctx, m
     policy = BucketPolicy(BucketConfig(bounds=(0,), max_cost=9999, admission=False))
     policy.add(make_req(0, 10, deadline_s=0.05), 0.0)  # needs 0.1 s alone
     policy.add(make_req(1, 10, deadline_s=1.0), 0.0)
-    d = policy.next_dispatch(0.0, linear_ctx(per_item_s=0.1))
+    d = policy.next_dispatch(0.0, linear_ctx(per_item_s=0.1))  # request 1 can run: no probe
     assert [r.id for r in d.expired] == [0] and [r.id for r in d.batch] == [1]
+
+
+def test_a_pessimistic_model_still_probes_once_per_interval(linear_ctx, make_req) -> None:
+    # the model predicts 0.1 s, every request allows 0.05 s: all predicted late. One of them runs
+    # per probe interval anyway, so the service-time model can learn it was wrong.
+    policy = BucketPolicy(BucketConfig(bounds=(0,), max_cost=9999, probe_interval_s=1.0))
+    ctx = linear_ctx(per_item_s=0.1)
+    assert policy.admit(make_req(0, 10, 0.05), 0.0, ctx)  # idle and no run yet: admitted
+    policy.add(make_req(0, 10, 0.05), 0.0)
+    policy.add(make_req(1, 10, 0.04), 0.0)
+    d = policy.next_dispatch(0.0, ctx)
+    assert [r.id for r in d.batch] == [0] and [r.id for r in d.expired] == [1]
+    policy.add(make_req(2, 10, 0.55), 0.5)
+    assert not policy.next_dispatch(0.5, ctx).batch  # within the interval: no second probe
+    assert not policy.admit(make_req(3, 10, 0.55), 0.5, ctx)
+    assert policy.admit(make_req(4, 10, 1.05), 1.0, ctx)
 
 
 @pytest.mark.parametrize(
@@ -153,6 +169,7 @@ def test_admission_rejects_a_request_predicted_to_finish_late(
     linear_ctx, make_req, busy_until_s, queued_deadlines, deadline, admitted
 ) -> None:
     policy = BucketPolicy(BucketConfig(bounds=(0,), max_cost=9999))
+    policy._last_dispatch_s = 0.0  # a batch just ran: no probe is due
     ctx = linear_ctx(per_item_s=0.1)
     ctx.busy_until_s = busy_until_s
     for i, d in enumerate(queued_deadlines):

@@ -27,11 +27,12 @@ def test_fit_recovers_the_coefficients_of_noise_free_batches() -> None:
     assert model.predict(2e5, 2) == pytest.approx(0.01 + 0.4 + 0.1, rel=1e-3)
 
 
-def test_prior_answers_until_enough_samples() -> None:
+def test_prior_scaled_by_observations_answers_until_enough_samples() -> None:
     model = ServiceTimeModel(ServiceTimePrior(per_item_s=0.2), min_samples=8)
-    _feed(model, 0.0, 0.0, 0.01, n=7)
     assert model.predict(1000, 3) == pytest.approx(0.6)
-    _feed(model, 0.0, 0.0, 0.01, n=1, seed=1)
+    model.observe(1000, 1, 0.01)  # 20x faster than the prior said
+    assert model.predict(1000, 3) == pytest.approx(0.03)
+    _feed(model, 0.0, 0.0, 0.01, n=7, seed=1)  # now 8 samples: the fit answers
     assert model.predict(1000, 3) == pytest.approx(0.03, rel=0.05)
 
 

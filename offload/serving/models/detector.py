@@ -100,11 +100,17 @@ class DetectorModel(ServedModel):
         return {"classes": list(self.classes)}, arrays
 
     def example(self) -> np.ndarray:
-        """A 32-beam-sized synthetic cloud (50k points on a ground plane and walls)."""
-        rng = np.random.default_rng(0)
-        cloud = rng.uniform(-40.0, 40.0, (50_000, 4)).astype(np.float32)
-        cloud[:, 2] = np.where(rng.random(50_000) < 0.7, -1.8, rng.uniform(-1.8, 1.0, 50_000))
-        return cloud
+        """A 32-beam scan (0.4 deg columns, 28.8k points) of flat ground 1.8 m below the sensor
+        inside a round wall of 30 m radius: a real scan's spread of points over the grid."""
+        elevation = np.deg2rad(np.linspace(-25.0, 15.0, 32))
+        azimuth = np.deg2rad(np.arange(0.0, 360.0, 0.4))
+        el, az = np.meshgrid(elevation, azimuth)
+        ground = np.where(el < 0, 1.8 / np.tan(-np.minimum(el, -1e-3)), np.inf)
+        r = np.minimum(ground, 30.0 / np.cos(el))  # [A, B] range to the first hit
+        cloud = np.stack(
+            [r * np.cos(el) * np.cos(az), r * np.cos(el) * np.sin(az), r * np.sin(el), r * 0], -1
+        )
+        return cloud.reshape(-1, 4).astype(np.float32)
 
 
 def _shorter_range(model: Any, range_m: float) -> Any:
