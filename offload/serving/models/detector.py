@@ -35,7 +35,8 @@ class DetectorModel(ServedModel):
 
     Args:
         model: a loaded ``perception.model.Detector``.
-        brownout_range_m: half-width of the brownout grid (m), < the model's range.
+        brownout_range_m: half-width of the brownout grid (m), < the model's range; None: 60%
+            of it, rounded down to the grid (24 m for the shipped model's 40 m).
         max_points: largest cloud accepted (points).
     """
 
@@ -44,12 +45,16 @@ class DetectorModel(ServedModel):
     unit = "points"
     has_brownout = True
 
-    def __init__(self, model: Any, brownout_range_m: float = 24.0, max_points: int = 400_000):
+    def __init__(
+        self, model: Any, brownout_range_m: float | None = None, max_points: int = 400_000
+    ) -> None:
         from perception.config import CLASSES
 
         self.model = model
         self.classes = CLASSES
         self.max_cost = max_points
+        if brownout_range_m is None:
+            brownout_range_m = default_brownout_range(model)
         self.short = _shorter_range(model, brownout_range_m)
         self.brownout_range_m = brownout_range_m
         self.version = f"detector-{sum(p.numel() for p in model.parameters())}p"
@@ -59,7 +64,7 @@ class DetectorModel(ServedModel):
         cls,
         model_path: str = "",
         device: str = "cpu",
-        brownout_range_m: float = 24.0,
+        brownout_range_m: float | None = None,
         max_points: int = 400_000,
     ) -> DetectorModel:
         """Loads the weights (``model_path``; empty: the shipped ``models/detector.pt``).
@@ -111,6 +116,14 @@ class DetectorModel(ServedModel):
             [r * np.cos(el) * np.cos(az), r * np.cos(el) * np.sin(az), r * np.sin(el), r * 0], -1
         )
         return cloud.reshape(-1, 4).astype(np.float32)
+
+
+def default_brownout_range(model: Any) -> float:
+    """60% of the model's smallest x/y half-range, rounded down to the grid quantum (m)."""
+    voxel = model.config.voxel
+    lo_x, lo_y, _, hi_x, hi_y, _ = voxel.point_range_m
+    quantum = voxel.voxel_size_m[0] * _RANGE_QUANTUM_CELLS / 2
+    return max(1, int(0.6 * min(-lo_x, -lo_y, hi_x, hi_y) / quantum)) * quantum
 
 
 def _shorter_range(model: Any, range_m: float) -> Any:
