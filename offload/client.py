@@ -33,6 +33,13 @@ from offload.serving.wire import CONTENT_TYPE, WireError, decode, encode
 __all__ = ["TOKEN_ENV", "ClientConfig", "OffloadClient", "OffloadError", "Reply"]
 
 
+def quiet_httpx() -> None:
+    """httpx logs every request at INFO (a robot sends ten a second): WARNING unless the
+    application set a level itself."""
+    if logging.getLogger("httpx").level == logging.NOTSET:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 class OffloadError(RuntimeError):
     """No answer in time. ``reason``: deadline, unavailable, overloaded, breaker_open,
     rejected (a 4xx: the request itself is bad), or bad_response."""
@@ -85,9 +92,7 @@ class OffloadClient:
 
     def __init__(self, config: ClientConfig, transport: httpx.BaseTransport | None = None) -> None:
         self.config = config
-        if logging.getLogger("httpx").level == logging.NOTSET:
-            # httpx logs every request at INFO: a robot sends ten per second
-            logging.getLogger("httpx").setLevel(logging.WARNING)
+        quiet_httpx()
         headers = {"Content-Type": CONTENT_TYPE}
         if config.token:
             headers["Authorization"] = f"Bearer {config.token}"

@@ -84,6 +84,9 @@ class LocalReplicas:
         return json.loads(ready.read_text())["url"]
 
     def _wait_ready(self, i: int, url: str, end: float) -> None:
+        from offload.client import quiet_httpx
+
+        quiet_httpx()
         with httpx.Client(timeout=httpx.Timeout(2.0)) as http:
             while True:
                 try:

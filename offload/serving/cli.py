@@ -31,6 +31,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--slo-ms", action="append", default=[], metavar="MODEL=MS", help="latency objective"
     )
+    p.add_argument(
+        "--static-max-batch", type=int, help="static policy batch (default: from the budget)"
+    )
+    p.add_argument(
+        "--static-delay-ms", type=float, default=10.0, help="static policy queue delay (ms)"
+    )
     p.add_argument("--no-brownout", action="store_true", help="keep every request on the full path")
     p.add_argument("--brownout-period", type=float, default=5.0, help="brownout control period (s)")
     p.add_argument(
@@ -70,6 +76,8 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
             brownout_period_s=args.brownout_period,
             memory_budget_bytes=args.memory_budget_mb * 2**20,
             max_queued=args.max_queued,
+            static_max_batch=args.static_max_batch,
+            static_max_delay_s=args.static_delay_ms / 1e3,
             limits=WireLimits(max_body_bytes=int(args.max_body_mb * 2**20)),
             model_options={
                 "detector": {"model_path": args.detector_model},
