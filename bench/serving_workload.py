@@ -4,9 +4,9 @@
   maximum ranges, the detector's request sizes; ``render_pool``: camera poses along the street at
   several image sizes, the renderer's.
 - ``calibrate``: runs batches of those requests through the real served model on this machine
-  (each path, batch sizes 1..4) and fits t = a + b U + c n by least squares (U: total units,
-  n: requests); the multiplicative residual spread (std of log(measured / fitted)) is kept so the
-  simulation draws service times with the measured noise (``ServiceTruth``).
+  (each path, batch sizes 1..4) and fits t = a + b U + c n by non-negative least squares (U:
+  total units, n: requests); the multiplicative residual spread (std of log(measured / fitted))
+  is kept so the simulation draws service times with the measured noise (``ServiceTruth``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.optimize import nnls
 
 from offload.serving.model import Path, ServedModel
 
@@ -98,7 +99,9 @@ def calibrate(
             rows.append([1.0, sum(model.cost(r, path) for r in batch), float(n)])
     x, t = np.asarray(rows), np.asarray(times)
     scale = np.array([1.0, max(x[:, 1].mean(), 1.0), 1.0])  # conditioning
-    coef = np.linalg.lstsq(x / scale, t, rcond=None)[0] / scale
+    # non-negative least squares: units and requests are nearly collinear in a batch (U ~ n x
+    # mean size), and plain least squares then trades a negative term for a large one
+    coef = nnls(x / scale, t)[0] / scale
     fitted = np.maximum(x @ coef, 1e-4)
     r2 = 1.0 - np.sum((t - fitted) ** 2) / max(np.sum((t - t.mean()) ** 2), 1e-12)
     return ServiceFit(

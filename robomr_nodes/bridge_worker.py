@@ -80,7 +80,6 @@ class JobRunner:
         asynchronous: run on the worker thread; results come back through ``trigger``.
         trigger: the node's guard-condition trigger (async mode).
         max_pending: frames allowed to wait for the worker, >= 1.
-        on_drop: called (on the caller's thread) for each dropped frame.
     """
 
     def __init__(
@@ -88,13 +87,11 @@ class JobRunner:
         asynchronous: bool,
         trigger: Callable[[], None] | None = None,
         max_pending: int = 4,
-        on_drop: Callable[[], None] | None = None,
     ) -> None:
         self.asynchronous = asynchronous
         self._trigger = trigger
         self._max_pending = max_pending
-        self._on_drop = on_drop
-        self._pending: deque[tuple[Callable[[], Any], Callable[[Any], None]]] = deque()
+        self._pending: deque[tuple[Callable[[], Any], Callable[[Any], None], Any]] = deque()
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._cv = threading.Condition()
         self._closing = False
@@ -106,17 +103,23 @@ class JobRunner:
             self._thread = threading.Thread(target=self._loop, name="edge_bridge", daemon=True)
             self._thread.start()
 
-    def submit(self, job: Callable[[], Any], deliver: Callable[[Any], None]) -> None:
-        """Runs ``job`` and passes its result to ``deliver`` on the executor thread."""
+    def submit(
+        self,
+        job: Callable[[], Any],
+        deliver: Callable[[Any], None],
+        on_drop: Callable[[], None] | None = None,
+    ) -> None:
+        """Runs ``job`` and passes its result to ``deliver`` on the executor thread;
+        ``on_drop()`` is called instead if the frame is dropped while waiting."""
         if not self.asynchronous:
             deliver(job())
             return
         with self._cv:
-            self._pending.append((job, deliver))
+            self._pending.append((job, deliver, on_drop))
             while len(self._pending) > self._max_pending:
-                self._pending.popleft()
-                if self._on_drop:
-                    self._on_drop()
+                _, _, dropped = self._pending.popleft()
+                if dropped is not None:
+                    dropped()
             self._cv.notify()
 
     def deliver_ready(self) -> None:
@@ -143,7 +146,7 @@ class JobRunner:
                     self._cv.wait()
                 if not self._pending:
                     return
-                job, deliver = self._pending.popleft()
+                job, deliver, _ = self._pending.popleft()
                 self._busy = True
             try:
                 self._done.put((deliver, job()))

@@ -21,6 +21,10 @@ Formulation, per model and path:
   predicted finish (work queued ahead of it by deadline, plus its own time) is past its deadline
   is rejected on arrival, so the client can fall back at once. The loop is work-conserving: the
   model never idles while a request waits.
+- Probing (ours, not the paper's): the service-time model learns only from batches that run, so
+  when every queued request is predicted late and no batch ran for ``probe_interval_s``, the one
+  closest to its deadline runs anyway (if its budget is at least ``probe_min_fraction`` of its
+  predicted time); a pessimistic prediction cannot lock the service out.
 """
 
 from __future__ import annotations

@@ -101,12 +101,7 @@ class EdgeBridgeNode(RobomrNode):
         asynchronous = p.mode == "async" or (p.mode == "auto" and not handle.virtual_time)
         self.stats = {"detect": BridgeStats(), "render": BridgeStats()}
         guard = handle.create_guard_condition(self._deliver) if asynchronous else None
-        self.runner = JobRunner(
-            asynchronous,
-            guard.trigger if guard else None,
-            p.max_pending,
-            on_drop=lambda: self.stats["detect"].drop(),
-        )
+        self.runner = JobRunner(asynchronous, guard.trigger if guard else None, p.max_pending)
         self._fallbacks_reported = 0  # fallbacks up to the last /diagnostics
         self._diag = handle.create_publisher("diagnostic_msgs/msg/DiagnosticArray", "/diagnostics")
         handle.create_timer(p.diagnostics_period_s, self._publish_diagnostics)
@@ -143,7 +138,11 @@ class EdgeBridgeNode(RobomrNode):
             self.log.error("skipping cloud stamped %d: %s", stamp_ns(msg.header.stamp), err)
             return
         header = msg.header
-        self.runner.submit(lambda: self._detect_job(points), lambda r: self._publish_det(header, r))
+        self.runner.submit(
+            lambda: self._detect_job(points),
+            lambda r: self._publish_det(header, r),
+            self.stats["detect"].drop,
+        )
 
     def _detect_job(self, points: np.ndarray) -> tuple[BoxList, dict[str, Any]]:
         from perception.config import CLASSES
@@ -213,7 +212,9 @@ class EdgeBridgeNode(RobomrNode):
         pose, k = self._T_world_base @ T_base_cam, camera_info_to_k(msg)
         w, h, header = int(msg.width), int(msg.height), msg.header
         self.runner.submit(
-            lambda: self._render_job(pose, k, w, h), lambda r: self._publish_image(header, r)
+            lambda: self._render_job(pose, k, w, h),
+            lambda r: self._publish_image(header, r),
+            self.stats["render"].drop,
         )
 
     def _render_job(self, pose: np.ndarray, k: np.ndarray, w: int, h: int) -> tuple[Any, float]:
