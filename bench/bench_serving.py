@@ -61,12 +61,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib-per-size", type=int, default=4, help="batches timed per batch size")
     p.add_argument("--brownout-duration", type=float, default=120.0, help="simulated s per run")
     p.add_argument("--brownout-load", type=float, default=1.0, help="mean load x capacity (bursty)")
+    p.add_argument(
+        "--brownout-bursts-s", type=_floats, default=[5, 20, 60], help="burst lengths swept (s)"
+    )
     p.add_argument("--ap-frames", type=int, default=30, help="held-out frames for AP per tau")
     p.add_argument("--http-duration", type=float, default=20.0, help="live replay s (0: skip)")
     p.add_argument("--http-load", type=float, default=1.25, help="live replay load x capacity")
     p.add_argument("--http-policies", default="bucket,static,none", help="live policies")
-    p.add_argument("--bridge-frames", type=int, default=40, help="bridge scans (0: skip)")
-    p.add_argument("--bridge-rate-hz", type=float, default=10.0, help="bridge scan rate")
+    p.add_argument("--bridge-frames", type=int, default=30, help="bridge scans (0: skip)")
+    p.add_argument(
+        "--bridge-rate-hz",
+        type=float,
+        default=0.0,
+        help="bridge scan rate (0: 10 Hz, or half the rate the local detector sustains here)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
 
 

@@ -97,7 +97,10 @@ def http_replay(
 
 
 def bridge_run(
-    clouds: Sequence[np.ndarray], rate_hz: float, kill_after: int | None
+    clouds: Sequence[np.ndarray],
+    rate_hz: float,
+    kill_after: int | None,
+    deadline_ms: float = 250.0,
 ) -> dict[str, Any]:
     """Scans at ``rate_hz`` through the edge bridge (async, wall clock) to a replica killed
     after ``kill_after`` scans, or (``kill_after`` None) through the local ``lidar_detector``.
@@ -116,7 +119,7 @@ def bridge_run(
             ex = EmbeddedExecutor("wall")
             probe = _LatencyTap()
             ex.add_tap(probe.tap)
-            node = _detector_node(ex, replicas, token_path)
+            node = _detector_node(ex, replicas, token_path, deadline_ms)
             _schedule_scans(ex, clouds, rate_hz, replicas, kill_after)
             timeout = time.perf_counter() + len(clouds) / rate_hz + 60.0
             ex.spin(until=lambda: len(probe.done) >= len(clouds) or time.perf_counter() > timeout)
@@ -164,14 +167,21 @@ class _LatencyTap:
                 self.done[self._last] = (self.done[self._last][0], kind)
 
 
-def _detector_node(ex: Any, replicas: LocalReplicas | None, token_path: Path) -> Any:
+def _detector_node(
+    ex: Any, replicas: LocalReplicas | None, token_path: Path, deadline_ms: float
+) -> Any:
     from robomr_nodes.nodes.edge_bridge import EdgeBridgeNode
     from robomr_nodes.nodes.lidar_detector import LidarDetectorNode
     from robomr_nodes.params import ParamOverride
 
     if replicas is None:
         return ex.add_node(LidarDetectorNode)
-    params = {"service_url": replicas.urls[0], "token_file": str(token_path), "mode": "async"}
+    params = {
+        "service_url": replicas.urls[0],
+        "token_file": str(token_path),
+        "mode": "async",
+        "deadline_ms": deadline_ms,
+    }
     return ex.add_node(
         EdgeBridgeNode, params={k: ParamOverride(v, "bench") for k, v in params.items()}
     )

@@ -177,7 +177,8 @@ def _tune_static(
 ) -> tuple[int, float]:
     """The static (max batch, delay) with the best mean goodput over the loads (seed 0):
     tuned as fairly as the method it is compared with."""
-    sizes = sorted({1, 2, 4, static_batch_cap(w)})
+    cap = static_batch_cap(w)  # never a batch that could overflow the memory budget
+    sizes = sorted({s for s in (1, 2, 4) if s <= cap} | {cap})
     best: tuple[float, int, float] = (-1.0, 1, 0.0)
     for size in sizes:
         for delay in delays_s:

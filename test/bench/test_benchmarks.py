@@ -38,7 +38,8 @@ TINY: dict[str, list[str]] = {
     "serving": [
         *("--models", "detector", "--loads", "0.5,1.5", "--seeds", "1", "--duration", "4"),
         *("--beams", "16", "--ranges", "30", "--calib-per-size", "1", "--static-delays-ms", "0"),
-        *("--brownout-duration", "6", "--ap-frames", "1", "--http-duration", "1"),
+        *("--brownout-duration", "6", "--brownout-bursts-s", "2", "--ap-frames", "1"),
+        *("--http-duration", "1"),
         *("--http-policies", "bucket", "--bridge-frames", "2", "--no-progress"),
     ],
 }
