@@ -3,7 +3,7 @@
 1. Calibration: the real served models (detector; renderer) run batches of this workload's
    requests on this machine; t = a + b U + c n is fitted per path (``bench.serving_workload``).
 2. Policy sweep (simulated, ``bench.serving_sim``): every policy on the same arrivals (Azure trace
-   scaled, Poisson, bursty on/off) at offered loads of 0.5..2 x capacity, several seeds: goodput
+   scaled, Poisson, bursty on/off) at offered loads of 0.25..2 x capacity, several seeds: goodput
    at the SLO, SLO attainment, p50/p90/p99 latency, peak batch memory; load at 80% attainment.
 3. Brownout on vs off (bucket batching, bursty arrivals): SLO violations; accuracy of each tau
    level (detector AP, render PSNR, ``bench.serving_quality``).
@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace", type=Path, default=DEFAULT_TRACE, help="Azure-format trace CSV")
     p.add_argument("--models", default="detector,gs_render", help="models to benchmark")
     p.add_argument(
-        "--loads", type=_floats, default=[0.5, 0.75, 1.0, 1.25, 1.5, 2.0], help="x capacity"
+        "--loads", type=_floats, default=[0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0], help="x capacity"
     )
     p.add_argument("--seeds", type=int, default=5, help="seeds per (pattern, load)")
     p.add_argument("--duration", type=float, default=60.0, help="simulated seconds per run")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -81,22 +82,19 @@ def brownout_section(
             1.0 - on / none_off if none_off > 0 else 0.0
         )
         mean_tau[w.name] = v[("bucket", True)][2]
-        for burst_s in args.brownout_bursts_s:
-            for period in (5.0, 1.0):
-                shape = {"on_s": burst_s, "off_s": 3 * burst_s, "burst_factor": 3.0}
-                duration = max(args.brownout_duration, 4 * 4 * burst_s)
-                o = _violations(
-                    w, "bucket", False, args.seeds, duration, args.brownout_load, **shape
-                )
-                n = _violations(
-                    w, "bucket", True, args.seeds, duration, args.brownout_load, **shape,
-                    period_s=period,
-                )  # fmt: skip
-                red = 1.0 - n[0] / o[0] if o[0] > 0 else 0.0
-                sweep.add(w.name, burst_s, period, o[0], n[0], red, n[2])
-                figures["brownout_sweep"].setdefault(w.name, []).append(
-                    {"burst_s": burst_s, "period_s": period, "reduction": red}
-                )
+        for burst_s, height, period in itertools.product(
+            args.brownout_bursts_s, (2.0, 3.0), (5.0, 1.0)
+        ):
+            shape = {"on_s": burst_s, "off_s": 3 * burst_s, "burst_factor": height}
+            duration = max(args.brownout_duration, 4 * 4 * burst_s)  # four on/off cycles
+            load = args.brownout_load
+            o = _violations(w, "bucket", False, args.seeds, duration, load, **shape)
+            n = _violations(w, "bucket", True, args.seeds, duration, load, **shape, period_s=period)
+            red = 1.0 - n[0] / o[0] if o[0] > 0 else 0.0
+            sweep.add(w.name, burst_s, height, period, o[0], n[0], red, n[2])
+            figures["brownout_sweep"].setdefault(w.name, []).append(
+                {"burst_s": burst_s, "burst_x": height, "period_s": period, "reduction": red}
+            )
     report.tables += [table, sweep]
     _accuracy(report, figures, models, args, mean_tau, say)
 
