@@ -48,10 +48,11 @@ def brownout_section(
     )
     sweep = Table(
         "brownout sweep: violation reduction (on vs off, bucket batching) by burst length "
-        "(off phase 3x as long, bursts 3x the mean) and control period",
+        "(off phase 3x as long), burst height (x the mean rate) and control period",
         [
             "model",
             "burst_s",
+            "burst_x",
             "period_s",
             "violations_off",
             "violations_on",
