@@ -97,7 +97,7 @@ class EdgeBridgeNode(RobomrNode):
     def __init__(self, handle: NodeHandle) -> None:
         super().__init__(handle)
         p = self.params = handle.declare_params(EdgeBridgeParams)
-        self.client = None if p.mode == "local" else _make_client(p)
+        self.client = None if p.mode == "local" else self._client_or_none(p)
         asynchronous = p.mode == "async" or (p.mode == "auto" and not handle.virtual_time)
         self.stats = {"detect": BridgeStats(), "render": BridgeStats()}
         guard = handle.create_guard_condition(self._deliver) if asynchronous else None
@@ -110,6 +110,19 @@ class EdgeBridgeNode(RobomrNode):
         if p.render:
             self._setup_render(handle)
         self.log.info("edge bridge (%s) to %s", "async" if asynchronous else p.mode, p.service_url)
+
+    def _client_or_none(self, p: EdgeBridgeParams) -> Any:
+        """The service client; on a bad URL or an unreadable token the bridge logs the error
+        and runs everything locally rather than not at all (e.g. replaying an old bag whose
+        token file is gone)."""
+        from offload.client import OffloadError
+        from offload.serving.auth import AuthError
+
+        try:
+            return _make_client(p)
+        except (OffloadError, AuthError) as err:
+            self.log.error("offload disabled, every frame runs locally: %s", err)
+            return None
 
     # -- detection ------------------------------------------------------------------------
     def _setup_detect(self, handle: NodeHandle) -> None:
