@@ -53,7 +53,10 @@ class SimResult:
         return float(np.sum(self.latency_s <= slo_s)) / self.duration_s if self.duration_s else 0.0
 
     def percentile_ms(self, q: float) -> float:
-        """q-th latency percentile over every request (inf when beyond the answered ones)."""
+        """q-th latency percentile over every request (inf when beyond the answered ones; NaN
+        without requests)."""
+        if not len(self.latency_s):
+            return float("nan")
         return float(np.percentile(self.latency_s, q, method="higher") * 1e3)
 
     def mean_tau(self) -> float:

@@ -73,3 +73,9 @@ def test_brownout_lowers_tau_under_overload_and_records_it() -> None:
     sched = _scheduler(NoBatching(), slo_s=0.3, brownout=BrownoutConfig(slo_s=0.3, period_s=2.0))
     r = simulate(reqs, sched, lambda p, costs: (0.1 if p == "full" else 0.02) * len(costs))
     assert len(r.tau) > 1 and r.mean_tau() < 0.9 and "brownout" in set(r.path)
+
+
+def test_a_run_without_requests_reports_empty_figures() -> None:
+    r = simulate([], _scheduler(NoBatching()), lambda _p, costs: 0.1, window_s=10.0)
+    assert r.goodput_hz(1.0) == 0.0 and r.attainment(1.0) == 0.0
+    assert np.isnan(r.percentile_ms(90)) and r.batch_sizes == []
