@@ -75,6 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0.0,
         help="bridge scan rate (0: 10 Hz, or half the rate the local detector sustains here)",
     )
+    p.add_argument("--plot", type=Path, metavar="PNG", help="draw attainment/goodput vs load")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
 
 
@@ -120,6 +121,11 @@ def run(args: argparse.Namespace) -> BenchReport:
     brownout_section(report, figures, workloads, models, args, say)
     live_section(report, figures, workloads, extras, args, trace, say)
     report.figures = figures
+    if args.plot:
+        from bench.serving_plot import plot
+
+        plot(figures, args.plot)
+        report.notes.append(f"plot: {args.plot}")
     return report
 
 
