@@ -17,8 +17,12 @@ Runs the robot (kinematic bicycle, pure pursuit along the last received path) in
 - ``target_request``: geometry_msgs/PoseStamped, where the operator asks the robot to look (the
   scene's target with ``target_prior_noise_m`` of error), latched;
 - ``diagnostics``: diagnostic_msgs/DiagnosticArray (pose, odometer, collisions), 1 Hz;
-- ``/clock``: rosgraph_msgs/Clock at the odometry rate (``publish_clock``), the sim-time source
-  of ROS 2 nodes started with ``use_sim_time``.
+- ``/clock``: rosgraph_msgs/Clock (``publish_clock``), the time source of every node started
+  with ``use_sim_time``: published at the start of each of the simulator's timer callbacks whose
+  time is new (at the odometry rate when the sensor rates divide it), so a message stamped t is
+  always preceded by ``/clock`` = t and a node on sim time reads its stamp as "now". The
+  simulator itself must run on its own time (``use_sim_time: false``): on sim time its timers
+  would wait for a ``/clock`` that only they publish.
 
 Subscribes ``croa/path`` (nav_msgs/Path in ``map``): the robot follows the newest path; an
 empty path stops it where it is. Moving vehicles keep their lane and wait while the robot is in
@@ -84,7 +88,7 @@ class SimParams:
     map_frame: str = param("map", "world frame id")
     publish_clock: bool = param(
         True,
-        "publish /clock (rosgraph_msgs/Clock) at the odometry rate for nodes with use_sim_time",
+        "publish /clock (rosgraph_msgs/Clock) for nodes with use_sim_time",
     )
 
 
@@ -108,6 +112,7 @@ class SimNode(RobomrNode):
         self._dt_s = 1.0 / p.odom_rate_hz
         self.collisions = 0
         self._colliding = False
+        self._clock_ns = -1  # time of the last /clock published
         self._pubs = {
             "points": handle.create_publisher(
                 "sensor_msgs/msg/PointCloud2", "points", "sensor_data"
@@ -172,7 +177,16 @@ class SimNode(RobomrNode):
         except (PathError, ValueError) as err:
             self.log.warning("ignoring a malformed path: %s", err)
 
+    def _tick_clock(self) -> int:
+        """Publishes /clock at the current time if not done yet; returns the time (ns)."""
+        now = self.handle.now_ns()
+        if "clock" in self._pubs and now != self._clock_ns:
+            self._clock_ns = now
+            self._pubs["clock"].publish(new_message("rosgraph_msgs/msg/Clock", clock=time_msg(now)))
+        return now
+
     def _step(self) -> None:
+        self._tick_clock()
         if len(self.follower.path):
             cmd = self.follower.command(self.robot.state)
             self.robot.step(cmd.accel_mps2, cmd.steer_rad, self._dt_s)
@@ -181,8 +195,6 @@ class SimNode(RobomrNode):
             self._world_stale = True
         self._check_collision()
         now = self.handle.now_ns()
-        if "clock" in self._pubs:
-            self._pubs["clock"].publish(new_message("rosgraph_msgs/msg/Clock", clock=time_msg(now)))
         odom = self.robot.odometry()
         x, y, yaw = odom.pose
         self._pubs["odom"].publish(
@@ -220,7 +232,7 @@ class SimNode(RobomrNode):
         self._colliding = hit
 
     def _scan(self) -> None:
-        now = self.handle.now_ns()
+        now = self._tick_clock()
         world = self._scene_now()
         T_world_lidar = self.robot.T_world_lidar()
         scan = self.lidar.scan(world, T_world_lidar, self._rng)
@@ -237,7 +249,7 @@ class SimNode(RobomrNode):
         self._pubs["truth"].publish(boxes_to_detections(boxes, header(now, "lidar")))
 
     def _frame(self) -> None:
-        now = self.handle.now_ns()
+        now = self._tick_clock()
         frame = self.camera.render(self._scene_now(), self.robot.T_world_camera_optical())
         hdr = header(now, "camera_optical")
         self._pubs["image"].publish(array_to_image(frame.rgb, hdr, "rgb8"))
@@ -246,6 +258,7 @@ class SimNode(RobomrNode):
         )
 
     def _diagnose(self) -> None:
+        self._tick_clock()
         s = self.robot.state
         self._pubs["diag"].publish(
             diagnostic_array(
