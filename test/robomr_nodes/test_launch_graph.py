@@ -1,9 +1,14 @@
-"""The shipped launch graph under rclpy's clock semantics: the clock source runs on its own time
-and publishes /clock, every other node runs on that sim time, and the simulator's data flows.
+"""The shipped launch graph under rclpy's clock and parameter semantics.
 
-The same checks run on the config files as they were before issue 11 (``/**: use_sim_time:
-true`` for every node, the simulator included) and must fail there: under rclpy the simulator's
-timers would wait for a /clock that only they publish, and nothing would be published.
+The whole graph of launch/robomr.launch.yaml runs on the embedded backend, which matches
+parameter-file sections and drives sim time exactly as rclpy does. Checked: the clock source
+runs on its own time and publishes /clock, every other node runs on that time, the simulator's
+data flows, and every node receives every value that config/robomr.yaml gives it.
+
+The same checks run on the config file as it was before issue 11 and must fail there: its
+``/**: use_sim_time: true`` also put the simulator on sim time (under rclpy its timers would
+wait for a /clock that only they publish), and its bare keys (``lidar_detector:``) mean nodes in
+the root namespace under rclpy, so the /robomr nodes silently got none of their values.
 """
 
 from __future__ import annotations
@@ -13,23 +18,28 @@ from pathlib import Path
 import pytest
 
 from robomr_nodes.demo.run import DemoOptions, demo_plan
-from robomr_nodes.launch_yaml import LaunchPlan
+from robomr_nodes.launch_yaml import LaunchPlan, load_launch, package_share
+from robomr_nodes.param_files import load_param_file, names_one_node, overrides_for
 from robomr_nodes.runner import RunOptions, build_executor
 from robomr_nodes.runtime.executor import EmbeddedExecutor
 
+REPO = Path(__file__).resolve().parents[2]
 CLOCK_SOURCES = {"/robomr/sim"}
 SENSOR_TOPICS = ("/robomr/points", "/robomr/camera/image", "/robomr/odom", "/tf", "/clock")
-# config/robomr.yaml before issue 11 (its clock section): every node on sim time
-OLD_CLOCK_CONFIG = """
+# config/robomr.yaml before issue 11, cut to one value per section (the layout is what matters)
+OLD_CONFIG = """
 /**:
-  ros__parameters:
-    use_sim_time: true
+  ros__parameters: {use_sim_time: true}
+sim:
+  ros__parameters: {lidar_beams: 32}
+lidar_detector:
+  ros__parameters: {threads: 1}
 """
 
 
-def _plan(tmp_path: Path, params_file: Path | None = None) -> LaunchPlan:
+def _plan(tmp_path: Path, params_file: Path | None = None, quick: bool = True) -> LaunchPlan:
     args = (("params_file", str(params_file)),) if params_file else ()
-    return demo_plan(DemoOptions(out=tmp_path, quick=True, launch_args=args))
+    return demo_plan(DemoOptions(out=tmp_path, quick=quick, launch_args=args))
 
 
 def _run(plan: LaunchPlan, duration_s: float) -> tuple[EmbeddedExecutor, dict[str, int], int]:
@@ -46,9 +56,9 @@ def _run(plan: LaunchPlan, duration_s: float) -> tuple[EmbeddedExecutor, dict[st
     return executor, counts, last_clock[0]
 
 
-def clock_problems(plan: LaunchPlan, duration_s: float = 0.3) -> list[str]:
-    """What would go wrong with this graph's clocks under rclpy (empty: nothing)."""
-    executor, counts, last_clock_ns = _run(plan, duration_s)
+def clock_problems(run: tuple[EmbeddedExecutor, dict[str, int], int]) -> list[str]:
+    """What would go wrong with the graph's clocks under rclpy (empty: nothing)."""
+    executor, counts, last_clock_ns = run
     problems = [f"{t} never published" for t in SENSOR_TOPICS if not counts.get(t)]
     for fq, node in executor.nodes.items():
         on_sim_time = node.handle.clock.use_sim_time
@@ -60,25 +70,74 @@ def clock_problems(plan: LaunchPlan, duration_s: float = 0.3) -> list[str]:
     return problems
 
 
-def test_shipped_graph_runs_on_the_simulators_clock(tmp_path: Path) -> None:
-    assert clock_problems(_plan(tmp_path)) == []
+def param_problems(plan: LaunchPlan, config: Path) -> list[str]:
+    """Per-node values of ``config`` that the plan's nodes do not receive (empty: all do).
+
+    A section whose last name is literal (``/**/sim``, ``sim``, ``/robomr/sim``) was written
+    for the nodes of that name: each of them must receive each of its values, from this file
+    or from a launch-file value that deliberately overrides it.
+    """
+    problems = []
+    for key, values in load_param_file(config).items():
+        if not names_one_node(key):
+            continue
+        targets = [n for n in plan.nodes if n.name == key.rstrip("/").rsplit("/", 1)[-1]]
+        if not targets:
+            problems.append(f"section {key!r} names no node of the launch graph")
+        for node in targets:
+            for name, value in values.items():
+                got = node.params.get(name)
+                from_launch = got is not None and "launch.yaml" in got.source
+                if got is None or (got.value != value and not from_launch):
+                    problems.append(f"{node.fq_name} does not receive {name} = {value!r}")
+    return problems
 
 
-def test_the_check_fails_on_the_config_before_issue_11(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def shipped_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    plan = _plan(tmp_path_factory.mktemp("graph"))
+    return plan, _run(plan, 0.3)
+
+
+def test_shipped_graph_runs_on_the_simulators_clock(shipped_run: tuple) -> None:
+    _, run = shipped_run
+    assert clock_problems(run) == []
+
+
+def test_every_node_receives_every_per_node_value(tmp_path: Path, shipped_run: tuple) -> None:
+    config = package_share("robomr") / "config" / "robomr.yaml"
+    assert param_problems(_plan(tmp_path, quick=False), config) == []
+    plan, (executor, _, _) = shipped_run
+    for spec in plan.nodes:  # and the running node declared and holds each value
+        held = executor.nodes[spec.fq_name].handle.values
+        assert {k: held[k] for k in spec.params} == {k: v.value for k, v in spec.params.items()}
+
+
+def test_the_checks_fail_on_the_config_before_issue_11(tmp_path: Path) -> None:
     old = tmp_path / "old.yaml"
-    old.write_text(OLD_CLOCK_CONFIG)
+    old.write_text(OLD_CONFIG)
     plan = _plan(tmp_path, old)
+    assert "/robomr/lidar_detector does not receive threads = 1" in param_problems(plan, old)
+    assert "/robomr/sim does not receive lidar_beams = 32" in param_problems(plan, old)
     plan.nodes = [n for n in plan.nodes if n.name == "sim"]  # the simulator alone shows it
-    problems = clock_problems(plan)
+    problems = clock_problems(_run(plan, 0.3))
     assert "/robomr/points never published" in problems
     assert "/robomr/sim should run on its own time" in problems
 
 
-@pytest.mark.parametrize("config", ["robomr.yaml", "synthetic.yaml"])
-def test_every_shipped_config_puts_the_clock_source_on_its_own_time(config: str) -> None:
-    from robomr_nodes.param_files import overrides_for
-
-    repo = Path(__file__).resolve().parents[2]
-    source = {"robomr.yaml": "/robomr/sim", "synthetic.yaml": "/robomr/synthetic_cloud"}[config]
-    assert overrides_for(repo / "config" / config, source)["use_sim_time"].value is False
-    assert overrides_for(repo / "config" / config, "/robomr/other")["use_sim_time"].value is True
+@pytest.mark.parametrize(
+    ("launch", "config", "source"),
+    [
+        ("robomr.launch.yaml", "robomr.yaml", "sim"),
+        ("synthetic.launch.yaml", "synthetic.yaml", "synthetic_cloud"),
+    ],
+)
+def test_shipped_configs_reach_their_nodes_in_any_namespace(
+    launch: str, config: str, source: str
+) -> None:
+    path = REPO / "config" / config
+    for namespace in ("robomr", "robot2/robomr"):
+        plan = load_launch(REPO / "launch" / launch, {"namespace": namespace})
+        assert param_problems(plan, path) == []
+        for node in plan.nodes:  # the clock source on its own time, everyone else on sim time
+            assert overrides_for(path, node.fq_name)["use_sim_time"].value is (node.name != source)
