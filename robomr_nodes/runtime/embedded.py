@@ -55,7 +55,7 @@ class EmbeddedHandle(NodeHandle):
             )
 
     def _declare_use_sim_time(self) -> bool:
-        spec = ParameterSpec(USE_SIM_TIME, False, "take node time from /clock")
+        spec = ParameterSpec(USE_SIM_TIME, False, "take node time from /clock", read_only=False)
         value = self.declare_parameter(spec)
         return bool(value)
 
