@@ -7,8 +7,10 @@ Runs the robot (kinematic bicycle, pure pursuit along the last received path) in
   at ``lidar_rate_hz``;
 - ``camera/image`` (rgb8) and ``camera/camera_info`` in ``camera_optical``, sensor-data QoS, at
   ``camera_rate_hz``;
-- ``odom`` (nav_msgs/Odometry, map -> base_link) and ``/tf`` at ``odom_rate_hz`` (also the
-  control period); ``/tf_static`` (base_link -> lidar, camera_optical), latched;
+- ``odom`` (nav_msgs/Odometry in ``odom``, child ``base_link``) and ``/tf`` (odom ->
+  base_link) at ``odom_rate_hz`` (also the control period); ``/tf_static`` (map -> odom, the
+  identity since the simulated odometry does not drift; base_link -> lidar, camera_optical),
+  latched. Frames follow REP 105 (map -> odom -> base_link);
 - ``ground_truth``: vision_msgs/Detection3DArray of every vehicle in the lidar frame with each
   scan; ``id`` is the scene name, the hypothesis ``class_id`` the class and its ``score`` the
   visibility, 1 - occlusion ratio (sim/truth.py);
@@ -16,7 +18,8 @@ Runs the robot (kinematic bicycle, pure pursuit along the last received path) in
   clutter; no vehicles) in ``map``, latched;
 - ``target_request``: geometry_msgs/PoseStamped, where the operator asks the robot to look (the
   scene's target with ``target_prior_noise_m`` of error), latched;
-- ``diagnostics``: diagnostic_msgs/DiagnosticArray (pose, odometer, collisions), 1 Hz;
+- ``/diagnostics``: diagnostic_msgs/DiagnosticArray (pose, odometer, collisions), 1 Hz, where
+  rqt_runtime_monitor and diagnostic_aggregator read it;
 - ``/clock``: rosgraph_msgs/Clock (``publish_clock``), the time source of every node started
   with ``use_sim_time``: published at the start of each of the simulator's timer callbacks whose
   time is new (at the odometry rate when the sensor rates divide it), so a message stamped t is
@@ -86,6 +89,7 @@ class SimParams:
     )
     sensor_seed: int = param(0, "seed of lidar noise/dropout and the target prior", min_value=0)
     map_frame: str = param("map", "world frame id")
+    odom_frame: str = param("odom", "odometry frame id (REP 105; map -> odom is the identity)")
     publish_clock: bool = param(
         True,
         "publish /clock (rosgraph_msgs/Clock) for nodes with use_sim_time",
@@ -126,7 +130,7 @@ class SimNode(RobomrNode):
             "odom": handle.create_publisher("nav_msgs/msg/Odometry", "odom"),
             "tf": handle.create_publisher("tf2_msgs/msg/TFMessage", "/tf"),
             "truth": handle.create_publisher("vision_msgs/msg/Detection3DArray", "ground_truth"),
-            "diag": handle.create_publisher("diagnostic_msgs/msg/DiagnosticArray", "diagnostics"),
+            "diag": handle.create_publisher("diagnostic_msgs/msg/DiagnosticArray", "/diagnostics"),
         }
         if p.publish_clock:
             self._pubs["clock"] = handle.create_publisher("rosgraph_msgs/msg/Clock", "/clock")
@@ -144,6 +148,7 @@ class SimNode(RobomrNode):
         static.publish(
             tf_message(
                 [
+                    transform_stamped(np.eye(4), frame, self.params.odom_frame, now),
                     transform_stamped(self.robot.T_base_lidar(), "base_link", "lidar", now),
                     transform_stamped(
                         self.robot.T_base_camera_optical(), "base_link", "camera_optical", now
@@ -197,17 +202,12 @@ class SimNode(RobomrNode):
         now = self.handle.now_ns()
         odom = self.robot.odometry()
         x, y, yaw = odom.pose
+        odom_frame = self.params.odom_frame  # map -> odom is the identity (see /tf_static)
         self._pubs["odom"].publish(
-            odometry(x, y, yaw, *odom.linear_mps, odom.yaw_rate_radps, now, self.params.map_frame)
+            odometry(x, y, yaw, *odom.linear_mps, odom.yaw_rate_radps, now, odom_frame)
         )
         self._pubs["tf"].publish(
-            tf_message(
-                [
-                    transform_stamped(
-                        self.robot.T_world_base(), self.params.map_frame, "base_link", now
-                    )
-                ]
-            )
+            tf_message([transform_stamped(self.robot.T_world_base(), odom_frame, "base_link", now)])
         )
 
     def _scene_now(self) -> World:
