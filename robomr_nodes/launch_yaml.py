@@ -81,6 +81,7 @@ class LaunchPlan:
     args: dict[str, str]
     skipped: list[str]
     warnings: list[str] = field(default_factory=list)
+    foreign: list[NodeSpec] = field(default_factory=list)  # other packages' nodes (skipped)
 
 
 def package_share(package: str) -> Path:
@@ -118,6 +119,7 @@ class _Evaluator:
         self.overrides = dict(overrides)
         self.used_overrides: set[str] = set()
         self.nodes: list[NodeSpec] = []
+        self.foreign: list[NodeSpec] = []
         self.skipped: list[str] = []
         self.sections_used: dict[tuple[str, str], bool] = {}  # (file, key) -> matched a node
         self.top_args: dict[str, str] = {}
@@ -267,9 +269,6 @@ class _Evaluator:
             return
         pkg = str(self.subst(_required(body, "pkg", ctx, where), ctx, where))
         exe = str(self.subst(_required(body, "exec", ctx, where), ctx, where))
-        if pkg != PACKAGE:
-            self.skipped.append(f"node {pkg}/{exe}: needs ROS 2 (not a robomr node)")
-            return
         name = str(self.subst(body.get("name", exe), ctx, where))
         ns = str(self.subst(body.get("namespace", ""), ctx, where))
         namespace = ns if ns.startswith("/") else f"{ctx.namespace.rstrip('/')}/{ns}"
@@ -294,6 +293,10 @@ class _Evaluator:
                     str(self.subst(_required(r, "to", ctx, loc), ctx, loc)),
                 )
             )
+        if pkg != PACKAGE:  # kept for graph checks (e.g. what ros_gz_bridge carries)
+            self.skipped.append(f"node {pkg}/{exe}: needs ROS 2 (not a robomr node)")
+            self.foreign.append(spec)
+            return
         self.nodes.append(spec)
 
     def _param(self, p: Any, spec: NodeSpec, table: ParamTable, ctx: _Context, where: str) -> None:
@@ -345,7 +348,7 @@ class _Evaluator:
             raise LaunchError(
                 f"{path}: unknown launch argument(s) {unused}; declared: {sorted(self.top_args)}"
             )
-        names = {n.name for n in self.nodes}
+        names = {n.name for n in self.nodes + self.foreign}
         warnings = [
             f"{file}: section {key!r} matches no node, but the graph has a node named "
             f"{key.rsplit('/', 1)[-1]!r} (rclpy matches keys to fully qualified names: a bare "
@@ -353,7 +356,7 @@ class _Evaluator:
             for (file, key), used in self.sections_used.items()
             if not used and names_one_node(key) and key.rsplit("/", 1)[-1] in names
         ]
-        return LaunchPlan(self.nodes, self.top_args, self.skipped, warnings)
+        return LaunchPlan(self.nodes, self.top_args, self.skipped, warnings, self.foreign)
 
 
 def _required(body: Any, key: str, ctx: _Context, where: str) -> Any:

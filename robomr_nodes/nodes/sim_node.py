@@ -44,13 +44,14 @@ from geometry.transforms import invert_transform
 from robomr_nodes.api import NodeHandle, RobomrNode
 from robomr_nodes.convert.detections import BoxList, boxes_to_detections
 from robomr_nodes.convert.image import array_to_image, camera_info
-from robomr_nodes.convert.path import PathError, path_to_poses, pose_stamped
+from robomr_nodes.convert.path import PathError, path_to_poses
 from robomr_nodes.convert.pointcloud import array_to_cloud, xyz_to_structured
 from robomr_nodes.convert.tf import odometry, tf_message, transform_stamped
 from robomr_nodes.diagnostics import diagnostic_array
 from robomr_nodes.messages import header, new_message, time_msg
 from robomr_nodes.params import param
 from robomr_nodes.runtime.entry import run_node
+from robomr_nodes.scene_static import VEHICLE_KINDS, publish_scene_static
 from sim import (
     BicycleRobot,
     Camera,
@@ -65,8 +66,6 @@ from sim import (
 )
 from sim.placement import convex_overlap, footprint
 from sim.traffic import Traffic
-
-VEHICLE_KINDS = ("car", "van", "truck", "bus")
 
 
 @dataclass(frozen=True)
@@ -143,33 +142,9 @@ class SimNode(RobomrNode):
 
     # -- static data ------------------------------------------------------------------------
     def _publish_static(self) -> None:
-        h, now, frame = self.handle, self.handle.now_ns(), self.params.map_frame
-        static = h.create_publisher("tf2_msgs/msg/TFMessage", "/tf_static", "latched")
-        static.publish(
-            tf_message(
-                [
-                    transform_stamped(np.eye(4), frame, self.params.odom_frame, now),
-                    transform_stamped(self.robot.T_base_lidar(), "base_link", "lidar", now),
-                    transform_stamped(
-                        self.robot.T_base_camera_optical(), "base_link", "camera_optical", now
-                    ),
-                ]
-            )
-        )
-        boxes, names = self.scene.obstacle_boxes()
-        kinds = [self.scene.objects[self.scene.index(n)].kind for n in names]
-        keep = [i for i, k in enumerate(kinds) if k not in VEHICLE_KINDS]
-        obstacles = BoxList(
-            boxes[keep], [kinds[i] for i in keep], np.ones(len(keep)), [names[i] for i in keep]
-        )
-        h.create_publisher("vision_msgs/msg/Detection3DArray", "map/obstacles", "latched").publish(
-            boxes_to_detections(obstacles, header(now, frame))
-        )
-        target = np.asarray(self.scene.objects[self.scene.target_index].box, dtype=np.float64)
-        noise = self._rng.normal(0.0, self.params.target_prior_noise_m / np.sqrt(2), 2)
-        h.create_publisher("geometry_msgs/msg/PoseStamped", "target_request", "latched").publish(
-            pose_stamped(target[0] + noise[0], target[1] + noise[1], target[6], now, frame)
-        )
+        p = self.params  # map -> odom is the identity: the simulated odometry does not drift
+        publish_scene_static(self.handle, self.scene, self.robot, np.eye(4), self._rng,
+                             p.target_prior_noise_m, p.map_frame, p.odom_frame)  # fmt: skip
 
     # -- callbacks --------------------------------------------------------------------------
     def _on_path(self, msg: Any) -> None:

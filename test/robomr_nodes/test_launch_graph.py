@@ -49,7 +49,8 @@ def _run(plan: LaunchPlan, duration_s: float) -> tuple[EmbeddedExecutor, dict[st
     def tap(topic: str, _ty: str, _stamp: int, msg: object, _qos: object) -> None:
         counts[topic] = counts.get(topic, 0) + 1
         if topic == "/clock":
-            last_clock[0] = msg.clock.sec * 1_000_000_000 + msg.clock.nanosec  # type: ignore[attr-defined]
+            clock = msg.clock  # type: ignore[attr-defined]
+            last_clock[0] = clock.sec * 1_000_000_000 + clock.nanosec
 
     executor = build_executor(plan.nodes, RunOptions(), (tap,))
     executor.spin(duration_s)
@@ -70,18 +71,20 @@ def clock_problems(run: tuple[EmbeddedExecutor, dict[str, int], int]) -> list[st
     return problems
 
 
-def param_problems(plan: LaunchPlan, config: Path) -> list[str]:
-    """Per-node values of ``config`` that the plan's nodes do not receive (empty: all do).
+def param_problems(plans: list[LaunchPlan], config: Path) -> list[str]:
+    """Per-node values of ``config`` that the plans' nodes do not receive (empty: all do).
 
     A section whose last name is literal (``/**/sim``, ``sim``, ``/robomr/sim``) was written
     for the nodes of that name: each of them must receive each of its values, from this file
-    or from a launch-file value that deliberately overrides it.
+    or from a launch-file value that deliberately overrides it. The plans are the launch file's
+    branches (built-in simulator, Gazebo); a section must name a node of one of them.
     """
     problems = []
+    nodes = [n for plan in plans for n in plan.nodes]
     for key, values in load_param_file(config).items():
         if not names_one_node(key):
             continue
-        targets = [n for n in plan.nodes if n.name == key.rstrip("/").rsplit("/", 1)[-1]]
+        targets = [n for n in nodes if n.name == key.rstrip("/").rsplit("/", 1)[-1]]
         if not targets:
             problems.append(f"section {key!r} names no node of the launch graph")
         for node in targets:
@@ -106,7 +109,8 @@ def test_shipped_graph_runs_on_the_simulators_clock(shipped_run: tuple) -> None:
 
 def test_every_node_receives_every_per_node_value(tmp_path: Path, shipped_run: tuple) -> None:
     config = package_share("robomr") / "config" / "robomr.yaml"
-    assert param_problems(_plan(tmp_path, quick=False), config) == []
+    gazebo = load_launch(REPO / "launch" / "robomr.launch.yaml", {"use_gazebo": "true"})
+    assert param_problems([_plan(tmp_path, quick=False), gazebo], config) == []
     plan, (executor, _, _) = shipped_run
     for spec in plan.nodes:  # and the running node declared and holds each value
         held = executor.nodes[spec.fq_name].handle.values
@@ -117,8 +121,9 @@ def test_the_checks_fail_on_the_config_before_issue_11(tmp_path: Path) -> None:
     old = tmp_path / "old.yaml"
     old.write_text(OLD_CONFIG)
     plan = _plan(tmp_path, old)
-    assert "/robomr/lidar_detector does not receive threads = 1" in param_problems(plan, old)
-    assert "/robomr/sim does not receive lidar_beams = 32" in param_problems(plan, old)
+    problems = param_problems([plan], old)
+    assert "/robomr/lidar_detector does not receive threads = 1" in problems
+    assert "/robomr/sim does not receive lidar_beams = 32" in problems
     plan.nodes = [n for n in plan.nodes if n.name == "sim"]  # the simulator alone shows it
     problems = clock_problems(_run(plan, 0.3))
     assert "/robomr/points never published" in problems
@@ -137,7 +142,11 @@ def test_shipped_configs_reach_their_nodes_in_any_namespace(
 ) -> None:
     path = REPO / "config" / config
     for namespace in ("robomr", "robot2/robomr"):
-        plan = load_launch(REPO / "launch" / launch, {"namespace": namespace})
-        assert param_problems(plan, path) == []
-        for node in plan.nodes:  # the clock source on its own time, everyone else on sim time
+        branches = [{}, {"use_gazebo": "true"}] if launch == "robomr.launch.yaml" else [{}]
+        plans = [
+            load_launch(REPO / "launch" / launch, {"namespace": namespace, **branch})
+            for branch in branches
+        ]
+        assert param_problems(plans, path) == []
+        for node in plans[0].nodes:  # the clock source on its own time, everyone else on sim time
             assert overrides_for(path, node.fq_name)["use_sim_time"].value is (node.name != source)

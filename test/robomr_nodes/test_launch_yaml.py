@@ -40,7 +40,12 @@ def test_shipped_launch_file_switches_to_gazebo_and_drops_nodes() -> None:
     plan = load_launch(
         REPO / "launch" / "robomr.launch.yaml", {"use_gazebo": "true", "use_gs": "false"}
     )
-    assert [n.executable for n in plan.nodes] == ["lidar_detector", "croa_planner"]
+    assert [n.executable for n in plan.nodes] == [
+        "scene_publisher",
+        "path_follower",
+        "lidar_detector",
+        "croa_planner",
+    ]
     assert any("ros_gz_bridge/parameter_bridge" in s for s in plan.skipped)
     assert any("gz sim" in s for s in plan.skipped)
 
