@@ -200,7 +200,8 @@ class EmbeddedExecutor:
         self, typename: str, topic: str, qos: str = "reliable", node: str = "injector"
     ) -> EmbeddedPublisher:
         """A publisher that belongs to no node (bag player, tests, external drivers)."""
-        return self._add_publisher(node, typename, topic, qos_profile(qos))  # type: ignore[arg-type]
+        profile = qos_profile(qos)  # type: ignore[arg-type]
+        return self._add_publisher(node, typename, topic, profile)
 
     def schedule(self, time_ns: int, callback: Callable[[], None], node: str = "executor") -> None:
         """Runs ``callback()`` once at ``time_ns`` (not before the current time)."""
