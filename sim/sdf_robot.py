@@ -1,7 +1,8 @@
 """The robot of an exported Gazebo world: a differential-drive body with the lidar and camera.
 
 gz-sim has no kinematic-bicycle system that takes a path, so the exported robot drives with
-gz-sim's DiffDrive system (``gz-sim-diff-drive-system``): two wheels on the axis through
+gz-sim's DiffDrive system (``gz-sim-diff-drive-system``; its SDF parameters as
+``src/systems/diff_drive/DiffDrive.cc`` reads them): two wheels on the axis through
 ``base_link`` and two frictionless spherical casters, the body box of ``RobotConfig`` above
 them. DiffDrive takes ``geometry_msgs/Twist``-like commands on ``robomr/cmd_vel`` and
 publishes odometry (``odom -> base_link``, starting at the spawn pose) on ``robomr/odom`` and
@@ -129,7 +130,8 @@ def _diff_drive(model: ET.Element, robot: RobotConfig) -> None:
         "wheel_radius": _nums(WHEEL_RADIUS_M),
         "max_linear_acceleration": _nums(robot.max_accel_mps2),
         "min_linear_acceleration": _nums(-robot.max_accel_mps2),
-        "max_velocity": _nums(robot.max_speed_mps),
+        "max_linear_velocity": _nums(robot.max_speed_mps),  # max_velocity would also cap yaw rate
+        "min_linear_velocity": _nums(-robot.max_reverse_speed_mps),
         "topic": GZ_TOPICS["cmd_vel"],
         "odom_topic": GZ_TOPICS["odom"],
         "tf_topic": GZ_TOPICS["tf"],
