@@ -107,6 +107,18 @@ def test_shipped_graph_runs_on_the_simulators_clock(shipped_run: tuple) -> None:
     assert clock_problems(run) == []
 
 
+def test_every_parameter_of_the_shipped_nodes_is_read_only(shipped_run: tuple) -> None:
+    """`ros2 param set` must never report success for a value a node does not read again."""
+    _, (executor, _, _) = shipped_run
+    writable = {
+        f"{fq}:{name}"
+        for fq, node in executor.nodes.items()
+        for name, spec in node.handle._declared.items()
+        if not spec.read_only and name != "use_sim_time"  # rclpy's own: applied when set
+    }
+    assert writable == set()
+
+
 def test_every_node_receives_every_per_node_value(tmp_path: Path, shipped_run: tuple) -> None:
     config = package_share("robomr") / "config" / "robomr.yaml"
     gazebo = load_launch(REPO / "launch" / "robomr.launch.yaml", {"use_gazebo": "true"})

@@ -37,26 +37,6 @@ def test_descriptor_fields_carry_ranges_and_choices(spec: ParameterSpec, expecte
     assert {k: fields[k] for k in expected} == expected
 
 
-def test_every_parameter_of_the_shipped_nodes_is_read_only(shipped_graph: Any) -> None:
-    """`ros2 param set` must never report success for a value a node does not read again."""
-    writable = {
-        f"{fq}:{name}"
-        for fq, node in shipped_graph.nodes.items()
-        for name, spec in node.handle._declared.items()
-        if not spec.read_only and name != "use_sim_time"  # rclpy's own: applied when set
-    }
-    assert writable == set()
-
-
-@pytest.fixture(scope="module")
-def shipped_graph(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from robomr_nodes.demo.run import DemoOptions, demo_plan
-    from robomr_nodes.runner import RunOptions, build_executor
-
-    plan = demo_plan(DemoOptions(out=tmp_path_factory.mktemp("p"), quick=True))
-    return build_executor(plan.nodes, RunOptions())
-
-
 class _ExternalShutdown(Exception):
     pass
 
