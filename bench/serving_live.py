@@ -159,9 +159,9 @@ class _LatencyTap:
         elif topic == "/detections":
             self._last = stamp_ns(msg.header.stamp)
             self.done[self._last] = (time.perf_counter(), "local")
-        elif topic == "/detector/status" and self._last is not None:
-            # published right after the frame's detections (edge_bridge / lidar_detector)
-            values = diagnostic_values(msg).get("edge_bridge")
+        elif topic == "/diagnostics" and self._last is not None:
+            # the bridge's per-frame status follows the frame's detections
+            values = diagnostic_values(msg).get("edge_bridge/detect")
             if values is not None:
                 kind = "offloaded" if values.get("offloaded") == "True" else "fallback"
                 self.done[self._last] = (self.done[self._last][0], kind)

@@ -3,10 +3,12 @@ fallback, in place of ``lidar_detector`` (and ``gs_render``).
 
 Subscribes ``points`` (sensor-data QoS) and, with ``render``, ``camera/camera_info``, ``odom``
 and ``/tf_static``. Publishes what the local nodes publish, with the same types, stamps and
-frames: ``detections``, ``detections/markers``, ``detector/status`` (and ``gs/image``,
-``gs_render/status``), plus ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, every
-``diagnostics_period_s``): offload ratio, fallbacks by reason, RTT p50/p90, dropped frames and
-each replica's circuit-breaker state (0 closed, 1 half-open, 2 open).
+frames: ``detections``, ``detections/markers`` (and ``gs/image``), and on ``/diagnostics``
+(diagnostic_msgs/DiagnosticArray) a status per frame (``edge_bridge/detect``: processing time,
+counts, whether it was offloaded; ``edge_bridge/render``) where the local nodes publish theirs,
+plus every ``diagnostics_period_s`` the status ``edge_bridge``: offload ratio, fallbacks by
+reason, RTT p50/p90, dropped frames and each replica's circuit-breaker state (0 closed,
+1 half-open, 2 open).
 
 Each frame goes to the service (``offload.client``: deadline ``deadline_ms``, keep-alive
 connections, a retry on another replica, a breaker per replica); when no answer comes in time or
@@ -34,7 +36,7 @@ from robomr_nodes.convert.detections import BoxList, boxes_to_detections
 from robomr_nodes.convert.image import array_to_image, camera_info_to_k
 from robomr_nodes.convert.markers import boxes_to_markers
 from robomr_nodes.convert.pointcloud import CloudError, cloud_to_xyz
-from robomr_nodes.convert.tf import odometry_to_pose
+from robomr_nodes.convert.tf import odometry_in_frame
 from robomr_nodes.diagnostics import OK, WARN, diagnostic_array
 from robomr_nodes.messages import stamp_ns
 from robomr_nodes.nodes.lidar_detector import crop_range, resolve_model_path
@@ -89,6 +91,7 @@ class EdgeBridgeParams:
     )
     backend: str = param("auto", "fallback rasterizer", choices=("auto", "torch", "gsplat"))
     base_frame: str = param("base_link", "robot frame of the odometry")
+    map_frame: str = param("map", "frame of the Gaussian map (REP 105 map)")
 
 
 class EdgeBridgeNode(RobomrNode):
@@ -137,9 +140,6 @@ class EdgeBridgeNode(RobomrNode):
         self._markers = handle.create_publisher(
             "visualization_msgs/msg/MarkerArray", "detections/markers"
         )
-        self._det_status = handle.create_publisher(
-            "diagnostic_msgs/msg/DiagnosticArray", "detector/status"
-        )
         handle.create_subscription(
             "sensor_msgs/msg/PointCloud2", "points", self._on_cloud, "sensor_data"
         )
@@ -185,7 +185,7 @@ class EdgeBridgeNode(RobomrNode):
         self._markers.publish(
             boxes_to_markers(header, boxes.boxes, boxes.labels, boxes.scores, ns="detections")
         )
-        self._det_status.publish(diagnostic_array(self.handle.now_ns(), "edge_bridge", info))
+        self._diag.publish(diagnostic_array(self.handle.now_ns(), "edge_bridge/detect", info))
 
     # -- rendering -------------------------------------------------------------------------
     def _setup_render(self, handle: NodeHandle) -> None:
@@ -200,9 +200,6 @@ class EdgeBridgeNode(RobomrNode):
         self._static = StaticTransforms()
         self._T_world_base: np.ndarray | None = None
         self._image = handle.create_publisher("sensor_msgs/msg/Image", "gs/image", "sensor_data")
-        self._render_status = handle.create_publisher(
-            "diagnostic_msgs/msg/DiagnosticArray", "gs_render/status"
-        )
         handle.create_subscription(
             "tf2_msgs/msg/TFMessage", "/tf_static", self._static.update, "latched"
         )
@@ -211,10 +208,13 @@ class EdgeBridgeNode(RobomrNode):
             "sensor_msgs/msg/CameraInfo", "camera/camera_info", self._on_info, "sensor_data"
         )
 
-    def _on_odom(self, msg: Any) -> None:
+    def _on_odom(self, msg: Any) -> None:  # as gs_render: odometry composed with map -> odom
         from geometry.transforms import pose_to_transform
 
-        x, y, yaw, _ = odometry_to_pose(msg)
+        pose = odometry_in_frame(msg, self._static, self.params.map_frame)
+        if pose is None:
+            return
+        x, y, yaw, _ = pose
         if np.all(np.isfinite([x, y, yaw])):
             self._T_world_base = pose_to_transform(x, y, 0.0, yaw)
 
@@ -240,8 +240,8 @@ class EdgeBridgeNode(RobomrNode):
 
     def _publish_image(self, header: Any, result: tuple[Any, float]) -> None:
         self._image.publish(array_to_image(result[0], header, "rgb8"))
-        self._render_status.publish(
-            diagnostic_array(self.handle.now_ns(), "edge_bridge", {"render_ms": result[1]})
+        self._diag.publish(
+            diagnostic_array(self.handle.now_ns(), "edge_bridge/render", {"render_ms": result[1]})
         )
 
     # -- shared ----------------------------------------------------------------------------

@@ -32,6 +32,8 @@ def service(small_detector, small_renderer):
 
 
 def _detect(http, points, **header):
+    # a generous default budget: a loaded test machine must not turn these into 429s
+    header.setdefault("deadline_ms", 30_000)
     return http.post("/v1/detect", content=encode(header, {"points": points}), headers=AUTH)
 
 
@@ -68,7 +70,9 @@ def test_render_answers_the_local_render(service, small_renderer) -> None:
 
     k, viewmat = street_camera(64, 48)
     pose = invert_transform(viewmat)
-    body = encode({"width": 64, "height": 48}, {"T_world_camera_optical": pose, "K": k})
+    body = encode(
+        {"width": 64, "height": 48, "deadline_ms": 30_000}, {"T_world_camera_optical": pose, "K": k}
+    )
     resp = service.post("/v1/render", content=body, headers=AUTH)
     assert resp.status_code == 200
     image = decode(resp.content).arrays["image"]
