@@ -1,0 +1,290 @@
+"""The matching engine every method shares, and the two simple baselines.
+
+``LatticeMatcher.match_many`` validates the trajectories, finds candidates for all their
+points in one query, drops points with no road within their radius, pads the rest into
+batches and decodes each batch (:mod:`mapmatch.lattice`); a subclass only says how points are
+scored (``point_model``, ``score``) and may refine the decoded path (``refine``). Results come
+back in input order, one per trajectory, each with its :class:`~mapmatch.result.Status`.
+
+Baselines (same interface):
+
+- :class:`HmmMatcher`: Newson & Krumm (2009), one global GNSS sigma and transition scale beta:
+  emission N(d; 0, sigma), transition exp(-|route - great-circle| / beta) / beta.
+- :class:`NearestMatcher`: each fix snapped to its nearest edge, consecutive edges joined by
+  shortest paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mapmatch import candidates as cand_mod
+from mapmatch.assemble import complete_paths, piece_geometry
+from mapmatch.lattice import Batch, posteriors, route_lengths, viterbi
+from mapmatch.network import RoadNetwork
+from mapmatch.result import MatchResult, Status, Trajectory, unmatched, validate
+from mapmatch.ubodt import Ubodt
+
+
+class MatcherError(ValueError):
+    """A matcher configuration outside its bounds."""
+
+
+def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
+    ok = np.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise MatcherError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+@dataclass
+class Decoded:
+    """A decoded batch: chosen candidate [B, N], break flags [B, N-1], route lengths and
+    same-edge flags of all pairs, scores, and detour via nodes ((b, step) -> node)."""
+
+    path: np.ndarray
+    brk: np.ndarray
+    route: np.ndarray
+    forward: np.ndarray
+    em: np.ndarray
+    tr: np.ndarray
+    via: dict[tuple[int, int], int]
+
+
+class LatticeMatcher:
+    """Shared engine. Subclasses set ``name`` and implement ``point_model`` and ``score``."""
+
+    name = "lattice"
+    # Points with no road within their radius search again this many times farther (1: no).
+    fallback_radius_factor = 1.0
+
+    def __init__(self, network: RoadNetwork, ubodt: Ubodt, k: int, batch_points: int = 20000):
+        if k < 1:
+            raise MatcherError(f"k must be >= 1, got {k}")
+        self.net, self.ubodt, self.k, self.batch_points = network, ubodt, int(k), batch_points
+
+    # --- hooks -------------------------------------------------------------------------
+    def point_model(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(sigma_m, radius_m) per point [N] (m)."""
+        raise NotImplementedError
+
+    def score(self, batch: Batch, route: np.ndarray, gc: np.ndarray) -> tuple:
+        """(log emission [B, N, K], log transition [B, N-1, K, K])."""
+        raise NotImplementedError
+
+    def refine(self, batch: Batch, dec: Decoded, gc: np.ndarray) -> Decoded:
+        return dec
+
+    def back_tolerance(self, batch: Batch) -> np.ndarray:
+        """How far back along one edge still counts as standing still [B, N-1] (m): twice the
+        combined noise of the two fixes (a standing vehicle's fixes jitter both ways)."""
+        s = batch.sigma_m
+        return 2.0 * np.sqrt(s[:, :-1] ** 2 + s[:, 1:] ** 2)
+
+    # --- engine ------------------------------------------------------------------------
+    def match(self, traj: Trajectory) -> MatchResult:
+        return self.match_many([traj])[0]
+
+    def match_many(self, trajs: list[Trajectory]) -> list[MatchResult]:
+        results: list[MatchResult | None] = [validate(t) for t in trajs]
+        todo = [i for i, r in enumerate(results) if r is None]
+        if not todo:
+            return results  # type: ignore[return-value]
+        xy_all = np.concatenate([np.asarray(trajs[i].xy, dtype=np.float64) for i in todo])
+        sigma, radius = self.point_model(xy_all)
+        cands = cand_mod.search(self.net, xy_all, radius, self.k)
+        lost = np.nonzero(~cands.valid.any(axis=1))[0]
+        if len(lost) and self.fallback_radius_factor > 1:
+            radius = radius.copy()
+            radius[lost] *= self.fallback_radius_factor
+            again = cand_mod.search(self.net, xy_all[lost], radius[lost], self.k)
+            cands = cands.replace(lost, again)
+        start = np.cumsum([0] + [len(trajs[i].xy) for i in todo])
+        prepared = []
+        for n, i in enumerate(todo):
+            rows = np.arange(start[n], start[n + 1])
+            has = cands.valid[rows].any(axis=1)
+            kept = rows[has]
+            if len(kept) == 0:
+                results[i] = unmatched(
+                    trajs[i].traj_id,
+                    Status.NO_CANDIDATES,
+                    f"no point is within its search radius (max {radius[rows].max():.4g}) of "
+                    "any road: far from the network, or coordinates in another CRS?",
+                    len(rows),
+                )
+            elif len(kept) < 2:
+                results[i] = unmatched(
+                    trajs[i].traj_id,
+                    Status.TOO_FEW_POINTS,
+                    f"only 1 of {len(rows)} points is near a road",
+                    len(rows),
+                )
+            else:
+                prepared.append((i, rows, has))
+        prepared.sort(key=lambda p: int(p[2].sum()))
+        chunk: list = []
+        size = 0
+        for item in prepared:
+            n_pts = int(item[2].sum())
+            if chunk and (size + n_pts > self.batch_points):
+                self._run(chunk, trajs, xy_all, sigma, cands, results)
+                chunk, size = [], 0
+            chunk.append(item)
+            size += n_pts
+        if chunk:
+            self._run(chunk, trajs, xy_all, sigma, cands, results)
+        return results  # type: ignore[return-value]
+
+    def _batch(self, chunk: list, trajs: list[Trajectory], xy_all, sigma, cands) -> Batch:
+        lens = np.array([int(h.sum()) for _, _, h in chunk])
+        B, N, K = len(chunk), int(lens.max()), cands.edge.shape[1]
+        rows = np.zeros((B, N), dtype=np.int64)
+        t = np.full((B, N), np.nan)
+        for b, (i, r, h) in enumerate(chunk):
+            kept = r[h]
+            rows[b, : len(kept)] = kept
+            rows[b, len(kept) :] = kept[-1]  # padding repeats the last point
+            if trajs[i].t_s is not None:
+                ts = np.asarray(trajs[i].t_s, dtype=np.float64)[h]
+                t[b, : len(kept)] = ts
+                t[b, len(kept) :] = ts[-1]
+        c = cands.take(rows)
+        return Batch(c, xy_all[rows], t, lens, sigma[rows])
+
+    def decode(self, batch: Batch) -> tuple[Decoded, np.ndarray]:
+        gc = np.hypot(*np.moveaxis(np.diff(batch.xy, axis=1), -1, 0))
+        route, forward = route_lengths(self.net, self.ubodt, batch, self.back_tolerance(batch))
+        em, tr = self.score(batch, route, gc)
+        tr = self._pad_steps(batch, tr)
+        path, brk = viterbi(em, tr)
+        return Decoded(path, brk, route, forward, em, tr, {}), gc
+
+    @staticmethod
+    def _pad_steps(batch: Batch, tr: np.ndarray) -> np.ndarray:
+        """Identity transitions after each trajectory's end."""
+        pad = ~batch.step_mask
+        if pad.any():
+            K = tr.shape[-1]
+            eye = np.where(np.eye(K, dtype=bool), 0.0, -np.inf)
+            tr = tr.copy()
+            tr[pad] = eye
+        return tr
+
+    def _run(self, chunk, trajs, xy_all, sigma, cands, results) -> None:
+        batch = self._batch(chunk, trajs, xy_all, sigma, cands)
+        dec, gc = self.decode(batch)
+        dec = self.refine(batch, dec, gc)
+        post = posteriors(dec.em, dec.tr, dec.brk)
+        B, N = dec.path.shape
+        c = batch.cand
+        bi = np.arange(B)[:, None]
+        ni = np.arange(N)[None, :]
+        edge = c.edge[bi, ni, dec.path]
+        fwd = dec.forward[bi, ni[:, :-1], dec.path[:, :-1], dec.path[:, 1:]]
+        cpaths, indices, pieces = complete_paths(
+            self.net, self.ubodt, edge, fwd, dec.brk, batch.length, dec.via
+        )
+        off = c.offset[bi, ni, dec.path]
+        dist = c.dist[bi, ni, dec.path]
+        pxy = c.xy[bi, ni, dec.path]
+        conf = post[bi, ni, dec.path]
+        for b, (i, rows, has) in enumerate(chunk):
+            results[i] = self._result(
+                trajs[i], b, rows, has, edge, off, dist, pxy, conf, cpaths[b], indices[b],
+                pieces[b], dec,
+            )  # fmt: skip
+
+    def _result(self, traj, b, rows, has, edge, off, dist, pxy, conf, cp, idx, pieces, dec):
+        n_all, n = len(rows), int(has.sum())
+        opath = np.full(n_all, -1, dtype=np.int64)
+        opath[has] = self.net.edge_ids[edge[b, :n]]
+        full = lambda v, fill: _scatter(has, v, fill)  # noqa: E731
+        geoms = []
+        bounds = list(pieces) + [len(cp)]
+        pt_bounds = [int(np.searchsorted(idx, p)) for p in pieces] + [n]
+        for q in range(len(pieces)):
+            p0, p1 = pt_bounds[q], pt_bounds[q + 1] - 1
+            geoms.append(
+                piece_geometry(
+                    self.net,
+                    cp[bounds[q] : bounds[q + 1]],
+                    (off[b, p0], pxy[b, p0]),
+                    (off[b, p1], pxy[b, p1]),
+                )
+            )
+        breaks = np.nonzero(dec.brk[b, : n - 1])[0].tolist()
+        dropped = n_all - n
+        status = Status.OK if not breaks and not dropped else Status.PARTIAL
+        why = []
+        if dropped:
+            why.append(f"{dropped} of {n_all} points have no road within their radius")
+        if breaks:
+            why.append(f"no route between {len(breaks)} pair(s) of consecutive points")
+        kept_idx = np.nonzero(has)[0]
+        return MatchResult(
+            traj_id=traj.traj_id,
+            status=status,
+            message="; ".join(why),
+            opath=opath,
+            offset_m=full(off[b, :n], np.nan),
+            error_m=full(dist[b, :n], np.nan),
+            matched_xy=_scatter(has, pxy[b, :n], np.nan),
+            confidence=full(conf[b, :n], 0.0),
+            cpath=self.net.edge_ids[cp],
+            indices=idx,
+            mgeom=geoms,
+            detours=sorted(int(kept_idx[j]) for (bb, j) in dec.via if bb == b),
+            breaks=[int(kept_idx[j]) for j in breaks],
+        )
+
+
+def _scatter(mask: np.ndarray, values: np.ndarray, fill: float) -> np.ndarray:
+    out = np.full((len(mask), *values.shape[1:]), fill, dtype=np.float64)
+    out[mask] = values
+    return out
+
+
+class HmmMatcher(LatticeMatcher):
+    """Newson & Krumm (2009) HMM with one global sigma and beta (the baseline)."""
+
+    name = "hmm"
+
+    def __init__(
+        self,
+        network: RoadNetwork,
+        ubodt: Ubodt,
+        sigma_m: float = 20.0,
+        beta_m: float = 50.0,
+        radius_m: float = 100.0,
+        k: int = 8,
+        max_speed_mps: float = 0.0,
+    ):
+        super().__init__(network, ubodt, k)
+        for n, v in (("sigma_m", sigma_m), ("beta_m", beta_m), ("radius_m", radius_m)):
+            check_positive(n, v)
+        check_positive("max_speed_mps", max_speed_mps, allow_zero=True)
+        self.sigma_m, self.beta_m, self.radius_m = sigma_m, beta_m, radius_m
+        self.max_speed_mps = max_speed_mps
+
+    def point_model(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(xy)
+        return np.full(n, self.sigma_m), np.full(n, self.radius_m)
+
+    def score(self, batch: Batch, route: np.ndarray, gc: np.ndarray) -> tuple:
+        em = np.where(batch.cand.valid, -0.5 * (batch.cand.dist / self.sigma_m) ** 2, -np.inf)
+        tr = -np.abs(route - gc[:, :, None, None]) / self.beta_m
+        if self.max_speed_mps > 0:
+            dt = np.diff(batch.t_s, axis=1)[:, :, None, None]
+            tr = np.where(route > self.max_speed_mps * np.where(dt > 0, dt, np.inf), -np.inf, tr)
+        return em, np.where(np.isfinite(route), tr, -np.inf)
+
+
+class NearestMatcher(HmmMatcher):
+    """Nearest-edge snapping joined by shortest paths (k = 1)."""
+
+    name = "nearest"
+
+    def __init__(self, network: RoadNetwork, ubodt: Ubodt, radius_m: float = 100.0):
+        super().__init__(network, ubodt, sigma_m=1.0, beta_m=1.0, radius_m=radius_m, k=1)
