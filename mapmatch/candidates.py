@@ -100,7 +100,7 @@ def search(network: RoadNetwork, xy: np.ndarray, radius_m: np.ndarray, k: int) -
     # Best segment of each (point, edge): sort by point, edge, distance; first of each run.
     o = np.lexsort((dist, edge, pt))
     pt, edge, dist, off, proj = pt[o], edge[o], dist[o], off[o], proj[o]
-    first = np.r_[True, (pt[1:] != pt[:-1]) | (edge[1:] != edge[:-1])]
+    first = np.r_[len(pt) > 0, (pt[1:] != pt[:-1]) | (edge[1:] != edge[:-1])][: len(pt)]
     pt, edge, dist, off, proj = pt[first], edge[first], dist[first], off[first], proj[first]
     # k nearest edges per point.
     o = np.lexsort((edge, dist, pt))
