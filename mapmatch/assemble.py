@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from mapmatch.network import RoadNetwork
+from mapmatch.result import MatchResult
 from mapmatch.ubodt import Ubodt
 
 
@@ -165,3 +166,23 @@ def complete_paths(
         indices.append(idx)
         pieces.append(np.r_[0, idx[brk_pts]].astype(np.int64))
     return cpaths, indices, pieces
+
+
+def place_outliers(
+    net: RoadNetwork, res: MatchResult, xy: np.ndarray, outl: np.ndarray, cpath: np.ndarray
+) -> None:
+    """Give ignored (outlier) fixes their nearest position on the matched path's edges, with
+    confidence 0 (in place)."""
+    from mapmatch.candidates import project_pairs
+
+    segs = np.concatenate([np.arange(net.seg_ptr[e], net.seg_ptr[e + 1]) for e in cpath])
+    rows = np.nonzero(outl)[0]
+    pt = np.repeat(np.arange(len(rows)), len(segs))
+    sg = np.tile(segs, len(rows))
+    dist, off, proj = project_pairs(net, xy[rows], pt, sg)
+    best = dist.reshape(len(rows), len(segs)).argmin(axis=1) + np.arange(len(rows)) * len(segs)
+    res.opath[rows] = net.edge_ids[net.seg_edge[sg[best]]]
+    res.offset_m[rows] = off[best]
+    res.error_m[rows] = dist[best]
+    res.matched_xy[rows] = proj[best]
+    res.confidence[rows] = 0.0

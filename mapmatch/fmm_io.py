@@ -184,7 +184,9 @@ def _wkt(pieces: list[np.ndarray]) -> str:
     if not pieces:
         return ""
     parts = ["(" + ",".join(f"{_num(x)} {_num(y)}" for x, y in g) + ")" for g in pieces]
-    return "LINESTRING" + parts[0] if len(parts) == 1 else "MULTILINESTRING(" + ",".join(parts) + ")"
+    return (
+        "LINESTRING" + parts[0] if len(parts) == 1 else "MULTILINESTRING(" + ",".join(parts) + ")"
+    )
 
 
 def format_result(r: MatchResult, fields: tuple[str, ...], to_source, edge_len: dict) -> str:
@@ -225,7 +227,9 @@ def format_result(r: MatchResult, fields: tuple[str, ...], to_source, edge_len: 
     return ";".join(cols)
 
 
-def write_results(path: str | Path, results: list[MatchResult], fields, to_source, edge_len) -> None:
+def write_results(
+    path: str | Path, results: list[MatchResult], fields, to_source, edge_len
+) -> None:
     """FMM's result CSV.
 
     Raises:

@@ -30,7 +30,8 @@ class Batch:
     Attributes:
         cand: candidates with arrays [B, N, K(, 2)].
         xy: observed positions [B, N, 2] (m); t_s: timestamps [B, N] (s, nan if unknown).
-        length: real points per trajectory [B]; sigma_m: LED sigma per point [B, N] (m).
+        length: real points per trajectory [B]; sigma_m: LED sigma per point [B, N] (m);
+        radius_m: candidate search radius per point [B, N] (m).
     """
 
     cand: Candidates
@@ -38,6 +39,7 @@ class Batch:
     t_s: np.ndarray
     length: np.ndarray
     sigma_m: np.ndarray
+    radius_m: np.ndarray
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -46,27 +48,54 @@ class Batch:
     @property
     def step_mask(self) -> np.ndarray:
         """[B, N-1] True for real steps (both ends inside the trajectory)."""
-        B, N, _ = self.shape
+        N = self.shape[1]
         return np.arange(N - 1)[None, :] < (self.length[:, None] - 1)
 
 
-def route_lengths(net: RoadNetwork, ubodt: Ubodt, batch: Batch, back_tol_m: np.ndarray) -> tuple:
+def route_lengths(net: RoadNetwork, ubodt: Ubodt, batch: Batch) -> tuple:
     """Route length [B, N-1, K, K] (m; inf: no route) from each candidate of point i to each
-    of point i+1, and whether the pair stays on one edge [B, N-1, K, K].
+    of point i+1, whether the pair stays on one edge [B, N-1, K, K], and how far the second
+    lies *behind* the first on that edge [B, N-1, K, K] (m, 0 otherwise), and the route that
+    leaves the first candidate's edge at its end [B, N-1, K, K] (for such a pair: the loop
+    around the block).
 
-    A move backwards along one edge by less than ``back_tol_m`` [B, N-1] counts as standing
-    still (GNSS noise along the road), like FMM's ``reverse_tolerance``.
+    A pair on one edge in the wrong order is read as a vehicle that did not move (route 0)
+    and whose second fix is off along the road by that distance; the caller scores the
+    distance as along-track GNSS noise. (FMM's ``reverse_tolerance`` instead allows a fixed
+    fraction of the edge and sends anything more around the block: with sparse fixes of a
+    vehicle waiting at a light, that invents loops.) The caller keeps the loop where it
+    scores better.
     """
     c = batch.cand
     ea, eb = c.edge[:, :-1, :, None], c.edge[:, 1:, None, :]
     oa, ob = c.offset[:, :-1, :, None], c.offset[:, 1:, None, :]
     same = ea == eb
-    tol = back_tol_m[:, :, None, None]
-    forward = same & (ob >= oa - tol)
     between = ubodt.lookup(net.target[ea], net.source[eb])
-    route = np.where(forward, np.maximum(ob - oa, 0.0), net.edge_len[ea] - oa + between + ob)
+    around = net.edge_len[ea] - oa + between + ob
+    route = np.where(same, np.maximum(ob - oa, 0.0), around)
+    back = np.where(same, np.maximum(oa - ob, 0.0), 0.0)
     ok = c.valid[:, :-1, :, None] & c.valid[:, 1:, None, :]
-    return np.where(ok, route, np.inf), forward
+    return np.where(ok, route, np.inf), same, back, np.where(ok, around, np.inf)
+
+
+def uturns(net: RoadNetwork, ubodt: Ubodt, batch: Batch, same: np.ndarray) -> np.ndarray:
+    """[B, N-1, K, K] True where the route between two candidates turns back on itself: onto
+    the reverse of the first candidate's edge, or onto the second candidate's edge from its
+    reverse (at a node, or as the first/last edge of the connecting shortest path)."""
+    c = batch.cand
+    ea, eb = c.edge[:, :-1, :, None], c.edge[:, 1:, None, :]
+    rev_a, rev_b = net.reverse[ea], net.reverse[eb]
+    ta, sa, sb = net.target[ea], net.source[ea], net.source[eb]
+    direct = (eb == rev_a) & (rev_a >= 0)
+    # The path t_a -> s_b starts back along rev(ea): D(t_a, s_b) = |rev ea| + D(s_a, s_b).
+    d = ubodt.lookup(ta, sb)
+    with np.errstate(invalid="ignore"):
+        starts_back = (rev_a >= 0) & (
+            np.abs(d - (net.edge_len[np.maximum(rev_a, 0)] + ubodt.lookup(sa, sb))) < 1e-6
+        )
+    pos, hit = ubodt._find(ta, sb)
+    ends_back = hit & (ubodt.last_edge[pos] == rev_b) & (rev_b >= 0) & (ta != sb)
+    return ~same & (direct | (starts_back & (ta != sb)) | ends_back)
 
 
 def viterbi(em: np.ndarray, tr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

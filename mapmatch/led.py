@@ -16,14 +16,16 @@ weighting with ``prior_points`` pseudo-fixes at the global variance):
 
     sigma^2 = (n * sigma_cell^2 + prior_points * sigma_global^2) / (n + prior_points)
 
-Each cell's candidate search radius is ``radius_sigmas * sigma`` (clamped), its emission
-N(d; 0, sigma). Cells without a fix use the global sigma.
+Each cell's emission is N(d; 0, sigma); its candidate search radius is ``radius_sigmas``
+times the largest sigma of the cell and its neighbours (clamped), since a fix near a border
+may come from the next region. Cells without a fix use the global sigma.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -105,11 +107,25 @@ class LedModel:
         i, j, inside = self.cells(xy)
         return np.where(inside, self.sigma_grid[i, j], self.global_sigma_m)
 
-    def radius_at(self, xy: np.ndarray, sigma: np.ndarray | None = None) -> np.ndarray:
-        """Candidate search radius (m) per point [N]."""
-        s = self.sigma_at(xy) if sigma is None else sigma
+    def wide_sigma_at(self, xy: np.ndarray) -> np.ndarray:
+        """The largest sigma (m) of each point's cell and its 8 neighbours [N]: a fix near a
+        cell border may come from the next region, so radii and outlier tests use this."""
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        if self.sigma_grid.size == 0:
+            return np.full(len(xy), self.global_sigma_m)
+        i, j, inside = self.cells(xy)
+        return np.where(inside, self._wide_grid[i, j], self.global_sigma_m)
+
+    @cached_property
+    def _wide_grid(self) -> np.ndarray:
+        from scipy.ndimage import maximum_filter
+
+        return maximum_filter(self.sigma_grid, size=3, mode="nearest")
+
+    def radius_at(self, xy: np.ndarray) -> np.ndarray:
+        """Candidate search radius (m) per point [N]: radius_sigmas x the wide sigma."""
         c = self.config
-        return np.clip(c.radius_sigmas * s, c.min_radius_m, c.max_radius_m)
+        return np.clip(c.radius_sigmas * self.wide_sigma_at(xy), c.min_radius_m, c.max_radius_m)
 
     def to_json(self) -> dict:
         return {
@@ -147,9 +163,7 @@ def _grid(rows: list) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), -1) if rows else np.zeros((0, 0))
 
 
-def route_distances(
-    network: RoadNetwork, xy: np.ndarray, route_edges: np.ndarray
-) -> np.ndarray:
+def route_distances(network: RoadNetwork, xy: np.ndarray, route_edges: np.ndarray) -> np.ndarray:
     """Distance (m) of each fix [N, 2] to the polyline of a known route (edge indices)."""
     segs = np.concatenate(
         [np.arange(network.seg_ptr[e], network.seg_ptr[e + 1]) for e in route_edges]

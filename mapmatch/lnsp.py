@@ -1,29 +1,37 @@
 """LNSP: offline map matching of sparse trajectories with sub-region localisation-error models
 and local non-shortest-path detection (arXiv 2505.23123).
 
-Formulation (what this module computes; notation per trajectory, points i = 0..n-1):
+Formulation (what this module computes; notation per trajectory, fixes i = 0..n-1):
 
-- Candidates of point i: the ``k`` nearest edges within the radius of i's sub-region LED
-  (:mod:`mapmatch.led`), r_i = radius_sigmas * sigma_i.
-- Emission: log p(z_i | c) = -0.5 (d(z_i, c) / sigma_i)^2.
+- Candidates of fix i: the ``k`` nearest edges within the radius of i's sub-region LED
+  (:mod:`mapmatch.led`): ``radius_sigmas`` times the largest sigma of i's cell and its
+  neighbours; a fix with no edge inside searches ``fallback_radius_factor`` times farther.
+- Emission: log p(z_i | c) = -0.5 (d(z_i, c) / sigma_i)^2, sigma_i of i's sub-region.
 - Transition (Newson-Krumm with the regions' LED): with L the route length between
   candidates (UBODT) and g the straight-line distance between the fixes,
-  log p(c -> c') = -|L - g| / beta_i,  beta_i = beta_sigma * sqrt(sigma_i^2 + sigma_{i+1}^2)
-  + beta_gc * g. Noise in both fixes moves g by about sqrt(sigma_i^2 + sigma_{i+1}^2), and the
-  route of a correct match exceeds g more the farther apart the fixes are.
-- Sliding-window path scoring: a first Viterbi pass gives route lengths L_j; the speed the
-  vehicle had around step j is v_j = sum(L) / sum(dt) over the steps of a window of
-  ``window`` steps on each side, j itself left out. The second pass adds a speed-consistency
-  term, log p = -0.5 (log((L + s) / (v_j dt_j + s)) / speed_sigma)^2 (s = sigma_i, so that a
-  standing vehicle does not make a log of 0), and decodes again (Viterbi over all points).
-- Detours (local non-shortest paths): a step whose decoded route is much shorter than the
-  window's speed says the vehicle drove, L_j < detour_ratio * v_j * dt_j, is tried through
-  via nodes v inside the ellipse |v - x_j| + |v - x_{j+1}| <= v_j dt_j: route
-  c_j -> v -> c_{j+1}, scored by the same transition and speed terms; a via route without an
-  immediate U-turn at v that beats the shortest one by ``detour_margin`` replaces it.
+  log p(c -> c') = -|L - g| / beta_i - uturn_penalty [route turns back on itself],
+  beta_i = beta_sigma * sqrt(sigma_i^2 + sigma_{i+1}^2) + beta_gc * g: noise in both fixes
+  moves g by about sqrt(sigma_i^2 + sigma_{i+1}^2), and a correct route exceeds g more the
+  farther apart the fixes are. A second candidate behind the first on one edge is a vehicle
+  that stood still: -0.5 (back / sqrt(sigma_i^2 + sigma_{i+1}^2))^2 (engine, all methods).
+- Sliding-window path scoring: a first Viterbi pass gives route lengths L_j; the speed around
+  step j is v_j = sum(L) / sum(dt) over ``window`` steps on each side, j left out. The second
+  pass adds log p = -0.5 (max(0, log((L + s) / (v_j dt_j + s)) - log(1 + speed_tolerance))
+  / speed_sigma)^2 (s = sigma_i): a route much faster than its window costs, a slower one is
+  free (vehicles queue and stop). Viterbi decodes again over all fixes.
+- Local non-shortest paths (:mod:`mapmatch.window`): in every three-fix window the route
+  through the middle fix is compared with the direct one; a non-shortest path that the fix
+  forces but that the fix's own LED radius explains away is noise (the fix is dropped, the
+  trajectory decoded again, the fix placed on the path); one the LED cannot explain is a
+  real detour and stays.
+- Unobserved detours (``detours``, off by default): a step whose route is much shorter than
+  the window speed says, L_j < detour_ratio * v_j * dt_j, is tried through via nodes v inside
+  the ellipse |v - x_j| + |v - x_{j+1}| <= v_j dt_j (route c_j -> v -> c_{j+1}, no U-turn at v),
+  kept if it beats the shortest route by ``detour_margin``. On our synthetic data vehicles
+  stop often enough that this mostly invents detours (docs/mapmatch.md has the numbers).
 
-The score is a sum of logs, so every part can be switched off for ablations (``use_led``,
-``speed_sigma = 0``, ``detours = False``).
+Every term is a log added to the path score, so each can be switched off for ablations
+(a uniform LED, ``speed_sigma = 0``, ``uturn_penalty = 0``, ``outliers = False``).
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from mapmatch.led import LedModel
 from mapmatch.matcher import Decoded, LatticeMatcher, MatcherError
 from mapmatch.network import RoadNetwork
 from mapmatch.ubodt import Ubodt
+from mapmatch.window import window_outliers
 
 
 @dataclass(frozen=True)
@@ -56,30 +65,42 @@ class LnspConfig:
     speed_tolerance: relative excess over the window speed that is free, >= 0.
     fallback_radius_factor: points with no road within their LED radius search this many
     times farther, >= 1.
+    uturn_penalty: log-score cost of a route that turns back on itself between two fixes,
+    >= 0 (part of the path score: drivers rarely U-turn; noisy fixes make HMMs do it).
+    outliers: run the three-fix window test (:mod:`mapmatch.window`): a non-shortest path
+    forced by a fix that the direct route explains within the fix's LED radius is dropped.
     """
 
     k: int = 8
-    beta_sigma: float = 3.0
+    beta_sigma: float = 2.0
     beta_gc: float = 0.05
     speed_sigma: float = 0.6
     window: int = 3
-    detours: bool = True
+    detours: bool = False
     detour_ratio: float = 0.6
     detour_margin: float = 1.0
     max_via: int = 64
     max_speed_mps: float = 0.0
     speed_tolerance: float = 0.3
     fallback_radius_factor: float = 3.0
+    uturn_penalty: float = 10.0
+    outliers: bool = True
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.window < 1 or self.max_via < 1:
             raise MatcherError(
-                f"k, window and max_via must be >= 1, got {self.k}, {self.window}, "
-                f"{self.max_via}"
+                f"k, window and max_via must be >= 1, got {self.k}, {self.window}, {self.max_via}"
             )
         if not self.beta_sigma > 0:
             raise MatcherError(f"beta_sigma must be > 0, got {self.beta_sigma}")
-        for name in ("beta_gc", "speed_sigma", "detour_margin", "max_speed_mps", "speed_tolerance"):
+        for name in (
+            "beta_gc",
+            "speed_sigma",
+            "detour_margin",
+            "max_speed_mps",
+            "speed_tolerance",
+            "uturn_penalty",
+        ):
             if not getattr(self, name) >= 0:
                 raise MatcherError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.fallback_radius_factor >= 1:
@@ -102,11 +123,12 @@ class LnspMatcher(LatticeMatcher):
         super().__init__(network, ubodt, self.config.k)
         self.led = led
         self.fallback_radius_factor = self.config.fallback_radius_factor
+        self.uturn_penalty = self.config.uturn_penalty
         self._node_tree = cKDTree(network.node_xy)
 
     def point_model(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         sigma = self.led.sigma_at(xy)
-        return sigma, self.led.radius_at(xy, sigma)
+        return sigma, self.led.radius_at(xy)
 
     def _beta(self, batch: Batch, gc: np.ndarray) -> np.ndarray:
         s = batch.sigma_m
@@ -122,6 +144,11 @@ class LnspMatcher(LatticeMatcher):
             limit = self.config.max_speed_mps * np.where(dt > 0, dt, np.inf)
             tr = np.where(route > limit, -np.inf, tr)
         return em, np.where(np.isfinite(route), tr, -np.inf)
+
+    def find_outliers(self, batch: Batch, dec: Decoded) -> np.ndarray | None:
+        if not self.config.outliers:
+            return None
+        return window_outliers(self.net, self.ubodt, batch, dec.path, dec.brk, dec.route)
 
     # --- sliding window -------------------------------------------------------------------
     def window_speed(self, batch: Batch, dec: Decoded) -> tuple[np.ndarray, np.ndarray]:
@@ -175,7 +202,7 @@ class LnspMatcher(LatticeMatcher):
         L, _ = self.window_speed(batch, dec)
         expect = v * dt
         with np.errstate(invalid="ignore"):
-            suspect = batch.step_mask & ~dec.brk & (L < cfg.detour_ratio * expect)
+            suspect = batch.step_mask & ~dec.brk & (cfg.detour_ratio * expect > L)
         bb, jj = np.nonzero(suspect)
         if len(bb) == 0:
             return dec
@@ -194,8 +221,7 @@ class LnspMatcher(LatticeMatcher):
         Lv = head + d1 + d2 + oc[:, None]
         vxy = net.node_xy[vias]
         inside = (
-            np.hypot(*(vxy - pa[:, None]).T).T + np.hypot(*(vxy - pc[:, None]).T).T
-            <= E[:, None]
+            E[:, None] >= np.hypot(*(vxy - pa[:, None]).T).T + np.hypot(*(vxy - pc[:, None]).T).T
         )
         # Immediate U-turn at v: the path v -> c starts by driving back to the node before v.
         pos, hit = self.ubodt._find(net.target[ea][:, None], vias)

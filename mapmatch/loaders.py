@@ -133,7 +133,7 @@ def load_osm_pbf(
         raise NetworkError(f"reading .osm.pbf needs pyrosm: {err}") from None
     try:
         _, gdf = OSM(str(p)).get_network(network_type=network_type, nodes=True)
-    except Exception as err:  # noqa: BLE001  pyrosm raises bare Exceptions on bad files
+    except Exception as err:
         raise NetworkError(f"pyrosm cannot read {p}: {err}") from None
     if gdf is None or len(gdf) == 0:
         raise NetworkError(f"{p} has no {network_type} roads")

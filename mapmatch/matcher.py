@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mapmatch import candidates as cand_mod
-from mapmatch.assemble import complete_paths, piece_geometry
-from mapmatch.lattice import Batch, posteriors, route_lengths, viterbi
+from mapmatch.assemble import complete_paths, piece_geometry, place_outliers
+from mapmatch.lattice import Batch, posteriors, route_lengths, uturns, viterbi
 from mapmatch.network import RoadNetwork
 from mapmatch.result import MatchResult, Status, Trajectory, unmatched, validate
 from mapmatch.ubodt import Ubodt
@@ -58,6 +58,8 @@ class LatticeMatcher:
     name = "lattice"
     # Points with no road within their radius search again this many times farther (1: no).
     fallback_radius_factor = 1.0
+    # Log-score cost of a route that turns back on itself between two fixes (0: none).
+    uturn_penalty = 0.0
 
     def __init__(self, network: RoadNetwork, ubodt: Ubodt, k: int, batch_points: int = 20000):
         if k < 1:
@@ -76,12 +78,6 @@ class LatticeMatcher:
     def refine(self, batch: Batch, dec: Decoded, gc: np.ndarray) -> Decoded:
         return dec
 
-    def back_tolerance(self, batch: Batch) -> np.ndarray:
-        """How far back along one edge still counts as standing still [B, N-1] (m): twice the
-        combined noise of the two fixes (a standing vehicle's fixes jitter both ways)."""
-        s = batch.sigma_m
-        return 2.0 * np.sqrt(s[:, :-1] ** 2 + s[:, 1:] ** 2)
-
     # --- engine ------------------------------------------------------------------------
     def match(self, traj: Trajectory) -> MatchResult:
         return self.match_many([traj])[0]
@@ -93,6 +89,7 @@ class LatticeMatcher:
             return results  # type: ignore[return-value]
         xy_all = np.concatenate([np.asarray(trajs[i].xy, dtype=np.float64) for i in todo])
         sigma, radius = self.point_model(xy_all)
+        radius = np.asarray(radius, dtype=np.float64)
         cands = cand_mod.search(self.net, xy_all, radius, self.k)
         lost = np.nonzero(~cands.valid.any(axis=1))[0]
         if len(lost) and self.fallback_radius_factor > 1:
@@ -122,27 +119,27 @@ class LatticeMatcher:
                     len(rows),
                 )
             else:
-                prepared.append((i, rows, has))
+                prepared.append((i, rows, has, np.zeros(len(rows), dtype=bool)))
         prepared.sort(key=lambda p: int(p[2].sum()))
         chunk: list = []
         size = 0
         for item in prepared:
             n_pts = int(item[2].sum())
             if chunk and (size + n_pts > self.batch_points):
-                self._run(chunk, trajs, xy_all, sigma, cands, results)
+                self._run(chunk, trajs, xy_all, (sigma, radius), cands, results)
                 chunk, size = [], 0
             chunk.append(item)
             size += n_pts
         if chunk:
-            self._run(chunk, trajs, xy_all, sigma, cands, results)
+            self._run(chunk, trajs, xy_all, (sigma, radius), cands, results)
         return results  # type: ignore[return-value]
 
-    def _batch(self, chunk: list, trajs: list[Trajectory], xy_all, sigma, cands) -> Batch:
-        lens = np.array([int(h.sum()) for _, _, h in chunk])
-        B, N, K = len(chunk), int(lens.max()), cands.edge.shape[1]
+    def _batch(self, chunk: list, trajs: list[Trajectory], xy_all, model, cands) -> Batch:
+        lens = np.array([int(h.sum()) for _, _, h, _ in chunk])
+        B, N = len(chunk), int(lens.max())
         rows = np.zeros((B, N), dtype=np.int64)
         t = np.full((B, N), np.nan)
-        for b, (i, r, h) in enumerate(chunk):
+        for b, (i, r, h, _) in enumerate(chunk):
             kept = r[h]
             rows[b, : len(kept)] = kept
             rows[b, len(kept) :] = kept[-1]  # padding repeats the last point
@@ -151,12 +148,26 @@ class LatticeMatcher:
                 t[b, : len(kept)] = ts
                 t[b, len(kept) :] = ts[-1]
         c = cands.take(rows)
-        return Batch(c, xy_all[rows], t, lens, sigma[rows])
+        return Batch(c, xy_all[rows], t, lens, model[0][rows], model[1][rows])
 
     def decode(self, batch: Batch) -> tuple[Decoded, np.ndarray]:
         gc = np.hypot(*np.moveaxis(np.diff(batch.xy, axis=1), -1, 0))
-        route, forward = route_lengths(self.net, self.ubodt, batch, self.back_tolerance(batch))
+        route, forward, back, around = route_lengths(self.net, self.ubodt, batch)
         em, tr = self.score(batch, route, gc)
+        # A fix behind its predecessor on one edge: along-track noise of the pair of fixes,
+        # or a loop around the block, whichever scores better.
+        s = batch.sigma_m
+        pair = np.sqrt(s[:, :-1] ** 2 + s[:, 1:] ** 2)[:, :, None, None]
+        tr = tr - 0.5 * (back / pair) ** 2
+        if self.uturn_penalty > 0:
+            tr = tr - self.uturn_penalty * uturns(self.net, self.ubodt, batch, forward)
+        behind = back > 0
+        if behind.any():
+            _, tr_loop = self.score(batch, around, gc)
+            loop = behind & (tr_loop > tr)
+            route = np.where(loop, around, route)
+            forward = forward & ~loop
+            tr = np.where(loop, tr_loop, tr)
         tr = self._pad_steps(batch, tr)
         path, brk = viterbi(em, tr)
         return Decoded(path, brk, route, forward, em, tr, {}), gc
@@ -172,10 +183,33 @@ class LatticeMatcher:
             tr[pad] = eye
         return tr
 
-    def _run(self, chunk, trajs, xy_all, sigma, cands, results) -> None:
-        batch = self._batch(chunk, trajs, xy_all, sigma, cands)
+    def find_outliers(self, batch: Batch, dec: Decoded) -> np.ndarray | None:
+        """[B, N] fixes to ignore (decoded again without them, then placed on the path)."""
+        return None
+
+    def _run(self, chunk, trajs, xy_all, model, cands, results, outliers_ok=True) -> None:
+        batch = self._batch(chunk, trajs, xy_all, model, cands)
         dec, gc = self.decode(batch)
         dec = self.refine(batch, dec, gc)
+        out = self.find_outliers(batch, dec) if outliers_ok else None
+        if out is not None and out.any():
+            redo, rest = [], []
+            for b, (i, rows, has, outl) in enumerate(chunk):
+                if not out[b].any():
+                    rest.append(b)
+                    continue
+                kept = np.nonzero(has)[0]
+                drop = kept[np.nonzero(out[b, : len(kept)])[0]]
+                has2, outl2 = has.copy(), outl.copy()
+                has2[drop], outl2[drop] = False, True
+                redo.append((i, rows, has2, outl2))
+            self._run(redo, trajs, xy_all, model, cands, results, outliers_ok=False)
+            if not rest:
+                return
+            chunk = [chunk[b] for b in rest]
+            batch = self._batch(chunk, trajs, xy_all, model, cands)
+            dec, gc = self.decode(batch)
+            dec = self.refine(batch, dec, gc)
         post = posteriors(dec.em, dec.tr, dec.brk)
         B, N = dec.path.shape
         c = batch.cand
@@ -190,19 +224,19 @@ class LatticeMatcher:
         dist = c.dist[bi, ni, dec.path]
         pxy = c.xy[bi, ni, dec.path]
         conf = post[bi, ni, dec.path]
-        for b, (i, rows, has) in enumerate(chunk):
+        for b, (i, rows, has, outl) in enumerate(chunk):
             results[i] = self._result(
                 trajs[i], b, rows, has, edge, off, dist, pxy, conf, cpaths[b], indices[b],
-                pieces[b], dec,
+                pieces[b], dec, outl,
             )  # fmt: skip
 
-    def _result(self, traj, b, rows, has, edge, off, dist, pxy, conf, cp, idx, pieces, dec):
+    def _result(self, traj, b, rows, has, edge, off, dist, pxy, conf, cp, idx, pieces, dec, outl):
         n_all, n = len(rows), int(has.sum())
         opath = np.full(n_all, -1, dtype=np.int64)
         opath[has] = self.net.edge_ids[edge[b, :n]]
         full = lambda v, fill: _scatter(has, v, fill)  # noqa: E731
         geoms = []
-        bounds = list(pieces) + [len(cp)]
+        bounds = [*list(pieces), len(cp)]
         pt_bounds = [int(np.searchsorted(idx, p)) for p in pieces] + [n]
         for q in range(len(pieces)):
             p0, p1 = pt_bounds[q], pt_bounds[q + 1] - 1
@@ -215,15 +249,17 @@ class LatticeMatcher:
                 )
             )
         breaks = np.nonzero(dec.brk[b, : n - 1])[0].tolist()
-        dropped = n_all - n
+        dropped = n_all - n - int(outl.sum())
         status = Status.OK if not breaks and not dropped else Status.PARTIAL
         why = []
         if dropped:
             why.append(f"{dropped} of {n_all} points have no road within their radius")
         if breaks:
             why.append(f"no route between {len(breaks)} pair(s) of consecutive points")
+        if outl.any():
+            why.append(f"{int(outl.sum())} outlier fix(es) ignored and placed on the path")
         kept_idx = np.nonzero(has)[0]
-        return MatchResult(
+        res = MatchResult(
             traj_id=traj.traj_id,
             status=status,
             message="; ".join(why),
@@ -238,6 +274,9 @@ class LatticeMatcher:
             detours=sorted(int(kept_idx[j]) for (bb, j) in dec.via if bb == b),
             breaks=[int(kept_idx[j]) for j in breaks],
         )
+        if outl.any():
+            place_outliers(self.net, res, np.asarray(traj.xy, dtype=np.float64), outl, cp)
+        return res
 
 
 def _scatter(mask: np.ndarray, values: np.ndarray, fill: float) -> np.ndarray:
@@ -260,8 +299,11 @@ class HmmMatcher(LatticeMatcher):
         radius_m: float = 100.0,
         k: int = 8,
         max_speed_mps: float = 0.0,
+        uturn_penalty: float = 0.0,
     ):
         super().__init__(network, ubodt, k)
+        check_positive("uturn_penalty", uturn_penalty, allow_zero=True)
+        self.uturn_penalty = uturn_penalty
         for n, v in (("sigma_m", sigma_m), ("beta_m", beta_m), ("radius_m", radius_m)):
             check_positive(n, v)
         check_positive("max_speed_mps", max_speed_mps, allow_zero=True)

@@ -23,7 +23,9 @@ class RouteScore:
     recall: float
 
 
-def route_score(true_edges: np.ndarray, matched_edges: np.ndarray, edge_len: np.ndarray) -> RouteScore:
+def route_score(
+    true_edges: np.ndarray, matched_edges: np.ndarray, edge_len: np.ndarray
+) -> RouteScore:
     """Scores of a matched route against the true one (edge *indices*; lengths [E] in m).
 
     An empty match scores mismatch 1, precision 0, recall 0.

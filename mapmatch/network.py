@@ -87,6 +87,18 @@ class RoadNetwork:
         return {int(e): i for i, e in enumerate(self.edge_ids)}
 
     @cached_property
+    def reverse(self) -> np.ndarray:
+        """Index of the edge running the other way between the same nodes [E] (-1: none)."""
+        key = {
+            (int(a), int(b)): e
+            for e, (a, b) in enumerate(zip(self.source, self.target, strict=True))
+        }
+        return np.array(
+            [key.get((int(b), int(a)), -1) for a, b in zip(self.source, self.target, strict=True)],
+            dtype=np.int64,
+        )
+
+    @cached_property
     def _seg_gstart(self) -> np.ndarray:
         return np.cumsum(self.seg_len) - self.seg_len
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """Per-trajectory outcome.
 
     ``ok``: every point matched on one connected path. ``partial``: matched, but some points
@@ -113,9 +113,7 @@ def validate(traj: Trajectory) -> MatchResult | None:
     if traj.t_s is not None:
         t = np.asarray(traj.t_s, dtype=np.float64)
         if t.shape != (n,):
-            return unmatched(
-                traj.traj_id, Status.INVALID, f"{t.size} timestamps for {n} points", n
-            )
+            return unmatched(traj.traj_id, Status.INVALID, f"{t.size} timestamps for {n} points", n)
         if not np.all(np.isfinite(t)):
             return unmatched(traj.traj_id, Status.INVALID, "a timestamp is not finite", n)
         back = np.diff(t) < 0

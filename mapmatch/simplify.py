@@ -30,9 +30,9 @@ def _pass_through(edges: list[EdgeInput]) -> set[int]:
     through = set()
     for node in set(ins) | set(outs):
         i, o = ins.get(node, []), outs.get(node, [])
-        if len(i) == 1 and len(o) == 1 and i[0] != o[0]:
-            through.add(node)
-        elif len(i) == 2 and len(o) == 2 and sorted(i) == sorted(o) and i[0] != i[1]:
+        one_way = len(i) == 1 and len(o) == 1 and i[0] != o[0]
+        two_way = len(i) == 2 and len(o) == 2 and sorted(i) == sorted(o) and i[0] != i[1]
+        if one_way or two_way:
             through.add(node)
     return through
 

@@ -28,8 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n")[0],
     )
     net = p.add_argument_group("network (FMM: --network, --network_id, --source, --target)")
-    net.add_argument("--network", required=True, type=Path,
-                     help="road network: .shp (FMM format), .osm.pbf or .graphml")  # fmt: skip
+    net.add_argument(
+        "--network", required=True, type=Path, help="road network: .shp, .osm.pbf or .graphml"
+    )
     net.add_argument("--network_id", "--network-id", default="id", help="edge id field (id)")
     net.add_argument("--source", default="source", help="edge source node field (source)")
     net.add_argument("--target", default="target", help="edge target node field (target)")
@@ -37,8 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="working frame: auto (geographic -> UTM), planar (data units, like "
                      "FMM) or a CRS such as EPSG:3857 (auto)")  # fmt: skip
     gps = p.add_argument_group("GPS input (FMM's options)")
-    gps.add_argument("--gps", required=True, type=Path,
-                     help="trajectory CSV (id;geom WKT), point CSV (with --gps_point) or .shp")  # fmt: skip
+    gps.add_argument(
+        "--gps", required=True, type=Path,
+        help="trajectory CSV (id;geom WKT), point CSV (with --gps_point) or .shp",
+    )  # fmt: skip
     gps.add_argument("--gps_id", default="id", help="id column (id)")
     gps.add_argument("--gps_geom", default="geom", help="geometry column (geom)")
     gps.add_argument("--gps_x", default="x", help="x column of a point CSV (x)")
@@ -54,10 +57,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     alg.add_argument("-k", "--candidates", type=int, default=8, help="candidates per point (8)")
     alg.add_argument("-r", "--radius", type=float, default=300.0, help="search radius (300)")
     alg.add_argument("-e", "--error", type=float, default=50.0, help="GPS error sigma (50)")
-    alg.add_argument("--delta", type=float, default=3000.0,
-                     help="UBODT bound: longest route between consecutive fixes (3000)")  # fmt: skip
-    alg.add_argument("--vmax", type=float, default=0.0,
-                     help="speed limit on routes between timed fixes (units/s; 0: none)")  # fmt: skip
+    alg.add_argument(
+        "--delta", type=float, default=3000.0,
+        help="UBODT bound: longest route between consecutive fixes (3000)",
+    )  # fmt: skip
+    alg.add_argument(
+        "--vmax", type=float, default=0.0,
+        help="speed limit on routes between timed fixes (units/s; 0: none)",
+    )  # fmt: skip
     alg.add_argument("--method", choices=("lnsp", "hmm", "nearest"), default="lnsp",
                      help="matcher (lnsp)")  # fmt: skip
     alg.add_argument("--led", type=Path,
@@ -143,7 +150,11 @@ def _run(args: argparse.Namespace) -> int:
 def _warn_extent(net, trajs) -> None:
     if not trajs:
         return
-    pts = np.concatenate([t.xy for t in trajs if len(t.xy)]) if any(len(t.xy) for t in trajs) else None
+    pts = (
+        np.concatenate([t.xy for t in trajs if len(t.xy)])
+        if any(len(t.xy) for t in trajs)
+        else None
+    )
     if pts is None or not np.all(np.isfinite(pts)):
         return
     lo, hi = net.bounds[:2], net.bounds[2:]
