@@ -68,11 +68,11 @@ class LnspConfig:
     uturn_penalty: log-score cost of a route that turns back on itself between two fixes,
     >= 0 (part of the path score: drivers rarely U-turn; noisy fixes make HMMs do it).
     outliers: run the three-fix window test (:mod:`mapmatch.window`): a non-shortest path
-    forced by a fix that the direct route explains within the fix's LED radius is dropped.
+    forced by a fix that the direct route explains within its LED is dropped.
     """
 
     k: int = 8
-    beta_sigma: float = 2.0
+    beta_sigma: float = 1.5
     beta_gc: float = 0.05
     speed_sigma: float = 0.6
     window: int = 3
@@ -148,7 +148,19 @@ class LnspMatcher(LatticeMatcher):
     def find_outliers(self, batch: Batch, dec: Decoded) -> np.ndarray | None:
         if not self.config.outliers:
             return None
-        return window_outliers(self.net, self.ubodt, batch, dec.path, dec.brk, dec.route)
+        wide = self.led.wide_sigma_at(batch.xy.reshape(-1, 2)).reshape(batch.xy.shape[:2])
+        B, N = wide.shape
+        max_via = np.full((B, N), np.inf)
+        if np.isfinite(batch.t_s).any() and N >= 3:
+            _, v = self.window_speed(batch, dec)
+            span = batch.t_s[:, 2:] - batch.t_s[:, :-2]
+            pair = np.stack([v[:, :-1], v[:, 1:]])
+            ok = np.isfinite(pair)
+            speed = np.where(ok.any(0), np.where(ok, pair, 0).sum(0) / np.maximum(ok.sum(0), 1), np.nan)
+            fast = (1.0 + self.config.speed_tolerance) * speed * span
+            max_via[:, 1:-1] = np.where(np.isfinite(fast) & (span > 0), fast, np.inf)
+        return window_outliers(self.net, self.ubodt, batch, dec.path, dec.brk, dec.route,
+                               1.5 * wide, 4.0 * wide, max_via)  # fmt: skip
 
     # --- sliding window -------------------------------------------------------------------
     def window_speed(self, batch: Batch, dec: Decoded) -> tuple[np.ndarray, np.ndarray]:

@@ -51,6 +51,37 @@ def noise_field(
     return NoiseField((float(lo[0]), float(lo[1])), cell_m, sigma * scale)
 
 
+def grid_network(
+    rng: np.random.Generator,
+    nx: int = 14,
+    ny: int = 14,
+    spacing_m: float = 150.0,
+    drop: float = 0.15,
+    oneway: float = 0.2,
+) -> RoadNetwork:
+    """A jittered street grid (the tuning network: no real city): ``drop`` of the streets
+    removed, ``oneway`` of the rest one-way, nodes moved by up to 20% of the spacing."""
+    from mapmatch.network import EdgeInput, build_network
+
+    xy = np.stack(np.meshgrid(np.arange(nx), np.arange(ny), indexing="ij"), -1).reshape(-1, 2)
+    xy = xy * spacing_m + rng.uniform(-0.2, 0.2, xy.shape) * spacing_m
+    edges: list[EdgeInput] = []
+    for i in range(nx):
+        for j in range(ny):
+            a = i * ny + j
+            for b in ((i + 1) * ny + j if i + 1 < nx else -1, a + 1 if j + 1 < ny else -1):
+                if b < 0 or rng.random() < drop:
+                    continue
+                line = np.array([xy[a], xy[b]])
+                one = rng.random() < oneway
+                ways = [(a, b, line)] if not one or rng.random() < 0.5 else []
+                if not one or not ways:
+                    ways.append((b, a, line[::-1].copy()))
+                for u, v, c in ways:
+                    edges.append(EdgeInput(len(edges) + 1, u, v, c))
+    return build_network(edges)
+
+
 class RouteMaker:
     """Shortest paths on the network (scipy Dijkstra) for building routes."""
 
@@ -87,7 +118,7 @@ def _uturn(net: RoadNetwork, e1: int, e2: int) -> bool:
 
 
 def random_route(
-    rm: RouteMaker, rng: np.random.Generator, length_m: float, detour_prob: float = 0.5
+    rm: RouteMaker, rng: np.random.Generator, length_m: float, detour_prob: float = 0.3
 ) -> tuple[np.ndarray, np.ndarray]:
     """A route of at least ``length_m`` (edge indices) and a mask of its detour edges."""
     net = rm.net

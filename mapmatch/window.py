@@ -4,13 +4,16 @@ For each window of decoded candidates (c_{j-1}, c_j, c_{j+1}) the route through 
 compared with the direct route c_{j-1} -> c_{j+1}. When going through c_j costs more than
 twice fix j's LED search radius (a detour to reach the fix and come back), the fix decides:
 
-- if fix j lies within its own LED search radius of the direct route, the region's noise
-  explains it: the fix is an outlier and the direct (shortest) route is kept;
+- if the region's noise explains fix j on the direct route, the fix is an outlier and the
+  direct (shortest) route is kept. "Explains" is within 4 (wide) LED sigmas of the direct
+  route when the route through the fix is longer than the vehicle could drive between the
+  window's outer fixes at the speed of its sliding window (a spur that would need a burst of
+  speed), and within 1.5 sigmas otherwise (a long gap leaves time for real detours);
 - otherwise no plausible error puts the vehicle on the direct route: the non-shortest path
   through c_j is a real detour and stays.
 
-In an open-sky region (sigma 5 m, radius 20 m) a fix 60 m off the direct route is a detour;
-in an urban canyon (sigma 45 m, radius 180 m) it is noise. One global sigma cannot make both
+In an open-sky region (sigma 5 m) a fix 60 m off the direct route is a detour; in an urban
+canyon (sigma 45 m) it is noise. One global sigma cannot make both
 calls, which is why the test uses the sub-region LED.
 """
 
@@ -26,12 +29,17 @@ from mapmatch.ubodt import Ubodt
 
 
 def window_outliers(net: RoadNetwork, ubodt: Ubodt, batch: Batch, path: np.ndarray,
-                    brk: np.ndarray, route: np.ndarray) -> np.ndarray:  # fmt: skip
+                    brk: np.ndarray, route: np.ndarray, tight_m: np.ndarray, loose_m: np.ndarray,
+                    max_via_m: np.ndarray) -> np.ndarray:  # fmt: skip
     """Outlier fixes [B, N] of a decoded batch (see the module docstring).
 
     Args:
         path: decoded candidate per point [B, N]; brk: breaks [B, N-1];
-        route: route lengths between candidates [B, N-1, K, K] (m).
+        route: route lengths between candidates [B, N-1, K, K] (m);
+        tight_m, loose_m: how far from the direct route a fix may lie and still count as
+        noise [B, N] (m): ``loose_m`` where the route through the fix is longer than the
+        vehicle could drive in the window (``max_via_m`` [B, N], m; inf without timestamps),
+        else ``tight_m``.
     """
     B, N = path.shape
     out = np.zeros((B, N), dtype=bool)
@@ -76,7 +84,8 @@ def window_outliers(net: RoadNetwork, ubodt: Ubodt, batch: Batch, path: np.ndarr
         if len(line) < 2:
             line = np.vstack([line, line])
         d = shapely.distance(shapely.points(batch.xy[b, j + 1]), shapely.linestrings(line))
-        if d <= radius[b, j]:
+        too_far = via[b, j] > max_via_m[b, j + 1]
+        if d <= (loose_m if too_far else tight_m)[b, j + 1]:
             out[b, j + 1] = True
             taken.add((b, j))
     return out
