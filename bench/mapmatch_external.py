@@ -36,6 +36,8 @@ class LeuvenMatcher:
     def __init__(self, net: RoadNetwork, sigma_m: float, radius_m: float, beta_m: float):
         from leuvenmapmatching.map.inmem import InMemMap
 
+        # It logs every lattice at INFO and a linear-search hint at WARNING per trajectory.
+        logging.getLogger("be.kuleuven.cs.dtai.mapmatching").setLevel(logging.ERROR)
         self.net, self.sigma_m, self.radius_m, self.beta_m = net, sigma_m, radius_m, beta_m
         self.map = InMemMap("robomr", use_latlon=False, use_rtree=False, index_edges=True)
         self.seg_of: dict[tuple[int, int], int] = {}

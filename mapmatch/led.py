@@ -11,10 +11,10 @@ distance d of a fix to a (locally straight) road is half-normal and
 (the mean of squares, not a median: a cell that straddles open sky and a canyon must get the
 canyon's tail into its radius).
 
-Cells with few fixes are shrunk toward the global estimate (a conjugate-prior style
-weighting with ``prior_points`` pseudo-fixes at the global variance):
+Cells with few fixes are shrunk toward the global estimate, in log space (a scale
+parameter; ``prior_points`` pseudo-fixes at the global sigma):
 
-    sigma^2 = (n * sigma_cell^2 + prior_points * sigma_global^2) / (n + prior_points)
+    log sigma = (n * log sigma_cell + prior_points * log sigma_global) / (n + prior_points)
 
 Each cell's emission is N(d; 0, sigma); its candidate search radius is ``radius_sigmas``
 times the largest sigma of the cell and its neighbours (clamped), since a fix near a border
@@ -209,8 +209,9 @@ def fit_led(
     starts = np.searchsorted(sf, np.arange(len(counts)))
     for c in np.nonzero(counts)[0]:
         cell_sigma[c] = np.sqrt(np.mean(sd[starts[c] : starts[c] + int(counts[c])] ** 2))
-    var = (counts * cell_sigma**2 + cfg.prior_points * g**2) / np.maximum(
+    cell_sigma = np.maximum(cell_sigma, floor)
+    log_s = (counts * np.log(cell_sigma) + cfg.prior_points * np.log(g)) / np.maximum(
         counts + cfg.prior_points, 1e-12
     )
-    sigma = np.maximum(np.sqrt(var), floor).reshape(shape)
+    sigma = np.where(counts > 0, np.exp(log_s), g).reshape(shape)
     return LedModel(cfg, (float(lo[0]), float(lo[1])), sigma, counts.reshape(shape), g)

@@ -20,7 +20,7 @@ from mapmatch.projection import Projection, choose_projection
 
 log = logging.getLogger(__name__)
 
-# Highway classes a car may drive on (OSM wiki, "Key:highway"); pyrosm's "driving" filter.
+# OSM "oneway" values (wiki "Key:oneway"); anything else is two-way.
 ONEWAY_FORWARD = {"yes", "true", "1"}
 ONEWAY_REVERSE = {"-1", "reverse"}
 
@@ -191,8 +191,8 @@ def load_lanes(
     """A lane-level network of the simulator's straight street (``sim.Scene.lanes``; anything
     with ``center_y_m``, ``direction`` and ``kind``): each driving lane a chain of edges along
     its direction with nodes every ``node_spacing_m``, lane changes between neighbouring lanes
-    of one direction (one node spacing long), and U-turns between the innermost lanes at both
-    street ends. Coordinates are the simulator's map frame (m).
+    of one direction (one node spacing long, plus lateral moves at the street ends), and
+    U-turns between the innermost lanes at both street ends. Coordinates are the simulator's map frame (m).
 
     Raises:
         NetworkError: no driving lane, or an empty street.
@@ -222,6 +222,13 @@ def load_lanes(
             for lj in (li - 1, li + 1):
                 if 0 <= lj < len(driving) and driving[lj].direction == ln.direction:
                     add((li, k), (lj, k + ln.direction))
+    # Lateral moves between neighbouring lanes of one direction at both street ends, so that
+    # every lane's first and last node connect to the U-turns.
+    for li in range(len(driving) - 1):
+        if driving[li].direction == driving[li + 1].direction:
+            for k in (0, n - 1):
+                add((li, k), (li + 1, k))
+                add((li + 1, k), (li, k))
     fwd = [i for i, ln in enumerate(driving) if ln.direction > 0]
     back = [i for i, ln in enumerate(driving) if ln.direction < 0]
     if fwd and back:

@@ -108,6 +108,19 @@ class RoadNetwork:
         pts = np.concatenate([self.seg_a, self.seg_b])
         return np.concatenate([pts.min(axis=0), pts.max(axis=0)])
 
+    def edge_between(self, source_id: int, target_id: int) -> int:
+        """External id of an edge from node id ``source_id`` to node id ``target_id``.
+
+        Raises:
+            NetworkError: no such edge.
+        """
+        hit = np.nonzero(
+            (self.node_ids[self.source] == source_id) & (self.node_ids[self.target] == target_id)
+        )[0]
+        if len(hit) == 0:
+            raise NetworkError(f"no edge from node {source_id} to node {target_id}")
+        return int(self.edge_ids[hit[0]])
+
     def edge_coords(self, e: int) -> np.ndarray:
         """Polyline [K, 2] of edge index ``e``."""
         s0, s1 = self.seg_ptr[e], self.seg_ptr[e + 1]

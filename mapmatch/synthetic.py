@@ -5,7 +5,8 @@
   Gaussian noise with their cell's sigma; the field's cells are not the LED's cells.
 - Trips: legs between random nodes, each leg the shortest path, or with probability
   ``detour_prob`` a deliberate detour through a via node 100-400 m off the shortest path
-  (no U-turn at the via node), so parts of the route are not shortest paths. Driven at a
+  (no U-turn at the via node; scaled up on networks of longer blocks), so parts of the route
+  are not shortest paths. Driven at a
   per-trip speed (8-14 m/s) varied per edge (log-normal, 20%), with stops at nodes
   (probability 0.25, 5-45 s); sampled every ``interval_s``.
 - Buses: fixed routes without detours, driven several times and sampled every 10 s: the
@@ -93,6 +94,9 @@ class RouteMaker:
 
         _, lab = connected_components(self.mat, directed=True, connection="strong")
         self.nodes = np.nonzero(lab == np.bincount(lab).argmax())[0]
+        # Detour distances (100-400 m) are for city blocks of about 150 m; coarser grids
+        # (FMM's toy network at 400 m) scale them.
+        self.block_m = max(1.0, float(np.median(net.edge_len)) / 150.0)
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def tree(self, src: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +141,7 @@ def random_route(
         flags = [False] * len(leg)
         if leg and rng.random() < detour_prob:
             mid = int(net.target[leg[len(leg) // 2]])
-            gap = np.hypot(*(net.node_xy[rm.nodes] - net.node_xy[mid]).T)
+            gap = np.hypot(*(net.node_xy[rm.nodes] - net.node_xy[mid]).T) / rm.block_m
             on = {int(net.source[e]) for e in leg} | {dst}
             pool = [int(v) for v in rm.nodes[(gap > 100) & (gap < 400)] if int(v) not in on]
             for v in rng.permutation(pool)[:10]:

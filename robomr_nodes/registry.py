@@ -18,6 +18,7 @@ NODE_CLASSES: dict[str, str] = {
     "gsclo_scheduler": "robomr_nodes.nodes.gsclo_scheduler:GscloSchedulerNode",
     "gs_render": "robomr_nodes.nodes.gs_render:GsRenderNode",
     "croa_planner": "robomr_nodes.nodes.croa_planner:CroaPlannerNode",
+    "map_matcher": "robomr_nodes.nodes.map_matcher:MapMatcherNode",
 }
 
 
