@@ -1,9 +1,9 @@
 """Candidate search: for every point, the k nearest edges within its search radius.
 
-One STRtree query finds every (point, segment) pair within each point's own radius (the
-radius comes from the point's sub-region LED, so it differs along a trajectory); the
-projections onto the segments are numpy; the best segment per (point, edge) and then the k
-best edges per point are picked by sorting, all without a Python loop over points.
+One STRtree query over the edges finds every (point, edge) pair within each point's own
+radius (the radius comes from the point's sub-region LED, so it differs along a trajectory);
+shapely's vectorised distance and line_locate_point give each pair's distance and position
+along the edge; one sort picks the k nearest edges per point, all without a Python loop.
 """
 
 from __future__ import annotations
@@ -86,36 +86,24 @@ def project_pairs(
 def search(network: RoadNetwork, xy: np.ndarray, radius_m: np.ndarray, k: int) -> Candidates:
     """Up to ``k`` nearest edges of each point [N, 2] within its radius [N] (m).
 
-    An edge counts once per point (its nearest segment); points with no edge within their
-    radius get no valid candidate.
+    Points with no edge within their radius get no valid candidate.
     """
     xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
     n = len(xy)
     radius = np.broadcast_to(np.asarray(radius_m, dtype=np.float64), (n,))
-    pt, seg = network.tree.query(shapely.points(xy), predicate="dwithin", distance=radius)
-    dist, off, proj = project_pairs(network, xy, pt, seg)
-    keep = dist <= radius[pt]
-    pt, seg, dist, off, proj = pt[keep], seg[keep], dist[keep], off[keep], proj[keep]
-    edge = network.seg_edge[seg]
-    # Best segment of each (point, edge): sort by point, edge, distance; first of each run.
-    o = np.lexsort((dist, edge, pt))
-    pt, edge, dist, off, proj = pt[o], edge[o], dist[o], off[o], proj[o]
-    first = np.r_[len(pt) > 0, (pt[1:] != pt[:-1]) | (edge[1:] != edge[:-1])][: len(pt)]
-    pt, edge, dist, off, proj = pt[first], edge[first], dist[first], off[first], proj[first]
+    pts = shapely.points(xy)
+    lines = network.edge_lines
+    pt, edge = network.edge_tree.query(pts, predicate="dwithin", distance=radius)
+    # One (point, edge) pair per edge within reach: distance and position along it in C.
+    dist = shapely.distance(pts[pt], lines[edge])
+    off = shapely.line_locate_point(lines[edge], pts[pt])
     # k nearest edges per point.
     o = np.lexsort((edge, dist, pt))
-    pt, edge, dist, off, proj = pt[o], edge[o], dist[o], off[o], proj[o]
+    pt, edge, dist, off = pt[o], edge[o], dist[o], off[o]
     start = np.searchsorted(pt, np.arange(n))
     rank = np.arange(len(pt)) - start[pt]
     keep = rank < k
-    pt, edge, dist, off, proj, rank = (
-        pt[keep],
-        edge[keep],
-        dist[keep],
-        off[keep],
-        proj[keep],
-        rank[keep],
-    )
+    pt, edge, dist, off, rank = pt[keep], edge[keep], dist[keep], off[keep], rank[keep]
     K = max(1, int(rank.max()) + 1) if len(rank) else 1
     out_e = np.zeros((n, K), dtype=np.int64)
     out_o = np.zeros((n, K))
@@ -123,6 +111,6 @@ def search(network: RoadNetwork, xy: np.ndarray, radius_m: np.ndarray, k: int) -
     out_xy = np.zeros((n, K, 2))
     valid = np.zeros((n, K), dtype=bool)
     out_e[pt, rank], out_o[pt, rank], out_d[pt, rank] = edge, off, dist
-    out_xy[pt, rank] = proj
+    out_xy[pt, rank] = network.point_on_edge(edge, off)
     valid[pt, rank] = True
     return Candidates(out_e, out_o, out_d, out_xy, valid)

@@ -192,24 +192,22 @@ class LatticeMatcher:
         dec, gc = self.decode(batch)
         dec = self.refine(batch, dec, gc)
         out = self.find_outliers(batch, dec) if outliers_ok else None
+        done: set[int] = set()
         if out is not None and out.any():
-            redo, rest = [], []
+            # Trajectories with outliers are decoded again without them (their results are
+            # written by that call); the others keep this decoding.
+            redo = []
             for b, (i, rows, has, outl) in enumerate(chunk):
-                if not out[b].any():
-                    rest.append(b)
-                    continue
-                kept = np.nonzero(has)[0]
-                drop = kept[np.nonzero(out[b, : len(kept)])[0]]
-                has2, outl2 = has.copy(), outl.copy()
-                has2[drop], outl2[drop] = False, True
-                redo.append((i, rows, has2, outl2))
+                if out[b].any():
+                    kept = np.nonzero(has)[0]
+                    drop = kept[np.nonzero(out[b, : len(kept)])[0]]
+                    has2, outl2 = has.copy(), outl.copy()
+                    has2[drop], outl2[drop] = False, True
+                    redo.append((i, rows, has2, outl2))
+                    done.add(b)
             self._run(redo, trajs, xy_all, model, cands, results, outliers_ok=False)
-            if not rest:
+            if len(done) == len(chunk):
                 return
-            chunk = [chunk[b] for b in rest]
-            batch = self._batch(chunk, trajs, xy_all, model, cands)
-            dec, gc = self.decode(batch)
-            dec = self.refine(batch, dec, gc)
         post = posteriors(dec.em, dec.tr, dec.brk)
         B, N = dec.path.shape
         c = batch.cand
@@ -225,6 +223,8 @@ class LatticeMatcher:
         pxy = c.xy[bi, ni, dec.path]
         conf = post[bi, ni, dec.path]
         for b, (i, rows, has, outl) in enumerate(chunk):
+            if b in done:
+                continue
             results[i] = self._result(
                 trajs[i], b, rows, has, edge, off, dist, pxy, conf, cpaths[b], indices[b],
                 pieces[b], dec, outl,

@@ -2,9 +2,9 @@
 
 Edges keep their external ids (FMM's ``id`` field, or a running number for OSM and lanes), so
 matched paths read back in the input's terms. Geometry is stored flat, one row per straight
-segment, which makes the candidate search a vectorised point-to-segment projection: a shapely
-STRtree over the segments answers "which segments lie within r of each point" for a whole
-trajectory in one call.
+segment (positions along edges are vectorised lookups), and as one shapely LineString per
+edge under an STRtree: "which edges lie within r of each point" for a whole batch of
+trajectories is one call.
 """
 
 from __future__ import annotations
@@ -74,12 +74,18 @@ class RoadNetwork:
         return len(self.node_ids)
 
     @cached_property
-    def tree(self) -> Any:
-        """STRtree over the segments (built on first use)."""
+    def edge_lines(self) -> np.ndarray:
+        """shapely LineString of every edge [E]."""
         import shapely
 
-        lines = shapely.linestrings(np.stack([self.seg_a, self.seg_b], axis=1))
-        return shapely.STRtree(lines)
+        return np.array([shapely.linestrings(self.edge_coords(e)) for e in range(self.num_edges)])
+
+    @cached_property
+    def edge_tree(self) -> Any:
+        """STRtree over the edges (built on first use)."""
+        import shapely
+
+        return shapely.STRtree(self.edge_lines)
 
     @cached_property
     def edge_index(self) -> dict[int, int]:
