@@ -14,6 +14,7 @@ or in plain planar units (FMM's toy data). :func:`choose_projection` picks the f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -77,11 +78,19 @@ class Projection:
                 "the network has planar coordinates without a CRS; lon/lat fixes cannot be "
                 "placed on it (give the network a CRS, or a local origin)"
             )
-        from pyproj import Transformer
-
-        t = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+        lonlat = np.asarray(lonlat, dtype=np.float64).reshape(-1, 2)
+        t = _from_wgs84(crs)
+        if len(lonlat) == 1:  # pyproj's point path wants plain floats
+            return np.array([t.transform(float(lonlat[0, 0]), float(lonlat[0, 1]))])
         x, y = t.transform(lonlat[:, 0], lonlat[:, 1])
         return np.column_stack([x, y])
+
+
+@lru_cache(maxsize=16)
+def _from_wgs84(crs: str) -> Any:
+    from pyproj import Transformer
+
+    return Transformer.from_crs("EPSG:4326", crs, always_xy=True)
 
 
 def planar() -> Projection:
