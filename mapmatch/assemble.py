@@ -73,17 +73,45 @@ def piece_geometry(
 ) -> np.ndarray:
     """Polyline [K, 2] along ``edges`` (indices) from ``first`` = (offset, xy) on the first edge
     to ``last`` on the last one; consecutive duplicate vertices removed."""
+    f_off, f_xy = first
+    l_off, l_xy = last
+    return piece_geometries(
+        net, [edges], np.array([f_off]), np.array([f_xy]), np.array([l_off]), np.array([l_xy])
+    )[0]
+
+
+def piece_geometries(
+    net: RoadNetwork,
+    edges: list[np.ndarray],
+    first_off: np.ndarray,  # [P] (m)
+    first_xy: np.ndarray,  # [P, 2]
+    last_off: np.ndarray,  # [P]
+    last_xy: np.ndarray,  # [P, 2]
+) -> list[np.ndarray]:
+    """:func:`piece_geometry` of P pieces at once (one sort instead of P Python loops)."""
+    P = len(edges)
     vxy, voff, vptr = _vertex_index(net)
-    starts, stops = vptr[edges], vptr[edges + 1]
-    counts = stops - starts
-    pos = np.repeat(np.arange(len(edges)), counts)
-    idx = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + starts[pos]
-    keep = np.ones(len(idx), dtype=bool)
-    keep &= (pos != 0) | (voff[idx] > first[0])
-    keep &= (pos != len(edges) - 1) | (voff[idx] < last[0])
-    pts = np.vstack([first[1][None], vxy[idx[keep]], last[1][None]])
-    dup = np.r_[False, np.all(np.abs(np.diff(pts, axis=0)) < 1e-9, axis=1)]
-    return pts[~dup]
+    lens = np.array([len(e) for e in edges], dtype=np.int64)
+    E = np.concatenate(edges).astype(np.int64) if P else np.zeros(0, dtype=np.int64)
+    pid = np.repeat(np.arange(P), lens)
+    pos = np.arange(len(E)) - np.repeat(np.cumsum(lens) - lens, lens)
+    counts = vptr[E + 1] - vptr[E]
+    item = np.repeat(np.arange(len(E)), counts)
+    vidx = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + vptr[E][item]
+    v_pid = pid[item]
+    keep = (pos[item] != 0) | (voff[vidx] > first_off[v_pid])
+    keep &= (pos[item] != lens[v_pid] - 1) | (voff[vidx] < last_off[v_pid])
+    n_keep = int(keep.sum())
+    owner = np.concatenate([np.arange(P), v_pid[keep], np.arange(P)])
+    order = np.concatenate([np.zeros(P), 1.0 + np.arange(n_keep), np.full(P, n_keep + 2.0)])
+    pts = np.concatenate([first_xy.reshape(-1, 2), vxy[vidx[keep]], last_xy.reshape(-1, 2)])
+    o = np.lexsort((order, owner))
+    pts, owner = pts[o], owner[o]
+    same = np.all(np.abs(np.diff(pts, axis=0)) < 1e-9, axis=1) & (owner[1:] == owner[:-1])
+    dup = np.concatenate([[False], same])
+    pts, owner = pts[~dup], owner[~dup]
+    bounds = np.searchsorted(owner, np.arange(P + 1))
+    return [pts[bounds[i] : bounds[i + 1]] for i in range(P)]
 
 
 def complete_paths(

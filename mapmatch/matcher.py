@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mapmatch import candidates as cand_mod
-from mapmatch.assemble import complete_paths, piece_geometry, place_outliers
+from mapmatch.assemble import complete_paths, piece_geometries, place_outliers
 from mapmatch.lattice import Batch, posteriors, route_lengths, uturns, viterbi
 from mapmatch.network import RoadNetwork
 from mapmatch.result import MatchResult, Status, Trajectory, unmatched, validate
@@ -222,32 +222,39 @@ class LatticeMatcher:
         dist = c.dist[bi, ni, dec.path]
         pxy = c.xy[bi, ni, dec.path]
         conf = post[bi, ni, dec.path]
+        # Geometry of every connected piece of every trajectory in one call.
+        owner, p_edges, p_first, p_last = [], [], [], []
+        for b, (_, _, has, _) in enumerate(chunk):
+            if b in done:
+                continue
+            cp, idx, n = cpaths[b], indices[b], int(has.sum())
+            bounds = [*pieces[b].tolist(), len(cp)]
+            pt = [int(np.searchsorted(idx, p)) for p in pieces[b]] + [n]
+            for q in range(len(pieces[b])):
+                owner.append(b)
+                p_edges.append(cp[bounds[q] : bounds[q + 1]])
+                p_first.append(pt[q])
+                p_last.append(pt[q + 1] - 1)
+        ob, f, la = np.array(owner, dtype=np.int64), np.array(p_first), np.array(p_last)
+        geoms = piece_geometries(
+            self.net, p_edges, off[ob, f], pxy[ob, f], off[ob, la], pxy[ob, la]
+        ) if owner else []  # fmt: skip
+        by_b: dict[int, list[np.ndarray]] = {}
+        for b, g in zip(owner, geoms, strict=True):
+            by_b.setdefault(b, []).append(g)
         for b, (i, rows, has, outl) in enumerate(chunk):
             if b in done:
                 continue
             results[i] = self._result(
                 trajs[i], b, rows, has, edge, off, dist, pxy, conf, cpaths[b], indices[b],
-                pieces[b], dec, outl,
+                by_b[b], dec, outl,
             )  # fmt: skip
 
-    def _result(self, traj, b, rows, has, edge, off, dist, pxy, conf, cp, idx, pieces, dec, outl):
+    def _result(self, traj, b, rows, has, edge, off, dist, pxy, conf, cp, idx, geoms, dec, outl):
         n_all, n = len(rows), int(has.sum())
         opath = np.full(n_all, -1, dtype=np.int64)
         opath[has] = self.net.edge_ids[edge[b, :n]]
         full = lambda v, fill: _scatter(has, v, fill)  # noqa: E731
-        geoms = []
-        bounds = [*list(pieces), len(cp)]
-        pt_bounds = [int(np.searchsorted(idx, p)) for p in pieces] + [n]
-        for q in range(len(pieces)):
-            p0, p1 = pt_bounds[q], pt_bounds[q + 1] - 1
-            geoms.append(
-                piece_geometry(
-                    self.net,
-                    cp[bounds[q] : bounds[q + 1]],
-                    (off[b, p0], pxy[b, p0]),
-                    (off[b, p1], pxy[b, p1]),
-                )
-            )
         breaks = np.nonzero(dec.brk[b, : n - 1])[0].tolist()
         dropped = n_all - n - int(outl.sum())
         status = Status.OK if not breaks and not dropped else Status.PARTIAL

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-from mapmatch.assemble import piece_geometry, unroll
+from mapmatch.assemble import piece_geometries, unroll
 from mapmatch.lattice import Batch
 from mapmatch.network import RoadNetwork
 from mapmatch.ubodt import Ubodt
@@ -69,23 +69,34 @@ def window_outliers(net: RoadNetwork, ubodt: Ubodt, batch: Batch, path: np.ndarr
     srt = np.lexsort((hop, r))
     r, edges = r[srt], edges[srt]
     lo, hi = np.searchsorted(r, np.arange(len(bb))), np.searchsorted(r, np.arange(len(bb)), "right")
-    taken: set[tuple[int, int]] = set()
     pxy = c.xy[bi, ni, path]
-    for q in range(len(bb)):
+    # Every direct route's geometry (a one-edge route is that edge from oa to oc: the same
+    # call with a one-edge sequence), then every fix's distance to it, vectorised.
+    seqs = [
+        np.array([a_e[q]]) if same[q] else np.concatenate([[a_e[q]], edges[lo[q] : hi[q]], [c_e[q]]])
+        for q in range(len(bb))
+    ]
+    lines = piece_geometries(
+        net, seqs, oa[bb, jj], pxy[bb, jj], oc[bb, jj], pxy[bb, jj + 2]
+    )
+    lines = [g if len(g) >= 2 else np.vstack([g, g]) for g in lines]
+    d = _distances(batch.xy[bb, jj + 1], lines)
+    too_far = via[bb, jj] > max_via_m[bb, jj + 1]
+    noise = d <= np.where(too_far, loose_m[bb, jj + 1], tight_m[bb, jj + 1])
+    taken: set[tuple[int, int]] = set()
+    for q in np.nonzero(noise)[0]:
         b, j = int(bb[q]), int(jj[q])
         if (b, j - 1) in taken or (b, j + 1) in taken:
             continue
-        if same[q]:
-            line = net.sub_geometry(int(a_e[q]), float(oa[b, j]), float(oc[b, j]))
-        else:
-            mid = edges[lo[q] : hi[q]]
-            seq = np.concatenate([[a_e[q]], mid, [c_e[q]]]).astype(np.int64)
-            line = piece_geometry(net, seq, (oa[b, j], pxy[b, j]), (oc[b, j], pxy[b, j + 2]))
-        if len(line) < 2:
-            line = np.vstack([line, line])
-        d = shapely.distance(shapely.points(batch.xy[b, j + 1]), shapely.linestrings(line))
-        too_far = via[b, j] > max_via_m[b, j + 1]
-        if d <= (loose_m if too_far else tight_m)[b, j + 1]:
-            out[b, j + 1] = True
-            taken.add((b, j))
+        out[b, j + 1] = True
+        taken.add((b, j))
     return out
+
+
+def _distances(xy: np.ndarray, lines: list[np.ndarray]) -> np.ndarray:
+    """Distance of each point [Q, 2] to its polyline (shapely, vectorised)."""
+    if not lines:
+        return np.zeros(0)
+    counts = np.array([len(g) for g in lines])
+    geoms = shapely.linestrings(np.concatenate(lines), indices=np.repeat(np.arange(len(lines)), counts))
+    return shapely.distance(shapely.points(xy), geoms)
