@@ -1,12 +1,12 @@
 """``robomr bench mapmatch``: LNSP (arXiv 2505.23123) against baselines on sparse trajectories.
 
 Synthetic seeded trips with deliberate detours over real road networks (FMM's toy network
-scaled to 400 m blocks, central Helsinki and a Kouvola suburb from OpenStreetMap), region-dependent GNSS noise
-(5 m open sky to 30-50 m urban canyons, times ``--noise-levels``), sampled every 15/30/60/120 s
-(:mod:`bench.mapmatch_data`). LNSP's LED model is trained per unit on bus routes in the same
-noise field. Every method sees only the fixes and their timestamps; the true routes score
-them. Parameters of LNSP and of the HMM were tuned on a synthetic street grid
-(``--networks grid``), never on these.
+scaled to 400 m blocks, central Helsinki and a Kouvola suburb from OpenStreetMap),
+region-dependent GNSS noise (5 m open sky to 30-50 m urban canyons, times ``--noise-levels``),
+sampled every 15/30/60/120 s (:mod:`bench.mapmatch_data`). LNSP's LED model is trained per
+unit on bus routes in the same noise field. Every method sees only the fixes and their
+timestamps; the true routes score them. Parameters of LNSP and of the HMM were tuned on a
+synthetic street grid (``--networks grid``), never on these.
 
 Methods (same ``match_many`` interface): ``lnsp``; ``hmm`` (Newson-Krumm, one global sigma,
 tuned: sigma 40 m, beta 100 m, radius 150 m); ``nearest`` (nearest edge, joined by shortest
@@ -17,8 +17,9 @@ Per method and interval: route mismatch (missed + added length over true length)
 precision and recall (each pooled over a unit's trips; mean over units with a bootstrap 95%
 CI), and points/s (all points of a unit over the wall time of one ``match_many`` call,
 median over units; one process, one thread) with, beside it, points per CPU-second of the
-process (what a quiet core would give when other processes share the machine). ``--json FILE`` writes
-``{method: {interval: {mismatch, precision, recall, points_per_s}}}`` (means over units).
+process (what a quiet core would give when other processes share the machine).
+``--json FILE`` writes ``{method: {interval: {mismatch, precision, recall, points_per_s}}}``
+(means over units; points_per_s the median).
 """
 
 from __future__ import annotations
@@ -116,7 +117,9 @@ def run(args: argparse.Namespace) -> BenchReport:
     detour_share, example = [], None
     for name in nets:
         net, ubodt, _ = data.network(name)
-        leuven = LeuvenMatcher(net, HMM["sigma_m"], HMM["radius_m"], HMM["beta_m"]) if external else None
+        leuven = (
+            LeuvenMatcher(net, HMM["sigma_m"], HMM["radius_m"], HMM["beta_m"]) if external else None
+        )
         for level in levels:
             for seed in range(args.seeds):
                 unit = data.make_unit(name, seed, level, args.trips, args.trip_m)

@@ -80,7 +80,7 @@ class Unit:
 
 def make_unit(name: str, seed: int, noise_scale: float, trips: int, trip_m: float) -> Unit:
     net, _, rm = network(name)
-    rng = np.random.default_rng([seed, int(round(noise_scale * 100)), len(name)])
+    rng = np.random.default_rng([seed, round(noise_scale * 100), len(name)])
     noise = syn.noise_field(net, rng, scale=noise_scale)
     fixes, routes = syn.bus_fleet(net, rm, noise, rng, routes=10, laps=4)
     led = fit_led(net, fixes, routes)

@@ -11,6 +11,7 @@ search radius, distance noise as beta).
 from __future__ import annotations
 
 import logging
+from itertools import pairwise
 
 import numpy as np
 
@@ -54,7 +55,7 @@ class LeuvenMatcher:
                 ids.append(label)
                 label += 1
             ids.append(int(net.target[e]))
-            for a, b in zip(ids[:-1], ids[1:], strict=True):
+            for a, b in pairwise(ids):
                 self.map.add_edge(a, b)
                 self.seg_of[(a, b)] = e
 
@@ -76,12 +77,14 @@ class LeuvenMatcher:
         path = [(float(y), float(x)) for x, y in np.asarray(traj.xy)]
         try:
             m.match(path)
-        except Exception as err:  # noqa: BLE001  an external library's own failures
+        except Exception as err:  # an external library's own failures, whatever they are
             log.debug("leuven failed on %s: %s", traj.traj_id, err)
             return unmatched(traj.traj_id, Status.NO_CANDIDATES, f"leuven: {err}", len(path))
         nodes = m.path_pred_onlynodes
-        edges = [self.seg_of[(a, b)] for a, b in zip(nodes[:-1], nodes[1:]) if (a, b) in self.seg_of]
+        edges = [self.seg_of[(a, b)] for a, b in pairwise(nodes) if (a, b) in self.seg_of]
         cp = [e for k, e in enumerate(edges) if k == 0 or e != edges[k - 1]]
         if not cp:
-            return unmatched(traj.traj_id, Status.NO_CANDIDATES, "leuven matched nothing", len(path))
+            return unmatched(
+                traj.traj_id, Status.NO_CANDIDATES, "leuven matched nothing", len(path)
+            )
         return MatchResult(traj.traj_id, Status.OK, cpath=self.net.edge_ids[np.asarray(cp)])

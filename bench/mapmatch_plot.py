@@ -64,7 +64,9 @@ def plot_example(path: Path, net, ubodt, unit, samples, hmm_params: dict) -> str
     m_l = route_score(truth, idx(lnsp_res[k]), net.edge_len).mismatch
     m_h = route_score(truth, idx(hmm_res[k]), net.edge_len).mismatch
     dt = float(np.median(np.diff(traj.t_s)))
-    ax.set_title(f"Helsinki, one fix every {dt:.0f} s: route mismatch LNSP {m_l:.2f}, HMM {m_h:.2f}")
+    ax.set_title(
+        f"Helsinki, one fix every {dt:.0f} s: route mismatch LNSP {m_l:.2f}, HMM {m_h:.2f}"
+    )
     lo, hi = traj.xy.min(axis=0) - 150, traj.xy.max(axis=0) + 150
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])

@@ -156,7 +156,9 @@ class LnspMatcher(LatticeMatcher):
             span = batch.t_s[:, 2:] - batch.t_s[:, :-2]
             pair = np.stack([v[:, :-1], v[:, 1:]])
             ok = np.isfinite(pair)
-            speed = np.where(ok.any(0), np.where(ok, pair, 0).sum(0) / np.maximum(ok.sum(0), 1), np.nan)
+            speed = np.where(
+                ok.any(0), np.where(ok, pair, 0).sum(0) / np.maximum(ok.sum(0), 1), np.nan
+            )
             fast = (1.0 + self.config.speed_tolerance) * speed * span
             max_via[:, 1:-1] = np.where(np.isfinite(fast) & (span > 0), fast, np.inf)
         return window_outliers(self.net, self.ubodt, batch, dec.path, dec.brk, dec.route,

@@ -192,7 +192,8 @@ def load_lanes(
     with ``center_y_m``, ``direction`` and ``kind``): each driving lane a chain of edges along
     its direction with nodes every ``node_spacing_m``, lane changes between neighbouring lanes
     of one direction (one node spacing long, plus lateral moves at the street ends), and
-    U-turns between the innermost lanes at both street ends. Coordinates are the simulator's map frame (m).
+    U-turns between the innermost lanes at both street ends. Coordinates are the simulator's
+    map frame (m).
 
     Raises:
         NetworkError: no driving lane, or an empty street.

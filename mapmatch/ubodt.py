@@ -20,7 +20,6 @@ from scipy.sparse.csgraph import dijkstra
 
 from mapmatch.network import RoadNetwork
 
-
 DENSE_MAX_NODES = 3000  # a 3000 x 3000 int32 table is 36 MB
 
 

@@ -73,12 +73,12 @@ def window_outliers(net: RoadNetwork, ubodt: Ubodt, batch: Batch, path: np.ndarr
     # Every direct route's geometry (a one-edge route is that edge from oa to oc: the same
     # call with a one-edge sequence), then every fix's distance to it, vectorised.
     seqs = [
-        np.array([a_e[q]]) if same[q] else np.concatenate([[a_e[q]], edges[lo[q] : hi[q]], [c_e[q]]])
+        np.array([a_e[q]])
+        if same[q]
+        else np.concatenate([[a_e[q]], edges[lo[q] : hi[q]], [c_e[q]]])
         for q in range(len(bb))
     ]
-    lines = piece_geometries(
-        net, seqs, oa[bb, jj], pxy[bb, jj], oc[bb, jj], pxy[bb, jj + 2]
-    )
+    lines = piece_geometries(net, seqs, oa[bb, jj], pxy[bb, jj], oc[bb, jj], pxy[bb, jj + 2])
     lines = [g if len(g) >= 2 else np.vstack([g, g]) for g in lines]
     d = _distances(batch.xy[bb, jj + 1], lines)
     too_far = via[bb, jj] > max_via_m[bb, jj + 1]
@@ -98,5 +98,7 @@ def _distances(xy: np.ndarray, lines: list[np.ndarray]) -> np.ndarray:
     if not lines:
         return np.zeros(0)
     counts = np.array([len(g) for g in lines])
-    geoms = shapely.linestrings(np.concatenate(lines), indices=np.repeat(np.arange(len(lines)), counts))
+    geoms = shapely.linestrings(
+        np.concatenate(lines), indices=np.repeat(np.arange(len(lines)), counts)
+    )
     return shapely.distance(shapely.points(xy), geoms)

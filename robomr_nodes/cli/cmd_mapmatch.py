@@ -50,9 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     gps.add_argument("--gps_point", action="store_true", help="the CSV has one fix per row")
     out = p.add_argument_group("output (FMM's format)")
     out.add_argument("--output", "--out", required=True, type=Path, help="result CSV")
-    out.add_argument("--output_fields", default=None,
-                     help="comma list of opath,error,offset,pgeom,cpath,tpath,mgeom,length,all "
-                     "and the extensions status,confidence (FMM's default: cpath,mgeom)")  # fmt: skip
+    out.add_argument(
+        "--output_fields",
+        default=None,
+        help="comma list of opath,error,offset,pgeom,cpath,tpath,mgeom,length,all and the "
+        "extensions status,confidence (FMM's default: cpath,mgeom)",
+    )
     alg = p.add_argument_group("matching (FMM: -k, -r, -e; UBODT --delta)")
     alg.add_argument("-k", "--candidates", type=int, default=8, help="candidates per point (8)")
     alg.add_argument("-r", "--radius", type=float, default=300.0, help="search radius (300)")

@@ -95,7 +95,11 @@ class MapMatcherNode(RobomrNode):
         led = LedModel.load(p.led_path) if p.led_path else None
         self.matcher = make_matcher(p.method, self.net, ubodt, p.sigma_m, p.radius_m, p.k, led)
         self.log.info(
-            "%s on %d edges (%s), UBODT %d pairs", p.method, self.net.num_edges, p.network, len(ubodt)
+            "%s on %d edges (%s), UBODT %d pairs",
+            p.method,
+            self.net.num_edges,
+            p.network,
+            len(ubodt),
         )
         self.fixes: deque[tuple[int, float, float]] = deque(maxlen=p.window_points)
         self._new = False
@@ -111,7 +115,9 @@ class MapMatcherNode(RobomrNode):
                 "sensor_msgs/msg/NavSatFix", "fix", self._on_fix, "reliable", 50
             )
         else:
-            handle.create_subscription("nav_msgs/msg/Odometry", "odom", self._on_odom, "reliable", 50)
+            handle.create_subscription(
+                "nav_msgs/msg/Odometry", "odom", self._on_odom, "reliable", 50
+            )
         handle.create_timer(p.match_period_s, self._match)
 
     def _add(self, stamp: int, x: float, y: float) -> None:
@@ -119,7 +125,9 @@ class MapMatcherNode(RobomrNode):
             self.log.warning("dropping a non-finite fix stamped %d", stamp)
             return
         if self.fixes and stamp < self.fixes[-1][0]:
-            self.log.warning("dropping a fix stamped %d, before the previous %d", stamp, self.fixes[-1][0])
+            self.log.warning(
+                "dropping a fix stamped %d, before the previous %d", stamp, self.fixes[-1][0]
+            )
             return
         self.fixes.append((stamp, x, y))
         self._new = True
@@ -157,7 +165,9 @@ class MapMatcherNode(RobomrNode):
         if res.matched:
             self._path.publish(poses_to_path(path_poses(res.mgeom), hdr))
             self._edges.publish(
-                new_message("std_msgs/msg/Int64MultiArray", data=np.asarray(res.cpath, dtype=np.int64))
+                new_message(
+                    "std_msgs/msg/Int64MultiArray", data=np.asarray(res.cpath, dtype=np.int64)
+                )
             )
         self._status.publish(
             diagnostic_array(
@@ -167,7 +177,9 @@ class MapMatcherNode(RobomrNode):
                     "status": res.status.value,
                     "points": len(arr),
                     "edges": len(res.cpath),
-                    "mean_confidence": float(np.mean(res.confidence)) if len(res.confidence) else 0.0,
+                    "mean_confidence": float(np.mean(res.confidence))
+                    if len(res.confidence)
+                    else 0.0,
                     "processing_ms": 1e3 * (time.perf_counter() - start),
                 },
                 level=OK if res.status.value == "ok" else WARN if res.matched else ERROR,

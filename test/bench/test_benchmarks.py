@@ -36,9 +36,20 @@ TINY: dict[str, list[str]] = {
     ],
     "e2e": ["--quick", "--duration", "0.5"],
     "mapmatch": [
-        "--seeds", "1", "--trips", "3", "--networks", "toy", "--intervals", "60,120",
-        "--noise-levels", "1.0", "--external-trips", "1", "--no-ablations",
-    ],  # fmt: skip
+        "--seeds",
+        "1",
+        "--trips",
+        "3",
+        "--networks",
+        "toy",
+        "--intervals",
+        "60,120",
+        "--noise-levels",
+        "1.0",
+        "--external-trips",
+        "1",
+        "--no-ablations",
+    ],
 }
 # Benchmarks whose --json layout an issue fixes (not the generic report).
 EXACT_JSON = {"mapmatch"}
