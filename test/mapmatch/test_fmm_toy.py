@@ -105,7 +105,7 @@ def test_ubodt_writes_fmms_csv_format(tmp_path: Path) -> None:
     key = lambda r: (int(r[0]), int(r[1]), round(float(r[5]), 9))  # noqa: E731
     assert sorted(key(r.split(";")) for r in mine[1:]) == sorted(key(r.split(";")) for r in fmm[1:])
     for row in mine[1:]:
-        s, t, nxt, prev, e0, d = row.split(";")
+        s, _, nxt, prev, e0, d = row.split(";")
         assert int(net.source[int(e0)]) == int(s) and int(net.target[int(e0)]) == int(nxt)
         if int(prev) != int(s):
             assert ours.lookup(int(s), int(prev)) < float(d)
