@@ -75,6 +75,7 @@ class Unit:
     noise: syn.NoiseField
     led: LedModel
     drives: list[syn.Drive]
+    detours: list[np.ndarray]  # per drive: mask of its edges that are deliberate detours
     detour_share: float  # fraction of the trips' length on deliberate detours
 
 
@@ -84,13 +85,14 @@ def make_unit(name: str, seed: int, noise_scale: float, trips: int, trip_m: floa
     noise = syn.noise_field(net, rng, scale=noise_scale)
     fixes, routes = syn.bus_fleet(net, rm, noise, rng, routes=10, laps=4)
     led = fit_led(net, fixes, routes)
-    drives, det, total = [], 0.0, 0.0
+    drives, masks, det, total = [], [], 0.0, 0.0
     for _ in range(trips):
         edges, detour = syn.random_route(rm, rng, trip_m)
         drives.append(syn.drive(net, edges, rng))
+        masks.append(detour)
         det += float(net.edge_len[edges[detour]].sum())
         total += float(net.edge_len[edges].sum())
-    return Unit(name, seed, noise_scale, noise, led, drives, det / max(total, 1e-9))
+    return Unit(name, seed, noise_scale, noise, led, drives, masks, det / max(total, 1e-9))
 
 
 def sample_unit(unit: Unit, interval_s: float) -> list[tuple[Trajectory, np.ndarray]]:
