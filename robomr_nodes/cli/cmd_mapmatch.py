@@ -70,6 +70,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     alg.add_argument("--method", choices=("lnsp", "hmm", "nearest"), default="lnsp",
                      help="matcher (lnsp)")  # fmt: skip
+    alg.add_argument(
+        "--bus-routes",
+        type=Path,
+        help="fit an LED model instead of matching: the --gps trajectories are buses whose "
+        "routes this file gives (FMM's result format, id;cpath); writes the model (JSON) to "
+        "--output for --led (cells of --led-cell; radii up to -r, sigmas from -e / 50)",
+    )
+    alg.add_argument("--led-cell", type=float, default=250.0, help="LED cell size (250)")
     alg.add_argument("--led", type=Path,
                      help="LNSP's sub-region LED model (JSON from mapmatch.led); "
                      "default: -e and -r everywhere")  # fmt: skip
@@ -120,6 +128,8 @@ def _run(args: argparse.Namespace) -> int:
             MatcherError) as err:  # fmt: skip
         raise CliError(str(err)) from None
     print(f"network: {net.num_edges} edges, {net.num_nodes} nodes; UBODT {len(ubodt)} pairs")
+    if args.bus_routes:
+        return _fit_led(args, net, raw)
     results: list = [None] * len(raw)
     todo, trajs = [], []
     for i, r in enumerate(raw):
@@ -147,6 +157,52 @@ def _run(args: argparse.Namespace) -> int:
         if r.status != Status.OK:
             print(f"  trajectory {r.traj_id}: {r.status.value}: {r.message}")
     _warn_extent(net, trajs)
+    return 0
+
+
+def _fit_led(args: argparse.Namespace, net, raw: list) -> int:
+    from mapmatch.led import LedConfig, LedError, fit_led
+
+    try:
+        lines = args.bus_routes.read_text().strip().split("\n")
+    except OSError as err:
+        raise CliError(f"cannot read {args.bus_routes}: {err.strerror or err}") from None
+    head = lines[0].split(";")
+    if "cpath" not in head or "id" not in head:
+        raise CliError(f"{args.bus_routes}: want FMM's result format with id and cpath columns")
+    routes = {}
+    for line in lines[1:]:
+        cols = dict(zip(head, line.split(";"), strict=False))
+        try:
+            ids = [int(e) for e in cols["cpath"].split(",") if e]
+            routes[int(cols["id"])] = [net.edge_index[e] for e in ids]
+        except (KeyError, ValueError) as err:
+            raise CliError(f"{args.bus_routes}: bad route row {line[:60]!r}: {err}") from None
+    fixes, paths = [], []
+    for r in raw:
+        if r.error or r.traj_id not in routes or not routes[r.traj_id] or len(r.xy) == 0:
+            print(f"  bus {r.traj_id}: skipped (no route, or unreadable fixes)")
+            continue
+        fixes.append(net.projection.to_metric(r.xy))
+        paths.append(np.asarray(routes[r.traj_id], dtype=np.int64))
+    try:
+        # The defaults of LedConfig, in the units of -e and -r (50 and 300: the same).
+        cfg = LedConfig(
+            cell_m=args.led_cell,
+            min_sigma_m=args.error / 50.0,
+            min_radius_m=args.radius / 20.0,
+            max_radius_m=args.radius,
+        )
+        led = fit_led(net, fixes, paths, cfg)
+    except LedError as err:
+        raise CliError(str(err)) from None
+    led.save(args.output)
+    n = int(led.count_grid.sum())
+    print(
+        f"LED model from {len(fixes)} buses ({n} fixes): global sigma {led.global_sigma_m:.4g}, "
+        f"cells {led.sigma_grid.shape}, sigma {led.sigma_grid.min():.4g}-"
+        f"{led.sigma_grid.max():.4g}; wrote {args.output}"
+    )
     return 0
 
 

@@ -126,3 +126,21 @@ def test_geographic_toy_projected_to_utm_matches_the_same_paths(tmp_path: Path) 
     x = np.array(ours["1"]["mgeom"][len("LINESTRING(") : -1].replace(",", " ").split(), float)
     y = np.array(fmm["1"]["mgeom"][len("LINESTRING(") : -1].replace(",", " ").split(), float)
     assert np.allclose(x, y, atol=1e-4)
+
+
+def test_led_model_fitted_from_bus_routes_drives_lnsp(tmp_path: Path) -> None:
+    # FMM's three trips as "buses" with FMM's own routes: fit an LED model, then match with it.
+    led = tmp_path / "led.json"
+    argv = ["mapmatch", "--network", str(TOY / "edges.shp"), "--crs", "planar"]
+    fit = [*argv, "--gps", str(TOY / "trips.csv"), "--bus-routes", str(TOY / "mr.txt"),
+           "-r", "0.4", "-e", "0.5", "--led-cell", "1.0"]  # fmt: skip
+    assert main([*fit, "--output", str(led)]) == 0
+    from mapmatch.led import LedModel
+
+    model = LedModel.load(led)
+    # The toy fixes lie 0.05-0.35 units off their routes: an RMS sigma of that order.
+    assert 0.05 < model.global_sigma_m < 0.4
+    rows = _run(tmp_path, "trips.csv", "--led", str(led))
+    assert {t: r["cpath"] for t, r in rows.items()} == {
+        t: r["cpath"] for t, r in _rows(TOY / "mr.txt").items()
+    }
