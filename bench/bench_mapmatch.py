@@ -72,7 +72,7 @@ def _methods(net, ubodt, led: LedModel, ablations: bool) -> dict:
             "lnsp, one global LED": LnspMatcher(net, ubodt, uniform),
             "lnsp, no window test": LnspMatcher(net, ubodt, led, LnspConfig(outliers=False)),
             "lnsp, no U-turn term": LnspMatcher(net, ubodt, led, LnspConfig(uturn_penalty=0)),
-            "lnsp, no speed term": LnspMatcher(net, ubodt, led, LnspConfig(speed_sigma=0)),
+            "lnsp + speed term": LnspMatcher(net, ubodt, led, LnspConfig(speed_term=True)),
             "lnsp + via-node detours": LnspMatcher(net, ubodt, led, LnspConfig(detours=True)),
             "hmm + U-turn term": HmmMatcher(net, ubodt, **HMM, uturn_penalty=10.0),
         }

@@ -15,10 +15,11 @@ Formulation (what this module computes; notation per trajectory, fixes i = 0..n-
   farther apart the fixes are. A second candidate behind the first on one edge is a vehicle
   that stood still: -0.5 (back / sqrt(sigma_i^2 + sigma_{i+1}^2))^2 (engine, all methods).
 - Sliding-window path scoring: a first Viterbi pass gives route lengths L_j; the speed around
-  step j is v_j = sum(L) / sum(dt) over ``window`` steps on each side, j left out. The second
-  pass adds log p = -0.5 (max(0, log((L + s) / (v_j dt_j + s)) - log(1 + speed_tolerance))
-  / speed_sigma)^2 (s = sigma_i): a route much faster than its window costs, a slower one is
-  free (vehicles queue and stop). Viterbi decodes again over all fixes.
+  step j is v_j = sum(L) / sum(dt) over ``window`` steps on each side, j left out (the window
+  test below uses it). With ``speed_term`` a second pass adds
+  log p = -0.5 (max(0, log((L + s) / (v_j dt_j + s)) - log(1 + speed_tolerance)) / speed_sigma)^2
+  (s = sigma_i): a route much faster than its window costs, a slower one is free (vehicles
+  queue and stop), and Viterbi decodes again over all fixes.
 - Local non-shortest paths (:mod:`mapmatch.window`): in every three-fix window the route
   through the middle fix is compared with the direct one; a non-shortest path that the fix
   forces but that the fix's own LED radius explains away is noise (the fix is dropped, the
@@ -31,7 +32,7 @@ Formulation (what this module computes; notation per trajectory, fixes i = 0..n-
   stop often enough that this mostly invents detours (docs/mapmatch.md has the numbers).
 
 Every term is a log added to the path score, so each can be switched off for ablations
-(a uniform LED, ``speed_sigma = 0``, ``uturn_penalty = 0``, ``outliers = False``).
+(a uniform LED, ``speed_term``, ``uturn_penalty = 0``, ``outliers = False``, ``detours``).
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ class LnspConfig:
     k: candidates per point, >= 1.
     beta_sigma: transition scale per combined LED sigma, > 0.
     beta_gc: transition scale per metre of straight-line distance, >= 0.
-    speed_sigma: std of log(route speed / window speed), 0 = no speed term.
+    speed_term: add the one-sided speed term and decode a second time (off by default: it
+    changed no figure of the benchmark, docs/mapmatch.md).
+    speed_sigma: std of log(route speed / window speed), > 0 (speed term, via detours).
     window: steps on each side of the sliding window, >= 1.
     detours: try via-node detours where the speed says the route is too short.
     detour_ratio: route/expected length below which a step is a detour suspect, (0, 1].
@@ -74,6 +77,7 @@ class LnspConfig:
     k: int = 8
     beta_sigma: float = 1.5
     beta_gc: float = 0.05
+    speed_term: bool = False
     speed_sigma: float = 0.6
     window: int = 3
     detours: bool = False
@@ -91,11 +95,12 @@ class LnspConfig:
             raise MatcherError(
                 f"k, window and max_via must be >= 1, got {self.k}, {self.window}, {self.max_via}"
             )
+        if not self.speed_sigma > 0:
+            raise MatcherError(f"speed_sigma must be > 0, got {self.speed_sigma}")
         if not self.beta_sigma > 0:
             raise MatcherError(f"beta_sigma must be > 0, got {self.beta_sigma}")
         for name in (
             "beta_gc",
-            "speed_sigma",
             "detour_margin",
             "max_speed_mps",
             "speed_tolerance",
@@ -186,18 +191,20 @@ class LnspMatcher(LatticeMatcher):
 
     def refine(self, batch: Batch, dec: Decoded, gc: np.ndarray) -> Decoded:
         cfg = self.config
-        if cfg.speed_sigma <= 0 or not np.isfinite(batch.t_s).any():
+        if not (cfg.speed_term or cfg.detours) or not np.isfinite(batch.t_s).any():
             return dec
         _, v = self.window_speed(batch, dec)
         dt = np.diff(batch.t_s, axis=1)
-        expect = v * dt
-        s = batch.sigma_m[:, :-1]
-        speed = self._speed_term(dec.route, expect[:, :, None, None], s[:, :, None, None])
-        use = np.isfinite(expect) & (dt > 0) & batch.step_mask
-        tr = np.where(use[:, :, None, None], dec.tr + np.nan_to_num(speed, nan=0.0), dec.tr)
-        tr = self._pad_steps(batch, tr)
-        path, brk = viterbi(dec.em, tr)
-        out = Decoded(path, brk, dec.route, dec.forward, dec.em, tr, {})
+        out = dec
+        if cfg.speed_term:
+            expect = v * dt
+            s = batch.sigma_m[:, :-1]
+            speed = self._speed_term(dec.route, expect[:, :, None, None], s[:, :, None, None])
+            use = np.isfinite(expect) & (dt > 0) & batch.step_mask
+            tr = np.where(use[:, :, None, None], dec.tr + np.nan_to_num(speed, nan=0.0), dec.tr)
+            tr = self._pad_steps(batch, tr)
+            path, brk = viterbi(dec.em, tr)
+            out = Decoded(path, brk, dec.route, dec.forward, dec.em, tr, {})
         if cfg.detours:
             out = self._detours(batch, out, gc, v, dt)
         return out
