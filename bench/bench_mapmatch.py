@@ -17,7 +17,8 @@ Per method and interval: route mismatch (missed + added length over true length)
 precision and recall (each pooled over a unit's trips; mean over units with a bootstrap 95%
 CI), and points/s (all points of a unit over the wall time of one ``match_many`` call,
 median over units; one process, one thread) with, beside it, points per CPU-second of the
-process (what a quiet core would give when other processes share the machine).
+process (what a quiet core would give when other processes share the machine). A units' 30
+trips are a small batch; the throughput table matches ``--throughput-trips`` trips in one call.
 ``--json FILE`` writes ``{method: {interval: {mismatch, precision, recall, points_per_s}}}``
 (means over units; points_per_s the median).
 """
@@ -56,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--external-trips", type=int, default=3,
                         help="trips per unit for leuvenmapmatching (0: skip it)")  # fmt: skip
     parser.add_argument("--no-ablations", action="store_true", help="skip the ablation table")
+    parser.add_argument("--throughput-trips", type=int, default=200,
+                        help="trips of one Helsinki unit matched in one call per method for "
+                        "the throughput table (0: skip)")  # fmt: skip
     parser.add_argument("--report-json", type=Path, help="also write the full report as JSON")
     parser.add_argument("--plot", type=Path, metavar="PNG", help="figure of one matched trip")
 
@@ -152,6 +156,8 @@ def run(args: argparse.Namespace) -> BenchReport:
         from bench.mapmatch_plot import plot_example
 
         report.notes.append(plot_example(args.plot, *example, HMM))
+    if args.throughput_trips > 0:
+        report.tables.append(_throughput(args.throughput_trips, intervals, args.trip_m))
     report.exact = _exact(rows, intervals, external)
     if args.report_json:
         BenchReport.write_json(report, args.report_json)
@@ -165,6 +171,26 @@ class MapmatchReport(BenchReport):
 
     def write_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.exact, indent=2) + "\n")
+
+
+def _throughput(trips: int, intervals: list[int], trip_m: float) -> Table:
+    """Points/s of one ``match_many`` call over many trips (a fleet's backlog), per method."""
+    net, ubodt, _ = data.network("helsinki")
+    unit = data.make_unit("helsinki", 99, 1.0, trips, trip_m)
+    t = Table(
+        f"throughput: {trips} Helsinki trips in one match_many call (after one warm-up call)",
+        ["method", "interval_s", "points", "points_per_s", "points_per_cpu_s"],
+    )
+    for iv in intervals:
+        trajs = [tr for tr, _ in data.sample_unit(unit, iv)]
+        points = sum(len(tr.xy) for tr in trajs)
+        for name, m in _methods(net, ubodt, unit.led, ablations=False).items():
+            m.match_many(trajs)
+            t0, c0 = time.perf_counter(), time.process_time()
+            m.match_many(trajs)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            t.add(name, iv, points, points / max(wall, 1e-9), points / max(cpu, 1e-9))
+    return t
 
 
 def _plot_interval(intervals: list[int]) -> int:

@@ -49,6 +49,8 @@ TINY: dict[str, list[str]] = {
         "--external-trips",
         "1",
         "--no-ablations",
+        "--throughput-trips",
+        "3",
     ],
 }
 # Benchmarks whose --json layout an issue fixes (not the generic report).
