@@ -68,18 +68,6 @@ def _vertex_index(net: RoadNetwork) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return xy, off, vptr
 
 
-def piece_geometry(
-    net: RoadNetwork, edges: np.ndarray, first: tuple[float, np.ndarray], last: tuple
-) -> np.ndarray:
-    """Polyline [K, 2] along ``edges`` (indices) from ``first`` = (offset, xy) on the first edge
-    to ``last`` on the last one; consecutive duplicate vertices removed."""
-    f_off, f_xy = first
-    l_off, l_xy = last
-    return piece_geometries(
-        net, [edges], np.array([f_off]), np.array([f_xy]), np.array([l_off]), np.array([l_xy])
-    )[0]
-
-
 def piece_geometries(
     net: RoadNetwork,
     edges: list[np.ndarray],
@@ -88,7 +76,9 @@ def piece_geometries(
     last_off: np.ndarray,  # [P]
     last_xy: np.ndarray,  # [P, 2]
 ) -> list[np.ndarray]:
-    """:func:`piece_geometry` of P pieces at once (one sort instead of P Python loops)."""
+    """Polylines [K, 2] of P pieces: piece p runs along ``edges[p]`` (indices) from
+    ``first_off[p]`` (m, at ``first_xy[p]``) on its first edge to ``last_off[p]`` on its last,
+    consecutive duplicate vertices removed. One sort for all pieces, no loop over them."""
     P = len(edges)
     vxy, voff, vptr = _vertex_index(net)
     lens = np.array([len(e) for e in edges], dtype=np.int64)

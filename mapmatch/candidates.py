@@ -34,11 +34,6 @@ class Candidates:
     xy: np.ndarray
     valid: np.ndarray
 
-    @property
-    def count(self) -> np.ndarray:
-        """Candidates per point [N]."""
-        return self.valid.sum(axis=1)
-
     def pad(self, K: int) -> Candidates:
         """The same candidates padded to ``K`` columns (K >= current)."""
         extra = K - self.edge.shape[1]

@@ -145,15 +145,6 @@ class RoadNetwork:
         t = np.clip(t, 0.0, 1.0)[:, None]
         return self.seg_a[s] * (1.0 - t) + self.seg_b[s] * t
 
-    def sub_geometry(self, e: int, start: float, stop: float) -> np.ndarray:
-        """Polyline [K, 2] of edge ``e`` from offset ``start`` to ``stop`` (m, start <= stop)."""
-        coords = self.edge_coords(e)
-        s0 = self.seg_ptr[e]
-        offs = np.append(self.seg_off[s0 : self.seg_ptr[e + 1]], self.edge_len[e])
-        inner = coords[(offs > start) & (offs < stop)]
-        ends = self.point_on_edge(np.array([e, e]), np.array([start, stop]))
-        return np.vstack([ends[:1], inner, ends[1:]])
-
 
 def build_network(
     edges: list[EdgeInput], projection: Projection | None = None, simplify: bool = False

@@ -42,14 +42,6 @@ class Projection:
     def identity(self) -> bool:
         return self._fwd is None
 
-    @property
-    def geographic_source(self) -> bool:
-        if not self.source:
-            return False
-        from pyproj import CRS
-
-        return CRS.from_user_input(self.source).is_geographic
-
     def to_metric(self, xy: np.ndarray) -> np.ndarray:
         """Source coordinates [N, 2] -> metric [N, 2]."""
         xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
