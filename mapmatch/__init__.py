@@ -9,9 +9,10 @@ route metrics (:mod:`mapmatch.metrics`).
 
 from __future__ import annotations
 
+from mapmatch.baselines import HmmMatcher, NearestMatcher
 from mapmatch.led import LedConfig, LedModel, fit_led
 from mapmatch.lnsp import LnspConfig, LnspMatcher
-from mapmatch.matcher import HmmMatcher, LatticeMatcher, MatcherError, NearestMatcher
+from mapmatch.matcher import LatticeMatcher, MatcherError
 from mapmatch.network import RoadNetwork
 from mapmatch.result import MatchResult, Status, Trajectory
 from mapmatch.ubodt import Ubodt, build_ubodt
