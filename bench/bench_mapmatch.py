@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="trips of one Helsinki unit matched in one call per method for "
                         "the throughput table (0: skip)")  # fmt: skip
     parser.add_argument("--report-json", type=Path, help="also write the full report as JSON")
+    parser.add_argument("--sweep", action="store_true",
+                        help="instead: sweep the HMM's and LNSP's parameters (use with "
+                        "--networks grid, the tuning network)")  # fmt: skip
     parser.add_argument("--plot", type=Path, metavar="PNG", help="figure of one matched trip")
 
 
@@ -108,6 +111,12 @@ def _ci(values: list[float], rng: np.random.Generator) -> tuple[float, float, fl
 
 
 def run(args: argparse.Namespace) -> BenchReport:
+    if args.sweep:
+        from bench.mapmatch_sweep import sweep
+
+        report = sweep(args, _score)
+        report.ratios["summed mismatch, best lnsp / best hmm"] = _best_ratio(report)
+        return report
     intervals = [int(x) for x in args.intervals.split(",")]
     levels = [float(x) for x in args.noise_levels.split(",")]
     nets = [x.strip() for x in args.networks.split(",")]
@@ -191,6 +200,13 @@ def _throughput(trips: int, intervals: list[int], trip_m: float) -> Table:
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             t.add(name, iv, points, points / max(wall, 1e-9), points / max(cpu, 1e-9))
     return t
+
+
+def _best_ratio(report: BenchReport) -> float:
+    sums = {}
+    for row in report.tables[0].rows:
+        sums.setdefault(row[0], []).append(row[-1])
+    return float(min(sums["lnsp"]) / min(sums["hmm"]))
 
 
 def _plot_interval(intervals: list[int]) -> int:

@@ -75,8 +75,8 @@ class LnspConfig:
     """
 
     k: int = 8
-    beta_sigma: float = 1.5
-    beta_gc: float = 0.05
+    beta_sigma: float = 1.0
+    beta_gc: float = 0.02
     speed_term: bool = False
     speed_sigma: float = 0.6
     window: int = 3
