@@ -85,3 +85,17 @@ def test_mapmatch_json_has_the_issues_layout(tmp_path: Path) -> None:
             assert set(figures) == {"mismatch", "precision", "recall", "points_per_s"}
             assert 0.0 <= figures["precision"] <= 1.0 and 0.0 <= figures["recall"] <= 1.0
             assert figures["mismatch"] >= 0.0 and figures["points_per_s"] > 0.0
+
+
+def test_mapmatch_sweep_reports_the_best_setting_of_each_method(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import mapmatch_sweep
+
+    monkeypatch.setattr(mapmatch_sweep, "HMM_GRID", {"sigma_m": (20.0, 40.0)})
+    monkeypatch.setattr(mapmatch_sweep, "LNSP_GRID", {"beta_sigma": (1.0,)})
+    args = ["--sweep", "--networks", "grid", "--seeds", "1", "--trips", "2", "--intervals", "60"]
+    assert main(["bench", "mapmatch", *args]) == 0
+    out = capsys.readouterr().out
+    assert "best hmm: {'sigma_m':" in out and "best lnsp: {'beta_sigma': 1.0}" in out
+    assert "summed mismatch, best lnsp / best hmm" in out
