@@ -1,14 +1,25 @@
 """rosbag2 (MCAP) recording of embedded runs and reading bags back, with clear errors.
 
-Bags are written with rosbags' rosbag2 writer (format version 9, MCAP storage, metadata.yaml
-with offered QoS per topic), so ``ros2 bag info/play``, RViz (through ``ros2 bag play``) and
-Foxglove open them, and the independent ``mcap`` + ``mcap-ros2-support`` readers decode them.
+Bags are rosbag2 folders (format version 9, MCAP storage, metadata.yaml with offered QoS per
+topic), so ``ros2 bag info/play``, RViz (through ``ros2 bag play``) and Foxglove open them, and
+the rosbags reader and the independent ``mcap`` + ``mcap-ros2-support`` readers decode them.
+
+Reliability (docs/reliability.md): metadata.yaml is written when recording starts and after
+every chunk, and every complete chunk is on disk at once, so a killed run leaves a bag that
+:func:`read_bag` opens (the complete chunks of a truncated MCAP, with a note saying so). The
+first failed write (disk full) stops recording: the file is cut back to its last complete chunk
+and :class:`BagWriteError` names the file and the cause. Chunk, data and summary CRCs are
+written; :func:`verify_bag` checks them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Iterable, Iterator
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,14 +33,29 @@ from rosbags.interfaces import (
     QosReliability,
     QosTime,
 )
-from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.rosbag2 import Reader
+from rosbags.rosbag2.metadata import dump_qos_v9
 
+from robomr_nodes import shutdown
 from robomr_nodes.api import QosProfile
+from robomr_nodes.bagio import metadata as bagmeta
+from robomr_nodes.bagio.errors import BagError, BagWriteError
+from robomr_nodes.bagio.mcapfile import ChunkScan, DurableMcapWriter, check_mcap
 from robomr_nodes.messages import MessageError, deserialize, serialize, typestore
 
-
-class BagError(RuntimeError):
-    """A bag that cannot be written or read: missing, truncated, foreign, or unknown types."""
+__all__ = [
+    "BagError",
+    "BagInfo",
+    "BagMessage",
+    "BagRecorder",
+    "BagWriteError",
+    "bag_info",
+    "check_new_bag_path",
+    "copy_bag",
+    "digest",
+    "read_bag",
+    "verify_bag",
+]
 
 
 @dataclass(frozen=True)
@@ -64,6 +90,23 @@ def _rosbag_qos(qos: QosProfile) -> Qos:
     )
 
 
+def check_new_bag_path(path: Path) -> None:
+    """Checks, creating nothing, that a bag folder can be created at ``path``.
+
+    Raises:
+        BagError: ``path`` exists, or its nearest existing parent is not a writable folder.
+    """
+    if path.exists() or path.is_symlink():
+        raise BagError(f"bag {path} exists already: choose a new folder (nothing overwritten)")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise BagError(f"cannot create bag {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise BagError(f"cannot create bag {path}: {parent} is not writable")
+
+
 class BagRecorder:
     """Records messages into a new rosbag2 folder. Use as a context manager or call close().
 
@@ -71,6 +114,10 @@ class BagRecorder:
         path: bag folder to create (must not exist).
         topics: topics to record; None records every topic.
         custom_data: key/value strings stored in metadata.yaml (run settings, provenance).
+        flush_interval_s: wall time after which an open chunk is written out (a hard kill
+            loses at most this much).
+        on_failure: called once with the :class:`BagWriteError` when a write fails (the
+            runner stops the graph with it).
 
     Raises:
         BagError: the folder exists or cannot be created.
@@ -81,49 +128,135 @@ class BagRecorder:
         path: str | Path,
         topics: Iterable[str] | None = None,
         custom_data: dict[str, str] | None = None,
+        flush_interval_s: float = 1.0,
+        on_failure: Callable[[BagWriteError], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self._topics = None if topics is None else set(topics)
-        try:
-            self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
-            for key, value in (custom_data or {}).items():
-                self._writer.set_custom_data(key, value)
-            self._writer.open()
-        except Exception as err:
-            raise BagError(f"cannot create bag {self.path}: {err}") from err
-        self._connections: dict[str, Any] = {}
+        self._custom = {str(k): str(v) for k, v in (custom_data or {}).items()}
+        self._on_failure = on_failure
+        self._channels: dict[str, tuple[int, bagmeta.TopicMeta]] = {}
+        self._written: Counter = Counter()
+        self._committed: Counter = Counter()
+        self._span: list[int] = []  # [first, last] stamp written
+        self._committed_span: list[int] = []
         self.count = 0
+        self.error: BagWriteError | None = None
         self._closed = False
+        check_new_bag_path(self.path)
+        try:
+            self.path.mkdir(parents=True)
+            self._file = DurableMcapWriter(
+                self.path / f"{self.path.name}.mcap", flush_interval_s=flush_interval_s
+            )
+            self._write_metadata()
+        except OSError as err:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise BagError(f"cannot create bag {self.path}: {err.strerror or err}") from None
+
+    def _meta(self) -> dict[str, Any]:
+        topics = [
+            bagmeta.TopicMeta(m.topic, m.typename, m.type_hash, m.offered_qos, n)
+            for _, m in self._channels.values()
+            if (n := self._committed[m.topic])
+        ]
+        first, last = self._committed_span or (0, 0)
+        return bagmeta.build(self._file.path.name, topics, first, last, self._custom)
+
+    def _write_metadata(self) -> None:
+        bagmeta.write(self.path, self._meta())
+
+    def _channel(self, topic: str, typename: str, qos: QosProfile | None) -> int:
+        if topic in self._channels:
+            return self._channels[topic][0]
+        store = typestore()
+        msgdef, _ = store.generate_msgdef(typename, ros_version=2)
+        qos_dicts = tuple(dump_qos_v9([_rosbag_qos(qos)])) if qos is not None else ()
+        cid = self._file.add_channel(
+            topic, typename, msgdef, yaml.safe_dump(list(qos_dicts), sort_keys=True)
+        )
+        meta = bagmeta.TopicMeta(topic, typename, store.hash_rihs01(typename), qos_dicts, 0)
+        self._channels[topic] = (cid, meta)
+        return cid
 
     def write(
         self, topic: str, typename: str, stamp_ns: int, msg: Any, qos: QosProfile | None = None
     ) -> None:
-        """Serializes ``msg`` and appends it at log time ``stamp_ns``."""
+        """Serializes ``msg`` and appends it at log time ``stamp_ns``.
+
+        Raises:
+            BagWriteError: this or an earlier write failed (the bag keeps what was committed).
+            MessageError: ``msg`` does not serialize as ``typename``.
+        """
         self.write_raw(topic, typename, stamp_ns, serialize(msg, typename), qos)
 
     def write_raw(
         self, topic: str, typename: str, stamp_ns: int, raw: bytes, qos: QosProfile | None = None
     ) -> None:
+        """Appends CDR bytes; see :meth:`write`."""
+        if self.error is not None:
+            raise self.error
+        if self._closed:
+            raise BagError(f"bag {self.path} is closed")
         if self._topics is not None and topic not in self._topics:
             return
-        conn = self._connections.get(topic)
-        if conn is None:
-            profiles = [_rosbag_qos(qos)] if qos is not None else []
-            conn = self._writer.add_connection(
-                topic, typename, typestore=typestore(), offered_qos_profiles=profiles
-            )
-            self._connections[topic] = conn
-        self._writer.write(conn, stamp_ns, raw)
+        with shutdown.critical():  # a signal waits until the record is complete
+            try:
+                cid = self._channel(topic, typename, qos)
+                self._written[topic] += 1
+                first, last = self._span or (stamp_ns, stamp_ns)
+                self._span = [min(first, stamp_ns), max(last, stamp_ns)]
+                if self._file.add_message(cid, stamp_ns, raw):
+                    self._committed, self._committed_span = Counter(self._written), self._span
+                    self._write_metadata()
+            except OSError as err:
+                self._fail(err)
         self.count += 1
 
+    def _fail(self, err: OSError) -> None:
+        where = err.filename or self._file.path
+        kept = sum(self._committed.values())
+        span = self._committed_span or [0, 0]
+        self._file.abort()
+        with contextlib.suppress(OSError):  # else the last one written stays: it lists less
+            self._write_metadata()
+        self.error = BagWriteError(
+            f"cannot write {where}: {err.strerror or err}; recording stopped, the bag keeps "
+            f"the {kept} messages of the first {(span[1] - span[0]) / 1e9:.2f} s, readable"
+        )
+        if self._on_failure is not None:
+            self._on_failure(self.error)
+        raise self.error from None
+
     def tap(self, topic: str, typename: str, stamp_ns: int, msg: Any, qos: QosProfile) -> None:
-        """An executor tap (see EmbeddedExecutor.add_tap) that records every publish."""
-        self.write(topic, typename, stamp_ns, msg, qos)
+        """An executor tap (see EmbeddedExecutor.add_tap) that records every publish. After a
+        failed write it records nothing more (``on_failure`` has stopped the run)."""
+        if self.error is None and not self._closed:
+            with contextlib.suppress(BagWriteError):
+                self.write(topic, typename, stamp_ns, msg, qos)
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._writer.close()
+        """Writes the last chunk, the summary and the final metadata.yaml.
+
+        Raises:
+            BagWriteError: the final writes failed (the bag keeps what was committed).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self.error is not None:
+            return
+        with shutdown.critical():
+            before = self._file.committed
+            old = self._committed, self._committed_span
+            try:
+                self._committed, self._committed_span = Counter(self._written), self._span
+                self._file.finish(yaml.safe_dump(self._meta()[bagmeta.TOP_KEY], sort_keys=True))
+                self._write_metadata()
+            except OSError as err:
+                if self._file.committed == before:  # the last chunk did not reach the file
+                    self._committed, self._committed_span = old
+                self._fail(err)
 
     def __enter__(self) -> BagRecorder:
         return self
@@ -134,7 +267,8 @@ class BagRecorder:
 
 @dataclass(frozen=True)
 class BagInfo:
-    """What a bag holds: topics with types and counts, time span, custom metadata."""
+    """What a bag holds: topics with types and counts, time span, custom metadata, and notes
+    on how it was read (e.g. the complete chunks of a truncated file)."""
 
     path: Path
     topics: dict[str, tuple[str, int]]
@@ -142,72 +276,154 @@ class BagInfo:
     end_ns: int
     message_count: int
     custom_data: dict[str, str]
+    notes: tuple[str, ...] = ()
 
 
-def _open(path: Path) -> Reader:
-    if not path.exists():
-        raise BagError(f"bag {path} does not exist")
-    if path.is_file():
-        raise BagError(
-            f"{path} is a file; a rosbag2 bag is a folder with metadata.yaml "
-            "(ROS 1 .bag files are not supported)"
-        )
-    if not (path / "metadata.yaml").exists():
-        raise BagError(f"{path} has no metadata.yaml: not a rosbag2 folder")
+class _Bag:
+    """An opened bag: validated metadata plus a rosbags reader, or a chunk scan of a
+    truncated MCAP file."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.exists():
+            raise BagError(f"bag {path} does not exist")
+        if path.is_file():
+            raise BagError(
+                f"{path} is a file; a rosbag2 bag is a folder with metadata.yaml "
+                "(ROS 1 .bag files are not supported)"
+            )
+        if not (path / "metadata.yaml").exists():
+            raise BagError(f"{path} has no metadata.yaml: not a rosbag2 folder")
+        self.path = path
+        self.meta = bagmeta.parse(path)
+        self.scan: ChunkScan | None = None
+        self.reader: Reader | None = None
+        self.notes: list[str] = []
+        files = [path / Path(f).name for f in self.meta["relative_file_paths"]]
+        single_mcap = self.meta["storage_identifier"] == "mcap" and len(files) == 1
+        if single_mcap and not check_mcap(files[0], verify=False).complete:
+            self.scan = ChunkScan(files[0])
+            self.notes.append(_truncation_note(self.scan))
+            return
+        self.reader = _open_reader(path)
+        try:
+            storages = getattr(self.reader.storage, "storages", [])
+            held = sum(s.metadata.message_count for s in storages)
+            if storages and held != self.reader.message_count:
+                self.notes.append(
+                    f"{path}/metadata.yaml lists {self.reader.message_count} messages but the "
+                    f"storage holds {held} (stale metadata: the recorder was killed while "
+                    "closing); reading the MCAP file's own index"
+                )
+                self.reader.close()
+                self.reader = _open_reader(files[0])
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
+
+
+def _truncation_note(scan: ChunkScan) -> str:
+    n = sum(scan.counts.values())
+    if scan.footer:
+        return f"{scan.path} has no valid footer; all {len(scan.chunks)} chunks ({n} messages) read"
+    return (
+        f"{scan.path} is truncated (its recording was killed or ran out of space): read the "
+        f"{n} messages of its {len(scan.chunks)} complete chunks, skipped the last "
+        f"{scan.skipped_bytes} bytes (an incomplete chunk)"
+    )
+
+
+def _open_reader(path: Path) -> Reader:
     try:
         reader = Reader(path)
         reader.open()
     except Exception as err:
-        raise BagError(f"cannot open bag {path}: {err}") from err
+        raise BagError(f"cannot open bag {path}: {err}") from None
     return reader
 
 
 def bag_info(path: str | Path) -> BagInfo:
     """Summary of a bag. Raises BagError for a missing, foreign or unreadable bag."""
     p = Path(path)
-    reader = _open(p)
+    bag = _Bag(p)
+    custom = bagmeta.custom_data(bag.meta)
     try:
-        topics = {c.topic: (c.msgtype, c.msgcount) for c in reader.connections}
-        meta = yaml.safe_load((p / "metadata.yaml").read_text()) or {}
-        custom = meta.get("rosbag2_bagfile_information", {}).get("custom_data") or {}
-        return BagInfo(
-            p,
-            topics,
-            reader.start_time,
-            reader.end_time,
-            reader.message_count,
-            {str(k): str(v) for k, v in custom.items()},
-        )
+        if bag.scan is not None:
+            s = bag.scan
+            topics = {t: (ty, s.counts[c]) for c, (t, ty) in s.channels.items() if s.counts[c]}
+            count, start, end = sum(s.counts.values()), s.start_ns, s.end_ns + 1
+        else:
+            r = bag.reader
+            topics = {c.topic: (c.msgtype, c.msgcount) for c in r.connections}
+            count, start, end = r.message_count, r.start_time, r.end_time
+        return BagInfo(p, topics, start, end, count, custom, tuple(bag.notes))
     finally:
-        reader.close()
+        bag.close()
+
+
+def verify_bag(path: str | Path) -> list[str]:
+    """Checks every stored CRC of the bag's MCAP files; returns notes (truncation, no CRCs).
+
+    Raises:
+        BagError: a CRC does not match (bytes changed after writing), or the bag is unreadable.
+    """
+    p = Path(path)
+    bag = _Bag(p)
+    notes = list(bag.notes)
+    bag.close()
+    if bag.scan is None and bag.meta["storage_identifier"] == "mcap":
+        for name in bag.meta["relative_file_paths"]:
+            if not check_mcap(p / Path(name).name).checksummed:
+                notes.append(f"{p / Path(name).name} stores no CRCs: corruption goes unnoticed")
+    return notes
 
 
 def read_bag(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
-    """Yields the bag's messages in log-time order.
+    """Yields the bag's messages in log-time order (of a truncated MCAP file: the messages of
+    its complete chunks).
 
     Raises:
-        BagError: missing, foreign or truncated bag, or a message type the type store lacks.
+        BagError: missing, foreign or corrupt bag (a chunk failing its CRC), or a message type
+            the type store lacks.
     """
     p = Path(path)
-    reader = _open(p)
+    bag = _Bag(p)
     wanted = None if topics is None else set(topics)
     try:
-        conns = [c for c in reader.connections if wanted is None or c.topic in wanted]
-        for conn in conns:
-            if conn.msgtype not in typestore().types:
-                raise BagError(
-                    f"{p}: topic {conn.topic} has type {conn.msgtype}, unknown to "
-                    "robomr's type store"
-                )
+        store = typestore().types
+        if bag.scan is not None:
+            chans = {
+                c: tt for c, tt in bag.scan.channels.items() if wanted is None or tt[0] in wanted
+            }
+            _check_types(p, chans.values(), store)
+            for cid, stamp, raw in bag.scan.messages(set(chans)):
+                yield BagMessage(chans[cid][0], chans[cid][1], int(stamp), bytes(raw))
+            return
+        conns = [c for c in bag.reader.connections if wanted is None or c.topic in wanted]
+        _check_types(p, [(c.topic, c.msgtype) for c in conns], store)
+        if not conns:
+            return  # rosbags reads every topic when given none
         try:
-            for conn, stamp, raw in reader.messages(connections=conns):
+            for conn, stamp, raw in bag.reader.messages(connections=conns):
                 yield BagMessage(conn.topic, conn.msgtype, int(stamp), bytes(raw))
         except (BagError, MessageError):
             raise
         except Exception as err:
-            raise BagError(f"{p}: cannot read messages (truncated or corrupt?): {err}") from err
+            raise BagError(f"{p}: cannot read messages (corrupt file): {err}") from None
     finally:
-        reader.close()
+        bag.close()
+
+
+def _check_types(path: Path, topic_types: Iterable[tuple[str, str]], store: dict) -> None:
+    for topic, typename in topic_types:
+        if typename not in store:
+            raise BagError(
+                f"{path}: topic {topic} has type {typename!r}, unknown to robomr's type store"
+            )
 
 
 def copy_bag(src: str | Path, dst: str | Path, topics: Iterable[str]) -> int:
@@ -215,9 +431,10 @@ def copy_bag(src: str | Path, dst: str | Path, topics: Iterable[str]) -> int:
     ``dst``; returns the number of messages copied.
 
     Raises:
-        BagError: ``src`` is unreadable or ``dst`` exists.
+        BagError: ``src`` is unreadable or corrupt, or ``dst`` exists or cannot be written.
     """
     wanted = set(topics)
+    verify_bag(src)
     with BagRecorder(dst, topics=wanted, custom_data=bag_info(src).custom_data) as out:
         for m in read_bag(src, wanted):
             out.write_raw(m.topic, m.typename, m.stamp_ns, m.raw)
