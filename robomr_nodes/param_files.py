@@ -11,9 +11,8 @@ import fnmatch
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from robomr_nodes.params import ParamOverride
+from robomr_nodes.yamlfile import load_yaml_file
 
 
 class ParamFileError(ValueError):
@@ -28,12 +27,7 @@ def load_param_file(path: str | Path) -> dict[str, dict[str, Any]]:
             the message names the file and the offending key.
     """
     p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except OSError as err:
-        raise ParamFileError(f"{p}: cannot read parameter file: {err}") from err
-    except yaml.YAMLError as err:
-        raise ParamFileError(f"{p}: invalid YAML: {err}") from err
+    doc = load_yaml_file(p, ParamFileError, "parameter file")
     if doc is None:
         return {}
     if not isinstance(doc, dict):
