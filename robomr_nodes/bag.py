@@ -40,7 +40,8 @@ from robomr_nodes import shutdown
 from robomr_nodes.api import QosProfile
 from robomr_nodes.bagio import metadata as bagmeta
 from robomr_nodes.bagio.errors import BagError, BagWriteError
-from robomr_nodes.bagio.mcapfile import ChunkScan, DurableMcapWriter, check_mcap
+from robomr_nodes.bagio.mcapfile import DurableMcapWriter
+from robomr_nodes.bagio.mcapread import ChunkScan, check_mcap, stored_custom_data
 from robomr_nodes.messages import MessageError, deserialize, serialize, typestore
 
 __all__ = [
@@ -147,7 +148,9 @@ class BagRecorder:
         try:
             self.path.mkdir(parents=True)
             self._file = DurableMcapWriter(
-                self.path / f"{self.path.name}.mcap", flush_interval_s=flush_interval_s
+                self.path / f"{self.path.name}.mcap",
+                flush_interval_s=flush_interval_s,
+                custom_data=self._custom,
             )
             self._write_metadata()
         except OSError as err:
@@ -297,28 +300,34 @@ class _Bag:
         self.meta = bagmeta.parse(path)
         self.scan: ChunkScan | None = None
         self.reader: Reader | None = None
+        self.mcap: Path | None = None
         self.notes: list[str] = []
         files = [path / Path(f).name for f in self.meta["relative_file_paths"]]
-        single_mcap = self.meta["storage_identifier"] == "mcap" and len(files) == 1
-        if single_mcap and not check_mcap(files[0], verify=False).complete:
-            self.scan = ChunkScan(files[0])
+        if self.meta["storage_identifier"] != "mcap" or len(files) != 1:
+            self.reader = _open_reader(path)  # rosbags reads what robomr does not write
+            return
+        self.mcap = files[0]
+        if not check_mcap(self.mcap, verify=False).complete:
+            self.scan = ChunkScan(self.mcap)
             self.notes.append(_truncation_note(self.scan))
             return
-        self.reader = _open_reader(path)
+        # The MCAP file is CRC-protected and metadata.yaml is not: read the file's own index,
+        # and say so when metadata.yaml disagrees with it.
         try:
-            storages = getattr(self.reader.storage, "storages", [])
-            held = sum(s.metadata.message_count for s in storages)
-            if storages and held != self.reader.message_count:
-                self.notes.append(
-                    f"{path}/metadata.yaml lists {self.reader.message_count} messages but the "
-                    f"storage holds {held} (stale metadata: the recorder was killed while "
-                    "closing); reading the MCAP file's own index"
-                )
-                self.reader.close()
-                self.reader = _open_reader(files[0])
-        except BaseException:
-            self.close()
+            self.reader = _open_reader(self.mcap)
+        except BagError:
+            check_mcap(self.mcap)  # a CRC mismatch explains the failure better
             raise
+        listed = {
+            t["topic_metadata"]["name"]: (t["topic_metadata"]["type"], t["message_count"])
+            for t in self.meta["topics_with_message_count"]
+        }
+        held = {c.topic: (c.msgtype, c.msgcount) for c in self.reader.connections}
+        if listed != held:
+            self.notes.append(
+                f"{path}/metadata.yaml disagrees with {self.mcap.name} on topics or counts "
+                f"(stale or edited); read {self.mcap.name}'s own index"
+            )
 
     def close(self) -> None:
         if self.reader is not None:
@@ -366,19 +375,30 @@ def bag_info(path: str | Path) -> BagInfo:
 
 
 def verify_bag(path: str | Path) -> list[str]:
-    """Checks every stored CRC of the bag's MCAP files; returns notes (truncation, no CRCs).
+    """Checks every stored CRC of the bag's MCAP file, and metadata.yaml's custom_data (the
+    recorded graph) against the CRC-covered copy in the file; returns notes (truncation, no
+    CRCs, metadata that disagrees with the file).
 
     Raises:
-        BagError: a CRC does not match (bytes changed after writing), or the bag is unreadable.
+        BagError: a CRC does not match or custom_data differs (bytes changed after writing),
+            or the bag is unreadable.
     """
     p = Path(path)
     bag = _Bag(p)
-    notes = list(bag.notes)
     bag.close()
-    if bag.scan is None and bag.meta["storage_identifier"] == "mcap":
-        for name in bag.meta["relative_file_paths"]:
-            if not check_mcap(p / Path(name).name).checksummed:
-                notes.append(f"{p / Path(name).name} stores no CRCs: corruption goes unnoticed")
+    notes = list(bag.notes)
+    if bag.mcap is None:
+        return notes
+    if bag.scan is None and not check_mcap(bag.mcap).checksummed:
+        notes.append(f"{bag.mcap} stores no CRCs: corruption would go unnoticed")
+    stored = bag.scan.custom_data if bag.scan is not None else stored_custom_data(bag.mcap)
+    listed = bagmeta.custom_data(bag.meta)
+    if stored is not None and stored != listed:
+        keys = sorted(k for k in set(stored) | set(listed) if stored.get(k) != listed.get(k))
+        raise BagError(
+            f"{p}/metadata.yaml: custom_data {keys} differ from the CRC-checked copy in "
+            f"{bag.mcap.name} (metadata.yaml was edited or is corrupt)"
+        )
     return notes
 
 

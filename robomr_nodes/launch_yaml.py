@@ -22,7 +22,7 @@ import yaml
 from robomr_nodes.param_files import ParamFileError, overrides_for
 from robomr_nodes.params import ParamOverride
 from robomr_nodes.registry import NODE_CLASSES
-from robomr_nodes.runtime.names import normalize_namespace
+from robomr_nodes.runtime.names import RosNameError, normalize_namespace
 from robomr_nodes.yamlfile import load_yaml_file
 
 PACKAGE = "robomr"
@@ -242,6 +242,8 @@ class _Evaluator:
             raise LaunchError(
                 f"{ctx.file}: {where}: include cycle: {' -> '.join(str(p) for p in cycle)}"
             )
+        if not path.is_file():
+            raise LaunchError(f"{ctx.file}: {where}: included file {path} does not exist")
         child = ctx.child(path)
         for j, arg in enumerate(body.get("arg", []) or []):
             name = str(_required(arg, "name", ctx, f"{where}.arg[{j}]"))
@@ -277,9 +279,11 @@ class _Evaluator:
         name = str(self.subst(body.get("name", exe), ctx, where))
         ns = str(self.subst(body.get("namespace", ""), ctx, where))
         namespace = ns if ns.startswith("/") else f"{ctx.namespace.rstrip('/')}/{ns}"
-        spec = NodeSpec(
-            pkg, exe, name, normalize_namespace(namespace), source=f"{ctx.file}: {where}"
-        )
+        try:
+            namespace = normalize_namespace(namespace)
+        except RosNameError as err:
+            raise LaunchError(f"{ctx.file}: {where}: {err}") from None
+        spec = NodeSpec(pkg, exe, name, namespace, source=f"{ctx.file}: {where}")
         for j, p in enumerate(body.get("param", []) or []):
             self._param(p, spec, ctx, f"{where}.param[{j}]")
         for j, r in enumerate(body.get("remap", []) or []):

@@ -72,8 +72,9 @@ def clear_outputs(path: Path, produces: Iterable[str]) -> None:
             raise OutputError(f"cannot replace {target}: {err.strerror or err}") from None
 
 
-def check_output_file(path: Path) -> None:
-    """Checks, creating nothing, that ``path`` can be written as a file.
+def check_output_file(path: Path, create_parents: bool = False) -> None:
+    """Checks, creating nothing, that ``path`` can be written as a file (``create_parents``:
+    its missing folders will be created by the writer).
 
     Raises:
         OutputError: ``path`` is a folder, or its folder is missing or not writable.
@@ -82,6 +83,9 @@ def check_output_file(path: Path) -> None:
         raise OutputError(f"{path} is a folder: give a file name")
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputError(f"cannot write {path}: not writable")
+    if create_parents and not path.parent.exists():
+        _writable_ancestor(path.parent)
+        return
     if not path.parent.is_dir():
         raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
     if not os.access(path.parent, os.W_OK | os.X_OK):

@@ -137,8 +137,10 @@ def build_executor(
                 spec.params,
                 spec.remaps,
             )
-        except (ParameterError, GraphError):
+        except ParameterError:
             raise
+        except GraphError as err:  # name the launch entry that made the clash
+            raise GraphError(f"{spec.source}: {err}") if spec.source else err from None
         except (ValueError, LookupError, OSError) as err:  # library errors name their input
             raise NodeStartError(
                 f"node {spec.fq_name} ({spec.executable}) cannot start: {err}"

@@ -220,6 +220,7 @@ def _dataset(args: argparse.Namespace) -> int:
     except _USER_ERRORS as err:
         raise CliError(str(err)) from err
     except OSError as err:
-        raise CliError(f"cannot write the dataset: {err}") from err
+        where = err.filename or args.out
+        raise CliError(f"cannot write the dataset at {where}: {err.strerror or err}") from err
     print(f"wrote {args.frames} frames to {out}")
     return 0

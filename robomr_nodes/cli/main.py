@@ -82,8 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     """Runs one command; returns its exit code: 0 ok, 1 ran with callback errors, 2 error,
     3 internal error (a bug), 128 + N stopped by signal N (SIGINT, SIGTERM, SIGHUP, SIGPIPE)."""
     with shutdown.handling_signals():
-        parser = build_parser()
-        args = parser.parse_args(argv)
+        try:
+            # a signal during start-up waits until the imports are done: one arriving inside
+            # a C extension's initialisation would surface as an ImportError
+            with shutdown.critical():
+                parser = build_parser()
+            args = parser.parse_args(argv)
+        except KeyboardInterrupt as err:
+            stopped = err.name if isinstance(err, shutdown.Interrupted) else "SIGINT"
+            _say(f"robomr: stopped by {stopped} while starting")
+            return err.exit_code if isinstance(err, shutdown.Interrupted) else 130
         logging.basicConfig(
             level=logging.DEBUG if args.verbose else logging.INFO,
             format="[%(levelname)s] [%(name)s] %(message)s",

@@ -67,7 +67,9 @@ def test_replay_with_unknown_node_or_no_inputs_is_an_error(recorded: Path, tmp_p
         replay(recorded, ["synthetic_cloud"], tmp_path / "y")
 
 
-def test_truncated_bag_yields_its_complete_chunks_with_a_note(recorded: Path, tmp_path: Path) -> None:
+def test_truncated_bag_yields_its_complete_chunks_with_a_note(
+    recorded: Path, tmp_path: Path
+) -> None:
     bag = tmp_path / "cut"
     shutil.copytree(recorded, bag)
     (mcap_file,) = bag.glob("*.mcap")
