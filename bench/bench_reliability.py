@@ -192,15 +192,13 @@ def _add_baseline(report: ReliabilityReport, base: Any) -> None:
         ["writer", "readable after SIGKILL", "flips reported", "flips read silently wrong"],
     )
     for w in ("robomr", "rosbags"):
-        table.add(w, base.readable_after_kill[w], base.flips_reported[w], base.flips_silent[w])
+        readable = base.readable_after_kill.get(w)
+        table.add(w, readable, base.flips_reported[w], base.flips_silent[w])
+        if readable is not None:
+            report.ratios[f"bags readable after SIGKILL, {w} writer (fraction)"] = readable
+        silent = base.flips_silent[w]
+        report.ratios[f"bit flips read silently wrong, {w} writer (fraction)"] = silent
     report.tables.append(table)
-    for w in ("robomr", "rosbags"):
-        report.ratios[f"bags readable after SIGKILL, {w} writer (fraction)"] = (
-            base.readable_after_kill[w]
-        )
-        report.ratios[f"bit flips read silently wrong, {w} writer (fraction)"] = base.flips_silent[
-            w
-        ]
     report.figures["baseline"] = {
         "readable_after_kill": base.readable_after_kill,
         "flips_reported": base.flips_reported,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -43,6 +42,7 @@ from robomr_nodes.bagio.errors import BagError, BagWriteError
 from robomr_nodes.bagio.mcapfile import DurableMcapWriter
 from robomr_nodes.bagio.mcapread import ChunkScan, check_mcap, stored_custom_data
 from robomr_nodes.messages import MessageError, deserialize, serialize, typestore
+from robomr_nodes.outputs import OutputError, check_creatable
 
 __all__ = [
     "BagError",
@@ -99,13 +99,10 @@ def check_new_bag_path(path: Path) -> None:
     """
     if path.exists() or path.is_symlink():
         raise BagError(f"bag {path} exists already: choose a new folder (nothing overwritten)")
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise BagError(f"cannot create bag {path}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise BagError(f"cannot create bag {path}: {parent} is not writable")
+    try:
+        check_creatable(path)
+    except OutputError as err:
+        raise BagError(f"bag: {err}") from None
 
 
 class BagRecorder:

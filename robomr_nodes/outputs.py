@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -20,7 +21,14 @@ class OutputError(ValueError):
     non-empty folder without ``force`` (the message names the path and what to do)."""
 
 
-def _writable_ancestor(path: Path) -> None:
+def check_creatable(path: Path) -> None:
+    """Checks that the missing folders up to ``path`` can be created: the nearest existing
+    ancestor is a folder that takes a new entry (probed with a temporary folder, removed at
+    once: permission bits alone say nothing for root or on read-only file systems).
+
+    Raises:
+        OutputError: an ancestor is a file, or the nearest existing one is not writable.
+    """
     parent = path.parent
     while not parent.exists():
         if parent.is_symlink():
@@ -28,8 +36,12 @@ def _writable_ancestor(path: Path) -> None:
         parent = parent.parent
     if not parent.is_dir():
         raise OutputError(f"cannot create {path}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot create {path}: {parent} is not writable")
+    try:
+        tempfile.TemporaryDirectory(dir=parent, prefix=".robomr-probe-").cleanup()
+    except OSError as err:
+        raise OutputError(
+            f"cannot create {path}: {parent} is not writable ({err.strerror})"
+        ) from None
 
 
 def check_output_dir(path: Path, force: bool, produces: Iterable[str]) -> None:
@@ -42,7 +54,7 @@ def check_output_dir(path: Path, force: bool, produces: Iterable[str]) -> None:
     if path.exists() and not path.is_dir():
         raise OutputError(f"{path} is a file: the output must be a folder")
     if not path.exists():
-        _writable_ancestor(path)
+        check_creatable(path)
         return
     if not os.access(path, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write into {path}: not writable")
@@ -84,8 +96,10 @@ def check_output_file(path: Path, create_parents: bool = False) -> None:
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputError(f"cannot write {path}: not writable")
     if create_parents and not path.parent.exists():
-        _writable_ancestor(path.parent)
+        check_creatable(path.parent)
         return
+    if path.parent.exists() and not path.parent.is_dir():
+        raise OutputError(f"cannot write {path}: {path.parent} is a file, not a folder")
     if not path.parent.is_dir():
         raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
     if not os.access(path.parent, os.W_OK | os.X_OK):

@@ -19,9 +19,11 @@ WALL_RUN = ("launch", SYNTHETIC, "params_file:=small.yaml", "--clock", "wall", "
 Runner = Callable[[list[str], Path], Outcome]
 
 
-def signal_runner(sig: int, seed: int, after: str | None, max_delay_s: float) -> Runner:
+def signal_runner(
+    sig: int, seed: int, after: str | None, max_delay_s: float, min_delay_s: float = 0.0
+) -> Runner:
     """Starts the command, waits for ``after`` (a workspace file; None: no wait), then a
-    random delay in [0, max_delay_s] drawn with ``seed``, and sends ``sig``."""
+    random delay in [min_delay_s, max_delay_s] drawn with ``seed``, and sends ``sig``."""
 
     def run(argv: list[str], ws: Path) -> Outcome:
         start = time.perf_counter()
@@ -38,7 +40,7 @@ def signal_runner(sig: int, seed: int, after: str | None, max_delay_s: float) ->
             if time.monotonic() > deadline:
                 break
             time.sleep(0.01)
-        time.sleep(random.Random(seed).uniform(0.0, max_delay_s))
+        time.sleep(random.Random(seed).uniform(min_delay_s, max_delay_s))
         if proc.poll() is None:
             proc.send_signal(sig)
         out, err = proc.communicate(timeout=180)
@@ -130,7 +132,8 @@ def _signal_cases() -> list[Case]:
                 (*WALL_RUN, "--record", "b"),
                 expect="stopped",
                 setup=small_params,
-                child=signal_runner(signal.SIGKILL, 900 + k, "b/metadata.yaml", 2.0),
+                # after the first 1 s chunk: a kill before it leaves an empty (readable) bag
+                child=signal_runner(signal.SIGKILL, 900 + k, "b/metadata.yaml", 2.3, 1.3),
                 exit_code=-signal.SIGKILL,
                 bags=("b",),
                 rosbags=False,  # no footer after a hard kill: robomr recovers the chunks

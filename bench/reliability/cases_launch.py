@@ -70,7 +70,7 @@ LAUNCH_FILES = [
     _bad_launch("eval-error", _node("pkg: robomr, exec: \"$(eval '1/0')\""), "$(eval 1/0)"),
     _bad_launch("env-unset", _node("pkg: robomr, exec: $(env ROBOMR_SURELY_UNSET_VAR)"), "UNSET"),
     _bad_launch("if-not-boolean", _node("pkg: robomr, exec: cloud_markers, if: maybe"), "maybe"),
-    _bad_launch("deep-nesting", "launch: " + "[" * 20000 + "\n", "l.yaml"),
+    _bad_launch("deep-nesting", "launch: " + "[" * 3000 + "\n", "l.yaml"),
     _bad_launch(
         "duplicate-node",
         "launch:\n" + "- node: {pkg: robomr, exec: cloud_markers, name: m}\n" * 2,

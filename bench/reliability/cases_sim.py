@@ -73,6 +73,15 @@ SCENARIOS = [
     ),
 ]
 
+
+def _dataset_replaced(ws: Path, _out: Outcome) -> str | None:
+    meta = json.loads((ws / "ds" / "meta.json").read_text())
+    frames = sorted(p.name for p in (ws / "ds" / "frames").iterdir())
+    if "mine" in meta or frames != ["000000.npz"] or not (ws / "ds" / "notes.txt").exists():
+        return f"dataset not replaced cleanly: {frames}"
+    return None
+
+
 OUTPUTS = [
     Case(
         "sim/render-suffix",
@@ -177,12 +186,39 @@ OUTPUTS = [
         setup=write({"f": "x"}),
     ),
     Case(
+        "sim/ok-dataset-force",
+        (
+            "sim",
+            "dataset",
+            "--frames",
+            "1",
+            "--beams",
+            "16",
+            "--out",
+            "ds",
+            "--force",
+            "--no-progress",
+        ),
+        expect="ok",
+        setup=write({**EARLIER_DATASET, "ds/frames/000007.npz": "old", "ds/notes.txt": "keep"}),
+        replaced=("ds/meta.json", "ds/frames"),
+        check=_dataset_replaced,
+    ),
+    Case(
         "sim/ok-show",
         ("sim", "show", "urban-clutter", "--no-scan", "--out", "ok.png"),
         expect="ok",
         check=lambda ws, out: None if (ws / "ok.png").stat().st_size else "empty",
     ),
 ]
+
+
+def _dataset_replaced(ws: Path, _out: Outcome) -> str | None:
+    meta = json.loads((ws / "ds" / "meta.json").read_text())
+    frames = sorted(p.name for p in (ws / "ds" / "frames").iterdir())
+    if "mine" in meta or frames != ["000000.npz"] or not (ws / "ds" / "notes.txt").exists():
+        return f"dataset not replaced cleanly: {frames}"
+    return None
 
 
 def _demo(name: str, args: tuple[str, ...], *names: str, **kw) -> Case:
