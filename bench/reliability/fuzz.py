@@ -12,116 +12,23 @@ from __future__ import annotations
 import random
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from bench.reliability.fuzz_bags import fuzz_bags
+from bench.reliability.fuzz_core import (
+    FuzzResult,
+    mutate_bytes,
+    mutate_yaml,
+    mutated_files,
+    run_target,
+)
 from bench.reliability.harness import REPO
 
-HOSTILE = (
-    "-1",
-    "nan",
-    ".inf",
-    "[]",
-    "{}",
-    "~",
-    "true",
-    "1e400",
-    "''",
-    "x" * 300,
-    "[1, [2]]",
-    "-9223372036854775809",
-    "0x10",
-    "!!binary AAAA",
-    "&a [*a]",
-)
 
-
-@dataclass
-class FuzzResult:
-    """Outcomes of one target."""
-
-    target: str
-    inputs: int = 0
-    accepted: int = 0
-    clear_errors: int = 0
-    crashes: list[str] = field(default_factory=list)
-    silent_wrong: list[str] = field(default_factory=list)
-
-
-def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
-    buf = bytearray(data)
-    for _ in range(rng.randint(1, 4)):
-        kind, n = rng.randrange(5), len(buf)
-        pos = rng.randrange(n) if n else 0
-        if kind == 0 and n:
-            buf[pos] ^= 1 << rng.randrange(8)
-        elif kind == 1:
-            del buf[pos:]
-        elif kind == 2:
-            buf[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
-        elif kind == 3 and n:
-            del buf[pos : pos + rng.randint(1, 64)]
-        elif n:
-            buf[pos : pos + 4] = rng.choice([b"\xff\xff\xff\x7f", b"\0\0\0\0", b"nan ", b"-1 "])
-    return bytes(buf)
-
-
-def mutate_yaml(text: str, rng: random.Random) -> bytes:
-    lines = text.splitlines()
-    for _ in range(rng.randint(1, 3)):
-        if not lines:
-            break
-        i, kind = rng.randrange(len(lines)), rng.randrange(5)
-        line = lines[i]
-        if kind == 0 and ":" in line:
-            key, _, _ = line.partition(":")
-            lines[i] = f"{key}: {rng.choice(HOSTILE)}"
-        elif kind == 1:
-            del lines[i]
-        elif kind == 2:
-            lines.insert(i, line)
-        elif kind == 3:
-            lines[i] = " " * rng.randint(0, 6) + line.lstrip()
-        else:
-            return mutate_bytes("\n".join(lines).encode(), rng)
-    return ("\n".join(lines) + "\n").encode()
-
-
-def _run(result: FuzzResult, inputs: Iterator[object], call: Callable, errors: tuple) -> None:
-    for k, item in enumerate(inputs):
-        result.inputs += 1
-        try:
-            call(item)
-            result.accepted += 1
-        except errors as err:
-            msg = str(err)
-            if "\n" in msg.strip():  # a clear error is one line
-                result.crashes.append(f"#{k}: multi-line {type(err).__name__}: {msg[:120]!r}")
-            else:
-                result.clear_errors += 1
-        except Exception as err:  # anything else reaches the user as a traceback
-            result.crashes.append(f"#{k}: {type(err).__name__}: {str(err)[:160]}")
-
-
-def _files(
-    seeds: list[tuple[str, bytes]],
-    n: int,
-    rng: random.Random,
-    work: Path,
-    mutate: Callable[[bytes, random.Random], bytes],
-) -> Iterator[Path]:
-    for k in range(n):
-        name, data = seeds[k % len(seeds)]
-        path = work / f"{k}-{name}"
-        path.write_bytes(mutate(data, rng))
-        yield path
-        path.unlink(missing_ok=True)
-
-
-def fuzz_cloud_files(n: int, rng: random.Random, work: Path) -> FuzzResult:
+def fuzz_cloudmutated_files(n: int, rng: random.Random, work: Path) -> FuzzResult:
     from perception.cloud_io import CloudFileError, read_scan, write_point_cloud
 
     pts = np.random.default_rng(0).normal(0, 10, (60, 4)).astype(np.float32)
@@ -140,7 +47,7 @@ def fuzz_cloud_files(n: int, rng: random.Random, work: Path) -> FuzzResult:
     nus = np.column_stack([pts, np.arange(60) % 32]).astype("<f4").tobytes()
     seeds.append(("f.pcd.bin", nus))
     res = FuzzResult("point-cloud files")
-    _run(res, _files(seeds, n, rng, work, mutate_bytes), read_scan, (CloudFileError,))
+    run_target(res, mutated_files(seeds, n, rng, work, mutate_bytes), read_scan, (CloudFileError,))
     return res
 
 
@@ -226,12 +133,12 @@ def fuzz_messages(n: int, rng: random.Random) -> list[FuzzResult]:
     from robomr_nodes.convert.pointcloud import CloudError, cloud_to_xyz
 
     clouds, images = FuzzResult("PointCloud2 messages"), FuzzResult("Image messages")
-    _run(clouds, (_random_cloud(rng) for _ in range(n)), cloud_to_xyz, (CloudError,))
-    _run(images, (_random_image(rng) for _ in range(n)), image_to_array, (ImageError,))
+    run_target(clouds, (_random_cloud(rng) for _ in range(n)), cloud_to_xyz, (CloudError,))
+    run_target(images, (_random_image(rng) for _ in range(n)), image_to_array, (ImageError,))
     return [clouds, images]
 
 
-def _yaml_files(
+def _yamlmutated_files(
     name: str,
     srcs: list[Path],
     parse: Callable,
@@ -243,7 +150,7 @@ def _yaml_files(
     seeds = [(p.name, p.read_bytes()) for p in srcs]
     res = FuzzResult(name)
     mut = lambda data, r: mutate_yaml(data.decode(), r)  # noqa: E731
-    _run(res, _files(seeds, n, rng, work, mut), parse, errors)
+    run_target(res, mutated_files(seeds, n, rng, work, mut), parse, errors)
     return res
 
 
@@ -257,7 +164,7 @@ def fuzz_yaml_inputs(n: int, rng: random.Random, work: Path) -> list[FuzzResult]
     scene = generate_scene("open-road", None)
     scene_files = [scene.save(work / "scene.yaml"), scene.save(work / "scene.json")]
     return [
-        _yaml_files(
+        _yamlmutated_files(
             "launch files",
             sorted((REPO / "launch").glob("*.launch.yaml")),
             load_launch,
@@ -266,7 +173,7 @@ def fuzz_yaml_inputs(n: int, rng: random.Random, work: Path) -> list[FuzzResult]
             rng,
             work,
         ),
-        _yaml_files(
+        _yamlmutated_files(
             "parameter files",
             sorted((REPO / "config").glob("*.yaml")),
             load_param_file,
@@ -275,7 +182,7 @@ def fuzz_yaml_inputs(n: int, rng: random.Random, work: Path) -> list[FuzzResult]
             rng,
             work,
         ),
-        _yaml_files(
+        _yamlmutated_files(
             "scenario files",
             sorted((REPO / "config" / "scenarios").glob("*.yaml")),
             load_scenario,
@@ -284,52 +191,8 @@ def fuzz_yaml_inputs(n: int, rng: random.Random, work: Path) -> list[FuzzResult]
             rng,
             work,
         ),
-        _yaml_files("scene files", scene_files, Scene.load, (SceneError,), n, rng, work),
+        _yamlmutated_files("scene files", scene_files, Scene.load, (SceneError,), n, rng, work),
     ]
-
-
-def fuzz_bags(n: int, rng: random.Random, work: Path, bag: Path) -> list[FuzzResult]:
-    """metadata.yaml mutations and MCAP byte flips of a recorded bag."""
-    from robomr_nodes.bag import BagError, bag_info, digest, read_bag, verify_bag
-
-    clean = digest(read_bag(bag))
-    meta, flips = FuzzResult("bag metadata.yaml"), FuzzResult("bag MCAP byte flips")
-    mcap = next(bag.glob("*.mcap"))
-    original = mcap.read_bytes()
-
-    def read_all(path: Path) -> str:
-        verify_bag(path)
-        bag_info(path)
-        return digest(read_bag(path))
-
-    def metadata_inputs() -> Iterator[Path]:
-        text = (bag / "metadata.yaml").read_text()
-        for k in range(n):
-            d = work / f"m{k}" / bag.name
-            d.mkdir(parents=True)
-            (d / mcap.name).symlink_to(mcap)
-            (d / "metadata.yaml").write_bytes(mutate_yaml(text, rng))
-            yield d
-            shutil.rmtree(d.parent)
-
-    def flip_inputs() -> Iterator[tuple[int, Path]]:
-        for k in range(n):
-            d = work / f"f{k}" / bag.name
-            shutil.copytree(bag, d)
-            data = bytearray(original)
-            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
-            (d / mcap.name).write_bytes(bytes(data))
-            yield k, d
-            shutil.rmtree(d.parent)
-
-    def flipped(item: tuple[int, Path]) -> None:
-        k, path = item
-        if read_all(path) != clean:
-            flips.silent_wrong.append(f"#{k}: read without error, messages differ")
-
-    _run(meta, metadata_inputs(), read_all, (BagError,))
-    _run(flips, flip_inputs(), flipped, (BagError,))
-    return [meta, flips]
 
 
 def run_fuzz(n: int, seed: int, bag: Path) -> list[FuzzResult]:
@@ -338,7 +201,7 @@ def run_fuzz(n: int, seed: int, bag: Path) -> list[FuzzResult]:
     work = Path(tempfile.mkdtemp(prefix="robomr-fuzz-"))
     try:
         return [
-            fuzz_cloud_files(n, rng, work),
+            fuzz_cloudmutated_files(n, rng, work),
             *fuzz_messages(n, rng),
             *fuzz_yaml_inputs(n, rng, work),
             *fuzz_bags(n, rng, work, bag),

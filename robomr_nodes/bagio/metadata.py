@@ -140,8 +140,12 @@ def parse(bag_dir: Path) -> dict[str, Any]:
     version = _get(info, "version", int, where)
     if not 1 <= version <= VERSION:
         raise BagError(f"{where}: rosbag2 version {version} is not supported (1..{VERSION})")
-    _get(info, "storage_identifier", str, where)
+    storage = _get(info, "storage_identifier", str, where)
+    if storage not in ("mcap", "sqlite3"):
+        raise BagError(f"{where}: storage_identifier {storage!r} is not mcap or sqlite3")
     files = _get(info, "relative_file_paths", list, where)
+    if not files:
+        raise BagError(f"{where}: key relative_file_paths lists no storage file")
     for i, name in enumerate(files):
         if not isinstance(name, str) or not Path(name).name:
             raise BagError(f"{where}: relative_file_paths[{i}] = {name!r:.60} is not a file name")

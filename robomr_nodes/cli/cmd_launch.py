@@ -38,7 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def default_run_dir(kind: str) -> Path:
-    return Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{kind}"
+    """``runs/<time>-<kind>``, with ``-2``, ``-3``, ... when runs start within one second."""
+    base = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{kind}"
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    return path
 
 
 def print_run_report(result: RunResult) -> None:
