@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import shutil
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -126,6 +127,9 @@ class BagRecorder:
         self.count = 0
         self.error: BagWriteError | None = None
         self._closed = False
+        self._flush_interval_s = flush_interval_s
+        self._listed: set[str] = set()
+        self._meta_due = 0.0
         check_new_bag_path(self.path)
         try:
             self.path.mkdir(parents=True)
@@ -150,6 +154,8 @@ class BagRecorder:
 
     def _write_metadata(self) -> None:
         bagmeta.write(self.path, self._meta())
+        self._listed = {t for t, n in self._committed.items() if n}
+        self._meta_due = time.monotonic() + self._flush_interval_s
 
     def _channel(self, topic: str, typename: str, qos: QosProfile | None) -> int:
         if topic in self._channels:
@@ -193,7 +199,11 @@ class BagRecorder:
                 self._span = [min(first, stamp_ns), max(last, stamp_ns)]
                 if self._file.add_message(cid, stamp_ns, raw):
                     self._committed, self._committed_span = Counter(self._written), self._span
-                    self._write_metadata()
+                    # at most once per flush interval, and at once for a new topic: a YAML
+                    # dump per 1 MB chunk would halve the recording rate
+                    fresh = set(self._committed) - self._listed
+                    if fresh or time.monotonic() >= self._meta_due:
+                        self._write_metadata()
             except OSError as err:
                 self._fail(err)
         self.count += 1

@@ -23,6 +23,7 @@ from robomr_nodes.yamlfile import load_yaml_file
 VERSION = 9
 ROS_DISTRO = "rosbags"  # what rosbags' own writer stores; ros2 bag stores its distro
 TOP_KEY = "rosbag2_bagfile_information"
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: ~10x faster
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def write(bag_dir: Path, meta: dict[str, Any]) -> None:
     path = bag_dir / "metadata.yaml"
     tmp = path.with_name("metadata.yaml.tmp")
     try:
-        tmp.write_text(yaml.safe_dump(meta, sort_keys=True), encoding="utf-8")
+        tmp.write_text(yaml.dump(meta, Dumper=_DUMPER, sort_keys=True), encoding="utf-8")
         os.replace(tmp, path)
     except OSError:
         tmp.unlink(missing_ok=True)
