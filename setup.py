@@ -27,6 +27,8 @@ NODE_EXECUTABLES = {
     "gsclo_scheduler": "robomr_nodes.nodes.gsclo_scheduler:main",
     "gs_render": "robomr_nodes.nodes.gs_render:main",
     "croa_planner": "robomr_nodes.nodes.croa_planner:main",
+    "scene_publisher": "robomr_nodes.nodes.scene_publisher:main",
+    "path_follower": "robomr_nodes.nodes.path_follower:main",
 }
 
 

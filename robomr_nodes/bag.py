@@ -4,6 +4,10 @@ Bags are rosbag2 folders (format version 9, MCAP storage, metadata.yaml with off
 topic), so ``ros2 bag info/play``, RViz (through ``ros2 bag play``) and Foxglove open them, and
 the rosbags reader and the independent ``mcap`` + ``mcap-ros2-support`` readers decode them.
 
+``ros_distro`` in the metadata names the distribution whose message definitions the bag holds
+(:data:`ROS_DISTRO`); a copy keeps each topic's offered QoS, so ``ros2 bag play`` still offers a
+latched topic as transient local.
+
 Reliability (docs/reliability.md): metadata.yaml is written when recording starts and after
 every chunk, and every complete chunk is on disk at once, so a killed run leaves a bag that
 :func:`read_bag` opens (the complete chunks of a truncated MCAP, with a note saying so). The
@@ -39,11 +43,20 @@ from robomr_nodes.api import QosProfile
 from robomr_nodes.bagio import metadata as bagmeta
 from robomr_nodes.bagio.errors import BagError, BagWriteError
 from robomr_nodes.bagio.mcapfile import DurableMcapWriter
-from robomr_nodes.bagio.reading import BagInfo, BagMessage, bag_info, read_bag, verify_bag
+from robomr_nodes.bagio.metadata import ROS_DISTRO
+from robomr_nodes.bagio.reading import (
+    BagInfo,
+    BagMessage,
+    bag_info,
+    read_bag,
+    topic_qos,
+    verify_bag,
+)
 from robomr_nodes.messages import serialize, typestore
 from robomr_nodes.outputs import OutputError, check_creatable
 
 __all__ = [
+    "ROS_DISTRO",
     "BagError",
     "BagInfo",
     "BagMessage",
@@ -160,9 +173,21 @@ class BagRecorder:
     def _channel(self, topic: str, typename: str, qos: QosProfile | None) -> int:
         if topic in self._channels:
             return self._channels[topic][0]
+        return self._add_channel(topic, typename, [_rosbag_qos(qos)] if qos is not None else [])
+
+    def add_raw_connection(self, topic: str, typename: str, offered_qos: list[Qos]) -> None:
+        """Declares a topic with rosbags QoS profiles as they are (a copy keeps them)."""
+        if topic not in self._channels:
+            with shutdown.critical():
+                try:
+                    self._add_channel(topic, typename, offered_qos)
+                except OSError as err:
+                    self._fail(err)
+
+    def _add_channel(self, topic: str, typename: str, offered_qos: list[Qos]) -> int:
         store = typestore()
         msgdef, _ = store.generate_msgdef(typename, ros_version=2)
-        qos_dicts = tuple(dump_qos_v9([_rosbag_qos(qos)])) if qos is not None else ()
+        qos_dicts = tuple(dump_qos_v9(offered_qos))
         cid = self._file.add_channel(
             topic, typename, msgdef, yaml.safe_dump(list(qos_dicts), sort_keys=True)
         )
@@ -269,7 +294,11 @@ def copy_bag(src: str | Path, dst: str | Path, topics: Iterable[str]) -> int:
     """
     wanted = set(topics)
     verify_bag(src)
-    with BagRecorder(dst, topics=wanted, custom_data=bag_info(src).custom_data) as out:
+    info = bag_info(src)
+    with BagRecorder(dst, topics=wanted, custom_data=info.custom_data) as out:
+        for topic, qos in topic_qos(src).items():  # keep each topic's offered QoS
+            if topic in wanted:
+                out.add_raw_connection(topic, info.topics[topic][0], qos)
         for m in read_bag(src, wanted):
             out.write_raw(m.topic, m.typename, m.stamp_ns, m.raw)
         return out.count

@@ -212,6 +212,8 @@ def run_plan(
     """
     for item in plan.skipped:
         _log.warning("skipped on the embedded backend: %s", item)
+    for item in plan.warnings:
+        _log.warning("%s", item)
     if options.record is not None:
         check_new_bag_path(options.record)
     buffer = TapBuffer()

@@ -33,6 +33,11 @@ def load_yaml_file(path: Path, error: type[Exception], what: str) -> Any:
         raise error(f"{path}: cannot read {what}: {err.strerror or err}") from None
     except UnicodeDecodeError as err:
         raise error(f"{path}: {what} is not text (byte {err.start} is not UTF-8)") from None
+    return parse_yaml_text(text, path, error, what)
+
+
+def parse_yaml_text(text: str, path: Path, error: type[Exception], what: str) -> Any:
+    """The parsed YAML ``text`` of ``path``; see :func:`load_yaml_file`."""
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:

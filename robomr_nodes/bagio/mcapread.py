@@ -149,6 +149,7 @@ class ChunkScan:
     footer: bool = False
     skipped_bytes: int = 0
     custom_data: dict[str, str] | None = None
+    qos: dict[int, str] = field(default_factory=dict)  # channel id -> offered QoS (YAML)
 
     def __post_init__(self) -> None:
         schemas: dict[int, str] = {}
@@ -167,6 +168,7 @@ class ChunkScan:
                     schemas[rec.id] = rec.name
                 elif isinstance(rec, Channel):
                     self.channels[rec.id] = (rec.topic, schemas.get(rec.schema_id, ""))
+                    self.qos[rec.id] = rec.metadata.get("offered_qos_profiles", "")
                 elif isinstance(rec, Message):
                     self.counts[rec.channel_id] += 1
                     times.append(rec.log_time)

@@ -21,7 +21,9 @@ from robomr_nodes.bagio.errors import BagError
 from robomr_nodes.yamlfile import load_yaml_file
 
 VERSION = 9
-ROS_DISTRO = "rosbags"  # what rosbags' own writer stores; ros2 bag stores its distro
+# the distribution whose message definitions the bag holds: robomr's messages are rosbags'
+# Stores.ROS2_JAZZY (messages.py); ros2 bag stores its distro here too
+ROS_DISTRO = "jazzy"
 TOP_KEY = "rosbag2_bagfile_information"
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: ~10x faster
 

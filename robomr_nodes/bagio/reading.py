@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rosbags.interfaces import Qos
 from rosbags.rosbag2 import Reader
+from rosbags.rosbag2.metadata import parse_qos
 
 from robomr_nodes.bagio import metadata as bagmeta
 from robomr_nodes.bagio.errors import BagError
@@ -167,6 +169,31 @@ def verify_bag(path: str | Path) -> list[str]:
             f"{bag.mcap.name} (metadata.yaml was edited or is corrupt)"
         )
     return notes
+
+
+def topic_qos(path: str | Path) -> dict[str, list[Qos]]:
+    """The offered QoS profiles of each topic, as the MCAP file (or metadata.yaml, for
+    bags robomr does not write) stores them."""
+    bag = _Bag(Path(path))
+    try:
+        if bag.scan is not None:
+            return {
+                topic: _parse_qos(bag.scan.qos.get(cid, ""))
+                for cid, (topic, _) in bag.scan.channels.items()
+            }
+        return {
+            c.topic: list(getattr(c.ext, "offered_qos_profiles", []) or [])
+            for c in bag.reader.connections
+        }
+    finally:
+        bag.close()
+
+
+def _parse_qos(text: str) -> list[Qos]:
+    try:
+        return parse_qos(text)
+    except Exception:  # unreadable QoS is not worth failing a copy for: none offered
+        return []
 
 
 def read_bag(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
