@@ -92,36 +92,36 @@ PARAM_FILES = [
     ),
     _bad_params("yaml-syntax", "cloud: {ros__parameters: {a: [1}}\n", "invalid YAML"),
     _bad_params("not-mapping", "- 1\n- 2\n", "top level"),
-    _bad_params("no-ros-parameters", "synthetic_cloud:\n  rate_hz: 5\n", "ros__parameters"),
+    _bad_params("no-ros-parameters", "/**/synthetic_cloud:\n  rate_hz: 5\n", "ros__parameters"),
     _bad_params(
         "extra-section-key",
-        "synthetic_cloud:\n  ros__parameters: {}\n  other: 1\n",
+        "/**/synthetic_cloud:\n  ros__parameters: {}\n  other: 1\n",
         "other",
     ),
     _bad_params(
         "out-of-range",
-        "synthetic_cloud:\n  ros__parameters:\n    rate_hz: 1000.0\n",
+        "/**/synthetic_cloud:\n  ros__parameters:\n    rate_hz: 1000.0\n",
         "rate_hz",
         "1000.0",
     ),
     _bad_params(
         "wrong-type",
-        "synthetic_cloud:\n  ros__parameters:\n    rate_hz: fast\n",
+        "/**/synthetic_cloud:\n  ros__parameters:\n    rate_hz: fast\n",
         "rate_hz",
         "fast",
     ),
     _bad_params(
         "unknown-parameter",
-        "synthetic_cloud:\n  ros__parameters:\n    rate_hzz: 5.0\n",
+        "/**/synthetic_cloud:\n  ros__parameters:\n    rate_hzz: 5.0\n",
         "rate_hzz",
     ),
     _bad_params(
         "negative-count",
-        "synthetic_cloud:\n  ros__parameters:\n    num_points: -5\n",
+        "/**/synthetic_cloud:\n  ros__parameters:\n    num_points: -5\n",
         "num_points",
     ),
     _bad_params(
-        "nan-value", "synthetic_cloud:\n  ros__parameters:\n    range_m: .nan\n", "range_m"
+        "nan-value", "/**/synthetic_cloud:\n  ros__parameters:\n    range_m: .nan\n", "range_m"
     ),
     _bad_params("binary", b"\xff\xfe\x00", "not text"),
 ]
@@ -180,7 +180,7 @@ OUTPUTS = [
         "launch/bad-graph-creates-no-bag",
         ("launch", SYNTHETIC, "params_file:=p.yaml", "--duration", "0.3", "--record", "b"),
         names=("rate_hz",),
-        setup=write({"p.yaml": "synthetic_cloud:\n  ros__parameters:\n    rate_hz: 0.0\n"}),
+        setup=write({"p.yaml": "/**/synthetic_cloud:\n  ros__parameters:\n    rate_hz: 0.0\n"}),
         creates_nothing=True,
     ),
     Case(

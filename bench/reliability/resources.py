@@ -21,16 +21,17 @@ import numpy as np
 
 from bench.reliability.harness import REPO
 
-SYNTH_PARAMS = """synthetic_cloud:
+# config/synthetic.yaml with smaller clouds (synthetic_cloud is the graph's clock source)
+SYNTH_PARAMS = """/**:
   ros__parameters:
+    use_sim_time: true
+/**/synthetic_cloud:
+  ros__parameters:
+    use_sim_time: false
     num_points: 2000
     rate_hz: 10.0
 """
-BAG_PARAMS = """synthetic_cloud:
-  ros__parameters:
-    num_points: 15000
-    rate_hz: 10.0
-"""  # 240 kB clouds: the 1 s bag spans several 1 MiB chunks
+BAG_PARAMS = SYNTH_PARAMS.replace("2000", "15000")  # 240 kB clouds: a 1 s bag has 3 chunks
 
 
 @dataclass(frozen=True)

@@ -120,11 +120,12 @@ def check_mcap(path: Path, verify: bool = True) -> McapCheck:
         if op != OP_DATA_END or length != 4:
             data_crc = 0
         if verify and data_crc and _crc(fh, 0, data_end) != data_crc:
-            ChunkScan(path)  # raises naming the first chunk whose own CRC fails
-            raise BagError(
-                f"{path}: the data section fails its CRC check outside the chunks "
-                "(an index or header changed after writing: corrupt file)"
-            )
+            try:  # find the damaged record: the first chunk whose own CRC fails, ...
+                ChunkScan(path)
+                where = "outside the chunks, an index or header is corrupt"
+            except BagError as err:
+                where = str(err).removeprefix(f"{path}: ")
+            raise BagError(f"{path}: the data section fails its CRC check: {where}")
     return McapCheck(complete=True, checksummed=bool(summary_crc or data_crc))
 
 
