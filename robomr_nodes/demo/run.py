@@ -77,10 +77,6 @@ class DemoOptions:
     def __post_init__(self) -> None:
         if not 0.0 < self.duration_s <= 3600.0:  # also false for nan
             raise DemoError(f"duration_s={self.duration_s} must be in (0, 3600] s")
-        try:
-            check_output_dir(self.out, self.force, OUTPUTS)
-        except OutputError as err:
-            raise DemoError(str(err)) from None
 
 
 @dataclass
@@ -106,10 +102,15 @@ def run_demo(options: DemoOptions, on_advance: Callable[[int], None] | None = No
     Nothing is written until every node has started (scenario, seed and parameters are valid).
 
     Raises:
+        DemoError: the run folder holds earlier results (and ``force`` is off) or is unusable.
         LaunchError, ParameterError, NodeStartError: bad launch arguments, parameters, scenario.
         BagWriteError: the bag could not be written (the run stopped; the bag keeps the rest).
         shutdown.Interrupted: a signal stopped the run (the bag was closed, no summary).
     """
+    try:
+        check_output_dir(options.out, options.force, OUTPUTS)
+    except OutputError as err:
+        raise DemoError(str(err)) from None
     plan = demo_plan(options)
     run = RunOptions(duration_s=options.duration_s, record=options.out / "bag")
     record, latency, buffer = RunRecord(NAMESPACE), LatencyMonitor(NAMESPACE), TapBuffer()
