@@ -15,6 +15,7 @@ PYTHON_PACKAGES = [
     "sim",
     "offload",
     "bench",
+    "mapmatch",
 ]
 
 # One console script per node (ros2 run robomr <exec>), plus the `robomr` CLI.
@@ -29,6 +30,7 @@ NODE_EXECUTABLES = {
     "croa_planner": "robomr_nodes.nodes.croa_planner:main",
     "scene_publisher": "robomr_nodes.nodes.scene_publisher:main",
     "path_follower": "robomr_nodes.nodes.path_follower:main",
+    "map_matcher": "robomr_nodes.nodes.map_matcher:main",
 }
 
 
