@@ -35,6 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="small sensors and a coarse map: a first look in seconds",
     )
     p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty --out folder, replacing its bag/, summary.json, "
+        "summary.png (and service/)",
+    )
+    p.add_argument(
         "--offload",
         action="store_true",
         help="detection and the operator view on local inference-service replicas "
@@ -156,10 +162,14 @@ def offload_rows(o: dict[str, Any] | None) -> list[tuple[str, str]]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from robomr_nodes.bag import BagError
     from robomr_nodes.demo.offload import OffloadDemoError, OffloadOptions
     from robomr_nodes.demo.run import DemoError, DemoOptions, run_demo
     from robomr_nodes.launch_yaml import LaunchError, parse_launch_args
+    from robomr_nodes.outputs import OutputError
     from robomr_nodes.params import ParameterError
+    from robomr_nodes.runner import NodeStartError
+    from robomr_nodes.runtime.executor import GraphError
 
     try:
         options = DemoOptions(
@@ -169,6 +179,7 @@ def _run(args: argparse.Namespace) -> int:
             duration_s=args.duration,
             quick=args.quick,
             launch_args=tuple(parse_launch_args(args.args).items()),
+            force=args.force,
             offload=OffloadOptions(args.replicas, args.kill_service_at) if args.offload else None,
         )
         if args.kill_service_at is not None and not args.offload:
@@ -180,7 +191,16 @@ def _run(args: argparse.Namespace) -> int:
             result = run_demo(options, on_advance)
         finally:
             close()
-    except (DemoError, LaunchError, ParameterError, OffloadDemoError) as err:
+    except (
+        DemoError,
+        LaunchError,
+        ParameterError,
+        NodeStartError,
+        GraphError,
+        BagError,
+        OutputError,
+        OffloadDemoError,
+    ) as err:
         raise CliError(str(err)) from None
     print_summary(result.summary)
     print(f"run folder: {result.out}  (bag/, summary.json, summary.png)")

@@ -1,17 +1,20 @@
 """``robomr demo --offload``: the inference service as local replica processes, wired to the
 demo graph through the edge bridge, optionally killed midway, and its figures for the summary.
 
-The session writes the demo's Gaussian map to ``DIR/service/map.ply`` (the service renders it,
-the bridge falls back to it), a fresh bearer token to a private temporary file, starts
-``replicas`` processes (``offload.replicas``, logs in ``DIR/service/``), and points the bridge
-at them. ``kill_at_s`` (sim time from the start) SIGKILLs every replica: from then on each frame
-falls back to local inference, and the summary counts frames lost (clouds without detections,
-which must be 0) next to the offload ratio, fallbacks and round-trip times.
+The session works in a private temporary folder until the run has started (the demo writes
+nothing before its nodes are up): a fresh bearer token, the demo's Gaussian map as a .ply for the
+service (the bridge builds the same map from the scenario for its local fallback, as
+``gs_render`` does), and ``replicas`` processes (``offload.replicas``) whose logs are copied to
+``DIR/service/`` after the run. The bridge is pointed at them. ``kill_at_s`` (sim time from
+the start) SIGKILLs every replica: from then on each frame falls back to local inference, and
+the summary counts frames lost (clouds without detections, which must be 0) next to the offload
+ratio, fallbacks and round-trip times.
 """
 
 from __future__ import annotations
 
 import secrets
+import shutil
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
@@ -50,12 +53,13 @@ class OffloadOptions:
 class OffloadSession:
     """Service replicas for one demo run (a context manager around the run)."""
 
-    def __init__(self, options: OffloadOptions, out: Path, namespace: str) -> None:
-        self.options, self.out, self.namespace = options, out / "service", namespace
+    def __init__(self, options: OffloadOptions, namespace: str) -> None:
+        self.options, self.namespace = options, namespace
         self.replicas: Any = None
         self.killed_at_ns: int | None = None
         self.counts: Counter[str] = Counter()
-        self._tmp = tempfile.TemporaryDirectory(prefix="robomr-token-")
+        self._tmp = tempfile.TemporaryDirectory(prefix="robomr-offload-")
+        self.folder = Path(self._tmp.name)
 
     def prepare(self, plan: LaunchPlan) -> None:
         """Starts the replicas and points the plan's edge bridge at them.
@@ -68,8 +72,7 @@ class OffloadSession:
         bridge = next((n for n in plan.nodes if n.executable == BRIDGE), None)
         if bridge is None:
             raise OffloadDemoError("the launch plan has no edge_bridge (use_offload:=true)")
-        self.out.mkdir(parents=True, exist_ok=True)
-        token = Path(self._tmp.name) / "token"
+        token = self.folder / "token"
         token.touch(mode=0o600)
         token.write_text(secrets.token_urlsafe(24) + "\n")
         args = ["--token-file", str(token), "--policy", self.options.policy]
@@ -81,7 +84,7 @@ class OffloadSession:
             raise OffloadDemoError("use_offload with neither detection nor rendering to offload")
         source = "robomr demo --offload"
         self.replicas = LocalReplicas(
-            self.options.replicas, [*args, "--models", ",".join(models)], self.out
+            self.options.replicas, [*args, "--models", ",".join(models)], self.folder / "logs"
         )
         try:
             urls = self.replicas.start()
@@ -91,14 +94,14 @@ class OffloadSession:
         bridge.params["token_file"] = ParamOverride(str(token), source)
 
     def _write_map(self, bridge: Any) -> Path:
-        """The map the local gs_render would build, saved for the service and the fallback."""
+        """The map the local gs_render would build (or the launch's gs_map), for the service."""
         from gs_render import save_ply
         from robomr_nodes.nodes.gs_render import build_map
 
         value = {k: v.value for k, v in bridge.params.items()}
         if value.get("map_path"):
             return Path(value["map_path"])
-        path = self.out / "map.ply"
+        path = self.folder / "map.ply"
         save_ply(
             build_map(
                 value.get("scenario", "urban-clutter"),
@@ -107,7 +110,6 @@ class OffloadSession:
             ),
             path,
         )
-        bridge.params["map_path"] = ParamOverride(str(path), "robomr demo --offload")
         return path
 
     def attach(self, executor: Any, start_ns: int) -> None:
@@ -151,6 +153,12 @@ class OffloadSession:
                 if k.startswith("fallbacks_")
             }
         return out
+
+    def keep_logs(self, dest: Path) -> None:
+        """Copies the replicas' logs to ``dest`` (after a run that wrote its outputs)."""
+        logs = self.folder / "logs"
+        if logs.is_dir():
+            shutil.copytree(logs, dest, dirs_exist_ok=True)
 
     def close(self) -> None:
         if self.replicas is not None:

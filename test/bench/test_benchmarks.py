@@ -35,6 +35,17 @@ TINY: dict[str, list[str]] = {
         "1",
     ],
     "e2e": ["--quick", "--duration", "0.5"],
+    "reliability": [
+        "--no-children",
+        "--only",
+        "bench/",
+        "--fuzz",
+        "2",
+        "--kills",
+        "0",
+        "--flips",
+        "3",
+    ],
     "mapmatch": [
         "--seeds",
         "1",
