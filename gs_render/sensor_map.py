@@ -1,0 +1,416 @@
+"""A Gaussian map learned online from the robot's own sensors (GSRMR, arXiv 2504.13697).
+
+The map the mixed-reality side renders from is built only from what the robot measures:
+
+1. **Geometry** from accumulated lidar scans (:mod:`gs_render.lidar_map`): one Gaussian per
+   kept voxel, scale and opacity from the local density, orientation from the local plane.
+2. **Colour** from uploaded camera frames, through the camera model: each Gaussian mean is
+   projected with ``K`` and ``T_world_camera_optical``; it takes the pixel's colour where it
+   is the front surface there (its depth is within ``depth_tolerance`` of the map's own
+   rendered depth at that pixel). Observations are averaged with weight 1 / max(z, 1 m)^2, so
+   close views dominate. Gaussians no uploaded frame has seen keep ``default_rgb``.
+3. **Sky**: pixels of uploaded frames that no Gaussian covers and that look upward fit the
+   two colours of a :class:`gs_render.SkyGradient` by least squares.
+4. **Photometric refinement**: Adam on colours, opacity logits, log-scales and small mean
+   offsets, loss (1 - lambda) L1 + lambda (1 - SSIM) through the differentiable rasterizer
+   (torch on CPU, gsplat on CUDA), on the last ``refine_keyframes`` uploaded frames at
+   ``refine_scale`` of their size (:func:`gs_render.fit.photometric_loss`).
+
+The edge calls ``add_scan`` as scans arrive and ``add_frames`` with each batch of uploaded
+frames; every later ``render`` shows the improved map. ``coverage`` summarises how well the
+map can show a pose: the alpha-weighted share of the view covered by coloured Gaussians, each
+counted by min(1, z / z_seen) (a Gaussian coloured from far away is blurred up close), with
+sky pixels counted once the sky has been learned. GSCLO's forecast of L_t uses it.
+
+Raises:
+    SensorMapError: bad settings or malformed frames.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from geometry.transforms import invert_transform
+from gs_render.fit import photometric_loss
+from gs_render.lidar_map import LidarMapConfig, LidarVoxelMap, MapGeometry
+from gs_render.model import GaussianModel
+from gs_render.rasterize import rasterize, resolve_backend
+from gs_render.renderer import GaussianRenderer, RendererConfig
+from gs_render.sky import SkyGradient
+
+
+class SensorMapError(ValueError):
+    """A sensor-map setting or an uploaded frame is malformed."""
+
+
+@dataclass(frozen=True)
+class SensorMapConfig:
+    """Online map settings (learning rates are Adam step sizes in each parameter's units)."""
+
+    lidar: LidarMapConfig = field(default_factory=LidarMapConfig)
+    default_rgb: tuple[float, float, float] = (0.5, 0.5, 0.5)  # unseen Gaussians
+    default_sky_rgb: tuple[float, float, float] = (0.7, 0.7, 0.7)  # before any sky is seen
+    depth_tolerance: float = 0.1  # relative depth slack of the visibility test, [0, 1]
+    depth_tolerance_m: float = 0.3  # absolute depth slack (m), [0, 10]
+    refine_iterations: int = 2  # photometric steps per add_frames call, [0, 1000]
+    refine_keyframes: int = 6  # newest uploaded frames the refinement cycles over, [1, 1000]
+    refine_scale: float = 0.5  # keyframe resolution used by the refinement, (0, 1]
+    lr_colors: float = 0.02
+    lr_opacity_logits: float = 0.05
+    lr_log_scales: float = 0.01
+    lr_means_m: float = 0.005
+    ssim_weight: float = 0.2  # lambda of the loss, [0, 1]
+    backend: str = "auto"  # rasterizer backend of the refinement and renders
+
+    def __post_init__(self) -> None:
+        for name in ("default_rgb", "default_sky_rgb"):
+            rgb = getattr(self, name)
+            if len(rgb) != 3 or not all(0.0 <= v <= 1.0 for v in rgb):
+                raise SensorMapError(f"{name}={rgb!r} must be 3 values in [0, 1]")
+        checks = {
+            "depth_tolerance": (0.0, 1.0),
+            "depth_tolerance_m": (0.0, 10.0),
+            "refine_scale": (1e-3, 1.0),
+            "lr_colors": (0.0, 1.0),
+            "lr_opacity_logits": (0.0, 1.0),
+            "lr_log_scales": (0.0, 1.0),
+            "lr_means_m": (0.0, 1.0),
+            "ssim_weight": (0.0, 1.0),
+        }
+        for name, (low, high) in checks.items():
+            if not low <= getattr(self, name) <= high:
+                raise SensorMapError(f"{name}={getattr(self, name)!r} outside [{low}, {high}]")
+        if not 0 <= self.refine_iterations <= 1000 or not 1 <= self.refine_keyframes <= 1000:
+            raise SensorMapError("refine_iterations must be in [0, 1000], keyframes in [1, 1000]")
+
+
+#: Bands of u = sqrt(up) in [0, 1] over which the sky's colour is summarised.
+_SKY_BANDS = 8
+#: Per-voxel appearance, learned from uploaded frames: name -> (columns, initial value).
+_APPEARANCE = {"rgb": 3, "weight": 1, "seen_m": 1, "logit": 1, "logscale": 3, "offset": 3}
+
+
+@dataclass(frozen=True)
+class Frame:
+    """An uploaded camera frame: image uint8 [H, W, 3], K [3, 3] (px), pose [4, 4]."""
+
+    image: np.ndarray
+    K: np.ndarray
+    T_world_camera_optical: np.ndarray
+
+
+class MapAppearance:
+    """What uploaded frames taught the map: per-voxel colour and refinements, the sky and the
+    keyframes, for a geometry given by the caller (:class:`SensorGaussianMap` passes its
+    lidar map's; a benchmark may share one geometry between several appearances)."""
+
+    def __init__(self, config: SensorMapConfig | None = None) -> None:
+        self.config = config or SensorMapConfig()
+        self.geometry = MapGeometry(
+            np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros((0, 4)), np.zeros((0, 3)), np.zeros(0)
+        )
+        self.app_keys = np.zeros(0, dtype=np.int64)  # [A] sorted voxel keys
+        self.app = {name: np.zeros((0, cols)) for name, cols in _APPEARANCE.items()}
+        self._sky_samples: list[list[np.ndarray]] = [[] for _ in range(_SKY_BANDS)]
+        self.keyframes: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque(
+            maxlen=self.config.refine_keyframes
+        )
+        self.frames_added = 0
+        self._cache: tuple[MapGeometry, GaussianModel, np.ndarray] | None = None
+
+    def set_geometry(self, geometry: MapGeometry) -> None:
+        """Uses ``geometry`` from now on (appearance is kept per voxel key)."""
+        self.geometry = geometry
+        self._cache = None
+
+    def _appearance_rows(self, keys: np.ndarray) -> np.ndarray:
+        """Row [G] of each key in the appearance table, adding missing keys with defaults."""
+        pos = np.searchsorted(self.app_keys, keys)
+        found = pos < len(self.app_keys)
+        found[found] = self.app_keys[pos[found]] == keys[found]
+        if not found.all():
+            new = keys[~found]
+            merged = np.concatenate([self.app_keys, new])
+            order = np.argsort(merged, kind="stable")
+            self.app_keys = merged[order]
+            defaults = {
+                "rgb": np.tile(self.config.default_rgb, (len(new), 1)),
+                "weight": np.zeros((len(new), 1)),
+                "seen_m": np.full((len(new), 1), np.inf),
+                "logit": np.zeros((len(new), 1)),
+                "logscale": np.zeros((len(new), 3)),
+                "offset": np.zeros((len(new), 3)),
+            }
+            for name in _APPEARANCE:
+                self.app[name] = np.concatenate([self.app[name], defaults[name]])[order]
+            pos = np.searchsorted(self.app_keys, keys)
+        return pos
+
+    def _current(self) -> tuple[MapGeometry, GaussianModel, np.ndarray]:
+        """(geometry, model with appearance applied, appearance rows [G]); cached."""
+        if self._cache is None:
+            geo = self.geometry
+            rows = self._appearance_rows(geo.keys)
+            self._cache = (geo, self._model(geo, rows), rows)
+        return self._cache
+
+    def _model(self, geo: MapGeometry, rows: np.ndarray) -> GaussianModel:
+        a = self.app
+        base_logit = np.log(geo.opacities) - np.log1p(-geo.opacities)
+        opac = 1.0 / (1.0 + np.exp(-(base_logit + a["logit"][rows, 0])))
+        scales = geo.scales * np.exp(a["logscale"][rows])
+        t = lambda v: torch.as_tensor(np.ascontiguousarray(v), dtype=torch.float32)  # noqa: E731
+        return GaussianModel(
+            means=t(geo.means + a["offset"][rows]),
+            quats=t(geo.quats),
+            scales=t(scales),
+            opacities=t(np.clip(opac, 0.0, 1.0)),
+            colors=t(np.clip(a["rgb"][rows], 0.0, 1.0)),
+        )
+
+    def model(self) -> GaussianModel:
+        """The map as a :class:`GaussianModel` (what ``GaussianRenderer`` renders)."""
+        return self._current()[1]
+
+    def __len__(self) -> int:
+        return len(self.model())
+
+    # ---- rendering ---------------------------------------------------------------------------
+    def render(
+        self, T_world_camera_optical: np.ndarray, K: np.ndarray, width: int, height: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(rgb uint8 [H, W, 3], alpha float32 [H, W]) of the map over the learned sky."""
+        config = RendererConfig(backend=self.config.backend, sky=self.sky())
+        return GaussianRenderer(self.model(), config).render(
+            T_world_camera_optical, K, width, height
+        )
+
+    def _render_channels(
+        self, values: np.ndarray, pose: np.ndarray, k: np.ndarray, width: int, height: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Alpha-weighted sums [H, W, 3] of per-Gaussian ``values`` [G, 3] and alpha [H, W]."""
+        m = self.model()
+        with torch.no_grad():
+            out, alpha = rasterize(
+                m.means, m.quats, m.scales, m.opacities,
+                torch.as_tensor(values, dtype=torch.float32),
+                torch.as_tensor(invert_transform(pose), dtype=torch.float32)[None],
+                torch.as_tensor(k, dtype=torch.float32)[None],
+                width, height, near_m=0.05, backend=self.config.backend,
+            )  # fmt: skip
+        return out[0].numpy(), alpha[0, ..., 0].numpy()
+
+    def coverage(
+        self, T_world_camera_optical: np.ndarray, K: np.ndarray, width: int, height: int
+    ) -> float:
+        """Share of the view in [0, 1] the map shows well (module docstring); render it at a
+        quarter of the size or smaller for speed."""
+        geo, model, rows = self._current()
+        if len(model) == 0:
+            return 1.0 if self.sky_learned else 0.0
+        pose = np.asarray(T_world_camera_optical, dtype=np.float64)
+        z = np.linalg.norm(geo.means - pose[:3, 3], axis=1)
+        seen = self.app["seen_m"][rows, 0]
+        quality = np.where(np.isfinite(seen), np.minimum(1.0, z / np.maximum(seen, 1e-3)), 0.0)
+        values = np.zeros((len(z), 3))
+        values[:, 0] = quality
+        out, alpha = self._render_channels(values, pose, K, width, height)
+        sky = (1.0 - alpha) * (1.0 if self.sky_learned else 0.0)
+        return float(np.mean(out[..., 0] + sky))
+
+    # ---- learning from uploaded frames -------------------------------------------------------
+    def add_frames(self, frames: list[Frame], refine: bool = True) -> None:
+        """Colours the map and fits the sky from ``frames``, keeps them as keyframes and runs
+        ``refine_iterations`` photometric steps (``refine=False``: none).
+
+        Raises:
+            SensorMapError: a malformed frame.
+        """
+        for frame in frames:
+            image, k, pose = _check_frame(frame)
+            self._colour(image, k, pose)
+            self.keyframes.append(_keyframe(image, k, pose, self.config.refine_scale))
+            self.frames_added += 1
+        if refine and frames:
+            self.refine(self.config.refine_iterations)
+
+    def _colour(self, image: np.ndarray, k: np.ndarray, pose: np.ndarray) -> None:
+        geo, _, rows = self._current()
+        height, width = image.shape[:2]
+        if len(rows):
+            viewmat = invert_transform(pose)
+            cam = geo.means @ viewmat[:3, :3].T + viewmat[:3, 3]  # [G, 3]
+            values = np.zeros((len(cam), 3))
+            values[:, 0] = cam[:, 2]
+            depth_sum, alpha = self._render_channels(values, pose, k, width, height)
+            depth = depth_sum[..., 0] / np.maximum(alpha, 1e-6)
+            z = cam[:, 2]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                u = k[0, 0] * cam[:, 0] / z + k[0, 2]
+                v = k[1, 1] * cam[:, 1] / z + k[1, 2]
+            ok = (z > 0.05) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+            idx = np.flatnonzero(ok)
+            col, row = u[idx].astype(np.int64), v[idx].astype(np.int64)
+            slack = self.config.depth_tolerance * depth[row, col] + self.config.depth_tolerance_m
+            front = (alpha[row, col] > 0.5) & (z[idx] <= depth[row, col] + slack)
+            idx, col, row = idx[front], col[front], row[front]
+            r = rows[idx]
+            w = 1.0 / np.maximum(z[idx], 1.0) ** 2
+            a = self.app
+            total = a["weight"][r, 0] + w
+            observed = image[row, col].astype(np.float64) / 255.0
+            a["rgb"][r] = (a["rgb"][r] * a["weight"][r] + observed * w[:, None]) / total[:, None]
+            a["weight"][r, 0] = total
+            a["seen_m"][r, 0] = np.minimum(a["seen_m"][r, 0], z[idx])
+        else:
+            alpha = np.zeros(image.shape[:2])
+        self._fit_sky(image, k, pose, alpha)
+        self._cache = None
+
+    def _fit_sky(
+        self, image: np.ndarray, k: np.ndarray, pose: np.ndarray, alpha: np.ndarray
+    ) -> None:
+        """Records, per band of u = sqrt(up component) of the viewing ray, the median colour of
+        the pixels no Gaussian covers; medians keep unmapped building tops (above the lidar's
+        field of view) out of the fit as long as sky is the majority in a band."""
+        height, width = image.shape[:2]
+        vv, uu = np.mgrid[0:height, 0:width]
+        rays = np.stack([(uu + 0.5 - k[0, 2]) / k[0, 0], (vv + 0.5 - k[1, 2]) / k[1, 1],
+                         np.ones(uu.shape)], -1) @ pose[:3, :3].T  # fmt: skip
+        up = rays[..., 2] / np.linalg.norm(rays, axis=-1)
+        sky = (alpha < 0.02) & (up > 0.02)
+        if not sky.any():
+            return
+        u = np.sqrt(up[sky])
+        colours = image[sky].astype(np.float64) / 255.0
+        band = np.minimum((u * _SKY_BANDS).astype(np.int64), _SKY_BANDS - 1)
+        for b in np.unique(band):
+            members = band == b
+            if members.sum() >= 20:  # a band needs enough pixels for its median to mean much
+                self._sky_samples[b].append(np.median(colours[members], axis=0))
+
+    def sky(self) -> SkyGradient:
+        """The learned sky: a least-squares gradient through the per-band medians (over
+        frames) of uncovered upward pixels; ``default_sky_rgb`` until two bands are known."""
+        bands = [b for b in range(_SKY_BANDS) if self._sky_samples[b]]
+        if len(bands) < 2:
+            return SkyGradient(self.config.default_sky_rgb, self.config.default_sky_rgb)
+        u = (np.asarray(bands) + 0.5) / _SKY_BANDS
+        colour = np.stack([np.median(np.stack(self._sky_samples[b]), axis=0) for b in bands])
+        basis = np.stack([1.0 - u, u], axis=1)
+        (horizon, zenith), *_ = np.linalg.lstsq(basis, colour, rcond=None)
+        horizon, zenith = np.clip(horizon, 0.0, 1.0), np.clip(zenith, 0.0, 1.0)
+        return SkyGradient(tuple(zenith.tolist()), tuple(horizon.tolist()))
+
+    @property
+    def sky_learned(self) -> bool:
+        return sum(bool(v) for v in self._sky_samples) >= 2
+
+    def refine(self, iterations: int) -> list[float]:
+        """Photometric steps on the keyframes (module docstring); returns the losses."""
+        if iterations <= 0 or not self.keyframes:
+            return []
+        geo, _, rows = self._current()
+        if len(rows) == 0:
+            return []
+        cfg, a = self.config, self.app
+        backend = resolve_backend(cfg.backend)
+        device = torch.device("cuda" if backend == "gsplat" else "cpu")
+        t = lambda v: torch.tensor(v, dtype=torch.float32, device=device)  # noqa: E731
+        base_logit = np.log(geo.opacities) - np.log1p(-geo.opacities)
+        params = {
+            "rgb": t(a["rgb"][rows]).requires_grad_(),
+            "logit": t(base_logit + a["logit"][rows, 0]).requires_grad_(),
+            "logscale": t(np.log(geo.scales) + a["logscale"][rows]).requires_grad_(),
+            "offset": t(a["offset"][rows]).requires_grad_(),
+        }
+        rates = (cfg.lr_colors, cfg.lr_opacity_logits, cfg.lr_log_scales, cfg.lr_means_m)
+        optimizer = torch.optim.Adam(
+            [{"params": [p], "lr": lr} for p, lr in zip(params.values(), rates, strict=True)],
+            eps=1e-15,
+        )
+        means, quats = t(geo.means), t(geo.quats)
+        sky = self.sky()
+        losses = []
+        for step in range(iterations):
+            target, k, pose = self.keyframes[-1 - step % len(self.keyframes)]
+            height, width = target.shape[:2]
+            rgb, alpha = rasterize(
+                means + params["offset"], quats, torch.exp(params["logscale"]),
+                torch.sigmoid(params["logit"]), params["rgb"],
+                t(invert_transform(pose))[None], t(k)[None], width, height,
+                near_m=0.05, backend=backend,
+            )  # fmt: skip
+            background = t(sky.image(pose, k, width, height))
+            rendered = rgb[0] + (1.0 - alpha[0]) * background
+            loss = photometric_loss(rendered, t(target), cfg.ssim_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                params["rgb"].clamp_(0.0, 1.0)
+            losses.append(float(loss.detach()))
+        with torch.no_grad():
+            a["rgb"][rows] = params["rgb"].cpu().numpy()
+            a["logit"][rows, 0] = params["logit"].cpu().numpy() - base_logit
+            a["logscale"][rows] = params["logscale"].cpu().numpy() - np.log(geo.scales)
+            a["offset"][rows] = params["offset"].cpu().numpy()
+        self._cache = None
+        return losses
+
+
+def _check_frame(frame: Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    image = np.asarray(frame.image)
+    k = np.asarray(frame.K, dtype=np.float64)
+    pose = np.asarray(frame.T_world_camera_optical, dtype=np.float64)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise SensorMapError(
+            f"frame image must be uint8 [H, W, 3], got {image.dtype} {image.shape}"
+        )
+    if min(image.shape[:2]) < 16:
+        raise SensorMapError(f"frame image {image.shape[:2]} is below 16 px")
+    if k.shape != (3, 3) or pose.shape != (4, 4):
+        raise SensorMapError(f"frame needs K [3, 3] and pose [4, 4], got {k.shape}, {pose.shape}")
+    if not (np.isfinite(k).all() and np.isfinite(pose).all()) or k[0, 0] <= 0 or k[1, 1] <= 0:
+        raise SensorMapError("frame K or pose is not finite, or fx/fy <= 0")
+    return image, k, pose
+
+
+def _keyframe(
+    image: np.ndarray, k: np.ndarray, pose: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image float32 [h, w, 3] in [0, 1], K [3, 3], pose) at ``scale`` (area averaging)."""
+    step = max(1, round(1.0 / scale))
+    height, width = (image.shape[0] // step) * step, (image.shape[1] // step) * step
+    small = image[:height, :width].astype(np.float32) / 255.0
+    small = small.reshape(height // step, step, width // step, step, 3).mean(axis=(1, 3))
+    k_small = k.copy()
+    k_small[:2] /= step  # pixel centres: (j + 0.5) step - 0.5 maps to j + 0.5 exactly
+    return small, k_small, pose
+
+
+class SensorGaussianMap(MapAppearance):
+    """The online map (module docstring): lidar geometry plus the appearance uploaded frames
+    taught it. One writer; ``render`` may be called between updates."""
+
+    def __init__(self, config: SensorMapConfig | None = None) -> None:
+        super().__init__(config)
+        self.lidar = LidarVoxelMap(self.config.lidar)
+        self._geometry_stale = False
+
+    def add_scan(self, points_world: np.ndarray, origin_world: np.ndarray) -> None:
+        """Accumulates a lidar scan (world frame [N, >=3], sensor origin [3]); the Gaussians
+        are rebuilt lazily, on the next render or frame."""
+        self.lidar.insert(points_world, origin_world)
+        self._geometry_stale = True
+        self._cache = None
+
+    def _current(self) -> tuple[MapGeometry, GaussianModel, np.ndarray]:
+        if self._geometry_stale:
+            self.geometry = self.lidar.gaussians()
+            self._geometry_stale = False
+        return super()._current()
