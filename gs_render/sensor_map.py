@@ -38,6 +38,8 @@ from geometry.transforms import invert_transform
 from gs_render.fit import photometric_loss
 from gs_render.lidar_map import LidarMapConfig, LidarVoxelMap, MapGeometry
 from gs_render.model import GaussianModel
+from gs_render.projection import project
+from gs_render.raster_numba import composite_numba
 from gs_render.rasterize import rasterize, resolve_backend
 from gs_render.renderer import GaussianRenderer, RendererConfig
 from gs_render.sky import SkyGradient
@@ -121,6 +123,19 @@ class MapAppearance:
         )
         self.frames_added = 0
         self._cache: tuple[MapGeometry, GaussianModel, np.ndarray] | None = None
+        self._renderer: tuple[GaussianModel, GaussianRenderer] | None = None
+
+    def copy(self) -> MapAppearance:
+        """An independent copy of the learned appearance that shares the (read-only)
+        geometry; rendering caches are not copied."""
+        other = MapAppearance(self.config)
+        other.geometry = self.geometry
+        other.app_keys = self.app_keys.copy()
+        other.app = {name: value.copy() for name, value in self.app.items()}
+        other._sky_samples = [list(band) for band in self._sky_samples]
+        other.keyframes = deque(self.keyframes, maxlen=self.keyframes.maxlen)
+        other.frames_added = self.frames_added
+        return other
 
     def set_geometry(self, geometry: MapGeometry) -> None:
         """Uses ``geometry`` from now on (appearance is kept per voxel key)."""
@@ -184,10 +199,49 @@ class MapAppearance:
         self, T_world_camera_optical: np.ndarray, K: np.ndarray, width: int, height: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """(rgb uint8 [H, W, 3], alpha float32 [H, W]) of the map over the learned sky."""
-        config = RendererConfig(backend=self.config.backend, sky=self.sky())
-        return GaussianRenderer(self.model(), config).render(
-            T_world_camera_optical, K, width, height
-        )
+        model = self.model()
+        if self._renderer is None or self._renderer[0] is not model:
+            config = RendererConfig(backend=self.config.backend, sky=self.sky())
+            self._renderer = (model, GaussianRenderer(model, config))
+        return self._renderer[1].render(T_world_camera_optical, K, width, height)
+
+    def render_with_coverage(
+        self, T_world_camera_optical: np.ndarray, K: np.ndarray, width: int, height: int
+    ) -> tuple[np.ndarray, float]:
+        """(``render``'s rgb uint8 [H, W, 3], ``coverage`` at the same size) with one
+        projection on the CPU path (the benchmark's per-frame call)."""
+        pose = np.asarray(T_world_camera_optical, dtype=np.float64)
+        geo, model, rows = self._current()
+        if len(model) == 0 or resolve_backend(self.config.backend) != "torch":
+            rgb, _ = self.render(pose, K, width, height)
+            return rgb, self.coverage(pose, K, width, height)
+        viewmat = torch.as_tensor(invert_transform(pose), dtype=torch.float32)
+        k = torch.as_tensor(np.asarray(K), dtype=torch.float32)
+        with torch.no_grad():
+            proj = project(model.means, model.quats, model.scales, model.opacities, viewmat, k,
+                           width, height, 0.05, 1000.0)  # fmt: skip
+        ids = proj.ids.numpy()
+        quality = np.zeros((len(ids), 3), dtype=np.float32)
+        quality[:, 0] = self._quality(geo, rows, pose)[ids]
+        packed = [np.ascontiguousarray(a) for a in (proj.means2d.numpy(), proj.conics.numpy(),
+                  proj.opacities.numpy(), proj.radii.numpy().astype(np.float32))]  # fmt: skip
+        threads = torch.get_num_threads()
+        rgba = [
+            composite_numba(*packed, np.ascontiguousarray(colors), width, height, None, threads)
+            for colors in (model.colors.numpy()[ids], quality)
+        ]
+        alpha = rgba[0][..., 3:]
+        sky = self.sky().image(pose, np.asarray(K), width, height)
+        image = rgba[0][..., :3] + (1.0 - alpha) * sky
+        rgb = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        sky_share = (1.0 - alpha[..., 0]) * (1.0 if self.sky_learned else 0.0)
+        return rgb, float(np.mean(rgba[1][..., 0] + sky_share))
+
+    def _quality(self, geo: MapGeometry, rows: np.ndarray, pose: np.ndarray) -> np.ndarray:
+        """Per Gaussian [G]: 0 if unseen, else min(1, distance now / closest distance seen)."""
+        z = np.linalg.norm(geo.means - pose[:3, 3], axis=1)
+        seen = self.app["seen_m"][rows, 0]
+        return np.where(np.isfinite(seen), np.minimum(1.0, z / np.maximum(seen, 1e-3)), 0.0)
 
     def _render_channels(
         self, values: np.ndarray, pose: np.ndarray, k: np.ndarray, width: int, height: int
@@ -213,11 +267,8 @@ class MapAppearance:
         if len(model) == 0:
             return 1.0 if self.sky_learned else 0.0
         pose = np.asarray(T_world_camera_optical, dtype=np.float64)
-        z = np.linalg.norm(geo.means - pose[:3, 3], axis=1)
-        seen = self.app["seen_m"][rows, 0]
-        quality = np.where(np.isfinite(seen), np.minimum(1.0, z / np.maximum(seen, 1e-3)), 0.0)
-        values = np.zeros((len(z), 3))
-        values[:, 0] = quality
+        values = np.zeros((len(rows), 3))
+        values[:, 0] = self._quality(geo, rows, pose)
         out, alpha = self._render_channels(values, pose, K, width, height)
         sky = (1.0 - alpha) * (1.0 if self.sky_learned else 0.0)
         return float(np.mean(out[..., 0] + sky))
