@@ -435,7 +435,8 @@ def _keyframe(
     image: np.ndarray, k: np.ndarray, pose: np.ndarray, scale: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(image float32 [h, w, 3] in [0, 1], K [3, 3], pose) at ``scale`` (area averaging)."""
-    step = max(1, round(1.0 / scale))
+    # Never below 16 px a side: the loss's SSIM needs its 11 px window.
+    step = max(1, min(round(1.0 / scale), min(image.shape[:2]) // 16))
     height, width = (image.shape[0] // step) * step, (image.shape[1] // step) * step
     small = image[:height, :width].astype(np.float32) / 255.0
     small = small.reshape(height // step, step, width // step, step, 3).mean(axis=(1, 3))

@@ -141,3 +141,34 @@ def forecast_channel_gain(
     lags = np.arange(1, d.shape[0] + 1)
     offset = mean + rho**lags * (now - mean) - config.pessimism * float(offsets.std())
     return path_gain(d, config.fading) * np.exp(offset)
+
+
+def poses_along_path(
+    path_xy: np.ndarray | None,  # [N, 2] planned positions (m), or None
+    x_m: float,
+    y_m: float,
+    yaw_rad: float,
+    speed_mps: float,
+    period_s: float,
+    count: int,
+) -> np.ndarray:
+    """Planned (x, y, yaw) [count, 3] of the robot 1..count periods ahead: along ``path_xy``
+    from its point nearest to (x, y) at ``speed_mps`` (heading along the path), or straight
+    ahead at the current yaw when there is no path (constant velocity)."""
+    steps = max(0.0, speed_mps) * period_s * np.arange(1, count + 1)  # arc length ahead (m)
+    if path_xy is None or len(path_xy) < 2:
+        heading = np.full(count, yaw_rad)
+        return np.column_stack(
+            [x_m + steps * np.cos(yaw_rad), y_m + steps * np.sin(yaw_rad), heading]
+        )
+    pts = np.asarray(path_xy, dtype=np.float64)
+    nearest = int(np.argmin(np.hypot(pts[:, 0] - x_m, pts[:, 1] - y_m)))
+    pts = np.vstack([[x_m, y_m], pts[nearest + 1 :]]) if nearest + 1 < len(pts) else pts[-2:]
+    seg = np.diff(pts, axis=0)
+    length = np.hypot(seg[:, 0], seg[:, 1])
+    cum = np.concatenate([[0.0], np.cumsum(length)])
+    s = np.minimum(steps, cum[-1])
+    i = np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(seg) - 1)
+    frac = np.where(length[i] > 0, (s - cum[i]) / np.maximum(length[i], 1e-12), 0.0)
+    xy = pts[i] + frac[:, None] * seg[i]
+    return np.column_stack([xy, np.arctan2(seg[i, 1], seg[i, 0])])
