@@ -61,10 +61,10 @@ class SensorMapConfig:
     refine_iterations: int = 2  # photometric steps per add_frames call, [0, 1000]
     refine_keyframes: int = 6  # newest uploaded frames the refinement cycles over, [1, 1000]
     refine_scale: float = 0.5  # keyframe resolution used by the refinement, (0, 1]
-    lr_colors: float = 0.02
-    lr_opacity_logits: float = 0.05
-    lr_log_scales: float = 0.01
-    lr_means_m: float = 0.005
+    lr_colors: float = 0.01
+    lr_opacity_logits: float = 0.005
+    lr_log_scales: float = 0.001
+    lr_means_m: float = 0.0  # lidar places the means; moving them raised the loss (measured)
     ssim_weight: float = 0.2  # lambda of the loss, [0, 1]
     backend: str = "auto"  # rasterizer backend of the refinement and renders
 
