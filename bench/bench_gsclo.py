@@ -70,7 +70,7 @@ def _size(text: str) -> tuple[int, int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--scenario", default="urban-clutter", help="simulator scenario of the drive")
-    add("--frames", type=int, default=300, help="camera frames of the drive (10 Hz)")
+    add("--frames", type=int, default=150, help="camera frames of the drive (10 Hz)")
     add("--window", type=int, default=30, help="frames per scheduling block (T)")
     add("--size", type=_size, default=(160, 120), help="camera WxH (L_t and operator view)")
     add("--lidar-beams", type=int, default=64, choices=(16, 32, 64, 128), help="lidar beams")
@@ -79,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--fidelity-budget", type=float, default=0.3, help="L_th: allowed block mean of 1 - SSIM")
     add("--horizon", type=int, default=30, help="H of apo_online (frames, <= window)")
     add("--refine-iterations", type=int, default=2, help="photometric steps per block update")
-    add("--equal-energy-seeds", type=int, default=3, help="seeds of the equal-energy sweep")
+    add("--equal-energy-seeds", type=int, default=2, help="seeds of the equal-energy sweep")
     add("--equal-energy-budgets", type=lambda t: [float(v) for v in t.split(",")],
         default=[0.2, 0.25, 0.3, 0.35, 0.45], help="L_th values of APO online's sweep")  # fmt: skip
     add("--timing-sizes", type=_ints, default=[12, 30, 100, 300], help="T of the solver study")

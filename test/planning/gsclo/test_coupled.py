@@ -58,15 +58,15 @@ def test_water_filling_equalises_the_marginal_energy() -> None:
     x = np.zeros(problem.num_frames, bool)
     x[:5] = True
     airtime = 0.3 * problem.num_frames * problem.link.deadline_s
-    air, energy, lam = water_fill(problem, x[None], airtime)
+    air, _, lam = water_fill(problem, x[None], airtime)
     assert lam[0] > 0.0 and air.sum() == pytest.approx(airtime, rel=1e-6)
     # KKT: frames strictly inside their bounds have e'(l) = -lambda
     g = problem.channel_gain / problem.link.noise_power_w
     bits = np.where(x, problem.image_bits, problem.pose_bits)
     a = bits * np.log(2) / problem.link.bandwidth_hz
-    l = air[0]
-    slope = (np.exp(a / l) * (1 - a / l) - 1) / g
-    inside = l < problem.link.deadline_s * (1 - 1e-6)
+    ell = air[0]
+    slope = (np.exp(a / ell) * (1 - a / ell) - 1) / g
+    inside = ell < problem.link.deadline_s * (1 - 1e-6)
     np.testing.assert_allclose(slope[inside], -lam[0], rtol=1e-5)
 
 
