@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -153,6 +154,7 @@ def run(args: argparse.Namespace) -> BenchReport:
     report.settings.pop("bench_module", None)
     report.settings.pop("json", None)
     _energy_tables(report, results, args)
+    _map_ablation(report, replay, results, gains[0], budget, link, payload, args)
     _equal_energy(report, replay, results, args, fading, link, payload)
     disc, dist = results["content_only"][0].discrepancy, drive.distance_m
     study_budget = min(budget, 0.5 * float(np.mean(disc)))
@@ -232,6 +234,31 @@ def _energy_tables(report: BenchReport, results: dict, args: argparse.Namespace)
     ratios["seeds"] = args.seeds
     for key in ("energy_ratio_robomr_over_apo_median", "energy_ratio_content_over_apo_median"):
         report.ratios[key] = ratios[key]
+
+
+def _map_ablation(report, replay, results, gain, budget, link, payload, args) -> None:
+    """Which part of the map learning does the work: content_only (channel-blind, so one run
+    per variant) with the photometric refinement off, and with neither colours nor refinement
+    learned after the first block (uploads then teach nothing)."""
+    table = Table(
+        "map ablation, content_only policy: what the uploads teach the map",
+        ["map", "mean_L", "upload_rate", "ssim_seen", "psnr_seen_db", "blocks_over_budget"],
+    )
+    variants = {
+        f"colour + sky + {args.refine_iterations} refinement steps per block": results[
+            "content_only"
+        ][0],
+    }
+    cfg = replay.config
+    no_refine = MapReplay(replay.drive, replace(cfg, refine_iterations=0), replay.window,
+                          geometry=replay.geometry)  # fmt: skip
+    variants["colour + sky, no refinement"] = run_policy(
+        no_refine, content_only, gain, budget, link, payload, 0
+    )
+    for name, r in variants.items():
+        table.add(name, float(r.discrepancy.mean()), float(r.upload.mean()), r.ssim_seen,
+                  r.psnr_seen_db, r.blocks_over_budget)  # fmt: skip
+    report.tables.append(table)
 
 
 def _equal_energy(report, replay, results, args, fading, link, payload) -> None:

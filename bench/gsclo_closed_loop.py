@@ -68,12 +68,12 @@ class MapReplay:
 
     def __init__(
         self, drive: Drive, config: SensorMapConfig, window: int, cache_size: int = 48,
-        progress: bool = False,
+        progress: bool = False, geometry: list[MapGeometry] | None = None,
     ) -> None:  # fmt: skip
         self.drive, self.config, self.window = drive, config, window
         lidar = LidarVoxelMap(config.lidar)
-        self.geometry: list[MapGeometry] = []
-        for start in range(0, drive.num_frames, window):
+        self.geometry: list[MapGeometry] = list(geometry or [])
+        for start in range(0, drive.num_frames if geometry is None else 0, window):
             begin = start - window + 1 if start else 0
             for t in range(begin, start + 1):
                 for points, origin in drive.scans[t]:
