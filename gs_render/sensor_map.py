@@ -35,14 +35,15 @@ import numpy as np
 import torch
 
 from geometry.transforms import invert_transform
-from gs_render.fit import photometric_loss
 from gs_render.lidar_map import LidarMapConfig, LidarVoxelMap, MapGeometry
+from gs_render.map_refine import _check_frame, _keyframe, refine_appearance
 from gs_render.model import GaussianModel
 from gs_render.projection import project
 from gs_render.raster_numba import composite_numba
 from gs_render.rasterize import rasterize, resolve_backend
 from gs_render.renderer import GaussianRenderer, RendererConfig
 from gs_render.sky import SkyGradient
+from gs_render.sky_fit import SkyFit
 
 
 class SensorMapError(ValueError):
@@ -90,8 +91,6 @@ class SensorMapConfig:
             raise SensorMapError("refine_iterations must be in [0, 1000], keyframes in [1, 1000]")
 
 
-#: Bands of u = sqrt(up) in [0, 1] over which the sky's colour is summarised.
-_SKY_BANDS = 8
 #: Per-voxel appearance, learned from uploaded frames: name -> (columns, initial value).
 _APPEARANCE = {"rgb": 3, "weight": 1, "seen_m": 1, "logit": 1, "logscale": 3, "offset": 3}
 
@@ -117,7 +116,7 @@ class MapAppearance:
         )
         self.app_keys = np.zeros(0, dtype=np.int64)  # [A] sorted voxel keys
         self.app = {name: np.zeros((0, cols)) for name, cols in _APPEARANCE.items()}
-        self._sky_samples: list[list[np.ndarray]] = [[] for _ in range(_SKY_BANDS)]
+        self._sky = SkyFit()
         self.keyframes: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque(
             maxlen=self.config.refine_keyframes
         )
@@ -132,7 +131,7 @@ class MapAppearance:
         other.geometry = self.geometry
         other.app_keys = self.app_keys.copy()
         other.app = {name: value.copy() for name, value in self.app.items()}
-        other._sky_samples = [list(band) for band in self._sky_samples]
+        other._sky = self._sky.copy()
         other.keyframes = deque(self.keyframes, maxlen=self.keyframes.maxlen)
         other.frames_added = self.frames_added
         return other
@@ -319,130 +318,22 @@ class MapAppearance:
             a["seen_m"][r, 0] = np.minimum(a["seen_m"][r, 0], z[idx])
         else:
             alpha = np.zeros(image.shape[:2])
-        self._fit_sky(image, k, pose, alpha)
+        self._sky.add(image, k, pose, alpha)
         self._cache = None
 
-    def _fit_sky(
-        self, image: np.ndarray, k: np.ndarray, pose: np.ndarray, alpha: np.ndarray
-    ) -> None:
-        """Records, per band of u = sqrt(up component) of the viewing ray, the median colour of
-        the pixels no Gaussian covers; medians keep unmapped building tops (above the lidar's
-        field of view) out of the fit as long as sky is the majority in a band."""
-        height, width = image.shape[:2]
-        vv, uu = np.mgrid[0:height, 0:width]
-        rays = np.stack([(uu + 0.5 - k[0, 2]) / k[0, 0], (vv + 0.5 - k[1, 2]) / k[1, 1],
-                         np.ones(uu.shape)], -1) @ pose[:3, :3].T  # fmt: skip
-        up = rays[..., 2] / np.linalg.norm(rays, axis=-1)
-        sky = (alpha < 0.02) & (up > 0.02)
-        if not sky.any():
-            return
-        u = np.sqrt(up[sky])
-        colours = image[sky].astype(np.float64) / 255.0
-        band = np.minimum((u * _SKY_BANDS).astype(np.int64), _SKY_BANDS - 1)
-        for b in np.unique(band):
-            members = band == b
-            if members.sum() >= 20:  # a band needs enough pixels for its median to mean much
-                self._sky_samples[b].append(np.median(colours[members], axis=0))
-
     def sky(self) -> SkyGradient:
-        """The learned sky: a least-squares gradient through the per-band medians (over
-        frames) of uncovered upward pixels; ``default_sky_rgb`` until two bands are known."""
-        bands = [b for b in range(_SKY_BANDS) if self._sky_samples[b]]
-        if len(bands) < 2:
-            return SkyGradient(self.config.default_sky_rgb, self.config.default_sky_rgb)
-        u = (np.asarray(bands) + 0.5) / _SKY_BANDS
-        colour = np.stack([np.median(np.stack(self._sky_samples[b]), axis=0) for b in bands])
-        basis = np.stack([1.0 - u, u], axis=1)
-        (horizon, zenith), *_ = np.linalg.lstsq(basis, colour, rcond=None)
-        horizon, zenith = np.clip(horizon, 0.0, 1.0), np.clip(zenith, 0.0, 1.0)
-        return SkyGradient(tuple(zenith.tolist()), tuple(horizon.tolist()))
+        """The learned sky (``gs_render.sky_fit``); ``default_sky_rgb`` until learned."""
+        return self._sky.gradient(self.config.default_sky_rgb)
 
     @property
     def sky_learned(self) -> bool:
-        return sum(bool(v) for v in self._sky_samples) >= 2
+        return self._sky.learned
 
     def refine(self, iterations: int) -> list[float]:
-        """Photometric steps on the keyframes (module docstring); returns the losses."""
-        if iterations <= 0 or not self.keyframes:
-            return []
-        geo, _, rows = self._current()
-        if len(rows) == 0:
-            return []
-        cfg, a = self.config, self.app
-        backend = resolve_backend(cfg.backend)
-        device = torch.device("cuda" if backend == "gsplat" else "cpu")
-        t = lambda v: torch.tensor(v, dtype=torch.float32, device=device)  # noqa: E731
-        base_logit = np.log(geo.opacities) - np.log1p(-geo.opacities)
-        params = {
-            "rgb": t(a["rgb"][rows]).requires_grad_(),
-            "logit": t(base_logit + a["logit"][rows, 0]).requires_grad_(),
-            "logscale": t(np.log(geo.scales) + a["logscale"][rows]).requires_grad_(),
-            "offset": t(a["offset"][rows]).requires_grad_(),
-        }
-        rates = (cfg.lr_colors, cfg.lr_opacity_logits, cfg.lr_log_scales, cfg.lr_means_m)
-        optimizer = torch.optim.Adam(
-            [{"params": [p], "lr": lr} for p, lr in zip(params.values(), rates, strict=True)],
-            eps=1e-15,
-        )
-        means, quats = t(geo.means), t(geo.quats)
-        sky = self.sky()
-        losses = []
-        for step in range(iterations):
-            target, k, pose = self.keyframes[-1 - step % len(self.keyframes)]
-            height, width = target.shape[:2]
-            rgb, alpha = rasterize(
-                means + params["offset"], quats, torch.exp(params["logscale"]),
-                torch.sigmoid(params["logit"]), params["rgb"],
-                t(invert_transform(pose))[None], t(k)[None], width, height,
-                near_m=0.05, backend=backend,
-            )  # fmt: skip
-            background = t(sky.image(pose, k, width, height))
-            rendered = rgb[0] + (1.0 - alpha[0]) * background
-            loss = photometric_loss(rendered, t(target), cfg.ssim_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():
-                params["rgb"].clamp_(0.0, 1.0)
-            losses.append(float(loss.detach()))
-        with torch.no_grad():
-            a["rgb"][rows] = params["rgb"].cpu().numpy()
-            a["logit"][rows, 0] = params["logit"].cpu().numpy() - base_logit
-            a["logscale"][rows] = params["logscale"].cpu().numpy() - np.log(geo.scales)
-            a["offset"][rows] = params["offset"].cpu().numpy()
+        """Photometric steps on the keyframes (``gs_render.map_refine``); returns the losses."""
+        losses = refine_appearance(self, iterations)
         self._cache = None
         return losses
-
-
-def _check_frame(frame: Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    image = np.asarray(frame.image)
-    k = np.asarray(frame.K, dtype=np.float64)
-    pose = np.asarray(frame.T_world_camera_optical, dtype=np.float64)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise SensorMapError(
-            f"frame image must be uint8 [H, W, 3], got {image.dtype} {image.shape}"
-        )
-    if min(image.shape[:2]) < 16:
-        raise SensorMapError(f"frame image {image.shape[:2]} is below 16 px")
-    if k.shape != (3, 3) or pose.shape != (4, 4):
-        raise SensorMapError(f"frame needs K [3, 3] and pose [4, 4], got {k.shape}, {pose.shape}")
-    if not (np.isfinite(k).all() and np.isfinite(pose).all()) or k[0, 0] <= 0 or k[1, 1] <= 0:
-        raise SensorMapError("frame K or pose is not finite, or fx/fy <= 0")
-    return image, k, pose
-
-
-def _keyframe(
-    image: np.ndarray, k: np.ndarray, pose: np.ndarray, scale: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(image float32 [h, w, 3] in [0, 1], K [3, 3], pose) at ``scale`` (area averaging)."""
-    # Never below 16 px a side: the loss's SSIM needs its 11 px window.
-    step = max(1, min(round(1.0 / scale), min(image.shape[:2]) // 16))
-    height, width = (image.shape[0] // step) * step, (image.shape[1] // step) * step
-    small = image[:height, :width].astype(np.float32) / 255.0
-    small = small.reshape(height // step, step, width // step, step, 3).mean(axis=(1, 3))
-    k_small = k.copy()
-    k_small[:2] /= step  # pixel centres: (j + 0.5) step - 0.5 maps to j + 0.5 exactly
-    return small, k_small, pose
 
 
 class SensorGaussianMap(MapAppearance):
