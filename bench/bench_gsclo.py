@@ -88,7 +88,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--coupled-windows", type=int, default=20, help="12-frame windows, coupled study")
     add("--repeats", type=int, default=3, help="timing repeats per window (median)")
     add("--threads", type=int, default=1, help="torch/numba threads (1: best on shared cores)")
+    add("--workers", type=int, default=1, help="processes for the per-seed runs (spawned)")
     add("--progress", action="store_true", help="progress bars")
+
+
+def _always(ctx, block, r) -> np.ndarray:
+    return np.ones(len(r.discrepancy), bool)
+
+
+def _never(ctx, block, r) -> np.ndarray:
+    return np.zeros(len(r.discrepancy), bool)
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(replay, link, payload) -> None:
+    torch.set_num_threads(1)
+    _WORKER.update(replay=replay, link=link, payload=payload)
+
+
+def _seed_policies(job: tuple) -> dict[str, RunResult]:
+    """The channel-aware policies on one fading seed (in a worker, or in this process)."""
+    seed, gain, budget, horizon = job
+    replay, link, payload = _WORKER["replay"], _WORKER["link"], _WORKER["payload"]
+    out = {}
+    for name, policy in (("apo_online", online_apo(horizon)), ("apo_online_h1", online_apo(1)),
+                         ("apo_offline", offline_apo), ("exact", offline_exact)):  # fmt: skip
+        out[name] = run_policy(replay, policy, gain, budget, link, payload, seed)
+    counts = out["apo_online"].per_block_uploads
+    out["random"] = run_policy(replay, random_count, gain, budget, link, payload, seed, counts)
+    return out
+
+
+def _apo_at(job: tuple) -> RunResult:
+    seed, gain, budget, horizon = job
+    w = _WORKER
+    return run_policy(w["replay"], online_apo(horizon), gain, budget, w["link"], w["payload"], seed)
+
+
+def _map_seeds(replay, jobs, workers, link, payload, fn=None):
+    """``fn`` (default: the channel-aware policies) over ``jobs``, in ``workers`` spawned
+    processes (each gets the replay without its scans and cache) or in this one."""
+    fn = fn or _seed_policies
+    if workers <= 1:
+        _init_worker(replay, link, payload)
+        yield from map(fn, jobs)
+        return
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # fork is unsafe with numba's and torch's pools
+    with ctx.Pool(workers, _init_worker, (replay.light(), link, payload)) as pool:
+        yield from pool.imap(fn, jobs)
 
 
 def _tune_threshold(replay, gain, budget, link, payload) -> tuple[float, int]:
@@ -123,31 +174,26 @@ def run(args: argparse.Namespace) -> BenchReport:
     theta, tuning_runs = _tune_threshold(
         replay, simulate_channel_gain(drive.distance_m, fading, 10_000), budget, link, payload
     )
-    policies = {
-        "robomr": lambda c, b, r: np.ones(len(r.discrepancy), bool),
-        "never": lambda c, b, r: np.zeros(len(r.discrepancy), bool),
+    blind = {
+        "robomr": _always,
+        "never": _never,
         "content_only": content_only,
         "threshold": threshold(theta),
-        "apo_online": online_apo(args.horizon),
-        "apo_online_h1": online_apo(1),
-        "apo_offline": offline_apo,
-        "exact": offline_exact,
     }
     results: dict[str, list[RunResult]] = {name: [] for name in POLICIES}
     gains = [simulate_channel_gain(drive.distance_m, fading, s) for s in range(args.seeds)]
     bar = progress_bar(len(POLICIES) * args.seeds, args.progress)
-    # Policy-major: a channel-blind policy repeats its uploads across seeds, so its maps come
-    # from the replay's cache.
-    for name, policy in policies.items():
+    # Channel-blind policies first, policy-major: they repeat their uploads across seeds, so
+    # their maps come from the replay's cache.
+    for name, policy in blind.items():
         for seed, gain in enumerate(gains):
             results[name].append(run_policy(replay, policy, gain, budget, link, payload, seed))
             bar.update()
-    for seed, gain in enumerate(gains):
-        counts = results["apo_online"][seed].per_block_uploads
-        results["random"].append(
-            run_policy(replay, random_count, gain, budget, link, payload, seed, counts)
-        )
-        bar.update()
+    jobs = [(seed, gain, budget, args.horizon) for seed, gain in enumerate(gains)]
+    for per_seed in _map_seeds(replay, jobs, args.workers, link, payload):
+        for name, result in per_seed.items():
+            results[name].append(result)
+        bar.update(len(per_seed))
     bar.close()
     report = BenchReport("gsclo", {**vars(args), "theta": theta, "source": drive.source})
     report.settings.pop("func", None)
@@ -274,11 +320,15 @@ def _equal_energy(report, replay, results, args, fading, link, payload) -> None:
     per_policy: dict[str, dict[str, list[float]]] = {
         n: {"psnr": [], "ssim": [], "apo_psnr": [], "apo_ssim": [], "energy": []} for n in POLICIES
     }
+    jobs = [
+        (seed, simulate_channel_gain(replay.drive.distance_m, fading, seed), b, args.horizon)
+        for seed in range(seeds)
+        for b in args.equal_energy_budgets
+    ]
+    runs = list(_map_seeds(replay, jobs, args.workers, link, payload, _apo_at))
+    per_budget = len(args.equal_energy_budgets)
     for seed in range(seeds):
-        gain = simulate_channel_gain(replay.drive.distance_m, fading, seed)
-        sweep = [run_policy(replay, online_apo(args.horizon), gain, b, link, payload, seed)
-                 for b in args.equal_energy_budgets]  # fmt: skip
-        sweep.sort(key=lambda r: r.energy_j)
+        sweep = sorted(runs[seed * per_budget : (seed + 1) * per_budget], key=lambda r: r.energy_j)
         log_e = np.log([max(r.energy_j, 1e-30) for r in sweep])
         for name in POLICIES:
             r = results[name][seed]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from tqdm import tqdm
@@ -83,6 +83,16 @@ class MapReplay:
         self.cache_size = cache_size
         self.renders_computed = 0
         self.progress = progress
+
+    def light(self) -> MapReplay:
+        """The same replay without the lidar scans and the cache: what a worker process needs
+        (pickled to it)."""
+        other = MapReplay.__new__(MapReplay)
+        other.__dict__.update(self.__dict__)
+        other.drive = replace(self.drive, scans=[])
+        other._cache = OrderedDict()
+        other.renders_computed = 0
+        return other
 
     def blocks(self) -> list[np.ndarray]:
         n = self.drive.num_frames
