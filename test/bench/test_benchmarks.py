@@ -45,7 +45,7 @@ TINY: dict[str, list[str]] = {
         "1",
         "--repeats",
         "1",
-    ],  # fmt: skip
+    ],
     "e2e": ["--quick", "--duration", "0.5"],
 }
 
