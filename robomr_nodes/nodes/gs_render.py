@@ -1,13 +1,14 @@
 """``gs_render``: renders the robot's camera view from a Gaussian-splatting map (GSRMR).
 
 Subscribes ``camera/camera_info`` (the real camera's intrinsics and stamps, sensor-data QoS),
-``odom`` (map -> base_link) and ``/tf_static`` (base_link -> camera and lidar frames). For every
-camera info it renders the map at the camera pose of the newest odometry and publishes
-``gs/image`` (sensor_msgs/Image, rgb8) with the camera info's header, so the render and the
-real frame pair up by stamp. Just before it, ``gs/forecast`` (DiagnosticArray, same stamp)
-carries the map's coverage of the view at this pose and at the next ``forecast_frames`` poses
-along the planned path ``croa/path`` (or straight ahead at the odometry's speed), with those
-poses' x, y: what the scheduler forecasts L_t from. ``gs_render/status`` reports timings.
+``odom`` (in ``odom``) and ``/tf_static`` (map -> odom, base_link -> camera and lidar frames).
+For every camera info it renders the map at the camera pose of the newest odometry and
+publishes ``gs/image`` (sensor_msgs/Image, rgb8) with the camera info's header, so the render
+and the real frame pair up by stamp. Just before it, ``gs/forecast`` (DiagnosticArray, same
+stamp) carries the map's coverage of the view at this pose and at the next ``forecast_frames``
+poses along the planned path ``croa/path`` (or straight ahead at the odometry's speed), with
+those poses' x, y: what the scheduler forecasts L_t from. ``/diagnostics`` (DiagnosticArray,
+status ``gs_render``) reports timings.
 
 The map (``map_source``):
 
@@ -35,7 +36,7 @@ from robomr_nodes.api import NodeHandle, RobomrNode
 from robomr_nodes.convert.image import ImageError, array_to_image, camera_info_to_k, image_to_array
 from robomr_nodes.convert.path import PathError, path_to_poses
 from robomr_nodes.convert.pointcloud import CloudError, cloud_to_xyz
-from robomr_nodes.convert.tf import odometry_to_pose
+from robomr_nodes.convert.tf import odometry_in_frame
 from robomr_nodes.diagnostics import diagnostic_array
 from robomr_nodes.messages import stamp_ns
 from robomr_nodes.params import param
@@ -70,6 +71,7 @@ class GsRenderParams:
     )
     backend: str = param("auto", "rasterizer", choices=("auto", "torch", "gsplat"))
     base_frame: str = param("base_link", "robot frame of the odometry")
+    map_frame: str = param("map", "frame of the Gaussian map (REP 105 map)")
     threads: int = param(1, "torch CPU threads (0: torch's default)", min_value=0, max_value=256)
 
 
@@ -131,7 +133,7 @@ class GsRenderNode(RobomrNode):
             "diagnostic_msgs/msg/DiagnosticArray", "gs/forecast", "sensor_data"
         )
         self._status = handle.create_publisher(
-            "diagnostic_msgs/msg/DiagnosticArray", "gs_render/status"
+            "diagnostic_msgs/msg/DiagnosticArray", "/diagnostics"
         )
         handle.create_subscription(
             "tf2_msgs/msg/TFMessage", "/tf_static", self._static.update, "latched"
@@ -148,7 +150,11 @@ class GsRenderNode(RobomrNode):
             handle.create_subscription("sensor_msgs/msg/Image", "gsclo/uploaded", self._on_upload)
 
     def _on_odom(self, msg: Any) -> None:
-        x, y, yaw, speed = odometry_to_pose(msg)
+        pose = odometry_in_frame(msg, self._static, self.params.map_frame)
+        if pose is None:
+            self.log.debug("no %s -> %s transform yet", self.params.map_frame, msg.header.frame_id)
+            return
+        x, y, yaw, speed = pose
         if np.all(np.isfinite([x, y, yaw, speed])):
             self._T_world_base = pose_to_transform(x, y, 0.0, yaw)
             self._speed_mps = speed
