@@ -46,6 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="detection and the operator view on local inference-service replicas "
         "through the edge bridge",
     )
+    p.add_argument(
+        "--offload-render",
+        action="store_true",
+        help="with --offload, the operator view too (rendered by the service from the "
+        "scenario's fixed map instead of gs_render's learned one)",
+    )
     p.add_argument("--replicas", type=int, default=1, help="service replicas with --offload")
     p.add_argument(
         "--kill-service-at",
@@ -180,10 +186,12 @@ def _run(args: argparse.Namespace) -> int:
             quick=args.quick,
             launch_args=tuple(parse_launch_args(args.args).items()),
             force=args.force,
-            offload=OffloadOptions(args.replicas, args.kill_service_at) if args.offload else None,
+            offload=OffloadOptions(args.replicas, args.kill_service_at, render=args.offload_render)
+            if args.offload
+            else None,
         )
-        if args.kill_service_at is not None and not args.offload:
-            raise DemoError("--kill-service-at needs --offload")
+        if (args.kill_service_at is not None or args.offload_render) and not args.offload:
+            raise DemoError("--kill-service-at and --offload-render need --offload")
         from robomr_nodes.runtime.executor import SIM_START_NS
 
         on_advance, close = sim_time_bar(SIM_START_NS, options.duration_s, "demo")

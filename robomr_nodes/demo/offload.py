@@ -37,11 +37,14 @@ class OffloadOptions:
     replicas: service replica processes, in [1, 8].
     kill_at_s: sim time after the start at which every replica is killed (None: never).
     policy: batching policy of the replicas.
+    render: the operator view too (the service renders the scenario's fixed map instead of
+        gs_render's learned one; launch argument ``offload_render``).
     """
 
     replicas: int = 1
     kill_at_s: float | None = None
     policy: str = "bucket"
+    render: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.replicas <= 8:

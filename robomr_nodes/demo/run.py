@@ -96,6 +96,7 @@ def demo_plan(options: DemoOptions) -> LaunchPlan:
     args = {"scenario": options.scenario, "seed": str(options.seed), **dict(options.launch_args)}
     if options.offload is not None:
         args["use_offload"] = "true"
+        args["offload_render"] = "true" if options.offload.render else "false"
     plan = load_launch(package_share("robomr") / "launch" / "robomr.launch.yaml", args)
     if options.quick:
         for spec in plan.nodes:

@@ -176,15 +176,16 @@ def test_launch_switches_the_local_nodes_for_the_bridge() -> None:
     from robomr_nodes.launch_yaml import load_launch, package_share
 
     path = package_share("robomr") / "launch" / "robomr.launch.yaml"
-    plain = load_launch(path, {})
-    offload = load_launch(path, {"use_offload": "true", "service_url": "x"})
-    plain_exec = {n.executable for n in plain.nodes}
-    offload_exec = {n.executable for n in offload.nodes}
-    assert plain_exec - offload_exec == {"lidar_detector", "gs_render"}
-    assert offload_exec - plain_exec == {"edge_bridge"}
-    bridge = next(n for n in offload.nodes if n.executable == "edge_bridge")
-    assert bridge.params["service_url"].value == "x"
-    assert str(bridge.params["render"].value).lower() == "true"
+    plain = {n.executable for n in load_launch(path, {}).nodes}
+    for render in (False, True):
+        args = {"use_offload": "true", "service_url": "x", "offload_render": str(render).lower()}
+        offload = load_launch(path, args)
+        executables = {n.executable for n in offload.nodes}
+        replaced = {"lidar_detector", "gs_render"} if render else {"lidar_detector"}
+        assert plain - executables == replaced and executables - plain == {"edge_bridge"}
+        bridge = next(n for n in offload.nodes if n.executable == "edge_bridge")
+        assert bridge.params["service_url"].value == "x"
+        assert bridge.params["render"].value is render
 
 
 def test_demo_with_offload_survives_the_service_being_killed(tmp_path: Path) -> None:
