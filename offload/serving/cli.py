@@ -40,6 +40,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-brownout", action="store_true", help="keep every request on the full path")
     p.add_argument("--brownout-period", type=float, default=5.0, help="brownout control period (s)")
     p.add_argument(
+        "--brownout-decrease",
+        type=float,
+        default=0.8,
+        help="brownout: tau is multiplied by this on a violated period, in (0, 1)",
+    )
+    p.add_argument(
+        "--brownout-rescue",
+        action="store_true",
+        help="offer the brownout path to a request the full path cannot serve in time",
+    )
+    p.add_argument(
+        "--detector-brownout-range-m",
+        type=float,
+        help="detector brownout path: half-width of its grid (m; default 60%% of the model's)",
+    )
+    p.add_argument(
+        "--render-brownout-scale",
+        type=int,
+        default=2,
+        help="gs_render brownout path: resolution divisor, in [2, 8]",
+    )
+    p.add_argument(
         "--memory-budget-mb", type=float, default=512.0, help="activation memory per batch"
     )
     p.add_argument(
@@ -74,14 +96,22 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
             slo_s=slo,
             brownout=not args.no_brownout,
             brownout_period_s=args.brownout_period,
+            brownout_decrease_factor=args.brownout_decrease,
+            brownout_rescue=args.brownout_rescue,
             memory_budget_bytes=args.memory_budget_mb * 2**20,
             max_queued=args.max_queued,
             static_max_batch=args.static_max_batch,
             static_max_delay_s=args.static_delay_ms / 1e3,
             limits=WireLimits(max_body_bytes=int(args.max_body_mb * 2**20)),
             model_options={
-                "detector": {"model_path": args.detector_model},
-                "gs_render": {"map_path": args.render_map},
+                "detector": {
+                    "model_path": args.detector_model,
+                    "brownout_range_m": args.detector_brownout_range_m,
+                },
+                "gs_render": {
+                    "map_path": args.render_map,
+                    "brownout_scale": args.render_brownout_scale,
+                },
             },
         )
     except (ValueError, ServeConfigError, WireError) as err:
