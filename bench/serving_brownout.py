@@ -105,9 +105,7 @@ def brownout_section(
     say: Callable[[str], None],
 ) -> None:
     """See the module docstring."""
-    from bench.serving_models import brownout_levels
-
-    levels = brownout_levels(args, workloads, models, extras, say)
+    levels = {k: v for k, v in extras["levels"].items() if v}
     quality = _quality(report, figures, levels, args, say)
     grid = Table(
         f"brownout grid (bucket batching; bursty: 3x the mean for 5 s every 20 s, mean load "

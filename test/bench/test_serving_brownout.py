@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bench.serving_brownout import reduction_ci
-from bench.serving_models import cached_fit
+from bench.serving_models import cached_fits
 from bench.serving_workload import ServiceFit
 
 
@@ -32,13 +32,16 @@ def test_calibration_cache_measures_once_then_reuses(tmp_path: Path) -> None:
     fit = ServiceFit(0.1, 1e-6, 0.05, 0.1, 0.9, 12)
     calls = []
 
-    def measure() -> ServiceFit:
+    def measure() -> dict[str, ServiceFit]:
         calls.append(1)
-        return fit
+        return {"full": fit, "brownout": fit}
 
-    assert cached_fit(args, "detector/full", measure) == fit
-    assert cached_fit(args, "detector/full", measure) == fit
+    for _ in range(2):
+        assert cached_fits(args, "detector", ["full", "brownout"], measure)["brownout"] == fit
     assert len(calls) == 1
+    # a variant missing from the file: every variant is timed again, together
+    cached_fits(args, "detector", ["full", "brownout@16"], measure)
+    assert len(calls) == 2
     args.calib_cache.write_text("not json")
     with pytest.raises(ValueError, match="not a calibration file"):
-        cached_fit(args, "detector/full", measure)
+        cached_fits(args, "detector", ["full"], measure)
