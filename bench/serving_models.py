@@ -52,12 +52,10 @@ def _models(names: list[str], args: argparse.Namespace) -> dict[str, tuple[Serve
 
 
 def _level_models(name: str, model: Any, args: argparse.Namespace) -> dict[float, ServedModel]:
-    """The brownout levels swept for ``model`` (empty unless the brownout section runs): the
-    detector's grid half-width (``--brownout-ranges-m``), the renderer's resolution divisor
-    (``--brownout-scales``), each a copy sharing the weights / map."""
-    sections = getattr(args, "sections", "brownout")
-    if "brownout" not in sections:
-        return {}
+    """The brownout levels swept for ``model``: the detector's grid half-width
+    (``--brownout-ranges-m``), the renderer's resolution divisor (``--brownout-scales``), each a
+    copy sharing the weights / map. Calibrated with the model's paths even when the brownout
+    section does not run, so that a cached calibration serves every section."""
     if name == "detector":
         from offload.serving.models.detector import DetectorModel
 
