@@ -165,10 +165,9 @@ def run(args: argparse.Namespace) -> BenchReport:
             p: {f"{b}x{1e3 * d:g}ms": g for (b, d), g in grid.items()}
             for p, grid in s.static_grid.items()
         }
-        figures.setdefault("static_perload", {})[w.name] = {
-            p: {f"{load:g}": {"max_batch": b, "max_delay_ms": 1e3 * d}}
-            for (p, load), (b, d) in s.static_perload.items()
-        }
+        perload: dict[str, dict] = figures.setdefault("static_perload", {}).setdefault(w.name, {})
+        for (p, load), (b, d) in s.static_perload.items():
+            perload.setdefault(p, {})[f"{load:g}"] = {"max_batch": b, "max_delay_ms": 1e3 * d}
         report.tables.append(_static_table(w.name, s))
     from bench.serving_brownout import brownout_section
     from bench.serving_sections import live_section
