@@ -66,6 +66,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--calib-cache", type=Path, metavar="JSON", help="reuse/keep calibration fits in this file"
     )
     p.add_argument(
+        "--service-scale-s",
+        type=float,
+        default=0.0,
+        help="scale every calibrated time so a median full request takes this long (0: as "
+        "measured; use on a loaded machine, where times are inflated many-fold)",
+    )
+    p.add_argument(
         "--sections",
         default="sweep,brownout,live",
         help="parts to run: sweep (policies), brownout, live (HTTP replay, bridge)",

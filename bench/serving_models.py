@@ -99,6 +99,7 @@ def build_workloads(
             list(variants),
             lambda v=variants, q=pool: calibrate_paired(v, q, per_size=args.calib_per_size),
         )
+        fits = _normalized(fits, model, pool, getattr(args, "service_scale_s", 0.0))
         for p, f in fits.items():
             table.add(
                 name,
@@ -132,6 +133,29 @@ def build_workloads(
             for k, m in levels.items()
         ]
     return workloads, models, extras
+
+
+def _normalized(
+    fits: dict[str, ServiceFit], model: ServedModel, pool: list[Any], median_s: float
+) -> dict[str, ServiceFit]:
+    """Every fit scaled by one factor so that the median request takes ``median_s`` on the full
+    path (0: as measured). The ratios between paths and levels, measured side by side, are
+    kept; what changes is the time scale against which the absolute settings (control period,
+    burst length, run duration) act. On a machine loaded 20x, a 19 s detection would otherwise
+    leave a handful of requests in a 120 s run and make a 5 s control period look fast."""
+    if median_s <= 0:
+        return fits
+    median = float(np.median([model.cost(r, "full") for r in pool]))
+    factor = median_s / fits["full"].predict(median, 1)
+    return {
+        k: replace(
+            f,
+            overhead_s=f.overhead_s * factor,
+            per_unit_s=f.per_unit_s * factor,
+            per_item_s=f.per_item_s * factor,
+        )
+        for k, f in fits.items()
+    }
 
 
 def _level_workload(w: Workload, m: ServedModel, pool: list[Any], fit: ServiceFit) -> Workload:
