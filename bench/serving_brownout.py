@@ -56,7 +56,15 @@ def _runs(
     for seed in range(args.brownout_seeds):
         arr = bursty_arrivals(args.brownout_load * w.capacity_hz, duration, seed, **shape)
         r = run_one(
-            w, policy, arr, duration, seed, on, brownout_period_s=period_s, brownout_factor=factor
+            w,
+            policy,
+            arr,
+            duration,
+            seed,
+            on,
+            brownout_period_s=period_s,
+            brownout_factor=factor,
+            brownout_rescue=rescue,
         )
         ok = r.status == "ok"
         cheap = float(np.mean(r.path[ok] == "brownout")) if ok.any() else 0.0
