@@ -183,12 +183,13 @@ class MixSGAAttention(nn.Module):
         scores, values = [], []
         for e in range(len(self.pool)):
             rows = (assigned == e).nonzero(as_tuple=True)[0]
-            cache.append(self.layer, e, rows, self._pooled(k[rows], e), self._pooled(v[rows], e))
+            k_e, v_e = self._pooled(k[rows], e), self._pooled(v[rows], e)
+            cache.append(self.layer, e, rows, k_e, v_e, one_per_row=True)
             keys, vals, mask = cache.view(self.layer, e)  # [B, he, n, dh], [B, n]
             if keys.shape[2] == 0:
                 continue
             qg = q.unflatten(1, (keys.shape[1], -1))  # [B, he, G, dh]: head h reads h // G
-            s = torch.einsum("bkgd,bknd->bkgn", qg, keys).flatten(1, 2) * self.scale
+            s = (qg @ keys.transpose(-1, -2)).flatten(1, 2) * self.scale  # [B, H, n]
             scores.append(s.masked_fill(~mask[:, None, :], float("-inf")))  # [B, H, n]
             values.append(vals)
         attn = torch.softmax(torch.cat(scores, dim=-1), dim=-1)
@@ -196,6 +197,6 @@ class MixSGAAttention(nn.Module):
         start = 0
         for s, vals in zip(scores, values, strict=True):
             a = attn[..., start : start + s.shape[-1]].unflatten(1, (vals.shape[1], -1))
-            out += torch.einsum("bkgn,bknd->bkgd", a, vals).flatten(1, 2)
+            out += (a @ vals).flatten(1, 2)  # [B, he, G, dh] -> [B, H, dh]
             start += s.shape[-1]
         return self.o_proj(out.reshape(b, -1))

@@ -63,19 +63,25 @@ class KVCache:
         rows: Tensor,  # [N] int64 row of each new token
         k: Tensor,  # [N, kv_heads_e, head_dim]
         v: Tensor,  # [N, kv_heads_e, head_dim]
+        one_per_row: bool = False,  # the caller guarantees distinct rows (decode)
     ) -> None:
         """Stores N tokens of one expert; several tokens may go to the same row (prefill)."""
         if rows.numel() == 0:
             return
         count = self.counts[layer][expert]
-        # Slot of each token: the row's count plus its rank among this call's tokens of that row.
-        order = torch.argsort(rows, stable=True)
-        sorted_rows = rows[order]
-        first = torch.searchsorted(sorted_rows, sorted_rows, side="left")
-        rank = torch.empty_like(rows)
-        rank[order] = torch.arange(rows.numel()) - first
-        slots = count[rows] + rank
-        self._ensure(layer, expert, int(slots.max()) + 1)
+        slots = count[rows]
+        if one_per_row:  # decode: each row appends one token (the hot path: a few ops)
+            self._ensure(layer, expert, int(count.max()) + 1)
+        else:
+            # Slot of each token: the row's count plus its rank among this call's tokens of
+            # that row.
+            order = torch.argsort(rows, stable=True)
+            sorted_rows = rows[order]
+            first = torch.searchsorted(sorted_rows, sorted_rows, side="left")
+            rank = torch.empty_like(rows)
+            rank[order] = torch.arange(rows.numel()) - first
+            slots = slots + rank
+            self._ensure(layer, expert, int(slots.max()) + 1)
         self.keys[layer][expert][rows, :, slots] = k
         self.values[layer][expert][rows, :, slots] = v
         count.index_add_(0, rows, torch.ones_like(rows))

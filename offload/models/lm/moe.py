@@ -81,6 +81,8 @@ class MoEFeedForward(nn.Module):
             xs = x[idx]
             h = F.silu(xs @ wg) * (xs @ wu)
             y.index_add_(0, idx, slot_w[idx, slot, None] * (h @ wd))
+        if not torch.is_grad_enabled():  # inference: the loss is not needed
+            return y, y.new_zeros(())
         share = torch.bincount(top_i.flatten(), minlength=self.n_experts).to(x.dtype)
         balance = self.n_experts * (share / top_i.numel() * probs.mean(dim=0)).sum()
         return y, balance

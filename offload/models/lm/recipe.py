@@ -12,6 +12,7 @@ Runs already present in ``runs.json`` are skipped, so an interrupted sweep resum
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 from collections.abc import Callable
@@ -121,7 +122,16 @@ def train_runs(
                     **record,
                 },
             )
-            records.append(json.loads(json.dumps(record)))  # as runs.json stores it
-            runs_path.write_text(json.dumps(records, indent=2) + "\n")
+            records = _append_record(runs_path, json.loads(json.dumps(record)))
             log.info("%s: val ppl %.3f, test ppl %.3f", name, val.ppl, test.ppl)
+    return records
+
+
+def _append_record(runs_path: Path, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Adds one record to runs.json under an exclusive lock (parallel sweeps share the file)."""
+    with (runs_path.parent / ".runs.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        records = json.loads(runs_path.read_text()) if runs_path.is_file() else []
+        records.append(record)
+        runs_path.write_text(json.dumps(records, indent=2) + "\n")
     return records

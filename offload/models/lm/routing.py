@@ -65,22 +65,25 @@ def causal_route(
 ) -> tuple[Tensor, Tensor, Tensor]:  # experts [B, T], used [B], count [B]
     """Inference routing: argmax under the running KV guard (see the module docstring)."""
     b, t, _ = probs.shape
-    cost = torch.tensor(costs, dtype=torch.float64, device=probs.device)  # [E]
+    cost = torch.tensor(costs, dtype=torch.float64)  # [E]
     slack = KV_SLACK_TOKENS * max(costs)
-    used = used.clone()
-    count = count.clone()
-    out = torch.empty((b, t), dtype=torch.long, device=probs.device)
+    probs = probs.detach()
+    out = torch.empty((b, t), dtype=torch.long)
     for i in range(t):
-        limit = kv_budget * (count + 1).to(torch.float64) + slack  # [B]
-        allowed = used[:, None] + cost[None, :] <= limit[:, None] + 1e-9  # [B, E]
-        allowed[:, -1] = True  # the coarsest expert always fits (its cost <= kv_budget)
-        choice = probs[:, i].detach().masked_fill(~allowed, -1.0).argmax(dim=1)  # [B]
+        limit = kv_budget * (count + 1).double() + slack  # [B]
+        # The coarsest expert always fits (its cost <= kv_budget): its column stays allowed.
+        over = (used[:, None] + cost[None, :-1]) > (limit[:, None] + 1e-9)  # [B, E-1]
+        scores = probs[:, i].clone()
+        scores[:, :-1].masked_fill_(over, -1.0)
+        choice = scores.argmax(dim=1)  # [B]
         out[:, i] = choice
-        step = (
-            torch.ones(b, dtype=torch.bool, device=probs.device) if valid is None else valid[:, i]
-        )
-        used = used + torch.where(step, cost[choice], torch.zeros_like(used))
-        count = count + step.long()
+        spent = cost[choice]
+        if valid is not None:  # padding is routed but neither spends nor counts
+            spent = spent * valid[:, i]
+            count = count + valid[:, i].long()
+        else:
+            count = count + 1
+        used = used + spent
     return out, used, count
 
 

@@ -34,8 +34,8 @@ class TrainError(ValueError):
 class TrainConfig:
     """Optimisation settings of one run."""
 
-    steps: int = 1000  # optimizer steps, >= 1
-    batch_size: int = 32  # windows per step, >= 1
+    steps: int = 1200  # optimizer steps, >= 1
+    batch_size: int = 16  # windows per step, >= 1
     seq_len: int = 128  # tokens per window (context in training), [8, max_seq_len]
     learning_rate: float = 3e-3  # peak rate, (0, 1]
     warmup_steps: int = 50  # linear warm-up, [0, steps]
