@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(libusb-1.0-0)   # open3d-cpu links libusb-1.0.so.0
+DEBIAN_PACKAGES=(libusb-1.0-0 wordnet-base)   # open3d-cpu links libusb-1.0.so.0; LM corpus
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
