@@ -45,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=("val", "test"), default="test")
     p.add_argument("--max-tokens", type=int, help="first N tokens of the split only")
     p.add_argument("--tau", type=float, action="append", help="brownout level(s) to evaluate")
+    p.add_argument("--wordnet-dir", type=Path, help="WordNet data files (default: Debian's)")
     p.set_defaults(func=_eval)
 
     p = cmds.add_parser("generate", help="continue a prompt (greedy or sampled)")
@@ -79,7 +80,9 @@ def _train(args: argparse.Namespace) -> int:
     logging.getLogger("offload.models.lm").setLevel(logging.INFO)
     chosen = {"steps": args.steps, "learning_rate": args.lr, "batch_size": args.batch_size}
     try:
-        recipe = TrainConfig(threads=args.threads, **{k: v for k, v in chosen.items() if v})
+        given = {k: v for k, v in chosen.items() if v}
+        warmup = min(TrainConfig.warmup_steps, given.get("steps", TrainConfig.steps))
+        recipe = TrainConfig(threads=args.threads, warmup_steps=warmup, **given)
         base = LMConfig(n_experts=args.experts, top_k=min(2, args.experts))
 
         def progress(name: str, step: int, info: dict[str, float]) -> None:
@@ -113,7 +116,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from offload.models.lm.checkpoint import CheckpointError, load_model
-    from offload.models.lm.corpus import CorpusError
+    from offload.models.lm.corpus import WORDNET_DIR, CorpusError
     from offload.models.lm.evaluate import evaluate
     from offload.models.lm.recipe import prepare_data
     from offload.models.lm.tokenizer import TokenizerError
@@ -121,7 +124,9 @@ def _eval(args: argparse.Namespace) -> int:
 
     try:
         model = load_model(args.model)
-        streams, _ = prepare_data(args.model.parent, model.cfg.vocab_size)
+        streams, _ = prepare_data(
+            args.model.parent, model.cfg.vocab_size, args.wordnet_dir or WORDNET_DIR
+        )
         for tau in args.tau or [1.0]:
             model.set_brownout(tau)
             r = evaluate(model, streams[args.split], max_tokens=args.max_tokens)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -63,28 +64,49 @@ def causal_route(
     count: Tensor,  # [B] int64 tokens already routed in each sequence
     valid: Tensor | None = None,  # [B, T] bool; padded positions are routed but not counted
 ) -> tuple[Tensor, Tensor, Tensor]:  # experts [B, T], used [B], count [B]
-    """Inference routing: argmax under the running KV guard (see the module docstring)."""
-    b, t, _ = probs.shape
-    cost = torch.tensor(costs, dtype=torch.float64)  # [E]
+    """Inference routing: argmax under the running KV guard (see the module docstring).
+
+    The guard is sequential in t. It runs in numpy (microseconds per position, not the tens of
+    a torch call) and skips the loop entirely when the plain argmax never breaks the guard.
+    """
+    p = probs.detach().double().numpy()  # [B, T, E]
+    cost = np.asarray(costs, dtype=np.float64)  # [E]
     slack = KV_SLACK_TOKENS * max(costs)
-    probs = probs.detach()
-    out = torch.empty((b, t), dtype=torch.long)
-    for i in range(t):
-        limit = kv_budget * (count + 1).double() + slack  # [B]
+    step = np.ones(p.shape[:2]) if valid is None else valid.numpy().astype(np.float64)  # [B, T]
+    used0, count0 = used.numpy().astype(np.float64), count.numpy().astype(np.float64)
+    # Fast path: the unconstrained argmax keeps every prefix within the guard.
+    choice = p.argmax(axis=2)  # [B, T]
+    spent = np.cumsum(cost[choice] * step, axis=1) + used0[:, None]  # KV after each token
+    counted = np.cumsum(step, axis=1) - step + count0[:, None]  # tokens before each token
+    limit = kv_budget * (counted + 1) + slack + 1e-9
+    if not (spent > limit).any():
+        return _route_out(choice, spent[:, -1] if p.shape[1] else used0, counted, step, count0)
+    out = np.empty(p.shape[:2], dtype=np.int64)
+    run_used, run_count = used0.copy(), count0.copy()
+    for i in range(p.shape[1]):
+        lim = kv_budget * (run_count + 1) + slack + 1e-9  # [B]
+        scores = p[:, i].copy()
         # The coarsest expert always fits (its cost <= kv_budget): its column stays allowed.
-        over = (used[:, None] + cost[None, :-1]) > (limit[:, None] + 1e-9)  # [B, E-1]
-        scores = probs[:, i].clone()
-        scores[:, :-1].masked_fill_(over, -1.0)
-        choice = scores.argmax(dim=1)  # [B]
-        out[:, i] = choice
-        spent = cost[choice]
-        if valid is not None:  # padding is routed but neither spends nor counts
-            spent = spent * valid[:, i]
-            count = count + valid[:, i].long()
-        else:
-            count = count + 1
-        used = used + spent
-    return out, used, count
+        scores[:, :-1][run_used[:, None] + cost[None, :-1] > lim[:, None]] = -1.0
+        out[:, i] = scores.argmax(axis=1)
+        run_used += cost[out[:, i]] * step[:, i]
+        run_count += step[:, i]
+    return (
+        torch.from_numpy(out),
+        torch.from_numpy(run_used),
+        torch.from_numpy(run_count.astype(np.int64)),
+    )
+
+
+def _route_out(
+    choice: np.ndarray, used: np.ndarray, counted: np.ndarray, step: np.ndarray, count0: np.ndarray
+) -> tuple[Tensor, Tensor, Tensor]:
+    total = count0 + step.sum(axis=1)
+    return (
+        torch.from_numpy(choice.astype(np.int64)),
+        torch.from_numpy(np.asarray(used, dtype=np.float64)),
+        torch.from_numpy(total.astype(np.int64)),
+    )
 
 
 def onehot_loss(probs: Tensor, assigned: Tensor) -> Tensor:
