@@ -36,9 +36,11 @@ def encode_stream(tok: Tokenizer, texts: list[str]) -> np.ndarray:
     """Documents -> one int32 stream, EOS after each document."""
     eos = eos_id(tok)
     parts = []
-    for enc in tok.encode_batch(texts):
-        parts.append(np.asarray(enc.ids, dtype=np.int32))
-        parts.append(np.asarray([eos], dtype=np.int32))
+    # In chunks: an Encoding carries offsets, masks and strings besides the ids; holding 100k of
+    # them at once costs about a gigabyte.
+    for start in range(0, len(texts), 4096):
+        for enc in tok.encode_batch(texts[start : start + 4096]):
+            parts.append(np.asarray([*enc.ids, eos], dtype=np.int32))
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
 
 

@@ -12,10 +12,11 @@ Runs already present in ``runs.json`` are skipped, so an interrupted sweep resum
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -79,52 +80,86 @@ def train_runs(
     streams, corpus = prepare_data(out_dir, base.vocab_size, wordnet_dir)
     runs_path = out_dir / "runs.json"
     records: list[dict[str, Any]] = json.loads(runs_path.read_text()) if runs_path.is_file() else []
-    done = {(r["variant"], r["seed"], r["model"]["kv_budget"]) for r in records}
     for seed in seeds:
         for variant in variants:
             cfg = variant_config(variant, base, kv_budget)
-            if (variant, seed, cfg.kv_budget) in done:
-                log.info("%s seed %d already in %s, skipped", variant, seed, runs_path)
-                continue
             name = f"{variant}-s{seed}" + ("" if kv_budget == 0.5 else f"-kv{kv_budget:g}")
-            run_cfg = replace(recipe, seed=seed)
-            model, history = train(
-                cfg,
-                run_cfg,
-                streams.train,
-                streams.val,
-                progress=None if progress is None else (lambda s, i, n=name: progress(n, s, i)),
-            )
-            round_weights(model)  # the figures below are those of the stored float16 weights
-            calibrate_usage(
-                model, eval_windows(streams.train, recipe.seq_len)[:CALIBRATION_WINDOWS]
-            )
-            val = evaluate(model, streams.val, recipe.seq_len)
-            test = evaluate(model, streams.test, recipe.seq_len)
-            path = save_model(model, out_dir / f"{name}.safetensors")
-            record = {
-                "variant": variant,
-                "seed": seed,
-                "model": asdict(cfg),
-                "parameters": sum(p.numel() for p in model.parameters()),
-                "kv_bytes_per_token_fp16": cfg.kv_bytes_per_token(2),
-                "val": val.to_dict(),
-                "test": test.to_dict(),
-                "train_s": history["train_s"][0],
-            }
-            write_provenance(
-                path,
-                {
-                    "command": command,
-                    "corpus": corpus,
-                    "recipe": asdict(run_cfg),
-                    "history": {k: v for k, v in history.items() if k != "config"},
-                    **record,
-                },
-            )
-            records = _append_record(runs_path, json.loads(json.dumps(record)))
-            log.info("%s: val ppl %.3f, test ppl %.3f", name, val.ppl, test.ppl)
+            with _claim(out_dir / f".{name}.lock") as mine:
+                records = json.loads(runs_path.read_text()) if runs_path.is_file() else []
+                done = {(r["variant"], r["seed"], r["model"]["kv_budget"]) for r in records}
+                if not mine or (variant, seed, cfg.kv_budget) in done:
+                    log.info("%s: done or being trained by another process, skipped", name)
+                    continue
+                records = _one_run(
+                    out_dir, name, variant, seed, cfg, recipe, streams, corpus, command, progress
+                )
     return records
+
+
+def _one_run(
+    out_dir: Path,
+    name: str,
+    variant: Variant,
+    seed: int,
+    cfg: LMConfig,
+    recipe: TrainConfig,
+    streams: TokenSplits,
+    corpus: dict[str, Any],
+    command: str,
+    progress: Callable[[str, int, dict[str, float]], None] | None,
+) -> list[dict[str, Any]]:
+    """Trains, evaluates and stores one run; returns runs.json's records."""
+    run_cfg = replace(recipe, seed=seed)
+    model, history = train(
+        cfg,
+        run_cfg,
+        streams.train,
+        streams.val,
+        progress=None if progress is None else (lambda s, i, n=name: progress(n, s, i)),
+    )
+    round_weights(model)  # the figures below are those of the stored float16 weights
+    calibrate_usage(model, eval_windows(streams.train, recipe.seq_len)[:CALIBRATION_WINDOWS])
+    val = evaluate(model, streams.val, recipe.seq_len)
+    test = evaluate(model, streams.test, recipe.seq_len)
+    path = save_model(model, out_dir / f"{name}.safetensors")
+    record = {
+        "variant": variant,
+        "seed": seed,
+        "model": asdict(cfg),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "kv_bytes_per_token_fp16": cfg.kv_bytes_per_token(2),
+        "val": val.to_dict(),
+        "test": test.to_dict(),
+        "train_s": history["train_s"][0],
+    }
+    write_provenance(
+        path,
+        {
+            "command": command,
+            "corpus": corpus,
+            "recipe": asdict(run_cfg),
+            "history": {k: v for k, v in history.items() if k != "config"},
+            **record,
+        },
+    )
+    log.info("%s: val ppl %.3f, test ppl %.3f", name, val.ppl, test.ppl)
+    return _append_record(out_dir / "runs.json", json.loads(json.dumps(record)))
+
+
+@contextlib.contextmanager
+def _claim(path: Path) -> Iterator[bool]:
+    """An exclusive, non-blocking lock on ``path`` (released when the process dies): parallel
+    ``robomr lm train`` processes on one folder never train the same run twice."""
+    with path.open("w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _append_record(runs_path: Path, record: dict[str, Any]) -> list[dict[str, Any]]:
