@@ -13,7 +13,9 @@ Policies are pure: they read the observation and return a decision, nothing else
 * ``bucket``: BucketServe (arXiv 2507.17120): requests are grouped by total length (prompt +
   max_tokens) into buckets [L, U); buckets are served in order of their most urgent request (SLO
   slack = TTFT deadline - now); each bucket's group is prefilled on its own (little padding), and
-  its members are admitted in slack order while their KV reservations fit. The BucketServe cap
+  its members are admitted in slack order while their KV reservations fit. A group that is not
+  yet full may wait for more members while its TTFT slack allows (``_dispatch_now``): fewer,
+  fuller prefills stall the running sequences' decoding less often. The BucketServe cap
   ``floor(free KV / (U x bytes per token))`` is the case where each member reserves its bucket's
   bound U; requests here state max_tokens, so each reserves exactly prompt + max_tokens, which
   admits at least as many and still can never overflow.
@@ -65,6 +67,8 @@ class PolicyConfig:
     max_prefill_tokens: int = 4096  # padded prompt tokens prefilled per step, >= 1
     max_queue_delay_s: float = 0.05  # static: longest wait before a partial batch starts, >= 0
     bucket_bounds: tuple[int, ...] = (32, 64, 128, 256)  # bucket: upper bounds U, increasing
+    bucket_min_batch: int = 4  # bucket: a group this size starts at once, >= 1
+    bucket_max_wait: float = 0.25  # bucket: share of its TTFT objective a request may wait, [0, 1]
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_batch <= 4096:
@@ -73,6 +77,10 @@ class PolicyConfig:
             raise SchedulingError(f"max_prefill_tokens={self.max_prefill_tokens} must be >= 1")
         if self.max_queue_delay_s < 0:
             raise SchedulingError(f"max_queue_delay_s={self.max_queue_delay_s} must be >= 0")
+        if self.bucket_min_batch < 1:
+            raise SchedulingError(f"bucket_min_batch={self.bucket_min_batch} must be >= 1")
+        if not 0.0 <= self.bucket_max_wait <= 1.0:
+            raise SchedulingError(f"bucket_max_wait={self.bucket_max_wait} is out of bounds [0, 1]")
         b = self.bucket_bounds
         if not b or list(b) != sorted(set(b)) or b[0] < 1:
             raise SchedulingError(f"bucket_bounds={b} must be positive and increasing")
@@ -155,10 +163,28 @@ def admit_bucket(obs: AdmitObservation, cfg: PolicyConfig) -> list[list[Pending]
             prefill,
             stop_at_first_misfit=False,
         )
-        if group:
+        if group and _dispatch_now(buckets[b], group, obs, cfg):
             groups.append(group)
             free, slots, prefill = free - used, slots - len(group), prefill - padded
     return groups
+
+
+def _dispatch_now(
+    members: list[Pending], group: list[Pending], obs: AdmitObservation, cfg: PolicyConfig
+) -> bool:
+    """Start a bucket's group now, or let it fill while its requests' TTFT slack allows.
+
+    Each prefill stalls every running sequence's decode, so fewer, fuller prefills keep time
+    per output token low. A group starts when nothing is running (no stall to save), when it is
+    full (``bucket_min_batch`` requests, or more waiting than fit), or when its most urgent
+    request has used ``bucket_max_wait`` of its TTFT objective waiting.
+    """
+    if obs.running == 0 or len(group) >= cfg.bucket_min_batch or len(members) > len(group):
+        return True
+    return any(
+        obs.now_s - r.arrival_s >= cfg.bucket_max_wait * (r.ttft_deadline_s - r.arrival_s)
+        for r in group
+    )
 
 
 ADMIT: dict[PolicyName, Callable[[AdmitObservation, PolicyConfig], list[list[Pending]]]] = {

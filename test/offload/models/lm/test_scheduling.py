@@ -101,6 +101,22 @@ def test_bucket_admission(waiting, state, expected):
     assert names(admit_bucket(obs(waiting, **state), CFG)) == expected
 
 
+@pytest.mark.parametrize(
+    ("n_waiting", "running", "now", "admitted"),
+    [
+        (1, 0, 0.0, 1),  # nothing runs: no decode to protect, start at once
+        (1, 3, 0.0, 0),  # a lone request waits for company while others decode ...
+        (1, 3, 0.2, 0),  # ... up to a quarter of its TTFT objective (1 s here) ...
+        (1, 3, 0.25, 1),  # ... and then starts alone
+        (4, 3, 0.0, 4),  # a full group (bucket_min_batch = 4) starts at once
+    ],
+)
+def test_bucket_group_waits_to_fill_while_slack_allows(n_waiting, running, now, admitted):
+    waiting = [Req(str(i), 10, 10) for i in range(n_waiting)]
+    groups = admit_bucket(obs(waiting, running=running, now=now), CFG)
+    assert sum(len(g) for g in groups) == admitted
+
+
 def test_bucket_groups_respect_the_prefill_token_budget():
     cfg = PolicyConfig(max_batch=8, max_prefill_tokens=100, bucket_bounds=(32, 64, 128, 256))
     waiting = [Req(str(i), 30, 10) for i in range(5)]  # padded 30 tokens each
