@@ -14,4 +14,5 @@ BENCHMARKS: dict[str, str] = {
     "detector": "bench.bench_detector",
     "croa": "bench.bench_croa",
     "e2e": "bench.bench_e2e",
+    "lm": "bench.bench_lm",
 }
