@@ -15,4 +15,5 @@ BENCHMARKS: dict[str, str] = {
     "croa": "bench.bench_croa",
     "e2e": "bench.bench_e2e",
     "lm": "bench.bench_lm",
+    "mapmatch": "bench.bench_mapmatch",
 }

@@ -3,6 +3,9 @@
 Bags are written with rosbags' rosbag2 writer (format version 9, MCAP storage, metadata.yaml
 with offered QoS per topic), so ``ros2 bag info/play``, RViz (through ``ros2 bag play``) and
 Foxglove open them, and the independent ``mcap`` + ``mcap-ros2-support`` readers decode them.
+``ros_distro`` in the metadata names the distribution whose message definitions the bag holds
+(:data:`ROS_DISTRO`); a copy keeps each topic's offered QoS, so ``ros2 bag play`` still offers a
+latched topic as transient local.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
 from robomr_nodes.api import QosProfile
 from robomr_nodes.messages import MessageError, deserialize, serialize, typestore
+
+ROS_DISTRO = "jazzy"  # robomr's messages are rosbags' Stores.ROS2_JAZZY (messages.py)
 
 
 class BagError(RuntimeError):
@@ -123,7 +128,13 @@ class BagRecorder:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._writer.close()
+            _close_naming_distro(self._writer, self.path)
+
+    def add_raw_connection(self, topic: str, typename: str, offered_qos: list[Qos]) -> None:
+        """Declares a topic with rosbags QoS profiles as they are (a copy keeps them)."""
+        self._connections[topic] = self._writer.add_connection(
+            topic, typename, typestore=typestore(), offered_qos_profiles=offered_qos
+        )
 
     def __enter__(self) -> BagRecorder:
         return self
@@ -219,9 +230,33 @@ def copy_bag(src: str | Path, dst: str | Path, topics: Iterable[str]) -> int:
     """
     wanted = set(topics)
     with BagRecorder(dst, topics=wanted, custom_data=bag_info(src).custom_data) as out:
+        reader = _open(Path(src))
+        try:
+            for conn in reader.connections:
+                if conn.topic in wanted and conn.topic not in out._connections:
+                    qos = list(getattr(conn.ext, "offered_qos_profiles", []) or [])
+                    out.add_raw_connection(conn.topic, conn.msgtype, qos)
+        finally:
+            reader.close()
         for m in read_bag(src, wanted):
             out.write_raw(m.topic, m.typename, m.stamp_ns, m.raw)
         return out.count
+
+
+def _close_naming_distro(writer: Writer, path: Path) -> None:
+    """Closes the writer with ``ros_distro: ROS_DISTRO`` (rosbags writes "rosbags") in both
+    metadata.yaml and the metadata record that the MCAP file carries for rosbag2."""
+    storage = writer.storage
+    if storage is not None:
+        close_storage = storage.close
+        storage.close = lambda version, meta: close_storage(  # type: ignore[method-assign]
+            version, meta.replace("ros_distro: rosbags", f"ros_distro: {ROS_DISTRO}")
+        )
+    writer.close()
+    meta = path / "metadata.yaml"
+    if meta.exists():
+        text = meta.read_text()
+        meta.write_text(text.replace("ros_distro: rosbags", f"ros_distro: {ROS_DISTRO}"))
 
 
 def digest(messages: Iterable[BagMessage]) -> str:

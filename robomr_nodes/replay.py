@@ -1,7 +1,10 @@
 """Replays a bag's input topics into chosen nodes on sim time and records their outputs.
 
 The nodes and their parameters come from the run that recorded the bag (stored in the bag's
-metadata), so the same bag and nodes give byte-identical outputs on every replay.
+metadata), so the same bag and nodes give byte-identical outputs on every replay. Nodes on sim
+time get their clock from the player, as with ``ros2 bag play --clock``: it publishes ``/clock``
+at each recorded timestamp just before that timestamp's messages (a recorded ``/clock`` is not
+fed), so every node reads the same "now" as in the recorded run.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from robomr_nodes.bag import BagError, BagMessage, BagRecorder, bag_info, digest, read_bag
+from robomr_nodes.messages import new_message, time_msg
 from robomr_nodes.runner import GRAPH_KEY, START_KEY, RunOptions, build_executor, graph_from_yaml
 from robomr_nodes.runtime.executor import EmbeddedExecutor
 
 # Diagnostics carry wall-clock processing times: recorded, but left out of the output digest.
 NONDETERMINISTIC_TYPES = frozenset({"diagnostic_msgs/msg/DiagnosticArray"})
+CLOCK_TOPIC = "/clock"
 
 
 class ReplayError(RuntimeError):
@@ -50,6 +55,7 @@ class _BagPlayer:
         executor: EmbeddedExecutor,
         messages: Iterator[BagMessage],
         types_by_topic: dict[str, str],
+        publish_clock: bool,
     ) -> None:
         self._executor = executor
         self._messages = messages
@@ -58,6 +64,11 @@ class _BagPlayer:
             t: executor.create_injector(ty, t, "latched", node="bag_player")
             for t, ty in types_by_topic.items()
         }
+        self._clock = (
+            executor.create_injector("rosgraph_msgs/msg/Clock", CLOCK_TOPIC, node="bag_player")
+            if publish_clock
+            else None
+        )
         self.count = 0
         self._ahead = next(self._messages, None)
         self._schedule_next()
@@ -73,6 +84,9 @@ class _BagPlayer:
         self._executor.schedule(batch[0].stamp_ns, lambda: self._inject(batch), "bag_player")
 
     def _inject(self, batch: list[BagMessage]) -> None:
+        if self._clock is not None:
+            clock = time_msg(batch[0].stamp_ns)
+            self._clock.publish(new_message("rosgraph_msgs/msg/Clock", clock=clock))
         for msg in batch:
             self._injectors[msg.topic].publish(msg.decode())
         self.count += len(batch)
@@ -117,7 +131,10 @@ def replay(bag: str | Path, node_names: list[str] | None, out: str | Path) -> Re
         inputs = sorted(
             t
             for t, ti in topics.items()
-            if t in info.topics and t not in outputs and node_fq & set(ti.subscribers)
+            if t in info.topics
+            and t not in outputs
+            and t != CLOCK_TOPIC
+            and node_fq & set(ti.subscribers)
         )
         if not inputs:
             raise ReplayError(
@@ -128,7 +145,15 @@ def replay(bag: str | Path, node_names: list[str] | None, out: str | Path) -> Re
         shutil.rmtree(out_path, ignore_errors=True)
         raise
     fed.update(inputs)
-    player = _BagPlayer(executor, read_bag(bag, inputs), {t: info.topics[t][0] for t in inputs})
+    clock_readers = (
+        node_fq & set(topics[CLOCK_TOPIC].subscribers) if CLOCK_TOPIC in topics else set()
+    )
+    publish_clock = bool(clock_readers) and CLOCK_TOPIC not in outputs
+    if publish_clock:
+        fed.add(CLOCK_TOPIC)  # the player's clock is input, not output
+    player = _BagPlayer(
+        executor, read_bag(bag, inputs), {t: info.topics[t][0] for t in inputs}, publish_clock
+    )
     try:  # run to the bag's last message; outputs take no sim time, so none are cut off
         executor.spin(duration_s=max(info.end_ns - start_ns, 0) / 1e9)
     finally:

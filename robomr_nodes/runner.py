@@ -106,6 +106,8 @@ def run_plan(
     """Builds the plan's graph, runs it for ``options.duration_s`` and closes the bag."""
     for item in plan.skipped:
         _log.warning("skipped on the embedded backend: %s", item)
+    for item in plan.warnings:
+        _log.warning("%s", item)
     recorder = None
     if options.record is not None:
         custom = {GRAPH_KEY: graph_to_yaml(plan.nodes), START_KEY: str(options.start_ns)}

@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     scenario_args(p)
     p.add_argument("--out", type=Path, required=True, metavar="SDF")
     p.add_argument("--beams", type=int, default=32, choices=SUPPORTED_BEAMS)
-    p.add_argument("--no-robot", action="store_true", help="leave out the lidar robot model")
+    p.add_argument("--no-robot", action="store_true", help="leave out the robot model")
     p.set_defaults(func=_export_sdf)
 
     p = sim_sub.add_parser("dataset", help="write a labelled lidar dataset")

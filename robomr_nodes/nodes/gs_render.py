@@ -1,10 +1,10 @@
 """``gs_render``: renders the robot's camera view from a Gaussian-splatting map (GSRMR).
 
 Subscribes ``camera/camera_info`` (the real camera's intrinsics and stamps, sensor-data QoS),
-``odom`` (map -> base_link) and ``/tf_static`` (base_link -> camera frame). For every camera
+``odom`` (in ``odom``) and ``/tf_static`` (map -> odom, base_link -> camera frame). For every camera
 info it renders the map at the camera pose of the newest odometry and publishes ``gs/image``
 (sensor_msgs/Image, rgb8) with the camera info's header, so the render and the real frame pair
-up by stamp. ``gs_render/status`` (DiagnosticArray) reports the render time.
+up by stamp. ``/diagnostics`` (DiagnosticArray, status ``gs_render``) reports the render time.
 
 The map is a 3DGS .ply (``model_path``), or, when that is empty, built at start-up from the
 simulator scenario's surface samples (``scenario``, ``seed``, ``spacing_m``) — what a robot
@@ -22,7 +22,7 @@ import numpy as np
 from geometry.transforms import pose_to_transform
 from robomr_nodes.api import NodeHandle, RobomrNode
 from robomr_nodes.convert.image import array_to_image, camera_info_to_k
-from robomr_nodes.convert.tf import odometry_to_pose
+from robomr_nodes.convert.tf import odometry_in_frame
 from robomr_nodes.diagnostics import diagnostic_array
 from robomr_nodes.params import param
 from robomr_nodes.runtime.entry import run_node
@@ -39,6 +39,7 @@ class GsRenderParams:
     )
     backend: str = param("auto", "rasterizer", choices=("auto", "torch", "gsplat"))
     base_frame: str = param("base_link", "robot frame of the odometry")
+    map_frame: str = param("map", "frame of the Gaussian map (REP 105 map)")
     threads: int = param(1, "torch CPU threads (0: torch's default)", min_value=0, max_value=256)
 
 
@@ -75,7 +76,7 @@ class GsRenderNode(RobomrNode):
         self._T_world_base: np.ndarray | None = None
         self._image = handle.create_publisher("sensor_msgs/msg/Image", "gs/image", "sensor_data")
         self._status = handle.create_publisher(
-            "diagnostic_msgs/msg/DiagnosticArray", "gs_render/status"
+            "diagnostic_msgs/msg/DiagnosticArray", "/diagnostics"
         )
         handle.create_subscription(
             "tf2_msgs/msg/TFMessage", "/tf_static", self._static.update, "latched"
@@ -86,7 +87,11 @@ class GsRenderNode(RobomrNode):
         )
 
     def _on_odom(self, msg: Any) -> None:
-        x, y, yaw, _ = odometry_to_pose(msg)
+        pose = odometry_in_frame(msg, self._static, self.params.map_frame)
+        if pose is None:
+            self.log.debug("no %s -> %s transform yet", self.params.map_frame, msg.header.frame_id)
+            return
+        x, y, yaw, _ = pose
         if np.all(np.isfinite([x, y, yaw])):
             self._T_world_base = pose_to_transform(x, y, 0.0, yaw)
 

@@ -37,11 +37,12 @@ from planning.gsclo import (
 from planning.gsclo.channel import path_gain
 from robomr_nodes.api import NodeHandle, RobomrNode
 from robomr_nodes.convert.image import ImageError, image_to_array
-from robomr_nodes.convert.tf import odometry_to_pose
+from robomr_nodes.convert.tf import odometry_in_frame
 from robomr_nodes.diagnostics import diagnostic_array
 from robomr_nodes.messages import stamp_ns
 from robomr_nodes.params import param
 from robomr_nodes.runtime.entry import run_node
+from robomr_nodes.tf_static import StaticTransforms
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,10 @@ class GscloSchedulerNode(RobomrNode):
         self._decision = handle.create_publisher(
             "diagnostic_msgs/msg/DiagnosticArray", "gsclo/decision"
         )
+        self._static = StaticTransforms()  # map -> odom (REP 105): the base station is in map
+        handle.create_subscription(
+            "tf2_msgs/msg/TFMessage", "/tf_static", self._static.update, "latched"
+        )
         handle.create_subscription("nav_msgs/msg/Odometry", "odom", self._on_odom)
         handle.create_subscription(
             "sensor_msgs/msg/Image",
@@ -111,8 +116,9 @@ class GscloSchedulerNode(RobomrNode):
         )
 
     def _on_odom(self, msg: Any) -> None:
-        x, y, _, _ = odometry_to_pose(msg)
-        self._xy = (x, y)
+        pose = odometry_in_frame(msg, self._static, "map")
+        if pose is not None:
+            self._xy = pose[:2]
 
     def _on_image(self, kind: str, msg: Any) -> None:
         stamp = stamp_ns(msg.header.stamp)

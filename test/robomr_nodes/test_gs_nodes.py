@@ -89,7 +89,7 @@ def test_unpaired_and_mismatched_frames_are_dropped(caplog: pytest.LogCaptureFix
     from robomr_nodes.convert.tf import odometry
 
     t0 = ex.now_ns()
-    ex.schedule(t0, lambda: odom.publish(odometry(0, 0, 0, 0, 0, 0, t0)))
+    ex.schedule(t0, lambda: odom.publish(odometry(0, 0, 0, 0, 0, 0, t0, "map")))
     small, big = np.zeros((4, 4, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)
     # frame 1: no render ever; frame 2: sizes differ; frame 3 arrives 1 s later
     ex.schedule(t0 + 1, lambda: real.publish(array_to_image(small, header(t0 + 1, "cam"))))
