@@ -134,10 +134,11 @@ class EngineRunner:
         while True:
             kind, value = item
             if kind == "submit":
+                req: LMRequest = value  # type: ignore[assignment]
                 try:
-                    self.engine.submit(value)  # type: ignore[arg-type]
+                    self.engine.submit(req)
                 except EngineError as err:  # cannot happen after check(); keep the loop alive
-                    log.warning("request %s rejected: %s", value.request_id, err)  # type: ignore[attr-defined]
+                    log.warning("request %s rejected: %s", req.request_id, err)
             elif kind == "abort":
                 self.engine.abort(str(value))
             try:
