@@ -31,6 +31,7 @@ NODE_EXECUTABLES = {
     "scene_publisher": "robomr_nodes.nodes.scene_publisher:main",
     "path_follower": "robomr_nodes.nodes.path_follower:main",
     "map_matcher": "robomr_nodes.nodes.map_matcher:main",
+    "edge_bridge": "robomr_nodes.nodes.edge_bridge:main",
 }
 
 
@@ -62,6 +63,6 @@ setup(
     python_requires=">=3.10",
     entry_points={
         "console_scripts": [f"{name} = {target}" for name, target in NODE_EXECUTABLES.items()]
-        + ["robomr = robomr_nodes.cli.main:main"],
+        + ["robomr = robomr_nodes.cli.entry:main"],
     },
 )
