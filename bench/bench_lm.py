@@ -88,8 +88,10 @@ def run(args: argparse.Namespace) -> BenchReport:
         },
     )
     figures: dict[str, Any] = {}
-    quality_section(args, model, streams, report, figures)
+    # serving first: the quality section reads runs.json last, so a sweep still training its
+    # later seeds while this runs is counted as far as it got (the table shows the seeds)
     serving(args, model, streams, report, figures)
+    quality_section(args, model, streams, report, figures)
     report.figures = figures
     report.notes.append(
         f"corpus sha256 {corpus['sha256'][:16]}..., test split {corpus['tokens']['test']} tokens"

@@ -31,6 +31,8 @@ from offload.models.lm.engine import Engine, EngineConfig
 from offload.models.lm.model import MoELM
 from offload.models.lm.scheduling import PolicyConfig
 from offload.models.lm.tokenizer import load_tokenizer
+from offload.serving.brownout import BrownoutConfig
+from offload.serving.models.lm import expert_level_law
 
 BURST_PERIOD_S = 6.0  # on/off cycle of the burst pattern (virtual seconds)
 BURST_S = 3.0  # burst length within each cycle
@@ -188,18 +190,13 @@ def _brownout(
 
 
 def _law(slo: Slo, n_experts: int) -> Callable[[float, list[Outcome]], float | None]:
-    """The serving issue's BrownoutServe law on the P90 of normalised latency (1 = the SLO),
-    its level rounded to whole experts."""
-    from offload.serving.brownout_law import BrownoutObservation, BrownoutState, decide
-
-    state = [BrownoutState()]
+    """The serving issue's BrownoutServe law (``offload.serving.brownout.decide``, as the HTTP
+    service runs it) on each finished request's latency / SLO, its level rounded to whole
+    experts."""
+    level = expert_level_law(BrownoutConfig(slo_s=1.0, period_s=CONTROL_PERIOD_S), n_experts)
 
     def law(now: float, done: list[Outcome]) -> float | None:
-        if not done:
-            return None
-        p90 = float(np.percentile([o.normalized(slo) for o in done], 90))
-        tau, state[0] = decide(BrownoutObservation(p90_latency_s=p90, slo_s=1.0), state[0])
-        return round(tau * n_experts) / n_experts
+        return level([o.normalized(slo) for o in done])
 
     return law
 
