@@ -31,6 +31,11 @@ DESCRIPTION = (
     "brownout SLO violations under bursts"
 )
 MODELS = Path(__file__).resolve().parents[1] / "models" / "lm"
+TRAIN_HINT = (
+    "train the three variants first: robomr lm train --out models/lm --variants mixsga,gqa,mha "
+    "--seeds 0,1,2 (docs/lm.md, about 2 CPU-hours), then cp models/lm/mixsga-s0.safetensors "
+    "models/lm/mixsga.safetensors"
+)
 
 
 class LMReport(BenchReport):
@@ -77,6 +82,8 @@ def run(args: argparse.Namespace) -> BenchReport:
     from offload.models.lm.recipe import prepare_data
 
     torch.set_num_threads(1)
+    if not args.model.is_file() or not args.runs.is_file():
+        raise ValueError(f"{args.model} or {args.runs} not found: {TRAIN_HINT}")
     model = load_model(args.model)
     streams, corpus = prepare_data(
         args.model.parent, model.cfg.vocab_size, args.wordnet_dir or WORDNET_DIR

@@ -120,7 +120,8 @@ class LMModel:
                 model = load_model(path)
                 backend = MoEBackend(model, load_tokenizer(path.parent / "tokenizer.json"))
         except (CheckpointError, HFCheckpointError, TokenizerError, OSError) as err:
-            raise ModelError(f"lm: {err}") from err
+            hint = "" if model_path or hf_dir else " (train it: docs/lm.md, `robomr lm train`)"
+            raise ModelError(f"lm: {err}{hint}") from err
         return cls(backend, kv_budget_mb, tpot_slo_ms, max_tokens_limit)
 
     def start(
