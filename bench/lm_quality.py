@@ -152,7 +152,8 @@ def quality_section(
     shipped = evaluate(model, streams.test, seq, max_tokens=args.eval_tokens)
     ablation = random_router_ppl(model, streams.test, args.eval_tokens, seq, args.seed)
     models = variant_models(model)
-    windows = torch.from_numpy(streams.test[: 16 * seq].astype(np.int64)).view(16, seq)
+    n_win = max(1, min(16, len(streams.test) // seq))  # 16 windows of test text (fewer if short)
+    windows = torch.from_numpy(streams.test[: n_win * seq].astype(np.int64)).view(n_win, seq)
     rng = np.random.default_rng(args.seed)
     table = Table(
         f"test perplexity over seeds at KV budget {model.cfg.kv_budget} of MHA (mean, sd, "
