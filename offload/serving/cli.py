@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from offload.serving.config import ServeConfig
 
 POLICIES = ("bucket", "static", "fifo", "none")  # offload.serving.config.POLICIES (a test checks)
-MODELS = ("detector", "gs_render")  # offload.serving.model.MODEL_FACTORIES (a test checks)
+MODELS = ("detector", "gs_render", "lm")  # offload.serving.model.MODEL_FACTORIES (a test checks)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -70,6 +70,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body")
     p.add_argument("--detector-model", default="", help="detector weights (default: the shipped)")
     p.add_argument("--render-map", default="", help="3DGS .ply map of gs_render")
+    p.add_argument("--lm-model", default="", help="lm weights (default: models/lm/mixsga)")
+    p.add_argument("--lm-hf-dir", default="", help="serve a local Hugging Face checkpoint as lm")
+    p.add_argument(
+        "--lm-tpot-slo-ms", type=float, default=200.0, help="lm time-per-output-token objective"
+    )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     p.add_argument("--ready-file", type=Path, help="write {url, pid} here once listening")
 
@@ -111,6 +116,11 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
                 "gs_render": {
                     "map_path": args.render_map,
                     "brownout_scale": args.render_brownout_scale,
+                },
+                "lm": {
+                    "model_path": args.lm_model,
+                    "hf_dir": args.lm_hf_dir,
+                    "tpot_slo_ms": args.lm_tpot_slo_ms,
                 },
             },
         )

@@ -21,7 +21,7 @@ from offload.serving.wire import WireLimits
 POLICIES: tuple[str, ...] = ("bucket", "static", "fifo", "none")
 # Latency objective per model when none is configured (s): a detection must be back within
 # three lidar periods at 10 Hz, a render within two camera periods at 5 Hz.
-DEFAULT_SLO_S: dict[str, float] = {"detector": 0.3, "gs_render": 0.4}
+DEFAULT_SLO_S: dict[str, float] = {"detector": 0.3, "gs_render": 0.4, "lm": 1.0}  # lm: TTFT
 
 
 class ServeConfigError(ValueError):

@@ -87,6 +87,7 @@ TINY: dict[str, list[str]] = {
         *("--http-policies", "bucket", "--bridge-frames", "2", "--no-progress"),
     ],
 }
+TINY["lm"] = []  # needs trained weights: made per test by _lm_args
 # Benchmarks whose --json layout an issue fixes (not the generic report).
 EXACT_JSON = {"mapmatch"}
 
@@ -100,7 +101,8 @@ def test_benchmark_runs_and_reports_ratios(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / f"{name}.json"
-    assert main(["bench", name, *TINY[name], "--json", str(out)]) == 0
+    args = _lm_args(tmp_path) if name == "lm" else TINY[name]
+    assert main(["bench", name, *args, "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     if name not in EXACT_JSON:
         assert report["name"] == name and report["tables"] and report["machine"]["cores"]
@@ -112,6 +114,34 @@ def test_benchmark_runs_and_reports_ratios(
                     "apo_speedup_vs_highs_direct", "psnr_at_equal_energy",
                     "ssim_at_equal_energy", "seeds"):  # fmt: skip
             assert key in report, key
+    if name == "lm":  # the figures issue 20 names, at the JSON's top level
+        assert set(report["ppl"]) == {"mixsga", "gqa", "mha"}
+        assert all({"mean", "std"} <= set(v) for v in report["ppl"].values())
+        for key in ("kv_bytes_per_token", "decode_tokens_per_s"):
+            assert set(report[key]) == {"mixsga", "gqa", "mha"}, key
+        for key in ("goodput_ratio_bucket_over_static", "brownout_violation_reduction"):
+            assert isinstance(report[key], float), key
+        assert set(report["brownout_ppl_cost"]) == {"1.0", "0.0"}
+
+
+def _lm_args(tmp_path: Path) -> list[str]:
+    """bench lm at a tiny setting: the three variants trained for 2 steps (seed 0) on a
+    synthetic corpus in WordNet's format, a few trace rows, two brownout levels."""
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "offload" / "models" / "lm" / "test_corpus.py"
+    spec = importlib.util.spec_from_file_location("lm_fake_corpus", path)
+    corpus = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(corpus)
+    wordnet = corpus.write_fake_wordnet(tmp_path / "wordnet", n=1000)
+    runs = tmp_path / "lm"
+    assert main(["lm", "train", "--out", str(runs), "--variants", "mixsga,gqa,mha", "--seeds", "0",
+                 "--steps", "2", "--batch-size", "2", "--experts", "2",
+                 "--wordnet-dir", str(wordnet)]) == 0  # fmt: skip
+    return ["--model", str(runs / "mixsga-s0.safetensors"), "--runs", str(runs / "runs.json"),
+            "--wordnet-dir", str(wordnet), "--eval-tokens", "256", "--requests", "8",
+            "--loads", "1", "--static-batches", "2", "--burst-seconds", "2",
+            "--burst-factors", "1.3", "--levels", "1,0", "--decode-steps", "2"]  # fmt: skip
 
 
 def test_mapmatch_json_has_the_issues_layout(tmp_path: Path) -> None:

@@ -64,6 +64,10 @@ PIP = {
     "pyrosm": "pyrosm",
     "leuvenmapmatching": "leuvenmapmatching",
     "numba": "numba",
+    "tokenizers": "tokenizers",
+    "safetensors": "safetensors",
+    "transformers": "transformers",
+    "openai": "openai",
 }
 AMENT_LINTERS = {"ament_flake8", "ament_pep257", "ament_xmllint"}  # test_ament_lint.py
 LAUNCHED_COMMANDS = {"gz": "ros_gz_sim"}  # `executable: cmd:` programs -> their package
