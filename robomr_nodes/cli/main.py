@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "robomr_nodes.cli.cmd_bench",
     "robomr_nodes.cli.cmd_sim",
     "robomr_nodes.cli.cmd_perception",
+    "robomr_nodes.cli.cmd_cluster",
 ]
 
 
