@@ -15,6 +15,7 @@ PYTHON_PACKAGES = [
     "sim",
     "offload",
     "bench",
+    "mapmatch",
 ]
 
 # One console script per node (ros2 run robomr <exec>), plus the `robomr` CLI.
@@ -29,6 +30,7 @@ NODE_EXECUTABLES = {
     "croa_planner": "robomr_nodes.nodes.croa_planner:main",
     "scene_publisher": "robomr_nodes.nodes.scene_publisher:main",
     "path_follower": "robomr_nodes.nodes.path_follower:main",
+    "map_matcher": "robomr_nodes.nodes.map_matcher:main",
 }
 
 
@@ -60,6 +62,6 @@ setup(
     python_requires=">=3.10",
     entry_points={
         "console_scripts": [f"{name} = {target}" for name, target in NODE_EXECUTABLES.items()]
-        + ["robomr = robomr_nodes.cli.main:main"],
+        + ["robomr = robomr_nodes.cli.entry:main"],
     },
 )

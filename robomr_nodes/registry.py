@@ -20,6 +20,7 @@ NODE_CLASSES: dict[str, str] = {
     "croa_planner": "robomr_nodes.nodes.croa_planner:CroaPlannerNode",
     "scene_publisher": "robomr_nodes.nodes.scene_publisher:ScenePublisherNode",
     "path_follower": "robomr_nodes.nodes.path_follower:PathFollowerNode",
+    "map_matcher": "robomr_nodes.nodes.map_matcher:MapMatcherNode",
 }
 
 

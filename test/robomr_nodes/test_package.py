@@ -23,6 +23,7 @@ PYTHON_PACKAGES = (
     "planning",
     "gs_render",
     "sim",
+    "mapmatch",
     "offload",
     "bench",
 )  # fmt: skip  (setup.py installs these)
@@ -35,6 +36,9 @@ ROSDEP = {
     "tqdm": "python3-tqdm",
     "PIL": "python3-pil",
     "psutil": "python3-psutil",
+    "shapely": "python3-shapely",
+    "pyproj": "python3-pyproj",
+    "networkx": "python3-networkx",
     "rclpy": "rclpy",
     "rcl_interfaces": "rcl_interfaces",
     "rosidl_runtime_py": "rosidl_runtime_py",
@@ -57,6 +61,8 @@ PIP = {
     "kubernetes": "kubernetes",
     "kubernetes_validate": "kubernetes-validate",
     "shapefile": "pyshp",
+    "pyrosm": "pyrosm",
+    "leuvenmapmatching": "leuvenmapmatching",
 }
 AMENT_LINTERS = {"ament_flake8", "ament_pep257", "ament_xmllint"}  # test_ament_lint.py
 LAUNCHED_COMMANDS = {"gz": "ros_gz_sim"}  # `executable: cmd:` programs -> their package
