@@ -5,8 +5,10 @@ Every ``interval_s`` the agent
 2. measures each replica's CPI: ``probe_bursts`` bursts of the TSC probe spread over the
    interval, run by a probe process inside the replica's cgroup (:mod:`offload.cluster.probe`;
    perf counters where the machine has a PMU are :mod:`offload.cluster.pmu`); CPI is the bursts'
-   total cycles over total instructions, inflation = CPI / reference, the reference being the
-   probe's calibrated minimum (it only ever falls);
+   total cycles over total instructions, inflation = CPI / reference. The reference is the
+   node's: the least CPI any probe has seen (calibration bursts included), since every cpu of
+   a node runs the same kernel on the same hardware; a replica that starts next to a co-runner
+   thus gets the uncontended reference of another cpu, not its own contended one;
 3. samples node and workload metrics (:mod:`offload.cluster.metrics`) and builds each replica's
    feature row (:mod:`offload.cluster.features`);
 4. predicts each replica's CPI for the next interval (and what-ifs: paused co-runners resumed; a
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import threading
 import time
@@ -78,7 +81,6 @@ class AgentConfig:
 @dataclass
 class _Probe:
     worker: ProbeWorker
-    reference: float
     cycles: float = 0.0
     instructions: float = 0.0
 
@@ -103,6 +105,7 @@ class Agent:
         self.executor = Executor(self.targets, config.log_path)
         self.state = MitigationState()
         self.probes: dict[str, _Probe] = {}
+        self.reference_cpi = math.inf  # the node's (see the module docstring)
         self.last_inflation: dict[str, float] = {}
         self.last_be_cpu: dict[str, float] = {}
         self.step_count = 0
@@ -165,7 +168,8 @@ class Agent:
                 if g is None and r.get("cpus"):
                     with contextlib.suppress(OSError):
                         os.sched_setaffinity(w.proc.pid, r["cpus"])
-                self.probes[r["name"]] = _Probe(w, w.calibrate())
+                self.reference_cpi = min(self.reference_cpi, w.calibrate())
+                self.probes[r["name"]] = _Probe(w)
             except ProbeError as err:
                 log.warning("no CPI probe for %s: %s", r["name"], err)
 
@@ -186,10 +190,11 @@ class Agent:
                     continue
                 p.cycles += s.cycles
                 p.instructions += s.instructions
-                p.reference = min(p.reference, s.cpi)  # a calibrated minimum only falls
+                self.reference_cpi = min(self.reference_cpi, s.cpi)  # only ever falls
         time.sleep(max(0.0, start + self.config.interval_s - time.monotonic()))
+        ref = self.reference_cpi
         return {
-            n: (p.cycles / p.instructions, p.reference)
+            n: (p.cycles / p.instructions, ref)
             for n, p in self.probes.items()
             if p.instructions > 0
         }

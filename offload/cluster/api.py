@@ -27,6 +27,9 @@ class ClusterApi:
 
     def __init__(self, url: str, token: str, timeout_s: float = 10.0,
                  scale_timeout_s: float = 600.0) -> None:  # fmt: skip
+        from offload.client import quiet_httpx
+
+        quiet_httpx()
         self.url = url.rstrip("/")
         self.scale_timeout_s = scale_timeout_s
         self._http = httpx.Client(

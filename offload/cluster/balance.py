@@ -102,11 +102,11 @@ class Balancer:
             cands = [r for r in left if r.healthy] or left
             if not cands:
                 return None
+            n, first = len(cands), self._rr
             self._rr += 1
-            n = len(cands)
             best = min(
                 range(n),
-                key=lambda i: ((cands[i].outstanding + 1) / cands[i].weight, (i - self._rr) % n),
+                key=lambda i: ((cands[i].outstanding + 1) / cands[i].weight, (i - first) % n),
             )
             chosen = cands[best]
             chosen.outstanding += 1

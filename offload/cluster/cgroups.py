@@ -1,7 +1,7 @@
 """Control groups for the local cluster: one per workload, v1 or v2, with clear limits.
 
 A workload (a serving replica, a best-effort co-runner, a probe) lives in one group of a tree
-``robomr/<cluster>/...`` that this module creates in every hierarchy it needs:
+``robomr-<cluster>/...`` that this module creates in every hierarchy it needs:
 
 | role | cgroup v1 | cgroup v2 | used for |
 | --- | --- | --- | --- |

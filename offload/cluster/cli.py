@@ -17,7 +17,6 @@ import json
 import math
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -136,10 +135,8 @@ def _run_supervisor(args: argparse.Namespace) -> int:
         replica_args=tuple(args.replica_args.split()) if args.replica_args else (),
         placement=args.placement, be_cpu_shares=args.be_shares,
     )  # fmt: skip
-    cluster = LocalCluster(config)
-    signal.signal(signal.SIGTERM, lambda *_: cluster.request_down())
-    signal.signal(signal.SIGINT, lambda *_: cluster.request_down())
-    try:
+    cluster = LocalCluster(config)  # SIGINT/SIGTERM/SIGHUP raise in serve_forever, which
+    try:  # then stops everything (robomr_nodes.shutdown)
         url = cluster.up(args.replicas)
         for spec in args.corunner:
             cluster.add_corunner(parse_corunner(spec))

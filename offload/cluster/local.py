@@ -1,11 +1,11 @@
 """The local backend: replica processes on loopback behind a router, co-runners, cgroups.
 
-Layout (cgroup tree ``robomr/<cluster id>``, every hierarchy the machine offers):
+Layout (cgroup tree ``robomr-<cluster id>`` at the top level, every hierarchy the machine offers):
 
-    robomr/<id>/ls/replica-<i>   one serving replica (``python -m offload.serving``), its cpuset
-    robomr/<id>/be               the best-effort group: CPU suppress caps it (Koordinator's
+    robomr-<id>/ls/replica-<i>   one serving replica (``python -m offload.serving``), its cpuset
+    robomr-<id>/be               the best-effort group: CPU suppress caps it (Koordinator's
                                  besteffort cgroup); its weight is ``be_cpu_shares``
-    robomr/<id>/be/<name>        one co-runner (``python -m offload.cluster.corunner``)
+    robomr-<id>/be/<name>        one co-runner (``python -m offload.cluster.corunner``)
 
 The router (:mod:`offload.cluster.router`) is the cluster's one URL and serves the admin API
 whose handlers are this class's methods. Every process is started from one long-lived thread of
@@ -59,7 +59,7 @@ class LocalClusterConfig:
     """Settings of a local cluster.
 
     Attributes:
-        name: cluster name ([a-z0-9-]); the cgroup tree is ``robomr/<name>-<random>``.
+        name: cluster name ([a-z0-9-]); the cgroup tree is ``robomr-<name>-<random>``.
         replica_args: options of every replica (``--models``, ``--policy`` ...); the cluster
             adds host, port, ready file and token.
         token: the bearer token of replicas and admin API (>= 16 characters).
@@ -105,12 +105,20 @@ class ReplicaProc:
 
 
 class LocalCluster:
-    """See the module docstring. Use as a context manager or call :meth:`up` / :meth:`down`."""
+    """See the module docstring. Use as a context manager or call :meth:`up` / :meth:`down`.
 
-    def __init__(self, config: LocalClusterConfig) -> None:
+    Args:
+        config: settings.
+        support: the cgroup roles to use (default: what :func:`detect` finds).
+    """
+
+    def __init__(self, config: LocalClusterConfig, support: CgroupSupport | None = None) -> None:
+        from offload.client import quiet_httpx
+
+        quiet_httpx()
         self.config = config
         self.id = f"{config.name}-{uuid.uuid4().hex[:6]}"
-        self.support: CgroupSupport = detect()
+        self.support: CgroupSupport = support or detect()  # tests pass a machine without
         self.cpus = sorted(os.sched_getaffinity(0))
         self.balancer = Balancer()
         self.router = Router(self.balancer, self, config.token)
@@ -154,7 +162,8 @@ class LocalCluster:
         if self.support.version == "none":
             log.warning("running without cgroups:\n%s", self.support.summary())
             return
-        root = Cgroup(self.support, f"robomr/{self.id}").create()
+        root = Cgroup(self.support, f"robomr-{self.id}").create()  # top level: its weight
+        # competes with the rest of the machine directly
         self.groups = {
             "root": root,
             "ls": Cgroup(self.support, f"{root.rel}/ls").create(),

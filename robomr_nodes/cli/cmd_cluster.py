@@ -103,12 +103,13 @@ def _run(name: str):
     def handler(args: argparse.Namespace) -> int:
         from offload.cluster import cli
         from offload.cluster.collect import CollectError, collect_command
+        from offload.cluster.predictor import PredictorError
 
         try:
             if name == "collect":
                 return collect_command(args)
             return int(getattr(cli, name)(args))
-        except (cli.CommandError, CollectError) as err:
+        except (cli.CommandError, CollectError, PredictorError) as err:
             raise CliError(str(err)) from err
 
     return handler

@@ -34,8 +34,8 @@ def need(support: CgroupSupport) -> Callable[..., None]:
 
 @pytest.fixture()
 def tree(support: CgroupSupport) -> Iterator[str]:
-    """A unique cgroup path prefix ``robomr/test-<pid>-<hex>``, removed after the test."""
-    rel = f"robomr/test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    """A unique top-level cgroup ``robomr-test-<pid>-<hex>``, removed after the test."""
+    rel = f"robomr-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     yield rel
     if support.version != "none":
         Cgroup(support, rel).remove()
