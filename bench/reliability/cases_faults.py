@@ -155,7 +155,8 @@ def _signal_cases() -> list[Case]:
 
 
 def _limit(name: str, argv: tuple[str, ...], limit: int, *names: str, **kw: object) -> Case:
-    return Case(f"disk/{name}", argv, names=names, child=limit_runner(limit), **kw)  # type: ignore[arg-type]
+    child = limit_runner(limit)
+    return Case(f"disk/{name}", argv, names=names, child=child, **kw)  # type: ignore[arg-type]
 
 
 DISK = [
