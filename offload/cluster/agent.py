@@ -95,9 +95,13 @@ class Agent:
         on_row: called with each replica's record per interval (data collection).
     """
 
-    def __init__(self, api: ClusterApi, config: AgentConfig,
-                 predictor: CpiPredictor | None = None,
-                 on_row: Callable[[dict[str, Any]], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        api: ClusterApi,
+        config: AgentConfig,
+        predictor: CpiPredictor | None = None,
+        on_row: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.api, self.config, self.predictor, self.on_row = api, config, predictor, on_row
         self.support: CgroupSupport = detect()
         self.sampler = MetricsSampler()
@@ -199,17 +203,25 @@ class Agent:
             if p.instructions > 0
         }
 
-    def _sample(self, status: dict[str, Any],
-                cpi: dict[str, tuple[float, float]] | None = None) -> Snapshot:  # fmt: skip
+    def _sample(
+        self, status: dict[str, Any], cpi: dict[str, tuple[float, float]] | None = None
+    ) -> Snapshot:
         """Node and workload metrics since the previous call, as feature inputs."""
         node = self.sampler.node()
         reps = []
         for r in status["replicas"]:
             m = self.sampler.workload(r["name"], self._cgroup(r.get("cgroup")), [r["pid"]])
-            reps.append(F.ReplicaState(
-                r["name"], tuple(r.get("cpus", ())), m, r.get("rate_per_s", 0.0),
-                F.finite_or_nan(r.get("latency_p50_ms", NAN)), float(r.get("outstanding", 0)),
-                self.last_inflation.get(r["name"], NAN)))  # fmt: skip
+            reps.append(
+                F.ReplicaState(
+                    r["name"],
+                    tuple(r.get("cpus", ())),
+                    m,
+                    r.get("rate_per_s", 0.0),
+                    F.finite_or_nan(r.get("latency_p50_ms", NAN)),
+                    float(r.get("outstanding", 0)),
+                    self.last_inflation.get(r["name"], NAN),
+                )
+            )
         bes = []
         for c in status["corunners"]:
             m = self.sampler.workload(
@@ -225,16 +237,22 @@ class Agent:
         return Snapshot(status, node, reps, bes, cpi or {})
 
     # -- prediction ---------------------------------------------------------------------------
-    def _predict(self, rows: dict[str, dict[str, float]], snap: Snapshot
-                 ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:  # fmt: skip
+    def _predict(
+        self, rows: dict[str, dict[str, float]], snap: Snapshot
+    ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
         """Predicted inflation per replica; the same with paused co-runners resumed; and per
         cpu, for a new replica there (placement)."""
         if self.predictor is None or not rows:
             return {}, {}, {}
         model, limit = self.predictor, snap.status.get("be_limit_cores")
         names = list(rows)
-        predicted = dict(zip(names, model.predict(np.array([F.vector(rows[n]) for n in names]))
-                             .tolist(), strict=True))  # fmt: skip
+        predicted = dict(
+            zip(
+                names,
+                model.predict(np.array([F.vector(rows[n]) for n in names])).tolist(),
+                strict=True,
+            )
+        )
         resumed: dict[str, float] = {}
         if any(c["state"] == "paused" for c, _ in snap.corunners):
             awake = [
@@ -266,21 +284,36 @@ class Agent:
         placement = {str(c): float(p) for c, p in zip(cpus, model.predict(X), strict=True)}
         return predicted, resumed, placement
 
-    def _observation(self, snap: Snapshot, predicted: dict[str, float],
-                     resumed: dict[str, float]) -> Observation:  # fmt: skip
+    def _observation(
+        self, snap: Snapshot, predicted: dict[str, float], resumed: dict[str, float]
+    ) -> Observation:
         views = []
         for r, st in zip(snap.status["replicas"], snap.replicas, strict=True):
             c, ref = snap.cpi.get(r["name"], (NAN, NAN))
-            views.append(ReplicaView(
-                r["name"], st.cpus, cpu_used=st.metrics.cpu_used if st.metrics else 0.0,
-                cpi=c, reference_cpi=ref,
-                predicted_cpi=predicted.get(r["name"], NAN) * ref,
-                predicted_cpi_resumed=resumed.get(r["name"], NAN) * ref,
-                rate_per_s=st.rate_per_s,
-                latency_p90_ms=F.finite_or_nan(r.get("latency_p90_ms", NAN))))  # fmt: skip
-        bes = tuple(CoRunnerView(c["name"], c["kind"], tuple(c["cpus"]),
-                                 b.cpu_used if b.running else 0.0, c["state"],
-                                 c.get("limit_cores")) for c, b in snap.corunners)  # fmt: skip
+            views.append(
+                ReplicaView(
+                    r["name"],
+                    st.cpus,
+                    cpu_used=st.metrics.cpu_used if st.metrics else 0.0,
+                    cpi=c,
+                    reference_cpi=ref,
+                    predicted_cpi=predicted.get(r["name"], NAN) * ref,
+                    predicted_cpi_resumed=resumed.get(r["name"], NAN) * ref,
+                    rate_per_s=st.rate_per_s,
+                    latency_p90_ms=F.finite_or_nan(r.get("latency_p90_ms", NAN)),
+                )
+            )
+        bes = tuple(
+            CoRunnerView(
+                c["name"],
+                c["kind"],
+                tuple(c["cpus"]),
+                b.cpu_used if b.running else 0.0,
+                c["state"],
+                c.get("limit_cores"),
+            )
+            for c, b in snap.corunners
+        )
         return Observation(
             time.monotonic(),
             float(snap.node.cores),
@@ -291,8 +324,9 @@ class Agent:
         )
 
     # -- output -------------------------------------------------------------------------------
-    def _emit_rows(self, snap: Snapshot, rows: dict[str, dict[str, float]],
-                   predicted: dict[str, float]) -> None:  # fmt: skip
+    def _emit_rows(
+        self, snap: Snapshot, rows: dict[str, dict[str, float]], predicted: dict[str, float]
+    ) -> None:
         if self.on_row is None:
             return
         for r in snap.status["replicas"]:
@@ -312,8 +346,13 @@ class Agent:
                 }
             )
 
-    def _report(self, snap: Snapshot, predicted: dict[str, float], placement: dict[str, float],
-                changes: list[Change]) -> dict[str, Any]:  # fmt: skip
+    def _report(
+        self,
+        snap: Snapshot,
+        predicted: dict[str, float],
+        placement: dict[str, float],
+        changes: list[Change],
+    ) -> dict[str, Any]:
         cpi = snap.cpi
         return {
             "step": self.step_count,

@@ -25,8 +25,9 @@ class ClusterApi:
         timeout_s: per-call timeout (s); scaling waits for replicas, so it gets ``scale_timeout_s``.
     """
 
-    def __init__(self, url: str, token: str, timeout_s: float = 10.0,
-                 scale_timeout_s: float = 600.0) -> None:  # fmt: skip
+    def __init__(
+        self, url: str, token: str, timeout_s: float = 30.0, scale_timeout_s: float = 600.0
+    ) -> None:
         from offload.client import quiet_httpx
 
         quiet_httpx()
@@ -68,10 +69,10 @@ class ClusterApi:
         return self._call("POST", "scale", {"replicas": replicas}, self.scale_timeout_s)
 
     def add_corunner(self, spec: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", "corunners", spec, 60.0)
+        return self._call("POST", "corunners", spec, 120.0)
 
     def corunner_op(self, name: str, op: str) -> dict[str, Any]:
-        return self._call("POST", f"corunners/{name}/{op}", {}, 30.0)
+        return self._call("POST", f"corunners/{name}/{op}", {}, 60.0)
 
     def set_weights(self, weights: dict[str, float]) -> dict[str, Any]:
         return self._call("PUT", "weights", weights)

@@ -124,10 +124,19 @@ class Balancer:
             out = []
             for r in self.replicas.values():
                 rate, p50, p90, mean = r.window(now, seconds)
-                out.append({
-                    "name": r.name, "url": r.url, "weight": r.weight, "healthy": r.healthy,
-                    "outstanding": r.outstanding, "answered": r.answered, "failed": r.failed,
-                    "rate_per_s": rate, "latency_p50_ms": p50, "latency_p90_ms": p90,
-                    "latency_mean_ms": mean,
-                })  # fmt: skip
+                out.append(
+                    {
+                        "name": r.name,
+                        "url": r.url,
+                        "weight": r.weight,
+                        "healthy": r.healthy,
+                        "outstanding": r.outstanding,
+                        "answered": r.answered,
+                        "failed": r.failed,
+                        "rate_per_s": rate,
+                        "latency_p50_ms": p50,
+                        "latency_p90_ms": p90,
+                        "latency_mean_ms": mean,
+                    }
+                )
             return out

@@ -131,10 +131,13 @@ def _run_supervisor(args: argparse.Namespace) -> int:
     work.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(24)
     config = LocalClusterConfig(
-        token=token, work_dir=work, name=args.name,
+        token=token,
+        work_dir=work,
+        name=args.name,
         replica_args=tuple(args.replica_args.split()) if args.replica_args else (),
-        placement=args.placement, be_cpu_shares=args.be_shares,
-    )  # fmt: skip
+        placement=args.placement,
+        be_cpu_shares=args.be_shares,
+    )
     cluster = LocalCluster(config)  # SIGINT/SIGTERM/SIGHUP raise in serve_forever, which
     try:  # then stops everything (robomr_nodes.shutdown)
         url = cluster.up(args.replicas)

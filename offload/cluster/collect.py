@@ -101,8 +101,9 @@ def mix(rng: np.random.Generator, cpus: list[int], config: CollectConfig) -> dic
     }
 
 
-def collect(url: str, token: str, config: CollectConfig,
-            progress: Callable[[str], None] | None = None) -> tuple[list[dict], dict]:  # fmt: skip
+def collect(
+    url: str, token: str, config: CollectConfig, progress: Callable[[str], None] | None = None
+) -> tuple[list[dict], dict]:
     """Runs the collection against a running local cluster; returns (rows, meta)."""
     from offload.cluster.agent import Agent, AgentConfig
     from offload.cluster.api import ClusterApi
@@ -120,9 +121,15 @@ def collect(url: str, token: str, config: CollectConfig,
     capacity = len(status["replicas"]) / float(np.mean(quiet))
     rows: list[dict] = []
     current = {"run": -1}
-    agent = Agent(api, AgentConfig(interval_s=config.interval_s, probe_bursts=config.probe_bursts,
-                                   mitigation=MitigationConfig("off")),
-                  on_row=lambda r: rows.append({**r, "run": current["run"]}))  # fmt: skip
+    agent = Agent(
+        api,
+        AgentConfig(
+            interval_s=config.interval_s,
+            probe_bursts=config.probe_bursts,
+            mitigation=MitigationConfig("off"),
+        ),
+        on_row=lambda r: rows.append({**r, "run": current["run"]}),
+    )
     stop = threading.Event()
     thread = threading.Thread(target=agent.run, args=(stop,), daemon=True, name="robomr-agent")
     load = PoissonLoad(
@@ -185,8 +192,9 @@ def to_arrays(rows: list[dict], quiet_latency_ms: float) -> dict[str, np.ndarray
     run [N]."""
     from offload.cluster.features import vector
 
-    by_key: dict[tuple[int, str, int], dict] = {(r["run"], r["replica"], r["step"]): r
-                                                for r in rows}  # fmt: skip
+    by_key: dict[tuple[int, str, int], dict] = {
+        (r["run"], r["replica"], r["step"]): r for r in rows
+    }
     X, y, last, lat, run = [], [], [], [], []
     for (ru, rep, step), r in sorted(by_key.items()):
         nxt = by_key.get((ru, rep, step + 1))
@@ -283,8 +291,9 @@ def _collect_fresh(args: argparse.Namespace, out: Path) -> tuple[list[dict], dic
         raise CollectError(str(err)) from err
 
 
-def train_and_save(rows: list[dict], meta: dict, model_out: Path | None, command: str,
-                   seed: int) -> dict[str, dict[str, float]]:  # fmt: skip
+def train_and_save(
+    rows: list[dict], meta: dict, model_out: Path | None, command: str, seed: int
+) -> dict[str, dict[str, float]]:
     """Held-out evaluation, then the model (trained on the training runs) with provenance."""
     from bench.report import machine_info
     from offload.cluster.predictor import (
@@ -304,14 +313,21 @@ def train_and_save(rows: list[dict], meta: dict, model_out: Path | None, command
     for m, s in scores.items():
         print(f"{m:<12} {s['within10']:>10.3f} {s['mape']:>7.3f} {s['n']:>5}")
     path = Path(model_out or DEFAULT_MODEL)
-    model.save(path, {
-        "command": command, "seed": seed, "trained_on_runs": sorted(set(range(runs)) -
-                                                                    set(test_runs)),
-        "held_out_runs": test_runs, "rows": len(data["y"]),
-        "dataset_sha256": dataset_sha256(data["X"], data["y"]),
-        "held_out_scores": scores, "accuracy_definition": ACCURACY_DEFINITION,
-        "collection": meta, "machine": machine_info(),
-        "trained_unix_s": time.time(),
-    })  # fmt: skip
+    model.save(
+        path,
+        {
+            "command": command,
+            "seed": seed,
+            "trained_on_runs": sorted(set(range(runs)) - set(test_runs)),
+            "held_out_runs": test_runs,
+            "rows": len(data["y"]),
+            "dataset_sha256": dataset_sha256(data["X"], data["y"]),
+            "held_out_scores": scores,
+            "accuracy_definition": ACCURACY_DEFINITION,
+            "collection": meta,
+            "machine": machine_info(),
+            "trained_unix_s": time.time(),
+        },
+    )
     print(f"saved {path} and {path.with_suffix('.json')}")
     return scores

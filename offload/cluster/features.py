@@ -29,10 +29,25 @@ from offload.cluster.corunner import KINDS
 from offload.cluster.metrics import NodeMetrics, WorkloadMetrics
 from offload.cluster.mitigation.interface import overlap
 
-OWN = ("cpu_used", "rate_per_s", "latency_p50_ms", "outstanding", "runq_wait", "ctx_per_s",
-       "rss_mib", "psi_cpu")  # fmt: skip
-NODE = ("node_cpu_used", "node_psi_cpu", "node_psi_io", "node_psi_mem", "node_runq",
-        "node_ctx_per_s", "node_mem")  # fmt: skip
+OWN = (
+    "cpu_used",
+    "rate_per_s",
+    "latency_p50_ms",
+    "outstanding",
+    "runq_wait",
+    "ctx_per_s",
+    "rss_mib",
+    "psi_cpu",
+)
+NODE = (
+    "node_cpu_used",
+    "node_psi_cpu",
+    "node_psi_io",
+    "node_psi_mem",
+    "node_runq",
+    "node_ctx_per_s",
+    "node_mem",
+)
 COLOC = tuple(
     f"{where}_{k}_{what}"
     for k in KINDS
@@ -106,8 +121,9 @@ def row(
             out[f"other_{c.kind}_cpu"] += c.cpu_used * (1 - mine)
     out["same_ls_cpu"] = sum(
         (o.metrics.cpu_used if o.metrics else 0.0) * overlap(o.cpus, rep.cpus, n)
-        for o in others if o.name != rep.name
-    )  # fmt: skip
+        for o in others
+        if o.name != rep.name
+    )
     out["be_limit_frac"] = 1.0 if be_limit_cores is None else min(1.0, be_limit_cores / n)
     out["last_inflation"] = rep.last_inflation
     return out

@@ -59,8 +59,15 @@ class PoissonLoad:
         seed: seed of the arrival times.
     """
 
-    def __init__(self, url: str, token: str, cloud: np.ndarray, deadline_s: float = 10.0,
-                 workers: int = 16, seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        cloud: np.ndarray,
+        deadline_s: float = 10.0,
+        workers: int = 16,
+        seed: int = 0,
+    ) -> None:
         from offload.client import ClientConfig, OffloadClient
 
         self.client = OffloadClient(ClientConfig(urls=(url,), token=token, max_attempts=1))
@@ -128,8 +135,9 @@ class PoissonLoad:
             return [s for s in self.samples if t0 <= s.t_s < t1]
 
 
-def closed_loop_latency(url: str, token: str, cloud: np.ndarray, seconds: float,
-                        deadline_s: float = 30.0) -> list[float]:  # fmt: skip
+def closed_loop_latency(
+    url: str, token: str, cloud: np.ndarray, seconds: float, deadline_s: float = 30.0
+) -> list[float]:
     """Latencies (s) of back-to-back requests for ``seconds``: one at a time, so each is a pure
     service time plus the router's hop (the quiet baseline of latency inflation)."""
     from offload.client import ClientConfig, OffloadClient, OffloadError

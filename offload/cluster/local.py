@@ -407,15 +407,21 @@ class LocalCluster:
             with contextlib.suppress(CgroupError):
                 limit = be.cpu_limit()
         return {
-            "backend": "local", "id": self.id, "url": self.router.url,
-            "cpus": self.cpus, "replicas": replicas,
+            "backend": "local",
+            "id": self.id,
+            "url": self.router.url,
+            "cpus": self.cpus,
+            "replicas": replicas,
             "corunners": [c.describe() for c in self.corunners.values()],
-            "be_cgroup": be.rel if be else None, "be_limit_cores": limit,
+            "be_cgroup": be.rel if be else None,
+            "be_limit_cores": limit,
             "cgroups": {"version": self.support.version, "missing": self.support.missing},
-            "agent": {**self.agent_report, "pid": self.agent_proc.pid if self.agent_proc
-                      else None,
-                      "alive": self.agent_proc is not None and self.agent_proc.poll() is None},
-        }  # fmt: skip
+            "agent": {
+                **self.agent_report,
+                "pid": self.agent_proc.pid if self.agent_proc else None,
+                "alive": self.agent_proc is not None and self.agent_proc.poll() is None,
+            },
+        }
 
     def request_down(self) -> None:
         """Asks :meth:`serve_forever` to stop (the admin API cannot stop its own router)."""

@@ -40,9 +40,18 @@ ACCURACY_DEFINITION = (
     "within-10% = share of held-out predictions with |predicted CPI - measured CPI| / measured "
     "CPI <= 0.10; MAPE = mean |predicted - measured| / measured; held out = whole runs"
 )
-LGB_PARAMS = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 15,
-              "min_data_in_leaf": 10, "feature_fraction": 0.9, "bagging_fraction": 0.9,
-              "bagging_freq": 1, "lambda_l2": 1.0, "num_threads": 1, "verbose": -1}  # fmt: skip
+LGB_PARAMS = {
+    "objective": "regression",
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "min_data_in_leaf": 10,
+    "feature_fraction": 0.9,
+    "bagging_fraction": 0.9,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "num_threads": 1,
+    "verbose": -1,
+}
 ROUNDS = 300
 
 
@@ -89,14 +98,21 @@ class LinearBaseline:
 class CpiPredictor:
     """A trained model of log inflation (CPI and latency); see the module docstring."""
 
-    def __init__(self, booster: Any, provenance: dict[str, Any],
-                 latency_booster: Any | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, booster: Any, provenance: dict[str, Any], latency_booster: Any | None = None
+    ) -> None:
         self.booster, self.latency_booster = booster, latency_booster
         self.provenance = provenance
 
     @classmethod
-    def train(cls, X: np.ndarray, y_infl: np.ndarray, y_lat: np.ndarray | None = None,
-              seed: int = 0, rounds: int = ROUNDS) -> CpiPredictor:  # fmt: skip
+    def train(
+        cls,
+        X: np.ndarray,
+        y_infl: np.ndarray,
+        y_lat: np.ndarray | None = None,
+        seed: int = 0,
+        rounds: int = ROUNDS,
+    ) -> CpiPredictor:
         """Fits the trees on rows ``X`` [N, len(FEATURES)] and inflations ``y_infl`` [N] > 0.
 
         Raises:
@@ -179,8 +195,9 @@ def dataset_sha256(X: np.ndarray, y: np.ndarray) -> str:
     return _sha256(np.ascontiguousarray(X).tobytes() + np.ascontiguousarray(y).tobytes())
 
 
-def evaluate(train: dict[str, np.ndarray], test: dict[str, np.ndarray], seed: int = 0,
-             rounds: int = ROUNDS) -> tuple[dict[str, dict[str, float]], CpiPredictor]:  # fmt: skip
+def evaluate(
+    train: dict[str, np.ndarray], test: dict[str, np.ndarray], seed: int = 0, rounds: int = ROUNDS
+) -> tuple[dict[str, dict[str, float]], CpiPredictor]:
     """Trains the trees and the linear baseline on ``train``, scores all three methods on
     ``test`` (dicts with ``X`` [N, F], ``y`` next inflation, ``last`` current inflation,
     ``lat`` next latency inflation). Returns {method: {within10, mape, n}} and the model."""

@@ -31,6 +31,7 @@ import math
 import threading
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import httpx
@@ -121,6 +122,8 @@ class Router:
         self.balancer, self.admin, self.token = balancer, admin, token
         self.metrics = RouterMetrics()
         self._http: httpx.AsyncClient | None = None
+        # admin calls may wait for processes to start: their own threads, not asyncio's few
+        self._admin_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="robomr-admin")
         self.app = self._build()
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
@@ -155,6 +158,7 @@ class Router:
             self.server.should_exit = True
         if self.thread is not None:
             self.thread.join(timeout=15.0)
+        self._admin_pool.shutdown(wait=False)
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -244,7 +248,8 @@ class Router:
             m.weight.labels(r["name"]).set(r["weight"])
             m.healthy.labels(r["name"]).set(1 if r["healthy"] else 0)
         with contextlib.suppress(Exception):  # status must not break scraping
-            status = await asyncio.to_thread(self.admin.status)
+            loop = asyncio.get_running_loop()
+            status = await loop.run_in_executor(self._admin_pool, self.admin.status)
             for c in status.get("corunners", []):
                 code = {"running": 1, "paused": 0}.get(c["state"], -1)
                 m.corunner_state.labels(c["name"], c["kind"]).set(code)
@@ -273,7 +278,10 @@ class Router:
                 return _error(400, "bad_request", "body is not JSON")
         try:
             window = float(request.query_params.get("window", 5.0))
-            result = await asyncio.to_thread(self._dispatch, request.method, what, body, window)
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(
+                self._admin_pool, self._dispatch, request.method, what, body, window
+            )
         except (ValueError, KeyError, BalanceError) as err:
             return _error(400, "bad_request", str(err).strip("'\""))
         return JSONResponse(jsonable(result))

@@ -33,11 +33,12 @@ def _common(p: argparse.ArgumentParser, backend: bool = True) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "cluster", help="the serving cluster: local processes or Kubernetes",
+        "cluster",
+        help="the serving cluster: local processes or Kubernetes",
         description="Replicas of the inference service behind a router, best-effort "
         "co-runners in cgroups, and a node agent that predicts CPI interference and mitigates "
         "it (C-Koordinator). See docs/cluster.md.",
-    )  # fmt: skip
+    )
     cmds = parser.add_subparsers(dest="cluster_command", metavar="COMMAND", required=True)
 
     p = cmds.add_parser("up", help="start a cluster (local: runs until `down` or Ctrl-C)")
@@ -53,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--variant",
-        choices=("off", "suppress", "full"),
+        choices=("off", "suppress", "full", "steer"),
         default="full",
         help="mitigation: none, Koordinator CPU suppress, or C-Koordinator (default)",
     )

@@ -6,6 +6,12 @@
 | ``suppress`` | CPU suppress | Koordinator's BE CPU suppress (cfs quota policy) |
 | ``full`` | steering + CPU suppress + pause/evict, on predicted CPI | C-Koordinator |
 
+In ``full`` the prediction also sets how hard to suppress (the threshold rises by
+``full_relax_frac`` while the requests are predicted to meet little interference) and when to
+pause (on the rate-weighted inflation, after steering has done what it can): see
+``suppress`` and ``evict``.
+| ``steer`` | steering only | ablation: what prediction-driven routing alone does |
+
 :func:`decide` runs a variant's strategies on one observation; the executor applies the actions.
 Each strategy lives in its own module with its formula in the docstring: ``suppress``,
 ``evict``, ``steer``, ``placement``.
@@ -30,7 +36,7 @@ from offload.cluster.mitigation.interface import (
     SetWeights,
 )
 
-VARIANTS = ("off", "suppress", "full")
+VARIANTS = ("off", "suppress", "full", "steer")
 
 __all__ = [
     "VARIANTS",
@@ -59,6 +65,9 @@ class MitigationConfig:
     suppress: suppress.SuppressConfig = field(default_factory=suppress.SuppressConfig)
     evict: evict.EvictConfig = field(default_factory=evict.EvictConfig)
     steer: steer.SteerConfig = field(default_factory=steer.SteerConfig)
+    # what ``full`` adds to the Koordinator strategies: prediction-aware suppress and pausing
+    full_relax_frac: float = 0.15
+    full_traffic_weighted: bool = True
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -80,15 +89,21 @@ def decide(
     if config.variant == "off":
         return [], state
     actions: list[Action] = []
-    if config.variant == "full":
+    if config.variant in ("full", "steer"):
         a, s = steer.decide(obs, state.steer, config.steer)
         actions += a
         state = replace(state, steer=s)
-    a, s2 = suppress.decide(obs, state.suppress, config.suppress)
+    if config.variant == "steer":
+        return actions, state
+    sup, ev = config.suppress, config.evict
+    if config.variant == "full":
+        sup = replace(sup, relax_frac=min(config.full_relax_frac, 1 - sup.threshold_frac))
+        ev = replace(ev, traffic_weighted=config.full_traffic_weighted)
+    a, s2 = suppress.decide(obs, state.suppress, sup)
     actions += a
     state = replace(state, suppress=s2)
     if config.variant == "full":
-        a, s3 = evict.decide(obs, state.evict, config.evict)
+        a, s3 = evict.decide(obs, state.evict, ev)
         actions += a
         state = replace(state, evict=s3)
     return actions, state

@@ -13,6 +13,11 @@ A paused co-runner is resumed once ``cooldown_s`` has passed and every replica's
 *with the paused co-runners resumed* (the predictor's what-if; without a predictor, the current
 inflation) is below ``resume_below``. One co-runner changes per interval (the effect of one
 step is seen before the next).
+
+With ``traffic_weighted`` (the ``full`` variant, where steering runs first) the trigger is the
+inflation the *requests* meet, replicas' inflations weighted by their request rates: a replica
+that steering has emptied may stay slow without a pause, and best-effort work goes on; the
+culprit is then found next to the replica with the most rate x (inflation - 1).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class EvictConfig:
     cooldown_s: least time a co-runner stays paused (s), >= 0.
     evict_after_pauses: pauses within ``window_s`` that turn the next into an eviction, >= 1.
     window_s: the window of that count (s), > 0.
+    traffic_weighted: trigger on the rate-weighted inflation (see the module docstring).
     """
 
     pause_above: float = 1.6
@@ -48,6 +54,7 @@ class EvictConfig:
     cooldown_s: float = 10.0
     evict_after_pauses: int = 3
     window_s: float = 120.0
+    traffic_weighted: bool = False
 
     def __post_init__(self) -> None:
         if not self.pause_above > 1:
@@ -74,16 +81,24 @@ def decide(
     obs: Observation, state: EvictState, config: EvictConfig
 ) -> tuple[list[Action], EvictState]:
     """One interval (see the module docstring)."""
-    above = {}
-    for r in obs.replicas:
-        infl = r.inflation()
-        above[r.name] = state.above.get(r.name, 0) + 1 if infl > config.pause_above else 0
+    levels = {r.name: r.inflation() for r in obs.replicas}
+    if config.traffic_weighted:
+        levels = {SERVED: obs.served_inflation()}
+    above = {
+        n: state.above.get(n, 0) + 1 if x > config.pause_above else 0 for n, x in levels.items()
+    }
     state = replace(state, above=above)
     paused = {c.name for c in obs.corunners if c.state == "paused"}
     state = replace(state, paused_at={k: v for k, v in state.paused_at.items() if k in paused})
-    hurt = [r for r in obs.replicas if above[r.name] >= config.sustain_intervals]
-    if hurt:
-        worst = max(hurt, key=lambda r: r.inflation())
+    if any(n >= config.sustain_intervals for n in above.values()) and obs.replicas:
+        if config.traffic_weighted:
+            worst = max(
+                obs.replicas,
+                key=lambda r: (r.rate_per_s * (_f(r.inflation()) - 1), _f(r.inflation())),
+            )
+        else:
+            hurt = [r for r in obs.replicas if above[r.name] >= config.sustain_intervals]
+            worst = max(hurt, key=lambda r: r.inflation())
         running = [c for c in obs.corunners if c.state == "running"]
         if running:
             n = int(obs.capacity_cores)
@@ -103,17 +118,28 @@ def decide(
     return _resume(obs, state, config)
 
 
+SERVED = "(served)"  # the key of the rate-weighted level in EvictState.above
+
+
+def _f(x: float) -> float:
+    return 1.0 if math.isnan(x) else x
+
+
 def _resume(
     obs: Observation, state: EvictState, config: EvictConfig
 ) -> tuple[list[Action], EvictState]:
     ready = [n for n, t in state.paused_at.items() if obs.t_s - t >= config.cooldown_s]
     if not ready:
         return [], state
-    worst = 1.0
+    what_ifs = []
     for r in obs.replicas:
         what_if = r.predicted_cpi_resumed
         infl = what_if / r.reference_cpi if not math.isnan(what_if) else r.inflation()
-        worst = max(worst, infl) if not math.isnan(infl) else worst
+        what_ifs.append((r.rate_per_s, _f(infl)))
+    worst = max([1.0] + [x for _, x in what_ifs])
+    total = sum(w for w, _ in what_ifs)
+    if config.traffic_weighted and total > 0:
+        worst = sum(w * x for w, x in what_ifs) / total
     if worst >= config.resume_below:
         return [], state
     name = min(ready, key=lambda n: state.paused_at[n])

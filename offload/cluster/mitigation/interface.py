@@ -90,6 +90,19 @@ class Observation:
     def be_cpu_used(self) -> float:
         return sum(c.cpu_used for c in self.corunners)
 
+    def served_inflation(self) -> float:
+        """The inflation the requests meet: replicas' inflations weighted by their request
+        rates (unweighted mean when nothing was served; NaN when nothing is known)."""
+        pairs = [
+            (r.rate_per_s, r.inflation()) for r in self.replicas if not math.isnan(r.inflation())
+        ]
+        if not pairs:
+            return NAN
+        total = sum(w for w, _ in pairs)
+        if total <= 0:
+            return sum(x for _, x in pairs) / len(pairs)
+        return sum(w * x for w, x in pairs) / total
+
 
 @dataclass(frozen=True)
 class Action:

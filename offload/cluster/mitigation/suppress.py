@@ -12,6 +12,12 @@ and the cap is written as a CFS quota, with koordlet's two guards:
 - slow scale-up: the cap grows by at most 10% of the node per interval
   (``max_increase_frac``); it may fall at once (protecting LS comes first).
 
+C-Koordinator's use of the prediction (``relax_frac`` > 0, the ``full`` variant): while the
+CPI the requests are predicted to meet (replicas' predicted inflation weighted by their request
+rates) stays below ``relax_below``, the threshold is raised by ``relax_frac``: interference
+that steering keeps away from the requests need not cost best-effort work. With
+``relax_frac = 0`` (the ``suppress`` variant) this is Koordinator's rule exactly.
+
 Koordinator's default policy pins BE to a cpuset of ceil(budget) cpus, but never fewer than 2;
 on a 2-cpu node that is every cpu, so the quota policy is the one that acts here.
 """
@@ -30,12 +36,16 @@ class SuppressConfig:
     min_frac: floor of the BE budget as a share of the node, [0, threshold_frac].
     dead_band_frac: skip changes below this share of the node, [0, 0.5] (koordlet 0.01).
     max_increase_frac: largest rise per interval as a share of the node, (0, 1] (0.1).
+    relax_frac: threshold raise while the served inflation is low, [0, 1 - threshold] (0).
+    relax_below: served inflation under which the raise applies, > 1.
     """
 
     threshold_frac: float = 0.65
     min_frac: float = 0.05
     dead_band_frac: float = 0.01
     max_increase_frac: float = 0.1
+    relax_frac: float = 0.0
+    relax_below: float = 1.25
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold_frac <= 1:
@@ -46,6 +56,11 @@ class SuppressConfig:
             raise MitigationError(f"dead_band_frac={self.dead_band_frac} must be in [0, 0.5]")
         if not 0 < self.max_increase_frac <= 1:
             raise MitigationError(f"max_increase_frac={self.max_increase_frac} must be in (0, 1]")
+        if not 0 <= self.relax_frac <= 1 - self.threshold_frac or not self.relax_below > 1:
+            raise MitigationError(
+                f"relax_frac={self.relax_frac} must be in [0, 1 - threshold_frac] and "
+                f"relax_below={self.relax_below} > 1"
+            )
 
 
 @dataclass(frozen=True)
@@ -55,10 +70,18 @@ class SuppressState:
     limit_cores: float | None = None
 
 
+def threshold(obs: Observation, config: SuppressConfig) -> float:
+    """The threshold in force: raised by ``relax_frac`` while the served inflation is low."""
+    served = obs.served_inflation()
+    if config.relax_frac > 0 and served == served and served < config.relax_below:
+        return config.threshold_frac + config.relax_frac
+    return config.threshold_frac
+
+
 def budget_cores(obs: Observation, config: SuppressConfig) -> float:
     """The formula above, before the guards (cores)."""
     system = max(0.0, obs.node_cpu_used - obs.ls_cpu_used - obs.be_cpu_used)
-    budget = obs.capacity_cores * config.threshold_frac - obs.ls_cpu_used - system
+    budget = obs.capacity_cores * threshold(obs, config) - obs.ls_cpu_used - system
     return max(budget, obs.capacity_cores * config.min_frac)
 
 
@@ -79,7 +102,7 @@ def decide(
         return [], state
     system = max(0.0, obs.node_cpu_used - obs.ls_cpu_used - obs.be_cpu_used)
     reason = (
-        f"budget = {cap:.2f} x {config.threshold_frac:.2f} - LS {obs.ls_cpu_used:.2f} - "
+        f"budget = {cap:.2f} x {threshold(obs, config):.2f} - LS {obs.ls_cpu_used:.2f} - "
         f"system {system:.2f} (floor {floor:.2f}) -> {target:.2f} cores"
     )
     return [SetBeLimit(reason, round(target, 4))], SuppressState(round(target, 4))

@@ -41,11 +41,13 @@ def detect_once(url: str, token: str) -> int:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     token = secrets.token_urlsafe(24)
     config = LocalClusterConfig(
-        token=token, work_dir=tmp_path_factory.mktemp("cluster"), name="test",
+        token=token,
+        work_dir=tmp_path_factory.mktemp("cluster"),
+        name="test",
         replica_args=("--policy", "none", "--no-brownout"),
         # the tests' measurements must stand out from other jobs on shared CI cores
         cluster_cpu_shares=262144 if detect().has("weight") else 1024,
-    )  # fmt: skip
+    )
     with LocalCluster(config) as c:
         c.up(2)
         yield c
@@ -121,9 +123,15 @@ def test_the_agent_steers_and_suppresses_around_a_hog(cluster: LocalCluster) -> 
     api = ClusterApi(cluster.router.url, cluster.config.token)
     hog_cpu = cluster.replicas["replica-1"].cpus
     api.add_corunner({"kind": "cpu", "name": "hog", "cpus": list(hog_cpu)})
-    agent = Agent(api, AgentConfig(interval_s=0.5, probe_bursts=3,
-                                   probe=ProbeConfig(calibration_bursts=5),
-                                   mitigation=MitigationConfig("full")))  # fmt: skip
+    agent = Agent(
+        api,
+        AgentConfig(
+            interval_s=0.5,
+            probe_bursts=3,
+            probe=ProbeConfig(calibration_bursts=5),
+            mitigation=MitigationConfig("full"),
+        ),
+    )
     try:
         reports = [agent.step() for _ in range(4)]
         mean = {
@@ -186,8 +194,15 @@ def test_a_small_collection_trains_evaluates_and_reloads_a_predictor(
     from offload.cluster.collect import CollectConfig, collect, held_out, split, to_arrays
     from offload.cluster.predictor import CpiPredictor, evaluate
 
-    config = CollectConfig(runs=2, run_s=2.0, phase_s=1.0, interval_s=0.3, probe_bursts=2,
-                           max_corunners=2, calibrate_s=0.5)  # fmt: skip
+    config = CollectConfig(
+        runs=2,
+        run_s=2.0,
+        phase_s=1.0,
+        interval_s=0.3,
+        probe_bursts=2,
+        max_corunners=2,
+        calibrate_s=0.5,
+    )
     rows, meta = collect(cluster.router.url, cluster.config.token, config)
     assert rows and {"features", "cpi", "inflation", "run"} <= set(rows[0])
     data = to_arrays(rows, meta["quiet_latency_ms"])

@@ -195,7 +195,12 @@ def test_placement_without_candidates_is_an_error() -> None:
 # -- variants ----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("variant", "kinds"),
-    [("off", set()), ("suppress", {SetBeLimit}), ("full", {SetWeights, SetBeLimit})],
+    [
+        ("off", set()),
+        ("suppress", {SetBeLimit}),
+        ("steer", {SetWeights}),
+        ("full", {SetWeights, SetBeLimit}),
+    ],
 )
 def test_each_variant_runs_only_its_strategies(variant: str, kinds: set) -> None:
     actions, _ = decide(obs(infl=(1.0, 2.0)), MitigationState(), MitigationConfig(variant))
@@ -205,3 +210,44 @@ def test_each_variant_runs_only_its_strategies(variant: str, kinds: set) -> None
 def test_an_unknown_variant_is_refused() -> None:
     with pytest.raises(MitigationError, match="variant"):
         MitigationConfig("koordinator")
+
+
+# -- what full adds: prediction-aware suppress and traffic-weighted pausing -----------------------
+def _served(infl: tuple[float, float], rates: tuple[float, float]) -> Observation:
+    o = obs(infl=infl)
+    reps = tuple(replace(r, rate_per_s=w) for r, w in zip(o.replicas, rates, strict=True))
+    return replace(o, replicas=reps)
+
+
+@pytest.mark.parametrize(
+    ("infl", "rates", "threshold"),
+    [
+        ((1.0, 3.0), (10.0, 0.0), 0.80),  # requests meet 1.0 (< 1.25): threshold raised
+        ((1.0, 3.0), (5.0, 5.0), 0.65),  # they meet 2.0: Koordinator's threshold
+        ((NAN, NAN), (5.0, 5.0), 0.65),  # nothing known: no raise
+    ],
+)
+def test_suppress_relaxes_only_while_requests_are_predicted_unharmed(
+    infl: tuple, rates: tuple, threshold: float
+) -> None:
+    config = suppress.SuppressConfig(relax_frac=0.15)
+    assert suppress.threshold(_served(infl, rates), config) == pytest.approx(threshold)
+    # the suppress variant (no relax) is Koordinator's rule whatever the prediction
+    assert suppress.threshold(_served(infl, rates), suppress.SuppressConfig()) == 0.65
+
+
+@pytest.mark.parametrize(
+    ("rates", "paused"),
+    [
+        ((10.0, 0.0), False),  # steering emptied the slow replica: no pause, BE work goes on
+        ((2.0, 8.0), True),  # requests still meet the slow replica: pause its neighbour
+    ],
+)
+def test_traffic_weighted_pausing_leaves_steered_around_interference_alone(
+    rates: tuple, paused: bool
+) -> None:
+    config = evict.EvictConfig(sustain_intervals=1, traffic_weighted=True)
+    actions, _ = evict.decide(_served((1.0, 3.0), rates), evict.EvictState(), config)
+    assert [type(a) for a in actions] == ([PauseCoRunner] if paused else [])
+    if paused:
+        assert actions[0].name == "c0"  # the co-runner on r1's cpu (obs(): be_cpus ((1,),))
