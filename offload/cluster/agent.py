@@ -93,6 +93,8 @@ class Agent:
         config: settings.
         predictor: the CPI model, or None (the strategies then use measured CPI).
         on_row: called with each replica's record per interval (data collection).
+        support: the cgroups to act on (default: this machine's; the DaemonSet passes the
+            host's mount).
     """
 
     def __init__(
@@ -101,9 +103,10 @@ class Agent:
         config: AgentConfig,
         predictor: CpiPredictor | None = None,
         on_row: Callable[[dict[str, Any]], None] | None = None,
+        support: CgroupSupport | None = None,
     ) -> None:
         self.api, self.config, self.predictor, self.on_row = api, config, predictor, on_row
-        self.support: CgroupSupport = detect()
+        self.support: CgroupSupport = support or detect()
         self.sampler = MetricsSampler()
         self.targets = AgentTargets(api, self.support)
         self.executor = Executor(self.targets, config.log_path)
@@ -166,8 +169,10 @@ class Agent:
         for r in replicas:
             if r["name"] in self.probes:
                 continue
-            g = self._cgroup(r.get("cgroup"))
+            g = self._cgroup(r.get("probe_cgroup") or r.get("cgroup"))
             try:
+                if g is not None and r.get("probe_cgroup"):
+                    g.create()  # cgroup v2: processes join leaves only
                 w = ProbeWorker(g.procs_files() if g else [], self.config.probe)
                 if g is None and r.get("cpus"):
                     with contextlib.suppress(OSError):
@@ -417,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         interval_s=args.interval, log_path=args.log, mitigation=MitigationConfig(args.variant)
     )
     if args.kubernetes:
-        from offload.cluster.kube import run_node_agent
+        from offload.cluster.kube_agent import run_node_agent
 
         return run_node_agent(args, config, predictor)
     if not args.router or not args.token_file:

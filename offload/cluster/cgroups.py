@@ -84,7 +84,7 @@ class CgroupSupport:
         return "\n".join(lines)
 
 
-def _mounts(mounts_file: Path) -> tuple[dict[str, Path], Path | None]:
+def _mounts(mounts_file: Path, under: Path | None) -> tuple[dict[str, Path], Path | None]:
     v1: dict[str, Path] = {}
     v2 = None
     with contextlib.suppress(OSError):
@@ -93,6 +93,8 @@ def _mounts(mounts_file: Path) -> tuple[dict[str, Path], Path | None]:
             if len(parts) < 4:
                 continue
             where, fstype, opts = Path(parts[1]), parts[2], set(parts[3].split(","))
+            if under is not None and not where.is_relative_to(under):
+                continue
             if fstype == "cgroup2":
                 v2 = v2 or where
             elif fstype == "cgroup":
@@ -102,9 +104,17 @@ def _mounts(mounts_file: Path) -> tuple[dict[str, Path], Path | None]:
     return v1, v2
 
 
-def detect(mounts_file: Path = Path("/proc/self/mounts")) -> CgroupSupport:
-    """The cgroup roles this process can use (reads the mount table, checks write access)."""
-    v1_all, v2 = _mounts(mounts_file)
+def detect(
+    mounts_file: Path = Path("/proc/self/mounts"), under: Path | None = None
+) -> CgroupSupport:
+    """The cgroup roles this process can use (reads the mount table, checks write access).
+
+    Args:
+        mounts_file: the mount table.
+        under: only hierarchies mounted below this path count (the node agent's view of the
+            host's cgroups, mounted at e.g. /host/sys/fs/cgroup, beside its own).
+    """
+    v1_all, v2 = _mounts(mounts_file, under)
     writable = {c: p for c, p in v1_all.items() if os.access(p, os.W_OK)}
     v2_ok = v2 is not None and os.access(v2, os.W_OK)
     v2_ctrls: frozenset[str] = frozenset()

@@ -242,6 +242,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--interval", type=float, default=d.interval_s, help="agent interval (s)")
     p.add_argument("--replicas", type=int, default=2)
+    p.add_argument(
+        "--cluster-shares",
+        type=int,
+        default=1024,
+        help="CPU weight of the cluster's cgroup against the rest of the machine",
+    )
     p.add_argument("--train", action="store_true", help="also train and save the predictor")
     p.add_argument("--model-out", type=Path, help="default models/cpi_predictor.txt")
     p.add_argument("--from-rows", type=Path, help="train on an earlier collection's folder")
@@ -282,6 +288,7 @@ def _collect_fresh(args: argparse.Namespace, out: Path) -> tuple[list[dict], dic
         work_dir=out / "cluster",
         name="collect",
         replica_args=("--policy", "none", "--no-brownout"),
+        cluster_cpu_shares=args.cluster_shares,
     )
     try:
         with LocalCluster(cfg) as cluster:

@@ -71,21 +71,23 @@ def test_it_holds_what_the_issue_lists(objects: dict) -> None:
     assert agent["serviceAccountName"] == "robomr-agent"
 
 
-def test_rbac_is_least_privilege(objects: dict) -> None:
-    """The agent may read and annotate pods, evict them and read nodes: no wildcards, no
-    secrets, no writes to workloads; the replicas' account has no token at all."""
-    rules = (
-        objects["Role", "robomr-agent"]["rules"]
-        + objects["ClusterRole", "robomr-agent-nodes"]["rules"]
-    )
-    granted = {
+def _granted(*roles: dict) -> set[tuple[str, str, str]]:
+    rules = [rule for role in roles for rule in role["rules"]]
+    return {
         (g, r, v)
         for rule in rules
         for g in rule["apiGroups"]
         for r in rule["resources"]
         for v in rule["verbs"]
     }
-    assert granted == {
+
+
+def test_rbac_is_least_privilege(objects: dict) -> None:
+    """The agent may read and annotate pods, evict them and read nodes; the router may only
+    read pods: no wildcards, no secrets, no writes to workloads; the replicas' account has no
+    token at all."""
+    agent = _granted(objects["Role", "robomr-agent"], objects["ClusterRole", "robomr-agent-nodes"])
+    assert agent == {
         ("", "pods", "get"),
         ("", "pods", "list"),
         ("", "pods", "watch"),
@@ -93,7 +95,13 @@ def test_rbac_is_least_privilege(objects: dict) -> None:
         ("", "pods/eviction", "create"),
         ("", "nodes", "get"),
     }
+    router = _granted(objects["Role", "robomr-router"])
+    assert router == {("", "pods", "get"), ("", "pods", "list"), ("", "pods", "watch")}
     assert objects["ServiceAccount", "robomr-serve"]["automountServiceAccountToken"] is False
+    assert not any(
+        o["kind"] in ("ClusterRole", "Role") and any("*" in str(r) for r in o["rules"])
+        for o in objects.values()
+    )
 
 
 def test_the_besteffort_template_is_a_besteffort_pod() -> None:

@@ -1,17 +1,13 @@
-"""The local backend against the cluster contract, its cgroups, and the node agent on it.
+"""The local backend beyond the contract (test_contract.py): cgroups, pausing, no-cgroup
+machines, the node agent on it (steering, suppress, surviving its death), data collection.
 
-One cluster (two real replicas of the service, pinned one per cpu) serves the whole module;
-the contract is written against :class:`~offload.cluster.backend.ClusterBackend` and runs on
-the Kubernetes backend too where ``KUBECONFIG`` points at a cluster (test_kube.py).
-"""
+One session cluster (conftest.py: two real replicas of the service, one per cpu) serves it."""
 
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,46 +16,9 @@ import pytest
 from offload.cluster.agent import Agent, AgentConfig
 from offload.cluster.api import ClusterApi
 from offload.cluster.cgroups import CgroupUnavailable, detect
-from offload.cluster.load import street_scan
 from offload.cluster.local import ClusterError, LocalCluster, LocalClusterConfig
 from offload.cluster.mitigation import MitigationConfig
 from offload.cluster.probe import ProbeConfig
-
-CLOUD = street_scan(beams=16, columns=256)  # 4k points: a fast request
-
-
-def detect_once(url: str, token: str) -> int:
-    from offload.client import ClientConfig, OffloadClient
-
-    with OffloadClient(ClientConfig(urls=(url,), token=token, max_attempts=1)) as c:
-        boxes, _, _, reply = c.detect(CLOUD, 30.0)
-    assert reply.header.get("classes")
-    return len(boxes)
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    token = secrets.token_urlsafe(24)
-    config = LocalClusterConfig(
-        token=token,
-        work_dir=tmp_path_factory.mktemp("cluster"),
-        name="test",
-        replica_args=("--policy", "none", "--no-brownout"),
-        # the tests' measurements must stand out from other jobs on shared CI cores
-        cluster_cpu_shares=262144 if detect().has("weight") else 1024,
-    )
-    with LocalCluster(config) as c:
-        c.up(2)
-        yield c
-
-
-def test_up_gives_ready_pinned_replicas_that_serve(cluster: LocalCluster) -> None:
-    st = cluster.status()
-    assert st["backend"] == "local" and len(st["replicas"]) == 2
-    assert all(r["qos"] == "LS" and r["healthy"] and r["alive"] for r in st["replicas"])
-    cpus = [tuple(r["cpus"]) for r in st["replicas"]]
-    assert len(set(cpus)) == min(2, len(cluster.cpus))  # spread: one replica per cpu
-    assert detect_once(cluster.router.url, cluster.config.token) >= 0
 
 
 def test_replica_cgroups_carry_their_cpusets(cluster: LocalCluster) -> None:
@@ -70,21 +29,8 @@ def test_replica_cgroups_carry_their_cpusets(cluster: LocalCluster) -> None:
         assert r.proc.pid in r.cgroup.pids()
 
 
-def test_scaling_up_and_down_keeps_serving(cluster: LocalCluster) -> None:
-    cluster.scale(3)
-    st = cluster.status()
-    assert [r["name"] for r in st["replicas"]] == ["replica-0", "replica-1", "replica-2"]
-    cluster.scale(2)
-    assert len(cluster.status()["replicas"]) == 2
-    assert detect_once(cluster.router.url, cluster.config.token) >= 0
-    with pytest.raises(ValueError, match="replicas"):
-        cluster.scale(0)
-
-
 @pytest.mark.parametrize("kind", ["cpu", "io"])
-def test_corunners_start_pause_resume_and_stop_through_the_admin_api(
-    cluster: LocalCluster, kind: str
-) -> None:
+def test_corunners_pause_and_resume_through_the_admin_api(cluster: LocalCluster, kind: str) -> None:
     api = ClusterApi(cluster.router.url, cluster.config.token)
     name = f"t-{kind}"
     c = api.add_corunner({"kind": kind, "name": name, "cpus": [0], "duty": 0.5})
@@ -156,7 +102,7 @@ def test_the_agent_steers_and_suppresses_around_a_hog(cluster: LocalCluster) -> 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSEGV], ids=["killed", "crashed"])
 def test_an_agent_that_is_killed_or_crashes_leaves_replicas_serving(
-    cluster: LocalCluster, how: signal.Signals
+    cluster: LocalCluster, detect_once, how: signal.Signals
 ) -> None:
     cluster.start_agent(["--variant", "full", "--interval", "0.5", "--model", "none"])
     end = time.monotonic() + 120
