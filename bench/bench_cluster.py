@@ -18,6 +18,7 @@ baseline), ``latency_ms`` {off, suppress, full, ...} x {p50, p90, p99}, ``be_thr
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import time
@@ -70,7 +71,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="CPU weight of the cluster's cgroup against the rest of the machine",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--work-dir", type=Path, help="logs and data (default: a temp folder)")
+    p.add_argument(
+        "--work-dir",
+        type=Path,
+        help="logs, rows.jsonl and meta.json of the collection (default: a temp folder)",
+    )
 
 
 def run(args: argparse.Namespace) -> BenchReport:
@@ -111,6 +116,9 @@ def run(args: argparse.Namespace) -> BenchReport:
             calibrate_s=args.calibrate_s,
         )
         rows, meta = collect(url, token, cc, progress=lambda m: print(m, flush=True))
+        # kept for `robomr cluster collect --from-rows DIR --train` (a model from this run)
+        (Path(work) / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (Path(work) / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
         data = to_arrays(rows, meta["quiet_latency_ms"])
         train, test = split(data, held_out(cc.runs))
         try:

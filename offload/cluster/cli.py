@@ -13,6 +13,7 @@ Raises:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -36,6 +37,26 @@ def state_path(args: argparse.Namespace) -> Path:
     return Path(args.state_dir) / args.name / "state.json"
 
 
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (exited, not yet reaped: a detached supervisor whose
+    starter still runs) counts as gone, and is reaped when it is our child."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    if state == "Z":
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return False
+    return True
+
+
 def load_state(args: argparse.Namespace) -> dict[str, Any]:
     path = state_path(args)
     if not path.exists():
@@ -44,14 +65,12 @@ def load_state(args: argparse.Namespace) -> dict[str, Any]:
             f"`robomr cluster up --name {args.name}`"
         )
     state = json.loads(path.read_text())
-    try:
-        os.kill(int(state["pid"]), 0)
-    except (OSError, ValueError) as err:
+    if not alive(int(state.get("pid", 0))):
         path.unlink(missing_ok=True)
         raise CommandError(
             f"cluster {args.name!r} is not running (its supervisor "
             f"{state.get('pid')} is gone); removed the stale {path}"
-        ) from err
+        )
     return state
 
 
@@ -102,7 +121,28 @@ def up(args: argparse.Namespace) -> int:
 def _detach(args: argparse.Namespace) -> int:
     path = state_path(args)
     path.parent.mkdir(parents=True, exist_ok=True)
-    argv = [a for a in sys.argv[1:] if a != "--detach"]
+    argv = [
+        "cluster",
+        "up",
+        "--name",
+        args.name,
+        "--state-dir",
+        str(args.state_dir),
+        "--replicas",
+        str(args.replicas),
+        "--variant",
+        args.variant,
+        "--interval",
+        str(args.interval),
+        "--placement",
+        args.placement,
+        "--be-shares",
+        str(args.be_shares),
+        f"--replica-args={args.replica_args}",
+    ]
+    argv += [f"--corunner={c}" for c in args.corunner]
+    argv += ["--no-agent"] if args.no_agent else []
+    argv += ["--model", args.model] if args.model else []
     logf = path.parent / "supervisor.log"
     with open(logf, "ab") as out:
         proc = subprocess.Popen(
@@ -270,9 +310,7 @@ def down(args: argparse.Namespace) -> int:
         raise CommandError(str(err)) from err
     end = time.monotonic() + 120.0
     while time.monotonic() < end:
-        try:
-            os.kill(int(state["pid"]), 0)
-        except OSError:
+        if not alive(int(state["pid"])):
             print(f"cluster {args.name} stopped")
             return 0
         time.sleep(0.2)
