@@ -81,6 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> BenchReport:
     import tempfile
 
+    from offload.cluster.api import ClusterApiError
     from offload.cluster.collect import CollectConfig, collect, held_out, split, to_arrays
     from offload.cluster.local import LocalCluster, LocalClusterConfig
     from offload.cluster.predictor import ACCURACY_DEFINITION, PredictorError, evaluate
@@ -120,6 +121,11 @@ def run(args: argparse.Namespace) -> BenchReport:
         (Path(work) / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         (Path(work) / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
         data = to_arrays(rows, meta["quiet_latency_ms"])
+        # how noisy the labels are here: other work on the node inflates every probe alike
+        meta["label_median_inflation"] = float(np.nanmedian(data["y"])) if len(rows) else None
+        meta["node_runq_median"] = (
+            float(np.nanmedian([r["features"]["node_runq"] for r in rows])) if rows else None
+        )
         train, test = split(data, held_out(cc.runs))
         try:
             scores, model = evaluate(train, test, args.seed)
@@ -129,27 +135,34 @@ def run(args: argparse.Namespace) -> BenchReport:
             scores, model = {"gbt": nan, "linear": nan, "last_value": nan}, None
         rate = args.load * meta["capacity_per_s"]
         deadline = max(5.0, 40 * meta["quiet_latency_ms"] / 1e3)
-        runs = []
+        runs, lost = [], []
         for rep in range(args.repeats):
             order = variants[rep % len(variants) :] + variants[: rep % len(variants)]
             for v in order:
-                print(f"latency: {v} (pass {rep + 1}/{args.repeats})", flush=True)
-                runs.append(
-                    run_variant(
-                        url,
-                        token,
-                        v,
-                        model,
-                        rate_per_s=rate,
-                        phase_s=args.schedule_phase_s,
-                        interval_s=args.interval,
-                        probe_bursts=args.probe_bursts,
-                        deadline_s=deadline,
-                        seed=args.seed,
-                        repeat=rep,
-                        schedule=SCHEDULE[: args.phases],
-                    )
-                )
+                for attempt in (1, 2):  # a starved router can drop a call: one retry, then skip
+                    print(f"latency: {v} (pass {rep + 1}/{args.repeats})", flush=True)
+                    try:
+                        runs.append(
+                            run_variant(
+                                url,
+                                token,
+                                v,
+                                model,
+                                rate_per_s=rate,
+                                phase_s=args.schedule_phase_s,
+                                interval_s=args.interval,
+                                probe_bursts=args.probe_bursts,
+                                deadline_s=deadline,
+                                seed=args.seed,
+                                repeat=rep,
+                                schedule=SCHEDULE[: args.phases],
+                            )
+                        )
+                        break
+                    except ClusterApiError as err:
+                        print(f"latency: {v} pass {rep + 1} try {attempt} failed: {err}")
+                        if attempt == 2:
+                            lost.append(f"{v} pass {rep + 1}: {err}")
     return _report(
         args,
         variants,
@@ -162,6 +175,7 @@ def run(args: argparse.Namespace) -> BenchReport:
         time.monotonic() - t_start,
         len(data["y"]),
         cc,
+        lost,
     )
 
 
@@ -177,6 +191,7 @@ def _report(
     wall_s: float,
     n_samples: int,
     cc: Any,
+    lost: list[str],
 ) -> BenchReport:
     settings = {k: v for k, v in vars(args).items() if k not in ("json", "work_dir")}
     settings.update(
@@ -270,6 +285,11 @@ def _report(
         f"{args.phases} x {args.schedule_phase_s:.0f} s",
         "BE kept: mean over (pass, phase, co-runner) of work units / the same under off",
     ]
+    report.notes.append(
+        f"collection: median CPI inflation label {meta.get('label_median_inflation')} (1 = the "
+        f"node's least CPI), median node run queue {meta.get('node_runq_median')}"
+    )
+    report.notes += [f"LOST (cluster API failed twice; figures without it): {x}" for x in lost]
     return report
 
 

@@ -7,6 +7,7 @@ Raises:
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -23,16 +24,24 @@ class ClusterApi:
         url: the router's base URL.
         token: the cluster's bearer token.
         timeout_s: per-call timeout (s); scaling waits for replicas, so it gets ``scale_timeout_s``.
+        get_retries: extra tries of a GET after a timeout or a dropped connection (POST and PUT
+            are never repeated: they are not idempotent).
     """
 
     def __init__(
-        self, url: str, token: str, timeout_s: float = 30.0, scale_timeout_s: float = 600.0
+        self,
+        url: str,
+        token: str,
+        timeout_s: float = 30.0,
+        scale_timeout_s: float = 600.0,
+        get_retries: int = 2,
     ) -> None:
         from offload.client import quiet_httpx
 
         quiet_httpx()
         self.url = url.rstrip("/")
         self.scale_timeout_s = scale_timeout_s
+        self.get_retries = max(0, get_retries)
         self._http = httpx.Client(
             headers={"Authorization": f"Bearer {token}"},
             timeout=httpx.Timeout(timeout_s, connect=2.0),
@@ -42,17 +51,28 @@ class ClusterApi:
         self._http.close()
 
     def _call(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
-        try:
-            resp = self._http.request(
-                method,
-                f"{self.url}/cluster/{path}",
-                json=body,
-                timeout=timeout or httpx.USE_CLIENT_DEFAULT,
-            )
-        except httpx.HTTPError as err:
-            raise ClusterApiError(
-                f"cluster at {self.url} unreachable: {type(err).__name__}: {err}"
-            ) from err
+        # a GET is safe to repeat: on a starved node one timeout or reset need not end a caller
+        attempts = 1 + (self.get_retries if method == "GET" else 0)
+        for attempt in range(attempts):
+            try:
+                resp = self._http.request(
+                    method,
+                    f"{self.url}/cluster/{path}",
+                    json=body,
+                    timeout=timeout or httpx.USE_CLIENT_DEFAULT,
+                )
+                break
+            except httpx.TransportError as err:
+                if attempt + 1 < attempts:
+                    time.sleep(0.5 * (attempt + 1))
+                    continue
+                raise ClusterApiError(
+                    f"cluster at {self.url} unreachable: {type(err).__name__}: {err}"
+                ) from err
+            except httpx.HTTPError as err:
+                raise ClusterApiError(
+                    f"cluster at {self.url} unreachable: {type(err).__name__}: {err}"
+                ) from err
         if resp.status_code != 200:
             try:
                 msg = resp.json()["error"]["message"]

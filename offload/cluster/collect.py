@@ -25,6 +25,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 import threading
 import time
@@ -112,6 +113,7 @@ def collect(
     from offload.cluster.mitigation.interface import PauseCoRunner, SetBeLimit
 
     say = progress or (lambda _m: None)
+    load_before = os.getloadavg()[0]  # other work on the node shows in every label: record it
     api = ClusterApi(url, token)
     status = api.status()
     cloud = street_scan(seed=config.seed)
@@ -177,6 +179,7 @@ def collect(
         "requests": len(load.samples),
         "dropped": load.dropped,
         "cgroups": status["cgroups"],
+        "load_average_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     return rows, meta
 
