@@ -416,6 +416,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.model != "none":
         try:
             predictor = CpiPredictor.load(Path(args.model))
+            held = predictor.provenance.get("held_out_scores", {}).get("gbt", {})
+            if held.get("within10", 1.0) < 0.5:  # e.g. trained on a node busy with other work
+                log.warning(
+                    "CPI model %s is within 10%% on only %.0f%% of its held-out rows; "
+                    "retrain it on this node (robomr cluster collect --train)",
+                    args.model,
+                    100 * held["within10"],
+                )
         except PredictorError as err:
             log.warning("running without a CPI model: %s", err)
     config = AgentConfig(

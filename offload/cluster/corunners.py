@@ -18,6 +18,7 @@ is exact whatever throttles it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -29,6 +30,8 @@ from pathlib import Path
 from offload.cluster.cgroups import Cgroup, CgroupError, CgroupUnavailable
 from offload.cluster.corunner import KINDS, CoRunnerError, ProgressFile
 from offload.cluster.spawn import popen
+
+log = logging.getLogger(__name__)
 
 STATES = ("running", "paused", "stopped", "evicted")
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
@@ -81,6 +84,7 @@ class CoRunner:
         self.limit_cores: float | None = None
         self._progress: ProgressFile | None = None
         self.started_at = 0.0
+        self._stopping = False
 
     @property
     def pid(self) -> int | None:
@@ -148,6 +152,8 @@ class CoRunner:
         self.limit_cores = cores
 
     def pause(self) -> None:
+        if self._stopping:  # a pause racing a stop would freeze a process with SIGKILL pending
+            return
         self._freeze(True)
         self.state = "paused"
 
@@ -166,15 +172,25 @@ class CoRunner:
     def stop(self, evicted: bool = False, timeout_s: float = 2.0) -> None:
         """Ends the process (SIGTERM, SIGKILL after ``timeout_s``); a frozen one is thawed
         first so that it can act on the signal."""
+        self._stopping = True
         if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(Exception):
-                self._freeze(False)
             self.proc.terminate()
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            killed, end = False, time.monotonic() + timeout_s
+            # A frozen task acts on no signal, SIGKILL included: thaw on every round, since an
+            # agent may have frozen it again between our thaw and the signal.
+            for _ in range(int(30.0 / 0.25) + int(timeout_s / 0.25)):
+                with contextlib.suppress(Exception):
+                    self._freeze(False)
+                try:
+                    self.proc.wait(0.25)
+                    break
+                except subprocess.TimeoutExpired:
+                    if not killed and time.monotonic() > end:
+                        self.proc.kill()
+                        killed = True
+            else:
+                log.error("co-runner %s (pid %s) did not exit", self.spec.name, self.proc.pid)
+        self._stopping = False
         if self._progress is not None:
             self._progress.close()
             self._progress = None

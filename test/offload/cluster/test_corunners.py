@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -112,3 +113,33 @@ def test_stopping_a_paused_corunner_ends_it(need, support, tree: str, tmp_path: 
     c.pause()
     c.stop(evicted=True)
     assert not c.alive() and c.describe()["state"] == "evicted"
+
+
+def test_stop_ends_a_corunner_that_another_writer_keeps_refreezing(
+    need, support, tree: str, tmp_path: Path
+) -> None:
+    """The agent may freeze the group again between stop's thaw and its signal (seen in the
+    bench: a frozen task with SIGKILL pending hung the router); stop thaws every round."""
+    import threading
+
+    need("freeze")
+    group = Cgroup(support, f"{tree}/be/r").create()
+    c = CoRunner(CoRunnerSpec("refrozen", "cpu"), group, tmp_path)
+    c.start()
+    group.freeze(True)
+    done = threading.Event()
+
+    def refreeze() -> None:
+        while not done.is_set():
+            with contextlib.suppress(Exception):
+                group.freeze(True, timeout_s=0.2)
+            time.sleep(0.02)
+
+    writer = threading.Thread(target=refreeze, daemon=True)
+    writer.start()
+    try:
+        c.stop(timeout_s=0.3)
+    finally:
+        done.set()
+        writer.join()
+    assert not c.alive() and c.describe()["state"] == "stopped"
