@@ -155,6 +155,8 @@ class CpiPredictor:
         self.booster.save_model(str(path))
         if self.latency_booster is not None:
             self.latency_booster.save_model(str(_latency_path(path)))
+        else:  # an older model's latency file would be loaded with this model's provenance
+            _latency_path(path).unlink(missing_ok=True)
         self.provenance = {
             **self.provenance,
             **provenance,
