@@ -17,5 +17,6 @@ BENCHMARKS: dict[str, str] = {
     "lm": "bench.bench_lm",
     "reliability": "bench.bench_reliability",
     "mapmatch": "bench.bench_mapmatch",
+    "cluster": "bench.bench_cluster",
     "serving": "bench.bench_serving",
 }

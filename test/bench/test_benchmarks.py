@@ -77,6 +77,12 @@ TINY: dict[str, list[str]] = {
         "--throughput-trips",
         "3",
     ],
+    # real replicas and co-runners for a few seconds: wiring, not figures
+    "cluster": [
+        *("--collect-runs", "2", "--run-s", "1", "--phase-s", "1", "--interval", "0.4"),
+        *("--probe-bursts", "2", "--schedule-phase-s", "1", "--phases", "1", "--repeats", "1"),
+        *("--variants", "off,suppress,full", "--calibrate-s", "0.5"),
+    ],
     "serving": [
         *("--models", "detector", "--loads", "0.5,1.5", "--seeds", "1", "--duration", "4"),
         *("--beams", "16", "--ranges", "30", "--calib-per-size", "1", "--static-delays-ms", "0"),
