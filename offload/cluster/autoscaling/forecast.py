@@ -134,8 +134,8 @@ class LstmConfig:
 
     window: int = 24
     hidden: int = 16
-    epochs: int = 60
-    lr: float = 1e-2
+    epochs: int = 200
+    lr: float = 2e-2
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -15,7 +15,9 @@ it). Offered load a = lambda S, utilisation rho = a / c < 1.
   with the measured mean and cv2; ``P(T > t) = P(S > t) + C E[e^{-theta'(t - S)}; S <= t]``.
   It equals the M/M/c formula at cv2 = 1.
 
-Sizing: the smallest c with ``P(T > slo) <= target_violation`` and ``rho <= max_utilization``.
+Sizing: the smallest c with ``P(T > slo) <= target_violation + P(S > slo)`` (the second term:
+what the service time alone exceeds, which no replica count can save) and
+``rho <= max_utilization``.
 The policy applies it to the arrival rate over ``rate_window_s`` plus the queued backlog to be
 drained within one SLO, with the service time divided by ``capacity_factor``, and keeps the
 highest count of the last ``scale_down_delay_s`` before scaling down (scale-ups are immediate).
@@ -29,7 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from scipy import integrate, special, stats
+from scipy import integrate, special
 
 from offload.cluster.autoscaling.interface import (
     AutoscalingError,
@@ -81,19 +83,22 @@ def sojourn_tail(c: int, rate_hz: float, mean_s: float, cv2: float, t_s: float) 
         return 1.0 if t_s < mean_s else wait_c * math.exp(-theta * (t_s - mean_s))
     k = 1.0 / cv2  # Gamma shape
     scale = mean_s * cv2
-    tail_s = float(stats.gamma.sf(t_s, k, scale=scale))
+    tail_s = float(special.gammaincc(k, t_s / scale))
     r = 1.0 / scale - theta
-    if r > 1e-12:
-        # int_0^t f(s) e^{theta s} ds = (scale r)^-k P(k, r t)
-        inner = (scale * r) ** (-k) * float(special.gammainc(k, r * t_s))
-        conv = math.exp(-theta * t_s) * inner
-    else:
-        conv = integrate.quad(
-            lambda s: float(stats.gamma.pdf(s, k, scale=scale)) * math.exp(-theta * (t_s - s)),
-            0.0,
-            t_s,
-            limit=200,
-        )[0]
+    if r > 1e-9:
+        # int_0^t f(s) e^{theta s} ds = (scale r)^-k P(k, r t), in logs against overflow
+        log_conv = -theta * t_s - k * math.log(scale * r) + math.log(special.gammainc(k, r * t_s))
+        conv = math.exp(log_conv) if special.gammainc(k, r * t_s) > 0 else 0.0
+    else:  # rare (far more replicas than load with a very regular service): quadrature
+        log_norm = special.gammaln(k) + k * math.log(scale)
+
+        def integrand(x: float) -> float:
+            if x <= 0:
+                return 0.0
+            return math.exp((k - 1) * math.log(x) - x / scale - log_norm - theta * (t_s - x))
+
+        mode = [min(t_s, (k - 1) * scale)] if k > 1 else None
+        conv = integrate.quad(integrand, 0.0, t_s, points=mode, limit=200)[0]
     return min(1.0, tail_s + wait_c * conv)
 
 
@@ -106,15 +111,25 @@ def replicas_for_slo(
     max_utilization: float,
     limit: int,
 ) -> int:
-    """Smallest c in [1, limit] with P(T > slo) <= target and rho <= max_utilization (limit if
-    none does; 0 without load)."""
+    """Smallest c in [1, limit] with P(T > slo) <= target + P(S > slo) and rho <=
+    max_utilization (limit if none does; 0 without load). P(S > slo), the share no number of
+    replicas can save (service alone beyond the SLO), is added so that an SLO tighter than the
+    service time's own tail still gets a finite answer: queueing may add ``target``."""
     if rate_hz <= 0:
         return 0
     a = rate_hz * mean_s
     c = max(1, math.ceil(a / max_utilization - 1e-9))
-    while c < limit and sojourn_tail(c, rate_hz, mean_s, cv2, slo_s) > target_violation:
+    target = target_violation + service_tail(mean_s, cv2, slo_s)
+    while c < limit and sojourn_tail(c, rate_hz, mean_s, cv2, slo_s) > target:
         c += 1
     return min(c, limit)
+
+
+def service_tail(mean_s: float, cv2: float, t_s: float) -> float:
+    """P(S > t) for Gamma service times with the given mean and cv2 (a step at cv2 = 0)."""
+    if cv2 < 1e-6:
+        return 1.0 if t_s < mean_s else 0.0
+    return float(special.gammaincc(1.0 / cv2, t_s / (mean_s * cv2)))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ levels, shapes and start-up delays), never on the trace it is evaluated on.
 - **Reward** per decision period: ``r = -(w_v v + w_c n / L_mean)`` with v the share of the
   period's requests that missed the SLO, n the replicas that existed (starting and draining
   ones included: they cost the same) and L_mean the episode's mean offered load (so the cost
-  term is the over-provisioning ratio); defaults w_v = 30, w_c = 1.
+  term is the over-provisioning ratio); defaults w_v = 10 (1% more violations weighs as
+  much as 10% more replicas), w_c = 1.
 - **Network**: an MLP (10 -> 64 -> 64) with a policy head (softmax over actions) and a value
   head. The policy acts greedily (argmax) when evaluated and samples (seeded by the step) when
   trained.

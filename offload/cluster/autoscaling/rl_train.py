@@ -40,14 +40,14 @@ class TrainConfig:
     slo_factor: float = 3.0  # SLO = this x the mean service time
     kinds: tuple[str, ...] = SYNTHETIC
     bounds: Bounds = field(default_factory=lambda: Bounds(1, 24))
-    w_violation: float = 30.0
+    w_violation: float = 10.0
     w_cost: float = 1.0
     gamma: float = 0.97
     lam: float = 0.92
     clip: float = 0.2
     epochs: int = 4
     minibatch: int = 256
-    lr: float = 3e-4
+    lr: float = 1e-3
     entropy: float = 0.01
     value_weight: float = 0.5
     seed: int = 0

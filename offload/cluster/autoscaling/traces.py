@@ -9,7 +9,7 @@ Poisson processes drawn by thinning (Lewis and Shedler 1979) from a rate functio
 - ``diurnal``: ``mean (1 + a sin(2 pi t / period))``, a day compressed into ``period_s``;
 - ``bursty``: a base rate with bursts of ``burst_factor`` x for 20-60 s at Poisson-spaced times
   (flash crowds);
-- ``step``: the mean rate for a third, then ``step_factor`` x for a third, then the mean.
+- ``step``: a rate for a third, ``step_factor`` x it for a third, then back (mean as asked).
 
 ``segment`` cuts a window and ``time_scaled`` compresses it (the live replay's time-scaled
 segments): inter-arrival times divided by the factor, so the rate is multiplied by it.
@@ -153,12 +153,13 @@ def synthetic(
 
         peak = base * burst_factor
     elif kind == "step":
+        low = 3 * mean_rate_hz / (2 + step_factor)  # the mean over the three thirds
 
         def rate(t: np.ndarray) -> np.ndarray:
             middle = (t >= duration_s / 3) & (t < 2 * duration_s / 3)
-            return np.where(middle, mean_rate_hz * step_factor, mean_rate_hz)
+            return np.where(middle, low * step_factor, low)
 
-        peak = mean_rate_hz * max(step_factor, 1.0)
+        peak = low * max(step_factor, 1.0)
     else:
         raise AutoscalingError(f"unknown synthetic trace {kind!r} (one of {', '.join(SYNTHETIC)})")
     t, rank = _thinning(rate, peak, duration_s, seed)

@@ -17,6 +17,7 @@ from offload.cluster.autoscaling.queueing import (
     erlang_c,
     mmc_mean_wait_s,
     replicas_for_slo,
+    service_tail,
     sojourn_tail,
 )
 
@@ -94,9 +95,16 @@ def test_mmc_tail_matches_a_simulated_fcfs_queue():
 def test_replicas_for_slo_is_the_smallest_that_meets_the_target():
     args = dict(mean_s=0.1, cv2=0.3, slo_s=0.4, target_violation=0.01, max_utilization=0.95)
     c = replicas_for_slo(50.0, limit=100, **args)
-    assert sojourn_tail(c, 50.0, 0.1, 0.3, 0.4) <= 0.01 < sojourn_tail(c - 1, 50.0, 0.1, 0.3, 0.4)
+    target = 0.01 + service_tail(0.1, 0.3, 0.4)
+    assert sojourn_tail(c, 50.0, 0.1, 0.3, 0.4) <= target < sojourn_tail(c - 1, 50.0, 0.1, 0.3, 0.4)
     assert replicas_for_slo(0.0, limit=100, **args) == 0
     assert replicas_for_slo(1e4, limit=20, **args) == 20
+
+
+def test_an_slo_below_the_service_tail_still_gets_a_finite_size():
+    # exponential service: P(S > 4 x mean) = e^-4 = 1.8% > the 1% target on its own
+    c = replicas_for_slo(40.0, 0.5, 1.0, 2.0, 0.01, 0.85, 100)
+    assert 24 <= c < 40
 
 
 def test_utilisation_cap_binds_when_the_slo_is_loose():
@@ -123,3 +131,25 @@ def test_policy_holds_scale_down_for_the_delay():
     high = out[3]
     assert high > out[-1]
     assert out[4:7] == [high] * 3  # within 20 s of the last high answer
+
+
+@pytest.mark.parametrize("cv2", [0.05, 0.3, 1.0, 2.5])
+@pytest.mark.parametrize(("c", "lam", "mean"), [(1, 0.7, 1.0), (4, 3.0, 1.0), (40, 2.0, 1.0)])
+def test_mgc_tail_equals_its_defining_convolution(cv2, c, lam, mean):
+    """The closed forms against direct quadrature of P(S > t) + C int f_S(s) P(W > t - s) ds
+    with scipy's Gamma density (agreement to quadrature precision, 1e-7)."""
+    from scipy import stats
+
+    k, scale = 1 / cv2, mean * cv2
+    theta = (c / mean - lam) * 2 / (1 + cv2)
+    wait = erlang_c(c, lam * mean)
+    for t in (0.5 * mean, 2 * mean, 6 * mean):
+        conv = integrate.quad(
+            lambda s: stats.gamma.pdf(s, k, scale=scale) * math.exp(-theta * (t - s)),
+            0,
+            t,
+            points=[min(t, (k - 1) * scale)] if k > 1 else None,
+            limit=500,
+        )[0]
+        expected = stats.gamma.sf(t, k, scale=scale) + wait * conv
+        assert sojourn_tail(c, lam, mean, cv2, t) == pytest.approx(expected, abs=1e-7)
