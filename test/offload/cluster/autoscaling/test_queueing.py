@@ -145,7 +145,7 @@ def test_mgc_tail_equals_its_defining_convolution(cv2, c, lam, mean):
     wait = erlang_c(c, lam * mean)
     for t in (0.5 * mean, 2 * mean, 6 * mean):
         conv = integrate.quad(
-            lambda s: stats.gamma.pdf(s, k, scale=scale) * math.exp(-theta * (t - s)),
+            lambda s, t=t: stats.gamma.pdf(s, k, scale=scale) * math.exp(-theta * (t - s)),
             0,
             t,
             points=[min(t, (k - 1) * scale)] if k > 1 else None,

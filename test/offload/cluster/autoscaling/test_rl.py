@@ -61,7 +61,7 @@ def test_features_are_finite_and_bounded():
         service_time_s=0.5,
         slo_s=2.0,
     )
-    x, state = featurize(obs, RlPolicy(None).initial_state(), Bounds(1, 10))
+    x, _ = featurize(obs, RlPolicy(None).initial_state(), Bounds(1, 10))
     assert x.shape == (N_FEATURES,) and np.all(np.isfinite(x)) and np.all(np.abs(x) <= 10)
     assert x[3] == pytest.approx(0.5)  # one of two active replicas still starting
 
