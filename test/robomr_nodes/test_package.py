@@ -60,6 +60,7 @@ PIP = {
     "prometheus_client": "prometheus_client",
     "kubernetes": "kubernetes",
     "kubernetes_validate": "kubernetes-validate",
+    "redis": "redis",
     "shapefile": "pyshp",
     "pyrosm": "pyrosm",
     "leuvenmapmatching": "leuvenmapmatching",

@@ -49,14 +49,15 @@ class HpaMetricError(RuntimeError):
 
 @dataclass(frozen=True)
 class ScalingPolicy:
-    """``HPAScalingPolicy``: at most ``value`` pods or percent of change per ``period_s``."""
+    """``HPAScalingPolicy``: at most ``value`` pods or percent of change per ``period_s``
+    (``kind`` is the API's ``type``)."""
 
-    type: Literal["Pods", "Percent"]
+    kind: Literal["Pods", "Percent"]
     value: int
     period_s: int
 
     def __post_init__(self) -> None:
-        if self.type not in ("Pods", "Percent") or self.value <= 0 or not self.period_s > 0:
+        if self.kind not in ("Pods", "Percent") or self.value <= 0 or not self.period_s > 0:
             raise AutoscalingError(f"bad scaling policy {self}: type Pods|Percent, value > 0")
 
 
@@ -276,7 +277,7 @@ def scale_up_limit(current: int, state: HpaState, rules: ScalingRules, now_s: fl
             + _change_in_period(p.period_s, state.down_events, now_s)
         )
         # Percent is rounded up so that a small replica count can still grow
-        proposed = start + p.value if p.type == "Pods" else math.ceil(start * (1 + p.value / 100))
+        proposed = start + p.value if p.kind == "Pods" else math.ceil(start * (1 + p.value / 100))
         result = pick(result, proposed)
     return result
 
@@ -293,7 +294,7 @@ def scale_down_limit(current: int, state: HpaState, rules: ScalingRules, now_s: 
             + _change_in_period(p.period_s, state.down_events, now_s)
         )
         # Percent: Go's int32() truncates
-        proposed = start - p.value if p.type == "Pods" else int(start * (1 - p.value / 100))
+        proposed = start - p.value if p.kind == "Pods" else int(start * (1 - p.value / 100))
         result = pick(result, proposed)
     return result
 

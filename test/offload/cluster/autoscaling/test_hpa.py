@@ -26,7 +26,7 @@ NOW = 1000.0
 EPOCH = -1e9  # the test harness's zero time: long before NOW
 HOT = NOW - 60.0  # started one minute ago: within the 2-minute initialisation period
 # the controller's test settings (defaultTestingCPUInitializationPeriod, ...DelayOfInitial...)
-TEST_CFG = dict(cpu_initialization_period_s=120.0, initial_readiness_delay_s=10.0)
+TEST_CFG = {"cpu_initialization_period_s": 120.0, "initial_readiness_delay_s": 10.0}
 
 
 def pods(levels, ready=None, start=None, phase=None, deleting=None, n=None, metric="cpu"):

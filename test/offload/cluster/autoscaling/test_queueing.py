@@ -93,7 +93,13 @@ def test_mmc_tail_matches_a_simulated_fcfs_queue():
 
 
 def test_replicas_for_slo_is_the_smallest_that_meets_the_target():
-    args = dict(mean_s=0.1, cv2=0.3, slo_s=0.4, target_violation=0.01, max_utilization=0.95)
+    args = {
+        "mean_s": 0.1,
+        "cv2": 0.3,
+        "slo_s": 0.4,
+        "target_violation": 0.01,
+        "max_utilization": 0.95,
+    }
     c = replicas_for_slo(50.0, limit=100, **args)
     target = 0.01 + service_tail(0.1, 0.3, 0.4)
     assert sojourn_tail(c, 50.0, 0.1, 0.3, 0.4) <= target < sojourn_tail(c - 1, 50.0, 0.1, 0.3, 0.4)
