@@ -62,6 +62,6 @@ setup(
     python_requires=">=3.10",
     entry_points={
         "console_scripts": [f"{name} = {target}" for name, target in NODE_EXECUTABLES.items()]
-        + ["robomr = robomr_nodes.cli.main:main"],
+        + ["robomr = robomr_nodes.cli.entry:main"],
     },
 )

@@ -28,7 +28,9 @@ import yaml
 
 from robomr_nodes.param_files import ParamFileError, ParamTable, names_one_node, section_matches
 from robomr_nodes.params import ParamOverride
-from robomr_nodes.runtime.names import normalize_namespace
+from robomr_nodes.registry import NODE_CLASSES
+from robomr_nodes.runtime.names import RosNameError, normalize_namespace
+from robomr_nodes.yamlfile import load_yaml_file
 
 PACKAGE = "robomr"
 _NODE_KEYS = {
@@ -119,6 +121,7 @@ class _Evaluator:
         self.overrides = dict(overrides)
         self.used_overrides: set[str] = set()
         self.nodes: list[NodeSpec] = []
+        self.stack: list[Path] = []  # files being evaluated, outermost first
         self.foreign: list[NodeSpec] = []
         self.skipped: list[str] = []
         self.sections_used: dict[tuple[str, str], bool] = {}  # (file, key) -> matched a node
@@ -245,6 +248,14 @@ class _Evaluator:
         if not self.condition(body, ctx, where):
             return
         path = Path(str(self.subst(_required(body, "file", ctx, where), ctx, where)))
+        resolved = [p.resolve() for p in self.stack]
+        if path.resolve() in resolved:
+            cycle = [*self.stack[resolved.index(path.resolve()) :], path]
+            raise LaunchError(
+                f"{ctx.file}: {where}: include cycle: {' -> '.join(str(p) for p in cycle)}"
+            )
+        if not path.is_file():
+            raise LaunchError(f"{ctx.file}: {where}: included file {path} does not exist")
         child = ctx.child(path)
         for j, arg in enumerate(body.get("arg", []) or []):
             name = str(_required(arg, "name", ctx, f"{where}.arg[{j}]"))
@@ -269,12 +280,19 @@ class _Evaluator:
             return
         pkg = str(self.subst(_required(body, "pkg", ctx, where), ctx, where))
         exe = str(self.subst(_required(body, "exec", ctx, where), ctx, where))
+        if pkg == PACKAGE and exe not in NODE_CLASSES:
+            raise LaunchError(
+                f"{ctx.file}: {where}: robomr has no node executable {exe!r}; "
+                f"known: {sorted(NODE_CLASSES)}"
+            )
         name = str(self.subst(body.get("name", exe), ctx, where))
         ns = str(self.subst(body.get("namespace", ""), ctx, where))
         namespace = ns if ns.startswith("/") else f"{ctx.namespace.rstrip('/')}/{ns}"
-        spec = NodeSpec(
-            pkg, exe, name, normalize_namespace(namespace), source=f"{ctx.file}: {where}"
-        )
+        try:
+            namespace = normalize_namespace(namespace)
+        except RosNameError as err:
+            raise LaunchError(f"{ctx.file}: {where}: {err}") from None
+        spec = NodeSpec(pkg, exe, name, namespace, source=f"{ctx.file}: {where}")
         table = ParamTable()
         for j, p in enumerate(body.get("param", []) or []):
             self._param(p, spec, table, ctx, f"{where}.param[{j}]")
@@ -330,15 +348,12 @@ class _Evaluator:
 
     # -- files -----------------------------------------------------------------------------
     def _load(self, path: Path, ctx: _Context) -> None:
-        try:
-            doc = yaml.safe_load(path.read_text())
-        except OSError as err:
-            raise LaunchError(f"{path}: cannot read launch file: {err}") from err
-        except yaml.YAMLError as err:
-            raise LaunchError(f"{path}: invalid YAML: {err}") from err
+        doc = load_yaml_file(path, LaunchError, "launch file")
         if not isinstance(doc, dict) or set(doc) != {"launch"}:
             raise LaunchError(f"{path}: a YAML launch file has one top-level key, 'launch'")
+        self.stack.append(path)
         self.run(doc["launch"], ctx, "launch")
+        self.stack.pop()
 
     def load_root(self, path: Path) -> LaunchPlan:
         self.root = path

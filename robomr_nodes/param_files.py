@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from robomr_nodes.params import ParamOverride
+from robomr_nodes.yamlfile import load_yaml_file, parse_yaml_text
 
 PARAMS_KEY = "ros__parameters"
 
@@ -51,12 +50,11 @@ def load_param_file(path: str | Path, text: str | None = None) -> dict[str, dict
             the message names the file and the offending key.
     """
     p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text() if text is None else text)
-    except OSError as err:
-        raise ParamFileError(f"{p}: cannot read parameter file: {err}") from err
-    except yaml.YAMLError as err:
-        raise ParamFileError(f"{p}: invalid YAML: {err}") from err
+    doc = (
+        load_yaml_file(p, ParamFileError, "parameter file")
+        if text is None
+        else parse_yaml_text(text, p, ParamFileError, "parameter file")
+    )
     if doc is None:
         return {}
     if not isinstance(doc, dict):

@@ -60,6 +60,11 @@ class ParameterSpec:
         where = f"{node_name}: parameter {self.name!r}" if node_name else f"parameter {self.name!r}"
         value = _coerce(self.default, value, where)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            bounded = self.min_value is not None or self.max_value is not None
+            if bounded and value != value:  # rclpy's range check (lo <= v <= hi) rejects NaN
+                raise ParameterError(
+                    f"{where} = nan is not in [{self.min_value}, {self.max_value}]"
+                )
             if self.min_value is not None and value < self.min_value:
                 raise ParameterError(f"{where} = {value} is below its minimum {self.min_value}")
             if self.max_value is not None and value > self.max_value:

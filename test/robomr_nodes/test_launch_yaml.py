@@ -196,7 +196,8 @@ def test_bad_parameter_file_is_reported_through_the_launch_file(tmp_path: Path) 
     launch = _write(
         tmp_path,
         "l.launch.yaml",
-        f"launch: [{{node: {{pkg: robomr, exec: x, name: cloud, param: [{{from: {params}}}]}}}}]",
+        "launch: [{node: {pkg: robomr, exec: cloud_markers, name: cloud, "
+        f"param: [{{from: {params}}}]}}}}]",
     )
     with pytest.raises(LaunchError, match="section 'cloud' must contain 'ros__parameters'"):
         load_launch(launch)

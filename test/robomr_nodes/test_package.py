@@ -64,6 +64,7 @@ PIP = {
     "shapefile": "pyshp",
     "pyrosm": "pyrosm",
     "leuvenmapmatching": "leuvenmapmatching",
+    "numba": "numba",
 }
 AMENT_LINTERS = {"ament_flake8", "ament_pep257", "ament_xmllint"}  # test_ament_lint.py
 LAUNCHED_COMMANDS = {"gz": "ros_gz_sim"}  # `executable: cmd:` programs -> their package
