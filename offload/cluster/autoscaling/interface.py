@@ -80,6 +80,9 @@ class Observation:
             dropped).
         concurrency: mean number of requests in the system (router queue + every pod) over the
             interval.
+        busy_s: replica-seconds spent serving requests in the interval (the CPU time the
+            metrics API integrates over the serving pods); busy_s / completed is the measured
+            mean service time.
         service_time_s: mean service time of one request on an uncontended replica (s), from
             calibration and updated from measurements.
         service_cv2: squared coefficient of variation of the service time (0: deterministic,
@@ -99,6 +102,7 @@ class Observation:
     completed: int = 0
     violations: int = 0
     concurrency: float = 0.0
+    busy_s: float = 0.0
     service_time_s: float = 0.1
     service_cv2: float = 1.0
     slo_s: float = 1.0

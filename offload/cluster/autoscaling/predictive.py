@@ -29,10 +29,10 @@ from offload.cluster.autoscaling.interface import AutoscalingError, Observation,
 from offload.cluster.autoscaling.queueing import (
     QueueingConfig,
     RateState,
+    estimate_rate,
     hold_down,
     push_arrivals,
     size_for,
-    windowed_rate,
 )
 
 
@@ -75,12 +75,20 @@ class PredictiveState:
     horizon: int = 0
     pending: tuple[tuple[int, float], ...] = ()  # (bin index, forecast rate)
     errors: tuple[float, ...] = ()
+    error_sum: float = 0.0  # every scored forecast of the run, for reports
+    error_count: int = 0
     forecast_hz: float = math.nan  # the last forecast used (NaN: none)
     reactive: bool = True  # fell back on the reactive rule at the last decision
 
     @property
     def mean_error(self) -> float:
+        """Mean relative error of the last ``error_window`` scored forecasts."""
         return float(np.mean(self.errors)) if self.errors else math.nan
+
+    @property
+    def run_error(self) -> float:
+        """Mean relative error of every forecast scored so far (NaN if none)."""
+        return self.error_sum / self.error_count if self.error_count else math.nan
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,7 @@ class PredictivePolicy:
     def decide(self, obs: Observation, state: PredictiveState) -> tuple[int, PredictiveState]:
         cfg, q = self.config, self.config.queueing
         arrivals = push_arrivals(state.rate, obs, q.rate_window_s + obs.interval_s)
-        rate_now = windowed_rate(arrivals, obs.t_s, q.rate_window_s)
+        rate_now = estimate_rate(arrivals, obs.t_s, q)
         state = _close_bins(state, obs, round(cfg.bin_s / q.period_s), cfg)
         horizon = max(1, math.ceil((obs.startup_s + q.period_s) / cfg.bin_s))
         bins = np.asarray(state.bins)
@@ -136,6 +144,8 @@ class PredictivePolicy:
             horizon=horizon,
             pending=pending,
             errors=state.errors,
+            error_sum=state.error_sum,
+            error_count=state.error_count,
             forecast_hz=forecast,
             reactive=reactive,
         )
@@ -153,15 +163,14 @@ def _close_bins(
     bins = (*state.bins, rate)
     index = len(bins) - 1
     floor = 0.5 * float(np.mean(bins))
-    errors = list(state.errors)
-    for target, value in state.pending:
-        if target == index:
-            errors.append(abs(value - rate) / max(rate, floor, 1e-9))
+    scored = [abs(v - rate) / max(rate, floor, 1e-9) for t, v in state.pending if t == index]
     pending = tuple(p for p in state.pending if p[0] > index)
     return replace(
         state,
         bins=bins,
         partial=(0, 0),
         pending=pending,
-        errors=tuple(errors[-cfg.error_window :]),
+        errors=(*state.errors, *scored)[-cfg.error_window :],
+        error_sum=state.error_sum + sum(scored),
+        error_count=state.error_count + len(scored),
     )

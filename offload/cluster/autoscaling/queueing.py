@@ -18,9 +18,14 @@ it). Offered load a = lambda S, utilisation rho = a / c < 1.
 Sizing: the smallest c with ``P(T > slo) <= target_violation + P(S > slo)`` (the second term:
 what the service time alone exceeds, which no replica count can save) and
 ``rho <= max_utilization``.
-The policy applies it to the arrival rate over ``rate_window_s`` plus the queued backlog to be
-drained within one SLO, with the service time divided by ``capacity_factor``, and keeps the
-highest count of the last ``scale_down_delay_s`` before scaling down (scale-ups are immediate).
+The policy applies it to an arrival-rate estimate plus the queued backlog to be drained within
+one SLO. The estimate is the mean over ``rate_window_s`` (60 s): the queueing model already
+accounts for Poisson fluctuations within it, so reacting to them would only add replicas; but
+when the last ``burst_window_s`` (10 s) holds significantly more arrivals than that mean predicts
+(more than ``burst_z`` Poisson standard deviations above it) the short-window rate is used: a
+burst or a level shift is served at once. The service time is divided by ``capacity_factor``,
+and the highest count of the last ``scale_down_delay_s`` is kept before scaling down (scale-ups
+are immediate).
 
 Taxonomy (arXiv 2507.17128): model-based (analytical queueing) horizontal scaling, reactive;
 objective: a latency SLO percentile at the least replicas; behaviour model: M/G/c queue.
@@ -139,6 +144,8 @@ class QueueingConfig:
     target_violation: allowed P(latency > SLO), in (0, 1) (0.01: p99 at the SLO).
     max_utilization: utilisation cap rho <= this, in (0, 1) (the swept knob).
     rate_window_s: arrival rate averaged over this window (s).
+    burst_window_s: the short window of the burst test (s).
+    burst_z: Poisson standard deviations that make a burst.
     scale_down_delay_s: keep the highest count of this window before scaling down (s).
     period_s: decision period (s).
     """
@@ -146,14 +153,20 @@ class QueueingConfig:
     bounds: Bounds = field(default_factory=Bounds)
     target_violation: float = 0.01
     max_utilization: float = 0.85
-    rate_window_s: float = 10.0
+    rate_window_s: float = 60.0
+    burst_window_s: float = 10.0
+    burst_z: float = 3.0
     scale_down_delay_s: float = 60.0
     period_s: float = 5.0
 
     def __post_init__(self) -> None:
         if not 0 < self.target_violation < 1 or not 0 < self.max_utilization < 1:
             raise AutoscalingError("target_violation and max_utilization must be in (0, 1)")
-        check_positive(rate_window_s=self.rate_window_s, period_s=self.period_s)
+        check_positive(
+            rate_window_s=self.rate_window_s,
+            burst_window_s=self.burst_window_s,
+            period_s=self.period_s,
+        )
         if self.scale_down_delay_s < 0:
             raise AutoscalingError(f"scale_down_delay_s={self.scale_down_delay_s} must be >= 0")
 
@@ -173,6 +186,17 @@ def windowed_rate(
     recent = [(length, n) for end, length, n in arrivals if end > now_s - w_s]
     span = sum(length for length, _ in recent)
     return sum(n for _, n in recent) / span if span > 0 else 0.0
+
+
+def estimate_rate(arrivals: tuple, now_s: float, cfg: QueueingConfig) -> float:
+    """The long-window rate, or the short-window one when it is a significant burst."""
+    long_rate = windowed_rate(arrivals, now_s, cfg.rate_window_s)
+    short = [(length, n) for end, length, n in arrivals if end > now_s - cfg.burst_window_s]
+    span, count = sum(x for x, _ in short), sum(n for _, n in short)
+    expected = long_rate * span
+    if span > 0 and count > expected + cfg.burst_z * math.sqrt(max(expected, 1.0)):
+        return count / span
+    return long_rate
 
 
 def push_arrivals(state: RateState, obs: Observation, keep_s: float) -> tuple:
@@ -222,7 +246,7 @@ class QueueingPolicy:
     def decide(self, obs: Observation, state: RateState) -> tuple[int, RateState]:
         cfg = self.config
         arrivals = push_arrivals(state, obs, cfg.rate_window_s + obs.interval_s)
-        rate = windowed_rate(arrivals, obs.t_s, cfg.rate_window_s)
+        rate = estimate_rate(arrivals, obs.t_s, cfg)
         desired, delay = hold_down(
             state.delay, obs.t_s, cfg.scale_down_delay_s, size_for(obs, rate, cfg)
         )

@@ -276,13 +276,14 @@ class _Cluster:
     def observe(self, now: float, interval: float, replicas: int) -> Observation:
         cfg = self.cfg
         self.system(now, 0)
-        pods = []
+        pods, busy_s = [], 0.0
         for p in self.pods:
             if p.state == "gone":
                 continue
             p.touch(now, 0)
             busy = p.busy_total + (now - p.busy_since if p.busy is not None else 0.0)
             window = min(interval, now - p.created) or interval
+            busy_s += busy - p.busy_mark
             cpu = (busy - p.busy_mark) / window if p.state != "starting" else cfg.startup_cpu
             in_flight = (p.area - p.area_mark) / interval
             p.busy_mark, p.area_mark = busy, p.area
@@ -308,6 +309,7 @@ class _Cluster:
             pods=tuple(pods),
             interval_s=interval,
             concurrency=concurrency,
+            busy_s=busy_s,
             service_time_s=self.mean_s,
             service_cv2=self.cv2,
             slo_s=cfg.slo_s,
