@@ -17,4 +17,5 @@ BENCHMARKS: dict[str, str] = {
     "reliability": "bench.bench_reliability",
     "mapmatch": "bench.bench_mapmatch",
     "serving": "bench.bench_serving",
+    "autoscale": "bench.bench_autoscale",
 }

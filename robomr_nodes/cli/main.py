@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "robomr_nodes.cli.cmd_perception",
     "robomr_nodes.cli.cmd_mapmatch",
     "robomr_nodes.cli.cmd_serve",
+    "robomr_nodes.cli.cmd_autoscale",
 ]
 
 

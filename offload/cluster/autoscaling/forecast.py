@@ -16,8 +16,9 @@ bin), ``predict(model, history)`` the rate ``horizon`` bins after the last one.
 - **LSTM** (SealOS+, arXiv 2505.23258: LSTM load prediction): one LSTM layer (``hidden`` units)
   over the last ``window`` rates divided by the history's mean, a linear head giving the rate h
   bins after the window (direct multi-step forecasting); trained with Adam on every window of
-  the history whose target is already observed; retrained from the previous weights when the
-  policy asks (every ``refit_every`` bins). torch, one thread, seeded.
+  the history whose target is already observed (the most recent ``max_windows``); retrained
+  from the previous weights (``refit_epochs`` steps) when the policy asks (every ``refit_every``
+  bins). torch, one thread, seeded.
 
 Fits are memoised on (history, horizon, settings): every knob setting of a sweep sees the same
 arrivals, so it gets the same forecasts without refitting.
@@ -127,20 +128,26 @@ class LstmConfig:
     """Attributes:
     window: input length (bins).
     hidden: LSTM units.
-    epochs: Adam steps per fit (full batch).
+    epochs: Adam steps of the first fit (full batch).
+    refit_epochs: Adam steps of a refit from the previous weights.
+    max_windows: train on the most recent this many windows (bounds a fit's cost).
     lr: learning rate.
     seed: weight initialisation and shuffling.
     """
 
     window: int = 24
     hidden: int = 16
-    epochs: int = 200
+    epochs: int = 120
+    refit_epochs: int = 25
+    max_windows: int = 128
     lr: float = 2e-2
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.window < 2 or self.hidden < 1 or self.epochs < 1 or not self.lr > 0:
-            raise AutoscalingError("LSTM needs window >= 2, hidden >= 1, epochs >= 1, lr > 0")
+        if self.window < 2 or self.hidden < 1 or min(self.epochs, self.refit_epochs) < 1:
+            raise AutoscalingError("LSTM needs window >= 2, hidden >= 1, epochs >= 1")
+        if self.max_windows < 4 or not self.lr > 0:
+            raise AutoscalingError("LSTM needs max_windows >= 4 and lr > 0")
 
 
 def _lstm_net(cfg: LstmConfig) -> Any:
@@ -179,7 +186,7 @@ def _fit_lstm(
         return None
     scale = float(max(y.mean(), 1e-6))
     z = y / scale
-    idx = np.arange(n_windows)
+    idx = np.arange(max(0, n_windows - cfg.max_windows), n_windows)
     x = np.stack([z[i : i + cfg.window] for i in idx])[:, :, None]  # [B, window, 1]
     target = z[idx + cfg.window - 1 + horizon]  # [B]
     torch.manual_seed(cfg.seed)
@@ -189,7 +196,7 @@ def _fit_lstm(
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     xt, yt = torch.from_numpy(x), torch.from_numpy(target)
     loss = torch.tensor(0.0)
-    for _ in range(cfg.epochs):
+    for _ in range(cfg.epochs if previous is None else cfg.refit_epochs):
         opt.zero_grad()
         loss = torch.nn.functional.mse_loss(net(xt), yt)
         loss.backward()

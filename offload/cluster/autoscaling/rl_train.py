@@ -203,7 +203,7 @@ def evaluate(
 def provenance(cfg: TrainConfig, service: ServiceModel, log: list[dict[str, float]]) -> dict:
     """What the weights file's JSON records: settings, data, losses."""
     return {
-        "train_config": {k: (asdict(v) if k == "bounds" else v) for k, v in asdict(cfg).items()},
+        "train_config": asdict(cfg),  # nested dataclasses (bounds) become dicts too
         "service_model": asdict(service),
         "training_traces": f"synthetic {', '.join(cfg.kinds)} (offload.cluster.autoscaling."
         "traces.synthetic), random settings per episode; no evaluation trace",
