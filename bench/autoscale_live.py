@@ -37,9 +37,9 @@ def live_section(
     )
     from offload.cluster.autoscaling.live import calibrate_service, detector_bodies, replay
     from offload.cluster.autoscaling.simulate import SimConfig, simulate
-    from offload.cluster.autoscaling.traces import azure_csv
+    from offload.cluster.autoscaling.traces import Trace, azure_csv
 
-    bodies = detector_bodies()
+    bodies = detector_bodies((1000, 2000, 4000, 8000))
     bounds = Bounds(1, 4)
     with tempfile.TemporaryDirectory(prefix="robomr-live-") as tmp, RedisServer() as rs:
         root = Path(tmp)
@@ -55,11 +55,13 @@ def live_section(
                 _end(pid)
             mean_s, cv2 = service.moments()
             full = azure_csv(trace_path)
-            # the busiest stretch of the first hour's 10-minute windows keeps the segment lively
-            seg = full.segment(600.0, args.live_s * 10)
-            factor = args.live_load / (seg.mean_rate_hz * mean_s) if seg.mean_rate_hz else 1.0
-            seg = seg.time_scaled(1.0 / factor) if factor < 1 else seg
-            seg = seg.segment(0.0, args.live_s, name=f"{full.name} live segment")
+            # time-scaled so the mean offered load is --live-load replicas: the rate x factor
+            rate = full.mean_rate_hz
+            factor = args.live_load / (rate * mean_s)
+            start = 600.0 * factor  # ten trace-minutes in: past the trace's first minutes
+            seg = full.time_scaled(factor).segment(start, args.live_s)
+            seg = Trace(f"{full.name} live segment x{factor:.3g}", seg.times_s, seg.size_rank,
+                        seg.duration_s)  # fmt: skip
             slo = 3.0 * mean_s
             policy = make_policy(args.live_policy, 0.7, 60.0, bounds)
             say(f"live: replaying {len(seg)} requests over {seg.duration_s:.0f} s "
