@@ -165,6 +165,14 @@ def run(args: argparse.Namespace) -> BenchReport:
     if first is not None:  # the top-level keys: the trace given (Azure by default)
         figures["policies"] = figures["traces"][first]["policies"]
         figures["best_policy"] = figures["traces"][first]["best_policy"]
+    for name, t in figures["traces"].items():
+        for p, e in t["policies"].items():
+            if p != "hpa":
+                report.ratios[f"{name}: {p} violations / hpa"] = e["violations_vs_hpa"]
+                report.ratios[f"{name}: {p} replica-seconds / hpa"] = e["replica_seconds_vs_hpa"]
+    cs = figures["cold_start_s"]
+    if cs["no_cache"] > 0:
+        report.ratios["cold start cache / no cache"] = cs["cache"] / cs["no_cache"]
     report.figures = figures
     if args.plot and timelines:
         from bench.autoscale_plot import plot
