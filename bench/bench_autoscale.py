@@ -131,7 +131,18 @@ def run(args: argparse.Namespace) -> BenchReport:
         if kind not in SYNTHETIC:
             raise ValueError(f"unknown synthetic trace {kind!r} (one of {', '.join(SYNTHETIC)})")
         traces[kind] = lambda seed, k=kind: synthetic(k, 5.0, args.synthetic_s, seed)
-    policies = [p for p in args.policies.split(",") if p]
+    from offload.cluster.autoscaling import AutoscalingError, make_policy
+
+    policies = []
+    for p in (p for p in args.policies.split(",") if p):
+        try:
+            make_policy(p, bounds=settings.bounds)
+            policies.append(p)
+        except AutoscalingError as err:  # e.g. rl without trained weights: say so, go on
+            report.notes.append(f"policy {p} left out: {err}")
+            say(f"policy {p} left out: {err}")
+    if "hpa" not in policies:
+        raise ValueError("the comparison needs hpa in --policies")
     figures["traces"], timelines = {}, {}
     for name, make in traces.items():
         say(f"trace {name}: sweep of {len(policies)} policies")
