@@ -19,4 +19,5 @@ BENCHMARKS: dict[str, str] = {
     "mapmatch": "bench.bench_mapmatch",
     "cluster": "bench.bench_cluster",
     "serving": "bench.bench_serving",
+    "autoscale": "bench.bench_autoscale",
 }

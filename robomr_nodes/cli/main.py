@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "robomr_nodes.cli.cmd_mapmatch",
     "robomr_nodes.cli.cmd_lm",
     "robomr_nodes.cli.cmd_serve",
+    "robomr_nodes.cli.cmd_autoscale",
 ]
 
 

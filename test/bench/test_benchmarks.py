@@ -92,6 +92,11 @@ TINY: dict[str, list[str]] = {
         *("--http-duration", "1"),
         *("--http-policies", "bucket", "--bridge-frames", "2", "--no-progress"),
     ],
+    "autoscale": [
+        *("--trace", "/nonexistent.csv", "--synthetic", "step", "--synthetic-s", "300"),
+        *("--policies", "hpa,queueing", "--utilizations", "0.7", "--windows", "60"),
+        *("--seeds", "1", "--coldstart-repeats", "0", "--live-s", "0", "--no-progress"),
+    ],
 }
 TINY["lm"] = []  # needs trained weights: made per test by _lm_args
 # Benchmarks whose --json layout an issue fixes (not the generic report).
@@ -114,6 +119,13 @@ def test_benchmark_runs_and_reports_ratios(
         assert report["name"] == name and report["tables"] and report["machine"]["cores"]
         assert report["ratios"], "a benchmark prints ratios against its baselines"
     assert "ratios (measured side by side in this run)" in capsys.readouterr().out
+    if name == "autoscale":  # the keys issue 18 names
+        assert {"policies", "best_policy", "cold_start_s", "sim_vs_real_error"} <= set(report)
+        assert {"cache", "no_cache"} <= set(report["cold_start_s"])
+        for entry in report["policies"].values():
+            for key in ("slo_violation_rate", "p99_ms", "replica_seconds", "scaling_actions"):
+                assert key in entry, key
+        assert "hpa" in report["policies"]
     if name == "gsclo":  # the figures issue 14 names, at the JSON's top level
         for key in ("energy_ratio_robomr_over_apo_median", "energy_ratio_robomr_over_apo_iqr",
                     "energy_ratio_content_over_apo_median", "apo_gap_median",

@@ -61,6 +61,7 @@ PIP = {
     "kubernetes": "kubernetes",
     "kubernetes_validate": "kubernetes-validate",
     "lightgbm": "lightgbm",
+    "redis": "redis",
     "shapefile": "pyshp",
     "pyrosm": "pyrosm",
     "leuvenmapmatching": "leuvenmapmatching",
