@@ -82,6 +82,7 @@ class BenchReport:
     ratios: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     machine: dict[str, Any] = field(default_factory=machine_info)
+    data: dict[str, Any] = field(default_factory=dict)  # extra top-level JSON keys
 
     def render(self) -> str:
         parts = [
@@ -104,6 +105,7 @@ class BenchReport:
             "tables": [t.to_json() for t in self.tables],
             "ratios": _jsonable(self.ratios),
             "notes": self.notes,
+            **_jsonable(self.data),
         }
 
     def write_json(self, path: str | Path) -> None:

@@ -93,14 +93,26 @@ def segments_blocked(
 ) -> np.ndarray:  # bool [N, S]
     """Whether the segment from each origin to each end enters an obstacle before the end
     (slab test of the module docstring, with the 1 cm end margin)."""
-    n, s = len(origins), len(ends)
-    if len(a3) == 0 or n == 0 or s == 0:
-        return np.zeros((n, s), dtype=bool)
+    return segments_hits(origins, ends, a3, b3, reduce=True)
+
+
+def segments_hits(
+    origins: np.ndarray,  # [N, 3]
+    ends: np.ndarray,  # [S, 3]
+    a3: np.ndarray,  # [P, F, 3]
+    b3: np.ndarray,  # [P, F]
+    reduce: bool = False,
+) -> np.ndarray:  # bool [N, S, P], or [N, S] (any obstacle) with reduce
+    """Which obstacles each segment enters before its end (``segments_blocked`` per obstacle)."""
+    n, s, p = len(origins), len(ends), len(a3)
+    shape = (n, s) if reduce else (n, s, p)
+    if p == 0 or n == 0 or s == 0:
+        return np.zeros(shape, dtype=bool)
     a_o = np.einsum("pfd,nd->npf", a3, origins)  # [N, P, F]
     a_e = np.einsum("pfd,sd->spf", a3, ends)  # [S, P, F]
     length = np.linalg.norm(ends[None] - origins[:, None], axis=-1)  # [N, S]
     t_end = 1.0 - BLOCK_MARGIN_M / np.maximum(length, BLOCK_MARGIN_M)
-    out = np.zeros((n, s), dtype=bool)
+    out = np.zeros(shape, dtype=bool)
     step = max(1, _CHUNK // max(1, s * a3.shape[0] * a3.shape[1]))
     for lo in range(0, n, step):
         ao = a_o[lo : lo + step, None]  # [n, 1, P, F]
@@ -113,7 +125,7 @@ def segments_blocked(
         miss = np.any(tiny & (num < 0.0), axis=-1)
         t_stop = np.minimum(t_out, t_end[lo : lo + step, :, None])
         hit = (np.maximum(t_in, 0.0) < t_stop) & ~miss  # [n, S, P]
-        out[lo : lo + step] = np.any(hit, axis=-1)
+        out[lo : lo + step] = np.any(hit, axis=-1) if reduce else hit
     return out
 
 

@@ -59,7 +59,9 @@ def viewpoint_clearance(
     offset = config.robot.rear_to_base_m + config.robot.lidar_x_m
     heading = np.stack([np.cos(headings_rad), np.sin(headings_rad)], axis=1)
     rear = np.hstack([view_xy - offset * heading, headings_rad[:, None]])
-    sd, _ = obstacles.signed_distances(footprints(rear, config.robot))
+    # parked there at the end of a horizon: moving obstacles where they will be by then
+    arrive = np.full(len(rear), config.horizon_steps * config.dt_s)
+    sd, _ = obstacles.signed_distances(footprints(rear, config.robot), np.inf, arrive)
     return sd.min(axis=1)
 
 
@@ -79,7 +81,7 @@ def best_viewpoint(
     views = views[viewpoint_clearance(views, headings, obstacles, c) >= need]
     if len(views) == 0:
         return None
-    score = view_occlusion(views, observation, c)
+    score = view_occlusion(views, observation, c, c.horizon_steps * c.dt_s)
     score += c.viewpoints.distance_weight * np.linalg.norm(views - here, axis=1)
     return views[int(np.argmin(score))]
 
@@ -118,7 +120,8 @@ def score_controls(
     need = c.min_clearance_m + 0.5 * c.plan_margin_m
     if len(obstacles):
         polys = footprints(rear[:, 1:].reshape(-1, 4), c.robot)
-        sd = obstacles.signed_distances(polys, need)[0].reshape(n, steps, -1)
+        times = np.tile(c.dt_s * np.arange(1, steps + 1), n)
+        sd = obstacles.signed_distances(polys, need, times)[0].reshape(n, steps, -1)
     else:
         sd = np.full((n, steps, 1), np.inf)
     view = lidar_xy(rear[:, -1], c.robot)
@@ -129,7 +132,7 @@ def score_controls(
         + w.steer * np.sum(u[..., 1] ** 2, axis=1)
     )
     if goal_xy is None:
-        occ = view_occlusion(view, observation, c)
+        occ = view_occlusion(view, observation, c, steps * c.dt_s)
         score += w.occlusion * occ
         score += w.view_range * np.linalg.norm(view - observation.target_box[:2], axis=1)
     else:
