@@ -87,10 +87,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plans", type=_positive, default=6, help="largest plan budget")
     parser.add_argument("--methods", default=",".join(METHODS + ABLATIONS),
                         help="comma-separated subset of " + ",".join(METHODS + ABLATIONS))
+    parser.add_argument("--ablation-scenes", type=int, default=36,
+                        help="scenes (the first of each scenario) on which the ablation "
+                        "variants run full episodes")  # fmt: skip
     parser.add_argument("--workers", type=_positive, default=1, help="worker processes")
     parser.add_argument("--cache", type=Path, default=Path("runs/bench-croa"),
                         help="episode results are kept here and reused (resume)")  # fmt: skip
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write it")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="run nothing: report the scenes whose episodes are all cached")
     parser.add_argument("--beams", type=int, default=32, choices=(16, 32, 64, 128))
     parser.add_argument("--detector", type=Path, default=DEFAULT_MODEL_PATH, help="model (.pt)")
     parser.add_argument("--confidence", type=_unit, default=0.8,
@@ -173,7 +178,7 @@ def _run_all(args: argparse.Namespace, tasks: list[tuple[str, int, str]],
         path = None if folder is None else folder / f"{task[0]}-{task[1]}-{task[2]}.json"
         if path is not None and path.is_file():
             results[task] = json.loads(path.read_text())
-        else:
+        elif not args.cached_only:
             todo.append((task, path))
     print(f"bench croa: {len(results)} episodes cached, {len(todo)} to run"
           + (f" ({folder})" if folder else ""), flush=True)  # fmt: skip
@@ -212,18 +217,29 @@ def run(args: argparse.Namespace) -> BenchReport:
         raise SystemExit(f"bench croa: no detector model at {args.detector} (perception in the "
                          "loop needs one: `robomr perception train`)")  # fmt: skip
     per = -(-args.scenes // len(scenarios))
-    scenes = [(sc, seed) for sc in scenarios for seed in range(per)][: args.scenes]
-    settings = _settings(args)
-    results = _run_all(args, [(*s, m) for s in scenes for m in methods], settings)
-    records = {m: [results[(*s, m)] for s in scenes] for m in methods}
+    scenes = [(sc, seed) for seed in range(per) for sc in scenarios][: args.scenes]
+    ablated = set(scenes[: args.ablation_scenes])
+    main = [m for m in methods if m in METHODS]
+    variants = [m for m in methods if m in ABLATIONS]
+    tasks = [(*s, m) for s in scenes for m in main]  # every scene first, then the ablations
+    tasks += [(*s, m) for s in scenes if s in ablated for m in variants]
+    results = _run_all(args, tasks, _settings(args))
+    done = [s for s in scenes if all((*s, m) in results for m in main)]
+    if not done:
+        raise SystemExit("bench croa: no scene has all its episodes (--cached-only?)")
+    records = {m: [results[(*s, m)] for s in done] for m in main}
+    ablated_done = [s for s in done if all((*s, m) in results for m in variants)]
+    report_variants = {m: [results[(*s, m)] for s in ablated_done] for m in ["croa", *variants]}
+    scenes = done
     report = BenchReport(name="croa", settings={
         "scenarios": scenarios, "scenes": len(scenes), "plans": args.plans, "methods": methods,
+        "ablation_scenes": len(ablated_done) if variants else 0,
         "beams": args.beams, "detector": str(args.detector), "confidence": args.confidence,
         "perception_period_s": args.perception_period, "workers": args.workers,
         "omp_threads": os.environ.get("OMP_NUM_THREADS")})  # fmt: skip
     from bench.croa_tables import fill_report
 
-    fill_report(report, records, args.plans)
+    fill_report(report, records, report_variants, args.plans)
     if args.check_views > 0:
         report.data["surrogate_check"] = surrogate_check(report, scenes[:: max(1, len(scenes)
                                                                            // 12)],

@@ -15,23 +15,27 @@ def _ci(mean: float, ci: list[float]) -> str:
     return f"{mean:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
-def fill_report(report: BenchReport, records: stats.Records, plans: int) -> None:
-    """Adds the tables, ratios and the JSON layout of the issue to ``report``."""
+def fill_report(report: BenchReport, records: stats.Records, variants: stats.Records,
+                plans: int) -> None:  # fmt: skip
+    """Adds the tables, ratios and the JSON layout of the issue to ``report``: ``records`` are
+    the main methods on every scene, ``variants`` croa and its ablations on the ablation
+    scenes (empty lists when none ran)."""
     budgets = {b: stats.budget_figures(records, b) for b in range(1, plans + 1)}
     mad = stats.mad_figures(records)
-    main = [m for m in MAIN if m in records]
-    variants = [m for m in records if m not in MAIN]
-    _budget_tables(report, records, budgets, plans)
+    _budget_tables(report, records, budgets, plans, "")
     _paired_table(report, records, plans)
     _mad_table(report, mad)
     sweep = {t: stats.mad_figures(records, t) for t in records["croa"][0]["mad_sweep"]}
     _mad_sweep_table(report, sweep)
-    report.data["mad_threshold_sweep"] = sweep
     ablation = stats.ablation_figures(records)
+    has_variants = len(variants) > 1 and len(variants["croa"]) > 0
+    if has_variants:
+        ablation |= {m: r for m, r in stats.ablation_figures(variants).items() if m != "croa"}
     _ablation_table(report, ablation)
-    timing = stats.timing_figures(records)
+    timing = stats.timing_figures(records | (variants if has_variants else {}))
     _timing_table(report, timing)
     keys = ("occlusion_mean", "occlusion_ci95", "center_error_mean", "collisions")
+    main = [m for m in MAIN if m in records]
     report.data["budgets"] = {str(b): {m: {k: f[m][k] for k in keys} | {
         "center_error_ci95": f[m]["center_error_ci95"],
         "detected_fraction": f[m]["detected_fraction"], "path_m_mean": f[m]["path_m_mean"]}
@@ -42,12 +46,21 @@ def fill_report(report: BenchReport, records: stats.Records, plans: int) -> None
         "ccp_delta_mean": croa.get("ccp_delta_mean"),
         "ccp_delta_ci95": croa.get("ccp_delta_ci95"),
         "ccp_worsens_fraction": croa.get("ccp_worsens_fraction"),
-        "variants": ablation,
-        "budgets": {str(b): {m: {k: f[m][k] for k in keys} for m in variants}
-                    for b, f in budgets.items()},
-        "mad": {m: mad[m] for m in variants},
-    }  # fmt: skip
+        "scenes": croa.get("scenes"),
+        "methods": ablation,
+    }
+    if has_variants:
+        vb = {b: stats.budget_figures(variants, b) for b in range(1, plans + 1)}
+        _budget_tables(report, variants, vb, plans, "ablation scenes: ")
+        _paired_table(report, variants, plans, "ablation scenes: ")
+        report.data["ablation"] |= {
+            "variant_scenes": len(variants["croa"]),
+            "budgets": {str(b): {m: {k: f[m][k] for k in keys} for m in variants}
+                        for b, f in vb.items()},
+            "mad": stats.mad_figures(variants),
+        }  # fmt: skip
     report.data["mad"] = {m: mad[m] for m in main}
+    report.data["mad_threshold_sweep"] = sweep
     report.data["timing"] = timing
     report.data["paired_vs_croa"] = {
         str(b): {m: stats.paired(_occ(records, "croa", b), _occ(records, m, b))
@@ -70,12 +83,13 @@ def _occ(records: stats.Records, method: str, budget: int) -> list[float]:
 
 
 def _budget_tables(report: BenchReport, records: stats.Records,
-                   budgets: dict[int, dict[str, dict[str, Any]]], plans: int) -> None:  # fmt: skip
+                   budgets: dict[int, dict[str, dict[str, Any]]], plans: int,
+                   prefix: str) -> None:  # fmt: skip
     cols = [f"{b} plan{'s' if b > 1 else ''}" for b in range(1, plans + 1)]
     start = stats.mean_ci([e["after"][0]["occ"] for e in records["croa"]])
     for key, what in (("occlusion", "true occlusion of the target"),
                       ("center_error", "centre error of the target estimate (m)")):  # fmt: skip
-        table = Table(f"budget sweep: {what} after exactly b plans, mean [95% bootstrap CI] "
+        table = Table(f"{prefix}budget sweep: {what} after exactly b plans, mean [95% bootstrap CI] "
                       f"over {len(records['croa'])} scenes (start occlusion "
                       f"{_ci(*start)})", ["method", *cols, "collisions"])  # fmt: skip
         for m in records:
@@ -85,9 +99,10 @@ def _budget_tables(report: BenchReport, records: stats.Records,
         report.tables.append(table)
 
 
-def _paired_table(report: BenchReport, records: stats.Records, plans: int) -> None:
+def _paired_table(report: BenchReport, records: stats.Records, plans: int,
+                  prefix: str = "") -> None:  # fmt: skip
     cols = [f"{b} plan{'s' if b > 1 else ''}" for b in range(1, plans + 1)]
-    table = Table("paired per scene: occlusion croa - method, mean [95% CI] (croa lower / tie "
+    table = Table(f"{prefix}paired per scene: occlusion croa - method, mean [95% CI] (croa lower / tie "
                   "within 0.001 / higher)", ["method", *cols])  # fmt: skip
     for m in records:
         if m == "croa":
