@@ -48,7 +48,7 @@ class CostWeights:
 
     occlusion: float = 100.0
     view_range: float = 0.2
-    guide: float = 2.5
+    guide: float = 10.0
     goal: float = 1.0
     accel: float = 0.02
     steer: float = 0.2
