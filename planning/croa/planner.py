@@ -78,6 +78,8 @@ class CroaPlanner:
         name: the method name in results (default "croa").
     """
 
+    name = "croa"
+
     def __init__(self, config: CroaConfig | None = None, name: str = "croa") -> None:
         self.config = config or CroaConfig()
         self.name = name

@@ -93,11 +93,7 @@ class PerceivedWorld:
         config: WorldModelConfig | None = None,
     ) -> None:
         self.config = c = config or WorldModelConfig()
-        self.static_boxes = np.asarray(static_boxes, dtype=np.float64).reshape(-1, 7)
-        self.static_boxes = self.static_boxes[np.all(self.static_boxes[:, 3:6] > 0.0, axis=1)]
-        self._static = tuple(Polytope.from_box(b) for b in self.static_boxes)  # built once
-        self._static_xy = self.static_boxes[:, :2]
-        self._static_radius = 0.5 * np.hypot(self.static_boxes[:, 3], self.static_boxes[:, 4])
+        self.set_static(static_boxes)
         x, y, yaw = (float(v) for v in request_xy_yaw)
         if not all(math.isfinite(v) for v in (x, y, yaw)):
             raise CroaInputError(f"request_xy_yaw={request_xy_yaw!r}: must be finite")
@@ -105,6 +101,18 @@ class PerceivedWorld:
         self.estimate = np.array([x, y, 0.5 * h, c.target_length_m, c.target_width_m, h, yaw])
         self.tracker = BoxTracker(c.tracker)
         self.target_id: int | None = None
+
+    def set_static(self, static_boxes: np.ndarray) -> None:
+        """Replaces the static map [S, 7] (boxes without a positive size are left out).
+
+        Raises:
+            CroaInputError: a malformed box.
+        """
+        boxes = np.asarray(static_boxes, dtype=np.float64).reshape(-1, 7)
+        self.static_boxes = boxes[np.all(boxes[:, 3:6] > 0.0, axis=1)]
+        self._static = tuple(Polytope.from_box(b) for b in self.static_boxes)  # built once
+        self._static_xy = self.static_boxes[:, :2]
+        self._static_radius = 0.5 * np.hypot(self.static_boxes[:, 3], self.static_boxes[:, 4])
 
     def update(
         self,
@@ -152,7 +160,7 @@ class PerceivedWorld:
         # that yielded while its track extrapolated on): it cannot be where the robot is
         clear = np.array([signed_distance(foot, rectangle_vertices(b[:2], np.array(b[6]), b[3],
                                                                    b[4]))[0] > 0.0
-                          for b in boxes]).reshape(len(boxes))  # fmt: skip
+                          for b in boxes], dtype=bool).reshape(len(boxes))  # fmt: skip
         tracked = tuple(
             Polytope.from_box(b, (float(v[0]), float(v[1])), self._stop_after_s(b, v, foot))
             for b, v in zip(boxes[near & clear], vel[near & clear], strict=True)

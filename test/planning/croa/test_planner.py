@@ -11,6 +11,7 @@ import pytest
 from planning.croa.config import CroaConfig, ScpConfig
 from planning.croa.planner import CroaPlanner
 from planning.croa.problem import SolveOutcome
+from planning.croa.safety import ESCAPE_MARGIN_M
 from planning.croa.scenes import Scene, boxed_in_scene
 from planning.croa.types import (
     CroaInputError,
@@ -94,8 +95,24 @@ def test_result_reports_viewpoint_surrogate_and_timings(
     assert r.viewpoint_xy_m == pytest.approx(lidar, abs=1e-9)
 
 
-def test_boxed_in_robot_gets_a_stop_fallback_without_raising(croa: CroaPlanner) -> None:
-    result, state = croa.plan(boxed_in_scene().observation())
+def test_boxed_in_robot_comes_no_closer_to_walls_it_is_already_near(
+    croa: CroaPlanner, config, geometry_reference
+) -> None:
+    """Walls 0.15 m away (under d_min): the plan may move away from them but not closer than
+    now minus ESCAPE_MARGIN_M (safety.cycle_obstacles); here it stays put."""
+    scene = boxed_in_scene(0.15)
+    result, _ = croa.plan(scene.observation())
+    ref = geometry_reference
+    walls = [ref.box_polygon(b) for b in scene.obstacle_boxes]
+    gaps = [min(ref.polygon_gap(ref.footprint_polygon(s, config), w) for w in walls)
+            for s in result.trajectory.states]  # fmt: skip
+    assert min(gaps) >= 0.15 - ESCAPE_MARGIN_M - 1e-9
+    assert np.allclose(result.trajectory.states[:, :2], result.trajectory.states[0, :2], atol=0.05)
+
+
+def test_robot_touching_an_obstacle_gets_a_stop_fallback_without_raising(croa: CroaPlanner) -> None:
+    """Overlapping a wall (a perception error): no plan is clear, braking is the answer."""
+    result, state = croa.plan(boxed_in_scene(-0.05).observation())
     assert result.status is PlanStatus.FALLBACK_STOP and result.is_fallback
     assert "clearance" in result.message and "braking" in result.message
     assert np.allclose(result.trajectory.states[:, :3], result.trajectory.states[0, :3])
