@@ -18,7 +18,8 @@ TINY: dict[str, list[str]] = {
     "runtime": ["--messages", "10", "--size-mb", "0.1"],
     "sim": ["--repeats", "1", "--slab-rays", "200"],
     "detector": ["--frames", "2", "--timing-frames", "1", "--dense-frames", "1", "--threads", "1"],
-    "croa": ["--scenes", "1", "--cycles", "1", "--budget-cycles", "1"],
+    "croa": ["--scenes", "1", "--plans", "1", "--methods", "croa,stay", "--no-cache",
+             "--check-views", "3", "--ablation-scenes", "0"],
     "render": ["--gaussians", "1e3", "--sizes", "64x48", "--frames", "1", "--skip-quality"],
     "gsclo": [
         "--source",
