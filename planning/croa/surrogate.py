@@ -65,7 +65,7 @@ import numpy as np
 
 from geometry.transforms import rotation_z
 from planning.croa.config import SurrogateConfig
-from planning.croa.occlusion import segments_hits, stack_prisms
+from planning.croa.occlusion import culled_prisms, segments_hits
 from planning.croa.polygons import PolygonError, convex_hull, polygon_halfspaces
 from planning.croa.types import Polytope
 
@@ -328,10 +328,11 @@ def rank_occluders(
     if not occluders:
         return []
     origins = np.hstack([probes_xy, np.full((len(probes_xy), 1), sensor_height_m)])
-    counts = np.zeros(len(occluders))
+    counts = np.zeros(len(occluders) + 1)  # the last one counts the padding (index -1)
     moving = any(o.is_moving for o in occluders)
     for t in scan_times_s if moving else scan_times_s[:1]:
-        prisms = stack_prisms([o.at_time(float(t)) for o in occluders])
-        counts += segments_hits(origins, samples, *prisms).sum(axis=(0, 1))
+        a3, b3, index = culled_prisms([o.at_time(float(t)) for o in occluders], origins, samples)
+        np.add.at(counts, index, segments_hits(origins, samples, a3, b3).sum(axis=1))
+    counts = counts[:-1]
     order = np.argsort(-counts, kind="stable")
     return [int(i) for i in order if counts[i] > 0]
