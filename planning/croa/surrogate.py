@@ -66,7 +66,6 @@ import numpy as np
 from geometry.transforms import rotation_z
 from planning.croa.config import SurrogateConfig
 from planning.croa.occlusion import culled_prisms, segments_hits
-from planning.croa.polygons import PolygonError, convex_hull, polygon_halfspaces
 from planning.croa.types import Polytope
 
 PAD_CONST = -1e3  # a padded model row reads w >= -1000: never active (w >= 0 anyway)
@@ -132,45 +131,71 @@ def target_surface(box: np.ndarray, config: SurrogateConfig) -> TargetSurface:
     return TargetSurface(np.vstack(points), np.vstack(normals), np.concatenate(areas), facing)
 
 
-def _blocking_interval(z: float, h: float, z0: float, z1: float) -> tuple[float, float]:
-    """[s_lo, s_hi] of s >= 1 with ``z + (h - z) / s`` in [z0, z1] (empty: s_lo >= s_hi)."""
-    if abs(h - z) < 1e-9:
-        return (1.0, np.inf) if z0 <= h <= z1 else (1.0, 1.0)
-    if h > z:
-        if z1 <= z:
-            return 1.0, 1.0
-        lo = max(1.0, (h - z) / (z1 - z))
-        hi = (h - z) / (z0 - z) if z0 > z else np.inf
-    else:
-        if z0 >= z:
-            return 1.0, 1.0
-        lo = max(1.0, (z - h) / (z - z0))
-        hi = (z - h) / (z - z1) if z1 < z else np.inf
+def blocking_interval(
+    z: np.ndarray, h: float, z0: float, z1: float
+) -> tuple[np.ndarray, np.ndarray]:  # [S], [S]
+    """[s_lo, s_hi] of s >= 1 with ``z + (h - z) / s`` in [z0, z1] for sample heights z [S]
+    (empty where s_lo >= s_hi)."""
+    z = np.asarray(z, dtype=np.float64)
+    lo, hi = np.ones_like(z), np.ones_like(z)
+    level = np.abs(h - z) < 1e-9  # the ray is horizontal at the sensor's height
+    hi[level & (z0 <= h) & (h <= z1)] = np.inf
+    with np.errstate(divide="ignore", invalid="ignore"):
+        up = ~level & (h > z) & (z1 > z)  # sensor above the sample, occluder top above it
+        lo[up] = np.maximum(1.0, (h - z[up]) / (z1 - z[up]))
+        hi[up] = np.where(z0 > z[up], (h - z[up]) / (z0 - z[up]), np.inf)
+        down = ~level & (h < z) & (z0 < z)  # sensor below the sample, occluder bottom below
+        lo[down] = np.maximum(1.0, (z[down] - h) / (z[down] - z0))
+        hi[down] = np.where(z1 < z[down], (z[down] - h) / (z[down] - z1), np.inf)
     return lo, hi
 
 
-def shadow_polygon(
-    q: np.ndarray,  # [3] target sample
+def shadow_rows(
+    points: np.ndarray,  # [S, 3] target samples
     occluder: Polytope,
     sensor_height_m: float,
     far_m: float,
-) -> np.ndarray | None:  # [V, 2] CCW, or None when the occluder never blocks q
-    """The blocked-viewpoint polygon S (module docstring), cut at distance >= far_m from q."""
-    if np.max(occluder.A @ q[:2] - occluder.b) <= 1e-6:
-        # The sample is inside the footprint (an obstacle box overlapping the target's): every
-        # ray to it enters the prism unless it comes from above its top.
-        if q[2] > occluder.z_max_m:
-            return None
-        return q[:2] + far_m * np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
-    lo, hi = _blocking_interval(float(q[2]), sensor_height_m, occluder.z_min_m, occluder.z_max_m)
-    rel = occluder.vertices - q[:2]
-    hi = min(hi, far_m / float(np.min(np.linalg.norm(rel, axis=1))))
-    if lo >= hi:
-        return None
-    try:
-        return convex_hull(np.vstack([q[:2] + lo * rel, q[:2] + hi * rel]))
-    except PolygonError:
-        return None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # normals [S, m + 2, 2], offsets, active [S]
+    """Half-spaces ``{p : n.p <= e}`` of the shadow S of each sample (module docstring), cut at
+    distance >= far_m from it. S is the hull of the occluder's copies scaled by s_lo and s_hi
+    about q, so its edges are the occluder's edges facing q (``c = b - a.q < 0``) at s_lo, the
+    ones facing away (``c > 0``) at s_hi (``a.p <= a.q + s c``), and the two tangent lines from q
+    through the occluder's extreme-bearing vertices. A sample inside the footprint (a
+    perceived box overlapping the target's) and below its top is blocked from everywhere: its
+    shadow is a square around it larger than the reachable region. Inactive samples (the
+    occluder never blocks them) have zero rows."""
+    q = np.asarray(points, dtype=np.float64)
+    a, b, verts = occluder.A, occluder.b, occluder.vertices  # [m, 2], [m], [m, 2]
+    s_count, m = len(q), len(b)
+    lo, hi = blocking_interval(q[:, 2], sensor_height_m, occluder.z_min_m, occluder.z_max_m)
+    rel = verts[None] - q[:, None, :2]  # [S, m, 2]
+    hi = np.minimum(hi, far_m / np.linalg.norm(rel, axis=-1).min(axis=1))
+    c = b[None] - q[:, :2] @ a.T  # [S, m]
+    inside = np.max(-c, axis=1) <= 1e-6
+    offsets = np.zeros((s_count, m + 2))
+    offsets[:, :m] = q[:, :2] @ a.T + np.where(c > 0.0, hi[:, None], lo[:, None]) * c
+    bearing = np.arctan2(rel[..., 1], rel[..., 0])  # [S, m]
+    toward = np.arctan2(*(verts.mean(axis=0) - q[:, :2]).T[::-1])  # [S]
+    relative = (bearing - toward[:, None] + np.pi) % (2.0 * np.pi) - np.pi
+    pick = np.arange(s_count)
+    d_max = rel[pick, np.argmax(relative, axis=1)]
+    d_min = rel[pick, np.argmin(relative, axis=1)]
+    d_max /= np.linalg.norm(d_max, axis=1, keepdims=True)
+    d_min /= np.linalg.norm(d_min, axis=1, keepdims=True)
+    normals = np.zeros((s_count, m + 2, 2))
+    normals[:, :m] = a[None]
+    normals[:, m] = np.stack([-d_max[:, 1], d_max[:, 0]], axis=1)  # shadow clockwise of it
+    normals[:, m + 1] = np.stack([d_min[:, 1], -d_min[:, 0]], axis=1)  # counter-clockwise
+    offsets[:, m:] = np.einsum("sjd,sd->sj", normals[:, m:], q[:, :2])
+    active = ~inside & (lo < hi)
+    everywhere = inside & (q[:, 2] <= occluder.z_max_m)
+    square = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    normals[everywhere] = np.vstack([square, np.zeros((m - 2, 2))])
+    offsets[everywhere] = np.hstack([q[everywhere, :2] @ square.T + far_m,
+                                     np.zeros((int(everywhere.sum()), m - 2))])  # fmt: skip
+    normals[~(active | everywhere)] = 0.0
+    offsets[~(active | everywhere)] = 0.0
+    return normals, offsets, active | everywhere
 
 
 @dataclass(frozen=True, eq=False)
@@ -297,17 +322,16 @@ def build_shadows(
     for slot, idx in enumerate(ranked):
         occluder = occluders[idx]
         times = scan_times_s if occluder.is_moving else scan_times_s[:1]
+        if len(occluder.b) + 2 > m:
+            raise SurrogateError(f"shadows of a {len(occluder.b)}-face occluder have "
+                                 f"{len(occluder.b) + 2} faces > max_shadow_faces={m}")  # fmt: skip
         for k, t in enumerate(times):
-            moved = occluder.at_time(float(t))
-            for s, q in enumerate(surface.points):
-                poly = shadow_polygon(q, moved, sensor_height_m, far_m)
-                if poly is None:
-                    continue
-                if len(poly) > m:
-                    raise SurrogateError(f"shadow has {len(poly)} faces > max_shadow_faces={m}")
-                a, b = polygon_halfspaces(poly)
-                normals[k, s, slot, : len(a)], offsets[k, s, slot, : len(a)] = a, b
-                rows[k, s, slot, : len(a)], active[k, s, slot] = True, True
+            a, e, on = shadow_rows(surface.points, occluder.at_time(float(t)), sensor_height_m,
+                                   far_m)  # fmt: skip
+            width = a.shape[1]
+            normals[k, :, slot, :width], offsets[k, :, slot, :width] = a, e
+            rows[k, :, slot, :width] = on[:, None] & np.any(a != 0.0, axis=-1)  # real faces
+            active[k, :, slot] = on
         if not occluder.is_moving:  # a static shadow is the same at every scan
             for arr in (normals, offsets, rows, active):
                 arr[1:, :, slot] = arr[0, :, slot]

@@ -13,12 +13,11 @@ from scipy.stats import spearmanr
 
 from planning.croa.config import CroaConfig, SurrogateConfig
 from planning.croa.occlusion import exact_occlusion, segments_blocked, stack_prisms
-from planning.croa.polygons import polygon_halfspaces
 from planning.croa.problem import TrajectoryProblem
 from planning.croa.surrogate import (
     ShadowSet,
     build_shadows,
-    shadow_polygon,
+    shadow_rows,
     target_surface,
 )
 from planning.croa.types import Polytope
@@ -78,12 +77,11 @@ def test_shadow_is_exactly_the_set_of_blocked_viewpoints(
     occluder = Polytope.from_box(np.array([x, y, 0.5 * height, length, width, height, yaw]))
     sample, view = np.array(q), np.array(p)
     assume(np.max(occluder.A @ sample[:2] - occluder.b) > 0.05)  # sample outside the occluder
-    poly = shadow_polygon(sample, occluder, sensor_z, far_m=100.0)
-    if poly is None:
+    normals, offsets, active = shadow_rows(sample[None], occluder, sensor_z, far_m=100.0)
+    if not active[0]:
         inside = False
     else:
-        a, b = polygon_halfspaces(poly)
-        margin = float(np.max(a @ view - b))
+        margin = float(np.max(normals[0] @ view - offsets[0]))
         assume(abs(margin) > 1e-3)  # not on the shadow's edge, where round-off decides
         inside = margin < 0.0
     origin = np.array([[*view, sensor_z]])
