@@ -38,10 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from bench import croa_stats as stats
 from bench.croa_checks import surrogate_check
 from bench.croa_sim import Episode, EpisodeSettings, planner_robot
-from bench.report import BenchReport, Table
+from bench.report import BenchReport
 from perception.config import DEFAULT_MODEL_PATH
 from planning.croa import (
     CroaConfig,
@@ -85,8 +84,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scenes in all, split evenly over the scenarios")  # fmt: skip
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated")
     parser.add_argument("--plans", type=_positive, default=6, help="largest plan budget")
-    parser.add_argument("--methods", default=",".join(METHODS + ABLATIONS),
-                        help="comma-separated subset of " + ",".join(METHODS + ABLATIONS))
+    parser.add_argument(
+        "--methods",
+        default=",".join(METHODS + ABLATIONS),
+        help="comma-separated subset of " + ",".join(METHODS + ABLATIONS),
+    )
     parser.add_argument("--ablation-scenes", type=int, default=36,
                         help="scenes (the first of each scenario) on which the ablation "
                         "variants run full episodes")  # fmt: skip
@@ -94,16 +96,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", type=Path, default=Path("runs/bench-croa"),
                         help="episode results are kept here and reused (resume)")  # fmt: skip
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write it")
-    parser.add_argument("--cached-only", action="store_true",
-                        help="run nothing: report the scenes whose episodes are all cached")
+    parser.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="run nothing: report the scenes whose episodes are all cached",
+    )
     parser.add_argument("--beams", type=int, default=32, choices=(16, 32, 64, 128))
     parser.add_argument("--detector", type=Path, default=DEFAULT_MODEL_PATH, help="model (.pt)")
     parser.add_argument("--confidence", type=_unit, default=0.8,
                         help="target score that stops the MAD loop")  # fmt: skip
     parser.add_argument("--perception-period", type=float, default=1.0,
                         help="seconds between detector frames")  # fmt: skip
-    parser.add_argument("--check-views", type=int, default=60,
-                        help="random viewpoints per scene of the surrogate check (0: skip)")
+    parser.add_argument(
+        "--check-views",
+        type=int,
+        default=60,
+        help="random viewpoints per scene of the surrogate check (0: skip)",
+    )
     parser.add_argument("--quick", action="store_true", help="3 scenes, 2 plans: a smoke test")
     parser.add_argument("--plot", type=Path, metavar="PNG", help="paths on the first scene")
 
@@ -161,8 +170,14 @@ def _episode(task: tuple[str, int, str], settings: EpisodeSettings, beams: int, 
 def _cache_dir(args: argparse.Namespace, settings: EpisodeSettings) -> Path | None:
     if args.no_cache:
         return None
-    key = json.dumps([CACHE_VERSION, asdict(settings), args.beams,
-                      hashlib.sha256(Path(args.detector).read_bytes()).hexdigest()[:16]])
+    key = json.dumps(
+        [
+            CACHE_VERSION,
+            asdict(settings),
+            args.beams,
+            hashlib.sha256(Path(args.detector).read_bytes()).hexdigest()[:16],
+        ]
+    )
     folder = args.cache / hashlib.sha256(key.encode()).hexdigest()[:12]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "settings.json").write_text(key + "\n")

@@ -8,8 +8,9 @@ One episode of one method on one scene (``run_episode``), all in the map frame:
   when they moved.
 - Perception, every ``perception_period_s`` of sim time (while driving and at rest): a lidar
   scan from the robot's pose, the detector on it (``perception.detect`` with a loaded model:
-  any checkpoint ``perception.checkpoint.load_detector`` reads), its boxes to the map frame,
-  then ``PerceivedWorld.update`` (tracking, target association with the request).
+  any checkpoint ``perception.checkpoint.load_detector`` reads), its boxes and the scan's
+  points to the map frame, then ``PerceivedWorld.update`` (tracking, target association with
+  the request, lidar evidence of occluders the detector missed).
 - Planning, whenever the robot has come to rest after a plan (and at the start): the planner
   gets ``PerceivedWorld.observation`` (the static map, the other tracks with their predicted
   motion, the target estimate), and ``sim.PurePursuit`` drives ``sim.BicycleRobot`` along the
@@ -181,9 +182,10 @@ class Episode:
         (found,) = detect(self.model, [scan.points])
         keep = found.scores >= self.s.min_score
         boxes = boxes_to_frame(T, found.boxes[keep])
+        points = scan.points[:, :3] @ T[:3, :3].T + T[:3, 3]  # map frame
         start = time.perf_counter()
         est = self.world.update(round(self.t_s * 1e9), boxes, found.scores[keep],
-                                found.labels[keep])  # fmt: skip
+                                found.labels[keep], points, T[:3, 3])  # fmt: skip
         self.update_ms = 1e3 * (time.perf_counter() - start)
         self.score, self.estimate = est.score, est.box
         self.points = int(np.count_nonzero(scan.object_index == self.sim.target_index))
@@ -241,19 +243,28 @@ class Episode:
             self.frame()
 
     def drive(self, poses: np.ndarray, duration_s: float) -> None:
+        """Follows a plan until arrived and at rest (at most its duration plus settle_s, then
+        brakes); a cycle lasts at least one perception period (a plan that stays still lets
+        the world, traffic included, move on for that long)."""
         follower = PurePursuit(self.config)
         follower.set_path(poses)
+        start = self.t_s
         for _ in range(max(1, math.ceil((duration_s + self.s.settle_s) / self.s.sim_dt_s))):
             cmd = follower.command(self.robot.state)
             self.advance(cmd.accel_mps2, cmd.steer_rad)
             if cmd.done and abs(self.robot.state.v_mps) < STOPPED_MPS:
                 break
         self.brake()
+        a_max, dt = self.config.max_accel_mps2, self.s.sim_dt_s
+        while self.t_s - start < self.s.perception_period_s - 1e-9:  # hold still
+            hold = float(np.clip(-self.robot.state.v_mps / dt, -a_max, a_max))
+            self.advance(hold, self.robot.state.steer_rad)
 
     def brake(self, frames: bool = True) -> None:
         """Full braking, wheels held, until at rest (a plan not finished in time ends here)."""
-        while abs(self.robot.state.v_mps) >= STOPPED_MPS:
-            brake = -math.copysign(self.config.max_accel_mps2, self.robot.state.v_mps)
+        a_max, dt = self.config.max_accel_mps2, self.s.sim_dt_s
+        while abs(self.robot.state.v_mps) >= STOPPED_MPS:  # to exactly 0, no overshoot
+            brake = float(np.clip(-self.robot.state.v_mps / dt, -a_max, a_max))
             self.advance(brake, self.robot.state.steer_rad, frames)
 
     def run(self) -> dict[str, Any]:
@@ -278,6 +289,7 @@ class Episode:
             if self.t_s > self.last_frame_s:  # the decision frame at rest
                 self.frame()
             after.append(self.outcome())
+
         def stop(threshold: float) -> dict[str, Any]:
             if threshold in self.mad:
                 return self.mad[threshold] | {"confident": True}

@@ -89,8 +89,8 @@ def _budget_tables(report: BenchReport, records: stats.Records,
     start = stats.mean_ci([e["after"][0]["occ"] for e in records["croa"]])
     for key, what in (("occlusion", "true occlusion of the target"),
                       ("center_error", "centre error of the target estimate (m)")):  # fmt: skip
-        table = Table(f"{prefix}budget sweep: {what} after exactly b plans, mean [95% bootstrap CI] "
-                      f"over {len(records['croa'])} scenes (start occlusion "
+        table = Table(f"{prefix}budget sweep: {what} after exactly b plans, mean "
+                      f"[95% bootstrap CI] over {len(records['croa'])} scenes (start occlusion "
                       f"{_ci(*start)})", ["method", *cols, "collisions"])  # fmt: skip
         for m in records:
             table.add(m, *[_ci(budgets[b][m][f"{key}_mean"], budgets[b][m][f"{key}_ci95"])
@@ -102,8 +102,8 @@ def _budget_tables(report: BenchReport, records: stats.Records,
 def _paired_table(report: BenchReport, records: stats.Records, plans: int,
                   prefix: str = "") -> None:  # fmt: skip
     cols = [f"{b} plan{'s' if b > 1 else ''}" for b in range(1, plans + 1)]
-    table = Table(f"{prefix}paired per scene: occlusion croa - method, mean [95% CI] (croa lower / tie "
-                  "within 0.001 / higher)", ["method", *cols])  # fmt: skip
+    table = Table(f"{prefix}paired per scene: occlusion croa - method, mean [95% CI] (croa "
+                  "lower / tie within 0.001 / higher)", ["method", *cols])  # fmt: skip
     for m in records:
         if m == "croa":
             continue
@@ -117,9 +117,20 @@ def _paired_table(report: BenchReport, records: stats.Records, plans: int,
 
 
 def _mad_table(report: BenchReport, mad: dict[str, dict[str, Any]]) -> None:
-    table = Table("MAD early stop (stop at the first frame with a confident target detection), "
-                  "means [95% CI]", ["method", "plans", "path m", "time to confident s",
-                                     "final occl", "centre err m", "confident", "collisions"])
+    table = Table(
+        "MAD early stop (stop at the first frame with a confident target detection), "
+        "means [95% CI]",
+        [
+            "method",
+            "plans",
+            "path m",
+            "time to confident s",
+            "final occl",
+            "centre err m",
+            "confident",
+            "collisions",
+        ],
+    )
     for m, r in mad.items():
         table.add(m, _ci(r["plans_mean"], r["plans_ci95"]), _ci(r["path_m_mean"], r["path_m_ci95"]),
                   _ci(r["time_s_mean"], r["time_s_ci95"]),
@@ -157,6 +168,14 @@ def _timing_table(report: BenchReport, timing: dict[str, dict[str, float]]) -> N
                   ["method", "cycle p50", "cycle p90", "update p50", "observe p50", "plan p50",
                    "solve p50", "solves p50"])  # fmt: skip
     for m, r in timing.items():
-        table.add(m, r["cycle_ms_p50"], r["cycle_ms_p90"], r["update_ms_p50"],
-                  r["observe_ms_p50"], r["plan_ms_p50"], r["solve_ms_p50"], r["solves_p50"])
+        table.add(
+            m,
+            r["cycle_ms_p50"],
+            r["cycle_ms_p90"],
+            r["update_ms_p50"],
+            r["observe_ms_p50"],
+            r["plan_ms_p50"],
+            r["solve_ms_p50"],
+            r["solves_p50"],
+        )
     report.tables.append(table)

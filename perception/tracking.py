@@ -6,7 +6,10 @@ Per update at time t (boxes already in the world frame):
 
 1. Predict every track to t with constant velocity: ``c_j(t) = c_j + v_j (t - t_j)``.
 2. Associate greedily by centre distance, nearest pairs first, within the gate
-   ``gate_m + max_speed_mps (t - t_j)`` (a track unseen for a while may have moved farther).
+   ``gate_m + w_j (t - t_j)`` around the prediction: ``w_j = max_speed_mps`` for a track seen
+   once (its velocity is unknown), 0 for a static one, else ``|v_j| + speed_slack_mps`` (it
+   may have sped up or braked). A parked car's track is not taken over by a vehicle driving
+   past while the car itself is hidden (one that drives off starts a new track).
 3. Update a matched track with an alpha-beta filter (``r = z - c_pred``):
    ``c = c_pred + alpha r``, ``v = v + beta r / (t - t_j)`` (its second detection sets
    ``v = (z - c) / (t - t_j)`` and ``c = z``: two points); size by exponential smoothing with
@@ -40,7 +43,10 @@ class TrackerConfig:
 
     Attributes:
         gate_m: largest centre distance of a match at zero elapsed time (m), in (0, 20].
-        max_speed_mps: speed that widens the gate per second unseen (m/s), in [0, 60].
+        max_speed_mps: speed that widens the gate of a track seen once per second (m/s),
+            in [0, 60].
+        speed_slack_mps: speed change that widens the gate of a track with a velocity (m/s),
+            in [0, 60].
         alpha: position and size gain of the filter, in (0, 1].
         beta: velocity gain of the filter, in [0, 1].
         min_score: least detection score that starts a track, in [0, 1].
@@ -51,6 +57,7 @@ class TrackerConfig:
 
     gate_m: float = 2.5
     max_speed_mps: float = 15.0
+    speed_slack_mps: float = 3.0
     alpha: float = 0.6
     beta: float = 0.3
     min_score: float = 0.3
@@ -60,12 +67,15 @@ class TrackerConfig:
 
     def __post_init__(self) -> None:
         for name, lo, hi in (("gate_m", 1e-3, 20.0), ("max_speed_mps", 0.0, 60.0),
+                             ("speed_slack_mps", 0.0, 60.0),
                              ("alpha", 1e-3, 1.0), ("beta", 0.0, 1.0), ("min_score", 0.0, 1.0),
                              ("keep_moving_s", 1e-3, 60.0), ("keep_static_s", 1e-3, 3600.0),
                              ("static_speed_mps", 0.0, 10.0)):  # fmt: skip
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not (
-                math.isfinite(value) and lo <= value <= hi
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not (math.isfinite(value) and lo <= value <= hi)
             ):
                 raise TrackingError(f"{name}={value!r}: must be in [{lo}, {hi}]")
 
@@ -153,7 +163,11 @@ class BoxTracker:
         pred = np.array([t.predicted_box(stamp_ns)[:2] for t in self.tracks])  # [J, 2]
         unseen = np.array([(stamp_ns - t.stamp_ns) * 1e-9 for t in self.tracks])  # [J]
         dist = np.linalg.norm(pred[:, None] - boxes[None, :, :2], axis=-1)  # [J, K]
-        gate = self.config.gate_m + self.config.max_speed_mps * unseen
+        c = self.config
+        widen = np.array([c.max_speed_mps if t.hits == 1 else
+                          float(np.hypot(*t.velocity_mps)) + c.speed_slack_mps
+                          if self.is_moving(t) else 0.0 for t in self.tracks])  # fmt: skip
+        gate = c.gate_m + widen * unseen
         pairs, used_j, used_k = [], set(), set()
         for flat in np.argsort(dist, axis=None, kind="stable"):
             j, k = np.unravel_index(flat, dist.shape)

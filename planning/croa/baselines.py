@@ -177,8 +177,9 @@ def straight_path(
             foot = footprints(base_to_rear(base[k], r)[None], r)
             if (
                 len(obstacles)
-                and np.min(obstacles.signed_distances(foot, c.min_clearance_m,
-                                                      np.array([k * c.dt_s]))[0])
+                and np.min(
+                    obstacles.signed_distances(foot, c.min_clearance_m, np.array([k * c.dt_s]))[0]
+                )
                 < c.min_clearance_m
             ):
                 blocked = k  # fmt: skip

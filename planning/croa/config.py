@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Literal
 
 from planning.croa.robot import RobotModel
@@ -150,7 +151,7 @@ class SurrogateConfig:
         if self.depth_gain / self.depth_m >= 1.0 / self.transition_m:
             raise ConfigError(
                 f"depth_gain / depth_m = {self.depth_gain / self.depth_m:.3g}: must be below "
-                f"1 / transition_m = {1.0 / self.transition_m:.3g} (the concave part must be convex)"
+                f"1 / transition_m = {1.0 / self.transition_m:.3g} (H must be convex)"
             )
         for name in ("length_samples", "width_samples", "height_samples"):
             check_int(self, name, 1, 16)
@@ -158,7 +159,7 @@ class SurrogateConfig:
         if not isinstance(fr, tuple) or not 1 <= len(fr) <= 6 or fr[-1] != 1.0:
             raise ConfigError(f"scan_fractions={fr!r}: a tuple of 1 to 6 values ending in 1.0")
         if not all(isinstance(f, int | float) and 0.0 < f <= 1.0 for f in fr) or any(
-            b <= a for a, b in zip(fr, fr[1:])
+            b <= a for a, b in pairwise(fr)
         ):
             raise ConfigError(f"scan_fractions={fr!r}: each in (0, 1], increasing")
         if not isinstance(wt, tuple) or len(wt) != len(fr):

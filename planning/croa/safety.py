@@ -274,8 +274,11 @@ def conclude(
         )
     clearance = min_clearance(best.rear_states, obstacles, config)
     if clearance < config.min_clearance_m:
-        sd = obstacles.signed_distances(footprints(best.rear_states[1:], config.robot), np.inf,
-                                        step_times(len(best.rear_states) - 1, config))[0]
+        sd = obstacles.signed_distances(
+            footprints(best.rear_states[1:], config.robot),
+            np.inf,
+            step_times(len(best.rear_states) - 1, config),
+        )[0]
         step = int(np.argmin(np.min(sd, axis=1))) + 1
         reason = (
             f"no trajectory keeps {config.min_clearance_m:.2f} m clearance (best "

@@ -178,8 +178,9 @@ class ScpSolver:
         p.set_dynamics(linearize(z.rear_states, z.controls, c.robot), z.rear_states, trust_m)
         need = c.min_clearance_m + c.plan_margin_m
         p.set_obca(
-            obca_slots(z.rear_states, z.sd, z.lam, ctx.obstacles, c.max_obstacles_per_step, need,
-                       c.dt_s)  # fmt: skip
+            obca_slots(
+                z.rear_states, z.sd, z.lam, ctx.obstacles, c.max_obstacles_per_step, need, c.dt_s
+            )
         )
         if self.mode == "occlusion" and ctx.shadows is not None:
             p.set_ccp(ctx.shadows.ccp_model(self.scan_views(z.rear_states)))

@@ -283,9 +283,9 @@ class ShadowSet:
         sigma = beta / depth * (x + depth > 0) + (1 / eps - beta / depth) * (x > 0)
         dist = np.einsum("ksimd,kd->ksim", normals, views_bar) - offsets
         best = np.argmax(np.where(rows, dist, -np.inf), axis=-1)  # [K, s, I] active row r*
-        grad = sigma[..., None] * np.take_along_axis(normals, best[..., None, None], axis=3)[
-            ..., 0, :
-        ]  # [K, s, I, 2]
+        grad = (
+            sigma[..., None] * np.take_along_axis(normals, best[..., None, None], axis=3)[..., 0, :]
+        )  # [K, s, I, 2]
         c0 = 1.0 + beta - h_val + np.einsum("ksid,kd->ksi", grad, views_bar)
         cx = np.concatenate([-grad[..., :1], normals[..., 0] / eps - grad[..., :1]], axis=-1)
         cy = np.concatenate([-grad[..., 1:], normals[..., 1] / eps - grad[..., 1:]], axis=-1)

@@ -75,8 +75,15 @@ class Polytope:
         if not self.is_moving or t_s == 0.0:
             return self
         shift = min(float(t_s), self.stop_after_s) * np.asarray(self.velocity_mps)
-        return Polytope(self.A, _frozen(self.b + self.A @ shift), _frozen(self.vertices + shift),
-                        self.z_min_m, self.z_max_m, self.velocity_mps, self.stop_after_s)
+        return Polytope(
+            self.A,
+            _frozen(self.b + self.A @ shift),
+            _frozen(self.vertices + shift),
+            self.z_min_m,
+            self.z_max_m,
+            self.velocity_mps,
+            self.stop_after_s,
+        )
 
     @classmethod
     def from_box(

@@ -55,8 +55,13 @@ from robomr_nodes.params import param
 from robomr_nodes.runtime.entry import run_node
 
 VEHICLES = ("car", "van", "truck", "bus")
-PLANNERS = {"croa": croa.CroaPlanner, "stay": croa.StayPlanner, "straight": croa.StraightPlanner,
-            "greedy_nbv": croa.GreedyNbvPlanner, "obca_only": croa.ObcaOffsetPlanner}
+PLANNERS = {
+    "croa": croa.CroaPlanner,
+    "stay": croa.StayPlanner,
+    "straight": croa.StraightPlanner,
+    "greedy_nbv": croa.GreedyNbvPlanner,
+    "obca_only": croa.ObcaOffsetPlanner,
+}
 _NO_TOP_M = 4.0  # drawn height of prisms without a top (walls of unknown height)
 _DETECTIONS = "vision_msgs/msg/Detection3DArray"
 

@@ -9,7 +9,14 @@ from functools import cache
 import numpy as np
 import pytest
 
-from bench.croa_sim import Episode, EpisodeSettings, SimWorld, planner_robot, planner_state, static_map
+from bench.croa_sim import (
+    Episode,
+    EpisodeSettings,
+    SimWorld,
+    planner_robot,
+    planner_state,
+    static_map,
+)
 from perception.checkpoint import load_detector
 from perception.config import DEFAULT_MODEL_PATH
 from planning.croa import CroaConfig, CroaPlanner, RobotModel, StayPlanner
@@ -22,7 +29,7 @@ needs_model = pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(),
 
 
 @cache
-def _model():  # noqa: ANN202
+def _model():
     return load_detector(DEFAULT_MODEL_PATH, "cpu")
 
 
@@ -30,7 +37,9 @@ def _model():  # noqa: ANN202
     ("v", "steer", "expected"),
     [(4.0, 0.7, (3.0, 0.6)), (-2.0, -0.7, (0.0, -0.6)), (1.0, 0.2, (1.0, 0.2))],
 )
-def test_planner_state_clips_to_the_planning_limits(v: float, steer: float, expected: tuple) -> None:
+def test_planner_state_clips_to_the_planning_limits(
+    v: float, steer: float, expected: tuple
+) -> None:
     # pure pursuit cruises at 4 m/s and never reverses; the plans stay within [0, 3] m/s
     got = planner_state(SimRobotState(1.0, 2.0, 0.3, v, steer), planner_robot(RobotConfig()))
     assert (got.x_m, got.y_m, got.yaw_rad, got.v_mps, got.steer_rad) == (1.0, 2.0, 0.3, *expected)
@@ -96,7 +105,11 @@ def test_a_confident_frame_forks_the_mad_stop_without_touching_the_episode() -> 
 
 def test_planner_robot_keeps_the_simulators_geometry() -> None:
     robot = planner_robot(RobotConfig())
-    assert robot == RobotModel(length_m=RobotConfig().length_m, width_m=RobotConfig().width_m,
-                               wheelbase_m=RobotConfig().wheelbase_m,
-                               lidar_x_m=RobotConfig().lidar_x_m,
-                               lidar_z_m=RobotConfig().lidar_z_m, max_reverse_speed_mps=0.0)
+    assert robot == RobotModel(
+        length_m=RobotConfig().length_m,
+        width_m=RobotConfig().width_m,
+        wheelbase_m=RobotConfig().wheelbase_m,
+        lidar_x_m=RobotConfig().lidar_x_m,
+        lidar_z_m=RobotConfig().lidar_z_m,
+        max_reverse_speed_mps=0.0,
+    )

@@ -90,3 +90,14 @@ def test_bad_updates_raise_a_named_error(stamp: int, boxes, scores, match: str) 
 def test_bad_settings_name_the_field() -> None:
     with pytest.raises(TrackingError, match="alpha"):
         TrackerConfig(alpha=0.0)
+
+
+def test_a_hidden_parked_car_keeps_its_track_when_a_car_drives_past() -> None:
+    tracker = BoxTracker()
+    for k in range(3):  # the parked car, seen
+        tracker.update(k * S, _at(20.0, -8.0)[None], np.array([0.9]), np.array([0]))
+    parked = tracker.tracks[0].track_id
+    # hidden for a second while a car passes 4 m from it: a new track, not the parked one
+    ids = tracker.update(4 * S, _at(22.0, -4.5)[None], np.array([0.9]), np.array([0]))
+    assert ids[0] != parked
+    assert tracker.tracks[0].box[:2] == pytest.approx([20.0, -8.0])

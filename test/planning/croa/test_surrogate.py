@@ -110,7 +110,9 @@ def test_sharp_limit_is_the_exact_occlusion_of_the_samples(p: tuple) -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(xy, xy)
-def test_ccp_model_is_a_majorant_tight_at_its_point(shadows: ShadowSet, p: tuple, p_bar: tuple) -> None:
+def test_ccp_model_is_a_majorant_tight_at_its_point(
+    shadows: ShadowSet, p: tuple, p_bar: tuple
+) -> None:
     model = shadows.ccp_model(np.array([p_bar]))
     frozen = shadows.surface.weights(np.array([p_bar]), SENSOR_Z)[0]  # weights at p_bar
     true_at_p = float(frozen @ shadows.blocked(_views(p))[0, 0])

@@ -97,3 +97,38 @@ def test_moving_obstacle_distance_is_the_distance_to_where_it_will_be(
     moving = ObstacleSet([mover], 4).signed_distances(foot, np.inf, np.array([t]))[0]
     there = ObstacleSet([mover.at_time(t)], 4).signed_distances(foot)[0]
     assert moving == pytest.approx(there, abs=1e-9)
+
+
+def test_a_car_driving_past_the_request_does_not_become_the_target() -> None:
+    world = _world()
+    for k in range(3):  # a car drives past the request at 8 m/s, the target hidden
+        est = world.update(k * S, _car(12.0 + 8.0 * k, -1.0)[None], np.array([0.9]),
+                           np.array([0]))  # fmt: skip
+    assert est.track_id is None and est.box[:2] == pytest.approx([20.5, -3.0])
+    seen = world.update(3 * S, np.stack([_car(36.0, -1.0), _car(20.0, -3.5)]),
+                        np.array([0.9, 0.7]), np.array([0, 0]))  # fmt: skip
+    assert seen.score == pytest.approx(0.7) and seen.box[:2] == pytest.approx([20.0, -3.5])
+
+
+def test_lidar_returns_in_front_of_the_target_become_an_occluder() -> None:
+    """A pole-like object the detector misses, between the lidar and the target: its points
+    become an evidence cell, an obstacle of the planner; points behind, beside or on the
+    ground do not."""
+    world = _world()
+    rng = np.random.default_rng(0)
+    pole = np.column_stack([rng.uniform(10.1, 10.4, 20), rng.uniform(-1.9, -1.6, 20),
+                            rng.uniform(0.5, 2.5, 20)])  # fmt: skip
+    ground = np.column_stack([rng.uniform(5, 15, 50), rng.uniform(-2, 0, 50), np.zeros(50)])
+    beside = np.column_stack([rng.uniform(5, 15, 20), np.full(20, 6.0), np.full(20, 1.0)])
+    behind = np.column_stack([np.full(20, 30.0), np.full(20, -4.5), np.full(20, 1.0)])
+    world.update(0, np.zeros((0, 7)), np.zeros(0), np.zeros(0, int),
+                 np.vstack([pole, ground, beside, behind]), np.array([0.0, 0.0, 1.8]))  # fmt: skip
+    cells = world.evidence_boxes()
+    assert len(cells) == 1 and cells[0, :2] == pytest.approx([10.5, -1.5])
+    assert cells[0, 5] == pytest.approx(pole[:, 2].max())
+    obs = world.observation(0, ROBOT, RobotModel())
+    assert len(obs.obstacles) == 2  # the wall and the evidence cell
+    later = world.observation(int(3.5 * S), ROBOT, RobotModel())
+    world.update(int(3.5 * S), np.zeros((0, 7)), np.zeros(0), np.zeros(0, int),
+                 np.zeros((0, 3)), np.array([0.0, 0.0, 1.8]))  # fmt: skip
+    assert len(later.obstacles) == 2 and len(world.evidence_boxes()) == 0  # expired
