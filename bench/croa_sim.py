@@ -44,7 +44,16 @@ from planning.croa.collision import ObstacleSet, footprints
 from planning.croa.kinematics import base_to_rear
 from planning.croa.types import Polytope
 from planning.croa.world_model import PerceivedWorld, WorldModelConfig
-from sim import BicycleRobot, Lidar, PurePursuit, RobotConfig, Traffic, World, occlusion_ratio
+from sim import (
+    BicycleRobot,
+    Lidar,
+    PurePursuit,
+    PurePursuitConfig,
+    RobotConfig,
+    Traffic,
+    World,
+    occlusion_ratio,
+)
 from sim import RobotState as SimRobotState
 from sim import Scene as SimScene
 from sim.materials import CLASSES
@@ -158,6 +167,9 @@ class Episode:
         self.sim = SimWorld(scene)
         self.config = RobotConfig()
         self.model_robot = planner_robot(self.config)
+        # the follower cruises at the planning speed limit: a plan's timing (what its clearance
+        # to moving vehicles depends on) is kept roughly, not at the simulator's 4 m/s default
+        self.follower = PurePursuitConfig(target_speed_mps=self.model_robot.max_speed_mps)
         self.robot = BicycleRobot(self.config, SimRobotState(*scene.ego_start))
         self.rng = np.random.default_rng([seed, 7])  # scan noise: the same stream per method
         noise = np.random.default_rng([seed, 11]).normal(0.0, settings.request_noise_m / 2**0.5, 2)
@@ -246,7 +258,7 @@ class Episode:
         """Follows a plan until arrived and at rest (at most its duration plus settle_s, then
         brakes); a cycle lasts at least one perception period (a plan that stays still lets
         the world, traffic included, move on for that long)."""
-        follower = PurePursuit(self.config)
+        follower = PurePursuit(self.config, self.follower)
         follower.set_path(poses)
         start = self.t_s
         for _ in range(max(1, math.ceil((duration_s + self.s.settle_s) / self.s.sim_dt_s))):

@@ -37,9 +37,9 @@ class CostWeights:
     Attributes:
         occlusion: weight of the occlusion surrogate (1 / unit occlusion), in [0, 1e4].
         view_range: weight of the lidar-to-target distance at the viewpoint (1/m), in [0, 1e3].
-        guide: weight of the distance from the viewpoint to the guide view (planner.py): the
-            best view within one horizon, or the next-best view anywhere when nothing within
-            one horizon helps, which keeps the robot moving toward it (1/m), in [0, 1e3].
+        guide: weight of the distance from the final viewpoint to the next-best view while that
+            view is clearly better than anything within one horizon (planner.py), which keeps
+            the robot moving toward it; 0 otherwise (1/m), in [0, 1e3].
         goal: weight of the squared distance to a goal point, goal mode only (1/m^2), [0, 1e4].
         accel: weight of squared acceleration (s^4/m^2), in [0, 1e3].
         steer: weight of squared steering angle (1/rad^2), in [0, 1e3].
@@ -185,9 +185,9 @@ class ViewpointConfig:
         ring_angles: candidates per ring, in [4, 64].
         distance_weight: next-best-view score per metre between the lidar and a candidate,
             added to its exact occlusion (1/m), in [0, 1].
-        explore_below_gain: when the best-scored rollout within one horizon does not lower
-            the exact occlusion by at least this, CROA's guide is the next-best view anywhere
-            (explore); otherwise that rollout's end (exploit), in [0, 1].
+        explore_below_gain: CROA's guide pulls toward the next-best view anywhere while that
+            view is at least this much less occluded (exact) than the best view any sampled
+            rollout reaches within one horizon; otherwise there is no guide, in [0, 1].
     """
 
     ring_gaps_m: tuple[float, ...] = (1.0, 3.0, 6.0)

@@ -13,11 +13,12 @@
    - "sampled": pure-pursuit rollouts toward candidate viewpoints (rings around the robot and
      the target), braking, and the rest of the previous plan, scored with the exact occlusion
      at their end (planning/croa/viewpoints.py); the best one.
-4. Guide. When no sampled rollout lowers the exact occlusion by ``explore_below_gain`` within
-   one horizon (the reachable surrogate is flat: every nearby view is as hidden), the final
-   viewpoint is pulled toward the next-best view anywhere (viewpoints.best_viewpoint) with
-   weight ``CostWeights.guide``, so the robot keeps moving toward it. Otherwise the guide
-   weight is 0: nothing pulls the solution away from the occlusion it can reach.
+4. Guide. While the next-best view anywhere (viewpoints.best_viewpoint: the target's and the
+   robot's rings) is at least ``explore_below_gain`` less occluded than the best view any
+   sampled rollout reaches within this horizon, the final viewpoint is pulled toward it with
+   weight ``CostWeights.guide`` (plans end at rest, so a far view takes several plans). Once a
+   view as good is within reach the guide weight is 0: the guide only ever points at a view
+   less occluded than anything reachable, and near it the occlusion alone decides.
 5. CCP + bilevel OBCA loop (planning/croa/scp.py) from each start on the program built once
    (planning/croa/problem.py). The plan is the loop result with the least merit when the exact
    occlusion replaces the surrogate (a surrogate error cannot pick a worse plan); every loop's
@@ -50,7 +51,6 @@ from planning.croa.safety import (
     start_rear,
     stop_plan,
     trajectory_occlusion,
-    view_occlusion,
 )
 from planning.croa.scp import Iterate, ScpContext, ScpOutcome, ScpSolver
 from planning.croa.surrogate import build_shadows
@@ -62,11 +62,11 @@ from planning.croa.types import (
     StartReport,
 )
 from planning.croa.viewpoints import (
-    best_viewpoint,
     pursuit_candidates,
     reach_candidates,
     ring_candidates,
     score_controls,
+    scored_best_viewpoint,
 )
 
 
@@ -85,6 +85,7 @@ class CroaPlanner:
         self.name = name
         self._solver = ScpSolver(self.config, "occlusion")
         self.last_outcome: ScpOutcome | None = None  # diagnostics of the latest cycle
+        self.last_guide: np.ndarray | None = None  # the latest cycle's guide view, if any
         # exact-occlusion spacing of PlanResult.starts, computed after the timed part (None:
         # the planner's own exact_spacing_m, no extra work); a benchmark asks for a finer one
         self.report_spacing_m: float | None = None
@@ -131,14 +132,13 @@ class CroaPlanner:
         if previous is not None:
             guesses.append(previous[1][None])
         scored = score_controls(np.concatenate(guesses), observation, ctx.obstacles, c)
-        pick = int(np.argmin(scored.score))
-        now = view_occlusion(lidar_xy(ctx.rear0, c.robot)[None], observation, c)[0]
         score = scored.score
-        if scored.occlusion[pick] > now - c.viewpoints.explore_below_gain:
-            guide = best_viewpoint(observation, ctx.obstacles, c)
-            if guide is not None:
-                ctx = replace(ctx, guide_xy=guide, guide_weight=w.guide)
-                score = score + w.guide * np.linalg.norm(scored.view_xy - guide, axis=1)
+        nbv = scored_best_viewpoint(observation, ctx.obstacles, c)
+        clear = scored.clearance >= c.min_clearance_m  # reachable: without a collision
+        reach = float(np.min(scored.occlusion[clear], initial=1.0))
+        if nbv is not None and nbv[1] < reach - c.viewpoints.explore_below_gain:
+            ctx = replace(ctx, guide_xy=nbv[0], guide_weight=w.guide)
+            score = score + w.guide * np.linalg.norm(scored.view_xy - nbv[0], axis=1)
         starts = {}
         for name in c.starts:
             controls = (self.straight_start(observation, ctx) if name == "straight"
@@ -155,6 +155,7 @@ class CroaPlanner:
         check_observation(observation, c)
         ctx = self.context(observation)
         starts, ctx = self.initial_guesses(observation, state, ctx)
+        self.last_guide = ctx.guide_xy
         setup_ms = 1e3 * (time.perf_counter() - start)
         outcomes = {name: self._run(z, ctx) for name, z in starts.items()}
         rear = np.stack([z.rear_states for z in starts.values()]

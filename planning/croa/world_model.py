@@ -23,9 +23,9 @@ frame):
    the detector misses (a car hidden behind another, a vehicle stopped beside the robot, an
    object not in the map) still hides the target from the planner's occlusion model.
 4. ``observation(stamp, robot)``: the planner's input. Obstacles: the static map, the evidence
-   cells and every
-   other track within ``obstacle_radius_m``, tracks predicted to ``stamp``; moving tracks keep
-   their velocity, and one that has the robot's footprint in its lane corridor ahead
+   cells and every other track within ``obstacle_radius_m``, tracks predicted to ``stamp``;
+   moving tracks keep their velocity, grown by ``moving_margin_m``, and one that has the
+   robot's footprint in its lane corridor ahead
    (``|across| <= w / 2 + yield_margin_m``) is predicted to stop ``yield_gap_m`` short of it,
    after ``max(0, along - yield_gap_m) / speed`` seconds (drivers do not run into a robot
    standing in their lane; without this every plan in a traffic lane would be refused).
@@ -59,6 +59,9 @@ class WorldModelConfig:
             each in (0, 30].
         yield_gap_m: gap a moving vehicle is predicted to keep behind the robot (m), [0, 50].
         yield_margin_m: lateral margin of a vehicle's lane corridor (m), in [0, 5].
+        moving_margin_m: a moving track's box grows by this ahead and behind and by half of it
+            on each side: its prediction is uncertain and the robot's path follower is not
+            on time to the centimetre (m), in [0, 5].
         evidence_cell_m: cell size of the lidar evidence (m), in [0.2, 5].
         evidence_min_points: points that make a cell an occluder, in [1, 1000].
         evidence_min_height_m: points below this height are ground (m), in [0, 3].
@@ -73,6 +76,7 @@ class WorldModelConfig:
     target_height_m: float = 1.5
     yield_gap_m: float = 5.0
     yield_margin_m: float = 0.5
+    moving_margin_m: float = 1.0
     evidence_cell_m: float = 1.0
     evidence_min_points: int = 3
     evidence_min_height_m: float = 0.3
@@ -84,6 +88,7 @@ class WorldModelConfig:
                              ("obstacle_radius_m", 5.0, 500.0), ("target_length_m", 1e-3, 30.0),
                              ("target_width_m", 1e-3, 30.0), ("target_height_m", 1e-3, 30.0),
                              ("yield_gap_m", 0.0, 50.0), ("yield_margin_m", 0.0, 5.0),
+                             ("moving_margin_m", 0.0, 5.0),
                              ("evidence_cell_m", 0.2, 5.0), ("evidence_min_height_m", 0.0, 3.0),
                              ("evidence_keep_s", 0.0, 60.0)):  # fmt: skip
             check_number(self, name, lo, hi, CroaInputError)
@@ -232,6 +237,9 @@ class PerceivedWorld:
         ]
         boxes = np.array([t.predicted_box(stamp_ns) for t in tracks]).reshape(-1, 7)
         vel = np.array([self.tracker.velocity(t) for t in tracks]).reshape(-1, 2)
+        moving = np.any(vel != 0.0, axis=1)
+        boxes[moving, 3] += 2.0 * self.config.moving_margin_m
+        boxes[moving, 4] += self.config.moving_margin_m
         here = np.array([robot.x_m, robot.y_m])
         radius = self.config.obstacle_radius_m
         near = np.hypot(*(boxes[:, :2] - here).T) <= radius + 0.5 * np.hypot(*boxes[:, 3:5].T)

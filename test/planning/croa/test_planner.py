@@ -70,15 +70,25 @@ def test_ccp_model_value_bounds_the_merit_from_below_at_each_solve(
     assert out.model_values[0] <= out.history[0] + 1e-4
 
 
-def test_croa_is_never_much_worse_than_staying_in_one_cycle(
-    results: dict[int, PlanResult], planners, scenes: dict[int, Scene]
+def test_without_a_guide_croa_never_ends_more_occluded_than_staying(
+    croa: CroaPlanner, planners, scenes: dict[int, Scene]
 ) -> None:
-    """One cycle may trade a little occlusion for progress toward a better view (exploration,
-    planner.py); the episode test (test_evaluate.py) checks that the trade pays off."""
-    for seed, scene in scenes.items():
-        stay = planners["stay"].plan(scene.observation())[0].predicted_occlusion
-        # 0.05: the exploration step's measured worst case is 0.02.
-        assert results[seed].predicted_occlusion <= stay + 0.05
+    """With a guide a cycle may trade occlusion for progress toward a clearly better view far
+    away (planner.py; test_evaluate.py checks that it pays off); without one, only the
+    occlusion decides. Three cycles per scene, each from the end of the previous plan."""
+    guideless = 0
+    for scene in scenes.values():
+        obs, state = scene.observation(), None
+        for _ in range(3):
+            result, state = croa.plan(obs, state)
+            if croa.last_guide is None:
+                guideless += 1
+                stay = planners["stay"].plan(obs)[0].predicted_occlusion
+                # 0.02: the exact occlusion's 0.4 m sampling moves by about that between views
+                assert result.predicted_occlusion <= stay + 0.02
+            x, y, yaw, v = (float(s) for s in result.trajectory.states[-1])
+            obs = scene.observation(obs.stamp_ns + 2_500_000_000, RobotState(x, y, yaw, v))
+    assert guideless >= 2  # measured: 4 of 12 cycles (seeds 0 and 3, once near a clear view)
 
 
 def test_result_reports_viewpoint_surrogate_and_timings(
