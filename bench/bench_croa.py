@@ -256,7 +256,7 @@ def run(args: argparse.Namespace) -> BenchReport:
 
     fill_report(report, records, report_variants, args.plans)
     if args.check_views > 0:
-        report.data["surrogate_check"] = surrogate_check(report, scenes[:: max(1, len(scenes)
+        report.figures["surrogate_check"] = surrogate_check(report, scenes[:: max(1, len(scenes)
                                                                            // 12)],
                                                          args.check_views)  # fmt: skip
     if args.plot:

@@ -36,12 +36,12 @@ def fill_report(report: BenchReport, records: stats.Records, variants: stats.Rec
     _timing_table(report, timing)
     keys = ("occlusion_mean", "occlusion_ci95", "center_error_mean", "collisions")
     main = [m for m in MAIN if m in records]
-    report.data["budgets"] = {str(b): {m: {k: f[m][k] for k in keys} | {
+    report.figures["budgets"] = {str(b): {m: {k: f[m][k] for k in keys} | {
         "center_error_ci95": f[m]["center_error_ci95"],
         "detected_fraction": f[m]["detected_fraction"], "path_m_mean": f[m]["path_m_mean"]}
         for m in main} for b, f in budgets.items()}  # fmt: skip
     croa = ablation.get("croa", {})
-    report.data["ablation"] = {
+    report.figures["ablation"] = {
         "ccp_improves_fraction": croa.get("ccp_improves_fraction"),
         "ccp_delta_mean": croa.get("ccp_delta_mean"),
         "ccp_delta_ci95": croa.get("ccp_delta_ci95"),
@@ -53,16 +53,16 @@ def fill_report(report: BenchReport, records: stats.Records, variants: stats.Rec
         vb = {b: stats.budget_figures(variants, b) for b in range(1, plans + 1)}
         _budget_tables(report, variants, vb, plans, "ablation scenes: ")
         _paired_table(report, variants, plans, "ablation scenes: ")
-        report.data["ablation"] |= {
+        report.figures["ablation"] |= {
             "variant_scenes": len(variants["croa"]),
             "budgets": {str(b): {m: {k: f[m][k] for k in keys} for m in variants}
                         for b, f in vb.items()},
             "mad": stats.mad_figures(variants),
         }  # fmt: skip
-    report.data["mad"] = {m: mad[m] for m in main}
-    report.data["mad_threshold_sweep"] = sweep
-    report.data["timing"] = timing
-    report.data["paired_vs_croa"] = {
+    report.figures["mad"] = {m: mad[m] for m in main}
+    report.figures["mad_threshold_sweep"] = sweep
+    report.figures["timing"] = timing
+    report.figures["paired_vs_croa"] = {
         str(b): {m: stats.paired(_occ(records, "croa", b), _occ(records, m, b))
                  for m in records if m != "croa"} for b in range(1, plans + 1)}  # fmt: skip
     for b, f in budgets.items():

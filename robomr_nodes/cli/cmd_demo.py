@@ -34,6 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="small sensors and a coarse map: a first look in seconds",
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty --out folder, replacing its bag/, summary.json, summary.png",
+    )
     p.add_argument("args", nargs="*", metavar="name:=value", help="more launch arguments")
     p.set_defaults(func=_run)
 
@@ -113,9 +118,13 @@ def print_summary(s: dict[str, Any]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from robomr_nodes.bag import BagError
     from robomr_nodes.demo.run import DemoError, DemoOptions, run_demo
     from robomr_nodes.launch_yaml import LaunchError, parse_launch_args
+    from robomr_nodes.outputs import OutputError
     from robomr_nodes.params import ParameterError
+    from robomr_nodes.runner import NodeStartError
+    from robomr_nodes.runtime.executor import GraphError
 
     try:
         options = DemoOptions(
@@ -125,6 +134,7 @@ def _run(args: argparse.Namespace) -> int:
             duration_s=args.duration,
             quick=args.quick,
             launch_args=tuple(parse_launch_args(args.args).items()),
+            force=args.force,
         )
         from robomr_nodes.runtime.executor import SIM_START_NS
 
@@ -133,7 +143,15 @@ def _run(args: argparse.Namespace) -> int:
             result = run_demo(options, on_advance)
         finally:
             close()
-    except (DemoError, LaunchError, ParameterError) as err:
+    except (
+        DemoError,
+        LaunchError,
+        ParameterError,
+        NodeStartError,
+        GraphError,
+        BagError,
+        OutputError,
+    ) as err:
         raise CliError(str(err)) from None
     print_summary(result.summary)
     print(f"run folder: {result.out}  (bag/, summary.json, summary.png)")

@@ -20,8 +20,18 @@ from robomr_nodes.demo.latency import LatencyMonitor
 from robomr_nodes.demo.record import RunRecord
 from robomr_nodes.demo.summary import summarize
 from robomr_nodes.launch_yaml import LaunchPlan, load_launch, package_share
+from robomr_nodes.outputs import OutputError, check_output_dir, clear_outputs, write_file
 from robomr_nodes.params import ParamOverride
-from robomr_nodes.runner import GRAPH_KEY, START_KEY, RunOptions, build_executor, graph_to_yaml
+from robomr_nodes.runner import (
+    GRAPH_KEY,
+    START_KEY,
+    RunOptions,
+    TapBuffer,
+    build_executor,
+    finish_recording,
+    graph_to_yaml,
+    spin_recorded,
+)
 
 NAMESPACE = "/robomr"
 # --quick: small sensors and a coarse map, for tests and a first look (seconds, not minutes)
@@ -36,6 +46,9 @@ QUICK_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
+OUTPUTS = ("bag", "summary.json", "summary.png")  # what the demo writes into its folder
+
+
 class DemoError(ValueError):
     """Bad demo options (the message says which and why)."""
 
@@ -45,7 +58,7 @@ class DemoOptions:
     """What to run.
 
     Attributes:
-        out: run folder to create (must not hold a bag already).
+        out: run folder, new or empty (``force``: replace the demo's outputs in it).
         scenario: built-in scenario name or scenario/scene file.
         seed: scenario seed, -1 for the scenario's default.
         duration_s: sim time to run (s), > 0.
@@ -59,12 +72,11 @@ class DemoOptions:
     duration_s: float = 20.0
     quick: bool = False
     launch_args: tuple[tuple[str, str], ...] = ()
+    force: bool = False
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.duration_s <= 3600.0:
+        if not 0.0 < self.duration_s <= 3600.0:  # also false for nan
             raise DemoError(f"duration_s={self.duration_s} must be in (0, 3600] s")
-        if (self.out / "bag").exists():
-            raise DemoError(f"{self.out / 'bag'} exists: choose another output folder")
 
 
 @dataclass
@@ -85,29 +97,47 @@ def demo_plan(options: DemoOptions) -> LaunchPlan:
 
 
 def run_demo(options: DemoOptions, on_advance: Callable[[int], None] | None = None) -> DemoResult:
-    """Runs the graph for ``options.duration_s`` of sim time and writes the run folder."""
-    plan = demo_plan(options)
-    options.out.mkdir(parents=True, exist_ok=True)
-    run = RunOptions(duration_s=options.duration_s, record=options.out / "bag")
-    record, latency = RunRecord(NAMESPACE), LatencyMonitor(NAMESPACE)
-    recorder = BagRecorder(
-        run.record,
-        custom_data={
-            GRAPH_KEY: graph_to_yaml(plan.nodes),
-            START_KEY: str(run.start_ns),
-            "robomr.demo": json.dumps(
-                {"scenario": options.scenario, "seed": options.seed, "quick": options.quick}
-            ),
-        },
-    )
-    wall = time.perf_counter()
+    """Runs the graph for ``options.duration_s`` of sim time and writes the run folder.
+
+    Nothing is written until every node has started (scenario, seed and parameters are valid).
+
+    Raises:
+        DemoError: the run folder holds earlier results (and ``force`` is off) or is unusable.
+        LaunchError, ParameterError, NodeStartError: bad launch arguments, parameters, scenario.
+        BagWriteError: the bag could not be written (the run stopped; the bag keeps the rest).
+        shutdown.Interrupted: a signal stopped the run (the bag was closed, no summary).
+    """
     try:
-        executor = build_executor(plan.nodes, run, (recorder.tap, record.tap, latency.tap))
+        check_output_dir(options.out, options.force, OUTPUTS)
+    except OutputError as err:
+        raise DemoError(str(err)) from None
+    plan = demo_plan(options)
+    run = RunOptions(duration_s=options.duration_s, record=options.out / "bag")
+    record, latency, buffer = RunRecord(NAMESPACE), LatencyMonitor(NAMESPACE), TapBuffer()
+    wall = time.perf_counter()
+    executor = build_executor(plan.nodes, run, (buffer.tap, record.tap, latency.tap))
+    recorder = None
+    try:
+        if options.force:
+            clear_outputs(options.out, OUTPUTS)
+        recorder = BagRecorder(
+            run.record,
+            custom_data={
+                GRAPH_KEY: graph_to_yaml(plan.nodes),
+                START_KEY: str(run.start_ns),
+                "robomr.demo": json.dumps(
+                    {"scenario": options.scenario, "seed": options.seed, "quick": options.quick}
+                ),
+            },
+        )
+        buffer.forward(recorder.tap)
         latency.attach_publisher(executor)
-        executor.spin(options.duration_s, on_advance=on_advance)
-        executor.shutdown()
+        spin_recorded(executor, options.duration_s, recorder, on_advance)
     finally:
-        recorder.close()
+        executor.shutdown()
+        if recorder is not None:
+            recorder.close()
+    finish_recording(recorder)
     wall_s = time.perf_counter() - wall
     sim_node = executor.nodes[f"{NAMESPACE}/sim"]
     target = sim_node.scene.target_name
@@ -123,13 +153,11 @@ def run_demo(options: DemoOptions, on_advance: Callable[[int], None] | None = No
         "messages_recorded": recorder.count,
         **summarize(record, executor, target, latency.latencies_ms(), min_score),
     }
-    (options.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_file(options.out / "summary.json", json.dumps(summary, indent=2) + "\n")
     robot = sim_node.robot.config
-    draw_summary(
-        record,
-        target,
-        (robot.lidar_x_m, robot.lidar_z_m),
-        run.start_ns,
-        options.out / "summary.png",
-    )
+    png = options.out / "summary.png"
+    try:
+        draw_summary(record, target, (robot.lidar_x_m, robot.lidar_z_m), run.start_ns, png)
+    except OSError as err:
+        raise OutputError(f"cannot write {png}: {err.strerror or err}") from None
     return DemoResult(options.out, summary)

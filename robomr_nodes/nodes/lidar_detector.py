@@ -5,7 +5,8 @@ sensor-data QoS). Publishes, stamped with the cloud's stamp and frame:
 
 - ``detections``: vision_msgs/Detection3DArray, one hypothesis per box (class, score);
 - ``detections/markers``: visualization_msgs/MarkerArray of the boxes for RViz;
-- ``detector/status``: diagnostic_msgs/DiagnosticArray with the processing time and counts.
+- ``/diagnostics``: diagnostic_msgs/DiagnosticArray (status ``lidar_detector``) with the
+  processing time and counts.
 
 An empty cloud, or one whose points are all NaN/Inf or out of range, gives an empty
 Detection3DArray; a cloud without x/y/z fields is logged and skipped. The network itself is the
@@ -81,7 +82,7 @@ class LidarDetectorNode(RobomrNode):
             "visualization_msgs/msg/MarkerArray", "detections/markers"
         )
         self._status = handle.create_publisher(
-            "diagnostic_msgs/msg/DiagnosticArray", "detector/status"
+            "diagnostic_msgs/msg/DiagnosticArray", "/diagnostics"
         )
         handle.create_subscription(
             "sensor_msgs/msg/PointCloud2", "points", self._on_cloud, "sensor_data"

@@ -106,9 +106,10 @@ def test_apo_equals_the_exact_optimum_on_agreeable_windows(problem):
 
 @PROPERTY
 @given(windows())
-def test_milp_finds_the_enumeration_optimum(problem):
-    enum, milp = solve_exact(problem, "enumerate"), solve_exact(problem, "milp")
-    assert milp.method == "exact_milp" and milp.status == enum.status
+@pytest.mark.parametrize("method", ["milp", "highs"])
+def test_milp_finds_the_enumeration_optimum(method, problem):
+    enum, milp = solve_exact(problem, "enumerate"), solve_exact(problem, method)
+    assert milp.method == f"exact_{method}" and milp.status == enum.status
     np.testing.assert_allclose(milp.total_energy_j, enum.total_energy_j, rtol=ENERGY_RTOL)
 
 
