@@ -94,8 +94,9 @@ class CroaPlannerParams:
     dt_s: float = param(0.1, "plan step (s)", min_value=0.05, max_value=1.0)
     min_clearance_m: float = param(0.3, "d_min (m)", min_value=0.0, max_value=5.0)
     max_speed_mps: float = param(3.0, "planning speed limit (m/s)", min_value=0.1, max_value=30.0)
-    occlusion_weight: float = param(20.0, "occlusion weight", min_value=0.0, max_value=1e4)
-    max_iterations: int = param(5, "convex solves per plan", min_value=1, max_value=50)
+    occlusion_weight: float = param(100.0, "occlusion weight", min_value=0.0, max_value=1e4)
+    max_iterations: int = param(3, "convex solves per CCP loop (two loops per plan)",
+                                min_value=1, max_value=50)  # fmt: skip
     ray_spacing_m: float = param(0.5, "marker rays: target sample spacing (m)", min_value=0.1,
                                  max_value=5.0)  # fmt: skip
 
