@@ -126,5 +126,9 @@ def timing_figures(records: Records) -> dict[str, dict[str, float]]:
                "cycle_ms_p90": float(np.percentile(cycle, 90))}  # fmt: skip
         for key in ("update_ms", "observe_ms", "plan_ms", "solve_ms", "solves"):
             row[f"{key}_p50"] = float(np.percentile([c[key] for c in t], 50))
+        cpu = np.array([c["cycle_cpu_ms"] for c in t if "cycle_cpu_ms" in c])
+        if len(cpu):
+            row["cycle_cpu_ms_p50"] = float(np.percentile(cpu, 50))
+            row["cycle_cpu_ms_p90"] = float(np.percentile(cpu, 90))
         out[method] = row
     return out
