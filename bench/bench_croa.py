@@ -260,9 +260,12 @@ def run(args: argparse.Namespace) -> BenchReport:
                                                                            // 12)],
                                                          args.check_views)  # fmt: skip
     if args.plot:
-        from bench.croa_checks import plot_first_scene
+        from bench.croa_checks import plot_budgets, plot_first_scene
 
         plot_first_scene(args.plot, scenes[0], {m: r[0] for m, r in records.items()})
         report.notes.append(f"figure of {scenes[0][0]} seed {scenes[0][1]} written to {args.plot}")
+        sweep = args.plot.with_name(args.plot.stem + "_budgets.png")
+        plot_budgets(sweep, report.figures["budgets"])
+        report.notes.append(f"budget sweep figure written to {sweep}")
     report.notes.append(f"took {time.perf_counter() - start:.0f} s wall")
     return report

@@ -96,3 +96,26 @@ def plot_first_scene(path: Path, scene_key: tuple[str, int], records: dict[str, 
     ax.set_ylim(lo[1], hi[1])
     ax.legend(loc="upper left", fontsize=7)
     fig.savefig(path)
+
+
+def plot_budgets(path: Path, budgets: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """Mean true occlusion (with its 95% interval) after b plans, one line per method."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.0), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    plans = sorted(int(b) for b in budgets)
+    for method in budgets[str(plans[0])]:
+        mean = np.array([budgets[str(b)][method]["occlusion_mean"] for b in plans])
+        ci = np.array([budgets[str(b)][method]["occlusion_ci95"] for b in plans])
+        line = ax.plot(plans, mean, "o-", lw=1.5, ms=3, label=method)[0]
+        ax.fill_between(plans, ci[:, 0], ci[:, 1], color=line.get_color(), alpha=0.15)
+    ax.set_xlabel("plans (budget)")
+    ax.set_ylabel("true occlusion of the target")
+    ax.set_ylim(0.0, 1.0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
