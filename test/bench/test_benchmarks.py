@@ -113,6 +113,13 @@ def test_benchmark_runs_and_reports_ratios(
                     "apo_speedup_vs_highs_direct", "psnr_at_equal_energy",
                     "ssim_at_equal_energy", "seeds"):  # fmt: skip
             assert key in report, key
+    if name == "croa":  # the layout issue 13 names, at the JSON's top level
+        assert set(report["budgets"]) == {"1"} and set(report["budgets"]["1"]) == {"croa", "stay"}
+        assert set(report["budgets"]["1"]["croa"]) == {
+            "occlusion_mean", "occlusion_ci95", "center_error_mean", "collisions"}  # fmt: skip
+        assert set(report["mad"]["stay"]) == {
+            "plans_mean", "path_m_mean", "final_occlusion_mean", "center_error_mean"}  # fmt: skip
+        assert {"ccp_improves_fraction", "ccp_delta_mean"} <= set(report["ablation"])
 
 
 def test_mapmatch_json_has_the_issues_layout(tmp_path: Path) -> None:
