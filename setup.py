@@ -31,6 +31,7 @@ NODE_EXECUTABLES = {
     "scene_publisher": "robomr_nodes.nodes.scene_publisher:main",
     "path_follower": "robomr_nodes.nodes.path_follower:main",
     "map_matcher": "robomr_nodes.nodes.map_matcher:main",
+    "edge_bridge": "robomr_nodes.nodes.edge_bridge:main",
 }
 
 

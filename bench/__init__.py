@@ -16,4 +16,5 @@ BENCHMARKS: dict[str, str] = {
     "e2e": "bench.bench_e2e",
     "reliability": "bench.bench_reliability",
     "mapmatch": "bench.bench_mapmatch",
+    "serving": "bench.bench_serving",
 }

@@ -21,6 +21,7 @@ NODE_CLASSES: dict[str, str] = {
     "scene_publisher": "robomr_nodes.nodes.scene_publisher:ScenePublisherNode",
     "path_follower": "robomr_nodes.nodes.path_follower:PathFollowerNode",
     "map_matcher": "robomr_nodes.nodes.map_matcher:MapMatcherNode",
+    "edge_bridge": "robomr_nodes.nodes.edge_bridge:EdgeBridgeNode",
 }
 
 

@@ -126,7 +126,11 @@ def solve_exact(problem: GscloProblem, method: ExactMethod = "auto") -> Schedule
         if method == "enumerate":
             chosen = enumerate_cover(cost, weight, need)
         else:
-            solved = (milp_cover if method == "milp" else highs_cover)(cost, weight, need)
+            # Row scaling: the largest coefficient 1, so that L_t far below HiGHS's feasibility
+            # tolerance (1e-6 by default) cannot make "upload nothing" look feasible.
+            scale = float(weight.max())
+            cover = milp_cover if method == "milp" else highs_cover
+            solved = cover(cost, weight / scale, need / scale)
             failed = solved is None
             if solved is None:
                 chosen = repair(ranking_init(weight, need) > 0.5, cost, weight, need)

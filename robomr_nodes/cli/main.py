@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "robomr_nodes.cli.cmd_sim",
     "robomr_nodes.cli.cmd_perception",
     "robomr_nodes.cli.cmd_mapmatch",
+    "robomr_nodes.cli.cmd_serve",
 ]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from robomr_nodes.bag import BagRecorder
 from robomr_nodes.demo.figure import draw_summary
 from robomr_nodes.demo.latency import LatencyMonitor
+from robomr_nodes.demo.offload import OffloadOptions, OffloadSession
 from robomr_nodes.demo.record import RunRecord
 from robomr_nodes.demo.summary import summarize
 from robomr_nodes.launch_yaml import LaunchPlan, load_launch, package_share
@@ -43,10 +44,12 @@ QUICK_PARAMS: dict[str, dict[str, Any]] = {
         "camera_height_px": 72,
     },
     "gs_render": {"spacing_m": 1.0},
+    "edge_bridge": {"spacing_m": 1.0},
 }
 
 
-OUTPUTS = ("bag", "summary.json", "summary.png")  # what the demo writes into its folder
+# what the demo writes into its folder (service/: the replicas' logs of --offload)
+OUTPUTS = ("bag", "summary.json", "summary.png", "service")
 
 
 class DemoError(ValueError):
@@ -64,6 +67,8 @@ class DemoOptions:
         duration_s: sim time to run (s), > 0.
         quick: small sensors and a coarse map (see QUICK_PARAMS).
         launch_args: further name:=value launch arguments.
+        offload: run detection and the operator view on local service replicas through the
+            edge bridge (None: on the robot, as usual).
     """
 
     out: Path
@@ -73,6 +78,7 @@ class DemoOptions:
     quick: bool = False
     launch_args: tuple[tuple[str, str], ...] = ()
     force: bool = False
+    offload: OffloadOptions | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.duration_s <= 3600.0:  # also false for nan
@@ -88,6 +94,9 @@ class DemoResult:
 def demo_plan(options: DemoOptions) -> LaunchPlan:
     """The launch plan of the demo: the shipped launch file with the options applied."""
     args = {"scenario": options.scenario, "seed": str(options.seed), **dict(options.launch_args)}
+    if options.offload is not None:
+        args["use_offload"] = "true"
+        args["offload_render"] = "true" if options.offload.render else "false"
     plan = load_launch(package_share("robomr") / "launch" / "robomr.launch.yaml", args)
     if options.quick:
         for spec in plan.nodes:
@@ -112,6 +121,25 @@ def run_demo(options: DemoOptions, on_advance: Callable[[int], None] | None = No
     except OutputError as err:
         raise DemoError(str(err)) from None
     plan = demo_plan(options)
+    offload = OffloadSession(options.offload, NAMESPACE) if options.offload else None
+    try:
+        if offload is not None:
+            offload.prepare(plan)  # replicas start; their files stay in a temporary folder
+        result = _run(options, plan, offload, on_advance)
+        if offload is not None:
+            offload.keep_logs(options.out / "service")
+        return result
+    finally:
+        if offload is not None:
+            offload.close()
+
+
+def _run(
+    options: DemoOptions,
+    plan: LaunchPlan,
+    offload: OffloadSession | None,
+    on_advance: Callable[[int], None] | None,
+) -> DemoResult:
     run = RunOptions(duration_s=options.duration_s, record=options.out / "bag")
     record, latency, buffer = RunRecord(NAMESPACE), LatencyMonitor(NAMESPACE), TapBuffer()
     wall = time.perf_counter()
@@ -126,12 +154,19 @@ def run_demo(options: DemoOptions, on_advance: Callable[[int], None] | None = No
                 GRAPH_KEY: graph_to_yaml(plan.nodes),
                 START_KEY: str(run.start_ns),
                 "robomr.demo": json.dumps(
-                    {"scenario": options.scenario, "seed": options.seed, "quick": options.quick}
+                    {
+                        "scenario": options.scenario,
+                        "seed": options.seed,
+                        "quick": options.quick,
+                        "offload": options.offload is not None,
+                    }
                 ),
             },
         )
         buffer.forward(recorder.tap)
         latency.attach_publisher(executor)
+        if offload is not None:
+            offload.attach(executor, run.start_ns)
         spin_recorded(executor, options.duration_s, recorder, on_advance)
     finally:
         executor.shutdown()
@@ -141,7 +176,9 @@ def run_demo(options: DemoOptions, on_advance: Callable[[int], None] | None = No
     wall_s = time.perf_counter() - wall
     sim_node = executor.nodes[f"{NAMESPACE}/sim"]
     target = sim_node.scene.target_name
-    detector = executor.nodes.get(f"{NAMESPACE}/lidar_detector")
+    detector = executor.nodes.get(f"{NAMESPACE}/lidar_detector") or executor.nodes.get(
+        f"{NAMESPACE}/edge_bridge"
+    )
     min_score = detector.params.score_threshold if detector is not None else 0.3
     summary = {
         "scenario": options.scenario,
@@ -153,6 +190,8 @@ def run_demo(options: DemoOptions, on_advance: Callable[[int], None] | None = No
         "messages_recorded": recorder.count,
         **summarize(record, executor, target, latency.latencies_ms(), min_score),
     }
+    if offload is not None:
+        summary["offload"] = offload.summary(executor, run.start_ns)
     write_file(options.out / "summary.json", json.dumps(summary, indent=2) + "\n")
     robot = sim_node.robot.config
     png = options.out / "summary.png"

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from robomr_nodes.api import NodeHandle, Publisher, QosName, Timer, qos_profile
+from robomr_nodes.api import GuardCondition, NodeHandle, Publisher, QosName, Timer, qos_profile
 from robomr_nodes.params import ParameterError, ParameterSpec, ParamOverride, ParamValue
 from robomr_nodes.runtime.names import apply_remaps, normalize_namespace
 from robomr_nodes.runtime.ros_time import NodeClock
@@ -90,6 +90,13 @@ class EmbeddedHandle(NodeHandle):
 
     def create_timer(self, period_s: float, callback: Callable[[], None]) -> Timer:
         return self._executor.add_timer(self.fq_name, period_s, callback, self.clock)
+
+    def create_guard_condition(self, callback: Callable[[], None]) -> GuardCondition:
+        return self._executor.create_guard_condition(self.fq_name, callback)
+
+    @property
+    def virtual_time(self) -> bool:
+        return self._executor.clock == "sim"
 
     def declare_parameter(self, spec: ParameterSpec) -> ParamValue:
         if spec.name in self._declared:

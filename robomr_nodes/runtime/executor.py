@@ -21,6 +21,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import queue
+import threading
 import time
 import traceback
 from collections import deque
@@ -93,6 +95,17 @@ class TopicInfo:
     subscribers: list[str] = field(default_factory=list)
 
 
+class _Guard:
+    """A guard condition of the embedded executor (see ``create_guard_condition``)."""
+
+    def __init__(self, executor: EmbeddedExecutor, node: str, callback: Callable[[], None]):
+        self._executor, self.node, self.callback = executor, node, callback
+
+    def trigger(self) -> None:
+        self._executor._triggered.put(self)
+        self._executor._wake.set()
+
+
 class EmbeddedPublisher:
     """Publisher returned by :meth:`NodeHandle.create_publisher` on the embedded backend."""
 
@@ -132,6 +145,9 @@ class EmbeddedExecutor:
         self._types: dict[str, str] = {}
         self._taps: list[Tap] = []
         self._stop = False
+        # guard conditions triggered from other threads, run at the next step of spin()
+        self._triggered: queue.SimpleQueue = queue.SimpleQueue()
+        self._wake = threading.Event()
         self.nodes: dict[str, RobomrNode] = {}
         self.stats: dict[str, NodeStats] = {}
         self.errors: list[CallbackError] = []
@@ -206,6 +222,16 @@ class EmbeddedExecutor:
     def schedule(self, time_ns: int, callback: Callable[[], None], node: str = "executor") -> None:
         """Runs ``callback()`` once at ``time_ns`` (not before the current time)."""
         self._push(max(time_ns, self._now_ns), "call", (node, callback))
+
+    def create_guard_condition(self, node: str, callback: Callable[[], None]) -> _Guard:
+        """A guard whose thread-safe ``trigger()`` queues ``callback`` to run in :meth:`spin`
+        (at the current node time; on sim time that instant depends on wall timing)."""
+        return _Guard(self, node, callback)
+
+    def _take_triggered(self) -> None:
+        while not self._triggered.empty():
+            guard = self._triggered.get_nowait()
+            self._push(self.now_ns(), "call", (guard.node, guard.callback))
 
     def add_timer(
         self,
@@ -297,14 +323,18 @@ class EmbeddedExecutor:
         end_ns = None if duration_s is None else self.now_ns() + round(duration_s * 1e9)
         self._stop = False
         ran = 0
-        while self._events and not self._stop and not (until and until()):
+        while not self._stop and not (until and until()):
+            self._take_triggered()
+            if not self._events:
+                break
             time_ns = self._events[0][0]
             if end_ns is not None and time_ns > end_ns:
                 break
             if self.clock == "wall":
                 delay = (time_ns - time.time_ns()) / 1e9
                 if delay > 0:
-                    time.sleep(min(delay, 0.05))
+                    self._wake.wait(min(delay, 0.05))  # a triggered guard wakes it early
+                    self._wake.clear()
                     continue
             elif time_ns > self._now_ns:
                 self._now_ns = time_ns

@@ -28,7 +28,15 @@ from rclpy.qos import (
 )
 from rosidl_runtime_py.utilities import get_message
 
-from robomr_nodes.api import NodeHandle, Publisher, QosName, RobomrNode, Timer, qos_profile
+from robomr_nodes.api import (
+    GuardCondition,
+    NodeHandle,
+    Publisher,
+    QosName,
+    RobomrNode,
+    Timer,
+    qos_profile,
+)
 from robomr_nodes.messages import deserialize, serialize
 from robomr_nodes.params import ParameterSpec, ParamValue, descriptor_fields
 
@@ -112,6 +120,11 @@ class RclpyHandle(NodeHandle):
             self._guarded(callback, "timer")
 
         return self._node.create_timer(period_s, on_timer)
+
+    def create_guard_condition(self, callback: Callable[[], None]) -> GuardCondition:
+        # rcl guard conditions are triggered thread-safely and wake the executor's wait set
+        # (rclpy/node.py: Node.create_guard_condition; rcl/guard_condition.h: rcl_trigger_...)
+        return self._node.create_guard_condition(lambda: self._guarded(callback, "guard"))
 
     def _guarded(self, call: Callable[[], None], what: str) -> None:
         """Runs ``call``; an exception is logged with its traceback instead of raised."""

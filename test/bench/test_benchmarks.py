@@ -87,6 +87,13 @@ TINY: dict[str, list[str]] = {
         "--throughput-trips",
         "3",
     ],
+    "serving": [
+        *("--models", "detector", "--loads", "0.5,1.5", "--seeds", "1", "--duration", "4"),
+        *("--beams", "16", "--ranges", "30", "--calib-per-size", "1", "--static-delays-ms", "0"),
+        *("--brownout-duration", "6", "--brownout-bursts-s", "2", "--ap-frames", "1"),
+        *("--http-duration", "1"),
+        *("--http-policies", "bucket", "--bridge-frames", "2", "--no-progress"),
+    ],
 }
 # Benchmarks whose --json layout an issue fixes (not the generic report).
 EXACT_JSON = {"mapmatch"}

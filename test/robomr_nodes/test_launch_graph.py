@@ -122,7 +122,8 @@ def test_every_parameter_of_the_shipped_nodes_is_read_only(shipped_run: tuple) -
 def test_every_node_receives_every_per_node_value(tmp_path: Path, shipped_run: tuple) -> None:
     config = package_share("robomr") / "config" / "robomr.yaml"
     gazebo = load_launch(REPO / "launch" / "robomr.launch.yaml", {"use_gazebo": "true"})
-    assert param_problems([_plan(tmp_path, quick=False), gazebo], config) == []
+    offload = load_launch(REPO / "launch" / "robomr.launch.yaml", {"use_offload": "true"})
+    assert param_problems([_plan(tmp_path, quick=False), gazebo, offload], config) == []
     plan, (executor, _, _) = shipped_run
     for spec in plan.nodes:  # and the running node declared and holds each value
         held = executor.nodes[spec.fq_name].handle.values
@@ -154,7 +155,8 @@ def test_shipped_configs_reach_their_nodes_in_any_namespace(
 ) -> None:
     path = REPO / "config" / config
     for namespace in ("robomr", "robot2/robomr"):
-        branches = [{}, {"use_gazebo": "true"}] if launch == "robomr.launch.yaml" else [{}]
+        shipped = [{}, {"use_gazebo": "true"}, {"use_offload": "true"}]
+        branches = shipped if launch == "robomr.launch.yaml" else [{}]
         plans = [
             load_launch(REPO / "launch" / launch, {"namespace": namespace, **branch})
             for branch in branches
