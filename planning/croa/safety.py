@@ -144,7 +144,13 @@ def previous_plan(
     observation: PlanObservation, state: PlannerState | None, config: CroaConfig
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The last safe trajectory's remaining controls (then braking) re-rolled from the current
-    state, or None when there is none or the robot is off it by more than fallback_match_m."""
+    state, or None when there is none, the robot is off it by more than fallback_match_m, or
+    the re-rolled speeds leave the robot's limits.
+
+    The last check matters: the rest of a plan that brakes to rest, applied from a state that
+    is already slower (the follower stopped early), drives the speed below 0; without a
+    reverse gear that "plan" backs up, and a forward-only path follower given a goal behind it
+    drives away from it (the collisions of the first loaded benchmark run, docs/croa.md)."""
     prev = state.last_safe if state is not None else None
     if prev is None:
         return None
@@ -159,7 +165,13 @@ def previous_plan(
         prev.states[-1, 3], rest[-1, 1], config.horizon_steps, config.robot, config.dt_s
     )
     u = np.vstack([rest, pad])[: config.horizon_steps]
-    return rollout(start_rear(observation, config), u, config.robot, config.dt_s), u
+    rear = rollout(start_rear(observation, config), u, config.robot, config.dt_s)
+    r, tol = config.robot, 1e-6
+    if np.any(rear[:, 3] < -r.max_reverse_speed_mps - tol) or np.any(
+        rear[:, 3] > r.max_speed_mps + tol
+    ):
+        return None
+    return rear, u
 
 
 def trajectory(

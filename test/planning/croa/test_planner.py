@@ -11,7 +11,8 @@ import pytest
 from planning.croa.config import CroaConfig, ScpConfig
 from planning.croa.planner import CroaPlanner
 from planning.croa.problem import SolveOutcome
-from planning.croa.safety import ESCAPE_MARGIN_M
+from planning.croa.robot import RobotModel
+from planning.croa.safety import ESCAPE_MARGIN_M, previous_plan
 from planning.croa.scenes import Scene, boxed_in_scene
 from planning.croa.types import (
     CroaInputError,
@@ -167,6 +168,27 @@ def test_previous_path_whose_extension_is_not_clear_is_not_reused(
     result, _ = croa.plan(obs, PlannerState(last_safe=prev))
     assert result.status is PlanStatus.FALLBACK_STOP
     assert result.min_clearance_m >= croa.config.min_clearance_m  # braking now is clear
+
+
+@pytest.mark.parametrize(("v_now_mps", "reusable"), [(0.75, True), (0.0, False)])
+def test_previous_path_is_not_reused_where_it_would_reverse_without_a_reverse_gear(
+    v_now_mps: float, reusable: bool
+) -> None:
+    """The rest of a plan braking to rest, re-rolled from a robot that already stopped, would
+    back up; a robot that may not reverse must not get that as its "previous path"."""
+    config = CroaConfig(robot=RobotModel(max_reverse_speed_mps=0.0))
+    v = np.array([1.0, 0.75, 0.5, 0.25, 0.0, 0.0])  # braking at 2.5 m/s^2, then at rest
+    x = np.concatenate([[0.0], np.cumsum(0.1 * v[:-1])])
+    states = np.column_stack([x, np.zeros((6, 2)), v])
+    controls = np.column_stack([np.diff(v) / 0.1, np.zeros(5)])
+    state = PlannerState(last_safe=Trajectory(0, 0.1 * np.arange(6), states, controls))
+    robot = RobotState(float(x[1]), 0.0, 0.0, v_now_mps)
+    target = np.array([20.0, -6.0, 0.75, 4.5, 1.9, 1.5, 0.0])
+    obs = PlanObservation.from_boxes(100_000_000, robot, target, np.zeros((0, 7)))
+    previous = previous_plan(obs, state, config)
+    assert (previous is not None) is reusable
+    if previous is not None:
+        assert previous[0][:, 3].min() >= -1e-9  # never backs up
 
 
 def test_warm_start_from_the_previous_cycle_plans_again(
