@@ -256,9 +256,8 @@ def run(args: argparse.Namespace) -> BenchReport:
 
     fill_report(report, records, report_variants, args.plans)
     if args.check_views > 0:
-        report.figures["surrogate_check"] = surrogate_check(report, scenes[:: max(1, len(scenes)
-                                                                           // 12)],
-                                                         args.check_views)  # fmt: skip
+        checked = scenes[:: max(1, len(scenes) // 12)]  # at most about 12 scenes
+        report.figures["surrogate_check"] = surrogate_check(report, checked, args.check_views)
     if args.plot:
         from bench.croa_checks import plot_budgets, plot_first_scene
 

@@ -118,8 +118,8 @@ def test_ccp_model_is_a_majorant_tight_at_its_point(
     true_at_p = float(frozen @ shadows.blocked(_views(p))[0, 0])
     # 1e-9: round-off of sums of O(10) terms
     assert model.value(_views(p))[0] >= true_at_p - 1e-9
-    assert model.value(_views(p_bar))[0] == pytest.approx(shadows.value(_views(p_bar))[0],
-                                                           abs=1e-9)  # fmt: skip
+    at_bar = shadows.value(_views(p_bar))[0]
+    assert model.value(_views(p_bar))[0] == pytest.approx(at_bar, abs=1e-9)
 
 
 def test_depth_term_points_out_of_a_deep_shadow() -> None:
