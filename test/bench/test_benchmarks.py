@@ -18,7 +18,19 @@ TINY: dict[str, list[str]] = {
     "runtime": ["--messages", "10", "--size-mb", "0.1"],
     "sim": ["--repeats", "1", "--slab-rays", "200"],
     "detector": ["--frames", "2", "--timing-frames", "1", "--dense-frames", "1", "--threads", "1"],
-    "croa": ["--scenes", "1", "--cycles", "1", "--budget-cycles", "1"],
+    "croa": [
+        "--scenes",
+        "1",
+        "--plans",
+        "1",
+        "--methods",
+        "croa,stay",
+        "--no-cache",
+        "--check-views",
+        "3",
+        "--ablation-scenes",
+        "0",
+    ],
     "render": ["--gaussians", "1e3", "--sizes", "64x48", "--frames", "1", "--skip-quality"],
     "gsclo": [
         "--frames",
@@ -140,6 +152,14 @@ def test_benchmark_runs_and_reports_ratios(
         for key in ("goodput_ratio_bucket_over_static", "brownout_violation_reduction"):
             assert isinstance(report[key], float), key
         assert set(report["brownout_ppl_cost"]) == {"1.0", "0.0"}
+
+    if name == "croa":  # the layout issue 13 names, at the JSON's top level
+        assert set(report["budgets"]) == {"1"} and set(report["budgets"]["1"]) == {"croa", "stay"}
+        assert set(report["budgets"]["1"]["croa"]) == {
+            "occlusion_mean", "occlusion_ci95", "center_error_mean", "collisions"}  # fmt: skip
+        assert set(report["mad"]["stay"]) == {
+            "plans_mean", "path_m_mean", "final_occlusion_mean", "center_error_mean"}  # fmt: skip
+        assert {"ccp_improves_fraction", "ccp_delta_mean"} <= set(report["ablation"])
 
 
 def _lm_args(tmp_path: Path) -> list[str]:
