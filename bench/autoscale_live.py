@@ -1,11 +1,16 @@
 """The live part of ``robomr bench autoscale``: real replicas, and the simulation beside them.
 
-A redis-server (L2) and the warm template (L1) start; one replica is forked and the detector's
-service time is calibrated on it (sequential requests of each size, no queueing); then a
-segment of the trace, time-scaled so its mean offered load is ``--live-load`` replicas, is
-replayed against forked replicas under ``--live-policy`` (``offload.cluster.autoscaling.live``).
-The same segment, policy and seeds run in the simulation with the calibrated service model and
-the start-up delays measured during the replay; the error is on p99 latency.
+A redis-server (L2) and the warm template (L1) start; as many replicas as the replay may use
+are forked; the detector's service time is calibrated on one of them (sequential requests of
+each size, no queueing) and the node's concurrency curve on all of them (k = 1, 2, ... copies
+of each request at once, one per replica: how much a second, third... busy replica really
+adds when they share the node's cores); then a segment of the trace, time-scaled so its mean
+offered load is ``--live-load`` replicas, is replayed against forked replicas under
+``--live-policy`` (``offload.cluster.autoscaling.live``). The same segment, policy and seeds
+run in the simulation with the calibrated service model, the measured concurrency curve
+(processor sharing) and the start-up delays measured during the replay; the error is on p99
+latency. Two ablation rows: a core per replica (no sharing, the sweep's cluster model) and
+sharing with starting replicas competing for the cores too.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from bench.report import Table
 def live_section(
     args: argparse.Namespace, trace_path: Path, say: Callable[[str], None]
 ) -> tuple[Any, dict[str, Any]]:
+    from offload.client import quiet_httpx
     from offload.cluster.artifacts import ArtifactStore, RedisServer
     from offload.cluster.autoscaling import Bounds, make_policy
     from offload.cluster.autoscaling.calibration import StartupModel
@@ -35,10 +41,16 @@ def live_section(
         _pid_alive,
         wait_ready,
     )
-    from offload.cluster.autoscaling.live import calibrate_service, detector_bodies, replay
+    from offload.cluster.autoscaling.live import (
+        calibrate_concurrency,
+        calibrate_service,
+        detector_bodies,
+        replay,
+    )
     from offload.cluster.autoscaling.simulate import SimConfig, simulate
     from offload.cluster.autoscaling.traces import Trace, azure_csv
 
+    quiet_httpx()  # one log line per readiness poll would bury the progress
     bodies = detector_bodies((1000, 2000, 4000, 8000))
     bounds = Bounds(1, 4)
     with tempfile.TemporaryDirectory(prefix="robomr-live-") as tmp, RedisServer() as rs:
@@ -46,13 +58,20 @@ def live_section(
         ArtifactStore.publish(root / "store", {"detector": WEIGHTS})
         template = Template(root / "store", rs.url, root / "node", root / "template.log")
         try:
-            say("live: calibrating the detector's service time on one replica")
-            pid = template.fork(root / "cal.json", root / "cal.log")
+            say(f"live: calibrating the service time on one replica and the concurrency curve "
+                f"on {bounds.max_replicas}")  # fmt: skip
+            pids = [template.fork(root / f"cal{k}.json", root / f"cal{k}.log")
+                    for k in range(bounds.max_replicas)]  # fmt: skip
             try:
-                url = wait_ready(root / "cal.json", lambda: _pid_alive(pid), 600.0)
-                service, samples = calibrate_service(url, bodies)
+                urls = [wait_ready(root / f"cal{k}.json", lambda p=p: _pid_alive(p), 600.0)
+                        for k, p in enumerate(pids)]  # fmt: skip
+                service, samples = calibrate_service(urls[0], bodies)
+                curve, conc = calibrate_concurrency(urls, bodies)
             finally:
-                _end(pid)
+                for p in pids:
+                    _end(p)
+            say(f"live: node speed with 1..{len(urls)} requests at once: "
+                f"{', '.join(f'{v:.2f}' for v in curve.speed)}")  # fmt: skip
             mean_s, cv2 = service.moments()
             full = azure_csv(trace_path)
             # time-scaled so the mean offered load is --live-load replicas: the rate x factor
@@ -71,26 +90,43 @@ def live_section(
         finally:
             template.close()
     startup = StartupModel(tuple(real.startup_s) or (5.0,))
-    sims = []
-    for seed in range(max(args.seeds, 3)):
-        cfg = SimConfig(service, startup, slo, initial_replicas=1, seed=seed)
-        sims.append(simulate(seg, make_policy(args.live_policy, 0.7, 60.0, bounds), cfg))
-    p99_sim = float(np.median([r.p99_ms() for r in sims]))
     p99_real = real.p99_ms()
-    err = abs(p99_sim - p99_real) / p99_real if p99_real > 0 else math.nan
     t = Table(
         f"live replay vs simulation ({args.live_policy}, {len(seg)} requests, "
         f"{seg.duration_s:.0f} s, SLO {slo * 1e3:.0f} ms)",
-        ["run", "violations", "p99 ms", "replica-s", "actions"],
+        ["run", "violations", "p50 ms", "p99 ms", "p99 error", "replica-s", "actions"],
     )
-    t.add("real replicas", real.slo_violation_rate, p99_real, real.replica_seconds,
-          real.scaling_actions)  # fmt: skip
-    t.add("simulation (median of seeds)", float(np.median([r.slo_violation_rate for r in sims])),
-          p99_sim, float(np.median([r.replica_seconds for r in sims])),
-          float(np.median([r.scaling_actions for r in sims])))  # fmt: skip
+    ok = real.latency_s[real.ok]
+    p50_real = float(np.median(ok) * 1e3) if len(ok) else math.nan
+    t.add("real replicas", real.slo_violation_rate, p50_real, p99_real, 0.0,
+          real.replica_seconds, real.scaling_actions)  # fmt: skip
+    variants = {  # the first is the model of record; the others are its ablations
+        "simulation, shared cores (measured curve)": (curve.speed, False),
+        "ablation: + starting replicas share the cores": (curve.speed, True),
+        "ablation: a core per replica (no sharing)": (None, False),
+    }
+    errors, sim_p99 = {}, {}
+    for label, (speed, contends) in variants.items():
+        sims = []
+        for seed in range(max(args.seeds, 5)):
+            cfg = SimConfig(service, startup, slo, initial_replicas=1, node_speed=speed,
+                            startup_contends=contends, seed=seed)  # fmt: skip
+            sims.append(simulate(seg, make_policy(args.live_policy, 0.7, 60.0, bounds), cfg))
+        p99 = float(np.median([r.p99_ms() for r in sims]))
+        p50 = float(np.median([np.median(r.latency_s[r.status == 0]) * 1e3 for r in sims]))
+        errors[label] = abs(p99 - p99_real) / p99_real if p99_real > 0 else math.nan
+        sim_p99[label] = [r.p99_ms() for r in sims]
+        t.add(label + f" (median of {len(sims)} seeds)",
+              float(np.median([r.slo_violation_rate for r in sims])), p50, p99, errors[label],
+              float(np.median([r.replica_seconds for r in sims])),
+              float(np.median([r.scaling_actions for r in sims])))  # fmt: skip
+    err = next(iter(errors.values()))
     return service, {
         "table": t,
         "sim_vs_real_error": err,
+        "sim_vs_real_error_ablations": errors,
+        "node_speed": list(curve.speed),
+        "concurrency_latency_s": {str(k): v for k, v in conc.items()},
         "policy": args.live_policy,
         "requests": len(seg),
         "duration_s": seg.duration_s,
@@ -100,6 +136,8 @@ def live_section(
         "service_samples": [[r, s] for r, s in samples],
         "startup_s": real.startup_s,
         "real": {"p99_ms": p99_real, "slo_violation_rate": real.slo_violation_rate,
-                 "replica_seconds": real.replica_seconds, "timeline": real.timeline},
-        "sim_p99_ms": [r.p99_ms() for r in sims],
+                 "replica_seconds": real.replica_seconds, "timeline": real.timeline,
+                 "arrival_s": seg.times_s.tolist(),
+                 "latency_ms": [x * 1e3 if np.isfinite(x) else None for x in real.latency_s]},
+        "sim_p99_ms": sim_p99,
     }  # fmt: skip

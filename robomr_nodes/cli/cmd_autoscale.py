@@ -110,7 +110,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from offload.cluster.autoscaling.rl import DEFAULT_WEIGHTS, save
-    from offload.cluster.autoscaling.rl_train import TrainConfig, provenance, train
+    from offload.cluster.autoscaling.rl_train import TrainConfig, held_out, provenance, train
 
     cfg = TrainConfig(updates=args.updates, episodes_per_update=args.episodes, seed=args.seed)
     service = _service(100.0)
@@ -118,6 +118,8 @@ def _train(args: argparse.Namespace) -> int:
     out = args.out or DEFAULT_WEIGHTS
     meta = provenance(cfg, service, log)
     meta["command"] = " ".join(["robomr", "autoscale", "train", *sys.argv[3:]])
+    meta["held_out_reward"] = held_out(net, cfg, service)
+    print(f"held-out mean reward per period: {meta['held_out_reward']}", file=sys.stderr)
     save(net, out, meta)
     print(f"wrote {out}")
     return 0

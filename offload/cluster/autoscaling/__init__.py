@@ -43,10 +43,10 @@ def make_policy(
     """
     bounds = bounds or Bounds()
     if name.endswith("+cpi"):
-        from offload.cluster.autoscaling.interference import InterferenceAware
+        from offload.cluster.autoscaling.interference import CpiModelPredictor, InterferenceAware
 
         inner = make_policy(name[:-4], target_utilization, scale_down_window_s, bounds, rl_weights)
-        return InterferenceAware(inner)
+        return InterferenceAware(inner, CpiModelPredictor())
     if not 0 < target_utilization < 1:
         raise AutoscalingError(f"target_utilization={target_utilization} must be in (0, 1)")
     if scale_down_window_s < 0:

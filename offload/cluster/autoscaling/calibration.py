@@ -8,6 +8,9 @@ measured on real replica processes.
   experiments set the load level this way: a heavier model on the same trace clock).
 - :class:`StartupModel`: start-up delays (request to ``/readyz`` 200) drawn from the measured
   ones (bootstrap), or a constant.
+- :class:`ConcurrencyCurve`: the node's aggregate speed with k requests in service at once on
+  different replicas, measured with k concurrent requests (``live.calibrate_concurrency``): the
+  simulation's processor-sharing model of replicas that share the node's cores.
 """
 
 from __future__ import annotations
@@ -107,3 +110,52 @@ class StartupModel:
 
     def sample(self, rng: np.random.Generator) -> float:
         return float(self.samples_s[int(rng.integers(len(self.samples_s)))])
+
+
+@dataclass(frozen=True)
+class ConcurrencyCurve:
+    """How the node's speed grows with the requests it serves at once (the simulation's
+    ``node_speed``): ``speed[k - 1]`` is the aggregate speed, in uncontended requests per unit
+    time, with k requests in service on different replicas (1 for k = 1; k with a free core for
+    each; flat once the cores are saturated; the last value holds beyond the end).
+    """
+
+    speed: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        s = np.asarray(self.speed, float)
+        if not len(s) or np.any(~np.isfinite(s)) or np.any(s <= 0):
+            raise AutoscalingError(f"concurrency speeds {self.speed} must be positive values")
+
+    @classmethod
+    def cores(cls, n: float, up_to: int = 32) -> ConcurrencyCurve:
+        """An ideal node of ``n`` cores: speed min(k, n)."""
+        if not n > 0:
+            raise AutoscalingError(f"cores={n} must be > 0")
+        return cls(tuple(min(float(k), n) for k in range(1, up_to + 1)))
+
+    @classmethod
+    def from_latencies(cls, latency_s: dict[int, list[list[float]]]) -> ConcurrencyCurve:
+        """Fits the curve to measured latencies: ``latency_s[k][b]`` are the latencies of
+        request body b when k copies run at once (each on its own replica); k = 1 is required.
+        speed(k) = k x mean over bodies of median_1(b) / median_k(b), at most k (a request
+        cannot run faster than alone) and at least speed(k - 1) (sharing is work-conserving:
+        one more request does not slow the node down; a dip is measurement noise).
+
+        Raises:
+            AutoscalingError: no k = 1 measurement, or non-positive latencies.
+        """
+        if 1 not in latency_s:
+            raise AutoscalingError("the concurrency curve needs latencies at k = 1")
+        base = [float(np.median(b)) for b in latency_s[1]]
+        speeds: list[float] = []
+        for k in range(1, max(latency_s) + 1):
+            if k not in latency_s:
+                raise AutoscalingError(f"no latencies at concurrency {k}")
+            meds = [float(np.median(b)) for b in latency_s[k]]
+            if len(meds) != len(base) or min(meds + base) <= 0:
+                raise AutoscalingError(f"latencies at k={k}: need positive values per body")
+            ratio = float(np.mean([b / m for b, m in zip(base, meds, strict=True)]))
+            floor = speeds[-1] if speeds else 1.0
+            speeds.append(float(np.clip(k * ratio, floor, k)) if k > 1 else 1.0)
+        return cls(tuple(speeds))

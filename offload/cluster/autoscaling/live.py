@@ -318,3 +318,36 @@ def calibrate_service(url: str, bodies: list[bytes], repeats: int = 5) -> tuple[
                 samples.append(((k + 0.5) / len(bodies), time.perf_counter() - t0))
     rank, secs = (np.array(x) for x in zip(*samples, strict=True))
     return ServiceModel.from_samples(rank, secs, bins=len(bodies)), samples
+
+
+def calibrate_concurrency(
+    urls: list[str], bodies: list[bytes], repeats: int = 3
+) -> tuple[Any, dict[int, list[list[float]]]]:
+    """k = 1 .. len(urls) copies of each body at once, one per replica, through the same
+    asyncio + httpx path the replay's router uses (its CPU is part of what the cores share):
+    the fitted ``ConcurrencyCurve`` and the latencies ``[k][body] -> [seconds]``."""
+    from offload.client import quiet_httpx
+    from offload.cluster.autoscaling.calibration import ConcurrencyCurve
+
+    quiet_httpx()
+
+    async def measure() -> dict[int, list[list[float]]]:
+        out: dict[int, list[list[float]]] = {}
+        async with httpx.AsyncClient(timeout=httpx.Timeout(120.0)) as http:
+
+            async def one(url: str, body: bytes) -> float:
+                t0 = time.perf_counter()
+                (await http.post(url + "/v1/detect", content=body)).raise_for_status()
+                return time.perf_counter() - t0
+
+            await asyncio.gather(*(one(u, bodies[0]) for u in urls))  # warm-up, each replica
+            for _ in range(repeats):  # rounds interleave k, so slow drift hits every k alike
+                for k in range(1, len(urls) + 1):
+                    per_body = out.setdefault(k, [[] for _ in bodies])
+                    for b, body in enumerate(bodies):
+                        lat = await asyncio.gather(*(one(u, body) for u in urls[:k]))
+                        per_body[b].extend(lat)
+        return out
+
+    latency = asyncio.run(measure())
+    return ConcurrencyCurve.from_latencies(latency), latency

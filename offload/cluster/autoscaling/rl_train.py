@@ -128,6 +128,7 @@ def train(
     import torch
 
     torch.manual_seed(cfg.seed)
+    torch.set_num_threads(1)  # a shared machine; the network is tiny
     rng = np.random.default_rng(cfg.seed)
     net = net or make_net()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
@@ -198,6 +199,33 @@ def evaluate(
         cost = run.replica_seconds / trace.duration_s / load
         totals.append(-(cfg.w_violation * viol + cfg.w_cost * cost))
     return float(np.mean(totals))
+
+
+def uniform_policy(cfg: TrainConfig, seed: int = 0) -> RlPolicy:
+    """The same action space sampled uniformly (a zeroed policy head): the random baseline."""
+    import torch
+
+    net = make_net()
+    with torch.no_grad():
+        net.pi.weight.zero_()
+        net.pi.bias.zero_()
+    return RlPolicy(net, RlConfig(cfg.bounds, greedy=False, seed=seed), name="random")
+
+
+def held_out(net: Any, cfg: TrainConfig, service: ServiceModel, episodes: int = 16) -> dict:
+    """Mean per-period reward on ``episodes`` fresh synthetic episodes (a seed training never
+    drew) of the trained policy (greedy), the uniform random one and the queueing policy."""
+    from offload.cluster.autoscaling.queueing import QueueingConfig, QueueingPolicy
+
+    seed = 1_000_003 + cfg.seed
+    queueing = QueueingPolicy(QueueingConfig(bounds=cfg.bounds))
+    return {
+        "episodes": episodes,
+        "seed": seed,
+        "ppo": evaluate(RlPolicy(net, RlConfig(cfg.bounds)), cfg, service, episodes, seed),
+        "random": evaluate(uniform_policy(cfg), cfg, service, episodes, seed),
+        "queueing_default": evaluate(queueing, cfg, service, episodes, seed),
+    }
 
 
 def provenance(cfg: TrainConfig, service: ServiceModel, log: list[dict[str, float]]) -> dict:

@@ -12,6 +12,15 @@ from the calibrated ``ServiceModel`` (one draw per request, shared by every poli
 trace and seed: common random numbers), multiplied by the interference inflation in force
 when the request starts.
 
+The node's cores (``SimConfig.node_speed``): by default every replica has a core of its own
+(a Kubernetes CPU request per replica on a large enough node), so a request runs at full speed.
+Given a concurrency curve ``node_speed`` (``calibration.ConcurrencyCurve``: aggregate speed,
+in uncontended requests per unit time, when k requests are in service node-wide; the last value
+holds beyond its end), the node is a processor-sharing server: with k requests in service each
+progresses at ``min(1, speed(k) / k)`` of its uncontended rate (divided by the interference
+inflation), re-evaluated whenever k changes; ``startup_contends`` counts starting replicas
+(which build their model on the same cores) among the k. A pod's CPU use is its share.
+
 Every ``policy.period_s`` the policy gets an :class:`~offload.cluster.autoscaling.interface.
 Observation` (the pods with CPU use over the interval as the metrics API reports it, a starting
 replica at ``startup_cpu`` cores; arrivals, completions, SLO violations and mean concurrency of
@@ -51,6 +60,9 @@ class SimConfig:
     max_queue: outstanding requests per replica beyond which arrivals are refused.
     startup_cpu: cores a starting replica uses (loading), as the metrics API reports it.
     interference: (start_s, end_s, inflation >= 1) episodes slowing every replica.
+    node_speed: aggregate speed with 1, 2, ... requests in service on the node (None: a core
+        per replica; see the module docstring).
+    startup_contends: starting replicas count as requests in service for ``node_speed``.
     seed: draws of service times and start-up delays.
     """
 
@@ -62,6 +74,8 @@ class SimConfig:
     max_queue: int = 64
     startup_cpu: float = 1.0
     interference: tuple[tuple[float, float, float], ...] = ()
+    node_speed: tuple[float, ...] | None = None
+    startup_contends: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -70,6 +84,19 @@ class SimConfig:
         for start, end, inflation in self.interference:
             if not (end > start and inflation >= 1):
                 raise AutoscalingError(f"bad interference episode {(start, end, inflation)}")
+        if self.node_speed is not None and (
+            not self.node_speed
+            or min(self.node_speed) <= 0
+            or not np.all(np.isfinite(self.node_speed))
+        ):
+            raise AutoscalingError(f"node_speed {self.node_speed} must be positive values")
+
+    def share(self, k: int) -> float:
+        """Speed of each of ``k`` requests in service, relative to running alone."""
+        if self.node_speed is None or k <= 1:
+            return 1.0
+        curve = self.node_speed
+        return min(1.0, curve[min(k, len(curve)) - 1] / k)
 
     @property
     def deadline(self) -> float:
@@ -127,8 +154,12 @@ class _Pod:
         "n",
         "name",
         "queue",
+        "rate",
         "ready_at",
+        "remaining",
+        "share",
         "state",
+        "version",
     )
 
     def __init__(self, name: str, created: float) -> None:
@@ -139,6 +170,9 @@ class _Pod:
         self.queue: deque[int] = deque()
         self.busy: int | None = None
         self.busy_since = self.busy_total = self.busy_mark = 0.0
+        self.remaining = self.rate = 0.0  # work left (uncontended s), its progress per s
+        self.share = 1.0  # CPU share while busy (the node model's speed)
+        self.version = 0  # a done event of an older version is stale (rescheduled)
         self.n = 0  # outstanding (queued + running)
         self.area = self.area_mark = 0.0
         self.last = created
@@ -234,6 +268,7 @@ class _Cluster:
         pod.queue.append(i)
         if pod.busy is None:
             self.start_next(now, pod)
+            self.reshare(now)
 
     def start_next(self, now: float, pod: _Pod) -> None:
         while pod.queue:
@@ -244,24 +279,50 @@ class _Cluster:
                 pod.touch(now, -1)
                 self.system(now, -1)
                 continue
-            pod.busy, pod.busy_since = i, now
-            self.push(now + self.service_s[i] * self.cfg.inflation(now), "done", pod)
+            pod.busy, pod.busy_since, pod.version = i, now, pod.version + 1
+            if self.cfg.node_speed is None:
+                done_at = now + self.service_s[i] * self.cfg.inflation(now)
+                self.push(done_at, "done", (pod, pod.version))
+            else:  # scheduled by reshare, which the caller runs once the busy set is settled
+                pod.remaining, pod.rate, pod.share = float(self.service_s[i]), 0.0, 1.0
             return
         pod.busy = None
         if pod.state == "draining" and pod.n == 0:
             pod.state, pod.ended = "gone", now
 
-    def done(self, now: float, pod: _Pod) -> None:
+    def reshare(self, now: float) -> None:
+        """Processor sharing: advances every request in service to ``now`` at its old rate,
+        then gives each the share of the new count and reschedules its completion."""
+        if self.cfg.node_speed is None:
+            return
+        busy = [p for p in self.pods if p.busy is not None]
+        k = len(busy)
+        if self.cfg.startup_contends:
+            k += sum(1 for p in self.pods if p.state == "starting")
+        share = self.cfg.share(k)
+        rate = share / self.cfg.inflation(now)
+        for p in busy:
+            p.remaining = max(p.remaining - p.rate * (now - p.busy_since), 0.0)
+            p.busy_total += p.share * (now - p.busy_since)
+            p.busy_since, p.rate, p.share = now, rate, share
+            p.version += 1
+            self.push(now + p.remaining / rate, "done", (p, p.version))
+
+    def done(self, now: float, data: tuple[_Pod, int]) -> None:
+        pod, version = data
+        if version != pod.version or pod.busy is None:
+            return  # rescheduled by reshare
         i = pod.busy
         self.latency[i] = now - self.arrival[i]
         self.status[i] = OK
         self.counts["completed"] += 1
         if self.latency[i] > self.cfg.slo_s:
             self.counts["violations"] += 1
-        pod.busy_total += now - pod.busy_since
+        pod.busy_total += pod.share * (now - pod.busy_since)
         pod.touch(now, -1)
         self.system(now, -1)
         self.start_next(now, pod)
+        self.reshare(now)
 
     def ready(self, now: float, pod: _Pod) -> None:
         if pod.state != "starting":
@@ -272,6 +333,8 @@ class _Cluster:
             if target is None:
                 break
             self.assign(now, target, self.router.popleft())
+        if self.cfg.startup_contends:
+            self.reshare(now)  # one fewer starting replica competes for the cores
 
     def observe(self, now: float, interval: float, replicas: int) -> Observation:
         cfg = self.cfg
@@ -281,7 +344,7 @@ class _Cluster:
             if p.state == "gone":
                 continue
             p.touch(now, 0)
-            busy = p.busy_total + (now - p.busy_since if p.busy is not None else 0.0)
+            busy = p.busy_total + (p.share * (now - p.busy_since) if p.busy is not None else 0.0)
             window = min(interval, now - p.created) or interval
             busy_s += busy - p.busy_mark
             cpu = (busy - p.busy_mark) / window if p.state != "starting" else cfg.startup_cpu
@@ -361,6 +424,8 @@ def simulate(trace: Trace, policy: Policy, cfg: SimConfig, keep_states: bool = F
             if desired != replicas:
                 c.scale_to(now, desired)
                 replicas = desired
+                if cfg.startup_contends:
+                    c.reshare(now)
             active = c.active()
             ready = sum(1 for p in active if p.state == "ready")
             run.timeline.append((now, desired, len(active), ready, obs.arrival_rate_hz))

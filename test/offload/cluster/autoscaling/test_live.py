@@ -77,3 +77,23 @@ def test_calibration_fits_a_positive_service_model(template) -> None:
     assert len(samples) == 4 and all(s > 0 for _, s in samples)
     mean_s, _ = model.moments()
     assert 0 < mean_s < 60
+
+
+def test_concurrency_calibration_measures_each_level_on_real_replicas(template) -> None:
+    from offload.cluster.autoscaling.coldstart import _end, _pid_alive, wait_ready
+    from offload.cluster.autoscaling.live import calibrate_concurrency, detector_bodies
+
+    t, root = template
+    pids = [t.fork(root / f"cc{k}.json", root / f"cc{k}.log") for k in range(2)]
+    try:
+        urls = [
+            wait_ready(Path(root / f"cc{k}.json"), lambda p=p: _pid_alive(p), 300.0)
+            for k, p in enumerate(pids)
+        ]
+        curve, latency = calibrate_concurrency(urls, detector_bodies((300, 600)), repeats=1)
+    finally:
+        for p in pids:
+            _end(p)
+    # one latency per replica per body per level; speeds from the fit's definition
+    assert [len(b) for b in latency[1]] == [1, 1] and [len(b) for b in latency[2]] == [2, 2]
+    assert curve.speed[0] == 1.0 and 1.0 <= curve.speed[1] <= 2.0

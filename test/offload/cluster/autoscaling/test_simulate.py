@@ -7,7 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from offload.cluster.autoscaling.calibration import ServiceModel, StartupModel
+from offload.cluster.autoscaling.calibration import (
+    ConcurrencyCurve,
+    ServiceModel,
+    StartupModel,
+)
 from offload.cluster.autoscaling.interface import AutoscalingError, Observation
 from offload.cluster.autoscaling.simulate import OK, SimConfig, simulate
 from offload.cluster.autoscaling.traces import Trace, azure_csv, synthetic
@@ -93,6 +97,65 @@ def test_interference_inflates_service_times():
     trace = poisson(2.0, 200.0)
     a, b = simulate(trace, Fixed(4), base), simulate(trace, Fixed(4), slowed)
     assert np.median(b.latency_s) == pytest.approx(2 * np.median(a.latency_s), rel=1e-9)
+
+
+def test_shared_cores_slow_concurrent_requests_by_processor_sharing():
+    # two 1-s requests at t = 0 on two replicas: each on its own core, or both on one core
+    trace = Trace("pair", np.zeros(2), np.full(2, 0.5), 10.0)
+    own = SimConfig(ServiceModel.constant(1.0), StartupModel.constant(1.0), 100.0, None, 2)
+    one_core = SimConfig(**{**own.__dict__, "node_speed": ConcurrencyCurve.cores(1).speed})
+    assert simulate(trace, Fixed(2), own).latency_s.tolist() == pytest.approx([1.0, 1.0])
+    assert simulate(trace, Fixed(2), one_core).latency_s.tolist() == pytest.approx([2.0, 2.0])
+    # staggered: B arrives at 0.5 s; A has 0.5 s left, shares until 1.5 s, B ends alone at 2 s
+    stag = Trace("stag", np.array([0.0, 0.5]), np.full(2, 0.5), 10.0)
+    assert simulate(stag, Fixed(2), one_core).latency_s.tolist() == pytest.approx([1.5, 1.5])
+
+
+def test_many_replicas_on_one_core_match_the_mg1_ps_mean_sojourn():
+    # enough replicas that no request queues at one: the node is M/D/1 processor sharing,
+    # mean sojourn S / (1 - rho) (insensitive to the service distribution), here 0.25 s
+    s, lam = 0.1, 6.0
+    cfg = SimConfig(
+        ServiceModel.constant(s), StartupModel.constant(1.0), slo_s=100.0, initial_replicas=40,
+        node_speed=ConcurrencyCurve.cores(1).speed,
+    )  # fmt: skip
+    run = simulate(poisson(lam, 4000.0), Fixed(40), cfg)
+    assert run.latency_s.mean() == pytest.approx(s / (1 - 0.6), rel=0.05)  # 24k requests
+
+
+def test_shared_cores_report_cpu_shares_not_whole_cores():
+    seen = []
+
+    @dataclass(frozen=True)
+    class Watch(Fixed):
+        def decide(self, obs, state):
+            seen.append(obs)
+            return super().decide(obs, state)
+
+    # 4 replicas kept busy on a 2-core node: together they use 2 cores, not 4
+    trace = Trace("busy", np.linspace(0.0, 18.0, 400), np.full(400, 0.5), 20.0)
+    cfg = SimConfig(
+        ServiceModel.constant(0.5), StartupModel.constant(1.0), slo_s=1e3, initial_replicas=4,
+        deadline_s=1e4, node_speed=ConcurrencyCurve.cores(2).speed,
+    )  # fmt: skip
+    simulate(trace, Watch(4), cfg)
+    cpu = sum(p.cpu_millicores for p in seen[1].pods) / 1000.0
+    assert cpu == pytest.approx(2.0, rel=1e-6)
+
+
+def test_concurrency_curve_from_latencies():
+    # body latencies alone 1 s and 2 s; with 2 at once 1 s and 2 s (a free core each);
+    # with 4 at once 2 s and 4 s (two cores shared by four): speeds 1, 2, 2 (k = 3 as k = 2)
+    lat = {1: [[1.0], [2.0]], 2: [[1.0], [2.0]], 3: [[1.5], [3.0]], 4: [[2.0], [4.0]]}
+    assert ConcurrencyCurve.from_latencies(lat).speed == pytest.approx((1.0, 2.0, 2.0, 2.0))
+    # faster than alone is noise: capped at k; a dip below the previous speed is noise too
+    noisy = {1: [[1.0]], 2: [[0.8]], 3: [[3.3]]}
+    assert ConcurrencyCurve.from_latencies(noisy).speed == pytest.approx((1.0, 2.0, 2.0))
+    assert ConcurrencyCurve.cores(2.5, up_to=4).speed == (1.0, 2.0, 2.5, 2.5)
+    with pytest.raises(AutoscalingError):
+        ConcurrencyCurve.from_latencies({2: [[1.0]]})
+    with pytest.raises(AutoscalingError):
+        SimConfig(ServiceModel.constant(1.0), StartupModel.constant(1.0), 1.0, node_speed=(0.0,))
 
 
 def test_service_model_recovers_its_medians_and_spread():
