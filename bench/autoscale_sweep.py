@@ -107,31 +107,78 @@ def build(policy: str, u: float | None, w: float, s: SweepSettings) -> Any:
     return make_policy(policy, u if u is not None else 0.7, w, s.bounds, s.rl_weights)
 
 
+def _one(policy: str, u: float | None, w: float, seed: int, trace: Trace, s: SweepSettings,
+         keep: bool) -> tuple[dict[str, float], SimRun | None]:  # fmt: skip
+    run = simulate(trace, build(policy, u, w, s), s.sim_config(trace, seed),
+                   keep_states=policy.startswith("predictive"))  # fmt: skip
+    metrics = run_metrics(run)
+    if not keep:
+        return metrics, None
+    run.states = []  # forecaster states (torch modules) stay in the worker
+    return metrics, run
+
+
+_JOBS: list[tuple[Any, ...]] = []  # what forked workers read (fork copies it; nothing pickled)
+
+
+def _job(index: int) -> tuple[dict[str, float], SimRun | None]:
+    policy, u, w, seed, traces, s, keep = _JOBS[index]
+    return _one(policy, u, w, seed, traces(seed), s, keep)
+
+
 def sweep_trace(
     traces: Callable[[int], Trace],
     policies: Sequence[str],
     s: SweepSettings,
     progress: Callable[[str], None] | None = None,
     keep: Callable[[str, float | None, float], bool] | None = None,
+    jobs: int = 1,
 ) -> tuple[list[Point], dict[tuple[str, float | None, float], SimRun]]:
-    """Every policy and setting on ``traces(seed)`` for each seed. Returns the points and the
-    seed-0 runs that ``keep(policy, u, w)`` asks for (for the timeline figure)."""
-    points, kept = [], {}
-    for policy in policies:
-        for u, w in grid(policy, s):
-            point = Point(policy, u, w)
-            for seed in range(s.seeds):
-                trace = traces(seed)
-                run = simulate(trace, build(policy, u, w, s), s.sim_config(trace, seed),
-                               keep_states=policy.startswith("predictive"))  # fmt: skip
-                for k, v in run_metrics(run).items():
-                    point.values.setdefault(k, []).append(v)
-                if seed == 0 and keep is not None and keep(policy, u, w):
-                    kept[(policy, u, w)] = run
-            points.append(point)
-        if progress:
+    """Every policy and setting on ``traces(seed)`` for each seed, in ``jobs`` forked worker
+    processes (1: in this one; the runs are independent and seeded, so the result is the
+    same). Returns the points and the seed-0 runs that ``keep(policy, u, w)`` asks for (for
+    the timeline figure)."""
+    work = [
+        (policy, u, w, seed, traces, s, seed == 0 and keep is not None and keep(policy, u, w))
+        for policy in policies
+        for u, w in grid(policy, s)
+        for seed in range(s.seeds)
+    ]
+    done_per_policy = {p: 0 for p in policies}
+    total_per_policy = {p: len(grid(p, s)) * s.seeds for p in policies}
+    results: list[tuple[dict[str, float], SimRun | None]] = []
+
+    def note(policy: str) -> None:
+        done_per_policy[policy] += 1
+        if progress and done_per_policy[policy] == total_per_policy[policy]:
             progress(f"  {policy}: {len(grid(policy, s))} settings x {s.seeds} seeds done")
-    return points, kept
+
+    if jobs <= 1:
+        for policy, u, w, seed, tr, st, kp in work:
+            results.append(_one(policy, u, w, seed, tr(seed), st, kp))
+            note(policy)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _JOBS[:] = work
+        try:
+            ctx = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+                for item, result in zip(work, pool.map(_job, range(len(work))), strict=True):
+                    results.append(result)
+                    note(item[0])
+        finally:
+            _JOBS.clear()
+    points: dict[tuple[str, float | None, float], Point] = {}
+    kept = {}
+    for (policy, u, w, _seed, *_), (metrics, run) in zip(work, results, strict=True):
+        point = points.setdefault((policy, u, w), Point(policy, u, w))
+        for k, v in metrics.items():
+            point.values.setdefault(k, []).append(v)
+        if run is not None:
+            kept[(policy, u, w)] = run
+    return list(points.values()), kept
 
 
 @dataclass

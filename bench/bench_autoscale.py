@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,8 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synthetic", default="diurnal,bursty,step", help="synthetic traces ('' none)")
     p.add_argument("--synthetic-s", type=float, default=3600.0, help="synthetic trace length")
     p.add_argument("--policies", default="hpa,kpa,queueing,predictive-hw,predictive-lstm,rl")
-    p.add_argument("--utilizations", type=_floats, default=(0.5, 0.6, 0.7, 0.8))
-    p.add_argument("--windows", type=_floats, default=(60.0, 300.0), help="scale-down windows")
+    p.add_argument("--utilizations", type=_floats, default=(0.5, 0.6, 0.7, 0.8, 0.9))
+    p.add_argument("--windows", type=_floats, default=(30.0, 60.0, 120.0, 300.0),
+                   help="scale-down windows (s)")  # fmt: skip
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--load-replicas", type=float, default=6.0, help="mean offered load")
     p.add_argument("--slo-target", type=float, default=0.01, help="HPA reference: violations")
@@ -58,6 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--live-policy", default="queueing")
     p.add_argument("--live-load", type=float, default=1.5, help="live offered load (replicas)")
     p.add_argument("--plot", type=Path, default=None, help="PNG: replicas and load over time")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                   help="worker processes for the simulated sweep (1: none)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -146,7 +150,8 @@ def run(args: argparse.Namespace) -> BenchReport:
     figures["traces"], timelines = {}, {}
     for name, make in traces.items():
         say(f"trace {name}: sweep of {len(policies)} policies")
-        points, kept = sweep_trace(make, policies, settings, say, keep=lambda *a: True)
+        points, kept = sweep_trace(make, policies, settings, say, keep=lambda *a: True,
+                                   jobs=args.jobs)  # fmt: skip
         sel = select(points, args.slo_target)
         entries = {p: policy_entry(pt, sel.hpa, sel.comparable[p]) for p, pt in sel.chosen.items()}
         for p in entries:
