@@ -92,3 +92,27 @@ def test_ppo_beats_a_random_policy_on_a_tiny_trace():
 def test_missing_weights_is_a_clear_error(tmp_path):
     with pytest.raises(AutoscalingError, match="cannot load RL weights"):
         RlPolicy.load(tmp_path / "none.pt")
+
+
+def test_shipped_policy_loads_and_its_provenance_matches_the_weights():
+    import hashlib
+    import json
+
+    from offload.cluster.autoscaling import make_policy
+    from offload.cluster.autoscaling.interface import PodView
+    from offload.cluster.autoscaling.rl import DEFAULT_WEIGHTS
+
+    if not DEFAULT_WEIGHTS.exists():
+        pytest.skip(f"no shipped weights at {DEFAULT_WEIGHTS}")
+    meta = json.loads(DEFAULT_WEIGHTS.with_suffix(".json").read_text())
+    assert meta["sha256"] == hashlib.sha256(DEFAULT_WEIGHTS.read_bytes()).hexdigest()
+    assert set(meta["train_config"]["kinds"]) <= {"diurnal", "bursty", "step"}  # no eval trace
+    held = meta["held_out_reward"]
+    assert held["ppo"] > held["random"]  # what it was shipped on
+    policy = make_policy("rl", bounds=Bounds(1, 12))
+    obs = Observation(
+        t_s=5.0, replicas=2, pods=(PodView("a"), PodView("b")), interval_s=5.0, arrivals=40,
+        service_time_s=0.5, slo_s=2.0,
+    )  # fmt: skip
+    n, _ = policy.decide(obs, policy.initial_state())
+    assert 1 <= n <= 12
