@@ -56,10 +56,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=(5.0, 30.0),
         help="start-up delay with,without cache when cold start is not measured",
     )
-    p.add_argument("--live-s", type=float, default=120.0, help="live segment length (0: skip)")
+    p.add_argument("--live-s", type=float, default=180.0, help="live segment length (0: skip)")
     p.add_argument("--live-policy", default="queueing")
     p.add_argument("--live-load", type=float, default=1.5, help="live offered load (replicas)")
     p.add_argument("--plot", type=Path, default=None, help="PNG: replicas and load over time")
+    p.add_argument("--calibration", type=Path, default=None,
+                   help="a previous run's --json: its live service-time samples calibrate the "
+                   "sweep when this run has no live part (--live-s 0)")  # fmt: skip
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                    help="worker processes for the simulated sweep (1: none)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true")
@@ -123,6 +126,10 @@ def run(args: argparse.Namespace) -> BenchReport:
         report.tables.append(live.pop("table"))
     else:
         figures["sim_vs_real_error"] = math.nan
+        if args.calibration is not None:
+            service = _calibration(args.calibration)
+            report.notes.append(f"service-time model from the live calibration in "
+                                f"{args.calibration}")  # fmt: skip
     settings = SweepSettings(
         service, startup, load_replicas=args.load_replicas, utilizations=args.utilizations,
         windows_s=args.windows, seeds=args.seeds,
@@ -220,3 +227,17 @@ def _table(name: str, entries: dict[str, dict], best: str | None) -> Table:
             e["slo_violation_rate_no_cache"],
         )  # fmt: skip
     return t
+
+
+def _calibration(path: Path) -> Any:
+    """The service model fitted to a previous run's live calibration samples."""
+    import json
+
+    from offload.cluster.autoscaling.calibration import ServiceModel
+
+    try:
+        samples = json.loads(Path(path).read_text())["live"]["service_samples"]
+        rank, secs = (np.array(x, float) for x in zip(*samples, strict=True))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"--calibration {path}: no live service samples ({err})") from None
+    return ServiceModel.from_samples(rank, secs, bins=len(set(rank.tolist())))
