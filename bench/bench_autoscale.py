@@ -180,6 +180,12 @@ def run(args: argparse.Namespace) -> BenchReport:
         figures["traces"][name] = {
             "policies": entries, "best_policy": sel.best, "claim_holds": sel.claim_holds,
             "mean_rate_hz": make(0).mean_rate_hz,
+            "hpa_reference": {"target_utilization": sel.hpa.utilization,
+                              "scale_down_window_s": sel.hpa.window_s},
+            # every setting (the frontier behind the selection): policy, knobs, means, CI
+            "points": [[pt.policy, pt.utilization, pt.window_s, pt.mean("slo_violation_rate"),
+                        pt.mean("replica_seconds"), pt.ci95("slo_violation_rate")]
+                       for pt in points],
         }  # fmt: skip
         timelines[name] = {p: kept[(p, pt.utilization, pt.window_s)] for p, pt in
                            sel.chosen.items()}  # fmt: skip
