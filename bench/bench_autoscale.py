@@ -190,6 +190,9 @@ def run(args: argparse.Namespace) -> BenchReport:
         timelines[name] = {p: kept[(p, pt.utilization, pt.window_s)] for p, pt in
                            sel.chosen.items()}  # fmt: skip
         report.tables.append(_table(name, entries, sel.best))
+        ops = _operating_points(points, args.slo_target)
+        figures["traces"][name]["operating_points"] = ops
+        report.tables.append(_ops_table(name, ops))
     first = next(iter(figures["traces"]), None)
     if first is not None:  # the issue's top-level keys: the trace given (Azure by default)
         figures["policies"] = figures["traces"][first]["policies"]
@@ -247,3 +250,38 @@ def _calibration(path: Path) -> Any:
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ValueError(f"--calibration {path}: no live service samples ({err})") from None
     return ServiceModel.from_samples(rank, secs, bins=len(set(rank.tolist())))
+
+
+def _operating_points(points: list, slo_target: float) -> dict[str, dict[str, Any]]:
+    """The selection again with HPA tuned to stricter violation targets (1, 1/2, 1/5 of
+    ``slo_target``): the claim at other operating points of the same sweep (no new runs)."""
+    from bench.autoscale_sweep import select
+
+    out = {}
+    for target in (slo_target, slo_target / 2, slo_target / 5):
+        sel = select(points, target)
+        best = sel.chosen[sel.best] if sel.best else None
+        out[f"{target:g}"] = {
+            "hpa": [sel.hpa.utilization, sel.hpa.window_s, sel.hpa.mean("slo_violation_rate"),
+                    sel.hpa.mean("replica_seconds"), sel.hpa.ci95("slo_violation_rate")],
+            "best_policy": sel.best,
+            "best": None if best is None else [
+                best.utilization, best.window_s, best.mean("slo_violation_rate"),
+                best.mean("replica_seconds"), best.ci95("slo_violation_rate")],
+            "claim_holds": sel.claim_holds,
+        }  # fmt: skip
+    return out
+
+
+def _ops_table(name: str, ops: dict[str, dict[str, Any]]) -> Table:
+    t = Table(
+        f"trace {name}: HPA tuned to other violation targets (same sweep)",
+        ["HPA target", "HPA setting", "HPA violations", "HPA replica-s", "best", "setting",
+         "violations", "replica-s", "claim"],
+    )  # fmt: skip
+    for target, o in ops.items():
+        h, b = o["hpa"], o["best"]
+        t.add(target, f"{h[0]}/{h[1]:.0f}", h[2], h[3], o["best_policy"] or "-",
+              "-" if b is None else f"{b[0]}/{b[1]:.0f}", math.nan if b is None else b[2],
+              math.nan if b is None else b[3], str(o["claim_holds"]))  # fmt: skip
+    return t
