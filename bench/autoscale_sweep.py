@@ -144,7 +144,7 @@ def sweep_trace(
         for u, w in grid(policy, s)
         for seed in range(s.seeds)
     ]
-    done_per_policy = {p: 0 for p in policies}
+    done_per_policy = dict.fromkeys(policies, 0)
     total_per_policy = {p: len(grid(p, s)) * s.seeds for p in policies}
     results: list[tuple[dict[str, float], SimRun | None]] = []
 

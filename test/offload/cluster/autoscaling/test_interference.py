@@ -121,7 +121,7 @@ def test_the_cpi_model_runs_on_feature_rows_and_raises_the_replica_count():
     X[:, k] = rng.uniform(0.0, 2.0, 400)
     model = CpiPredictor.train(X, 1.0 + X[:, k], seed=0, rounds=100)
     predictor = CpiModelPredictor(model)
-    quiet = {f: 0.5 for f in FEATURES} | {"same_cpu_cpu": 0.0}
+    quiet = dict.fromkeys(FEATURES, 0.5) | {"same_cpu_cpu": 0.0}
     noisy = quiet | {"same_cpu_cpu": 1.0}
     assert predictor(obs(cpi_features={"p0": quiet})) == pytest.approx(1.0, abs=0.1)
     # 200 rows per unit of the feature: trees land within ~10% of 2
@@ -144,6 +144,6 @@ def test_plus_cpi_policies_use_the_shipped_cpi_model():
         pytest.skip(f"no shipped CPI model at {DEFAULT_MODEL}")
     aware = make_policy("queueing+cpi")
     assert isinstance(aware.predictor, CpiModelPredictor)
-    row = {f: 0.0 for f in FEATURES} | {"last_inflation": 1.5, "be_limit_frac": 1.0}
+    row = dict.fromkeys(FEATURES, 0.0) | {"last_inflation": 1.5, "be_limit_frac": 1.0}
     f = aware.predictor(obs(cpi_features={"p0": row}))
     assert aware.predictor.last_source == "model" and np.isfinite(f) and f > 0
