@@ -349,6 +349,7 @@ def brownout_section(
                 )
         if not timeline:
             timeline = _timeline(w, paper, head, args)
+            figures["brownout_timeline"] = timeline
     report.tables += [main, grid, shapes]
     det = figures["brownout_config"].get("detector")
     if det is not None and "detector" in quality:
@@ -413,6 +414,10 @@ def _timeline(
             "cheap_hz": (np.histogram(times[r.path == "brownout"], edges)[0] / bin_s).tolist(),
             "tau": _tau_steps(r.tau, setting),
             "violations": float(np.mean(late)),
+            # of the late requests, the share refused at arrival (429), not queued and late
+            "refused_share_of_violations": float(np.mean(r.status[late] == "rejected"))
+            if late.any()
+            else 0.0,
         }
     return out
 

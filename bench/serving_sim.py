@@ -186,9 +186,9 @@ def sweep(
             progress(f"{w.name}: tuning static batching on {pattern}")
         grid = _static_grid(w, loads, duration_s, trace, pattern, static_delays_s, static_timeouts)
         out.static_grid[pattern] = {k: float(np.mean(v)) for k, v in grid.items()}
-        out.static[pattern] = max(grid, key=lambda k: (np.mean(grid[k]), k))
+        out.static[pattern] = max(grid, key=lambda k: (np.mean(grid[k]), -k[1], k))
         for j, load in enumerate(loads):
-            out.static_perload[(pattern, load)] = max(grid, key=lambda k: (grid[k][j], k))
+            out.static_perload[(pattern, load)] = max(grid, key=lambda k: (grid[k][j], -k[1], k))
         for load in loads:
             if progress:
                 progress(f"{w.name}: {pattern} at {load:.2f} x capacity")
@@ -228,13 +228,11 @@ def _static_grid(
     cap = static_batch_cap(w)
     sizes = sorted({*range(1, min(cap, 8) + 1), *(2**i for i in range(cap.bit_length())), cap})
     out: dict[tuple[int, float, float], list[float]] = {}
+    arrs = [arrivals(pattern, load * w.capacity_hz, duration_s, 0, trace) for load in loads]
     for size, delay, timeout in itertools.product(sizes, delays_s, timeouts):
         key = (size, delay, timeout)
-        out[key] = []
-        for load in loads:
-            arr = arrivals(pattern, load * w.capacity_hz, duration_s, 0, trace)
-            r = run_one(w, "static", arr, duration_s, 0, False, key)
-            out[key].append(r.goodput_hz(w.slo_s))
+        runs = [run_one(w, "static", arr, duration_s, 0, False, key) for arr in arrs]
+        out[key] = [r.goodput_hz(w.slo_s) for r in runs]
     return out
 
 
