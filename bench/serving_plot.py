@@ -1,8 +1,8 @@
 """SLO attainment and goodput vs offered load per policy, from ``robomr bench serving --json``.
 
-``python -m bench.serving_plot SERVING.json OUT.png`` (``robomr bench serving --plot OUT.png``
-draws the same at the end of a run). :func:`plot_timeline` draws the brownout section's burst
-timeline (``--brownout-plot``).
+``python -m bench.serving_plot SERVING.json OUT.png [TIMELINE.png]`` (``robomr bench serving
+--plot OUT.png --brownout-plot TIMELINE.png`` draws the same at the end of a run);
+:func:`plot_timeline` draws the brownout section's burst timeline.
 """
 
 from __future__ import annotations
@@ -41,11 +41,13 @@ def plot_timeline(timeline: dict[str, Any], out: Path, seconds: float = 60.0) ->
     axes[0].set_title(
         f"{timeline['model']}: bursty arrivals, SLO {timeline['slo_s'] * 1e3:.0f} ms (seed 0)"
     )
-    colors = ("tab:gray", "tab:blue", "tab:red")
+    colors = ("k", "tab:blue", "tab:red")
     for color, (label, run) in zip(colors, timeline["runs"].items(), strict=False):
         share = f"{label}: {run['violations']:.0%} of requests late"
         viol = np.asarray(run["violations_hz"])[keep]
-        axes[1].step(mid, viol, where="mid", color=color, label=share)
+        off = label == "brownout off"  # drawn wide and pale: the paper's law lies almost on it
+        width, alpha = (4.0, 0.45) if off else (1.5, 1.0)
+        axes[1].step(mid, viol, where="mid", color=color, label=share, lw=width, alpha=alpha)
         if run["tau"] and label != "brownout off":
             t, v = np.asarray(run["tau"]).T
             t, v = np.append(t, seconds), np.append(v, v[-1])
@@ -119,10 +121,17 @@ def plot(figures: dict[str, Any], out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
-    if len(args) != 2:
-        print("usage: python -m bench.serving_plot SERVING.json OUT.png", file=sys.stderr)
+    if len(args) not in (2, 3):
+        print(
+            "usage: python -m bench.serving_plot SERVING.json OUT.png [TIMELINE.png]",
+            file=sys.stderr,
+        )
         return 2
-    plot(json.loads(Path(args[0]).read_text()), Path(args[1]))
+    figures = json.loads(Path(args[0]).read_text())
+    if figures.get("goodput"):
+        plot(figures, Path(args[1]))
+    if len(args) == 3 and "brownout_timeline" in figures:
+        plot_timeline(figures["brownout_timeline"], Path(args[2]))
     return 0
 
 

@@ -90,3 +90,28 @@ def test_malformed_renderer_level_is_a_clear_error() -> None:
 
     with pytest.raises(ValueError, match="S or S:K"):
         render_level("half")
+
+
+def test_timeline_plot_is_drawn_from_the_json_figures(tmp_path: Path) -> None:
+    import json
+
+    from bench.serving_plot import main
+
+    edges = [float(t) for t in range(11)]
+    run = {"violations_hz": [0.0] * 10, "cheap_hz": [1.0] * 10, "violations": 0.0}
+    timeline = {
+        "model": "detector",
+        "slo_s": 0.5,
+        "edges_s": edges,
+        "arrivals_hz": [2.0] * 10,
+        "runs": {
+            "brownout off": {**run, "tau": [[0.0, 1.0]]},
+            "slack law (x)": {**run, "tau": [[0.0, 1.0], [5.0, 0.2]]},
+        },
+    }
+    source = tmp_path / "serving.json"
+    source.write_text(json.dumps({"goodput": {}, "brownout_timeline": timeline}))
+    out = tmp_path / "timeline.png"
+    assert main([str(source), str(tmp_path / "unused.png"), str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "unused.png").exists()  # no policy sweep in the file: not drawn
