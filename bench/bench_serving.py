@@ -67,6 +67,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=[0, 0.8, 0.6, 0.4],
         help="static queue-policy timeouts tried, as shares of the SLO (0: drop past the deadline)",
     )
+    p.add_argument(
+        "--whatif-overhead",
+        type=_floats,
+        default=[],
+        help="also sweep with this share of a request's time made per-batch overhead (a GPU-like "
+        "batching economy; e.g. 0.6), bucket vs static",
+    )
     p.add_argument("--calib-per-size", type=int, default=4, help="batches timed per batch size")
     p.add_argument(
         "--calib-cache", type=Path, metavar="JSON", help="reuse/keep calibration fits in this file"
@@ -207,6 +214,10 @@ def run(args: argparse.Namespace) -> BenchReport:
                 "queue_timeout_x_slo": t,
             }
         report.tables.append(_static_table(w.name, s))
+        if args.whatif_overhead:
+            from bench.serving_sections import whatif_section
+
+            whatif_section(report, figures, w, args, trace, patterns, say)
     from bench.serving_brownout import brownout_section
     from bench.serving_sections import live_section
 

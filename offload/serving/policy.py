@@ -78,6 +78,17 @@ class BatchPolicy(abc.ABC):
         """Whether to queue ``request`` (default: always; the scheduler bounds the queue)."""
         return True
 
+    def predicted_finish_s(self, request: QueuedRequest, now_s: float, ctx: PolicyContext) -> float:
+        """When ``request`` would finish if queued now: the running batch, then every queued
+        request due no later than it, one at a time, then itself (policies that batch refine
+        this)."""
+        ahead = max(ctx.busy_until_s - now_s, 0.0) + sum(
+            ctx.predict_s(r.path, r.cost, 1)
+            for r in self.queued()
+            if r.deadline_s <= request.deadline_s
+        )
+        return now_s + ahead + ctx.predict_s(request.path, request.cost, 1)
+
     @abc.abstractmethod
     def add(self, request: QueuedRequest, now_s: float) -> None: ...
 

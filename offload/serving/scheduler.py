@@ -188,13 +188,9 @@ class ModelScheduler:
         h = self.config.brownout_headroom
         if h >= 1.0 or req.path != "full" or not self._rescuing:
             return True
-        ahead = max(self._busy_until_s - now_s, 0.0) + sum(
-            self.predict_s(r.path, r.cost, 1)
-            for r in self.policy.queued()
-            if r.deadline_s <= req.deadline_s
-        )
-        own = self.predict_s(req.path, req.cost, 1)
-        return now_s + ahead + own <= req.arrival_s + h * (req.deadline_s - req.arrival_s)
+        self.ctx.busy_until_s = self._busy_until_s
+        finish = self.policy.predicted_finish_s(req, now_s, self.ctx)
+        return finish <= req.arrival_s + h * (req.deadline_s - req.arrival_s)
 
     def _rescue(self, req: QueuedRequest, cost_of: Any, now_s: float) -> QueuedRequest | None:
         """``req`` on the brownout path if rescue is on and that path meets its deadline."""

@@ -101,7 +101,7 @@ TINY: dict[str, list[str]] = {
         *("--brownout-duration", "6", "--brownout-bursts-s", "2", "--ap-frames", "1"),
         *("--brownout-seeds", "1", "--brownout-ranges-m", "24", "--brownout-periods-s", "5"),
         *("--brownout-factors", "0.8", "--brownout-headrooms", "0.8", "--static-timeouts", "0,0.6"),
-        *("--http-duration", "1"),
+        *("--http-duration", "1", "--whatif-overhead", "0.5"),
         *("--http-policies", "bucket", "--bridge-frames", "2", "--no-progress"),
     ],
     "autoscale": [
