@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from math import nan
 from pathlib import Path
 
 import numpy as np
@@ -319,9 +320,10 @@ def _sweep_tables(
             peak["none"], 1e-12
         )
         l80 = figures["load_at_80pct_slo"][w.name][pattern]
-        report.ratios[f"{w.name} {pattern}: load at 80% SLO bucket / static"] = l80["bucket"] / max(
-            l80["static"], 1e-12
-        )
+        # static never reaching 80%: inf if bucket does, NaN if neither does (not 1e11)
+        both = (l80["bucket"], l80["static"])
+        ratio80 = both[0] / both[1] if both[1] > 0 else (float("inf") if both[0] > 0 else nan)
+        report.ratios[f"{w.name} {pattern}: load at 80% SLO bucket / static"] = ratio80
     report.tables += [table, summary]
 
 
