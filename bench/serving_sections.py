@@ -54,7 +54,11 @@ def live_section(
         for policy in [p.strip() for p in args.http_policies.split(",") if p.strip()]:
             say(f"live HTTP replay: {policy}")
             tuned = figures.get("static_tuned", {}).get("detector", {}).get(pattern, {})
-            static = (int(tuned.get("max_batch", 1)), float(tuned.get("max_delay_ms", 0)) / 1e3)
+            static = (
+                int(tuned.get("max_batch", 1)),
+                float(tuned.get("max_delay_ms", 0)) / 1e3,
+                float(tuned.get("queue_timeout_x_slo", 0)),
+            )
             m = http_replay(
                 policy, pool, arr, w.slo_s, args.http_duration, static, args.memory_budget_mb
             )

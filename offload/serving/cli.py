@@ -37,6 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--static-delay-ms", type=float, default=10.0, help="static policy queue delay (ms)"
     )
+    p.add_argument(
+        "--static-timeout-ms",
+        type=float,
+        default=0.0,
+        help="static policy: drop a request queued this long (ms; 0: only past its deadline)",
+    )
     p.add_argument("--no-brownout", action="store_true", help="keep every request on the full path")
     p.add_argument("--brownout-period", type=float, default=5.0, help="brownout control period (s)")
     p.add_argument(
@@ -127,6 +133,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
             max_queued=args.max_queued,
             static_max_batch=args.static_max_batch,
             static_max_delay_s=args.static_delay_ms / 1e3,
+            static_queue_timeout_s=args.static_timeout_ms / 1e3 if args.static_timeout_ms else None,
             limits=WireLimits(max_body_bytes=int(args.max_body_mb * 2**20)),
             model_options={
                 "detector": {

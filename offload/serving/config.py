@@ -52,6 +52,8 @@ class ServeConfig:
         max_queued: queued requests per model before 429.
         static_max_batch: static policy batch size (None: from the budget and max request).
         static_max_delay_s: static policy queue delay.
+        static_queue_timeout_s: static policy queue-policy timeout (None: drop a request only
+            once its deadline has passed).
         bucket_bounds: initial bucket edges per model (None: one bucket, split adaptively).
         limits: body size limits.
         model_options: keyword options per model for its factory.
@@ -71,6 +73,7 @@ class ServeConfig:
     max_queued: int = 64
     static_max_batch: int | None = None
     static_max_delay_s: float = 0.01
+    static_queue_timeout_s: float | None = None
     bucket_bounds: dict[str, tuple[int, ...]] = field(default_factory=dict)
     limits: WireLimits = field(default_factory=WireLimits)
     model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -105,6 +108,9 @@ class ServeConfig:
             raise ServeConfigError("memory_budget_bytes must be > 0 and max_queued >= 1")
         if self.static_max_batch is not None and self.static_max_batch < 1:
             raise ServeConfigError(f"static_max_batch={self.static_max_batch} must be >= 1")
+        timeout = self.static_queue_timeout_s
+        if timeout is not None and not 0 < timeout <= 60:
+            raise ServeConfigError(f"static_queue_timeout_s={timeout} not in (0, 60]")
         if not 0 <= self.static_max_delay_s <= 10:
             raise ServeConfigError(f"static_max_delay_s={self.static_max_delay_s} not in [0, 10]")
         if not 0 < self.graceful_timeout_s <= 3600:
@@ -143,6 +149,7 @@ def make_policy(
     bounds: tuple[int, ...] | None = None,
     static_batch: int | None = None,
     static_delay_s: float = 0.01,
+    static_timeout_s: float | None = None,
 ) -> BatchPolicy:
     """A fresh policy for one model. The static batch size defaults to the largest batch of
     worst-case requests (``spec.max_cost``) that fits ``memory_budget_bytes``.
@@ -156,7 +163,9 @@ def make_policy(
         size = static_batch or static_max_batch(
             spec.memory["full"], memory_budget_bytes, spec.max_cost
         )
-        return StaticBatching(max_batch=size, max_delay_s=static_delay_s)
+        return StaticBatching(
+            max_batch=size, max_delay_s=static_delay_s, queue_timeout_s=static_timeout_s
+        )
     if name == "fifo":
         return FifoGreedy()
     if name == "none":

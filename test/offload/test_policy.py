@@ -114,3 +114,24 @@ def test_static_queue_timeout_drops_requests_that_waited_too_long(
 def test_static_settings_are_checked(kwargs) -> None:
     with pytest.raises(PolicyError):
         StaticBatching(**kwargs)
+
+
+def test_service_passes_the_static_queue_timeout_to_the_policy() -> None:
+    import argparse
+
+    from offload.serving.cli import add_arguments, config_from_args
+    from offload.serving.config import ServeConfigError, make_policy
+    from offload.serving.scheduler import ModelSpec
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    config = config_from_args(p.parse_args(["--policy", "static", "--static-timeout-ms", "250"]))
+    assert config.static_queue_timeout_s == 0.25
+    assert config_from_args(p.parse_args([])).static_queue_timeout_s is None
+    spec = ModelSpec("m", 100, False, {"full": MemoryModel(1.0, 1.0)})
+    policy = make_policy("static", spec, 1e6, static_timeout_s=config.static_queue_timeout_s)
+    assert isinstance(policy, StaticBatching) and policy.queue_timeout_s == 0.25
+    from offload.serving.config import ServeConfig
+
+    with pytest.raises(ServeConfigError, match="static_queue_timeout_s"):
+        ServeConfig(static_queue_timeout_s=0.0)
