@@ -28,7 +28,9 @@ frame):
    robot's footprint in its lane corridor ahead
    (``|across| <= w / 2 + yield_margin_m``) is predicted to stop ``yield_gap_m`` short of it,
    after ``max(0, along - yield_gap_m) / speed`` seconds (drivers do not run into a robot
-   standing in their lane; without this every plan in a traffic lane would be refused).
+   standing in their lane; without this every plan in a traffic lane would be refused). Each
+   moving track is also an obstacle where it is now (grown the same way): it may stop at any
+   moment, and a tracked velocity lags a stop.
    Target: the target track's box, or the prior.
 """
 
@@ -254,6 +256,10 @@ class PerceivedWorld:
             Polytope.from_box(b, (float(v[0]), float(v[1])), self._stop_after_s(b, v, foot))
             for b, v in zip(boxes[near & clear], vel[near & clear], strict=True)
         )
+        # ... and where it is now: a vehicle may stop at any moment (it brakes, it yields, or its
+        # velocity estimate lags a stop: a van that stopped for the robot was tracked backing
+        # away at 1.6 m/s, and a plan into the space it "left" ended in its front bumper)
+        stopped = tuple(Polytope.from_box(b) for b in boxes[near & clear & moving])
         static_near = np.hypot(*(self._static_xy - here).T) <= radius + self._static_radius
         static = tuple(p for p, keep in zip(self._static, static_near, strict=True) if keep)
         cells = self.evidence_boxes()
@@ -261,7 +267,8 @@ class PerceivedWorld:
         evidence = tuple(Polytope.from_box(b) for b in cells
                          if signed_distance(foot, rectangle_vertices(b[:2], np.array(0.0), b[3],
                                                                      b[4]))[0] > 0.0)  # fmt: skip
-        return PlanObservation(stamp_ns, robot, self.estimate.copy(), static + tracked + evidence)
+        obstacles = static + tracked + stopped + evidence
+        return PlanObservation(stamp_ns, robot, self.estimate.copy(), obstacles)
 
     def _inside_target(self, xy: np.ndarray) -> bool:
         e = self.estimate

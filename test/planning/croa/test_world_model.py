@@ -132,3 +132,19 @@ def test_lidar_returns_in_front_of_the_target_become_an_occluder() -> None:
     world.update(int(3.5 * S), np.zeros((0, 7)), np.zeros(0), np.zeros(0, int),
                  np.zeros((0, 3)), np.array([0.0, 0.0, 1.8]))  # fmt: skip
     assert len(later.obstacles) == 2 and len(world.evidence_boxes()) == 0  # expired
+
+
+@pytest.mark.parametrize("speed", [8.0, -3.0])
+def test_a_moving_vehicle_is_also_an_obstacle_where_it_is_now(speed) -> None:
+    # It may stop any moment (a stopping van's track lagged and drove "away" in the filter):
+    # besides its predicted motion, its current (grown) box is a static obstacle.
+    world = _world()
+    for k in range(3):
+        world.update(k * S, _car(-30.0 + speed * k, -6.0)[None], np.array([0.9]), np.array([0]))
+    obs = world.observation(2 * S, ROBOT, RobotModel())
+    mover = next(o for o in obs.obstacles if o.is_moving)
+    still = [o for o in obs.obstacles if not o.is_moving and o is not obs.obstacles[0]]
+    assert len(still) == 1
+    # the same box at time 0, not moving later
+    assert still[0].vertices == pytest.approx(mover.vertices)
+    assert still[0].at_time(5.0).vertices == pytest.approx(mover.vertices)
