@@ -63,8 +63,9 @@ DESCRIPTION = (
 METHODS = ("croa", "greedy_nbv", "straight", "stay", "obca_only")
 ABLATIONS = ("croa_sampling", "croa_ccp_straight", "croa_ccp_sampled")
 SCENARIOS = ("occluded-target", "urban-clutter", "crossing-traffic")
-CACHE_VERSION = 4  # bump when a change to the code changes the episodes (3: previous_plan,
-# 4: the follower backs up to goals behind it and stops where it would leave the path)
+CACHE_VERSION = 5  # bump when a change to the code changes the episodes (3: previous_plan,
+# 4: the follower backs up to goals behind it and stops where it would leave the path,
+# 5: moving tracks also where they are now, the target box fused from its detections)
 REPORT_SPACING_M = 0.2  # exact-occlusion spacing of the ablation reports (sim/truth.py's)
 
 

@@ -148,3 +148,30 @@ def test_a_moving_vehicle_is_also_an_obstacle_where_it_is_now(speed) -> None:
     # the same box at time 0, not moving later
     assert still[0].vertices == pytest.approx(mover.vertices)
     assert still[0].at_time(5.0).vertices == pytest.approx(mover.vertices)
+
+
+def test_the_target_box_is_the_odds_weighted_mean_of_its_detections() -> None:
+    # A doubtful detection 0.6 m off (score 0.5: odds 1) and two confident ones on the car
+    # (0.9: odds 9 each): the estimate is 0.6 / 19 = 0.03 m off, not the alpha-beta filter's
+    # 0.6 * 0.6 * 0.4^2 ... of the latest boxes weighted alike whatever their scores.
+    world = _world()
+    frames = [(_car(20.6, -3.5), 0.5), (_car(20.0, -3.5), 0.9), (_car(20.0, -3.5), 0.9)]
+    for k, (box, score) in enumerate(frames):
+        est = world.update(k * S, box[None], np.array([score]), np.array([0]))
+    assert est.box[0] == pytest.approx(20.0 + 0.6 / 19.0, abs=1e-9)
+    assert est.box[1] == pytest.approx(-3.5, abs=1e-9)
+    # Confident first, then a doubtful one: it moves the estimate by its share only.
+    world = _world()
+    for k, (box, score) in enumerate(reversed(frames)):
+        est = world.update(k * S, box[None], np.array([score]), np.array([0]))
+    assert est.box[0] == pytest.approx(20.0 + 0.6 / 19.0, abs=1e-9)
+
+
+def test_a_target_detection_beyond_the_gate_is_not_fused() -> None:
+    world = _world()
+    world.update(0, _car(20.0, -3.5)[None], np.array([0.9]), np.array([0]))
+    # 1.8 m off 3 s later (0.6 m/s: the track still matches it and stays static), above
+    # target_gate_m = 1.5
+    est = world.update(3 * S, _car(21.8, -3.5)[None], np.array([0.95]), np.array([0]))
+    assert est.score == pytest.approx(0.95)  # the stop decision still reads the score
+    assert est.box[0] == pytest.approx(20.0)
