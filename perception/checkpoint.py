@@ -27,7 +27,7 @@ from perception.errors import PerceptionError
 from perception.model import Detector
 
 MODEL_FORMAT = "robomr-detector"
-MODEL_VERSION = 1
+MODEL_VERSION = 2  # 2: model frame (FrameConfig), direction-vector head
 
 
 class ModelFileError(PerceptionError):

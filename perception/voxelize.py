@@ -84,39 +84,38 @@ def voxelize(points: np.ndarray, config: VoxelConfig) -> Voxels:
         return _empty(num_feat)
 
     key = (cell[:, 2] * grid[1] + cell[:, 1]) * grid[0] + cell[:, 0]  # [N'] linear (z, y, x)
-    uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    # Renumber voxels by first appearance so that truncation keeps the earliest points' voxels.
-    order = np.argsort(first, kind="stable")  # [U] sorted-key position -> appearance rank
-    rank_of = np.empty_like(order)
-    rank_of[order] = np.arange(len(order))
-    voxel_of = rank_of[inverse]  # [N'] voxel id by first appearance
-
-    # Rank of each point inside its voxel (input order): position minus start of its group.
-    by_voxel = np.argsort(voxel_of, kind="stable")  # [N']
-    starts = np.searchsorted(voxel_of[by_voxel], np.arange(len(uniq)))  # [U]
-    slot = np.empty(len(voxel_of), dtype=np.int64)
-    slot[by_voxel] = np.arange(len(voxel_of)) - starts[voxel_of[by_voxel]]
-
-    num_voxels = min(len(uniq), config.max_voxels)
-    if len(uniq) > config.max_voxels:
+    # One stable sort groups the points of each voxel in input order (so the first
+    # max_points_per_voxel of a group are the first in the cloud): cheaper than np.unique
+    # plus the argsorts it would need.
+    by_key = np.argsort(key, kind="stable")  # [N']
+    sorted_key = key[by_key]
+    starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])  # [U] group starts
+    sizes = np.diff(np.r_[starts, len(sorted_key)])  # [U]
+    # Voxels by first appearance (a group's first point is its earliest), for truncation.
+    appearance = np.argsort(by_key[starts], kind="stable")  # [U] group ids, earliest first
+    num_voxels = min(len(starts), config.max_voxels)
+    if len(starts) > config.max_voxels:
         log.warning(
-            "cloud has %d voxels; keeping the first max_voxels=%d", len(uniq), config.max_voxels
+            "cloud has %d voxels; keeping the first max_voxels=%d", len(starts), config.max_voxels
         )
-    keep = (slot < config.max_points_per_voxel) & (voxel_of < num_voxels)
-    vid = voxel_of[keep]  # [K]
-    counts = np.bincount(vid, minlength=num_voxels)  # [V]
+    groups = appearance[:num_voxels]  # [V] kept groups in output order
+    take = np.minimum(sizes[groups], config.max_points_per_voxel)  # [V] points averaged
+    # Rows (into the sorted points) of the first `take` points of each kept group.
+    offsets = np.arange(int(take.sum())) - np.repeat(np.cumsum(take) - take, take)
+    rows = by_key[np.repeat(starts[groups], take) + offsets]
+    vid = np.repeat(np.arange(num_voxels), take)  # [K] output voxel of each row
     sums = np.stack(
-        [np.bincount(vid, weights=feats[keep, c], minlength=num_voxels) for c in range(num_feat)],
+        [np.bincount(vid, weights=feats[rows, c], minlength=num_voxels) for c in range(num_feat)],
         axis=1,
     )  # [V, F] float64
-    ukey = uniq[order[:num_voxels]]  # [V] linear key of each kept voxel, by appearance
+    ukey = sorted_key[starts[groups]]  # [V] linear key of each kept voxel
     coords = np.stack(
         [ukey // (grid[0] * grid[1]), (ukey // grid[0]) % grid[1], ukey % grid[0]], axis=1
     )  # [V, 3] (z, y, x)
     return Voxels(
-        features=(sums / counts[:, None]).astype(np.float32),
+        features=(sums / take[:, None]).astype(np.float32),
         coords=coords.astype(np.int32),
-        num_points=counts.astype(np.int32),
+        num_points=take.astype(np.int32),
     )
 
 

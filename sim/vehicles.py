@@ -215,13 +215,19 @@ def _sections(body: str, length: float, width: float, height: float):
     for stretch in prof["top_glass"]:
         top_glass |= _in(xn, stretch)
     side_glass = _in(xn, prof["side_glass"]) & cabin
-    pillar = _PILLAR_EVERY_M.get(body)
-    if pillar is not None:
-        side_glass &= (x % pillar) > 0.15
-    elif body in ("sedan", "hatchback", "suv"):
-        mid = 0.5 * (prof["side_glass"][0] + prof["side_glass"][1])  # B pillar
-        side_glass &= np.abs(xn - mid) > 0.02
     return x, verts, top_glass, side_glass, (axles, wheel_r, tire_w, arch_r)
+
+
+def _pillar(body: str, length: float, x_mid: float) -> bool:
+    """Whether a side quad centred at ``x_mid`` (m from the rear) is a pillar between windows:
+    a car's B pillar (12 cm) or a bus's window posts (every 1.25 m, 15 cm)."""
+    every = _PILLAR_EVERY_M.get(body)
+    if every is not None:
+        return x_mid % every < 0.15
+    if body in ("sedan", "hatchback", "suv"):
+        stretch = _PROFILES[body]["side_glass"]
+        return abs(x_mid - 0.5 * (stretch[0] + stretch[1]) * length) < 0.06
+    return False
 
 
 def _cylinder_y(center: np.ndarray, radius: float, width: float, sides: int = 12):
@@ -305,7 +311,7 @@ def _orient(v: np.ndarray, tris: np.ndarray, inside: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=1024)
 def _body_mesh_cached(body: str, dims: tuple[float, float, float]):
     length, width, height = dims
-    _, sec, top_glass, side_glass, (axles, wheel_r, tire_w, arch_r) = _sections(
+    x, sec, top_glass, side_glass, (axles, wheel_r, tire_w, arch_r) = _sections(
         body, length, width, height
     )
     s, k = sec.shape[:2]
@@ -320,7 +326,11 @@ def _body_mesh_cached(body: str, dims: tuple[float, float, float]):
             c, d = (i + 1) * k + (e + 1) % k, (i + 1) * k + e
             mat = OWN
             both = slice(i, i + 2)
-            side = e in (2, k - 4) and side_glass[both].all()  # belt -> glass top, each side
+            side = (
+                e in (2, k - 4)  # belt -> glass top, each side
+                and side_glass[both].all()
+                and not _pillar(body, length, 0.5 * (x[i] + x[i + 1]))
+            )
             top = 3 <= e <= k - 5 and top_glass[both].all()  # across the top
             if side or top:
                 mat = glass

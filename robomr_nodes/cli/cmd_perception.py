@@ -20,6 +20,7 @@ from bench.report import Table
 from perception.cloud_io import SUFFIXES, read_point_cloud
 from perception.config import DEFAULT_MODEL_PATH
 from perception.errors import PerceptionError
+from perception.sensor_input import LAYOUTS, SensorSetup
 from robomr_nodes.cli.main import CliError
 
 
@@ -32,7 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmds = parser.add_subparsers(dest="perception_command", metavar="COMMAND", required=True)
 
     p = cmds.add_parser("train", help="train on a simulator dataset (robomr sim dataset)")
-    p.add_argument("--data", type=Path, required=True, help="training dataset directory")
+    p.add_argument(
+        "--data",
+        type=Path,
+        nargs="+",
+        required=True,
+        metavar="DIR",
+        help="training dataset directories (robomr sim dataset); frames are pooled",
+    )
     p.add_argument("--val", type=Path, help="validation dataset, evaluated after training")
     p.add_argument("--out", type=Path, default=DEFAULT_MODEL_PATH, help="model file to write")
     # None: take TrainConfig's default (perception/train.py), named in the help.
@@ -41,6 +49,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, help="frames per step (default: 4)")
     p.add_argument("--lr", type=float, help="peak learning rate (default: 3e-3)")
     p.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        metavar="DIR",
+        help="model-frame cache of the data (default: <out stem>.cache beside the model); "
+        "reused while the data is unchanged",
+    )
     _add_runtime(p)
     p.set_defaults(func=_train)
 
@@ -61,8 +76,59 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     p.add_argument("--json", type=Path, metavar="OUT", help="also write the boxes as JSON")
     p.add_argument("--score-threshold", type=float, help="override the model's threshold")
+    _add_sensor(p)
     _add_runtime(p)
     p.set_defaults(func=_detect)
+
+
+def _add_sensor(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "sensor", "where the lidar sits and how its file encodes points (docs/perception.md)"
+    )
+    g.add_argument(
+        "--sensor-height",
+        type=float,
+        metavar="M",
+        help="lidar height above the ground, m (default: the model's, 1.8)",
+    )
+    g.add_argument("--sensor-pitch", type=float, default=0.0, metavar="RAD", help="nose down > 0")
+    g.add_argument("--sensor-roll", type=float, default=0.0, metavar="RAD")
+    g.add_argument(
+        "--sensor-yaw",
+        type=float,
+        default=0.0,
+        metavar="RAD",
+        help="turn of the lidar frame about z to face x forward (nuScenes LIDAR_TOP: 1.5708)",
+    )
+    g.add_argument(
+        "--layout",
+        default="auto",
+        choices=("auto", *LAYOUTS),
+        help="intensity and range encoding (default: auto, from the intensity range)",
+    )
+    g.add_argument(
+        "--min-range",
+        type=float,
+        metavar="M",
+        help="drop returns closer than this, m (the robot's own body; default: the model's)",
+    )
+
+
+def sensor_setup(args: argparse.Namespace, frame: Any) -> SensorSetup:
+    """The ``SensorSetup`` of the sensor options; ``frame`` is the model's FrameConfig."""
+    try:
+        return SensorSetup(
+            height_m=frame.default_sensor_height_m
+            if args.sensor_height is None
+            else args.sensor_height,
+            pitch_rad=args.sensor_pitch,
+            roll_rad=args.sensor_roll,
+            yaw_rad=args.sensor_yaw,
+            layout=args.layout,
+            min_range_m=frame.min_range_m if args.min_range is None else args.min_range,
+        )
+    except PerceptionError as err:
+        raise CliError(str(err)) from err
 
 
 def _add_runtime(p: argparse.ArgumentParser) -> None:
@@ -101,6 +167,7 @@ def _train(args: argparse.Namespace) -> int:
             config,
             val_dir=args.val,
             resume=args.resume,
+            cache_dir=args.cache,
             command=shlex.join(["robomr", *sys.argv[1:]]),
             progress=not args.no_progress,
         )
@@ -176,7 +243,8 @@ def _detect(args: argparse.Namespace) -> int:
         if args.score_threshold is not None:
             post = replace(model.config.postprocess, score_threshold=args.score_threshold)
             model.config = replace(model.config, postprocess=post)
-        (det,) = detect(model, [cloud])
+        setup = sensor_setup(args, model.config.frame)
+        (det,) = detect(model, [cloud], setup)
     except PerceptionError as err:
         raise CliError(str(err)) from err
     table = Table(
@@ -194,6 +262,14 @@ def _detect(args: argparse.Namespace) -> int:
             "model": str(args.model),
             "frame": "lidar",
             "box": "[x, y, z] centre (m), [length, width, height] (m), yaw about +z (rad)",
+            "sensor": {
+                "height_m": setup.height_m,
+                "pitch_rad": setup.pitch_rad,
+                "roll_rad": setup.roll_rad,
+                "yaw_rad": setup.yaw_rad,
+                "layout": setup.layout,
+                "min_range_m": setup.min_range_m,
+            },
             "num_points": len(cloud),
             "detections": det.to_json(),
         }

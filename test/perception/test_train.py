@@ -25,7 +25,7 @@ from perception.train import (
 
 # Two steps: 4 frames in batches of 2, one epoch.
 SMOKE = TrainConfig(
-    epochs=1, batch_size=2, seed=7, device="cpu", augment=AugmentConfig(paste_per_frame=2)
+    epochs=1, batch_size=2, seed=7, device="cpu", augment=AugmentConfig(paste_targets=(2, 1, 1, 1))
 )
 
 
