@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 
 LOSS_PARTS = ("loss", "heatmap", "regression", "direction")  # total first, then its terms
+_LOG_EVERY_STEPS = 50
 
 
 class TrainError(PerceptionError):
@@ -221,6 +222,8 @@ def _train_epoch(
         for k in sums:
             sums[k] += parts[k] / steps
         bar.set_postfix(loss=f"{parts['loss']:.3f}")
+        if not progress and (step + 1) % _LOG_EVERY_STEPS == 0:  # progress without a bar
+            log.info("%s: step %d/%d, loss %.4f", label, step + 1, steps, parts["loss"])
     return sums
 
 
