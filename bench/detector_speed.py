@@ -5,10 +5,10 @@ the ego start of held-out scenes (seed ``HELDOUT_SEED``), each written to a KITT
 ``.bin`` file. A timed run is the whole path a user's call takes: read the file
 (``perception.cloud_io``), normalise and voxelize, backbone, neck and head, decode; the stage
 split comes from ``perception.detect.StageTimer``. Models, side by side in the same process:
-the trained model; the previous default architecture (backbone 16/32/64, BEV and head 64
-channels: the detector before this version, untrained: timed, not scored, its decode sees the
-~100 peaks an untrained head gives); and the dense-backbone ablation (torch Conv3d on the full
-grid, untrained).
+the trained model; the previous default architecture (backbone 16/32/64 with SECOND's kernel-3
+downsampling, BEV and head 64 channels, 25 z cells: the detector before this version,
+untrained: timed, not scored, its decode sees the ~100 peaks an untrained head gives); and the
+dense-backbone ablation (torch Conv3d on the full grid, untrained).
 """
 
 from __future__ import annotations
@@ -65,11 +65,10 @@ def variants(model: Detector, with_dense: bool = True) -> dict[str, Detector]:
         model=ModelConfig(backbone_channels=(16, 32, 64), bev_channels=64, head_channels=64),
     )
     dense = replace(c, model=replace(c.model, backbone="dense"))
-    out = {"trained": model}
-    for name, cfg in (("previous default", previous), ("dense backbone", dense)):
-        if name != "dense backbone" or with_dense:
-            out[name] = Detector(cfg).to(model.device).eval()
-    return out
+    out = {"trained": model, "previous default": Detector(previous, down_kernel=3)}
+    if with_dense:
+        out["dense backbone"] = Detector(dense)
+    return {k: v.to(model.device).eval() for k, v in out.items()}
 
 
 def time_model(model: Detector, files: list[Path], setup: Any) -> dict[str, list[float]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pickle
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,20 @@ def load_detector(path: str | Path = DEFAULT_MODEL_PATH, device: str = "auto") -
             f"{path}: weights do not fit the stored config: " + " ".join(first)
         ) from err
     return model.to(target).eval()
+
+
+def set_score_threshold(path: str | Path, threshold: float, record: dict[str, Any]) -> Path:
+    """Rewrites the model file at ``path`` with ``postprocess.score_threshold = threshold`` and
+    ``record`` (how it was chosen) in its metadata under ``score_threshold``.
+
+    Raises:
+        ModelFileError: missing or incompatible file.
+        ConfigError: the threshold is out of [0, 1).
+    """
+    data = read_model_file(path)
+    config = config_from_dict(data["config"])
+    post = replace(config.postprocess, score_threshold=float(threshold))  # validates
+    data["config"] = config_to_dict(replace(config, postprocess=post))
+    data["metadata"] = {**(data.get("metadata") or {}), "score_threshold": record}
+    torch.save(data, Path(path))
+    return Path(path)

@@ -85,10 +85,11 @@ class VoxelConfig:
             f"x and y cell counts must be multiples of {2 * BEV_STRIDE}",
         )
         _require(
-            nz >= 9,
+            nz >= 12,
             "point_range_m",
             self.point_range_m,
-            "at least 9 voxels in z (the backbone halves z three times)",
+            "at least 12 voxels in z (the backbone halves z twice, then needs 3 for its last "
+            "z convolution)",
         )
         _require(
             self.max_points_per_voxel >= 1,

@@ -113,12 +113,14 @@ class Detector(nn.Module):
     Call :func:`perception.detect.detect` for boxes; this module is the trainable network.
     """
 
-    def __init__(self, config: DetectorConfig) -> None:
+    def __init__(self, config: DetectorConfig, down_kernel: int = 2) -> None:
+        """``down_kernel`` 3: SECOND's downsampling, the earlier default (speed comparisons
+        only; model files always use 2)."""
         super().__init__()
         self.config = config
         backbone_cls = SparseBackbone if config.model.backbone == "sparse" else DenseBackbone
-        self.backbone = backbone_cls(config)
-        c, d, _, _ = output_shape(config)
+        self.backbone = backbone_cls(config, down_kernel)
+        c, d, _, _ = output_shape(config, down_kernel)
         self.neck = BEVNeck(c * d, config.model.bev_channels)
         self.head = CenterHead(
             self.neck.out_channels, config.model.head_channels, len(config.classes)

@@ -68,6 +68,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_eval)
 
     p = cmds.add_parser(
+        "threshold",
+        help="choose the default score threshold on validation data (max F1)",
+        description="Runs the model on a validation dataset and picks the score threshold with "
+        "the highest F1 at BEV IoU 0.5 (perception/threshold.py); --write stores it in the "
+        "model file and its provenance. Never use held-out or real check data for this.",
+    )
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    p.add_argument("--data", type=Path, required=True, help="validation dataset directory")
+    p.add_argument("--write", action="store_true", help="store the threshold in the model")
+    _add_runtime(p)
+    p.set_defaults(func=_threshold)
+
+    p = cmds.add_parser(
         "detect",
         help="detect vehicles in one scan file",
         description="Formats: " + ", ".join(SUFFIXES) + " (docs/perception.md).",
@@ -229,6 +242,54 @@ def _eval(args: argparse.Namespace) -> int:
         payload = {"model": str(args.model), "data": str(args.data), **data}
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
         print(f"wrote {args.json}")
+    return 0
+
+
+def _threshold(args: argparse.Namespace) -> int:
+    from perception.checkpoint import load_detector, set_score_threshold
+    from perception.dataset import SimDataset
+    from perception.detect import detect
+    from perception.evaluate import (
+        EvalConfig,
+        GroundTruth,
+        evaluation_threshold,
+        model_eval_config,
+    )
+    from perception.provenance import update_provenance
+    from perception.threshold import choose_threshold
+
+    _threads(args)
+    try:
+        model = load_detector(args.model, args.device)
+        data = SimDataset(args.data)
+        dets, truths = [], []
+        with evaluation_threshold(model, 0.05):
+            for i in range(len(data)):
+                frame = data[i]
+                dets += detect(model, [frame.points], data.setup(frame))
+                truths.append(GroundTruth.from_frame(frame))
+        choice = choose_threshold(dets, truths, model_eval_config(EvalConfig(), model.config))
+        record = {
+            "value": choice.threshold,
+            "f1": round(choice.f1, 4),
+            "precision": round(choice.precision, 4),
+            "recall": round(choice.recall, 4),
+            "boxes": choice.num_gt,
+            "data": str(args.data),
+            "frames": len(data),
+            "rule": "max F1 at BEV IoU 0.5 over all classes (perception/threshold.py)",
+        }
+        print(
+            f"score threshold {choice.threshold:.2f}: F1 {choice.f1:.3f}, precision "
+            f"{choice.precision:.3f}, recall {choice.recall:.3f} on {len(data)} frames "
+            f"({choice.num_gt} boxes) of {args.data}"
+        )
+        if args.write:
+            set_score_threshold(args.model, choice.threshold, record)
+            update_provenance(args.model, {"score_threshold": record})
+            print(f"wrote the threshold into {args.model} and its provenance")
+    except PerceptionError as err:
+        raise CliError(str(err)) from err
     return 0
 
 
