@@ -66,28 +66,27 @@ def voxelize(points: np.ndarray, config: VoxelConfig) -> Voxels:
     """
     cloud = as_cloud(points)  # [N, C]
     num_feat = config.num_features
-    feats = np.zeros((len(cloud), num_feat), dtype=np.float32)  # [N, F]
-    cols = min(num_feat, cloud.shape[1])
-    feats[:, :cols] = cloud[:, :cols]
     lo = np.asarray(config.point_range_m[:3], dtype=np.float64)
     size = np.asarray(config.voxel_size_m, dtype=np.float64)
-    grid = np.asarray(config.grid_size, dtype=np.int64)  # (nx, ny, nz)
+    nx, ny, nz = config.grid_size
 
-    finite = np.all(np.isfinite(feats), axis=1)
-    cell = np.floor((feats[:, :3].astype(np.float64) - lo) / size)  # [N, 3] (x, y, z)
+    cell = np.floor((cloud[:, :3].astype(np.float64) - lo) / size)  # [N, 3] (x, y, z)
+    cx, cy, cz = cell[:, 0], cell[:, 1], cell[:, 2]
     # Comparing cells (not coordinates) keeps the float rounding of floor() and the range test
-    # consistent: a point is kept exactly when its cell exists.
-    inside = finite & np.all((cell >= 0) & (cell < grid), axis=1)
-    cell = cell[inside].astype(np.int64)  # [N', 3]
-    feats = feats[inside]  # [N', F]
-    if len(feats) == 0:
+    # consistent: a point is kept exactly when its cell exists. NaN and Inf fail every
+    # comparison, so non-finite coordinates drop out here too.
+    inside = (cx >= 0) & (cx < nx) & (cy >= 0) & (cy < ny) & (cz >= 0) & (cz < nz)
+    if num_feat > 3 and cloud.shape[1] > 3:
+        inside &= np.isfinite(cloud[:, 3])
+    idx = np.flatnonzero(inside)  # [N'] rows of the cloud that count
+    if len(idx) == 0:
         return _empty(num_feat)
-
-    key = (cell[:, 2] * grid[1] + cell[:, 1]) * grid[0] + cell[:, 0]  # [N'] linear (z, y, x)
-    # One stable sort groups the points of each voxel in input order (so the first
-    # max_points_per_voxel of a group are the first in the cloud): cheaper than np.unique
-    # plus the argsorts it would need.
-    by_key = np.argsort(key, kind="stable")  # [N']
+    cell = cell[idx].astype(np.int64)  # [N', 3]
+    key = (cell[:, 2] * ny + cell[:, 1]) * nx + cell[:, 0]  # [N'] linear (z, y, x)
+    # One sort groups the points of each voxel in input order (so the first
+    # max_points_per_voxel of a group are the first in the cloud): the keys made unique by the
+    # point's rank sort like a stable sort of the keys, with the faster unstable quicksort.
+    by_key = np.argsort(key * len(key) + np.arange(len(key)))  # [N']
     sorted_key = key[by_key]
     starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])  # [U] group starts
     sizes = np.diff(np.r_[starts, len(sorted_key)])  # [U]
@@ -102,16 +101,20 @@ def voxelize(points: np.ndarray, config: VoxelConfig) -> Voxels:
     take = np.minimum(sizes[groups], config.max_points_per_voxel)  # [V] points averaged
     # Rows (into the sorted points) of the first `take` points of each kept group.
     offsets = np.arange(int(take.sum())) - np.repeat(np.cumsum(take) - take, take)
-    rows = by_key[np.repeat(starts[groups], take) + offsets]
+    rows = idx[by_key[np.repeat(starts[groups], take) + offsets]]  # cloud rows averaged
     vid = np.repeat(np.arange(num_voxels), take)  # [K] output voxel of each row
+    # Columns past the cloud's (intensity of a 3-column cloud) are 0.
     sums = np.stack(
-        [np.bincount(vid, weights=feats[rows, c], minlength=num_voxels) for c in range(num_feat)],
+        [
+            np.bincount(vid, weights=cloud[rows, c], minlength=num_voxels)
+            if c < cloud.shape[1]
+            else np.zeros(num_voxels)
+            for c in range(num_feat)
+        ],
         axis=1,
     )  # [V, F] float64
     ukey = sorted_key[starts[groups]]  # [V] linear key of each kept voxel
-    coords = np.stack(
-        [ukey // (grid[0] * grid[1]), (ukey // grid[0]) % grid[1], ukey % grid[0]], axis=1
-    )  # [V, 3] (z, y, x)
+    coords = np.stack([ukey // (nx * ny), (ukey // nx) % ny, ukey % nx], axis=1)  # [V, 3] z, y, x
     return Voxels(
         features=(sums / take[:, None]).astype(np.float32),
         coords=coords.astype(np.int32),
