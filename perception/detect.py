@@ -51,6 +51,17 @@ def default_setup(model: Detector) -> SensorSetup:
     return SensorSetup(height_m=frame.default_sensor_height_m, min_range_m=frame.min_range_m)
 
 
+def _channels_last(model: Detector, bev: torch.Tensor) -> torch.Tensor:
+    """``bev`` in channels-last layout, with the neck and head converted once: oneDNN's 2D
+    convolutions on a CPU run about 20 % faster on NHWC (27.6 -> 21.6 ms of CPU for the
+    default neck and head, one thread); results equal to float rounding."""
+    first = model.neck.reduce[0].weight
+    if not first.is_contiguous(memory_format=torch.channels_last):
+        model.neck.to(memory_format=torch.channels_last)
+        model.head.to(memory_format=torch.channels_last)
+    return bev.contiguous(memory_format=torch.channels_last)
+
+
 def run_voxels(
     model: Detector, voxels: Sequence[Voxels], timer: StageTimer | None = None
 ) -> list[Detections]:
@@ -71,7 +82,7 @@ def run_voxels(
             bev = model.backbone(f, c, len(busy))
             if timer is not None:
                 start = timer.add("backbone", start)
-            out = model.head(model.neck(bev))
+            out = model.head(model.neck(_channels_last(model, bev)))
             if timer is not None:
                 start = timer.add("head", start)
     finally:
