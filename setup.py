@@ -15,6 +15,7 @@ PYTHON_PACKAGES = [
     "sim",
     "offload",
     "bench",
+    "mapmatch",
 ]
 
 # One console script per node (ros2 run robomr <exec>), plus the `robomr` CLI.
@@ -27,6 +28,10 @@ NODE_EXECUTABLES = {
     "gsclo_scheduler": "robomr_nodes.nodes.gsclo_scheduler:main",
     "gs_render": "robomr_nodes.nodes.gs_render:main",
     "croa_planner": "robomr_nodes.nodes.croa_planner:main",
+    "scene_publisher": "robomr_nodes.nodes.scene_publisher:main",
+    "path_follower": "robomr_nodes.nodes.path_follower:main",
+    "map_matcher": "robomr_nodes.nodes.map_matcher:main",
+    "edge_bridge": "robomr_nodes.nodes.edge_bridge:main",
 }
 
 
@@ -58,6 +63,6 @@ setup(
     python_requires=">=3.10",
     entry_points={
         "console_scripts": [f"{name} = {target}" for name, target in NODE_EXECUTABLES.items()]
-        + ["robomr = robomr_nodes.cli.main:main"],
+        + ["robomr = robomr_nodes.cli.entry:main"],
     },
 )

@@ -14,4 +14,7 @@ BENCHMARKS: dict[str, str] = {
     "detector": "bench.bench_detector",
     "croa": "bench.bench_croa",
     "e2e": "bench.bench_e2e",
+    "reliability": "bench.bench_reliability",
+    "mapmatch": "bench.bench_mapmatch",
+    "serving": "bench.bench_serving",
 }

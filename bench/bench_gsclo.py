@@ -1,373 +1,356 @@
-"""``robomr bench gsclo``: GSCLO upload/power scheduling on a simulated drive (arXiv 2504.13697).
+"""``robomr bench gsclo``: GSCLO with a map learned from the robot's sensors (arXiv 2504.13697).
 
-The drive is cut into consecutive windows of ``--window`` frames; each method schedules each
-window under the fidelity budget, and the table sums energy, deadline misses and the quality
-of what the operator sees (the uploaded image when uploaded, the Gaussian-splatting render
-otherwise). A second table compares APO and four ablations of it with exhaustive enumeration
-on many short windows of the drive (fresh fading each); a third times APO against the exact
-MILP on windows of growing size.
+A simulator drive is recorded once (:mod:`bench.gsclo_drive`: camera, lidar, poses). Each
+policy then runs closed loop (:mod:`bench.gsclo_closed_loop`): its uploads teach its own
+Gaussian map (lidar geometry, colours and refinement from uploaded frames), so L_t is what
+*that* policy's map shows. Fading is drawn afresh for every seed (Rayleigh, or Rician with
+``--rician-k``); energies are reported as median and inter-quartile range over the seeds, and
+the ratios RoboMR / APO and content-only / APO per seed.
 
-The per-frame quality table (render discrepancy L_t, render PSNR and SSIM, distance to the
-access point) comes by default from the real pipeline: the simulator's camera against the
-Gaussian-splatting map rendered at the same pose along a drive (:mod:`bench.gs_drive`);
-``--source synthetic`` uses :func:`synthetic_drive`, a seeded stand-in. The report's notes say
-which source was used.
+Policies: ``robomr`` (always upload), ``never``, ``content_only`` (largest L_t first until the
+block budget holds, channel ignored, known L), ``threshold`` (upload when L_t > theta, theta
+tuned closed loop to the largest value that keeps every block within budget), ``random`` (as
+many uploads per block as ``apo_online``), ``apo_online`` (receding horizon ``--horizon`` with
+forecasts), ``apo_online_h1`` (H = 1), ``apo_offline`` and ``exact`` (known future L and
+gains per block). Quality at equal energy: APO online is run at several budgets (on
+``--equal-energy-seeds`` seeds) and its operator-view PSNR/SSIM is interpolated (in log
+energy) at each policy's energy, beside that policy's own.
+
+Solver studies (:mod:`bench.gsclo_solvers`) use the discrepancies of the content-only run
+(the same for every seed) with fresh fading per window.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+import time
+from dataclasses import replace
 
 import numpy as np
+import torch
 
-from bench.report import BenchReport, Table
-from planning.gsclo import (
-    ApoConfig,
-    FadingConfig,
-    GscloObservation,
-    GscloProblem,
-    GscloScheduler,
-    GscloState,
-    LinkConfig,
-    PayloadConfig,
-    Schedule,
-    SchedulerConfig,
-    never_upload_schedule,
-    random_schedule,
-    robomr_schedule,
-    simulate_channel_gain,
-    solve_apo,
-    solve_exact,
-    threshold_schedule,
+from bench.gsclo_closed_loop import (
+    MapReplay,
+    RunResult,
+    content_only,
+    offline_apo,
+    offline_exact,
+    online_apo,
+    progress_bar,
+    random_count,
+    run_policy,
+    threshold,
 )
+from bench.gsclo_drive import record_drive
+from bench.gsclo_solvers import coupled_study, solver_study
+from bench.report import BenchReport, Table
+from gs_render.lidar_map import LidarMapConfig
+from gs_render.sensor_map import SensorMapConfig
+from planning.gsclo import FadingConfig, LinkConfig, PayloadConfig, simulate_channel_gain
 
 DESCRIPTION = (
-    "GSCLO content/power scheduling: energy, deadline misses and operator-view PSNR/SSIM of "
-    "APO vs RoboMR, baselines and the exact MILP on a simulated drive"
+    "GSCLO with a Gaussian map learned online from the robot's lidar and uploaded frames: "
+    "energy (median, IQR over fading seeds) of APO online/offline, exact and five baselines; "
+    "operator-view quality at equal energy; APO vs HiGHS (direct, cvxpy); coupled airtime"
 )
-PEAK = 255.0  # 8-bit images
+POLICIES = ("robomr", "never", "content_only", "threshold", "random", "apo_online",
+            "apo_online_h1", "apo_offline", "exact")  # fmt: skip
 
 
-@dataclass(frozen=True)
-class DriveTable:
-    """Per-frame inputs of the benchmark.
-
-    Attributes:
-        discrepancy: L_t = 1 - SSIM(render, camera image) [T].
-        psnr_render_db: PSNR of the render against the camera image (dB) [T].
-        ssim_render: SSIM of the render against the camera image [T].
-        distance_m: robot to access point distance (m) [T].
-        source: where the table comes from (printed in the report's notes).
-    """
-
-    discrepancy: np.ndarray  # [T]
-    psnr_render_db: np.ndarray  # [T]
-    ssim_render: np.ndarray  # [T]
-    distance_m: np.ndarray  # [T]
-    source: str
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",")]
 
 
-def synthetic_drive(num_frames: int, seed: int) -> DriveTable:
-    """SYNTHETIC stand-in for the sim/gs_render pipeline (seeded; not measured renders).
-
-    A robot drives a straight street at 10 m/s, 10 frames/s, passing an access point 20 m to
-    the side at mid-drive. Render SSIM is 0.90 with AR(1) noise, minus dips of 0.05-0.35
-    lasting 5-25 frames (dynamic objects the Gaussian-splatting map lacks); PSNR is an affine
-    function of SSIM plus noise.
-    """
-    rng = np.random.default_rng(seed)
-    along_m = (np.arange(num_frames) - num_frames / 2) * 1.0  # 10 m/s at 10 Hz
-    distance = np.hypot(along_m, 20.0)
-    noise = np.zeros(num_frames)
-    for t in range(1, num_frames):
-        noise[t] = 0.8 * noise[t - 1] + 0.01 * rng.standard_normal()
-    dips = np.zeros(num_frames)
-    for start in np.flatnonzero(rng.random(num_frames) < 0.03):
-        dips[start : start + rng.integers(5, 26)] += rng.uniform(0.05, 0.35)
-    ssim = np.clip(0.90 + noise - dips, 0.2, 0.99)
-    psnr = 16.0 + 14.0 * ssim + rng.normal(0.0, 0.5, num_frames)
-    source = f"SYNTHETIC drive (seed {seed}), not the sim/gs_render pipeline"
-    return DriveTable(1.0 - ssim, psnr, ssim, distance, source)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
-
-
-def _sizes(text: str) -> list[int]:
-    return [_positive_int(part) for part in text.split(",")]
-
-
-def _columns(names: str) -> list[str]:
-    return names.split()
+def _size(text: str) -> tuple[int, int]:
+    width, height = (int(v) for v in text.split("x"))
+    if width < 16 or height < 16:
+        raise argparse.ArgumentTypeError("camera size must be at least 16x16")
+    return width, height
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--frames", type=_positive_int, default=300, help="frames in the drive")
-    add("--window", type=_positive_int, default=30, help="frames per scheduling window")
-    add(
-        "--source",
-        choices=("sim", "synthetic"),
-        default="sim",
-        help="per-frame table: the sim camera vs gs_render along a drive, or a synthetic one",
-    )
-    add("--scenario", default="urban-clutter", help="scenario of the sim drive")
-    add(
-        "--fidelity-budget",
-        type=float,
-        default=None,
-        help="L_th, mean 1 - SSIM allowed (default: 0.2 for the sim drive, whose renders have "
-        "SSIM about 0.8; 0.08 for the synthetic one, SSIM about 0.9)",
-    )
-    add("--seed", type=int, default=0, help="seed of the drive, fading and random baseline")
-    add("--gap-windows", type=_positive_int, default=200, help="12-frame windows in the gap study")
-    add("--timing-sizes", type=_sizes, default=[16, 30, 100, 300], help="window sizes to time")
-    add("--repeats", type=_positive_int, default=3, help="timing repeats (median)")
-    add(
-        "--budgets",
-        type=lambda t: [float(v) for v in t.split(",")],
-        default=[0.1, 0.15, 0.2, 0.25, 0.3],
-        help="fidelity budgets of the sweep table",
-    )
-    add(
-        "--threads",
-        type=_positive_int,
-        default=1,
-        help="torch threads for the renders of the sim drive (1: fastest on shared cores)",
-    )
+    add("--scenario", default="urban-clutter", help="simulator scenario of the drive")
+    add("--frames", type=int, default=150, help="camera frames of the drive (10 Hz)")
+    add("--window", type=int, default=30, help="frames per scheduling block (T)")
+    add("--size", type=_size, default=(160, 120), help="camera WxH (L_t and operator view)")
+    add("--lidar-beams", type=int, default=64, choices=(16, 32, 64, 128), help="lidar beams")
+    add("--seeds", type=int, default=20, help="fading seeds (>= 20 for the reported figures)")
+    add("--rician-k", type=float, default=0.0, help="Rician K-factor (0: Rayleigh fading)")
+    add("--fidelity-budget", type=float, default=0.3, help="L_th: allowed block mean of 1 - SSIM")
+    add("--horizon", type=int, default=30, help="H of apo_online (frames, <= window)")
+    add("--refine-iterations", type=int, default=2, help="photometric steps per block update")
+    add("--equal-energy-seeds", type=int, default=2, help="seeds of the equal-energy sweep")
+    add("--equal-energy-budgets", type=lambda t: [float(v) for v in t.split(",")],
+        default=[0.2, 0.25, 0.3, 0.35, 0.45], help="L_th values of APO online's sweep")  # fmt: skip
+    add("--timing-sizes", type=_ints, default=[12, 30, 100, 300], help="T of the solver study")
+    add("--gap-windows", type=int, default=20, help="windows per T in the solver study")
+    add("--coupled-windows", type=int, default=20, help="12-frame windows, coupled study")
+    add("--repeats", type=int, default=3, help="timing repeats per window (median)")
+    add("--threads", type=int, default=1, help="torch/numba threads (1: best on shared cores)")
+    add("--workers", type=int, default=1, help="processes for the per-seed runs (spawned)")
+    add("--progress", action="store_true", help="progress bars")
 
 
-@dataclass(frozen=True)
-class _Setup:
-    args: argparse.Namespace
-    drive: DriveTable
-    gain: np.ndarray  # [T]
-    link: LinkConfig = field(default_factory=LinkConfig)
-    payload: PayloadConfig = field(default_factory=PayloadConfig)
+def _always(ctx, block, r) -> np.ndarray:
+    return np.ones(len(r.discrepancy), bool)
 
-    def problem(
-        self, idx: np.ndarray, gain: np.ndarray | None = None, budget: float | None = None
-    ) -> GscloProblem:
-        """The window of the drive's frames ``idx`` [n] (optionally with other gains [n] or
-        another budget)."""
-        g = self.gain[idx] if gain is None else gain
-        budget = self.args.fidelity_budget if budget is None else budget
-        return GscloProblem.from_payload(
-            self.drive.discrepancy[idx], g, budget, self.link, self.payload
+
+def _never(ctx, block, r) -> np.ndarray:
+    return np.zeros(len(r.discrepancy), bool)
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(replay, link, payload) -> None:
+    torch.set_num_threads(1)
+    _WORKER.update(replay=replay, link=link, payload=payload)
+
+
+def _seed_policies(job: tuple) -> dict[str, RunResult]:
+    """The channel-aware policies on one fading seed (in a worker, or in this process)."""
+    seed, gain, budget, horizon = job
+    replay, link, payload = _WORKER["replay"], _WORKER["link"], _WORKER["payload"]
+    out = {}
+    for name, policy in (("apo_online", online_apo(horizon)), ("apo_online_h1", online_apo(1)),
+                         ("apo_offline", offline_apo), ("exact", offline_exact)):  # fmt: skip
+        out[name] = run_policy(replay, policy, gain, budget, link, payload, seed)
+    counts = out["apo_online"].per_block_uploads
+    out["random"] = run_policy(replay, random_count, gain, budget, link, payload, seed, counts)
+    return out
+
+
+def _apo_at(job: tuple) -> RunResult:
+    seed, gain, budget, horizon = job
+    w = _WORKER
+    return run_policy(w["replay"], online_apo(horizon), gain, budget, w["link"], w["payload"], seed)
+
+
+def _map_seeds(replay, jobs, workers, link, payload, fn=None):
+    """``fn`` (default: the channel-aware policies) over ``jobs``, in ``workers`` spawned
+    processes (each gets the replay without its scans and cache) or in this one."""
+    fn = fn or _seed_policies
+    if workers <= 1:
+        _init_worker(replay, link, payload)
+        yield from map(fn, jobs)
+        return
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # fork is unsafe with numba's and torch's pools
+    with ctx.Pool(workers, _init_worker, (replay.light(), link, payload)) as pool:
+        yield from pool.imap(fn, jobs)
+
+
+def _tune_threshold(replay, gain, budget, link, payload) -> tuple[float, int]:
+    """Largest theta (bisection, 8 closed-loop runs) whose run keeps every block in budget."""
+    low, high, runs = 0.0, 1.0, 0
+    for _ in range(8):
+        mid = 0.5 * (low + high)
+        result = run_policy(replay, threshold(mid), gain, budget, link, payload, seed=0)
+        runs += 1
+        low, high = (mid, high) if result.blocks_over_budget == 0 else (low, mid)
+    return low, runs
+
+
+def _stats(values: list[float]) -> tuple[float, float, float]:
+    q1, med, q3 = np.percentile(values, [25, 50, 75])
+    return float(med), float(q1), float(q3)
+
+
+def run(args: argparse.Namespace) -> BenchReport:
+    if args.window < 2 or args.frames < args.window or not 1 <= args.horizon <= args.window:
+        raise ValueError("need 2 <= window <= frames and 1 <= horizon <= window")
+    torch.set_num_threads(max(1, args.threads))
+    start = time.perf_counter()
+    link, payload = LinkConfig(), PayloadConfig()
+    fading = FadingConfig(rician_k=args.rician_k)
+    width, height = args.size
+    drive = record_drive(args.scenario, args.frames, width_px=width, height_px=height,
+                         lidar_beams=args.lidar_beams, progress=args.progress)  # fmt: skip
+    map_cfg = SensorMapConfig(refine_iterations=args.refine_iterations, lidar=LidarMapConfig())
+    replay = MapReplay(drive, map_cfg, args.window, progress=args.progress)
+    budget = args.fidelity_budget
+    theta, tuning_runs = _tune_threshold(
+        replay, simulate_channel_gain(drive.distance_m, fading, 10_000), budget, link, payload
+    )
+    blind = {
+        "robomr": _always,
+        "never": _never,
+        "content_only": content_only,
+        "threshold": threshold(theta),
+    }
+    results: dict[str, list[RunResult]] = {name: [] for name in POLICIES}
+    gains = [simulate_channel_gain(drive.distance_m, fading, s) for s in range(args.seeds)]
+    bar = progress_bar(len(POLICIES) * args.seeds, args.progress)
+    # Channel-blind policies first, policy-major: they repeat their uploads across seeds, so
+    # their maps come from the replay's cache.
+    for name, policy in blind.items():
+        for seed, gain in enumerate(gains):
+            results[name].append(run_policy(replay, policy, gain, budget, link, payload, seed))
+            bar.update()
+    jobs = [(seed, gain, budget, args.horizon) for seed, gain in enumerate(gains)]
+    for per_seed in _map_seeds(replay, jobs, args.workers, link, payload):
+        for name, result in per_seed.items():
+            results[name].append(result)
+        bar.update(len(per_seed))
+    bar.close()
+    report = BenchReport("gsclo", {**vars(args), "theta": theta, "source": drive.source})
+    report.settings.pop("func", None)
+    report.settings.pop("bench_module", None)
+    report.settings.pop("json", None)
+    _energy_tables(report, results, args)
+    _map_ablation(report, replay, results, gains[0], budget, link, payload, args)
+    _equal_energy(report, replay, results, args, fading, link, payload)
+    disc, dist = results["content_only"][0].discrepancy, drive.distance_m
+    study_budget = min(budget, 0.5 * float(np.mean(disc)))
+    table, overall, gap_by_t, speed_by_t = solver_study(
+        disc, dist, args.timing_sizes, args.gap_windows, args.repeats, study_budget,
+        fading, link, payload,
+    )  # fmt: skip
+    report.tables.append(table)
+    report.figures["apo_gap_median"] = overall["apo_gap_median_pct"]
+    report.figures["apo_gap_median_per_T"] = {str(k): v for k, v in gap_by_t.items()}
+    report.figures["apo_speedup_vs_highs_direct"] = {str(k): v for k, v in speed_by_t.items()}
+    report.tables.append(
+        coupled_study(
+            disc,
+            dist,
+            args.coupled_windows,
+            study_budget,
+            [2.0, 0.3, 0.15, 0.08],
+            fading,
+            link,
+            payload,
         )
-
-    @property
-    def study_budget(self) -> float:
-        """Budget of the solver studies (gap, timing): at most half the drive's mean L_t, so
-        that every window must upload frames (a window needing none is solved trivially)."""
-        return min(self.args.fidelity_budget, 0.5 * float(np.mean(self.drive.discrepancy)))
-
-
-def run(args: argparse.Namespace, drive: DriveTable | None = None) -> BenchReport:
-    """Runs the benchmark on ``drive`` (when None: the ``--source`` drive)."""
-    if drive is None and args.source == "sim":
-        import torch
-
-        from bench.gs_drive import sim_drive
-
-        torch.set_num_threads(args.threads)
-        drive = sim_drive(args.scenario, args.frames)
-    drive = drive or synthetic_drive(args.frames, args.seed)
-    if args.fidelity_budget is None:
-        args.fidelity_budget = 0.2 if args.source == "sim" else 0.08
-    setup = _Setup(args, drive, simulate_channel_gain(drive.distance_m, FadingConfig(), args.seed))
-    total = drive.discrepancy.shape[0]
-    starts = range(0, total, args.window)
-    windows = [setup.problem(np.arange(s, min(s + args.window, total))) for s in starts]
-    methods: dict[str, Callable[[GscloProblem], Schedule]] = {
-        "apo": solve_apo,
-        "exact": solve_exact,
-        "robomr": robomr_schedule,
-        "never_upload": never_upload_schedule,
-        "threshold": threshold_schedule,
-    }
-    results = {name: [method(p) for p in windows] for name, method in methods.items()}
-    apo_uploads = [int(s.upload.sum()) for s in results["apo"]]  # same upload count as APO
-    results["random"] = [
-        random_schedule(windows[i], k, args.seed + i) for i, k in enumerate(apo_uploads)
-    ]
-    energy = {n: sum(s.total_energy_j for s in r) for n, r in results.items()}
-    settings = {
-        "frames": total,
-        "window": args.window,
-        "fidelity_budget": args.fidelity_budget,
-        "seed": args.seed,
-        **asdict(setup.link),
-        "image_bits": setup.payload.image_bits,
-        "pose_bits": setup.payload.pose_bits,
-    }
-    robomr_on_time = sum(float(s.energy_j[~s.deadline_miss].sum()) for s in results["robomr"])
-    ratios = {
-        "robomr_energy_over_apo": energy["robomr"] / energy["apo"],
-        "robomr_energy_without_its_late_frames_over_apo": robomr_on_time / energy["apo"],
-        "threshold_energy_over_apo": energy["threshold"] / energy["apo"],
-        "apo_energy_gap_to_exact_pct": 100.0 * (energy["apo"] / energy["exact"] - 1.0),
-    }
-    tables = [
-        _method_table(setup, results, energy),
-        _budget_table(setup, starts),
-        _gap_table(setup),
-        _timing_table(setup),
-    ]
-    return BenchReport(
-        "gsclo",
-        settings,
-        tables,
-        ratios,
-        notes=[
-            f"per-frame table source: {drive.source}",
-            "psnr_seen_db: 10 log10(255^2 / mean MSE) over the drive; ssim_seen: mean SSIM; an "
-            "uploaded frame counts as the camera image itself (MSE 0, SSIM 1; JPEG loss ignored)",
-            "power: the closed-form minimum that meets the deadline (circuit power 0); a frame "
-            "that cannot meet it at P_max is sent late at P_max (counted in deadline_misses)",
-            "apo_online_myopic: GscloScheduler.decide per frame with no forecast (H = 1), budget "
-            "as a rolling mean over the window; the other rows schedule whole windows",
-        ],
     )
+    report.notes += [
+        f"map: {drive.source}; {replay.renders_computed} frames rendered in "
+        f"{time.perf_counter() - start:.0f} s; threshold theta={theta:.4f} tuned in "
+        f"{tuning_runs} closed-loop runs",
+        "operator view: an uploaded frame counts as the camera image itself (JPEG loss "
+        "ignored); a pose-only frame shows the render of the map as it stood at its block",
+        "apo_gap_median is in percent; apo_speedup_vs_highs_direct = HiGHS (scipy.optimize."
+        "milp) time / APO time, medians per T",
+        "energy_ratio_*_over_apo: APO = apo_online (what the node runs); the *_apo_offline "
+        "keys use the known-future APO",
+    ]
+    return report
 
 
-def _budget_table(setup: _Setup, starts: range) -> Table:
-    """APO against RoboMR as the fidelity budget L_th loosens (same drive, same fading)."""
-    total = setup.drive.discrepancy.shape[0]
+def _energy_tables(report: BenchReport, results: dict, args: argparse.Namespace) -> None:
+    fading = f"Rician K={args.rician_k}" if args.rician_k else "Rayleigh"
     table = Table(
-        "APO vs RoboMR across fidelity budgets",
-        _columns("L_th apo_energy_J robomr_energy_J robomr_over_apo upload_rate ssim_seen"),
+        f"energy over {args.seeds} fading seeds ({fading}), "
+        f"L_th={args.fidelity_budget}, blocks of {args.window}",
+        ["policy", "energy_median_J", "energy_q1_J", "energy_q3_J", "vs_apo_online_median",
+         "upload_rate", "blocks_over_budget", "deadline_misses", "psnr_seen_db", "ssim_seen"],
+    )  # fmt: skip
+    apo = np.array([r.energy_j for r in results["apo_online"]])
+    for name in POLICIES:
+        runs = results[name]
+        energy = np.array([r.energy_j for r in runs])
+        med, q1, q3 = _stats(list(energy))
+        table.add(
+            name, med, q1, q3, float(np.median(energy / apo)),
+            float(np.mean([r.upload.mean() for r in runs])),
+            int(sum(r.blocks_over_budget for r in runs)),
+            int(sum(r.deadline_misses for r in runs)),
+            float(np.median([r.psnr_seen_db for r in runs])),
+            float(np.median([r.ssim_seen for r in runs])),
+        )  # fmt: skip
+    report.tables.append(table)
+    ratios = report.figures
+    for ref in ("apo_online", "apo_offline"):
+        base = np.array([r.energy_j for r in results[ref]])
+        suffix = "apo" if ref == "apo_online" else "apo_offline"
+        for name, key in (("robomr", "robomr"), ("content_only", "content")):
+            per_seed = np.array([r.energy_j for r in results[name]]) / base
+            med, q1, q3 = _stats(list(per_seed))
+            ratios[f"energy_ratio_{key}_over_{suffix}_median"] = med
+            ratios[f"energy_ratio_{key}_over_{suffix}_iqr"] = [q1, q3]
+    on_time = np.array([r.energy_on_time_j for r in results["robomr"]]) / apo
+    ratios["energy_ratio_robomr_on_time_over_apo_median"] = float(np.median(on_time))
+    ratios["energy_ratio_apo_online_h1_over_apo_median"] = float(
+        np.median(np.array([r.energy_j for r in results["apo_online_h1"]]) / apo)
     )
-    for budget in setup.args.budgets:
-        idx = [np.arange(s, min(s + setup.args.window, total)) for s in starts]
-        probs = [
-            GscloProblem.from_payload(
-                setup.drive.discrepancy[i], setup.gain[i], budget, setup.link, setup.payload
+    ratios["energy_ratio_apo_online_over_apo_offline_median"] = float(
+        np.median(apo / np.array([r.energy_j for r in results["apo_offline"]]))
+    )
+    ratios["seeds"] = args.seeds
+    for key in ("energy_ratio_robomr_over_apo_median", "energy_ratio_content_over_apo_median"):
+        report.ratios[key] = ratios[key]
+
+
+def _map_ablation(report, replay, results, gain, budget, link, payload, args) -> None:
+    """Which part of the map learning does the work: content_only (channel-blind, so one run
+    per variant) with the photometric refinement off, and with neither colours nor refinement
+    learned after the first block (uploads then teach nothing)."""
+    table = Table(
+        "map ablation, content_only policy: what the uploads teach the map",
+        ["map", "mean_L", "upload_rate", "ssim_seen", "psnr_seen_db", "blocks_over_budget"],
+    )
+    variants = {
+        f"colour + sky + {args.refine_iterations} refinement steps per block": results[
+            "content_only"
+        ][0],
+    }
+    cfg = replay.config
+    no_refine = MapReplay(replay.drive, replace(cfg, refine_iterations=0), replay.window,
+                          geometry=replay.geometry)  # fmt: skip
+    variants["colour + sky, no refinement"] = run_policy(
+        no_refine, content_only, gain, budget, link, payload, 0
+    )
+    for name, r in variants.items():
+        table.add(name, float(r.discrepancy.mean()), float(r.upload.mean()), r.ssim_seen,
+                  r.psnr_seen_db, r.blocks_over_budget)  # fmt: skip
+    report.tables.append(table)
+
+
+def _equal_energy(report, replay, results, args, fading, link, payload) -> None:
+    """APO online's operator quality interpolated at each policy's energy (log scale)."""
+    seeds = min(args.equal_energy_seeds, args.seeds)
+    table = Table(
+        f"operator view at equal energy ({seeds} seeds): each policy vs APO online "
+        "interpolated at the same energy (budget sweep "
+        f"{args.equal_energy_budgets})",
+        ["policy", "energy_J", "psnr_db", "ssim", "apo_psnr_db_same_energy",
+         "apo_ssim_same_energy"],
+    )  # fmt: skip
+    per_policy: dict[str, dict[str, list[float]]] = {
+        n: {"psnr": [], "ssim": [], "apo_psnr": [], "apo_ssim": [], "energy": []} for n in POLICIES
+    }
+    jobs = [
+        (seed, simulate_channel_gain(replay.drive.distance_m, fading, seed), b, args.horizon)
+        for seed in range(seeds)
+        for b in args.equal_energy_budgets
+    ]
+    runs = list(_map_seeds(replay, jobs, args.workers, link, payload, _apo_at))
+    per_budget = len(args.equal_energy_budgets)
+    for seed in range(seeds):
+        sweep = sorted(runs[seed * per_budget : (seed + 1) * per_budget], key=lambda r: r.energy_j)
+        log_e = np.log([max(r.energy_j, 1e-30) for r in sweep])
+        for name in POLICIES:
+            r = results[name][seed]
+            e = np.log(max(r.energy_j, 1e-30))
+            p = per_policy[name]
+            p["energy"].append(r.energy_j)
+            p["psnr"].append(min(r.psnr_seen_db, 99.0))
+            p["ssim"].append(r.ssim_seen)
+            p["apo_psnr"].append(
+                float(np.interp(e, log_e, [min(s.psnr_seen_db, 99.0) for s in sweep]))
             )
-            for i in idx
-        ]
-        apo = [solve_apo(p) for p in probs]
-        robomr = sum(robomr_schedule(p).total_energy_j for p in probs)
-        apo_j = sum(s.total_energy_j for s in apo)
-        x = np.concatenate([s.upload for s in apo])
-        table.add(budget, apo_j, robomr, robomr / apo_j, x.mean(), _seen(setup.drive, x)[1])
-    return table
-
-
-def _method_table(
-    setup: _Setup, results: dict[str, list[Schedule]], energy: dict[str, float]
-) -> Table:
-    args, drive = setup.args, setup.drive
-    title = f"GSCLO on {drive.discrepancy.shape[0]} frames, windows of {args.window}, "
-    table = Table(
-        title + f"L_th={args.fidelity_budget}",
-        _columns(
-            "method energy_J vs_apo upload_rate deadline_misses windows_over_budget "
-            "psnr_seen_db ssim_seen solve_time_s"
-        ),
+            p["apo_ssim"].append(float(np.interp(e, log_e, [s.ssim_seen for s in sweep])))
+    psnr_out, ssim_out = {}, {}
+    for name, p in per_policy.items():
+        row = {k: float(np.median(v)) for k, v in p.items()}
+        table.add(name, row["energy"], row["psnr"], row["ssim"], row["apo_psnr"], row["apo_ssim"])
+        psnr_out[name] = {"policy": row["psnr"], "apo_online_same_energy": row["apo_psnr"]}
+        ssim_out[name] = {"policy": row["ssim"], "apo_online_same_energy": row["apo_ssim"]}
+    report.tables.append(table)
+    report.figures["psnr_at_equal_energy"] = psnr_out
+    report.figures["ssim_at_equal_energy"] = ssim_out
+    report.notes.append(
+        "equal energy: APO online's quality is clamped to its sweep's ends outside the swept "
+        "energies; PSNR is capped at 99 dB (all frames uploaded gives infinity)"
     )
-    for name, scheds in results.items():
-        x = np.concatenate([s.upload for s in scheds])
-        misses = sum(s.num_deadline_misses for s in scheds)
-        over = sum(not s.fidelity_met for s in scheds)
-        solve_s = sum(s.solve_time_s for s in scheds)
-        ratio = energy[name] / energy["apo"]
-        table.add(name, energy[name], ratio, x.mean(), misses, over, *_seen(drive, x), solve_s)
-    x, online_j, misses, solve_s = _online(setup)
-    ratio = online_j / energy["apo"]
-    table.add(
-        "apo_online_myopic", online_j, ratio, x.mean(), misses, "rolling", *_seen(drive, x), solve_s
-    )
-    return table
-
-
-def _seen(drive: DriveTable, upload: np.ndarray) -> tuple[float, float]:
-    """Sequence PSNR (dB) and mean SSIM of what the operator sees given the uploads [T]."""
-    mse = np.where(upload, 0.0, PEAK**2 / 10.0 ** (drive.psnr_render_db / 10.0))
-    mean_mse = float(mse.mean())
-    psnr = float("inf") if mean_mse == 0.0 else 10.0 * np.log10(PEAK**2 / mean_mse)
-    return psnr, float(np.where(upload, 1.0, drive.ssim_render).mean())
-
-
-def _online(setup: _Setup) -> tuple[np.ndarray, float, int, float]:
-    """The node's call pattern: one decide per frame, no forecast."""
-    args = setup.args
-    cfg = SchedulerConfig(args.fidelity_budget, args.window, link=setup.link, payload=setup.payload)
-    scheduler, state = GscloScheduler(cfg), GscloState()
-    uploads, energy, misses, solve_s = [], 0.0, 0, 0.0
-    for t in range(setup.drive.discrepancy.shape[0]):
-        now = slice(t, t + 1)
-        obs = GscloObservation((t + 1) * 100_000_000, setup.drive.discrepancy[now], setup.gain[now])
-        decision, state = scheduler.decide(obs, state)
-        uploads.append(decision.upload)
-        energy += decision.energy_j
-        misses += decision.deadline_miss
-        solve_s += decision.plan.solve_time_s
-    return np.array(uploads), energy, misses, solve_s
-
-
-ABLATIONS = {
-    "apo": ApoConfig(),
-    "apo_single_swaps": ApoConfig(max_pair_moves=0),
-    "apo_no_local_search": ApoConfig(local_search=False),
-    "apo_no_momentum": ApoConfig(momentum=False),
-    "apo_one_penalty_weight": ApoConfig(max_outer_iterations=1),  # ~ LP relaxation + rounding
-}
-
-
-def _gap_table(setup: _Setup, size: int = 12) -> Table:
-    """APO (and ablations) vs enumeration on random 12-frame windows of the drive, fresh fading."""
-    args, total = setup.args, setup.drive.discrepancy.shape[0]
-    rng = np.random.default_rng(args.seed)
-    gaps: dict[str, list[float]] = {name: [] for name in [*ABLATIONS, "enumerate"]}
-    times: dict[str, list[float]] = {name: [] for name in gaps}
-    for k in range(args.gap_windows):
-        idx = (int(rng.integers(0, total)) + np.arange(size)) % total
-        fading = simulate_channel_gain(setup.drive.distance_m[idx], FadingConfig(), 10_000 + k)
-        problem = setup.problem(idx, fading, setup.study_budget)
-        runs = {name: solve_apo(problem, cfg) for name, cfg in ABLATIONS.items()}
-        runs["enumerate"] = solve_exact(problem, "enumerate")
-        for name, sched in runs.items():
-            gaps[name].append(100.0 * (sched.total_energy_j / runs["enumerate"].total_energy_j - 1))
-            times[name].append(sched.solve_time_s)
-    table = Table(
-        f"APO vs enumeration on {args.gap_windows} random {size}-frame windows, "
-        f"L_th={setup.study_budget:.3f}",
-        _columns("method optimal_share mean_gap_pct p95_gap_pct max_gap_pct mean_ms"),
-    )
-    for name, values in gaps.items():
-        g = np.array(values)
-        # 1e-7 %: the same schedule's energy summed in another order differs far less.
-        share = float(np.mean(g <= 1e-7))
-        stats = (g.mean(), float(np.percentile(g, 95)), g.max(), 1e3 * float(np.mean(times[name])))
-        table.add(name, share, *stats)
-    return table
-
-
-def _timing_table(setup: _Setup) -> Table:
-    """APO vs the exact MILP (and enumeration at <= 16 frames) on one window per size."""
-    args, total = setup.args, setup.drive.discrepancy.shape[0]
-    table = Table(
-        f"solve time per window (median of repeats), L_th={setup.study_budget:.3f}",
-        _columns("frames apo_ms apo_lp_solves milp_ms milp_over_apo enumerate_ms apo_gap_pct"),
-    )
-    for size in args.timing_sizes:
-        problem = setup.problem(np.arange(size) % total, budget=setup.study_budget)
-        runs = {
-            "apo": [solve_apo(problem) for _ in range(args.repeats)],
-            "milp": [solve_exact(problem, "milp") for _ in range(args.repeats)],
-        }
-        if size <= 16:
-            runs["enumerate"] = [solve_exact(problem, "enumerate") for _ in range(args.repeats)]
-        ms = {n: 1e3 * float(np.median([s.solve_time_s for s in r])) for n, r in runs.items()}
-        apo, milp = runs["apo"][0], runs["milp"][0]
-        gap = 100.0 * (apo.total_energy_j / milp.total_energy_j - 1.0)
-        row = (ms["apo"], apo.iterations, ms["milp"], ms["milp"] / ms["apo"])
-        table.add(size, *row, ms.get("enumerate", ""), gap)
-    return table

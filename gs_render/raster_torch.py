@@ -59,8 +59,15 @@ class TorchRasterConfig:
     tile_size_px: int | None = None  # tile edge (px), [4, 64]; None: chosen per frame
     depth_chunk: int = 32  # Gaussians per tile composited per step, [1, 4096]
     max_chunk_elements: int = 1 << 18  # floats in one [tiles, Gaussians, pixels] temporary, >= 4096
+    # "auto": the compiled per-pixel loop (raster_numba) when nothing needs a gradient and
+    # numba is present, else the torch compositor; "numba" / "torch" force one.
+    kernel: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.kernel not in ("auto", "numba", "torch"):
+            raise RasterTorchError(
+                f"TorchRasterConfig.kernel={self.kernel!r} is not 'auto', 'numba' or 'torch'"
+            )
         limits = {
             "tile_size_px": (8 if self.tile_size_px is None else self.tile_size_px, 4, 64),
             "depth_chunk": (self.depth_chunk, 1, 4096),

@@ -24,10 +24,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from gs_render.projection import camera_center, project
+from gs_render.projection import Projected, camera_center, project
+from gs_render.raster_numba import composite_numba, numba_available
 from gs_render.raster_torch import TorchRasterConfig, composite_dense, composite_tiled
 from gs_render.sh import MAX_SH_DEGREE, eval_sh_colors, num_sh_bases
 
@@ -177,6 +179,8 @@ def rasterize(
         return image.to(means.device), alpha.to(means.device)
     config = torch_config or TorchRasterConfig()
     composite = composite_tiled if chosen == "torch" else composite_dense
+    if chosen == "torch" and _use_compiled(config, gaussians, means.device):
+        composite = _composite_compiled
     means, quats, scales, opacities, colors = (t.to(means.dtype) for t in gaussians)
     images, alphas = [], []
     for cam in range(viewmats.shape[0]):
@@ -192,3 +196,45 @@ def rasterize(
         images.append(image)
         alphas.append(alpha)
     return torch.stack(images), torch.stack(alphas)
+
+
+def _use_compiled(config: TorchRasterConfig, gaussians: tuple, device: torch.device) -> bool:
+    """Whether the compiled forward-only compositor applies (see TorchRasterConfig.kernel)."""
+    if config.kernel == "torch":
+        return False
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in gaussians)
+    usable = numba_available() and device.type == "cpu" and not needs_grad
+    if config.kernel == "numba" and not usable:
+        raise RasterizeError(
+            "kernel='numba' needs numba, CPU tensors and no input that requires a gradient"
+        )
+    return usable
+
+
+def _composite_compiled(
+    proj: Projected,
+    colors: Tensor,  # [M, 3]
+    width: int,
+    height: int,
+    background: Tensor | None,  # [3] or None
+    config: TorchRasterConfig,
+) -> tuple[Tensor, Tensor]:
+    """``raster_numba.composite_numba`` on the projected Gaussians, as tensors."""
+    del config  # the compiled kernel has no tuning knobs
+
+    def arr(t: Tensor) -> np.ndarray:
+        return np.ascontiguousarray(t.detach().numpy())
+
+    rgba = composite_numba(
+        arr(proj.means2d),
+        arr(proj.conics),
+        arr(proj.opacities),
+        arr(proj.radii),
+        arr(colors.to(proj.means2d.dtype)),
+        width,
+        height,
+        None if background is None else arr(background),
+        threads=torch.get_num_threads(),
+    )
+    out = torch.from_numpy(rgba)
+    return out[..., :3], out[..., 3:]

@@ -9,8 +9,6 @@ incompatible build fails with a message saying what differs instead of silently 
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -68,9 +66,23 @@ def read_model_file(path: str | Path) -> dict[str, Any]:
             f"--data DIR --out {path}`"
         )
     try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as err:
+        raise ModelFileError(f"cannot read model file {path}: {err.strerror or err}") from None
+    # torch.save writes a zip archive (legacy files: a pickle, protocol byte 0x80)
+    if head[:4] != b"PK\x03\x04" and head[:1] != b"\x80":
+        raise ModelFileError(
+            f"{path}: not a model file (not a torch checkpoint; robomr model files are written "
+            "by `robomr perception train`)"
+        )
+    try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
-        raise ModelFileError(f"{path}: not a readable detector model file ({err})") from err
+    except Exception as err:  # torch raises many types for a damaged archive or pickle
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        raise ModelFileError(
+            f"{path}: damaged or foreign torch checkpoint ({type(err).__name__}: {first})"
+        ) from err
     if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
         raise ModelFileError(
             f"{path}: not a robomr detector model (format must be {MODEL_FORMAT!r})"

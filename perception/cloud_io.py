@@ -1,8 +1,19 @@
-"""Single lidar scans in files: KITTI ``.bin``, PCD, PLY, ``.npy`` and ``.npz``.
+"""Single lidar scans in files: raw ``.bin`` (KITTI, nuScenes, or named fields), PCD, PLY,
+``.npy`` and ``.npz``.
 
-Every reader returns float32 [N, 4] = x, y, z, intensity (0 where the file has no intensity
-field). Formats:
-- ``.bin`` (KITTI velodyne): raw little-endian float32 records x, y, z, intensity;
+:func:`read_scan` returns a :class:`ScanFile`: float32 points [N, 4] = x, y, z, intensity (0
+where the file has no intensity field) with the layout they were read with (``layout``,
+``fields``, and ``how`` it was decided), so that callers can treat sensors differently (KITTI
+intensity is 0..1, nuScenes 0..255). :func:`read_point_cloud` returns the points alone.
+
+Formats:
+- ``.bin``: raw little-endian float32 records without a header. Layouts: KITTI (x, y, z,
+  intensity: 16 bytes a point) and nuScenes (x, y, z, intensity, ring: 20 bytes). The layout is
+  decided, in order, by an explicit ``layout``/``fields``; the nuScenes name ``*.pcd.bin``; the
+  file size (a multiple of 16 or of 20 bytes only); and when both fit, the content: a nuScenes
+  ring column holds integers 0..255, a real intensity column is never negative. When the
+  content fits both or neither, reading is refused (:class:`CloudFileError` asks for
+  ``layout``) instead of guessing: a 5-float scan read as 4 floats gives garbage boxes.
 - ``.pcd`` (PCL, v0.7): DATA ascii or binary, any field order, extra fields, any TYPE/SIZE,
   COUNT > 1 (the first element is used); ``binary_compressed`` is rejected with a clear error;
 - ``.ply``: format ascii, binary_little_endian or binary_big_endian; the ``vertex`` element's
@@ -16,196 +27,168 @@ raises :class:`CloudFileError` naming the file and the problem.
 
 from __future__ import annotations
 
-import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
 
-from perception.errors import PerceptionError
+from perception.cloud_formats import (
+    INTENSITY_NAMES,
+    CloudFileError,
+    from_array,
+    read_pcd,
+    read_ply,
+    xyzi,
+)
 
-INTENSITY_NAMES = ("intensity", "i", "reflectance", "remission", "reflectivity")
+__all__ = [
+    "INTENSITY_NAMES",
+    "LAYOUT_FIELDS",
+    "SUFFIXES",
+    "CloudFileError",
+    "CloudLayout",
+    "ScanFile",
+    "parse_fields",
+    "read_point_cloud",
+    "read_scan",
+    "write_point_cloud",
+]
+
 SUFFIXES = (".bin", ".pcd", ".ply", ".npy", ".npz")
-_PCD_TYPES = {
-    ("F", 4): "f4",
-    ("F", 8): "f8",
-    ("I", 1): "i1",
-    ("I", 2): "i2",
-    ("I", 4): "i4",
-    ("I", 8): "i8",
-    ("U", 1): "u1",
-    ("U", 2): "u2",
-    ("U", 4): "u4",
-    ("U", 8): "u8",
+
+
+class CloudLayout(Enum):
+    """How the values of a scan file were laid out."""
+
+    KITTI = "kitti"  # .bin: float32 x, y, z, intensity (intensity 0..1)
+    NUSCENES = "nuscenes"  # .bin: float32 x, y, z, intensity (0..255), ring
+    FIELDS = "fields"  # .bin: float32 columns named by the caller
+    HEADER = "header"  # PCD, PLY, npy, npz: the file names its own fields
+
+
+LAYOUT_FIELDS: dict[CloudLayout, tuple[str, ...]] = {
+    CloudLayout.KITTI: ("x", "y", "z", "intensity"),
+    CloudLayout.NUSCENES: ("x", "y", "z", "intensity", "ring"),
 }
-_PLY_TYPES = {
-    "char": "i1",
-    "int8": "i1",
-    "uchar": "u1",
-    "uint8": "u1",
-    "short": "i2",
-    "int16": "i2",
-    "ushort": "u2",
-    "uint16": "u2",
-    "int": "i4",
-    "int32": "i4",
-    "uint": "u4",
-    "uint32": "u4",
-    "float": "f4",
-    "float32": "f4",
-    "double": "f8",
-    "float64": "f8",
-}
-_PLY_FORMATS = {"ascii": None, "binary_little_endian": "<", "binary_big_endian": ">"}
 
 
-class CloudFileError(PerceptionError):
-    """A point-cloud file is missing, of an unknown type, truncated or malformed."""
+@dataclass(frozen=True)
+class ScanFile:
+    """A scan read from a file.
+
+    Attributes:
+        path: the file.
+        points: float32 [N, 4] x, y, z (m), intensity (the file's own scale).
+        layout: how the values were laid out.
+        fields: the file's fields in order (for ``.bin``: one float32 each).
+        how: how the layout was decided ("given", "file name", "file size", "content",
+            "header").
+    """
+
+    path: Path
+    points: np.ndarray  # [N, 4]
+    layout: CloudLayout
+    fields: tuple[str, ...]
+    how: str
 
 
-def _xyzi(path: Path, columns: dict[str, np.ndarray]) -> np.ndarray:
-    """[N, 4] float32 from named 1-D columns; x, y, z required."""
-    missing = [k for k in "xyz" if k not in columns]
-    if missing:
-        raise CloudFileError(f"{path}: no {'/'.join(missing)} field (fields: {sorted(columns)})")
-    inten = next((columns[k] for k in INTENSITY_NAMES if k in columns), None)
-    n = len(columns["x"])
-    out = np.zeros((n, 4), dtype=np.float32)
-    for j, col in enumerate([columns["x"], columns["y"], columns["z"], inten]):
-        if col is not None:
-            out[:, j] = col
-    return out
-
-
-def _header(path: Path, raw: bytes, end_marker: str) -> tuple[list[list[str]], int]:
-    """Tokenised header lines up to and including the line starting with ``end_marker``."""
-    lines, offset = [], 0
-    while True:
-        end = raw.find(b"\n", offset)
-        if end < 0:
-            raise CloudFileError(f"{path}: header has no {end_marker!r} line")
-        tokens = raw[offset:end].decode("ascii", errors="replace").split()
-        offset = end + 1
-        if tokens and not tokens[0].startswith(("#", "comment", "obj_info")):
-            lines.append(tokens)
-            if tokens[0].lower() == end_marker:
-                return lines, offset
-
-
-def _ascii_table(path: Path, text: bytes, rows: int, cols: int) -> np.ndarray:
-    """[rows, cols] float64 from whitespace-separated text (extra trailing text ignored)."""
-    try:
-        values = np.array(text.split()[: rows * cols], dtype=np.float64)
-    except ValueError as err:
-        raise CloudFileError(f"{path}: non-numeric ASCII data ({err})") from err
-    if len(values) < rows * cols:
-        raise CloudFileError(
-            f"{path}: truncated ASCII data: {len(values)} values, expected "
-            f"{rows} points x {cols} values"
-        )
-    return values.reshape(rows, cols)
-
-
-def _binary_table(path: Path, raw: bytes, offset: int, dtype: np.dtype, rows: int) -> np.ndarray:
-    need = rows * dtype.itemsize
-    if len(raw) - offset < need:
-        raise CloudFileError(
-            f"{path}: truncated binary data: {len(raw) - offset} bytes, "
-            f"expected {need} ({rows} points x {dtype.itemsize} bytes)"
-        )
-    return np.frombuffer(raw, dtype=dtype, count=rows, offset=offset)
-
-
-def _read_pcd(path: Path, raw: bytes) -> np.ndarray:
-    lines, offset = _header(path, raw, "data")
-    head = {t[0].upper(): t[1:] for t in lines}
-    try:
-        names = head["FIELDS"]
-        sizes = [int(v) for v in head["SIZE"]]
-        types = [v.upper() for v in head["TYPE"]]
-        counts = [int(v) for v in head.get("COUNT", ["1"] * len(names))]
-        rows = (
-            int(head["POINTS"][0])
-            if "POINTS" in head
-            else (int(head["WIDTH"][0]) * int(head["HEIGHT"][0]))
-        )
-        mode = head["DATA"][0].lower()
-    except (KeyError, IndexError, ValueError) as err:
-        raise CloudFileError(f"{path}: malformed PCD header ({err!r} missing or invalid)") from err
-    if not len(names) == len(sizes) == len(types) == len(counts):
-        raise CloudFileError(f"{path}: PCD FIELDS/SIZE/TYPE/COUNT have different lengths")
-    bad = [(t, s) for t, s in zip(types, sizes, strict=True) if (t, s) not in _PCD_TYPES]
-    if bad:
-        raise CloudFileError(f"{path}: unsupported PCD TYPE/SIZE {bad}")
-    first = np.cumsum([0, *counts[:-1]])  # column of each field's first element (ASCII)
-    if mode == "ascii":
-        table = _ascii_table(path, raw[offset:], rows, sum(counts))
-        return _xyzi(path, {n: table[:, c] for n, c in zip(names, first, strict=True)})
-    if mode != "binary":
-        raise CloudFileError(f"{path}: PCD DATA {mode!r} is not supported (use ascii or binary)")
-    dtype = np.dtype(
-        [
-            (f"f{i}", "<" + _PCD_TYPES[(t, s)], (c,))
-            for i, (t, s, c) in enumerate(zip(types, sizes, counts, strict=True))
-        ]
-    )
-    table = _binary_table(path, raw, offset, dtype, rows)
-    return _xyzi(path, {n: table[f"f{i}"][:, 0] for i, n in enumerate(names)})
-
-
-def _read_ply(path: Path, raw: bytes) -> np.ndarray:
-    lines, offset = _header(path, raw, "end_header")
-    if lines[0] != ["ply"] or len(lines) < 2 or lines[1][0] != "format":
-        raise CloudFileError(f"{path}: not a PLY file (must start with 'ply' and 'format')")
-    if lines[1][1] not in _PLY_FORMATS:
-        raise CloudFileError(f"{path}: unsupported PLY format {lines[1][1]!r}")
-    order = _PLY_FORMATS[lines[1][1]]
-    elements: list[tuple[str, int, list[list[str]]]] = []
-    for t in lines[2:]:
-        if t[0] == "element":
-            elements.append((t[1], int(t[2]), []))
-        elif t[0] == "property" and elements:
-            elements[-1][2].append(t[1:])
-    skip_rows = skip_bytes = 0
-    for name, count, props in elements:
-        scalar = all(p[0] != "list" and p[0] in _PLY_TYPES for p in props)
-        if name == "vertex":
-            if not scalar:
-                raise CloudFileError(f"{path}: PLY vertex has list or unknown property types")
-            names = [p[1] for p in props]
-            if order is None:
-                lines_after = raw[offset:].split(b"\n")[skip_rows : skip_rows + count]
-                table = _ascii_table(path, b" ".join(lines_after), count, len(names))
-                return _xyzi(path, {n: table[:, i] for i, n in enumerate(names)})
-            dtype = np.dtype([(p[1], order + _PLY_TYPES[p[0]]) for p in props])
-            table = _binary_table(path, raw, offset + skip_bytes, dtype, count)
-            return _xyzi(path, {n: table[n] for n in names})
-        if not scalar:
-            raise CloudFileError(
-                f"{path}: PLY element {name!r} with list properties comes "
-                "before 'vertex'; cannot skip it"
-            )
-        skip_rows += count
-        skip_bytes += count * sum(np.dtype(_PLY_TYPES[p[0]]).itemsize for p in props)
-    raise CloudFileError(f"{path}: PLY file has no 'vertex' element")
-
-
-def _from_array(path: Path, arr: np.ndarray) -> np.ndarray:
-    if arr.dtype.names:
-        return _xyzi(path, {n: np.asarray(arr[n]).reshape(-1) for n in arr.dtype.names})
-    if arr.ndim != 2 or arr.shape[1] < 3 or not np.issubdtype(arr.dtype, np.number):
-        raise CloudFileError(
-            f"{path}: array must be numeric [N, C >= 3], got {arr.dtype} {list(arr.shape)}"
-        )
-    out = np.zeros((len(arr), 4), dtype=np.float32)
-    out[:, : min(4, arr.shape[1])] = arr[:, :4]
-    return out
-
-
-def read_point_cloud(path: str | Path) -> np.ndarray:
-    """Reads one scan as float32 [N, 4] (x, y, z, intensity); see the module docstring.
+def parse_fields(text: str) -> tuple[str, ...]:
+    """``"x,y,z,intensity,ring"`` -> field names (``_`` for a column to ignore).
 
     Raises:
-        CloudFileError: missing file, unknown suffix, truncated or malformed content.
+        CloudFileError: no x, y or z, a repeated name, or an empty name.
+    """
+    names = tuple(n.strip() for n in text.split(","))
+    if any(not n for n in names):
+        raise CloudFileError(f"--fields {text!r}: empty field name")
+    missing = [k for k in "xyz" if k not in names]
+    if missing:
+        raise CloudFileError(f"--fields {text!r}: needs x, y and z (missing {missing})")
+    named = [n for n in names if n != "_"]
+    if len(set(named)) != len(named):
+        raise CloudFileError(f"--fields {text!r}: a field is named twice")
+    return names
+
+
+def _ring_like(col: np.ndarray) -> bool:
+    return bool(np.all((col >= 0) & (col <= 255) & (col == np.round(col))))
+
+
+def _fits(layout: CloudLayout, table: np.ndarray) -> bool | None:
+    """Whether finite rows look like ``layout`` (None: no finite row to judge)."""
+    rows = table[np.all(np.isfinite(table), axis=1)]
+    if not len(rows):
+        return None
+    plausible = bool(np.all(np.abs(rows[:, :3]) < 1e4) and np.all(rows[:, 3] >= 0))
+    if layout is CloudLayout.NUSCENES:
+        return plausible and _ring_like(rows[:, 4])
+    return plausible
+
+
+def _bin_layout(path: Path, raw: bytes) -> tuple[CloudLayout, str]:
+    """The layout of a ``.bin`` file with no layout given (module docstring)."""
+    if path.name.lower().endswith(".pcd.bin"):
+        return CloudLayout.NUSCENES, "file name"
+    sizes = {CloudLayout.KITTI: 16, CloudLayout.NUSCENES: 20}
+    fitting = [lay for lay, size in sizes.items() if len(raw) % size == 0]
+    if not fitting:
+        raise CloudFileError(
+            f"{path}: {len(raw)} bytes is a multiple of neither 16 (KITTI: x, y, z, intensity) "
+            "nor 20 (nuScenes: ..., ring) bytes: truncated, or give the layout (--fields)"
+        )
+    if len(fitting) == 1:
+        return fitting[0], "file size"
+    verdict = {
+        lay: _fits(lay, np.frombuffer(raw, "<f4").reshape(-1, sizes[lay] // 4)) for lay in fitting
+    }
+    fit = [lay for lay, ok in verdict.items() if ok]
+    if len(fit) == 1:
+        return fit[0], "content"
+    if all(ok is None for ok in verdict.values()):  # no finite value at all: no point usable
+        return CloudLayout.KITTI, "content (no finite values)"
+    which = "both" if fit else "neither"
+    raise CloudFileError(
+        f"{path}: ambiguous .bin layout: {len(raw)} bytes fit both KITTI (4 floats a point) and "
+        f"nuScenes (5 floats, the 5th a ring number), and the values fit {which}; give the "
+        "layout (--layout kitti|nuscenes or --fields x,y,z,...)"
+    )
+
+
+def _read_bin(
+    path: Path, raw: bytes, layout: CloudLayout | None, fields: Sequence[str] | None
+) -> ScanFile:
+    how = "given"
+    if fields is not None:
+        layout = CloudLayout.FIELDS
+    elif layout is None:
+        layout, how = _bin_layout(path, raw)
+    names = tuple(fields) if fields is not None else LAYOUT_FIELDS[layout]
+    step = 4 * len(names)
+    if len(raw) % step:
+        raise CloudFileError(
+            f"{path}: truncated {layout.value} .bin: {len(raw)} bytes is not a multiple of "
+            f"{step} (float32 {', '.join(names)})"
+        )
+    table = np.frombuffer(raw, dtype="<f4").reshape(-1, len(names))
+    columns = {n: table[:, i] for i, n in enumerate(names) if n != "_"}
+    return ScanFile(path, xyzi(path, columns), layout, names, how)
+
+
+def read_scan(
+    path: str | Path, layout: CloudLayout | str | None = None, fields: Sequence[str] | None = None
+) -> ScanFile:
+    """Reads one scan; see the module docstring.
+
+    Args:
+        path: the file (suffix selects the format).
+        layout: for ``.bin``: ``"kitti"`` or ``"nuscenes"``; None decides (module docstring).
+        fields: for ``.bin``: the float32 columns in order (overrides ``layout``).
+
+    Raises:
+        CloudFileError: missing file, unknown suffix or layout, an ambiguous ``.bin`` layout,
+            a layout given for a format that names its fields, truncated or malformed content.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -213,34 +196,64 @@ def read_point_cloud(path: str | Path) -> np.ndarray:
         raise CloudFileError(
             f"{path}: unknown point-cloud suffix {suffix!r} (supported: {', '.join(SUFFIXES)})"
         )
+    if isinstance(layout, str):
+        known = [lay.value for lay in LAYOUT_FIELDS]
+        if layout not in known:
+            raise CloudFileError(f"unknown .bin layout {layout!r}; known: {known}")
+        layout = CloudLayout(layout)
+    if suffix != ".bin" and (layout is not None or fields is not None):
+        raise CloudFileError(
+            f"{path}: {suffix} files name their fields; --layout/--fields is for .bin"
+        )
+    if fields is not None:
+        fields = parse_fields(",".join(fields))
+    if suffix in (".npy", ".npz"):
+        return _named(path, from_array(path, _load_array(path)))
     try:
-        if suffix == ".npy":
-            return _from_array(path, np.load(path, allow_pickle=False))
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                keys = list(data.keys())
-                if "points" not in keys and len(keys) != 1:
-                    raise CloudFileError(f"{path}: no 'points' array (arrays: {keys})")
-                return _from_array(path, data["points" if "points" in keys else keys[0]])
         raw = path.read_bytes()
+    except OSError as err:
+        raise CloudFileError(f"{path}: cannot read ({err.strerror or err})") from err
+    if suffix == ".bin":
+        return _read_bin(path, raw, layout, fields)
+    return _named(path, read_pcd(path, raw) if suffix == ".pcd" else read_ply(path, raw))
+
+
+def _load_array(path: Path) -> np.ndarray:
+    """The array of a ``.npy`` file, or the ``points`` (or only) array of a ``.npz`` file."""
+    try:
+        if path.suffix.lower() == ".npy":
+            return np.load(path, allow_pickle=False)
+        with np.load(path, allow_pickle=False) as data:
+            keys = list(data.keys())
+            if "points" not in keys and len(keys) != 1:
+                raise CloudFileError(f"{path}: no 'points' array (arrays: {keys})")
+            return data["points" if "points" in keys else keys[0]]
     except CloudFileError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise CloudFileError(f"{path}: cannot read ({err})") from err
-    if suffix == ".bin":
-        if len(raw) % 16:
-            raise CloudFileError(
-                f"{path}: truncated KITTI .bin: {len(raw)} bytes is not a "
-                "multiple of 16 (float32 x, y, z, intensity)"
-            )
-        return np.frombuffer(raw, dtype="<f4").reshape(-1, 4).astype(np.float32)
-    return _read_pcd(path, raw) if suffix == ".pcd" else _read_ply(path, raw)
+    except OSError as err:
+        raise CloudFileError(f"{path}: cannot read ({err.strerror or err})") from err
+    except Exception as err:  # numpy's readers raise many types (ValueError, SyntaxError,
+        # tokenize.TokenError, zipfile.BadZipFile, EOFError) for a damaged file
+        first = (str(err).splitlines() or [""])[0][:120]
+        raise CloudFileError(f"{path}: cannot read ({type(err).__name__}: {first})") from err
+
+
+def _named(path: Path, points: np.ndarray) -> ScanFile:
+    return ScanFile(path, points, CloudLayout.HEADER, ("x", "y", "z", "intensity"), "header")
+
+
+def read_point_cloud(
+    path: str | Path, layout: CloudLayout | str | None = None, fields: Sequence[str] | None = None
+) -> np.ndarray:
+    """The points of :func:`read_scan`: float32 [N, 4] (x, y, z, intensity)."""
+    return read_scan(path, layout, fields).points
 
 
 def write_point_cloud(path: str | Path, points: np.ndarray, binary: bool = True) -> Path:
     """Writes x, y, z, intensity of ``points`` [N, 3 or more] (intensity 0 for 3 columns).
 
-    ``binary`` selects binary or ASCII data for PCD and PLY. Returns the path.
+    ``binary`` selects binary or ASCII data for PCD and PLY; ``.bin`` is KITTI layout. Returns
+    the path.
 
     Raises:
         CloudFileError: unknown suffix, or ``points`` is not [N, >= 3].
@@ -249,7 +262,7 @@ def write_point_cloud(path: str | Path, points: np.ndarray, binary: bool = True)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise CloudFileError(f"{path}: unknown point-cloud suffix {suffix!r}")
-    arr = _from_array(path, np.asarray(points))  # [N, 4] float32
+    arr = from_array(path, np.asarray(points))  # [N, 4] float32
     if suffix == ".bin":
         path.write_bytes(arr.astype("<f4").tobytes())
     elif suffix == ".npy":

@@ -53,6 +53,19 @@ def as_cloud(points: np.ndarray) -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
+def usable_mask(points: np.ndarray, config: VoxelConfig) -> np.ndarray:
+    """[N] bool: the points :func:`voxelize` can use (finite x, y, z inside the range)."""
+    cloud = as_cloud(points)
+    lo = np.asarray(config.point_range_m[:3], dtype=np.float64)
+    size = np.asarray(config.voxel_size_m, dtype=np.float64)
+    grid = np.asarray(config.grid_size, dtype=np.int64)
+    with np.errstate(invalid="ignore"):
+        cell = np.floor((cloud[:, :3].astype(np.float64) - lo) / size)
+        return np.all(np.isfinite(cloud[:, :3]), axis=1) & np.all(
+            (cell >= 0) & (cell < grid), axis=1
+        )
+
+
 def voxelize(points: np.ndarray, config: VoxelConfig) -> Voxels:
     """Voxels of one cloud.
 

@@ -82,6 +82,11 @@ class Timer(Protocol):
     def cancel(self) -> None: ...
 
 
+class GuardCondition(Protocol):
+    def trigger(self) -> None:
+        """Thread-safe: makes the executor call the guard's callback in its own thread."""
+
+
 class NodeHandle(abc.ABC):
     """One node's view of the middleware. Created by a backend, passed to the node class."""
 
@@ -109,6 +114,25 @@ class NodeHandle(abc.ABC):
     def create_timer(self, period_s: float, callback: Callable[[], None]) -> Timer:
         """Calls ``callback()`` every ``period_s`` of node time (sim or wall), first after one
         period."""
+
+    def create_guard_condition(self, callback: Callable[[], None]) -> GuardCondition:
+        """A guard condition (rclpy ``Node.create_guard_condition``): ``trigger()``, callable from
+        any thread, makes the executor run ``callback()`` in its thread soon after. This is how
+        work finished on a worker thread (e.g. an HTTP answer) gets back to the node. On the
+        embedded executor's sim time it is not deterministic (it follows wall time): nodes then
+        use :attr:`virtual_time` to pick a synchronous path instead.
+
+        Raises:
+            NotImplementedError: the backend has no guard conditions.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no guard conditions")
+
+    @property
+    def virtual_time(self) -> bool:
+        """True when node time only moves between callbacks (the embedded executor on sim
+        time): a callback's wall duration then costs no node time, and replays are
+        deterministic only if the node does not depend on wall-clock completion order."""
+        return False
 
     @abc.abstractmethod
     def declare_parameter(self, spec: ParameterSpec) -> ParamValue:

@@ -1,15 +1,29 @@
 """rosbag2 (MCAP) recording of embedded runs and reading bags back, with clear errors.
 
-Bags are written with rosbags' rosbag2 writer (format version 9, MCAP storage, metadata.yaml
-with offered QoS per topic), so ``ros2 bag info/play``, RViz (through ``ros2 bag play``) and
-Foxglove open them, and the independent ``mcap`` + ``mcap-ros2-support`` readers decode them.
+Bags are rosbag2 folders (format version 9, MCAP storage, metadata.yaml with offered QoS per
+topic), so ``ros2 bag info/play``, RViz (through ``ros2 bag play``) and Foxglove open them, and
+the rosbags reader and the independent ``mcap`` + ``mcap-ros2-support`` readers decode them.
+
+``ros_distro`` in the metadata names the distribution whose message definitions the bag holds
+(:data:`ROS_DISTRO`); a copy keeps each topic's offered QoS, so ``ros2 bag play`` still offers a
+latched topic as transient local.
+
+Reliability (docs/reliability.md): metadata.yaml is written when recording starts and after
+every chunk, and every complete chunk is on disk at once, so a killed run leaves a bag that
+:func:`read_bag` opens (the complete chunks of a truncated MCAP, with a note saying so). The
+first failed write (disk full) stops recording: the file is cut back to its last complete chunk
+and :class:`BagWriteError` names the file and the cause. Chunk, data and summary CRCs are
+written; :func:`verify_bag` checks them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,27 +36,39 @@ from rosbags.interfaces import (
     QosReliability,
     QosTime,
 )
-from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.rosbag2.metadata import dump_qos_v9
 
+from robomr_nodes import shutdown
 from robomr_nodes.api import QosProfile
-from robomr_nodes.messages import MessageError, deserialize, serialize, typestore
+from robomr_nodes.bagio import metadata as bagmeta
+from robomr_nodes.bagio.errors import BagError, BagWriteError
+from robomr_nodes.bagio.mcapfile import DurableMcapWriter
+from robomr_nodes.bagio.metadata import ROS_DISTRO
+from robomr_nodes.bagio.reading import (
+    BagInfo,
+    BagMessage,
+    bag_info,
+    read_bag,
+    topic_qos,
+    verify_bag,
+)
+from robomr_nodes.messages import serialize, typestore
+from robomr_nodes.outputs import OutputError, check_creatable
 
-
-class BagError(RuntimeError):
-    """A bag that cannot be written or read: missing, truncated, foreign, or unknown types."""
-
-
-@dataclass(frozen=True)
-class BagMessage:
-    """One message of a bag: topic, type, log time (ns) and CDR bytes."""
-
-    topic: str
-    typename: str
-    stamp_ns: int
-    raw: bytes
-
-    def decode(self) -> Any:
-        return deserialize(self.raw, self.typename)
+__all__ = [
+    "ROS_DISTRO",
+    "BagError",
+    "BagInfo",
+    "BagMessage",
+    "BagRecorder",
+    "BagWriteError",
+    "bag_info",
+    "check_new_bag_path",
+    "copy_bag",
+    "digest",
+    "read_bag",
+    "verify_bag",
+]
 
 
 def _rosbag_qos(qos: QosProfile) -> Qos:
@@ -64,6 +90,20 @@ def _rosbag_qos(qos: QosProfile) -> Qos:
     )
 
 
+def check_new_bag_path(path: Path) -> None:
+    """Checks, creating nothing, that a bag folder can be created at ``path``.
+
+    Raises:
+        BagError: ``path`` exists, or its nearest existing parent is not a writable folder.
+    """
+    if path.exists() or path.is_symlink():
+        raise BagError(f"bag {path} exists already: choose a new folder (nothing overwritten)")
+    try:
+        check_creatable(path)
+    except OutputError as err:
+        raise BagError(f"bag: {err}") from None
+
+
 class BagRecorder:
     """Records messages into a new rosbag2 folder. Use as a context manager or call close().
 
@@ -71,6 +111,10 @@ class BagRecorder:
         path: bag folder to create (must not exist).
         topics: topics to record; None records every topic.
         custom_data: key/value strings stored in metadata.yaml (run settings, provenance).
+        flush_interval_s: wall time after which an open chunk is written out (a hard kill
+            loses at most this much).
+        on_failure: called once with the :class:`BagWriteError` when a write fails (the
+            runner stops the graph with it).
 
     Raises:
         BagError: the folder exists or cannot be created.
@@ -81,49 +125,158 @@ class BagRecorder:
         path: str | Path,
         topics: Iterable[str] | None = None,
         custom_data: dict[str, str] | None = None,
+        flush_interval_s: float = 1.0,
+        on_failure: Callable[[BagWriteError], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self._topics = None if topics is None else set(topics)
-        try:
-            self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
-            for key, value in (custom_data or {}).items():
-                self._writer.set_custom_data(key, value)
-            self._writer.open()
-        except Exception as err:
-            raise BagError(f"cannot create bag {self.path}: {err}") from err
-        self._connections: dict[str, Any] = {}
+        self._custom = {str(k): str(v) for k, v in (custom_data or {}).items()}
+        self._on_failure = on_failure
+        self._channels: dict[str, tuple[int, bagmeta.TopicMeta]] = {}
+        self._written: Counter = Counter()
+        self._committed: Counter = Counter()
+        self._span: list[int] = []  # [first, last] stamp written
+        self._committed_span: list[int] = []
         self.count = 0
+        self.error: BagWriteError | None = None
         self._closed = False
+        self._flush_interval_s = flush_interval_s
+        self._listed: set[str] = set()
+        self._meta_due = 0.0
+        check_new_bag_path(self.path)
+        try:
+            self.path.mkdir(parents=True)
+            self._file = DurableMcapWriter(
+                self.path / f"{self.path.name}.mcap",
+                flush_interval_s=flush_interval_s,
+                custom_data=self._custom,
+            )
+            self._write_metadata()
+        except OSError as err:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise BagError(f"cannot create bag {self.path}: {err.strerror or err}") from None
+
+    def _meta(self) -> dict[str, Any]:
+        topics = [
+            bagmeta.TopicMeta(m.topic, m.typename, m.type_hash, m.offered_qos, n)
+            for _, m in self._channels.values()
+            if (n := self._committed[m.topic])
+        ]
+        first, last = self._committed_span or (0, 0)
+        return bagmeta.build(self._file.path.name, topics, first, last, self._custom)
+
+    def _write_metadata(self) -> None:
+        bagmeta.write(self.path, self._meta())
+        self._listed = {t for t, n in self._committed.items() if n}
+        self._meta_due = time.monotonic() + self._flush_interval_s
+
+    def _channel(self, topic: str, typename: str, qos: QosProfile | None) -> int:
+        if topic in self._channels:
+            return self._channels[topic][0]
+        return self._add_channel(topic, typename, [_rosbag_qos(qos)] if qos is not None else [])
+
+    def add_raw_connection(self, topic: str, typename: str, offered_qos: list[Qos]) -> None:
+        """Declares a topic with rosbags QoS profiles as they are (a copy keeps them)."""
+        if topic not in self._channels:
+            with shutdown.critical():
+                try:
+                    self._add_channel(topic, typename, offered_qos)
+                except OSError as err:
+                    self._fail(err)
+
+    def _add_channel(self, topic: str, typename: str, offered_qos: list[Qos]) -> int:
+        store = typestore()
+        msgdef, _ = store.generate_msgdef(typename, ros_version=2)
+        qos_dicts = tuple(dump_qos_v9(offered_qos))
+        cid = self._file.add_channel(
+            topic, typename, msgdef, yaml.safe_dump(list(qos_dicts), sort_keys=True)
+        )
+        meta = bagmeta.TopicMeta(topic, typename, store.hash_rihs01(typename), qos_dicts, 0)
+        self._channels[topic] = (cid, meta)
+        return cid
 
     def write(
         self, topic: str, typename: str, stamp_ns: int, msg: Any, qos: QosProfile | None = None
     ) -> None:
-        """Serializes ``msg`` and appends it at log time ``stamp_ns``."""
+        """Serializes ``msg`` and appends it at log time ``stamp_ns``.
+
+        Raises:
+            BagWriteError: this or an earlier write failed (the bag keeps what was committed).
+            MessageError: ``msg`` does not serialize as ``typename``.
+        """
         self.write_raw(topic, typename, stamp_ns, serialize(msg, typename), qos)
 
     def write_raw(
         self, topic: str, typename: str, stamp_ns: int, raw: bytes, qos: QosProfile | None = None
     ) -> None:
+        """Appends CDR bytes; see :meth:`write`."""
+        if self.error is not None:
+            raise self.error
+        if self._closed:
+            raise BagError(f"bag {self.path} is closed")
         if self._topics is not None and topic not in self._topics:
             return
-        conn = self._connections.get(topic)
-        if conn is None:
-            profiles = [_rosbag_qos(qos)] if qos is not None else []
-            conn = self._writer.add_connection(
-                topic, typename, typestore=typestore(), offered_qos_profiles=profiles
-            )
-            self._connections[topic] = conn
-        self._writer.write(conn, stamp_ns, raw)
+        with shutdown.critical():  # a signal waits until the record is complete
+            try:
+                cid = self._channel(topic, typename, qos)
+                self._written[topic] += 1
+                first, last = self._span or (stamp_ns, stamp_ns)
+                self._span = [min(first, stamp_ns), max(last, stamp_ns)]
+                if self._file.add_message(cid, stamp_ns, raw):
+                    self._committed, self._committed_span = Counter(self._written), self._span
+                    # at most once per flush interval, and at once for a new topic: a YAML
+                    # dump per 1 MB chunk would halve the recording rate
+                    fresh = set(self._committed) - self._listed
+                    if fresh or time.monotonic() >= self._meta_due:
+                        self._write_metadata()
+            except OSError as err:
+                self._fail(err)
         self.count += 1
 
+    def _fail(self, err: OSError) -> None:
+        where = err.filename or self._file.path
+        kept = sum(self._committed.values())
+        span = self._committed_span or [0, 0]
+        self._file.abort()
+        with contextlib.suppress(OSError):  # else the last one written stays: it lists less
+            self._write_metadata()
+        self.error = BagWriteError(
+            f"cannot write {where}: {err.strerror or err}; recording stopped, the bag keeps "
+            f"the {kept} messages of the first {(span[1] - span[0]) / 1e9:.2f} s, readable"
+        )
+        if self._on_failure is not None:
+            self._on_failure(self.error)
+        raise self.error from None
+
     def tap(self, topic: str, typename: str, stamp_ns: int, msg: Any, qos: QosProfile) -> None:
-        """An executor tap (see EmbeddedExecutor.add_tap) that records every publish."""
-        self.write(topic, typename, stamp_ns, msg, qos)
+        """An executor tap (see EmbeddedExecutor.add_tap) that records every publish. After a
+        failed write it records nothing more (``on_failure`` has stopped the run)."""
+        if self.error is None and not self._closed:
+            with contextlib.suppress(BagWriteError):
+                self.write(topic, typename, stamp_ns, msg, qos)
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._writer.close()
+        """Writes the last chunk, the summary and the final metadata.yaml.
+
+        Raises:
+            BagWriteError: the final writes failed (the bag keeps what was committed).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self.error is not None:
+            return
+        with shutdown.critical():
+            before = self._file.committed
+            old = self._committed, self._committed_span
+            try:
+                self._committed, self._committed_span = Counter(self._written), self._span
+                self._file.finish(yaml.safe_dump(self._meta()[bagmeta.TOP_KEY], sort_keys=True))
+                self._write_metadata()
+            except OSError as err:
+                if self._file.committed == before:  # the last chunk did not reach the file
+                    self._committed, self._committed_span = old
+                self._fail(err)
 
     def __enter__(self) -> BagRecorder:
         return self
@@ -132,93 +285,20 @@ class BagRecorder:
         self.close()
 
 
-@dataclass(frozen=True)
-class BagInfo:
-    """What a bag holds: topics with types and counts, time span, custom metadata."""
-
-    path: Path
-    topics: dict[str, tuple[str, int]]
-    start_ns: int
-    end_ns: int
-    message_count: int
-    custom_data: dict[str, str]
-
-
-def _open(path: Path) -> Reader:
-    if not path.exists():
-        raise BagError(f"bag {path} does not exist")
-    if path.is_file():
-        raise BagError(
-            f"{path} is a file; a rosbag2 bag is a folder with metadata.yaml "
-            "(ROS 1 .bag files are not supported)"
-        )
-    if not (path / "metadata.yaml").exists():
-        raise BagError(f"{path} has no metadata.yaml: not a rosbag2 folder")
-    try:
-        reader = Reader(path)
-        reader.open()
-    except Exception as err:
-        raise BagError(f"cannot open bag {path}: {err}") from err
-    return reader
-
-
-def bag_info(path: str | Path) -> BagInfo:
-    """Summary of a bag. Raises BagError for a missing, foreign or unreadable bag."""
-    p = Path(path)
-    reader = _open(p)
-    try:
-        topics = {c.topic: (c.msgtype, c.msgcount) for c in reader.connections}
-        meta = yaml.safe_load((p / "metadata.yaml").read_text()) or {}
-        custom = meta.get("rosbag2_bagfile_information", {}).get("custom_data") or {}
-        return BagInfo(
-            p,
-            topics,
-            reader.start_time,
-            reader.end_time,
-            reader.message_count,
-            {str(k): str(v) for k, v in custom.items()},
-        )
-    finally:
-        reader.close()
-
-
-def read_bag(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
-    """Yields the bag's messages in log-time order.
-
-    Raises:
-        BagError: missing, foreign or truncated bag, or a message type the type store lacks.
-    """
-    p = Path(path)
-    reader = _open(p)
-    wanted = None if topics is None else set(topics)
-    try:
-        conns = [c for c in reader.connections if wanted is None or c.topic in wanted]
-        for conn in conns:
-            if conn.msgtype not in typestore().types:
-                raise BagError(
-                    f"{p}: topic {conn.topic} has type {conn.msgtype}, unknown to "
-                    "robomr's type store"
-                )
-        try:
-            for conn, stamp, raw in reader.messages(connections=conns):
-                yield BagMessage(conn.topic, conn.msgtype, int(stamp), bytes(raw))
-        except (BagError, MessageError):
-            raise
-        except Exception as err:
-            raise BagError(f"{p}: cannot read messages (truncated or corrupt?): {err}") from err
-    finally:
-        reader.close()
-
-
 def copy_bag(src: str | Path, dst: str | Path, topics: Iterable[str]) -> int:
     """Copies the messages of ``topics`` and the custom metadata of ``src`` into a new bag
     ``dst``; returns the number of messages copied.
 
     Raises:
-        BagError: ``src`` is unreadable or ``dst`` exists.
+        BagError: ``src`` is unreadable or corrupt, or ``dst`` exists or cannot be written.
     """
     wanted = set(topics)
-    with BagRecorder(dst, topics=wanted, custom_data=bag_info(src).custom_data) as out:
+    verify_bag(src)
+    info = bag_info(src)
+    with BagRecorder(dst, topics=wanted, custom_data=info.custom_data) as out:
+        for topic, qos in topic_qos(src).items():  # keep each topic's offered QoS
+            if topic in wanted:
+                out.add_raw_connection(topic, info.topics[topic][0], qos)
         for m in read_bag(src, wanted):
             out.write_raw(m.topic, m.typename, m.stamp_ns, m.raw)
         return out.count

@@ -1,4 +1,5 @@
-"""diagnostic_msgs/DiagnosticArray of key/value figures (shown by rqt_runtime_monitor)."""
+"""diagnostic_msgs/DiagnosticArray of key/value figures, published on ``/diagnostics`` where
+rqt_runtime_monitor and diagnostic_aggregator read them (each node's status has its own name)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,9 @@ def diagnostic_array(
 def diagnostic_values(msg: Any) -> dict[str, dict[str, str]]:
     """status name -> {key: value} of a DiagnosticArray."""
     return {s.name: {kv.key: kv.value for kv in s.values} for s in msg.status}
+
+
+def status_values(messages: list[Any], name: str) -> list[dict[str, str]]:
+    """{key: value} of status ``name`` in each of ``messages`` (DiagnosticArrays) carrying it."""
+    rows = [diagnostic_values(m) for m in messages]
+    return [r[name] for r in rows if name in r]

@@ -1,11 +1,18 @@
 """ROS 2 YAML launch files on the embedded backend.
 
 Supports what robomr's launch files use, with ROS 2 semantics: ``arg``, ``let``, ``node``
-(pkg, exec, name, namespace, param (name/value and ``from`` files), remap, if/unless),
+(pkg, exec, name, namespace, param (name/value and ``from`` files, with ``allow_substs``),
+remap, if/unless),
 ``include`` (file, arg), ``group`` (scoped, children), ``push-ros-namespace`` and
 ``executable``; substitutions ``$(var)``, ``$(find-pkg-share)``, ``$(env)``, ``$(dirname)``
 and ``$(eval)``. Nodes of other packages and plain executables are listed as skipped (they need
 ROS 2). Every error names the file and the entry.
+
+Parameters reach a node as launch_ros passes them (``launch_ros/actions/node.py`` and
+``descriptions/node.py``, jazzy): each ``param`` entry in order becomes one parameter file of the
+node, a ``from`` file as it is (after substitutions with ``allow_substs: true``) and a
+name/value pair as a section keyed by the node's fully qualified name; rcl merges them in that
+order (:class:`robomr_nodes.param_files.ParamTable`).
 """
 
 from __future__ import annotations
@@ -19,9 +26,11 @@ from typing import Any
 
 import yaml
 
-from robomr_nodes.param_files import ParamFileError, overrides_for
+from robomr_nodes.param_files import ParamFileError, ParamTable, names_one_node, section_matches
 from robomr_nodes.params import ParamOverride
-from robomr_nodes.runtime.names import normalize_namespace
+from robomr_nodes.registry import NODE_CLASSES
+from robomr_nodes.runtime.names import RosNameError, normalize_namespace
+from robomr_nodes.yamlfile import load_yaml_file
 
 PACKAGE = "robomr"
 _NODE_KEYS = {
@@ -67,11 +76,14 @@ class NodeSpec:
 
 @dataclass
 class LaunchPlan:
-    """The evaluated launch file: nodes to run, argument values, entries skipped."""
+    """The evaluated launch file: nodes to run, argument values, entries skipped, warnings
+    (parameter-file sections that name a node of the graph but match none of them)."""
 
     nodes: list[NodeSpec]
     args: dict[str, str]
     skipped: list[str]
+    warnings: list[str] = field(default_factory=list)
+    foreign: list[NodeSpec] = field(default_factory=list)  # other packages' nodes (skipped)
 
 
 def package_share(package: str) -> Path:
@@ -109,7 +121,10 @@ class _Evaluator:
         self.overrides = dict(overrides)
         self.used_overrides: set[str] = set()
         self.nodes: list[NodeSpec] = []
+        self.stack: list[Path] = []  # files being evaluated, outermost first
+        self.foreign: list[NodeSpec] = []
         self.skipped: list[str] = []
+        self.sections_used: dict[tuple[str, str], bool] = {}  # (file, key) -> matched a node
         self.top_args: dict[str, str] = {}
 
     # -- substitutions ---------------------------------------------------------------------
@@ -233,6 +248,14 @@ class _Evaluator:
         if not self.condition(body, ctx, where):
             return
         path = Path(str(self.subst(_required(body, "file", ctx, where), ctx, where)))
+        resolved = [p.resolve() for p in self.stack]
+        if path.resolve() in resolved:
+            cycle = [*self.stack[resolved.index(path.resolve()) :], path]
+            raise LaunchError(
+                f"{ctx.file}: {where}: include cycle: {' -> '.join(str(p) for p in cycle)}"
+            )
+        if not path.is_file():
+            raise LaunchError(f"{ctx.file}: {where}: included file {path} does not exist")
         child = ctx.child(path)
         for j, arg in enumerate(body.get("arg", []) or []):
             name = str(_required(arg, "name", ctx, f"{where}.arg[{j}]"))
@@ -257,17 +280,29 @@ class _Evaluator:
             return
         pkg = str(self.subst(_required(body, "pkg", ctx, where), ctx, where))
         exe = str(self.subst(_required(body, "exec", ctx, where), ctx, where))
-        if pkg != PACKAGE:
-            self.skipped.append(f"node {pkg}/{exe}: needs ROS 2 (not a robomr node)")
-            return
+        if pkg == PACKAGE and exe not in NODE_CLASSES:
+            raise LaunchError(
+                f"{ctx.file}: {where}: robomr has no node executable {exe!r}; "
+                f"known: {sorted(NODE_CLASSES)}"
+            )
         name = str(self.subst(body.get("name", exe), ctx, where))
         ns = str(self.subst(body.get("namespace", ""), ctx, where))
         namespace = ns if ns.startswith("/") else f"{ctx.namespace.rstrip('/')}/{ns}"
-        spec = NodeSpec(
-            pkg, exe, name, normalize_namespace(namespace), source=f"{ctx.file}: {where}"
-        )
+        try:
+            namespace = normalize_namespace(namespace)
+        except RosNameError as err:
+            raise LaunchError(f"{ctx.file}: {where}: {err}") from None
+        spec = NodeSpec(pkg, exe, name, namespace, source=f"{ctx.file}: {where}")
+        table = ParamTable()
         for j, p in enumerate(body.get("param", []) or []):
-            self._param(p, spec, ctx, f"{where}.param[{j}]")
+            self._param(p, spec, table, ctx, f"{where}.param[{j}]")
+        try:
+            spec.params = table.overrides_for(spec.fq_name)
+            for file, key in self.sections_used:
+                if section_matches(key, spec.fq_name):
+                    self.sections_used[(file, key)] = True
+        except ParamFileError as err:
+            raise LaunchError(f"{ctx.file}: {where}: {err}") from None
         for j, r in enumerate(body.get("remap", []) or []):
             loc = f"{where}.remap[{j}]"
             spec.remaps.append(
@@ -276,36 +311,49 @@ class _Evaluator:
                     str(self.subst(_required(r, "to", ctx, loc), ctx, loc)),
                 )
             )
+        if pkg != PACKAGE:  # kept for graph checks (e.g. what ros_gz_bridge carries)
+            self.skipped.append(f"node {pkg}/{exe}: needs ROS 2 (not a robomr node)")
+            self.foreign.append(spec)
+            return
         self.nodes.append(spec)
 
-    def _param(self, p: Any, spec: NodeSpec, ctx: _Context, where: str) -> None:
+    def _param(self, p: Any, spec: NodeSpec, table: ParamTable, ctx: _Context, where: str) -> None:
         if not isinstance(p, dict):
             raise LaunchError(f"{ctx.file}: {where}: expected {{name, value}} or {{from}}")
         if "from" in p:
+            unknown = set(p) - {"from", "allow_substs"}
+            if unknown:
+                raise LaunchError(f"{ctx.file}: {where}: unknown key(s) {sorted(unknown)}")
             path = str(self.subst(p["from"], ctx, where))
+            substs = str(self.subst(_scalar(p.get("allow_substs", False)), ctx, where)).lower()
             try:
-                spec.params.update(overrides_for(path, spec.fq_name))
+                text = None
+                if substs in ("true", "1"):  # launch_ros ParameterFile(allow_substs=True)
+                    text = self.subst(Path(path).read_text(), ctx, f"{where} ({path})")
+                for key in table.add_file(path, text):
+                    self.sections_used.setdefault((path, key), False)
+            except OSError as err:
+                raise LaunchError(f"{ctx.file}: {where}: cannot read {path}: {err}") from None
             except ParamFileError as err:
                 raise LaunchError(f"{ctx.file}: {where}: {err}") from None
             return
+        if "allow_substs" in p:
+            raise LaunchError(f"{ctx.file}: {where}: allow_substs goes with 'from' only")
         name = str(_required(p, "name", ctx, where))
         raw = _required(p, "value", ctx, where)
         value = self.subst(raw, ctx, where)
         if isinstance(raw, str) and "$(" in raw:
             value = yaml.safe_load(value) if value != "" else ""
-        spec.params[name] = ParamOverride(value, f"{ctx.file}: {where}")
+        table.add_section(spec.fq_name, {name: ParamOverride(value, f"{ctx.file}: {where}")})
 
     # -- files -----------------------------------------------------------------------------
     def _load(self, path: Path, ctx: _Context) -> None:
-        try:
-            doc = yaml.safe_load(path.read_text())
-        except OSError as err:
-            raise LaunchError(f"{path}: cannot read launch file: {err}") from err
-        except yaml.YAMLError as err:
-            raise LaunchError(f"{path}: invalid YAML: {err}") from err
+        doc = load_yaml_file(path, LaunchError, "launch file")
         if not isinstance(doc, dict) or set(doc) != {"launch"}:
             raise LaunchError(f"{path}: a YAML launch file has one top-level key, 'launch'")
+        self.stack.append(path)
         self.run(doc["launch"], ctx, "launch")
+        self.stack.pop()
 
     def load_root(self, path: Path) -> LaunchPlan:
         self.root = path
@@ -315,7 +363,15 @@ class _Evaluator:
             raise LaunchError(
                 f"{path}: unknown launch argument(s) {unused}; declared: {sorted(self.top_args)}"
             )
-        return LaunchPlan(self.nodes, self.top_args, self.skipped)
+        names = {n.name for n in self.nodes + self.foreign}
+        warnings = [
+            f"{file}: section {key!r} matches no node, but the graph has a node named "
+            f"{key.rsplit('/', 1)[-1]!r} (rclpy matches keys to fully qualified names: a bare "
+            f"name is a node in the root namespace; use '/**/{key.rsplit('/', 1)[-1]}')"
+            for (file, key), used in self.sections_used.items()
+            if not used and names_one_node(key) and key.rsplit("/", 1)[-1] in names
+        ]
+        return LaunchPlan(self.nodes, self.top_args, self.skipped, warnings, self.foreign)
 
 
 def _required(body: Any, key: str, ctx: _Context, where: str) -> Any:

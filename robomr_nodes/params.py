@@ -3,6 +3,10 @@
 A node declares its parameters as a frozen dataclass whose fields are made with :func:`param`
 (the generate_parameter_library idea in plain Python); both backends fill it from launch
 overrides and ``ros__parameters`` files and reject out-of-bounds values with a clear error.
+
+A node reads its parameters once, at start (the dataclass is frozen), so parameters are
+read-only by default: on ROS 2, ``ros2 param set`` is then refused ("Trying to set a read-only
+parameter", rclpy ``Node._apply_descriptor``) instead of reporting a change that has no effect.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ class ParameterSpec:
         min_value: inclusive lower bound for numbers, or None.
         max_value: inclusive upper bound for numbers, or None.
         choices: allowed values for strings, or None.
-        read_only: may not be changed after start-up.
+        read_only: may not be changed after start-up (``ros2 param set`` is refused); true
+            unless the node applies changes at run time.
     """
 
     name: str
@@ -40,7 +45,7 @@ class ParameterSpec:
     min_value: float | None = None
     max_value: float | None = None
     choices: tuple[str, ...] | None = None
-    read_only: bool = False
+    read_only: bool = True
 
     @property
     def type_name(self) -> str:
@@ -55,6 +60,11 @@ class ParameterSpec:
         where = f"{node_name}: parameter {self.name!r}" if node_name else f"parameter {self.name!r}"
         value = _coerce(self.default, value, where)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            bounded = self.min_value is not None or self.max_value is not None
+            if bounded and value != value:  # rclpy's range check (lo <= v <= hi) rejects NaN
+                raise ParameterError(
+                    f"{where} = nan is not in [{self.min_value}, {self.max_value}]"
+                )
             if self.min_value is not None and value < self.min_value:
                 raise ParameterError(f"{where} = {value} is below its minimum {self.min_value}")
             if self.max_value is not None and value > self.max_value:
@@ -95,7 +105,7 @@ def param(
     min_value: float | None = None,
     max_value: float | None = None,
     choices: tuple[str, ...] | None = None,
-    read_only: bool = False,
+    read_only: bool = True,
 ) -> Any:
     """A dataclass field that is also a declared ROS parameter (see :func:`specs_of`)."""
     spec = {
@@ -128,6 +138,34 @@ def build_params(params_cls: type[T], values: dict[str, ParamValue]) -> T:
     """An instance of ``params_cls`` from already-validated values (missing -> defaults)."""
     names = {f.name for f in dataclasses.fields(params_cls)}
     return params_cls(**{k: v for k, v in values.items() if k in names})
+
+
+def descriptor_fields(spec: ParameterSpec) -> dict[str, Any]:
+    """The rcl_interfaces/ParameterDescriptor fields of a spec, free of rclpy.
+
+    Keys: ``description``, ``additional_constraints`` (the choices of a string),
+    ``read_only``, ``dynamic_typing`` (true for floats, so that an
+    integer in YAML, ``rate: 10``, is accepted and coerced as on the embedded backend), and
+    ``floating_point_range`` / ``integer_range`` as ``(from, to)`` when the spec has bounds
+    (an open side gets the type's limit, since a descriptor range has both ends).
+    """
+    fields: dict[str, Any] = {
+        "description": spec.description,
+        "additional_constraints": f"one of {list(spec.choices)}" if spec.choices else "",
+        "read_only": spec.read_only,
+        "dynamic_typing": isinstance(spec.default, float),
+    }
+    if spec.min_value is None and spec.max_value is None:
+        return fields
+    if isinstance(spec.default, float):
+        lo = float(spec.min_value) if spec.min_value is not None else -1e308
+        hi = float(spec.max_value) if spec.max_value is not None else 1e308
+        fields["floating_point_range"] = (lo, hi)
+    elif isinstance(spec.default, int) and not isinstance(spec.default, bool):
+        lo = int(spec.min_value) if spec.min_value is not None else -(2**63)
+        hi = int(spec.max_value) if spec.max_value is not None else 2**63 - 1
+        fields["integer_range"] = (lo, hi)
+    return fields
 
 
 @dataclass(frozen=True)

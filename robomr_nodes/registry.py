@@ -18,6 +18,10 @@ NODE_CLASSES: dict[str, str] = {
     "gsclo_scheduler": "robomr_nodes.nodes.gsclo_scheduler:GscloSchedulerNode",
     "gs_render": "robomr_nodes.nodes.gs_render:GsRenderNode",
     "croa_planner": "robomr_nodes.nodes.croa_planner:CroaPlannerNode",
+    "scene_publisher": "robomr_nodes.nodes.scene_publisher:ScenePublisherNode",
+    "path_follower": "robomr_nodes.nodes.path_follower:PathFollowerNode",
+    "map_matcher": "robomr_nodes.nodes.map_matcher:MapMatcherNode",
+    "edge_bridge": "robomr_nodes.nodes.edge_bridge:EdgeBridgeNode",
 }
 
 

@@ -24,14 +24,15 @@ from robomr_nodes.demo.run import DemoOptions, run_demo  # noqa: E402
 
 DURATION_S = 1.2  # two planning cycles (replan period 1 s), six camera frames: about 3.5 MB
 NODES = ["lidar_detector", "croa_planner", "gsclo_scheduler"]
+# relative to /robomr unless absolute; /tf_static carries map -> odom (REP 105)
 INPUTS = ["points", "odom", "map/obstacles", "target_request", "camera/image", "gs/image"]
+INPUTS += ["/tf_static"]
 OUTPUTS = [
     "detections",
     "detections/markers",
     "croa/path",
     "croa/viewpoint",
     "croa/markers",
-    "croa/status",
     "gsclo/uploaded",
     "gsclo/operator_view",
     "gsclo/decision",
@@ -44,7 +45,7 @@ def main() -> int:
         run = run_demo(DemoOptions(out=Path(tmp) / "run", duration_s=DURATION_S, quick=True))
         shutil.rmtree(OUT, ignore_errors=True)
         OUT.mkdir(parents=True)
-        topics = [f"/robomr/{t}" for t in INPUTS + OUTPUTS]
+        topics = [t if t.startswith("/") else f"/robomr/{t}" for t in INPUTS + OUTPUTS]
         count = copy_bag(run.out / "bag", OUT / "bag", topics)
     model = REPO / "models" / "detector.pt"
     provenance = {

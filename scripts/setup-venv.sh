@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(libusb-1.0-0)   # open3d-cpu links libusb-1.0.so.0
+# open3d-cpu links libusb-1.0.so.0; test/sim/test_sdf.py builds scripts/sdf_check.cc against
+# the real SDFormat parser (libsdformat 12, SDF 1.9) with g++ and pkg-config
+DEBIAN_PACKAGES=(libusb-1.0-0 libsdformat-dev g++ pkg-config)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -205,7 +205,7 @@ def write_dataset(
 
     Raises:
         DatasetError: ``frames`` or ``frames_per_scene`` < 1, ``seed`` < 0, or ``out_dir``
-            already holds frames.
+            already holds frames or a meta.json.
         ScenarioError: unknown scenario.
     """
     if frames < 1 or frames_per_scene < 1:
@@ -219,6 +219,8 @@ def write_dataset(
     out = Path(out_dir)
     if (out / "frames").is_dir() and any((out / "frames").iterdir()):
         raise DatasetError(f"{out / 'frames'} is not empty: choose a new --out directory")
+    if (out / "meta.json").exists():
+        raise DatasetError(f"{out / 'meta.json'} exists: choose a new --out directory")
     (out / "frames").mkdir(parents=True, exist_ok=True)
     sensor = Lidar(lidar_cfg)
     scene_seeds: list[int] = []

@@ -227,7 +227,7 @@ def generate_scene(
     seed (default: the scenario's ``default_seed``, 0 for bare settings).
 
     Raises:
-        ScenarioError: unknown scenario or invalid settings.
+        ScenarioError: unknown scenario, invalid settings, or a negative seed.
         GeneratorError: the occlusion requirements could not be met for this seed.
     """
     if isinstance(scenario, ScenarioConfig):
@@ -235,6 +235,8 @@ def generate_scene(
     elif not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     used_seed = scenario.default_seed if seed is None else int(seed)
+    if not 0 <= used_seed < 2**63:  # numpy seeds are non-negative
+        raise ScenarioError(f"seed={used_seed}: must be a non-negative integer (< 2**63)")
     return build_scene(scenario.config, scenario.name, used_seed)
 
 

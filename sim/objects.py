@@ -121,10 +121,17 @@ def read_structured_file(path: str | Path, error: type[ValueError]) -> Any:
     """Parsed content of a YAML or JSON file; raises ``error`` naming the file on failure."""
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_bytes().decode("utf-8")
     except OSError as err:
         raise error(f"cannot read {p}: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise error(f"{p} is not a text file (byte {err.start} is not UTF-8)") from err
     try:
         return json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise error(f"{p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {err}") from err
+    except json.JSONDecodeError as err:
+        raise error(f"{p} is not valid JSON (line {err.lineno}: {err.msg})") from err
+    except yaml.YAMLError as err:  # one line: the problem and where, not the echoed source
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise error(f"{p} is not valid YAML ({where}{problem})") from err

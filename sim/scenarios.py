@@ -126,6 +126,14 @@ class ScenarioConfig:
             )
         if not isinstance(self.has_target, bool):
             raise ScenarioError(f"has_target={self.has_target!r}: must be true or false")
+        for f in fields(self):  # pairs and weight lists keep their length
+            value = getattr(self, f.name)
+            if isinstance(f.default, tuple) and (
+                not isinstance(value, tuple) or len(value) != len(f.default)
+            ):
+                raise ScenarioError(
+                    f"{f.name}={value!r}: must be a list of {len(f.default)} numbers"
+                )
         for name in _INT_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -259,9 +267,15 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         default_seed = int(data.get("default_seed", 0))
     except (TypeError, ValueError) as err:
         raise ScenarioError(f"{path}: default_seed must be an integer") from err
+    if default_seed < 0:
+        raise ScenarioError(f"{path}: default_seed={default_seed} must be >= 0")
+    try:
+        config = ScenarioConfig.from_dict(data["config"] or {})
+    except ScenarioError as err:  # the file is the fault; say which
+        raise ScenarioError(f"{path}: {err}") from None
     return Scenario(
         name=str(data.get("name", path.stem)),
         description=str(data.get("description", "")),
         default_seed=default_seed,
-        config=ScenarioConfig.from_dict(data["config"] or {}),
+        config=config,
     )

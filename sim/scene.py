@@ -227,7 +227,9 @@ class Scene:
             raise SceneError(str(err)) from err
         except KeyError as err:
             raise SceneError(f"scene file is missing field {err}") from err
-        except TypeError as err:
+        except (TypeError, ValueError, OverflowError) as err:
+            if isinstance(err, SceneError):
+                raise
             raise SceneError(f"scene file has a malformed entry: {err}") from err
 
     def save(self, path: str | Path) -> Path:
@@ -250,4 +252,8 @@ class Scene:
         Raises:
             SceneError: missing file, unparsable text or malformed content.
         """
-        return cls.from_dict(read_structured_file(path, SceneError))
+        data = read_structured_file(path, SceneError)
+        try:
+            return cls.from_dict(data)
+        except SceneError as err:  # name the file at fault
+            raise SceneError(f"{path}: {err}") from None

@@ -5,20 +5,22 @@ sensors with ogre2), a sun light matching ``sim.shading.Lighting``, a ground pla
 static model per scene object (named like the object) with a box, cylinder or ellipsoid
 geometry (composite shapes, such as vehicle bodies and pedestrians, as their bounding box;
 cones as cylinders; a sloped terrain is not exported), its pose (x y z 0 0 yaw) and its colour
-as material. Moving vehicles are exported at their position at t = 0, static. Optionally a
-robot model (the ``RobotConfig`` body box) at the ego start carries a ``gpu_lidar`` sensor with
-the ``LidarConfig`` beam pattern, publishing on ``robomr/points``.
+as material. Moving vehicles are exported at their position at t = 0, static. Optionally the
+robot (``sim.sdf_robot``: a DiffDrive body with the lidar and camera of ``RobotConfig`` /
+``LidarConfig`` / ``CameraConfig``) stands at the ego start. Every exported world loads without
+errors in libsdformat (test/sim/test_sdf.py checks it with the real parser).
 """
 
 from __future__ import annotations
 
-import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from sim.camera import CameraConfig
 from sim.lidar import LidarConfig
 from sim.robot import RobotConfig
 from sim.scene import Scene, SceneObject
+from sim.sdf_robot import robot_model
 from sim.shading import Lighting
 
 SDF_VERSION = "1.9"
@@ -74,51 +76,13 @@ def _object_model(world: ET.Element, obj: SceneObject) -> None:
     _el(material, "specular", _nums(0.1, 0.1, 0.1, 1.0))
 
 
-def _robot_model(world: ET.Element, scene: Scene, robot: RobotConfig, lidar: LidarConfig) -> None:
-    model = _el(world, "model", name=ROBOT_MODEL)
-    x, y, yaw = scene.ego_start
-    _el(model, "pose", _nums(x, y, 0.0, 0.0, 0.0, yaw))
-    link = _el(model, "link", name="base_link")
-    inertial = _el(link, "inertial")
-    _el(inertial, "mass", "1500")
-    body_size = _nums(robot.length_m, robot.width_m, robot.height_m)
-    for tag in ("collision", "visual"):
-        element = _el(link, tag, name=tag)
-        _el(element, "pose", _nums(0.0, 0.0, 0.5 * robot.height_m, 0.0, 0.0, 0.0))
-        _el(_el(_el(element, "geometry"), "box"), "size", body_size)
-    sensor = _el(link, "sensor", name="lidar", type="gpu_lidar")
-    _el(sensor, "pose", _nums(robot.lidar_x_m, 0.0, robot.lidar_z_m, 0.0, 0.0, 0.0))
-    _el(sensor, "topic", "robomr/points")
-    _el(sensor, "update_rate", "10")
-    _el(sensor, "always_on", "true")
-    lidar_el = _el(sensor, "lidar")
-    scan = _el(lidar_el, "scan")
-    horizontal = _el(scan, "horizontal")
-    _el(horizontal, "samples", str(lidar.columns))
-    _el(horizontal, "resolution", "1")
-    _el(horizontal, "min_angle", _nums(-math.pi))
-    _el(horizontal, "max_angle", _nums(math.pi - math.radians(lidar.azimuth_resolution_deg)))
-    vertical = _el(scan, "vertical")
-    _el(vertical, "samples", str(lidar.beams))
-    _el(vertical, "resolution", "1")
-    _el(vertical, "min_angle", _nums(math.radians(lidar.vertical_fov_down_deg)))
-    _el(vertical, "max_angle", _nums(math.radians(lidar.vertical_fov_up_deg)))
-    range_el = _el(lidar_el, "range")
-    _el(range_el, "min", _nums(max(lidar.min_range_m, 0.01)))
-    _el(range_el, "max", _nums(lidar.max_range_m))
-    _el(range_el, "resolution", "0.01")
-    noise = _el(lidar_el, "noise")
-    _el(noise, "type", "gaussian")
-    _el(noise, "mean", "0")
-    _el(noise, "stddev", _nums(lidar.range_noise_std_m))
-
-
 def scene_to_sdf(
     scene: Scene,
     include_robot: bool = True,
     robot: RobotConfig | None = None,
     lidar: LidarConfig | None = None,
     lighting: Lighting | None = None,
+    camera: CameraConfig | None = None,
 ) -> str:
     """The SDF world (XML text) of ``scene``.
 
@@ -157,7 +121,14 @@ def scene_to_sdf(
     for obj in scene.objects:
         _object_model(world, obj)
     if include_robot:
-        _robot_model(world, scene, robot or RobotConfig(), lidar or LidarConfig())
+        robot_model(
+            world,
+            ROBOT_MODEL,
+            tuple(scene.ego_start),
+            robot or RobotConfig(),
+            lidar or LidarConfig(),
+            camera or CameraConfig(),
+        )
     ET.indent(root)
     return '<?xml version="1.0"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

@@ -6,9 +6,11 @@ The robot uploads, per camera frame, either the real image (``I_t`` bits) or onl
 
 - Rate (Shannon): ``R_t = B log2(1 + p_t |h_t|^2 / sigma^2)`` bits/s, bandwidth ``B`` (Hz),
   noise power ``sigma^2 = N0 * B`` (W) from the noise power spectral density ``N0``.
-- Channel power gain ``|h_t|^2 = |f_t|^2 * 10^(-PL(d_t) / 10)``: small-scale Rayleigh block
-  fading ``|f_t|^2 ~ Exp(1)`` (one draw per coherence block of frames, seeded) times the
-  log-distance path loss ``PL(d) = PL(d0) + 10 n log10(d / d0)`` dB, exponent ``n``.
+- Channel power gain ``|h_t|^2 = |f_t|^2 * 10^(-PL(d_t) / 10)``: small-scale block fading
+  (one draw per coherence block of frames, seeded) times the log-distance path loss
+  ``PL(d) = PL(d0) + 10 n log10(d / d0)`` dB, exponent ``n``. Rayleigh: ``|f_t|^2 ~ Exp(1)``;
+  Rician with K-factor ``K``: ``f = sqrt(K / (K + 1)) + sqrt(1 / (K + 1)) CN(0, 1)``, so
+  ``E|f|^2 = 1`` and ``K = 0`` is Rayleigh (a line of sight makes deep fades rare).
 - Payloads: the image is estimated from its resolution and a JPEG-like compression rate in bits
   per pixel (or given directly); the pose is 7 float32 (position, unit quaternion) plus an int64
   time stamp, 288 bits by default.
@@ -84,18 +86,22 @@ class FadingConfig:
             free space at 2.4 GHz and 1 m.
         ref_distance_m: reference distance d0 (m), > 0; closer distances are clamped to it.
         path_loss_exponent: n, in [1, 6] (2 free space, about 3 urban street).
-        coherence_frames: frames per fading block (one Exp(1) draw each), >= 1.
+        coherence_frames: frames per fading block (one draw each), >= 1.
+        rician_k: Rician K-factor (linear, line-of-sight over scattered power), in [0, 1000];
+            0 is Rayleigh fading.
     """
 
     ref_loss_db: float = 40.0
     ref_distance_m: float = 1.0
     path_loss_exponent: float = 3.0
     coherence_frames: int = 1
+    rician_k: float = 0.0
 
     def __post_init__(self) -> None:
         _check("ref_loss_db", self.ref_loss_db, 0.0, 200.0, low_open=False)
         _check("ref_distance_m", self.ref_distance_m, 0.0, 1e4)
         _check("path_loss_exponent", self.path_loss_exponent, 1.0, 6.0, low_open=False)
+        _check("rician_k", self.rician_k, 0.0, 1000.0, low_open=False)
         if not isinstance(self.coherence_frames, int) or self.coherence_frames < 1:
             raise ChannelError(f"coherence_frames={self.coherence_frames!r} must be an int >= 1")
 
@@ -159,13 +165,20 @@ def path_gain(distance_m: np.ndarray, fading: FadingConfig) -> np.ndarray:
 
 
 def rayleigh_block_fading(num_frames: int, fading: FadingConfig, seed: int) -> np.ndarray:
-    """Small-scale power gains ``|f_t|^2 ~ Exp(1)`` [T], constant over each coherence block."""
+    """Small-scale power gains ``|f_t|^2`` [T] (Rayleigh ``Exp(1)``, or Rician when
+    ``fading.rician_k > 0``), constant over each coherence block."""
     if num_frames < 1:
         raise ChannelError(f"num_frames={num_frames} must be >= 1")
     rng = np.random.default_rng(seed)
     num_blocks = -(-num_frames // fading.coherence_frames)
+    if fading.rician_k > 0.0:
+        k = fading.rician_k
+        scatter = rng.normal(0.0, math.sqrt(0.5 / (k + 1.0)), size=(num_blocks, 2))
+        draws = (math.sqrt(k / (k + 1.0)) + scatter[:, 0]) ** 2 + scatter[:, 1] ** 2
+    else:
+        draws = rng.exponential(1.0, size=num_blocks)
     # Floored at the smallest normal double: an exact 0 (probability 2^-53) has no finite rate.
-    blocks = np.maximum(rng.exponential(1.0, size=num_blocks), np.finfo(np.float64).tiny)
+    blocks = np.maximum(draws, np.finfo(np.float64).tiny)
     return np.repeat(blocks, fading.coherence_frames)[:num_frames]
 
 

@@ -9,6 +9,9 @@ Both methods solve the covering knapsack of :mod:`planning.gsclo.problem` to opt
   built once per number of free frames with ``cp.Parameter`` (DPP) and re-solved, with a zero
   relative MIP gap so "optimal" means optimal. The status is checked; if HiGHS fails, the
   ranking-plus-repair schedule of APO step 1/6 is returned with status "solver_failed".
+- ``highs``: the same MILP handed to HiGHS directly (``scipy.optimize.milp``), without a
+  modelling layer: what an exact solver costs when nothing but the solver runs. Same gap and
+  tolerances, same fallback.
 
 Raises:
     ExactError: an unknown method, or enumeration asked for more than 16 frames.
@@ -23,6 +26,7 @@ from typing import Literal
 
 import cvxpy as cp
 import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
 
 from planning.gsclo.problem import GscloProblem, Schedule, evaluate_schedule
 from planning.gsclo.rounding import normalised_cost, ranking_init, repair
@@ -30,7 +34,7 @@ from planning.gsclo.rounding import normalised_cost, ranking_init, repair
 LOG = logging.getLogger(__name__)
 
 ENUMERATION_MAX_FRAMES = 16
-ExactMethod = Literal["auto", "enumerate", "milp"]
+ExactMethod = Literal["auto", "enumerate", "milp", "highs"]
 
 
 class ExactError(ValueError):
@@ -78,14 +82,31 @@ def milp_cover(cost: np.ndarray, weight: np.ndarray, need: float) -> np.ndarray 
     return np.asarray(x.value) > 0.5
 
 
+def highs_cover(cost: np.ndarray, weight: np.ndarray, need: float) -> np.ndarray | None:
+    """Optimal ``x`` [n] bool from HiGHS called through ``scipy.optimize.milp`` (no modelling
+    layer), or None when HiGHS does not report an optimum."""
+    n = int(cost.shape[0])
+    result = milp(
+        c=cost,
+        constraints=LinearConstraint(weight[None, :], lb=need, ub=np.inf),
+        integrality=np.ones(n),
+        bounds=Bounds(0.0, 1.0),
+        options={"mip_rel_gap": 0.0, "presolve": True},
+    )
+    if result.status != 0 or result.x is None:
+        LOG.warning("HiGHS (direct) returned status %s on the GSCLO MILP", result.status)
+        return None
+    return np.asarray(result.x) > 0.5
+
+
 def solve_exact(problem: GscloProblem, method: ExactMethod = "auto") -> Schedule:
     """Optimal schedule of one window; "auto" enumerates up to 16 frames, else the MILP.
 
     Raises:
         ExactError: unknown ``method``, or "enumerate" on more than 16 frames.
     """
-    if method not in ("auto", "enumerate", "milp"):
-        raise ExactError(f"method={method!r} must be 'auto', 'enumerate' or 'milp'")
+    if method not in ("auto", "enumerate", "milp", "highs"):
+        raise ExactError(f"method={method!r} must be 'auto', 'enumerate', 'milp' or 'highs'")
     if method == "enumerate" and problem.num_frames > ENUMERATION_MAX_FRAMES:
         raise ExactError(
             f"enumerate needs num_frames <= {ENUMERATION_MAX_FRAMES}, got {problem.num_frames}"
@@ -105,14 +126,18 @@ def solve_exact(problem: GscloProblem, method: ExactMethod = "auto") -> Schedule
         if method == "enumerate":
             chosen = enumerate_cover(cost, weight, need)
         else:
-            milp = milp_cover(cost, weight, need)
-            failed = milp is None
-            if milp is None:
+            # Row scaling: the largest coefficient 1, so that L_t far below HiGHS's feasibility
+            # tolerance (1e-6 by default) cannot make "upload nothing" look feasible.
+            scale = float(weight.max())
+            cover = milp_cover if method == "milp" else highs_cover
+            solved = cover(cost, weight / scale, need / scale)
+            failed = solved is None
+            if solved is None:
                 chosen = repair(ranking_init(weight, need) > 0.5, cost, weight, need)
             else:
                 # HiGHS's feasibility tolerance may admit a hair's-breadth shortfall.
-                proven = float(weight[milp].sum()) >= need
-                chosen = milp if proven else repair(milp, cost, weight, need)
+                proven = float(weight[solved].sum()) >= need
+                chosen = solved if proven else repair(solved, cost, weight, need)
         upload[free] = chosen
     return evaluate_schedule(
         problem,

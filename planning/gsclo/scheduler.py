@@ -18,6 +18,12 @@ at 0: when the past has overspent, the horizon uploads all it can and the plan's
 "fidelity_infeasible"). Only frame 0 of the plan is committed (receding horizon); until the
 window has filled, ``M`` is the number of frames seen so far.
 
+``budget_mode="block"`` is the paper's per-window budget instead: consecutive blocks of
+``T`` frames must each meet ``L_th`` on average. The past is then the committed frames of
+the current block only, the horizon is cut at the block's end (so ``H = T`` at a block's first
+frame plans the whole block with forecasts), and the same formula gives the horizon's budget:
+the frames after the horizon are assumed to spend ``L_th`` each.
+
 Raises:
     SchedulerError: a bad configuration, or an observation with the wrong shape, a horizon
         longer than the window, or a stamp not after the previous one.
@@ -48,6 +54,7 @@ class SchedulerConfig:
         fidelity_budget: L_th >= 0, the allowed rolling mean discrepancy.
         window_frames: T >= 1, frames the budget averages over.
         method: "apo" (default) or "exact" (enumeration up to 16 frames, else MILP).
+        budget_mode: "rolling" (every T consecutive frames) or "block" (consecutive blocks).
         link: the uplink (bandwidth, noise, P_max, deadline, circuit power).
         payload: image and pose sizes (used when the observation gives no image sizes).
         apo: APO settings.
@@ -56,6 +63,7 @@ class SchedulerConfig:
     fidelity_budget: float = 0.1
     window_frames: int = 30
     method: Literal["apo", "exact"] = "apo"
+    budget_mode: Literal["rolling", "block"] = "rolling"
     link: LinkConfig = field(default_factory=LinkConfig)
     payload: PayloadConfig = field(default_factory=PayloadConfig)
     apo: ApoConfig = field(default_factory=ApoConfig)
@@ -67,6 +75,8 @@ class SchedulerConfig:
             raise SchedulerError(f"window_frames={self.window_frames!r} must be in [1, 100000]")
         if self.method not in ("apo", "exact"):
             raise SchedulerError(f"method={self.method!r} must be 'apo' or 'exact'")
+        if self.budget_mode not in ("rolling", "block"):
+            raise SchedulerError(f"budget_mode={self.budget_mode!r} must be 'rolling' or 'block'")
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,17 +159,21 @@ class GscloScheduler:
             raise SchedulerError(
                 f"stamp_ns={observation.stamp_ns} must be after {state.last_stamp_ns}"
             )
+        gain = np.asarray(observation.channel_gain, dtype=np.float64)
+        image = cfg.payload.image_bits if observation.image_bits is None else observation.image_bits
+        if cfg.budget_mode == "block":  # cut the horizon at the block's end
+            remaining = cfg.window_frames - len(state.past_discrepancy)
+            disc, gain = disc[:remaining], gain[:remaining]
+            if np.ndim(image) == 1:
+                image = np.asarray(image)[:remaining]
         horizon = disc.shape[0]
         keep = cfg.window_frames - horizon
         past_l = np.asarray(_tail(state.past_discrepancy, keep), dtype=np.float64)  # [M]
         past_x = np.asarray(_tail(state.past_upload, keep), dtype=bool)  # [M]
         debt = float(np.sum(past_l * ~past_x))
         budget = max(0.0, ((past_l.shape[0] + horizon) * cfg.fidelity_budget - debt) / horizon)
-        image = cfg.payload.image_bits if observation.image_bits is None else observation.image_bits
         try:
-            problem = GscloProblem(
-                disc, observation.channel_gain, budget, cfg.link, image, cfg.payload.pose_bits
-            )
+            problem = GscloProblem(disc, gain, budget, cfg.link, image, cfg.payload.pose_bits)
         except ProblemError as err:
             raise SchedulerError(f"observation: {err}") from err
         plan = solve_apo(problem, cfg.apo) if cfg.method == "apo" else solve_exact(problem)
@@ -174,9 +188,13 @@ class GscloScheduler:
             plan=plan,
         )
         limit = cfg.window_frames - 1
+        past_l_next = (*state.past_discrepancy, float(disc[0]))
+        past_x_next = (*state.past_upload, upload)
+        if cfg.budget_mode == "block" and len(past_l_next) == cfg.window_frames:
+            past_l_next, past_x_next = (), ()  # the block is complete: the next one starts
         next_state = GscloState(
-            past_discrepancy=_tail((*state.past_discrepancy, float(disc[0])), limit),
-            past_upload=_tail((*state.past_upload, upload), limit),
+            past_discrepancy=_tail(past_l_next, limit),
+            past_upload=_tail(past_x_next, limit),
             last_stamp_ns=observation.stamp_ns,
         )
         return decision, next_state

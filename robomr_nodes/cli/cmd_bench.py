@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bench import BENCHMARKS
 from robomr_nodes.cli.main import CliError
+from robomr_nodes.outputs import OutputError, check_output_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,9 +50,25 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError("`robomr bench all` takes no benchmark options")
     for name in names:
         module, bench_args = _parse(name, args.bench_args)
-        report = module.run(bench_args)
+        if bench_args.json:
+            _check(bench_args.json)
+        try:
+            report = module.run(bench_args)
+        except ValueError as err:  # benchmarks reject bad settings with ValueError
+            raise CliError(f"bench {name}: {err}") from None
         print(report.render() + "\n")
         if bench_args.json:
-            report.write_json(bench_args.json)
+            try:  # the report's own writer: some benchmarks fix their JSON layout
+                report.write_json(bench_args.json)
+            except OSError as err:
+                raise CliError(f"cannot write {bench_args.json}: {err.strerror or err}") from None
             print(f"wrote {bench_args.json}")
     return 0
+
+
+def _check(path: Path) -> None:
+    """--json is checked before the benchmark runs (minutes must not be wasted)."""
+    try:
+        check_output_file(path)
+    except OutputError as err:
+        raise CliError(str(err)) from None

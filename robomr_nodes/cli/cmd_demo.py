@@ -34,6 +34,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="small sensors and a coarse map: a first look in seconds",
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty --out folder, replacing its bag/, summary.json, "
+        "summary.png (and service/)",
+    )
+    p.add_argument(
+        "--offload",
+        action="store_true",
+        help="detection and the operator view on local inference-service replicas "
+        "through the edge bridge",
+    )
+    p.add_argument(
+        "--offload-render",
+        action="store_true",
+        help="with --offload, the operator view too (rendered by the service from the "
+        "scenario's fixed map instead of gs_render's learned one)",
+    )
+    p.add_argument("--replicas", type=int, default=1, help="service replicas with --offload")
+    p.add_argument(
+        "--kill-service-at",
+        type=float,
+        metavar="S",
+        help="with --offload: kill every replica S seconds of sim time into the run",
+    )
     p.add_argument("args", nargs="*", metavar="name:=value", help="more launch arguments")
     p.set_defaults(func=_run)
 
@@ -108,14 +133,49 @@ def print_summary(s: dict[str, Any]) -> None:
     print(f"robomr demo: {s['scenario']} (seed {s['seed']})")
     for key, value in rows:
         print(f"  {key.ljust(width)}  {value}")
+    for key, value in offload_rows(s.get("offload")):
+        print(f"  {key.ljust(width)}  {value}")
     for err in s["errors"][:5]:
         print(f"  callback error in {err['node']} ({err['where']}): {err['error']}")
 
 
+def offload_rows(o: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Summary rows of ``robomr demo --offload``."""
+    if not o:
+        return []
+    killed = o["service_killed_at_s"]
+    rows = [
+        (
+            "offload: replicas, service killed",
+            f"{o['replicas']} ({o['policy']}), "
+            + ("no" if killed is None else f"at {killed:.1f} s sim time"),
+        ),
+        ("offload: frames lost", f"{o['frames_lost']} of {o['clouds']} clouds"),
+    ]
+    for task in ("detect", "render"):
+        t = o.get(task)
+        if t:
+            reasons = ", ".join(f"{k} {v}" for k, v in t["fallback_reasons"].items()) or "none"
+            rows.append(
+                (
+                    f"offload {task}: ratio, RTT p50/p90",
+                    f"{t['offload_ratio']:.2f} ({t['offloaded']} of {t['frames']}), "
+                    f"{t['rtt_ms_p50']:.0f} / {t['rtt_ms_p90']:.0f} ms",
+                )
+            )
+            rows.append((f"offload {task}: fallbacks", f"{t['fallbacks']} ({reasons})"))
+    return rows
+
+
 def _run(args: argparse.Namespace) -> int:
+    from robomr_nodes.bag import BagError
+    from robomr_nodes.demo.offload import OffloadDemoError, OffloadOptions
     from robomr_nodes.demo.run import DemoError, DemoOptions, run_demo
     from robomr_nodes.launch_yaml import LaunchError, parse_launch_args
+    from robomr_nodes.outputs import OutputError
     from robomr_nodes.params import ParameterError
+    from robomr_nodes.runner import NodeStartError
+    from robomr_nodes.runtime.executor import GraphError
 
     try:
         options = DemoOptions(
@@ -125,7 +185,13 @@ def _run(args: argparse.Namespace) -> int:
             duration_s=args.duration,
             quick=args.quick,
             launch_args=tuple(parse_launch_args(args.args).items()),
+            force=args.force,
+            offload=OffloadOptions(args.replicas, args.kill_service_at, render=args.offload_render)
+            if args.offload
+            else None,
         )
+        if (args.kill_service_at is not None or args.offload_render) and not args.offload:
+            raise DemoError("--kill-service-at and --offload-render need --offload")
         from robomr_nodes.runtime.executor import SIM_START_NS
 
         on_advance, close = sim_time_bar(SIM_START_NS, options.duration_s, "demo")
@@ -133,7 +199,16 @@ def _run(args: argparse.Namespace) -> int:
             result = run_demo(options, on_advance)
         finally:
             close()
-    except (DemoError, LaunchError, ParameterError) as err:
+    except (
+        DemoError,
+        LaunchError,
+        ParameterError,
+        NodeStartError,
+        GraphError,
+        BagError,
+        OutputError,
+        OffloadDemoError,
+    ) as err:
         raise CliError(str(err)) from None
     print_summary(result.summary)
     print(f"run folder: {result.out}  (bag/, summary.json, summary.png)")

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import math
 from datetime import datetime
 from pathlib import Path
 
-from robomr_nodes.bag import BagError
+from robomr_nodes.bag import BagError, check_new_bag_path
 from robomr_nodes.cli.main import CliError
 from robomr_nodes.cli.progress import sim_time_bar
 from robomr_nodes.launch_yaml import LaunchError, load_launch, parse_launch_args
 from robomr_nodes.params import ParameterError
-from robomr_nodes.runner import RunOptions, RunResult, run_plan
+from robomr_nodes.runner import NodeStartError, RunOptions, RunResult, run_plan
 from robomr_nodes.runtime.executor import GraphError
 
 
@@ -37,7 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def default_run_dir(kind: str) -> Path:
-    return Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{kind}"
+    """``runs/<time>-<kind>``, with ``-2``, ``-3``, ... when runs start within one second."""
+    base = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{kind}"
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    return path
 
 
 def print_run_report(result: RunResult) -> None:
@@ -58,13 +65,20 @@ def print_run_report(result: RunResult) -> None:
         print(f"recorded {result.messages_recorded} messages to {result.bag}")
 
 
+def check_duration(duration_s: float) -> None:
+    """``--duration``: a finite number of seconds > 0 (nan and inf are refused)."""
+    if not (math.isfinite(duration_s) and duration_s > 0):
+        raise CliError(f"--duration must be a finite number of seconds > 0, got {duration_s}")
+
+
 def _run(args: argparse.Namespace) -> int:
-    if args.duration <= 0:
-        raise CliError(f"--duration must be > 0 s, got {args.duration}")
+    check_duration(args.duration)
+    if args.record is not None and args.no_record:
+        raise CliError("--record and --no-record contradict each other")
     record = None if args.no_record else (args.record or default_run_dir("launch") / "bag")
-    if record is not None:
-        record.parent.mkdir(parents=True, exist_ok=True)
     try:
+        if record is not None:
+            check_new_bag_path(record)  # before anything runs
         plan = load_launch(args.file, parse_launch_args(args.args))
         options = RunOptions(clock=args.clock, duration_s=args.duration, record=record)
         on_advance, close = sim_time_bar(options.start_ns, args.duration, "launch")
@@ -72,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
             result = run_plan(plan, options, on_advance if args.clock == "sim" else None)
         finally:
             close()
-    except (LaunchError, ParameterError, GraphError, BagError) as err:
+    except (LaunchError, ParameterError, GraphError, BagError, NodeStartError) as err:
         raise CliError(str(err)) from None
     print_run_report(result)
     return 1 if result.executor.errors else 0

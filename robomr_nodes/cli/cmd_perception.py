@@ -16,12 +16,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench.report import Table
-from perception.cloud_io import SUFFIXES, read_point_cloud
+from perception.cloud_io import LAYOUT_FIELDS, SUFFIXES, parse_fields, read_scan
 from perception.config import DEFAULT_MODEL_PATH
 from perception.errors import PerceptionError
 from perception.sensor_input import LAYOUTS, SensorSetup
 from robomr_nodes.cli.main import CliError
+from robomr_nodes.outputs import OutputError, check_output_file, write_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,6 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="model-frame cache of the data (default: <out stem>.cache beside the model); "
         "reused while the data is unchanged",
     )
+    p.add_argument("--force", action="store_true", help="replace an existing model file at --out")
     _add_runtime(p)
     p.set_defaults(func=_train)
 
@@ -89,6 +93,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     p.add_argument("--json", type=Path, metavar="OUT", help="also write the boxes as JSON")
     p.add_argument("--score-threshold", type=float, help="override the model's threshold")
+    p.add_argument(
+        "--layout",
+        choices=["auto", *(lay.value for lay in LAYOUT_FIELDS)],
+        default="auto",
+        help=".bin layout: kitti (x,y,z,intensity), nuscenes (+ring); auto decides from the "
+        "name (*.pcd.bin), size and values, and refuses when they cannot tell",
+    )
+    p.add_argument(
+        "--fields",
+        metavar="F1,F2,...",
+        help=".bin layout as float32 field names, e.g. x,y,z,intensity,ring (_ skips a column)",
+    )
     _add_sensor(p)
     _add_runtime(p)
     p.set_defaults(func=_detect)
@@ -114,7 +130,7 @@ def _add_sensor(p: argparse.ArgumentParser) -> None:
         help="turn of the lidar frame about z to face x forward (nuScenes LIDAR_TOP: 1.5708)",
     )
     g.add_argument(
-        "--layout",
+        "--sensor-layout",
         default="auto",
         choices=("auto", *LAYOUTS),
         help="intensity and range encoding (default: auto, from the intensity range)",
@@ -137,7 +153,7 @@ def sensor_setup(args: argparse.Namespace, frame: Any) -> SensorSetup:
             pitch_rad=args.sensor_pitch,
             roll_rad=args.sensor_roll,
             yaw_rad=args.sensor_yaw,
-            layout=args.layout,
+            layout=args.sensor_layout,
             min_range_m=frame.min_range_m if args.min_range is None else args.min_range,
         )
     except PerceptionError as err:
@@ -161,6 +177,16 @@ def _threads(args: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from perception.train import LOSS_PARTS, TrainConfig, train
+
+    if args.out.exists() and not (args.force or args.resume):
+        raise CliError(
+            f"--out {args.out} exists: choose another file, --resume a run, or pass --force "
+            "to replace it"
+        )
+    try:
+        check_output_file(args.out, create_parents=True)
+    except OutputError as err:
+        raise CliError(str(err)) from None
 
     chosen = {
         "epochs": args.epochs,
@@ -228,6 +254,9 @@ def _eval(args: argparse.Namespace) -> int:
     from perception.evaluate import EvalConfig, evaluate_model
 
     _threads(args)
+    _check_outputs(args.json)
+    if args.batch_size < 1:
+        raise CliError(f"--batch-size {args.batch_size}: must be >= 1")
     try:
         model = load_detector(args.model, args.device)
         result = evaluate_model(
@@ -240,8 +269,7 @@ def _eval(args: argparse.Namespace) -> int:
         print(table.render())
     if args.json:
         payload = {"model": str(args.model), "data": str(args.data), **data}
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        _write_json(args.json, payload)
     return 0
 
 
@@ -296,18 +324,40 @@ def _threshold(args: argparse.Namespace) -> int:
 def _detect(args: argparse.Namespace) -> int:
     from perception.checkpoint import load_detector
     from perception.detect import detect
+    from perception.sensor_input import to_model_frame
+    from perception.voxelize import usable_mask
 
     _threads(args)
+    _check_outputs(args.json)
+    if args.score_threshold is not None and not 0.0 <= args.score_threshold <= 1.0:
+        raise CliError(f"--score-threshold {args.score_threshold}: must be in [0, 1]")
     try:
-        cloud = read_point_cloud(args.file)
+        fields = parse_fields(args.fields) if args.fields is not None else None
+        layout = None if args.layout == "auto" else args.layout
+        scan = read_scan(args.file, layout, fields)
         model = load_detector(args.model, args.device)
+        setup = sensor_setup(args, model.config.frame)
+        # usable: finite, beyond the minimum range, and inside the range in the model frame
+        usable = usable_mask(to_model_frame(scan.points, setup, False), model.config.voxel)
+        if not usable.any():
+            finite = int(np.all(np.isfinite(scan.points[:, :3]), axis=1).sum())
+            lo, hi = model.config.voxel.point_range_m[:3], model.config.voxel.point_range_m[3:]
+            raise CliError(
+                f"{args.file}: 0 of {len(scan.points)} points usable ({len(scan.points) - finite} "
+                f"not finite, {finite} closer than {setup.min_range_m} m or outside the "
+                f"detector's range {list(lo)}..{list(hi)} m above the ground below the lidar)"
+            )
         if args.score_threshold is not None:
             post = replace(model.config.postprocess, score_threshold=args.score_threshold)
             model.config = replace(model.config, postprocess=post)
-        setup = sensor_setup(args, model.config.frame)
-        (det,) = detect(model, [cloud], setup)
+        (det,) = detect(model, [scan.points], setup)
     except PerceptionError as err:
         raise CliError(str(err)) from err
+    cloud = scan.points
+    print(
+        f"{args.file}: {scan.layout.value} layout ({scan.how}), {int(usable.sum())} of "
+        f"{len(cloud)} points usable"
+    )
     table = Table(
         f"{args.file}: {len(det)} boxes (lidar frame; centre, size in m, yaw in rad)",
         ["#", "class", "score", "x", "y", "z", "length", "width", "height", "yaw"],
@@ -332,8 +382,28 @@ def _detect(args: argparse.Namespace) -> int:
                 "min_range_m": setup.min_range_m,
             },
             "num_points": len(cloud),
+            "num_points_usable": int(usable.sum()),
+            "layout": scan.layout.value,
+            "fields": list(scan.fields),
             "detections": det.to_json(),
         }
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        _write_json(args.json, payload)
     return 0
+
+
+def _check_outputs(*paths: Path | None) -> None:
+    """Output files are checked before any work (a failed write must not waste a run)."""
+    try:
+        for path in paths:
+            if path is not None:
+                check_output_file(path)
+    except OutputError as err:
+        raise CliError(str(err)) from None
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    try:
+        write_file(path, json.dumps(payload, indent=2) + "\n")
+    except OutputError as err:
+        raise CliError(str(err)) from None
+    print(f"wrote {path}")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from robomr_nodes.bag import BagError
 from robomr_nodes.cli.main import CliError
 from robomr_nodes.params import ParameterError
 from robomr_nodes.replay import ReplayError, replay
+from robomr_nodes.runner import NodeStartError
+from robomr_nodes.runtime.executor import GraphError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,8 +41,10 @@ def _run(args: argparse.Namespace) -> int:
     out = args.out or _free_path(args.bag.with_name(args.bag.name + "-replay"))
     try:
         result = replay(args.bag, nodes, out)
-    except (BagError, ReplayError, ParameterError) as err:
+    except (BagError, ReplayError, ParameterError, NodeStartError, GraphError) as err:
         raise CliError(str(err)) from None
+    for note in result.notes:
+        print(f"robomr replay: note: {note}", file=sys.stderr)
     print(f"inputs:  {', '.join(result.inputs)} ({result.messages_in} messages)")
     print(f"outputs: {', '.join(result.outputs)} ({result.messages_out} messages) -> {result.out}")
     print(f"callback errors: {result.errors}")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from robomr_nodes.cli.main import CliError
+from robomr_nodes.outputs import OutputError, check_output_dir, check_output_file, clear_outputs
 from sim.camera import Camera, CameraConfig, CameraError
 from sim.dataset import DatasetError, write_dataset
 from sim.generator import GeneratorError, load_or_generate
@@ -35,7 +36,12 @@ _USER_ERRORS = (
     ShowError,
     LidarError,
     CameraError,
+    OutputError,
 )
+# suffixes the writers take: matplotlib for `show`, Pillow for `render`
+_SHOW_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff", ".webp")
+_RENDER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+DATASET_OUTPUTS = ("frames", "meta.json")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     scenario_args(p)
     p.add_argument("--out", type=Path, required=True, metavar="SDF")
     p.add_argument("--beams", type=int, default=32, choices=SUPPORTED_BEAMS)
-    p.add_argument("--no-robot", action="store_true", help="leave out the lidar robot model")
+    p.add_argument("--no-robot", action="store_true", help="leave out the robot model")
     p.set_defaults(func=_export_sdf)
 
     p = sim_sub.add_parser("dataset", help="write a labelled lidar dataset")
@@ -103,7 +109,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"{Variation().height_range_m[0]},{Variation().height_range_m[1]})",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty DIR, replacing frames/ and meta.json",
+    )
     p.set_defaults(func=_dataset)
+
+
+def _check_image_out(path: Path, suffixes: tuple[str, ...]) -> None:
+    if path.suffix.lower() not in suffixes:
+        raise CliError(
+            f"--out {path}: unsupported image suffix {path.suffix or '(none)'!r}; "
+            f"use one of {', '.join(suffixes)}"
+        )
+    try:
+        check_output_file(path)
+    except OutputError as err:
+        raise CliError(str(err)) from None
 
 
 def _scene(args: argparse.Namespace) -> Scene:
@@ -121,6 +144,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        _check_image_out(args.out, _SHOW_SUFFIXES)
     scene = _scene(args)
     out = args.out or Path(f"{scene.name}-{scene.seed}.png")
     scan, T = None, None
@@ -142,6 +167,7 @@ def _show(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace) -> int:
     from PIL import Image
 
+    _check_image_out(args.out, _RENDER_SUFFIXES)
     scene = _scene(args)
     try:
         camera = Camera(CameraConfig(width_px=args.width, height_px=args.height))
@@ -157,6 +183,7 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _save(args: argparse.Namespace) -> int:
+    _check_file_out(args.out)
     scene = _scene(args)
     try:
         scene.save(args.out)
@@ -168,7 +195,15 @@ def _save(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_file_out(path: Path) -> None:
+    try:
+        check_output_file(path)
+    except OutputError as err:
+        raise CliError(str(err)) from None
+
+
 def _export_sdf(args: argparse.Namespace) -> int:
+    _check_file_out(args.out)
     scene = _scene(args)
     try:
         write_sdf(
@@ -203,6 +238,18 @@ def _variation(args: argparse.Namespace) -> Variation | None:
 def _dataset(args: argparse.Namespace) -> int:
     variation = _variation(args)
     try:
+        check_output_dir(args.out, args.force, DATASET_OUTPUTS)
+        # every setting is checked before anything is created or replaced
+        load_scenario(args.scenario)
+        for name, value, low in (
+            ("--seed", args.seed, 0),
+            ("--frames", args.frames, 1),
+            ("--frames-per-scene", args.frames_per_scene, 1),
+        ):
+            if value < low:
+                raise CliError(f"{name} {value}: must be >= {low}")
+        if args.force:
+            clear_outputs(args.out, DATASET_OUTPUTS)
         out = write_dataset(
             args.out,
             args.frames,
@@ -216,6 +263,7 @@ def _dataset(args: argparse.Namespace) -> int:
     except _USER_ERRORS as err:
         raise CliError(str(err)) from err
     except OSError as err:
-        raise CliError(f"cannot write the dataset: {err}") from err
+        where = err.filename or args.out
+        raise CliError(f"cannot write the dataset at {where}: {err.strerror or err}") from err
     print(f"wrote {args.frames} frames to {out}")
     return 0

@@ -1,14 +1,21 @@
-"""tf2_msgs/TFMessage, geometry_msgs/TransformStamped and nav_msgs/Odometry builders."""
+"""tf2_msgs/TFMessage, geometry_msgs/TransformStamped and nav_msgs/Odometry builders.
+
+Frames follow REP 105: ``map -> odom -> base_link``; odometry is reported in ``odom``, and a
+node that needs the robot in ``map`` composes it with the ``map -> odom`` transform
+(:func:`odometry_in_frame`).
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from geometry.transforms import matrix_to_quaternion
+from geometry.transforms import matrix_to_quaternion, pose_to_transform
 from robomr_nodes.convert.path import pose_msg, pose_to_xyyaw
 from robomr_nodes.messages import header, new_message
+from robomr_nodes.tf_static import StaticTransforms
 
 
 def transform_stamped(T_parent_child: np.ndarray, parent: str, child: str, stamp: int) -> Any:
@@ -41,7 +48,7 @@ def odometry(
     vy_mps: float,
     yaw_rate_radps: float,
     stamp: int,
-    frame_id: str = "map",
+    frame_id: str = "odom",
     child_frame_id: str = "base_link",
 ) -> Any:
     """nav_msgs/Odometry of a planar pose (in ``frame_id``) and body-frame velocity."""
@@ -63,3 +70,23 @@ def odometry_to_pose(msg: Any) -> tuple[float, float, float, float]:
     """(x, y, yaw, forward speed) of a nav_msgs/Odometry."""
     x, y, yaw = pose_to_xyyaw(msg.pose.pose)
     return x, y, yaw, float(msg.twist.twist.linear.x)
+
+
+def odometry_in_frame(
+    msg: Any, transforms: StaticTransforms, frame: str
+) -> tuple[float, float, float, float] | None:
+    """(x, y, yaw, forward speed) of the odometry's child frame in ``frame`` (e.g. ``map``).
+
+    The odometry pose is in its header frame (``odom``); it is composed with the static
+    ``frame -> odom`` transform. None until that transform is known; odometry already in
+    ``frame`` is returned as is.
+    """
+    x, y, yaw, v = odometry_to_pose(msg)
+    parent = msg.header.frame_id
+    if parent == frame:
+        return x, y, yaw, v
+    T_frame_odom = transforms.lookup(frame, parent)
+    if T_frame_odom is None:
+        return None
+    T = T_frame_odom @ pose_to_transform(x, y, 0.0, yaw)
+    return float(T[0, 3]), float(T[1, 3]), math.atan2(T[1, 0], T[0, 0]), v

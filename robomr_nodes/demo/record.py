@@ -12,14 +12,13 @@ KEPT = (
     "detections",
     "odom",
     "croa/path",
-    "croa/status",
     "gsclo/decision",
     "camera/image",
     "gs/image",
     "map/obstacles",
     "target_request",
-    "diagnostics",
 )
+DIAGNOSTICS = "/diagnostics"  # every node's status (REP: where rqt_runtime_monitor reads), kept
 CLOUDS = "points"
 
 
@@ -34,6 +33,8 @@ class RunRecord:
 
     def tap(self, topic: str, _typename: str, stamp: int, msg: Any, _qos: Any) -> None:
         prefix = self.namespace.rstrip("/") + "/"
+        if topic == DIAGNOSTICS:
+            self.messages[topic].append((stamp, msg))
         if not topic.startswith(prefix):
             return
         relative = topic[len(prefix) :]

@@ -17,11 +17,22 @@ from typing import Any
 from robomr_nodes.bag import BagRecorder
 from robomr_nodes.demo.figure import draw_summary
 from robomr_nodes.demo.latency import LatencyMonitor
+from robomr_nodes.demo.offload import OffloadOptions, OffloadSession
 from robomr_nodes.demo.record import RunRecord
 from robomr_nodes.demo.summary import summarize
 from robomr_nodes.launch_yaml import LaunchPlan, load_launch, package_share
+from robomr_nodes.outputs import OutputError, check_output_dir, clear_outputs, write_file
 from robomr_nodes.params import ParamOverride
-from robomr_nodes.runner import GRAPH_KEY, START_KEY, RunOptions, build_executor, graph_to_yaml
+from robomr_nodes.runner import (
+    GRAPH_KEY,
+    START_KEY,
+    RunOptions,
+    TapBuffer,
+    build_executor,
+    finish_recording,
+    graph_to_yaml,
+    spin_recorded,
+)
 
 NAMESPACE = "/robomr"
 # --quick: small sensors and a coarse map, for tests and a first look (seconds, not minutes)
@@ -33,7 +44,12 @@ QUICK_PARAMS: dict[str, dict[str, Any]] = {
         "camera_height_px": 72,
     },
     "gs_render": {"spacing_m": 1.0},
+    "edge_bridge": {"spacing_m": 1.0},
 }
+
+
+# what the demo writes into its folder (service/: the replicas' logs of --offload)
+OUTPUTS = ("bag", "summary.json", "summary.png", "service")
 
 
 class DemoError(ValueError):
@@ -45,12 +61,14 @@ class DemoOptions:
     """What to run.
 
     Attributes:
-        out: run folder to create (must not hold a bag already).
+        out: run folder, new or empty (``force``: replace the demo's outputs in it).
         scenario: built-in scenario name or scenario/scene file.
         seed: scenario seed, -1 for the scenario's default.
         duration_s: sim time to run (s), > 0.
         quick: small sensors and a coarse map (see QUICK_PARAMS).
         launch_args: further name:=value launch arguments.
+        offload: run detection and the operator view on local service replicas through the
+            edge bridge (None: on the robot, as usual).
     """
 
     out: Path
@@ -59,12 +77,12 @@ class DemoOptions:
     duration_s: float = 20.0
     quick: bool = False
     launch_args: tuple[tuple[str, str], ...] = ()
+    force: bool = False
+    offload: OffloadOptions | None = None
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.duration_s <= 3600.0:
+        if not 0.0 < self.duration_s <= 3600.0:  # also false for nan
             raise DemoError(f"duration_s={self.duration_s} must be in (0, 3600] s")
-        if (self.out / "bag").exists():
-            raise DemoError(f"{self.out / 'bag'} exists: choose another output folder")
 
 
 @dataclass
@@ -76,6 +94,9 @@ class DemoResult:
 def demo_plan(options: DemoOptions) -> LaunchPlan:
     """The launch plan of the demo: the shipped launch file with the options applied."""
     args = {"scenario": options.scenario, "seed": str(options.seed), **dict(options.launch_args)}
+    if options.offload is not None:
+        args["use_offload"] = "true"
+        args["offload_render"] = "true" if options.offload.render else "false"
     plan = load_launch(package_share("robomr") / "launch" / "robomr.launch.yaml", args)
     if options.quick:
         for spec in plan.nodes:
@@ -85,33 +106,79 @@ def demo_plan(options: DemoOptions) -> LaunchPlan:
 
 
 def run_demo(options: DemoOptions, on_advance: Callable[[int], None] | None = None) -> DemoResult:
-    """Runs the graph for ``options.duration_s`` of sim time and writes the run folder."""
-    plan = demo_plan(options)
-    options.out.mkdir(parents=True, exist_ok=True)
-    run = RunOptions(duration_s=options.duration_s, record=options.out / "bag")
-    record, latency = RunRecord(NAMESPACE), LatencyMonitor(NAMESPACE)
-    recorder = BagRecorder(
-        run.record,
-        custom_data={
-            GRAPH_KEY: graph_to_yaml(plan.nodes),
-            START_KEY: str(run.start_ns),
-            "robomr.demo": json.dumps(
-                {"scenario": options.scenario, "seed": options.seed, "quick": options.quick}
-            ),
-        },
-    )
-    wall = time.perf_counter()
+    """Runs the graph for ``options.duration_s`` of sim time and writes the run folder.
+
+    Nothing is written until every node has started (scenario, seed and parameters are valid).
+
+    Raises:
+        DemoError: the run folder holds earlier results (and ``force`` is off) or is unusable.
+        LaunchError, ParameterError, NodeStartError: bad launch arguments, parameters, scenario.
+        BagWriteError: the bag could not be written (the run stopped; the bag keeps the rest).
+        shutdown.Interrupted: a signal stopped the run (the bag was closed, no summary).
+    """
     try:
-        executor = build_executor(plan.nodes, run, (recorder.tap, record.tap, latency.tap))
-        latency.attach_publisher(executor)
-        executor.spin(options.duration_s, on_advance=on_advance)
-        executor.shutdown()
+        check_output_dir(options.out, options.force, OUTPUTS)
+    except OutputError as err:
+        raise DemoError(str(err)) from None
+    plan = demo_plan(options)
+    offload = OffloadSession(options.offload, NAMESPACE) if options.offload else None
+    try:
+        if offload is not None:
+            offload.prepare(plan)  # replicas start; their files stay in a temporary folder
+        result = _run(options, plan, offload, on_advance)
+        if offload is not None:
+            offload.keep_logs(options.out / "service")
+        return result
     finally:
-        recorder.close()
+        if offload is not None:
+            offload.close()
+
+
+def _run(
+    options: DemoOptions,
+    plan: LaunchPlan,
+    offload: OffloadSession | None,
+    on_advance: Callable[[int], None] | None,
+) -> DemoResult:
+    run = RunOptions(duration_s=options.duration_s, record=options.out / "bag")
+    record, latency, buffer = RunRecord(NAMESPACE), LatencyMonitor(NAMESPACE), TapBuffer()
+    wall = time.perf_counter()
+    executor = build_executor(plan.nodes, run, (buffer.tap, record.tap, latency.tap))
+    recorder = None
+    try:
+        if options.force:
+            clear_outputs(options.out, OUTPUTS)
+        recorder = BagRecorder(
+            run.record,
+            custom_data={
+                GRAPH_KEY: graph_to_yaml(plan.nodes),
+                START_KEY: str(run.start_ns),
+                "robomr.demo": json.dumps(
+                    {
+                        "scenario": options.scenario,
+                        "seed": options.seed,
+                        "quick": options.quick,
+                        "offload": options.offload is not None,
+                    }
+                ),
+            },
+        )
+        buffer.forward(recorder.tap)
+        latency.attach_publisher(executor)
+        if offload is not None:
+            offload.attach(executor, run.start_ns)
+        spin_recorded(executor, options.duration_s, recorder, on_advance)
+    finally:
+        executor.shutdown()
+        if recorder is not None:
+            recorder.close()
+    finish_recording(recorder)
     wall_s = time.perf_counter() - wall
     sim_node = executor.nodes[f"{NAMESPACE}/sim"]
     target = sim_node.scene.target_name
-    detector = executor.nodes.get(f"{NAMESPACE}/lidar_detector")
+    detector = executor.nodes.get(f"{NAMESPACE}/lidar_detector") or executor.nodes.get(
+        f"{NAMESPACE}/edge_bridge"
+    )
     min_score = detector.params.score_threshold if detector is not None else 0.3
     summary = {
         "scenario": options.scenario,
@@ -123,13 +190,13 @@ def run_demo(options: DemoOptions, on_advance: Callable[[int], None] | None = No
         "messages_recorded": recorder.count,
         **summarize(record, executor, target, latency.latencies_ms(), min_score),
     }
-    (options.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if offload is not None:
+        summary["offload"] = offload.summary(executor, run.start_ns)
+    write_file(options.out / "summary.json", json.dumps(summary, indent=2) + "\n")
     robot = sim_node.robot.config
-    draw_summary(
-        record,
-        target,
-        (robot.lidar_x_m, robot.lidar_z_m),
-        run.start_ns,
-        options.out / "summary.png",
-    )
+    png = options.out / "summary.png"
+    try:
+        draw_summary(record, target, (robot.lidar_x_m, robot.lidar_z_m), run.start_ns, png)
+    except OSError as err:
+        raise OutputError(f"cannot write {png}: {err.strerror or err}") from None
     return DemoResult(options.out, summary)

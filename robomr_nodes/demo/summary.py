@@ -10,7 +10,7 @@ from geometry.boxes import points_in_box_mask
 from geometry.transforms import wrap_angle
 from robomr_nodes.convert.detections import BoxList, detections_to_boxes
 from robomr_nodes.convert.pointcloud import cloud_to_xyz
-from robomr_nodes.demo.record import RunRecord
+from robomr_nodes.demo.record import DIAGNOSTICS, RunRecord
 from robomr_nodes.diagnostics import diagnostic_values
 from robomr_nodes.messages import stamp_ns
 from robomr_nodes.runtime.executor import EmbeddedExecutor
@@ -79,7 +79,9 @@ def detection_of_target(record: RunRecord, target: str, min_score: float) -> lis
 
 
 def _status_values(record: RunRecord, topic: str, name: str) -> list[dict[str, str]]:
-    return [diagnostic_values(m).get(name, {}) for _, m in record.messages.get(topic, [])]
+    """The values of status ``name`` in each message of ``topic`` that carries it."""
+    rows = [diagnostic_values(m) for _, m in record.messages.get(topic, [])]
+    return [r[name] for r in rows if name in r]
 
 
 def communication(record: RunRecord) -> dict[str, Any]:
@@ -128,8 +130,8 @@ def summarize(
     min_score: float,
 ) -> dict[str, Any]:
     """Everything ``summary.json`` holds about one run."""
-    statuses = _status_values(record, "croa/status", "croa_planner")
-    sim_diag = _status_values(record, "diagnostics", "sim")
+    statuses = _status_values(record, DIAGNOSTICS, "croa_planner")
+    sim_diag = _status_values(record, DIAGNOSTICS, "sim")
     detections = detection_of_target(record, target, min_score)
     hits = [d for d in detections if d["detected"]]
     tail = detections[-10:]

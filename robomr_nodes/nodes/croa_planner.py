@@ -1,14 +1,15 @@
 """``croa_planner``: motion-assisted detection (MAD) with the CROA planner (arXiv 2412.18453).
 
 Subscribes ``detections`` (vision_msgs/Detection3DArray in the lidar frame: the detector's, or
-the simulator's ground truth), ``odom`` (nav_msgs/Odometry, map -> base_link),
+the simulator's ground truth), ``odom`` (nav_msgs/Odometry in ``odom``, composed with the
+static ``map -> odom`` of ``/tf_static``: REP 105),
 ``map/obstacles`` (latched Detection3DArray of the static map in ``map``) and
 ``target_request`` (latched geometry_msgs/PoseStamped in ``map``: where to look; a new request
 restarts the loop). Publishes ``croa/path`` (nav_msgs/Path in ``map``), ``croa/viewpoint``
 (PoseStamped: the lidar at the end of the path), ``croa/markers`` (MarkerArray: obstacle
 prisms, the target estimate, rays from the viewpoint to the target, green if free, red if
-blocked) and ``croa/status`` (DiagnosticArray: MAD decision, plan status and message,
-occlusion now and predicted, plan time).
+blocked) and ``/diagnostics`` (DiagnosticArray, status ``croa_planner``: MAD decision, plan
+status and message, occlusion now and predicted, plan time).
 
 Event-driven, no timers (replays are deterministic). Per detections message:
 
@@ -44,11 +45,12 @@ from robomr_nodes.api import NodeHandle, RobomrNode
 from robomr_nodes.convert.detections import DetectionError, detections_to_boxes
 from robomr_nodes.convert.markers import boxes_to_markers, line_list
 from robomr_nodes.convert.path import pose_stamped, pose_to_xyyaw, poses_to_path
-from robomr_nodes.convert.tf import odometry_to_pose
+from robomr_nodes.convert.tf import odometry_in_frame
 from robomr_nodes.diagnostics import OK, WARN, diagnostic_array
 from robomr_nodes.messages import header, new_message
 from robomr_nodes.params import param
 from robomr_nodes.runtime.entry import run_node
+from robomr_nodes.tf_static import StaticTransforms
 
 VEHICLES = ("car", "van", "truck", "bus")
 PLANNERS = {
@@ -185,7 +187,11 @@ class CroaPlannerNode(RobomrNode):
         self._path = pub("nav_msgs/msg/Path", "croa/path")
         self._view = pub("geometry_msgs/msg/PoseStamped", "croa/viewpoint")
         self._markers = pub("visualization_msgs/msg/MarkerArray", "croa/markers")
-        self._status = pub("diagnostic_msgs/msg/DiagnosticArray", "croa/status")
+        self._status = pub("diagnostic_msgs/msg/DiagnosticArray", "/diagnostics")
+        self._static = StaticTransforms()
+        handle.create_subscription(
+            "tf2_msgs/msg/TFMessage", "/tf_static", self._static.update, "latched"
+        )
         handle.create_subscription("nav_msgs/msg/Odometry", "odom", self._on_odom)
         handle.create_subscription(_DETECTIONS, "map/obstacles", self._on_map, "latched")
         handle.create_subscription(
@@ -207,7 +213,12 @@ class CroaPlannerNode(RobomrNode):
 
     # -- inputs -----------------------------------------------------------------------------
     def _on_odom(self, msg: Any) -> None:
-        odom = (*odometry_to_pose(msg), float(msg.twist.twist.angular.z))
+        pose = odometry_in_frame(msg, self._static, self.params.map_frame)
+        if pose is None:
+            self.log.warning("skipping odometry: no %s -> %s transform on /tf_static yet",
+                             self.params.map_frame, msg.header.frame_id)  # fmt: skip
+            return
+        odom = (*pose, float(msg.twist.twist.angular.z))
         if not all(math.isfinite(v) for v in odom):
             self.log.warning("skipping odometry with NaN/Inf: %s", odom)
             return

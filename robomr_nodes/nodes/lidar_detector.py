@@ -5,7 +5,8 @@ sensor-data QoS). Publishes, stamped with the cloud's stamp and frame:
 
 - ``detections``: vision_msgs/Detection3DArray, one hypothesis per box (class, score);
 - ``detections/markers``: visualization_msgs/MarkerArray of the boxes for RViz;
-- ``detector/status``: diagnostic_msgs/DiagnosticArray with the processing time and counts.
+- ``/diagnostics``: diagnostic_msgs/DiagnosticArray (status ``lidar_detector``) with the
+  processing time and counts.
 
 Any lidar works: the parameters ``sensor_height_m``, ``sensor_pitch_rad``, ``sensor_roll_rad``
 and ``sensor_yaw_rad`` say where the lidar sits (its points are moved into the model's ground
@@ -120,7 +121,7 @@ class LidarDetectorNode(RobomrNode):
             "visualization_msgs/msg/MarkerArray", "detections/markers"
         )
         self._status = handle.create_publisher(
-            "diagnostic_msgs/msg/DiagnosticArray", "detector/status"
+            "diagnostic_msgs/msg/DiagnosticArray", "/diagnostics"
         )
         handle.create_subscription(
             "sensor_msgs/msg/PointCloud2", "points", self._on_cloud, "sensor_data"

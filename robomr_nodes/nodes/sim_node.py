@@ -7,8 +7,10 @@ Runs the robot (kinematic bicycle, pure pursuit along the last received path) in
   at ``lidar_rate_hz``;
 - ``camera/image`` (rgb8) and ``camera/camera_info`` in ``camera_optical``, sensor-data QoS, at
   ``camera_rate_hz``;
-- ``odom`` (nav_msgs/Odometry, map -> base_link) and ``/tf`` at ``odom_rate_hz`` (also the
-  control period); ``/tf_static`` (base_link -> lidar, camera_optical), latched;
+- ``odom`` (nav_msgs/Odometry in ``odom``, child ``base_link``) and ``/tf`` (odom ->
+  base_link) at ``odom_rate_hz`` (also the control period); ``/tf_static`` (map -> odom, the
+  identity since the simulated odometry does not drift; base_link -> lidar, camera_optical),
+  latched. Frames follow REP 105 (map -> odom -> base_link);
 - ``ground_truth``: vision_msgs/Detection3DArray of every vehicle in the lidar frame with each
   scan; ``id`` is the scene name, the hypothesis ``class_id`` the class and its ``score`` the
   visibility, 1 - occlusion ratio (sim/truth.py);
@@ -16,9 +18,14 @@ Runs the robot (kinematic bicycle, pure pursuit along the last received path) in
   clutter; no vehicles) in ``map``, latched;
 - ``target_request``: geometry_msgs/PoseStamped, where the operator asks the robot to look (the
   scene's target with ``target_prior_noise_m`` of error), latched;
-- ``diagnostics``: diagnostic_msgs/DiagnosticArray (pose, odometer, collisions), 1 Hz;
-- ``/clock``: rosgraph_msgs/Clock at the odometry rate (``publish_clock``), the sim-time source
-  of ROS 2 nodes started with ``use_sim_time``.
+- ``/diagnostics``: diagnostic_msgs/DiagnosticArray (pose, odometer, collisions), 1 Hz, where
+  rqt_runtime_monitor and diagnostic_aggregator read it;
+- ``/clock``: rosgraph_msgs/Clock (``publish_clock``), the time source of every node started
+  with ``use_sim_time``: published at the start of each of the simulator's timer callbacks whose
+  time is new (at the odometry rate when the sensor rates divide it), so a message stamped t is
+  always preceded by ``/clock`` = t and a node on sim time reads its stamp as "now". The
+  simulator itself must run on its own time (``use_sim_time: false``): on sim time its timers
+  would wait for a ``/clock`` that only they publish.
 
 Subscribes ``croa/path`` (nav_msgs/Path in ``map``): the robot follows the newest path; an
 empty path stops it where it is. Moving vehicles keep their lane and wait while the robot is in
@@ -37,13 +44,14 @@ from geometry.transforms import invert_transform
 from robomr_nodes.api import NodeHandle, RobomrNode
 from robomr_nodes.convert.detections import BoxList, boxes_to_detections
 from robomr_nodes.convert.image import array_to_image, camera_info
-from robomr_nodes.convert.path import PathError, path_to_poses, pose_stamped
+from robomr_nodes.convert.path import PathError, path_to_poses
 from robomr_nodes.convert.pointcloud import array_to_cloud, xyz_to_structured
 from robomr_nodes.convert.tf import odometry, tf_message, transform_stamped
 from robomr_nodes.diagnostics import diagnostic_array
 from robomr_nodes.messages import header, new_message, time_msg
 from robomr_nodes.params import param
 from robomr_nodes.runtime.entry import run_node
+from robomr_nodes.scene_static import VEHICLE_KINDS, publish_scene_static
 from sim import (
     BicycleRobot,
     Camera,
@@ -58,8 +66,6 @@ from sim import (
 )
 from sim.placement import convex_overlap, footprint
 from sim.traffic import Traffic
-
-VEHICLE_KINDS = ("car", "van", "truck", "bus")
 
 
 @dataclass(frozen=True)
@@ -82,9 +88,10 @@ class SimParams:
     )
     sensor_seed: int = param(0, "seed of lidar noise/dropout and the target prior", min_value=0)
     map_frame: str = param("map", "world frame id")
+    odom_frame: str = param("odom", "odometry frame id (REP 105; map -> odom is the identity)")
     publish_clock: bool = param(
         True,
-        "publish /clock (rosgraph_msgs/Clock) at the odometry rate for nodes with use_sim_time",
+        "publish /clock (rosgraph_msgs/Clock) for nodes with use_sim_time",
     )
 
 
@@ -108,6 +115,7 @@ class SimNode(RobomrNode):
         self._dt_s = 1.0 / p.odom_rate_hz
         self.collisions = 0
         self._colliding = False
+        self._clock_ns = -1  # time of the last /clock published
         self._pubs = {
             "points": handle.create_publisher(
                 "sensor_msgs/msg/PointCloud2", "points", "sensor_data"
@@ -121,7 +129,7 @@ class SimNode(RobomrNode):
             "odom": handle.create_publisher("nav_msgs/msg/Odometry", "odom"),
             "tf": handle.create_publisher("tf2_msgs/msg/TFMessage", "/tf"),
             "truth": handle.create_publisher("vision_msgs/msg/Detection3DArray", "ground_truth"),
-            "diag": handle.create_publisher("diagnostic_msgs/msg/DiagnosticArray", "diagnostics"),
+            "diag": handle.create_publisher("diagnostic_msgs/msg/DiagnosticArray", "/diagnostics"),
         }
         if p.publish_clock:
             self._pubs["clock"] = handle.create_publisher("rosgraph_msgs/msg/Clock", "/clock")
@@ -134,32 +142,9 @@ class SimNode(RobomrNode):
 
     # -- static data ------------------------------------------------------------------------
     def _publish_static(self) -> None:
-        h, now, frame = self.handle, self.handle.now_ns(), self.params.map_frame
-        static = h.create_publisher("tf2_msgs/msg/TFMessage", "/tf_static", "latched")
-        static.publish(
-            tf_message(
-                [
-                    transform_stamped(self.robot.T_base_lidar(), "base_link", "lidar", now),
-                    transform_stamped(
-                        self.robot.T_base_camera_optical(), "base_link", "camera_optical", now
-                    ),
-                ]
-            )
-        )
-        boxes, names = self.scene.obstacle_boxes()
-        kinds = [self.scene.objects[self.scene.index(n)].kind for n in names]
-        keep = [i for i, k in enumerate(kinds) if k not in VEHICLE_KINDS]
-        obstacles = BoxList(
-            boxes[keep], [kinds[i] for i in keep], np.ones(len(keep)), [names[i] for i in keep]
-        )
-        h.create_publisher("vision_msgs/msg/Detection3DArray", "map/obstacles", "latched").publish(
-            boxes_to_detections(obstacles, header(now, frame))
-        )
-        target = np.asarray(self.scene.objects[self.scene.target_index].box, dtype=np.float64)
-        noise = self._rng.normal(0.0, self.params.target_prior_noise_m / np.sqrt(2), 2)
-        h.create_publisher("geometry_msgs/msg/PoseStamped", "target_request", "latched").publish(
-            pose_stamped(target[0] + noise[0], target[1] + noise[1], target[6], now, frame)
-        )
+        p = self.params  # map -> odom is the identity: the simulated odometry does not drift
+        publish_scene_static(self.handle, self.scene, self.robot, np.eye(4), self._rng,
+                             p.target_prior_noise_m, p.map_frame, p.odom_frame)  # fmt: skip
 
     # -- callbacks --------------------------------------------------------------------------
     def _on_path(self, msg: Any) -> None:
@@ -172,7 +157,16 @@ class SimNode(RobomrNode):
         except (PathError, ValueError) as err:
             self.log.warning("ignoring a malformed path: %s", err)
 
+    def _tick_clock(self) -> int:
+        """Publishes /clock at the current time if not done yet; returns the time (ns)."""
+        now = self.handle.now_ns()
+        if "clock" in self._pubs and now != self._clock_ns:
+            self._clock_ns = now
+            self._pubs["clock"].publish(new_message("rosgraph_msgs/msg/Clock", clock=time_msg(now)))
+        return now
+
     def _step(self) -> None:
+        self._tick_clock()
         if len(self.follower.path):
             cmd = self.follower.command(self.robot.state)
             self.robot.step(cmd.accel_mps2, cmd.steer_rad, self._dt_s)
@@ -181,21 +175,14 @@ class SimNode(RobomrNode):
             self._world_stale = True
         self._check_collision()
         now = self.handle.now_ns()
-        if "clock" in self._pubs:
-            self._pubs["clock"].publish(new_message("rosgraph_msgs/msg/Clock", clock=time_msg(now)))
         odom = self.robot.odometry()
         x, y, yaw = odom.pose
+        odom_frame = self.params.odom_frame  # map -> odom is the identity (see /tf_static)
         self._pubs["odom"].publish(
-            odometry(x, y, yaw, *odom.linear_mps, odom.yaw_rate_radps, now, self.params.map_frame)
+            odometry(x, y, yaw, *odom.linear_mps, odom.yaw_rate_radps, now, odom_frame)
         )
         self._pubs["tf"].publish(
-            tf_message(
-                [
-                    transform_stamped(
-                        self.robot.T_world_base(), self.params.map_frame, "base_link", now
-                    )
-                ]
-            )
+            tf_message([transform_stamped(self.robot.T_world_base(), odom_frame, "base_link", now)])
         )
 
     def _scene_now(self) -> World:
@@ -220,7 +207,7 @@ class SimNode(RobomrNode):
         self._colliding = hit
 
     def _scan(self) -> None:
-        now = self.handle.now_ns()
+        now = self._tick_clock()
         world = self._scene_now()
         T_world_lidar = self.robot.T_world_lidar()
         scan = self.lidar.scan(world, T_world_lidar, self._rng)
@@ -237,7 +224,7 @@ class SimNode(RobomrNode):
         self._pubs["truth"].publish(boxes_to_detections(boxes, header(now, "lidar")))
 
     def _frame(self) -> None:
-        now = self.handle.now_ns()
+        now = self._tick_clock()
         frame = self.camera.render(self._scene_now(), self.robot.T_world_camera_optical())
         hdr = header(now, "camera_optical")
         self._pubs["image"].publish(array_to_image(frame.rgb, hdr, "rgb8"))
@@ -246,6 +233,7 @@ class SimNode(RobomrNode):
         )
 
     def _diagnose(self) -> None:
+        self._tick_clock()
         s = self.robot.state
         self._pubs["diag"].publish(
             diagnostic_array(

@@ -1,7 +1,9 @@
 """``synthetic_cloud``: publishes a seeded synthetic lidar-like cloud (ground plus boxes).
 
 A minimal sensor for exercising the runtime, bags and RViz without the simulator.
-Publishes ``points`` (sensor_msgs/PointCloud2: x, y, z, intensity, ring; sensor-data QoS).
+Publishes ``points`` (sensor_msgs/PointCloud2: x, y, z, intensity, ring; sensor-data QoS) and,
+like the simulator, is the graph's clock source: it runs on its own time and publishes
+``/clock`` (rosgraph_msgs/Clock) just before each cloud, for the nodes on sim time.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import numpy as np
 
 from robomr_nodes.api import NodeHandle, RobomrNode
 from robomr_nodes.convert.pointcloud import array_to_cloud, xyz_to_structured
-from robomr_nodes.messages import header
+from robomr_nodes.messages import header, new_message, time_msg
 from robomr_nodes.params import param
 from robomr_nodes.runtime.entry import run_node
 
@@ -29,6 +31,7 @@ class SyntheticCloudParams:
     )
     seed: int = param(0, "random seed (same seed, same clouds)", min_value=0)
     frame_id: str = param("lidar", "frame of the published clouds")
+    publish_clock: bool = param(True, "publish /clock before each cloud (the graph's time source)")
 
 
 def synthetic_cloud(rng: np.random.Generator, p: SyntheticCloudParams) -> np.ndarray:
@@ -56,14 +59,20 @@ class SyntheticCloudNode(RobomrNode):
         self.params = handle.declare_params(SyntheticCloudParams)
         self._rng = np.random.default_rng(self.params.seed)
         self._pub = handle.create_publisher("sensor_msgs/msg/PointCloud2", "points", "sensor_data")
+        self._clock = (
+            handle.create_publisher("rosgraph_msgs/msg/Clock", "/clock")
+            if self.params.publish_clock
+            else None
+        )
         handle.create_timer(1.0 / self.params.rate_hz, self._tick)
 
     def _tick(self) -> None:
+        now = self.handle.now_ns()
+        if self._clock is not None:
+            self._clock.publish(new_message("rosgraph_msgs/msg/Clock", clock=time_msg(now)))
         points = synthetic_cloud(self._rng, self.params)
         self._pub.publish(
-            array_to_cloud(
-                xyz_to_structured(points), header(self.handle.now_ns(), self.params.frame_id)
-            )
+            array_to_cloud(xyz_to_structured(points), header(now, self.params.frame_id))
         )
 
 

@@ -1,10 +1,14 @@
 """The embedded executor: a discrete-event, single-threaded ROS 2 graph in one process.
 
 Events (timer expiries and message deliveries) are processed in time order, ties in the order
-they were created. On **sim time** the clock jumps to the next event, so a run is deterministic
-and as fast as the callbacks allow; on **wall time** the executor sleeps until each event is due.
-Callbacks take no sim time. A callback that raises is logged and recorded in
-:attr:`EmbeddedExecutor.errors`; the run goes on.
+they were created. The executor's own time plays the part of ROS's system time: on **sim time**
+it jumps to the next event, so a run is deterministic and as fast as the callbacks allow; on
+**wall time** the executor sleeps until each event is due. Callbacks take no time. A callback
+that raises is logged and recorded in :attr:`EmbeddedExecutor.errors`; the run goes on.
+
+Each node has a ROS clock (:mod:`robomr_nodes.runtime.ros_time`): a node with
+``use_sim_time: true`` reads its time from ``/clock`` as rclpy does (time 0 and no timer until
+the first message), and its timers fire when ``/clock`` reaches them, as rcl's do.
 
 Delivery follows ROS 2 semantics where they matter for correctness: per-subscription KEEP_LAST
 queues of the subscription's depth, QoS compatibility (a best-effort publisher does not reach a
@@ -17,6 +21,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import queue
+import threading
 import time
 import traceback
 from collections import deque
@@ -28,6 +34,7 @@ from robomr_nodes.api import QosProfile, RobomrNode, qos_profile
 from robomr_nodes.messages import msg_class, new_message, time_msg
 from robomr_nodes.params import ParamOverride
 from robomr_nodes.runtime.names import apply_remaps, normalize_namespace
+from robomr_nodes.runtime.ros_time import NodeClock, RclTimer, period_to_ns
 
 SIM_START_NS = 1_000_000_000  # sim runs start at t = 1 s (a zero stamp reads as "unset" in ROS)
 Tap = Callable[[str, str, int, Any, QosProfile], None]
@@ -79,18 +86,6 @@ class _Publisher:
 
 
 @dataclass
-class _TimerRec:
-    node: str
-    period_ns: int
-    callback: Callable[[], None]
-    next_ns: int
-    cancelled: bool = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-@dataclass
 class TopicInfo:
     """A topic in the graph: its type and who publishes / subscribes (node names)."""
 
@@ -98,6 +93,17 @@ class TopicInfo:
     typename: str
     publishers: list[str] = field(default_factory=list)
     subscribers: list[str] = field(default_factory=list)
+
+
+class _Guard:
+    """A guard condition of the embedded executor (see ``create_guard_condition``)."""
+
+    def __init__(self, executor: EmbeddedExecutor, node: str, callback: Callable[[], None]):
+        self._executor, self.node, self.callback = executor, node, callback
+
+    def trigger(self) -> None:
+        self._executor._triggered.put(self)
+        self._executor._wake.set()
 
 
 class EmbeddedPublisher:
@@ -139,9 +145,13 @@ class EmbeddedExecutor:
         self._types: dict[str, str] = {}
         self._taps: list[Tap] = []
         self._stop = False
+        # guard conditions triggered from other threads, run at the next step of spin()
+        self._triggered: queue.SimpleQueue = queue.SimpleQueue()
+        self._wake = threading.Event()
         self.nodes: dict[str, RobomrNode] = {}
         self.stats: dict[str, NodeStats] = {}
         self.errors: list[CallbackError] = []
+        self.system_clock = NodeClock(self.now_ns, use_sim_time=False)
         if clock_hz > 0:
             clock_pub = self.create_injector(
                 "rosgraph_msgs/msg/Clock", "/clock", "reliable", node="clock"
@@ -206,19 +216,48 @@ class EmbeddedExecutor:
         self, typename: str, topic: str, qos: str = "reliable", node: str = "injector"
     ) -> EmbeddedPublisher:
         """A publisher that belongs to no node (bag player, tests, external drivers)."""
-        return self._add_publisher(node, typename, topic, qos_profile(qos))  # type: ignore[arg-type]
+        profile = qos_profile(qos)  # type: ignore[arg-type]
+        return self._add_publisher(node, typename, topic, profile)
 
     def schedule(self, time_ns: int, callback: Callable[[], None], node: str = "executor") -> None:
         """Runs ``callback()`` once at ``time_ns`` (not before the current time)."""
         self._push(max(time_ns, self._now_ns), "call", (node, callback))
 
-    def add_timer(self, node: str, period_s: float, callback: Callable[[], None]) -> _TimerRec:
-        if not period_s > 0:
-            raise ValueError(f"{node}: timer period must be > 0 s, got {period_s}")
-        period_ns = max(1, round(period_s * 1e9))
-        rec = _TimerRec(node, period_ns, callback, self.now_ns() + period_ns)
-        self._push(rec.next_ns, "timer", rec)
+    def create_guard_condition(self, node: str, callback: Callable[[], None]) -> _Guard:
+        """A guard whose thread-safe ``trigger()`` queues ``callback`` to run in :meth:`spin`
+        (at the current node time; on sim time that instant depends on wall timing)."""
+        return _Guard(self, node, callback)
+
+    def _take_triggered(self) -> None:
+        while not self._triggered.empty():
+            guard = self._triggered.get_nowait()
+            self._push(self.now_ns(), "call", (guard.node, guard.callback))
+
+    def add_timer(
+        self,
+        node: str,
+        period_s: float,
+        callback: Callable[[], None],
+        clock: NodeClock | None = None,
+    ) -> RclTimer:
+        """A timer on ``clock`` (default: the executor's time), first due one period from now.
+
+        Raises:
+            TimerError: ``period_s`` is not > 0.
+        """
+        clock = clock or self.system_clock
+        rec = RclTimer.start(node, period_to_ns(period_s), callback, clock.now_ns())
+        if clock.use_sim_time:
+            clock.timers.append(rec)  # driven by /clock: see clock_updated
+        else:
+            self._push(rec.next_call_ns, "timer", rec)
         return rec
+
+    def clock_updated(self, clock: NodeClock) -> None:
+        """Queues the timers of a sim-time clock that a ``/clock`` message made ready."""
+        for rec in clock.ready_timers():
+            rec.queued = True
+            self._push(self.now_ns(), "sim_timer", (rec, clock))
 
     def _add_publisher(
         self, node: str, typename: str, topic: str, qos: QosProfile
@@ -284,14 +323,18 @@ class EmbeddedExecutor:
         end_ns = None if duration_s is None else self.now_ns() + round(duration_s * 1e9)
         self._stop = False
         ran = 0
-        while self._events and not self._stop and not (until and until()):
+        while not self._stop and not (until and until()):
+            self._take_triggered()
+            if not self._events:
+                break
             time_ns = self._events[0][0]
             if end_ns is not None and time_ns > end_ns:
                 break
             if self.clock == "wall":
                 delay = (time_ns - time.time_ns()) / 1e9
                 if delay > 0:
-                    time.sleep(min(delay, 0.05))
+                    self._wake.wait(min(delay, 0.05))  # a triggered guard wakes it early
+                    self._wake.clear()
                     continue
             elif time_ns > self._now_ns:
                 self._now_ns = time_ns
@@ -310,13 +353,22 @@ class EmbeddedExecutor:
                 return 0  # dropped by KEEP_LAST before delivery
             msg = sub.queue.popleft()
             return self._run(sub.node, f"topic {sub.topic}", lambda: sub.callback(msg))
-        if kind == "timer":
-            rec: _TimerRec = payload
+        if kind == "timer":  # a timer on the executor's time
+            rec: RclTimer = payload
             if rec.cancelled:
                 return 0
-            rec.next_ns += rec.period_ns
-            self._push(rec.next_ns, "timer", rec)
+            rec.call(self.now_ns())
+            self._push(rec.next_call_ns, "timer", rec)
             return self._run(rec.node, "timer", rec.callback)
+        if kind == "sim_timer":  # a timer on /clock time, made ready by a /clock message
+            rec, clock = payload
+            rec.queued = False
+            if not rec.is_ready(clock.now_ns()):  # cancelled, or /clock jumped back meanwhile
+                return 0
+            rec.call(clock.now_ns())
+            ran = self._run(rec.node, "timer", rec.callback)
+            self.clock_updated(clock)  # still ready (rcl: next_call == now): fires again
+            return ran
         node, fn = payload
         return self._run(node, "scheduled call", fn)
 

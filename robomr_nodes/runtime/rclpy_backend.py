@@ -18,6 +18,7 @@ from typing import Any
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import (
     DurabilityPolicy,
@@ -27,9 +28,17 @@ from rclpy.qos import (
 )
 from rosidl_runtime_py.utilities import get_message
 
-from robomr_nodes.api import NodeHandle, Publisher, QosName, RobomrNode, Timer, qos_profile
+from robomr_nodes.api import (
+    GuardCondition,
+    NodeHandle,
+    Publisher,
+    QosName,
+    RobomrNode,
+    Timer,
+    qos_profile,
+)
 from robomr_nodes.messages import deserialize, serialize
-from robomr_nodes.params import ParameterSpec, ParamValue
+from robomr_nodes.params import ParameterSpec, ParamValue, descriptor_fields
 
 
 def _rclpy_qos(name: QosName, depth: int | None) -> QoSProfile:
@@ -112,6 +121,11 @@ class RclpyHandle(NodeHandle):
 
         return self._node.create_timer(period_s, on_timer)
 
+    def create_guard_condition(self, callback: Callable[[], None]) -> GuardCondition:
+        # rcl guard conditions are triggered thread-safely and wake the executor's wait set
+        # (rclpy/node.py: Node.create_guard_condition; rcl/guard_condition.h: rcl_trigger_...)
+        return self._node.create_guard_condition(lambda: self._guarded(callback, "guard"))
+
     def _guarded(self, call: Callable[[], None], what: str) -> None:
         """Runs ``call``; an exception is logged with its traceback instead of raised."""
         try:
@@ -120,33 +134,21 @@ class RclpyHandle(NodeHandle):
             self._logger.error("%s callback failed:\n%s", what, traceback.format_exc())
 
     def declare_parameter(self, spec: ParameterSpec) -> ParamValue:
-        # dynamic typing: a float parameter set to an integer in YAML (rate: 10) is accepted by
-        # rclpy and coerced by spec.validate, as on the embedded backend
+        # read-only unless the node applies changes: `ros2 param set` must not report success
+        # for a value the node never reads again (see robomr_nodes.params.descriptor_fields)
+        fields = descriptor_fields(spec)
         desc = ParameterDescriptor(
-            description=spec.description,
-            read_only=spec.read_only,
-            dynamic_typing=isinstance(spec.default, float),
+            description=fields["description"],
+            additional_constraints=fields["additional_constraints"],
+            read_only=fields["read_only"],
+            dynamic_typing=fields["dynamic_typing"],
         )
-        if isinstance(spec.default, float) and (
-            spec.min_value is not None or spec.max_value is not None
-        ):
-            desc.floating_point_range = [
-                FloatingPointRange(
-                    from_value=float(spec.min_value if spec.min_value is not None else -1e308),
-                    to_value=float(spec.max_value if spec.max_value is not None else 1e308),
-                )
-            ]
-        elif (
-            isinstance(spec.default, int)
-            and not isinstance(spec.default, bool)
-            and (spec.min_value is not None or spec.max_value is not None)
-        ):
-            desc.integer_range = [
-                IntegerRange(
-                    from_value=int(spec.min_value if spec.min_value is not None else -(2**63)),
-                    to_value=int(spec.max_value if spec.max_value is not None else 2**63 - 1),
-                )
-            ]
+        if "floating_point_range" in fields:
+            lo, hi = fields["floating_point_range"]
+            desc.floating_point_range = [FloatingPointRange(from_value=lo, to_value=hi)]
+        if "integer_range" in fields:
+            lo, hi = fields["integer_range"]
+            desc.integer_range = [IntegerRange(from_value=lo, to_value=hi)]
         value = self._node.declare_parameter(spec.name, spec.default, desc).value
         return spec.validate(value, self._node.get_fully_qualified_name())
 
@@ -159,17 +161,24 @@ class RclpyHandle(NodeHandle):
 
 
 def spin_node(node_cls: type[RobomrNode], args: list[str] | None = None) -> int:
-    """``rclpy.init``, construct the node, spin until Ctrl-C or shutdown."""
+    """``rclpy.init``, construct the node, spin until Ctrl-C or shutdown.
+
+    As ros2/demos' demo_nodes_py does (``topics/talker.py``): KeyboardInterrupt (Ctrl-C in a
+    terminal) and ExternalShutdownException (``ros2 launch`` shutting the context down on
+    SIGINT) end the spin quietly, and ``rclpy.try_shutdown()`` shuts down only a context that is
+    still up, so neither path prints a traceback.
+    """
     rclpy.init(args=args)
     node = Node(node_cls.NAME)
-    instance = node_cls(RclpyHandle(node))
+    instance = None
     try:
+        instance = node_cls(RclpyHandle(node))
         rclpy.spin(node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        instance.close()
+        if instance is not None:
+            instance.close()
         node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        rclpy.try_shutdown()
     return 0

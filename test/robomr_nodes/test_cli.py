@@ -50,7 +50,7 @@ def test_launch_and_replay_round_trip(tmp_path: Path, capsys: pytest.CaptureFixt
     ("argv", "message"),
     [
         (["launch", "launch/synthetic.launch.yaml", "bogus:=1"], "unknown launch argument"),
-        (["launch", "launch/synthetic.launch.yaml", "--duration", "0"], "--duration must be > 0"),
+        (["launch", "launch/synthetic.launch.yaml", "--duration", "0"], "--duration must be"),
         (["replay", "no/such/bag"], "does not exist"),
     ],
 )
@@ -69,7 +69,7 @@ def test_bad_parameter_in_a_param_file_names_file_and_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     params = tmp_path / "p.yaml"
-    params.write_text("synthetic_cloud:\n  ros__parameters:\n    rate_hz: 1000.0\n")
+    params.write_text("/**/synthetic_cloud:\n  ros__parameters:\n    rate_hz: 1000.0\n")
     argv = [
         "launch",
         str(REPO / "launch/synthetic.launch.yaml"),

@@ -13,7 +13,7 @@ from planning.croa import PlanObservation, Polytope, RobotModel, RobotState
 from robomr_nodes.convert.detections import BoxList, boxes_to_detections, detections_to_boxes
 from robomr_nodes.convert.path import path_to_poses, pose_stamped
 from robomr_nodes.convert.tf import odometry
-from robomr_nodes.diagnostics import diagnostic_values
+from robomr_nodes.diagnostics import status_values
 from robomr_nodes.messages import header, serialize
 from robomr_nodes.nodes.croa_planner import (
     CroaPlannerNode,
@@ -33,6 +33,11 @@ from sim.truth import boxes_to_frame
 
 SMALL_SIM = {"lidar_beams": 16, "camera_width_px": 16, "camera_height_px": 16}
 Topics = dict[str, list[Any]]
+
+
+def _status(got: dict, name: str, k: int) -> dict[str, str]:
+    """The k-th /diagnostics status called ``name``."""
+    return status_values(got["/diagnostics"], name)[k]
 
 
 def _overrides(values: dict[str, Any]) -> dict[str, ParamOverride]:
@@ -75,7 +80,7 @@ def test_closed_loop_plans_drives_and_never_collides(closed_loop: tuple[SimNode,
     _, got = closed_loop
     paths = [path_to_poses(m)[0] for m in got["/robomr/croa/path"]]
     assert len(paths[0]) == 26  # horizon_steps + 1 stamped poses
-    diag = diagnostic_values(got["/robomr/diagnostics"][-1])["sim"]
+    diag = _status(got, "sim", -1)
     assert float(diag["odometer_m"]) > 3.0  # measured 8.5 m: it left the hidden start
     assert diag["collisions"] == "0"
     assert len(got["/robomr/croa/viewpoint"]) == len(paths) - 1  # every plan but the final stop
@@ -96,7 +101,7 @@ def test_closed_loop_stops_once_with_an_empty_path(closed_loop: tuple[SimNode, T
     sim, got = closed_loop
     sizes = [len(m.poses) for m in got["/robomr/croa/path"]]
     assert sizes[-1] == 0 and sizes.count(0) == 1
-    status = diagnostic_values(got["/robomr/croa/status"][-1])["croa_planner"]
+    status = _status(got, "croa_planner", -1)
     assert status["action"] == "done_detected"
     assert abs(sim.robot.state.v_mps) < 0.05  # the simulator stopped on the empty path
 
@@ -105,7 +110,7 @@ def test_markers_show_obstacles_target_and_rays(closed_loop: tuple[SimNode, Topi
     _, got = closed_loop
     markers = got["/robomr/croa/markers"][0].markers
     assert {"croa/target", "croa/obstacles", "croa/rays"} <= {m.ns for m in markers}
-    status = diagnostic_values(got["/robomr/croa/status"][0])["croa_planner"]
+    status = _status(got, "croa_planner", 0)
     assert {"plan_status", "plan_message", "predicted_occlusion", "plan_ms"} <= set(status)
 
 
@@ -194,7 +199,7 @@ def _detections(boxes: np.ndarray, frame: str = "lidar") -> Any:
     return boxes_to_detections(found, header(1, frame))
 
 
-ODOM = ("/odom", odometry(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1))
+ODOM = ("/odom", odometry(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1, "map"))  # odometry in map
 REQUEST = ("/target_request", pose_stamped(12.0, 0.0, 0.0, 1, "map"))
 SEEN = ("/detections", _detections(TARGET[None] - np.array([0, 0, 1.8, 0, 0, 0, 0])))
 
@@ -228,7 +233,7 @@ HIDDEN = ("/map/obstacles", boxes_to_detections(WALL, header(1, "map")))
 
 def test_good_inputs_plan_after_the_bad_ones_were_skipped() -> None:
     got, errors = _injected_run([ODOM, HIDDEN, REQUEST, ("/detections", _nan_detections()), SEEN])
-    status = diagnostic_values(got["/croa/status"][0])["croa_planner"]
+    status = _status(got, "croa_planner", 0)
     assert errors == [] and len(got["/croa/path"]) == 1
     # seen with score 0.9 but behind the 3 m wall: MAD plans (stay: the braking path)
     assert status["target_score"] == "0.9" and status["action"] == "plan"
@@ -254,8 +259,8 @@ def test_planner_fallback_is_published_with_a_warning(caplog: pytest.LogCaptureF
     got, errors = _injected_run(
         [walled, ODOM, REQUEST, ("/detections", _detections(np.zeros((0, 7))))]
     )
-    status = diagnostic_values(got["/croa/status"][0])["croa_planner"]
+    status = _status(got, "croa_planner", 0)
     assert errors == [] and status["plan_status"] == "fallback_stop"
-    assert got["/croa/status"][0].status[0].level == 1  # WARN
+    assert got["/diagnostics"][0].status[0].level == 1  # WARN
     assert len(path_to_poses(got["/croa/path"][0])[0]) == 26  # the braking path is published
     assert "plan fallback_stop" in caplog.text

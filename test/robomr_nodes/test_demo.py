@@ -67,8 +67,11 @@ def test_demo_summary_holds_every_figure_the_readme_lists(run_folder: Path) -> N
 def test_demo_refuses_to_overwrite_a_run(
     run_folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    before = {p: p.stat().st_mtime_ns for p in run_folder.rglob("*")}
     assert main(["demo", "--quick", "--duration", "1", "--out", str(run_folder)]) == 2
-    assert "exists" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "is not empty" in err and "--force" in err
+    assert {p: p.stat().st_mtime_ns for p in run_folder.rglob("*")} == before
 
 
 class Faulty(RobomrNode):

@@ -22,19 +22,22 @@ SMALL_SIM = {
     "lidar_beams": 16,
     "camera_rate_hz": 10.0,
 }
-COARSE_MAP = {"spacing_m": 1.0}  # ~20k Gaussians: fast, and coarse enough to differ
+COARSE_MAP = {"spacing_m": 1.0, "map_source": "surface"}  # ~20k ground-truth Gaussians
+LEARNED_MAP = {"voxel_m": 0.5, "scan_every": 1, "refine_iterations": 1, "forecast_frames": 2}
 
 
 def _p(values: dict[str, Any]) -> dict[str, ParamOverride]:
     return {k: ParamOverride(v, "test") for k, v in values.items()}
 
 
-def _graph(budget: float, duration_s: float = 1.0) -> tuple[EmbeddedExecutor, dict[str, list]]:
+def _graph(
+    budget: float, duration_s: float = 1.0, gs: dict[str, Any] = COARSE_MAP
+) -> tuple[EmbeddedExecutor, dict[str, list]]:
     ex = EmbeddedExecutor()
     got: dict[str, list] = {}
     ex.add_tap(lambda t, _ty, _s, m, _q: got.setdefault(t, []).append(m))
     ex.add_node(SimNode, namespace="robomr", params=_p(SMALL_SIM))
-    ex.add_node(GsRenderNode, namespace="robomr", params=_p(COARSE_MAP))
+    ex.add_node(GsRenderNode, namespace="robomr", params=_p(gs))
     ex.add_node(
         GscloSchedulerNode,
         namespace="robomr",
@@ -59,6 +62,25 @@ def test_renders_pair_with_camera_frames_by_stamp(loose: tuple) -> None:
     assert render.shape == real.shape == (36, 48, 3)
     # a coarse map still shows the street: the render is far closer than a blank image
     assert np.abs(render.astype(int) - real).mean() < np.abs(real.astype(int)).mean() / 2
+
+
+def test_learned_map_improves_as_frames_are_uploaded() -> None:
+    # budget 0: every frame is uploaded, so the edge learns colours and sky from each one
+    _, got = _graph(budget=0.0, duration_s=1.5, gs=LEARNED_MAP)
+    cams, renders = got["/robomr/camera/image"], got["/robomr/gs/image"]
+    assert [stamp_ns(m.header.stamp) for m in renders] == [stamp_ns(m.header.stamp) for m in cams]
+    error = [
+        np.abs(image_to_array(r).astype(int) - image_to_array(c)).mean()
+        for r, c in zip(renders, cams, strict=True)
+    ]
+    # the first render has no colours yet (only lidar geometry, default grey and sky); after
+    # a dozen uploaded frames the map must be clearly closer to the camera (measured ~2x)
+    assert np.mean(error[-3:]) < 0.8 * error[0]
+    forecast = diagnostic_values(got["/robomr/gs/forecast"][-1])["gs_forecast"]
+    assert {"coverage_0", "coverage_2", "x_2", "y_2"} <= set(forecast)
+    assert 0.0 < float(forecast["coverage_0"]) <= 1.0
+    decision = diagnostic_values(got["/robomr/gsclo/decision"][-1])["gsclo"]
+    assert decision["horizon_frames"] == "3"
 
 
 def test_loose_budget_sends_only_poses(loose: tuple) -> None:
@@ -89,7 +111,7 @@ def test_unpaired_and_mismatched_frames_are_dropped(caplog: pytest.LogCaptureFix
     from robomr_nodes.convert.tf import odometry
 
     t0 = ex.now_ns()
-    ex.schedule(t0, lambda: odom.publish(odometry(0, 0, 0, 0, 0, 0, t0)))
+    ex.schedule(t0, lambda: odom.publish(odometry(0, 0, 0, 0, 0, 0, t0, "map")))
     small, big = np.zeros((4, 4, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)
     # frame 1: no render ever; frame 2: sizes differ; frame 3 arrives 1 s later
     ex.schedule(t0 + 1, lambda: real.publish(array_to_image(small, header(t0 + 1, "cam"))))

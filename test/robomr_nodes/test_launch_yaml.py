@@ -40,7 +40,12 @@ def test_shipped_launch_file_switches_to_gazebo_and_drops_nodes() -> None:
     plan = load_launch(
         REPO / "launch" / "robomr.launch.yaml", {"use_gazebo": "true", "use_gs": "false"}
     )
-    assert [n.executable for n in plan.nodes] == ["lidar_detector", "croa_planner"]
+    assert [n.executable for n in plan.nodes] == [
+        "scene_publisher",
+        "path_follower",
+        "lidar_detector",
+        "croa_planner",
+    ]
     assert any("ros_gz_bridge/parameter_bridge" in s for s in plan.skipped)
     assert any("gz sim" in s for s in plan.skipped)
 
@@ -191,7 +196,8 @@ def test_bad_parameter_file_is_reported_through_the_launch_file(tmp_path: Path) 
     launch = _write(
         tmp_path,
         "l.launch.yaml",
-        f"launch: [{{node: {{pkg: robomr, exec: x, name: cloud, param: [{{from: {params}}}]}}}}]",
+        "launch: [{node: {pkg: robomr, exec: cloud_markers, name: cloud, "
+        f"param: [{{from: {params}}}]}}}}]",
     )
     with pytest.raises(LaunchError, match="section 'cloud' must contain 'ros__parameters'"):
         load_launch(launch)
@@ -207,3 +213,44 @@ def test_package_share_of_robomr_is_the_source_tree() -> None:
     assert (package_share("robomr") / "package.xml").exists()
     with pytest.raises(LaunchError, match="not found"):
         package_share("no_such_package_xyz")
+
+
+def test_a_bare_section_key_outside_the_root_namespace_is_warned_about(tmp_path: Path) -> None:
+    params = _write(tmp_path, "p.yaml", "cloud:\n  ros__parameters: {rate_hz: 2.0}\n")
+    launch = _write(
+        tmp_path,
+        "l.launch.yaml",
+        f"""
+launch:
+- node:
+    pkg: robomr
+    exec: synthetic_cloud
+    name: cloud
+    namespace: robot
+    param: [{{from: {params}}}]
+""",
+    )
+    plan = load_launch(launch)
+    assert "rate_hz" not in plan.nodes[0].params  # as under rclpy: 'cloud' means /cloud
+    (warning,) = plan.warnings
+    assert "section 'cloud' matches no node" in warning and "/**/cloud" in warning
+
+
+def test_allow_substs_substitutes_launch_variables_in_the_param_file(tmp_path: Path) -> None:
+    params = _write(tmp_path, "p.yaml", "/$(var ns)/cloud:\n  ros__parameters: {seed: 7}\n")
+    launch = _write(
+        tmp_path,
+        "l.launch.yaml",
+        f"""
+launch:
+- arg: {{name: ns, default: robot}}
+- node:
+    pkg: robomr
+    exec: synthetic_cloud
+    name: cloud
+    namespace: $(var ns)
+    param: [{{from: {params}, allow_substs: true}}]
+""",
+    )
+    (node,) = load_launch(launch, {"ns": "r2"}).nodes
+    assert node.fq_name == "/r2/cloud" and node.params["seed"].value == 7

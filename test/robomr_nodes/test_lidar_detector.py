@@ -72,7 +72,7 @@ def test_detections_keep_the_cloud_stamp_and_frame(model_path: Path) -> None:
     assert det.header.stamp.sec == 7 and det.header.frame_id == "lidar_top"
     boxes = detections_to_boxes(det)
     assert np.all(np.isfinite(boxes.boxes)) and set(boxes.labels) <= {"car", "van", "truck", "bus"}
-    assert len(got["/detections/markers"]) == 1 and len(got["/detector/status"]) == 1
+    assert len(got["/detections/markers"]) == 1 and len(got["/diagnostics"]) == 1
 
 
 def test_field_order_and_extra_fields_do_not_matter(model_path: Path) -> None:
@@ -166,7 +166,7 @@ def test_replay_of_simulated_frames_is_byte_identical(model_path: Path, tmp_path
     first = replay(tmp_path / "bag", ["lidar_detector"], tmp_path / "r1")
     second = replay(tmp_path / "bag", ["lidar_detector"], tmp_path / "r2")
     assert first.inputs == ["/robomr/points"] and first.messages_in == 5
-    assert "/robomr/detector/status" in first.outputs  # recorded, not digested (wall-clock ms)
+    assert "/diagnostics" in first.outputs  # recorded, not digested (wall-clock ms)
     assert first.digest == second.digest
     original = [
         m

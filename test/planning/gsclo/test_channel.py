@@ -109,3 +109,16 @@ def test_payload_sizes_follow_resolution_or_override():
     est = PayloadConfig(image_width_px=1280, image_height_px=720, jpeg_bits_per_pixel=2.0)
     assert est.image_bits == 1280 * 720 * 2.0
     assert PayloadConfig(image_bits_override=1e5).image_bits == 1e5
+
+
+# P(|f|^2 < 0.1): Rayleigh 1 - e^-0.1; Rician from the noncentral chi-square with 2 degrees
+# of freedom, non-centrality 2K, scaled by 1 / (2 (K + 1)) (scipy.stats.ncx2.cdf).
+@pytest.mark.parametrize(
+    ("k_factor", "deep_fade"), [(0.0, 0.09516), (1.0, 0.07335), (10.0, 0.00074)]
+)
+def test_rician_fading_has_unit_mean_and_the_right_deep_fade_probability(k_factor, deep_fade):
+    draws = rayleigh_block_fading(200_000, FadingConfig(rician_k=k_factor), seed=1)
+    # 200k draws of a variance <= 1 variable: the mean's standard error is <= 0.0023
+    assert float(draws.mean()) == pytest.approx(1.0, abs=0.01)
+    # binomial standard error of a probability p over 200k draws: <= 6.6e-4 (4.5 sigma)
+    assert float(np.mean(draws < 0.1)) == pytest.approx(deep_fade, abs=0.003)

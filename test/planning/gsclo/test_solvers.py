@@ -106,10 +106,27 @@ def test_apo_equals_the_exact_optimum_on_agreeable_windows(problem):
 
 @PROPERTY
 @given(windows())
-def test_milp_finds_the_enumeration_optimum(problem):
-    enum, milp = solve_exact(problem, "enumerate"), solve_exact(problem, "milp")
-    assert milp.method == "exact_milp" and milp.status == enum.status
+@pytest.mark.parametrize("method", ["milp", "highs"])
+def test_milp_finds_the_enumeration_optimum(method, problem):
+    enum, milp = solve_exact(problem, "enumerate"), solve_exact(problem, method)
+    assert milp.method == f"exact_{method}" and milp.status == enum.status
     np.testing.assert_allclose(milp.total_energy_j, enum.total_energy_j, rtol=ENERGY_RTOL)
+
+
+@pytest.mark.parametrize("method", ["milp", "highs"])
+@pytest.mark.parametrize("discrepancy", [5.96e-8, 1e-12])
+def test_milp_proves_optimality_when_discrepancies_are_below_the_solver_tolerance(
+    method, discrepancy
+):
+    # Found by hypothesis: with L_t below HiGHS's 1e-6 feasibility tolerance, "upload nothing"
+    # passed as feasible and the repaired schedule was reported "feasible", not "optimal".
+    problem = GscloProblem(
+        np.array([discrepancy, discrepancy / 2, 0.0]), np.array([1e-9, 1e-10, 1e-9]), 0.0,
+        LinkConfig(),
+    )  # fmt: skip
+    enum, milp = solve_exact(problem, "enumerate"), solve_exact(problem, method)
+    assert milp.status == enum.status == "optimal"
+    np.testing.assert_array_equal(milp.upload, enum.upload)
 
 
 def _with_budget(problem: GscloProblem, budget: float) -> GscloProblem:

@@ -1,0 +1,133 @@
+"""Settings of a service replica and the factory of batching policies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from offload.serving.brownout import BrownoutConfig
+from offload.serving.bucket import BucketConfig, BucketPolicy
+from offload.serving.model import MODEL_FACTORIES
+from offload.serving.policy import (
+    BatchPolicy,
+    FifoGreedy,
+    NoBatching,
+    StaticBatching,
+    static_max_batch,
+)
+from offload.serving.scheduler import ModelSpec, SchedulerConfig
+from offload.serving.wire import WireLimits
+
+POLICIES: tuple[str, ...] = ("bucket", "static", "fifo", "none")
+# Latency objective per model when none is configured (s): a detection must be back within
+# three lidar periods at 10 Hz, a render within two camera periods at 5 Hz.
+DEFAULT_SLO_S: dict[str, float] = {"detector": 0.3, "gs_render": 0.4}
+
+
+class ServeConfigError(ValueError):
+    """A service setting is invalid (the message names it)."""
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """One replica: which models, how they are batched and protected.
+
+    Attributes:
+        models: registered model names (``offload.serving.model.MODEL_FACTORIES``).
+        policy: batching policy, one of POLICIES.
+        slo_s: latency objective per model (s); missing models use DEFAULT_SLO_S.
+        brownout: whether the brownout controller runs (models with a cheaper path).
+        brownout_period_s: control period of the brownout law (s).
+        memory_budget_bytes: activation memory one batch may use.
+        max_queued: queued requests per model before 429.
+        static_max_batch: static policy batch size (None: from the budget and max request).
+        static_max_delay_s: static policy queue delay.
+        bucket_bounds: initial bucket edges per model (None: one bucket, split adaptively).
+        limits: body size limits.
+        model_options: keyword options per model for its factory.
+        graceful_timeout_s: longest wait for in-flight requests at shutdown.
+    """
+
+    models: tuple[str, ...] = ("detector",)
+    policy: str = "bucket"
+    slo_s: dict[str, float] = field(default_factory=dict)
+    brownout: bool = True
+    brownout_period_s: float = 5.0
+    memory_budget_bytes: float = 512.0 * 2**20
+    max_queued: int = 64
+    static_max_batch: int | None = None
+    static_max_delay_s: float = 0.01
+    bucket_bounds: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    limits: WireLimits = field(default_factory=WireLimits)
+    model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    graceful_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.models if m not in MODEL_FACTORIES]
+        if not self.models or unknown:
+            raise ServeConfigError(
+                f"models={list(self.models)}: unknown {unknown}; known: {sorted(MODEL_FACTORIES)}"
+            )
+        if len(set(self.models)) != len(self.models):
+            raise ServeConfigError(f"models={list(self.models)} lists a model twice")
+        if self.policy not in POLICIES:
+            raise ServeConfigError(f"policy={self.policy!r} must be one of {POLICIES}")
+        for name, value in self.slo_s.items():
+            if not 0 < value <= 60:
+                raise ServeConfigError(f"slo of {name}: {value} s must be in (0, 60]")
+        if not 0 < self.brownout_period_s <= 600:
+            raise ServeConfigError(f"brownout_period_s={self.brownout_period_s} not in (0, 600]")
+        if not self.memory_budget_bytes > 0 or self.max_queued < 1:
+            raise ServeConfigError("memory_budget_bytes must be > 0 and max_queued >= 1")
+        if self.static_max_batch is not None and self.static_max_batch < 1:
+            raise ServeConfigError(f"static_max_batch={self.static_max_batch} must be >= 1")
+        if not 0 <= self.static_max_delay_s <= 10:
+            raise ServeConfigError(f"static_max_delay_s={self.static_max_delay_s} not in [0, 10]")
+        if not 0 < self.graceful_timeout_s <= 3600:
+            raise ServeConfigError(f"graceful_timeout_s={self.graceful_timeout_s} not in (0, 3600]")
+
+    def slo_of(self, model: str) -> float:
+        return self.slo_s.get(model, DEFAULT_SLO_S.get(model, 0.5))
+
+    def scheduler_config(self, model: str, has_brownout: bool) -> SchedulerConfig:
+        slo = self.slo_of(model)
+        brownout = (
+            BrownoutConfig(slo_s=slo, period_s=self.brownout_period_s)
+            if self.brownout and has_brownout
+            else None
+        )
+        return SchedulerConfig(
+            slo_s=slo,
+            max_queued=self.max_queued,
+            memory_budget_bytes=self.memory_budget_bytes,
+            brownout=brownout,
+        )
+
+
+def make_policy(
+    name: str,
+    spec: ModelSpec,
+    memory_budget_bytes: float,
+    *,
+    bounds: tuple[int, ...] | None = None,
+    static_batch: int | None = None,
+    static_delay_s: float = 0.01,
+) -> BatchPolicy:
+    """A fresh policy for one model. The static batch size defaults to the largest batch of
+    worst-case requests (``spec.max_cost``) that fits ``memory_budget_bytes``.
+
+    Raises:
+        ServeConfigError: unknown policy name.
+    """
+    if name == "bucket":
+        return BucketPolicy(BucketConfig(bounds=bounds or (0,), max_cost=spec.max_cost))
+    if name == "static":
+        size = static_batch or static_max_batch(
+            spec.memory["full"], memory_budget_bytes, spec.max_cost
+        )
+        return StaticBatching(max_batch=size, max_delay_s=static_delay_s)
+    if name == "fifo":
+        return FifoGreedy()
+    if name == "none":
+        return NoBatching()
+    raise ServeConfigError(f"policy={name!r} must be one of {POLICIES}")

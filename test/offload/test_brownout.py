@@ -1,0 +1,75 @@
+"""BrownoutServe's control law (table-driven) and the share of requests on the cheap path."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from offload.serving.brownout import (
+    BrownoutConfig,
+    BrownoutError,
+    BrownoutObservation,
+    BrownoutState,
+    PathGate,
+    decide,
+    violation_rate,
+)
+
+INF = math.inf
+
+
+@pytest.mark.parametrize(
+    ("tau", "latencies", "new_tau", "action"),
+    [
+        (1.0, [0.1] * 10, 1.0, "hold"),  # well below the SLO, already at 1
+        (0.5, [0.1] * 10, 0.6, "increase"),  # P90 < 0.8 x SLO: +0.1
+        (0.95, [0.1] * 10, 1.0, "increase"),  # capped at 1
+        (1.0, [0.1] * 8 + [0.6] * 2, 0.8, "decrease"),  # P90 above the SLO: x 0.8
+        (0.5, [0.6] * 10, 0.4, "decrease"),
+        (0.5, [0.45] * 10, 0.5, "hold"),  # dead band: 0.8 x SLO <= P90 <= SLO
+        (0.5, [0.1] * 5 + [INF] * 5, 0.4, "decrease"),  # rejected requests count as late
+        (0.5, [], 0.5, "hold"),  # an idle period holds
+        (0.0, [INF], 0.0, "hold"),  # at the lower bound
+    ],
+)
+def test_brownout_law(tau, latencies, new_tau, action) -> None:
+    config = BrownoutConfig(slo_s=0.5)
+    decision, state = decide(BrownoutObservation(tuple(latencies)), BrownoutState(tau), config)
+    assert state.tau == pytest.approx(new_tau) and decision.tau == pytest.approx(new_tau)
+    assert decision.action == action
+
+
+def test_p90_is_the_tail_compared() -> None:
+    # 11 of 100 requests above the SLO: the 90th percentile is above it
+    config = BrownoutConfig(slo_s=0.5)
+    late = BrownoutObservation((0.1,) * 89 + (0.9,) * 11)
+    on_time = BrownoutObservation((0.1,) * 91 + (0.9,) * 9)
+    assert decide(late, BrownoutState(1.0), config)[0].action == "decrease"
+    assert decide(on_time, BrownoutState(1.0), config)[0].action == "hold"
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.8, 0.55, 0.1, 0.0])
+def test_gate_sends_the_share_one_minus_tau_to_the_cheap_path(tau: float) -> None:
+    gate = PathGate()
+    paths = [gate.path(tau) for _ in range(1000)]
+    # error diffusion: the count is exact up to one request
+    assert abs(paths.count("brownout") - 1000 * (1 - tau)) <= 1
+
+
+def test_violation_rate_counts_rejections_as_late() -> None:
+    assert violation_rate([0.1, 0.6, INF, 0.2], 0.5) == 0.5
+    assert violation_rate([], 0.5) == 0.0
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"slo_s": 0.0}, {"decrease_factor": 1.0}, {"increase_step": 0.0}, {"tau_min": 2.0}]
+)
+def test_invalid_settings_are_refused(kwargs) -> None:
+    with pytest.raises(BrownoutError):
+        BrownoutConfig(**kwargs)
+
+
+def test_nan_latency_is_refused() -> None:
+    with pytest.raises(BrownoutError):
+        decide(BrownoutObservation((math.nan,)), BrownoutState(), BrownoutConfig())
