@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--negatives-frames", type=int, default=60, help="frames of scenes without vehicles"
     )
     parser.add_argument(
+        "--negatives-data",
+        type=Path,
+        help=f"negatives-only dataset (default: generate --negatives-frames, seed "
+        f"{HELDOUT_SEED + 1})",
+    )
+    parser.add_argument(
         "--real-sweep",
         type=Path,
         default=REAL_SWEEP,
@@ -96,6 +102,7 @@ def run(args: argparse.Namespace) -> BenchReport:
             "model": str(args.model),
             "data": str(args.data or generated),
             "negatives_frames": args.negatives_frames,
+            "negatives_data": str(args.negatives_data or "generated"),
             "score_threshold": threshold,
             "bootstrap": args.bootstrap,
             "device": str(model.device),
@@ -112,8 +119,10 @@ def run(args: argparse.Namespace) -> BenchReport:
         ):
             report.tables.append(table)
             report.figures.update(figures)
-        if args.negatives_frames > 0:
-            negatives = quality.generate(Path(tmp) / "neg", args.negatives_frames, True, progress)
+        if args.negatives_data or args.negatives_frames > 0:
+            negatives = args.negatives_data or quality.generate(
+                Path(tmp) / "neg", args.negatives_frames, True, progress
+            )
             table, figures = quality.negatives_table(
                 model, SimDataset(negatives), threshold, args.bootstrap
             )

@@ -237,16 +237,26 @@ def train(
     resume: bool = False,
     progress: bool = True,
     cache_dir: str | Path | None = None,
+    stop_after_epoch: int | None = None,
 ) -> TrainResult:
     """Trains a detector and writes the model file, its checkpoint and its provenance JSON.
     ``data_dir`` is one dataset directory or several (their frames are pooled). The
     model-frame cache of each goes to ``cache_dir/<index>-<name>`` (default: ``<out
     stem>.cache`` beside the model file) and is reused by later runs on the same data.
 
+    ``stop_after_epoch`` ends the run after that many epochs of the ``config.epochs`` schedule
+    (the learning rate has not decayed to its end yet) and writes the model of that epoch; with
+    ``resume`` it turns a checkpoint into a model file. It is not a training setting: the
+    checkpoint can be resumed to the end of the schedule later.
+
     Raises:
         DatasetError: a dataset directory is malformed.
-        TrainError: ``resume`` with a checkpoint from different settings.
+        TrainError: ``resume`` with a checkpoint from different settings, or
+            ``stop_after_epoch`` outside [1, config.epochs].
     """
+    if stop_after_epoch is not None and not 1 <= stop_after_epoch <= config.epochs:
+        raise TrainError(f"stop_after_epoch={stop_after_epoch}: must be in [1, {config.epochs}]")
+    last_epoch = config.epochs if stop_after_epoch is None else stop_after_epoch
     detector_config = detector_config or DetectorConfig()
     out_path = Path(out_path)
     if config.num_threads is not None:
@@ -294,7 +304,12 @@ def train(
     if resume and _checkpoint_path(out_path).is_file():
         run.restore(_checkpoint_path(out_path), device)
     history = run.history
-    while len(history["losses"]) < config.epochs:
+    if len(history["losses"]) > last_epoch:
+        raise TrainError(
+            f"the checkpoint holds {len(history['losses'])} epochs, more than "
+            f"stop_after_epoch={last_epoch}"
+        )
+    while len(history["losses"]) < last_epoch:
         start = time.perf_counter()
         sums = _train_epoch(run, dataset, bank, config, detector_config, device, progress)
         history["losses"].append(sums)
@@ -316,6 +331,7 @@ def train(
         "command": command,
         "seed": config.seed,
         "epochs": config.epochs,
+        "epochs_done": len(history["losses"]),  # < epochs: stopped early (stop_after_epoch)
         **settings,
         "dataset": {
             "path": ", ".join(str(src.directory) for src in sources),

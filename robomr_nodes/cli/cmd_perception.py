@@ -51,7 +51,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="random seed (default: 0)")
     p.add_argument("--batch-size", type=int, help="frames per step (default: 4)")
     p.add_argument("--lr", type=float, help="peak learning rate (default: 3e-3)")
+    p.add_argument(
+        "--direction-weight", type=float, help="weight of the direction loss (default: 0.2)"
+    )
     p.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
+    p.add_argument(
+        "--stop-after-epoch",
+        type=int,
+        metavar="K",
+        help="write the model after epoch K of the --epochs schedule (with --resume: the model "
+        "of a checkpoint)",
+    )
     p.add_argument(
         "--cache",
         type=Path,
@@ -193,6 +203,7 @@ def _train(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "batch_size": args.batch_size,
         "learning_rate": args.lr,
+        "direction_weight": args.direction_weight,
     }
     try:
         config = TrainConfig(
@@ -207,6 +218,7 @@ def _train(args: argparse.Namespace) -> int:
             val_dir=args.val,
             resume=args.resume,
             cache_dir=args.cache,
+            stop_after_epoch=args.stop_after_epoch,
             command=shlex.join(["robomr", *sys.argv[1:]]),
             progress=not args.no_progress,
         )
