@@ -154,7 +154,8 @@ def _target(
     yaw = (0.0 if parking.direction > 0 else math.pi) + b.rng.uniform(-0.03, 0.03)
     x_target = ego[0] + b.rng.uniform(*c.target_distance_range_m)
     shape, *size = b.vehicle_size(c.target_class, c.vehicle_shapes)
-    box = b.vehicle_box(c.target_class, x_target, parking.center_y_m, yaw, tuple(size))  # type: ignore[arg-type]
+    dims: tuple[float, float, float] = tuple(size)  # type: ignore[assignment]
+    box = b.vehicle_box(c.target_class, x_target, parking.center_y_m, yaw, dims)
     return b.add(
         c.target_class, box, shape=shape, color=b.paint(), material="car_paint", name="target"
     )

@@ -48,7 +48,7 @@ MATERIAL_NAMES: tuple[str, ...] = tuple(REFLECTIVITY)
 # glass returns a few percent of beams (dropouts on windows are the norm in real scans); a
 # chain-link fence or a tree crown stops some of them.
 RETURN_PROBABILITY = MappingProxyType(
-    {name: 1.0 for name in REFLECTIVITY}
+    dict.fromkeys(REFLECTIVITY, 1.0)
     | {"glass": 0.08, "wire_mesh": 0.35, "foliage": 0.55, "glass_facade": 0.6}
 )
 
