@@ -42,7 +42,7 @@ from bench.gsclo_closed_loop import (
     threshold,
 )
 from bench.gsclo_drive import record_drive
-from bench.gsclo_solvers import coupled_study, solver_study
+from bench.gsclo_solvers import coupled_study, power_study, solver_study
 from bench.report import BenchReport, Table
 from gs_render.lidar_map import LidarMapConfig
 from gs_render.sensor_map import SensorMapConfig
@@ -68,28 +68,53 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+# The default run finishes in minutes on 2 cores; --full is the heavy variant (the issue's
+# 150-frame drive at 160x120 with a 64-beam lidar, more equal-energy seeds and solver windows).
+# An option given on the command line wins over either preset.
+PRESETS = {
+    "default": {"frames": 90, "size": (96, 72), "lidar_beams": 32, "equal_energy_seeds": 5,
+                "equal_energy_budgets": [0.1, 0.2, 0.3, 0.45], "gap_windows": 10,
+                "coupled_windows": 8, "power_windows": 8},
+    "full": {"frames": 150, "size": (160, 120), "lidar_beams": 64, "equal_energy_seeds": 10,
+             "equal_energy_budgets": [0.05, 0.1, 0.2, 0.25, 0.3, 0.35, 0.45], "gap_windows": 20,
+             "coupled_windows": 20, "power_windows": 20},
+}  # fmt: skip
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
+    add("--full", action="store_true", help="the heavy variant (PRESETS['full']; an hour or "
+        "more on 2 loaded cores) instead of the few-minute default")  # fmt: skip
     add("--scenario", default="urban-clutter", help="simulator scenario of the drive")
-    add("--frames", type=int, default=150, help="camera frames of the drive (10 Hz)")
+    add("--frames", type=int, help="camera frames of the drive (10 Hz; default 90, full 150)")
     add("--window", type=int, default=30, help="frames per scheduling block (T)")
-    add("--size", type=_size, default=(160, 120), help="camera WxH (L_t and operator view)")
-    add("--lidar-beams", type=int, default=64, choices=(16, 32, 64, 128), help="lidar beams")
+    add("--size", type=_size, help="camera WxH (L_t and operator view; 96x72, full 160x120)")
+    add("--lidar-beams", type=int, choices=(16, 32, 64, 128), help="lidar beams (32, full 64)")
     add("--seeds", type=int, default=20, help="fading seeds (>= 20 for the reported figures)")
     add("--rician-k", type=float, default=0.0, help="Rician K-factor (0: Rayleigh fading)")
     add("--fidelity-budget", type=float, default=0.3, help="L_th: allowed block mean of 1 - SSIM")
     add("--horizon", type=int, default=30, help="H of apo_online (frames, <= window)")
     add("--refine-iterations", type=int, default=2, help="photometric steps per block update")
-    add("--equal-energy-seeds", type=int, default=2, help="seeds of the equal-energy sweep")
+    add("--equal-energy-seeds", type=int, help="seeds of the equal-energy sweep (5, full 10)")
     add("--equal-energy-budgets", type=lambda t: [float(v) for v in t.split(",")],
-        default=[0.2, 0.25, 0.3, 0.35, 0.45], help="L_th values of APO online's sweep")  # fmt: skip
+        help="L_th values of APO online's sweep (0.1,0.2,0.3,0.45; full 7 values)")  # fmt: skip
     add("--timing-sizes", type=_ints, default=[12, 30, 100, 300], help="T of the solver study")
-    add("--gap-windows", type=int, default=20, help="windows per T in the solver study")
-    add("--coupled-windows", type=int, default=20, help="12-frame windows, coupled study")
+    add("--gap-windows", type=int, help="windows per T in the solver study (10, full 20)")
+    add("--coupled-windows", type=int, help="12-frame windows, airtime study (8, full 20)")
+    add("--power-windows", type=int, help="12-frame windows, average-power study (8, full 20)")
     add("--repeats", type=int, default=3, help="timing repeats per window (median)")
     add("--threads", type=int, default=1, help="torch/numba threads (1: best on shared cores)")
     add("--workers", type=int, default=1, help="processes for the per-seed runs (spawned)")
     add("--progress", action="store_true", help="progress bars")
+
+
+def apply_preset(args: argparse.Namespace) -> argparse.Namespace:
+    """Fills the options left unset from ``PRESETS`` (``--full`` picks the heavy one)."""
+    preset = PRESETS["full" if getattr(args, "full", False) else "default"]
+    for name, value in preset.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+    return args
 
 
 def _always(ctx, block, r) -> np.ndarray:
@@ -159,6 +184,7 @@ def _stats(values: list[float]) -> tuple[float, float, float]:
 
 
 def run(args: argparse.Namespace) -> BenchReport:
+    args = apply_preset(args)
     if args.window < 2 or args.frames < args.window or not 1 <= args.horizon <= args.window:
         raise ValueError("need 2 <= window <= frames and 1 <= horizon <= window")
     torch.set_num_threads(max(1, args.threads))
@@ -224,6 +250,12 @@ def run(args: argparse.Namespace) -> BenchReport:
             payload,
         )
     )
+    shares, circuit_powers = [2.0, 0.8, 0.5], [0.0, 0.05]
+    power = power_study(
+        disc, dist, args.power_windows, study_budget, shares, circuit_powers, fading, link,
+        payload,
+    )  # fmt: skip
+    report.tables.append(power)
     report.notes += [
         f"map: {drive.source}; {replay.renders_computed} frames rendered in "
         f"{time.perf_counter() - start:.0f} s; threshold theta={theta:.4f} tuned in "
@@ -308,18 +340,19 @@ def _map_ablation(report, replay, results, gain, budget, link, payload, args) ->
 
 
 def _equal_energy(report, replay, results, args, fading, link, payload) -> None:
-    """APO online's operator quality interpolated at each policy's energy (log scale)."""
+    """APO online's operator quality interpolated at each policy's energy (log scale), per
+    seed; the per-seed differences (APO minus the policy) as median and IQR over seeds."""
     seeds = min(args.equal_energy_seeds, args.seeds)
     table = Table(
-        f"operator view at equal energy ({seeds} seeds): each policy vs APO online "
-        "interpolated at the same energy (budget sweep "
-        f"{args.equal_energy_budgets})",
+        f"operator view at equal energy ({seeds} seeds): APO online interpolated at each "
+        f"policy's energy (budget sweep {args.equal_energy_budgets}); differences APO - policy "
+        "per seed, median [IQR]; in_sweep = seeds whose energy lies inside APO's sweep",
         ["policy", "energy_J", "psnr_db", "ssim", "apo_psnr_db_same_energy",
-         "apo_ssim_same_energy"],
+         "apo_ssim_same_energy", "d_psnr_db", "d_psnr_iqr", "d_ssim", "d_ssim_iqr",
+         "in_sweep"],
     )  # fmt: skip
-    per_policy: dict[str, dict[str, list[float]]] = {
-        n: {"psnr": [], "ssim": [], "apo_psnr": [], "apo_ssim": [], "energy": []} for n in POLICIES
-    }
+    keys = ("psnr", "ssim", "apo_psnr", "apo_ssim", "energy", "inside")
+    per_policy: dict[str, dict[str, list[float]]] = {n: {k: [] for k in keys} for n in POLICIES}
     jobs = [
         (seed, simulate_channel_gain(replay.drive.distance_m, fading, seed), b, args.horizon)
         for seed in range(seeds)
@@ -341,16 +374,38 @@ def _equal_energy(report, replay, results, args, fading, link, payload) -> None:
                 float(np.interp(e, log_e, [min(s.psnr_seen_db, 99.0) for s in sweep]))
             )
             p["apo_ssim"].append(float(np.interp(e, log_e, [s.ssim_seen for s in sweep])))
+            p["inside"].append(float(log_e[0] <= e <= log_e[-1]))
     psnr_out, ssim_out = {}, {}
     for name, p in per_policy.items():
         row = {k: float(np.median(v)) for k, v in p.items()}
-        table.add(name, row["energy"], row["psnr"], row["ssim"], row["apo_psnr"], row["apo_ssim"])
-        psnr_out[name] = {"policy": row["psnr"], "apo_online_same_energy": row["apo_psnr"]}
-        ssim_out[name] = {"policy": row["ssim"], "apo_online_same_energy": row["apo_ssim"]}
+        d_psnr = np.array(p["apo_psnr"]) - np.array(p["psnr"])
+        d_ssim = np.array(p["apo_ssim"]) - np.array(p["ssim"])
+        dp, dp1, dp3 = _stats(list(d_psnr))
+        ds, ds1, ds3 = _stats(list(d_ssim))
+        inside = int(sum(p["inside"]))
+        table.add(name, row["energy"], row["psnr"], row["ssim"], row["apo_psnr"],
+                  row["apo_ssim"], dp, f"{dp1:.2f}..{dp3:.2f}", ds, f"{ds1:.3f}..{ds3:.3f}",
+                  f"{inside}/{seeds}")  # fmt: skip
+        common = {"seeds": seeds, "seeds_in_sweep": inside}
+        psnr_out[name] = {
+            "policy": row["psnr"],
+            "apo_online_same_energy": row["apo_psnr"],
+            "difference_median": dp,
+            "difference_iqr": [dp1, dp3],
+            **common,
+        }
+        ssim_out[name] = {
+            "policy": row["ssim"],
+            "apo_online_same_energy": row["apo_ssim"],
+            "difference_median": ds,
+            "difference_iqr": [ds1, ds3],
+            **common,
+        }
     report.tables.append(table)
     report.figures["psnr_at_equal_energy"] = psnr_out
     report.figures["ssim_at_equal_energy"] = ssim_out
     report.notes.append(
         "equal energy: APO online's quality is clamped to its sweep's ends outside the swept "
-        "energies; PSNR is capped at 99 dB (all frames uploaded gives infinity)"
+        "energies (in_sweep counts the seeds where it is not); PSNR is capped at 99 dB (all "
+        "frames uploaded gives infinity)"
     )

@@ -8,8 +8,14 @@ The robot's own lidar places the Gaussians; no simulator surface or ground truth
 * **Free-space carving** (dynamic objects). Moving vehicles leave trails of voxels. Each scan
   is binned by (azimuth, elevation) into a coarse range image holding the *nearest* return per
   bin; a map voxel inside a bin with a return, closer to the sensor than that return by more
-  than ``carve_margin_m``, was seen through: its ``carved`` count grows. A voxel is kept while
-  it was hit in at least ``min_scans`` scans and in more scans than it was seen through.
+  than ``carve_margin_m`` and within ``carve_radius_m`` of that return's ray, was seen
+  through: its ``carved`` count grows (the ray test matters at grazing incidence, where a
+  bin holds ground closer than its return that no ray passed through; a bin without a return
+  carves nothing). A voxel is kept while it was hit in at least ``min_scans`` scans and in
+  more scans than it was seen through.
+* **Ground** (``ground``, :mod:`gs_render.ground`): each scan's ground plane is fitted near
+  the sensor; returns on it go to a 2.5-D ground grid instead of the voxels, and the grid is
+  completed under and around the sensor from the fit; each ground cell is one flat Gaussian.
 * **Gaussians** (``gaussians``): mean = the voxel's centroid; the normal is the eigenvector of
   the smallest eigenvalue of the points' covariance when that is clearly flat, else the mean
   view direction reversed; the in-plane standard deviation comes from the local density,
@@ -29,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from gs_render.ground import GROUND_Z_INDEX, GroundGrid, fit_ground_plane, plane_height
 from gs_render.model import normals_to_quats
 
 
@@ -51,6 +58,13 @@ class LidarMapConfig:
     thickness_ratio: float = 0.15  # normal-axis std / in-plane std, (0, 1]
     max_opacity: float = 0.95  # opacity of a densely hit voxel, (0, 1)
     max_range_m: float = 100.0  # returns farther than this are not accumulated (m)
+    carve_radius_m: float = 0.15  # a voxel is seen through only this close to a ray (m)
+    ground: bool = True  # fit and complete the ground (gs_render.ground)
+    ground_tolerance_m: float = 0.2  # returns this close to the fitted plane are ground (m)
+    ground_fit_range_m: float = 40.0  # horizontal range of the per-scan ground fit (m)
+    ground_fill_range_m: float = 40.0  # horizontal range of the ground completion (m)
+    ground_cell_m: float = 0.25  # edge of a ground cell (m)
+    ground_sigma_per_cell: float = 0.8  # in-plane std of a ground Gaussian / cell edge
 
     def __post_init__(self) -> None:
         checks = {
@@ -63,6 +77,12 @@ class LidarMapConfig:
             "thickness_ratio": (1e-3, 1.0),
             "max_opacity": (1.0 / 255.0, 0.999),
             "max_range_m": (1.0, 1000.0),
+            "carve_radius_m": (0.0, 10.0),
+            "ground_tolerance_m": (0.01, 2.0),
+            "ground_fit_range_m": (1.0, 1000.0),
+            "ground_fill_range_m": (0.0, 200.0),
+            "ground_cell_m": (0.02, 5.0),
+            "ground_sigma_per_cell": (1e-3, 5.0),
         }
         for name, (low, high) in checks.items():
             value = getattr(self, name)
@@ -101,6 +121,7 @@ class LidarVoxelMap:
         self.carved = np.zeros(0)  # [V] scans that saw through it
         self.view = np.zeros((0, 3))  # [V, 3] sum of unit sensor -> point directions
         self.num_scans = 0
+        self.ground = GroundGrid(self.config.ground_cell_m, self.config.ground_fill_range_m)
 
     def _key(self, ijk: np.ndarray) -> np.ndarray:  # [N, 3] int -> [N] int64
         ijk = ijk + (1 << 20)  # 21 bits per axis: +-1M voxels
@@ -125,8 +146,22 @@ class LidarVoxelMap:
         rng = np.linalg.norm(rel, axis=1)
         keep = (rng > 1e-3) & (rng <= self.config.max_range_m)
         pts, rel, rng = pts[keep], rel[keep], rng[keep]
-        self._carve(origin, rel, rng)
+        self._carve(origin, rel, rng)  # every return, ground ones too, shows free space
         self.num_scans += 1
+        cfg = self.config
+        plane = (
+            fit_ground_plane(rel, cfg.ground_fit_range_m, cfg.ground_tolerance_m)
+            if cfg.ground
+            else None
+        )
+        if plane is not None:
+            horizontal = np.hypot(rel[:, 0], rel[:, 1])
+            on_ground = (horizontal < cfg.ground_fit_range_m) & (
+                np.abs(rel[:, 2] - plane_height(plane, rel[:, 0], rel[:, 1]))
+                < cfg.ground_tolerance_m
+            )
+            self.ground.insert(pts[on_ground], origin, plane)
+            pts, rel, rng = pts[~on_ground], rel[~on_ground], rng[~on_ground]
         if len(pts) == 0:
             return
         keys = self._key(np.floor(pts / self.config.voxel_m).astype(np.int64))
@@ -166,16 +201,28 @@ class LidarVoxelMap:
             return
         cfg = self.config
         bins = _direction_bins(rel, rng, cfg.carve_bin_deg)
+        # The nearest return of each bin and its own direction (the ray that saw free space).
+        order = np.lexsort((rng, bins))
+        first = order[np.r_[True, bins[order][1:] != bins[order][:-1]]]
         nearest = np.full(bins.max() + 1, np.inf)
-        np.minimum.at(nearest, bins, rng)
+        nearest[bins[first]] = rng[first]
+        ray = np.zeros((len(nearest), 3))
+        ray[bins[first]] = rel[first] / rng[first, None]
         centre = self.sums / np.maximum(self.points, 1.0)[:, None] - origin
         dist = np.linalg.norm(centre, axis=1)
         close = np.flatnonzero((dist > 1e-3) & (dist < cfg.max_range_m))
         vb = _direction_bins(centre[close], dist[close], cfg.carve_bin_deg)
-        inside = vb < len(nearest)
-        seen_through = np.zeros(len(close), dtype=bool)
-        seen_through[inside] = dist[close][inside] < nearest[vb[inside]] - cfg.carve_margin_m
-        self.carved[close[seen_through]] += 1.0
+        inside = np.flatnonzero(vb < len(nearest))
+        c, b = centre[close[inside]], vb[inside]
+        along = np.einsum("ij,ij->i", c, ray[b])
+        # Seen through: in front of the return by the margin, and on the ray itself (within
+        # carve_radius_m of it), not merely in its direction bin: at grazing incidence a bin
+        # holds surface closer than its return that no ray passed through.
+        off_ray = np.linalg.norm(c - along[:, None] * ray[b], axis=1)
+        through = (dist[close[inside]] < nearest[b] - cfg.carve_margin_m) & (
+            off_ray < cfg.carve_radius_m
+        )
+        self.carved[close[inside[through]]] += 1.0
 
     def kept(self) -> np.ndarray:
         """[V] bool: voxels that are Gaussians (hit often enough, not carved away)."""
@@ -188,8 +235,7 @@ class LidarVoxelMap:
         n_pts = self.points[idx]
         means = self.sums[idx] / n_pts[:, None]
         if len(idx) == 0:
-            empty = np.zeros((0, 3))
-            return MapGeometry(self.keys[idx], empty, np.zeros((0, 4)), empty, np.zeros(0))
+            return self._ground_gaussians()
         normals = _normals(self.outer[idx], means, n_pts, -self.view[idx])
         k = min(cfg.neighbours + 1, len(idx))
         dist, _ = cKDTree(means).query(means, k=k)
@@ -197,7 +243,32 @@ class LidarVoxelMap:
         sigma = np.clip(cfg.sigma_per_spacing * spacing, cfg.min_sigma_m, cfg.max_sigma_m)
         scales = np.stack([sigma, sigma, cfg.thickness_ratio * sigma], axis=1)
         opac = cfg.max_opacity * (1.0 - np.exp(-n_pts / 2.0))
-        return MapGeometry(self.keys[idx], means, normals_to_quats(normals), scales, opac)
+        voxels = MapGeometry(self.keys[idx], means, normals_to_quats(normals), scales, opac)
+        return _concat(voxels, self._ground_gaussians())
+
+    def _ground_gaussians(self) -> MapGeometry:
+        """One flat, upward-facing Gaussian per ground cell (gs_render.ground)."""
+        cfg = self.config
+        ij, z = self.ground.cells()
+        n = len(z)
+        cell = cfg.ground_cell_m
+        means = np.column_stack([(ij + 0.5) * cell, z])
+        sigma = cfg.ground_sigma_per_cell * cell
+        scales = np.tile([sigma, sigma, cfg.thickness_ratio * sigma], (n, 1))
+        quats = np.tile([1.0, 0.0, 0.0, 0.0], (n, 1))
+        keys = self._key(np.column_stack([ij, np.full(n, GROUND_Z_INDEX, dtype=np.int64)]))
+        return MapGeometry(keys, means, quats, scales, np.full(n, cfg.max_opacity))
+
+
+def _concat(a: MapGeometry, b: MapGeometry) -> MapGeometry:
+    """Both geometries in one, keys sorted (voxel and ground keys never collide)."""
+    keys = np.concatenate([a.keys, b.keys])
+    order = np.argsort(keys, kind="stable")
+    parts = [np.concatenate([getattr(a, f), getattr(b, f)])[order] for f in _GEOMETRY_FIELDS]
+    return MapGeometry(keys[order], *parts)
+
+
+_GEOMETRY_FIELDS = ("means", "quats", "scales", "opacities")
 
 
 def _segment_sum(values: np.ndarray, inverse: np.ndarray, n: int) -> np.ndarray:

@@ -18,7 +18,9 @@ import numpy as np
 import torch
 
 from geometry.transforms import invert_transform
+from gs_render.colour_solve import colour_step
 from gs_render.fit import photometric_loss
+from gs_render.projection import project
 from gs_render.rasterize import rasterize, resolve_backend
 
 if TYPE_CHECKING:
@@ -74,6 +76,49 @@ def refine_appearance(appearance: MapAppearance, iterations: int) -> list[float]
         a["logit"][rows, 0] = params["logit"].cpu().numpy() - base_logit
         a["logscale"][rows] = params["logscale"].cpu().numpy() - np.log(geo.scales)
         a["offset"][rows] = params["offset"].cpu().numpy()
+    appearance._cache = None
+    return losses
+
+
+def solve_colours(appearance: MapAppearance, iterations: int) -> list[float]:
+    """``iterations`` majorise-minimise steps of the colour least squares on the keyframes
+    (:mod:`gs_render.colour_solve`); returns the mean squared error before each step."""
+    if iterations <= 0 or not appearance.keyframes:
+        return []
+    _, model, rows = appearance._current()
+    if len(rows) == 0:
+        return []
+    sky = appearance.sky()
+    frames = []
+    for target, k, pose in appearance.keyframes:
+        height, width = target.shape[:2]
+        with torch.no_grad():
+            proj = project(
+                model.means, model.quats, model.scales, model.opacities,
+                torch.as_tensor(invert_transform(pose), dtype=torch.float32),
+                torch.as_tensor(k, dtype=torch.float32), width, height, 0.05, 1000.0,
+            )  # fmt: skip
+        arrays = [np.ascontiguousarray(v.numpy(), dtype=np.float64) for v in
+                  (proj.means2d, proj.conics, proj.opacities, proj.radii)]  # fmt: skip
+        frames.append(
+            (
+                *arrays,
+                proj.ids.numpy(),
+                sky.image(pose, k, width, height).astype(np.float64),
+                np.ascontiguousarray(target, dtype=np.float64),
+            )
+        )
+    colors = model.colors.numpy().astype(np.float64)
+    losses = []
+    for _ in range(iterations):
+        loss, diag = colour_step(frames, colors)
+        losses.append(loss)
+    solved = rows[diag > 1e-9]
+    a = appearance.app
+    a["rgb"][solved] = colors[diag > 1e-9]
+    # Solved colours are observations: never inpainted over (a tiny weight, so that the next
+    # frame's projection still dominates the running mean).
+    a["weight"][solved, 0] = np.maximum(a["weight"][solved, 0], 1e-6)
     appearance._cache = None
     return losses
 

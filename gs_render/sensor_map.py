@@ -33,10 +33,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
 from geometry.transforms import invert_transform
 from gs_render.lidar_map import LidarMapConfig, LidarVoxelMap, MapGeometry
-from gs_render.map_refine import _check_frame, _keyframe, refine_appearance
+from gs_render.map_refine import _check_frame, _keyframe, refine_appearance, solve_colours
 from gs_render.model import GaussianModel
 from gs_render.projection import project
 from gs_render.raster_numba import composite_numba
@@ -55,10 +56,12 @@ class SensorMapConfig:
     """Online map settings (learning rates are Adam step sizes in each parameter's units)."""
 
     lidar: LidarMapConfig = field(default_factory=LidarMapConfig)
-    default_rgb: tuple[float, float, float] = (0.5, 0.5, 0.5)  # unseen Gaussians
+    default_rgb: tuple[float, float, float] = (0.5, 0.5, 0.5)  # unseen, nothing seen near
+    inpaint_radius_m: float = 2.0  # unseen Gaussians take the nearest seen colour this close
     default_sky_rgb: tuple[float, float, float] = (0.7, 0.7, 0.7)  # before any sky is seen
     depth_tolerance: float = 0.1  # relative depth slack of the visibility test, [0, 1]
     depth_tolerance_m: float = 0.3  # absolute depth slack (m), [0, 10]
+    colour_iterations: int = 10  # colour least-squares steps per add_frames call, [0, 1000]
     refine_iterations: int = 2  # photometric steps per add_frames call, [0, 1000]
     refine_keyframes: int = 6  # newest uploaded frames the refinement cycles over, [1, 1000]
     refine_scale: float = 0.5  # keyframe resolution used by the refinement, (0, 1]
@@ -77,6 +80,7 @@ class SensorMapConfig:
         checks = {
             "depth_tolerance": (0.0, 1.0),
             "depth_tolerance_m": (0.0, 10.0),
+            "inpaint_radius_m": (0.0, 100.0),
             "refine_scale": (1e-3, 1.0),
             "lr_colors": (0.0, 1.0),
             "lr_opacity_logits": (0.0, 1.0),
@@ -87,6 +91,8 @@ class SensorMapConfig:
         for name, (low, high) in checks.items():
             if not low <= getattr(self, name) <= high:
                 raise SensorMapError(f"{name}={getattr(self, name)!r} outside [{low}, {high}]")
+        if not 0 <= self.colour_iterations <= 1000:
+            raise SensorMapError("colour_iterations must be in [0, 1000]")
         if not 0 <= self.refine_iterations <= 1000 or not 1 <= self.refine_keyframes <= 1000:
             raise SensorMapError("refine_iterations must be in [0, 1000], keyframes in [1, 1000]")
 
@@ -183,8 +189,24 @@ class MapAppearance:
             quats=t(geo.quats),
             scales=t(scales),
             opacities=t(np.clip(opac, 0.0, 1.0)),
-            colors=t(np.clip(a["rgb"][rows], 0.0, 1.0)),
+            colors=t(np.clip(self._inpainted(geo, rows), 0.0, 1.0)),
         )
+
+    def _inpainted(self, geo: MapGeometry, rows: np.ndarray) -> np.ndarray:
+        """Colours [G, 3]: a Gaussian no uploaded frame has seen takes the colour of the
+        nearest seen one within ``inpaint_radius_m`` (surfaces are mostly continuous), else
+        ``default_rgb``."""
+        rgb = self.app["rgb"][rows].copy()
+        seen = self.app["weight"][rows, 0] > 0.0
+        radius = self.config.inpaint_radius_m
+        if radius > 0.0 and seen.any() and not seen.all():
+            dist, nearest = cKDTree(geo.means[seen]).query(
+                geo.means[~seen], distance_upper_bound=radius
+            )
+            found = np.isfinite(dist)
+            unseen = np.flatnonzero(~seen)
+            rgb[unseen[found]] = rgb[np.flatnonzero(seen)[nearest[found]]]
+        return rgb
 
     def model(self) -> GaussianModel:
         """The map as a :class:`GaussianModel` (what ``GaussianRenderer`` renders)."""
@@ -286,6 +308,7 @@ class MapAppearance:
             self.keyframes.append(_keyframe(image, k, pose, self.config.refine_scale))
             self.frames_added += 1
         if refine and frames:
+            solve_colours(self, self.config.colour_iterations)
             self.refine(self.config.refine_iterations)
 
     def _colour(self, image: np.ndarray, k: np.ndarray, pose: np.ndarray) -> None:

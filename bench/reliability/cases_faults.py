@@ -12,7 +12,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.reliability.harness import Case, Outcome, bag_problem, child_env, robomr_command
+from bench.reliability.harness import (
+    HANG_GUARD_S,
+    Case,
+    Outcome,
+    bag_problem,
+    child_env,
+    robomr_command,
+)
 from bench.reliability.setups import SYNTHETIC, bag_copy, chain, readable, small_params
 
 WALL_RUN = ("launch", SYNTHETIC, "params_file:=small.yaml", "--clock", "wall", "--duration", "3")
@@ -35,7 +42,9 @@ def signal_runner(
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.monotonic() + 120
+        # A hang guard only: under load 30 a run took over 120 s to open its bag, and a signal
+        # sent before that stops it "while starting", which is not the moment under test.
+        deadline = time.monotonic() + HANG_GUARD_S
         while after and not (ws / after).exists() and proc.poll() is None:
             if time.monotonic() > deadline:
                 break
@@ -43,7 +52,7 @@ def signal_runner(
         time.sleep(random.Random(seed).uniform(min_delay_s, max_delay_s))
         if proc.poll() is None:
             proc.send_signal(sig)
-        out, err = proc.communicate(timeout=180)
+        out, err = proc.communicate(timeout=HANG_GUARD_S)
         return Outcome(proc.returncode, out, err, "", time.perf_counter() - start)
 
     return run
@@ -64,7 +73,7 @@ def limit_runner(max_file_bytes: int) -> Runner:
             env=env,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=HANG_GUARD_S,
             preexec_fn=limit,
         )
         return Outcome(proc.returncode, proc.stdout, proc.stderr, "", time.perf_counter() - start)
@@ -84,7 +93,7 @@ def closed_pipe_runner(argv: list[str], ws: Path) -> Outcome:
     )
     proc.stdout.close()  # type: ignore[union-attr]
     err = proc.stderr.read().decode(errors="replace")  # type: ignore[union-attr]
-    proc.wait(timeout=180)
+    proc.wait(timeout=HANG_GUARD_S)
     return Outcome(proc.returncode, "", err, "", time.perf_counter() - start)
 
 

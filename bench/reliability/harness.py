@@ -152,7 +152,14 @@ def robomr_command(argv: list[str]) -> list[str]:
     return [sys.executable, "-c", entry, *argv]
 
 
-def run_child(argv: list[str], ws: Path, timeout_s: float = 120.0, **popen: object) -> Outcome:
+# A hang guard for child runs, not a speed limit: under load 30 (several jobs sharing two cores)
+# a run that takes 3 s on a quiet machine took over two minutes to start.
+HANG_GUARD_S = 900.0
+
+
+def run_child(
+    argv: list[str], ws: Path, timeout_s: float = HANG_GUARD_S, **popen: object
+) -> Outcome:
     """``robomr argv`` as a child process (plain run; see the fault runners for more)."""
     start = time.perf_counter()
     proc = subprocess.run(

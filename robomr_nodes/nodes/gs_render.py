@@ -60,6 +60,12 @@ class GsRenderParams:
     refine_scale: float = param(
         0.25, "keyframe scale of the refinement", min_value=0.05, max_value=1.0
     )
+    # Each upload continues the colour least squares from the last solution (a warm start), so
+    # a few steps per upload suffice online; 10 per call cost 60 splat-backs per upload.
+    colour_iterations: int = param(
+        2, "colour least-squares steps per uploaded frame (learned map)", min_value=0,
+        max_value=1000,
+    )  # fmt: skip
     forecast_frames: int = param(
         4, "future poses whose coverage gs/forecast carries", min_value=0, max_value=1000
     )
@@ -116,6 +122,7 @@ class GsRenderNode(RobomrNode):
                 lidar=LidarMapConfig(voxel_m=p.voxel_m),
                 refine_iterations=p.refine_iterations,
                 refine_scale=p.refine_scale,
+                colour_iterations=p.colour_iterations,
                 backend=p.backend,
             )
             self.map = SensorGaussianMap(config)

@@ -43,6 +43,8 @@ TINY: dict[str, list[str]] = {
         "2",
         "--coupled-windows",
         "1",
+        "--power-windows",
+        "1",
         "--repeats",
         "1",
     ],
