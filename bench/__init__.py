@@ -14,7 +14,10 @@ BENCHMARKS: dict[str, str] = {
     "detector": "bench.bench_detector",
     "croa": "bench.bench_croa",
     "e2e": "bench.bench_e2e",
+    "lm": "bench.bench_lm",
     "reliability": "bench.bench_reliability",
     "mapmatch": "bench.bench_mapmatch",
+    "cluster": "bench.bench_cluster",
     "serving": "bench.bench_serving",
+    "autoscale": "bench.bench_autoscale",
 }

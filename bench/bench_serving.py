@@ -56,13 +56,61 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slo-factor", type=float, default=3.0, help="SLO = this x median service time")
     p.add_argument("--memory-budget-mb", type=float, default=512.0, help="batch memory budget")
     p.add_argument(
-        "--static-delays-ms", type=_floats, default=[0, 10, 30], help="static delays tried"
+        "--static-delays-ms",
+        type=_floats,
+        default=[0, 5, 10, 20, 50, 100],
+        help="static queue delays tried (ms)",
     )
     p.add_argument("--calib-per-size", type=int, default=4, help="batches timed per batch size")
+    p.add_argument(
+        "--calib-cache", type=Path, metavar="JSON", help="reuse/keep calibration fits in this file"
+    )
+    p.add_argument(
+        "--service-scale-s",
+        type=float,
+        default=0.0,
+        help="scale every calibrated time so a median full request takes this long (0: as "
+        "measured; use on a loaded machine, where times are inflated many-fold)",
+    )
+    p.add_argument(
+        "--sections",
+        default="sweep,brownout,live",
+        help="parts to run: sweep (policies), brownout, live (HTTP replay, bridge)",
+    )
     p.add_argument("--brownout-duration", type=float, default=120.0, help="simulated s per run")
     p.add_argument("--brownout-load", type=float, default=1.0, help="mean load x capacity (bursty)")
     p.add_argument(
         "--brownout-bursts-s", type=_floats, default=[5, 20, 60], help="burst lengths swept (s)"
+    )
+    p.add_argument("--brownout-seeds", type=int, default=10, help="seeds per brownout setting")
+    p.add_argument(
+        "--brownout-ranges-m",
+        type=_floats,
+        default=[24, 16, 12, 8],
+        help="detector brownout grid half-widths swept (m; the first is the headline)",
+    )
+    p.add_argument(
+        "--brownout-scales",
+        type=_floats,
+        default=[2, 4],
+        help="renderer brownout resolution divisors swept (the first is the headline)",
+    )
+    p.add_argument(
+        "--brownout-periods-s",
+        type=_floats,
+        default=[5, 2, 1, 0.5],
+        help="brownout control periods swept (s; the first is the headline)",
+    )
+    p.add_argument(
+        "--brownout-factors",
+        type=_floats,
+        default=[0.8, 0.5],
+        help="brownout multiplicative steps swept (the first is the headline)",
+    )
+    p.add_argument(
+        "--brownout-rescue",
+        default="off,on",
+        help="brownout rescue of late requests swept: off and/or on (the first is the headline)",
     )
     p.add_argument("--ap-frames", type=int, default=30, help="held-out frames for AP per tau")
     p.add_argument("--http-duration", type=float, default=20.0, help="live replay s (0: skip)")
@@ -97,11 +145,15 @@ def run(args: argparse.Namespace) -> BenchReport:
     report = BenchReport("serving", {k: str(v) for k, v in sorted(vars(args).items())})
     if trace is None:
         report.notes.append(f"no trace at {args.trace}: the trace pattern is skipped")
+    sections = {x.strip() for x in args.sections.split(",") if x.strip()}
+    if not sections or sections - {"sweep", "brownout", "live"}:
+        raise ValueError(f"--sections {args.sections!r}: use sweep, brownout and/or live")
     workloads, models, extras = build_workloads(args, say)
     report.tables.append(extras["calibration"])
     figures: dict = {"goodput": {}, "slo_attainment": {}, "load_at_80pct_slo": {}}
     figures["goodput_ratio_bucket_over_static"] = {}
-    for w in workloads:
+    figures["goodput_ratio_bucket_over_static_perload"] = {}
+    for w in workloads if "sweep" in sections else []:
         s = sweep(
             w,
             args.loads,
@@ -116,12 +168,23 @@ def run(args: argparse.Namespace) -> BenchReport:
         figures.setdefault("static_tuned", {})[w.name] = {
             p: {"max_batch": b, "max_delay_ms": 1e3 * d} for p, (b, d) in s.static.items()
         }
-    from bench.serving_sections import brownout_section, live_section
+        figures.setdefault("static_grid", {})[w.name] = {
+            p: {f"{b}x{1e3 * d:g}ms": g for (b, d), g in grid.items()}
+            for p, grid in s.static_grid.items()
+        }
+        perload: dict[str, dict] = figures.setdefault("static_perload", {}).setdefault(w.name, {})
+        for (p, load), (b, d) in s.static_perload.items():
+            perload.setdefault(p, {})[f"{load:g}"] = {"max_batch": b, "max_delay_ms": 1e3 * d}
+        report.tables.append(_static_table(w.name, s))
+    from bench.serving_brownout import brownout_section
+    from bench.serving_sections import live_section
 
-    brownout_section(report, figures, workloads, models, args, say)
-    live_section(report, figures, workloads, extras, args, trace, say)
+    if "brownout" in sections:
+        brownout_section(report, figures, workloads, models, extras, args, say)
+    if "live" in sections:
+        live_section(report, figures, workloads, extras, args, trace, say)
     report.figures = figures
-    if args.plot:
+    if args.plot and "sweep" in sections:
         from bench.serving_plot import plot
 
         plot(figures, args.plot)
@@ -199,11 +262,16 @@ def _sweep_tables(
             )
             batch, delay = s.static[pattern]
             tuned = f"batch {batch}, {delay * 1e3:g} ms" if policy == "static" else "-"
+            if policy == "static-perload":
+                tuned = "per load"
             summary.add(pattern, policy, max(goodputs), at80, tuned)
         peak = {p: max(figures["goodput"][w.name][pattern][p].values()) for p in POLICIES}
         ratio = peak["bucket"] / peak["static"] if peak["static"] > 0 else float("inf")
         figures["goodput_ratio_bucket_over_static"].setdefault(w.name, {})[pattern] = ratio
         report.ratios[f"{w.name} {pattern}: peak goodput bucket / static"] = ratio
+        oracle = peak["bucket"] / max(peak["static-perload"], 1e-12)
+        figures["goodput_ratio_bucket_over_static_perload"].setdefault(w.name, {})[pattern] = oracle
+        report.ratios[f"{w.name} {pattern}: peak goodput bucket / static tuned per load"] = oracle
         report.ratios[f"{w.name} {pattern}: peak goodput bucket / none"] = peak["bucket"] / max(
             peak["none"], 1e-12
         )
@@ -212,3 +280,16 @@ def _sweep_tables(
             l80["static"], 1e-12
         )
     report.tables += [table, summary]
+
+
+def _static_table(name: str, s: Sweep) -> Table:
+    """Static batching's tuning grid: mean goodput over the loads (seed 0) per setting."""
+    table = Table(
+        f"{name}: static batching tuning grid, mean goodput at the SLO over the swept loads "
+        "(req/s, seed 0; the best per pattern is `static`, the best per load `static-perload`)",
+        ["pattern", "max_batch", "max_delay_ms", "mean_goodput_hz", "chosen"],
+    )
+    for pattern, grid in s.static_grid.items():
+        for (b, d), g in sorted(grid.items()):
+            table.add(pattern, b, 1e3 * d, g, "yes" if (b, d) == s.static[pattern] else "")
+    return table

@@ -15,6 +15,7 @@ STYLE = {
     "bucket": ("tab:red", "-"),
     "bucket-noadmit": ("tab:red", ":"),
     "static": ("tab:blue", "-"),
+    "static-perload": ("tab:blue", ":"),
     "fifo": ("tab:green", "-"),
     "none": ("tab:gray", "-"),
 }

@@ -28,6 +28,14 @@ def detector_ap_by_tau(
     model: Any, frames: int, taus: Sequence[float], progress: bool = False
 ) -> dict[float, dict[str, float]]:
     """tau -> {"bev_0.7": AP, "bev_0.5": AP} of the car class (see the module docstring)."""
+    return detector_ap_levels({0.0: model}, frames, taus)[0.0]
+
+
+def detector_ap_levels(
+    models: dict[float, Any], frames: int, taus: Sequence[float]
+) -> dict[float, dict[float, dict[str, float]]]:
+    """level -> tau -> {"bev_0.7": AP, "bev_0.5": AP}: each model's brownout path mixed with the
+    full path (the same weights, so the full detections are computed once)."""
     from perception.dataset import SimDataset
     from perception.evaluate import EvalConfig, GroundTruth, evaluate, model_eval_config
     from sim import LidarConfig
@@ -41,17 +49,22 @@ def detector_ap_by_tau(
         )
         clouds = [data[i].points for i in range(len(data))]
         truths = [GroundTruth.from_frame(data[i]) for i in range(len(data))]
-    full = [model.run([c], "full")[0] for c in clouds]
-    cheap = [model.run([c], "brownout")[0] for c in clouds]
+    first = next(iter(models.values()))
+    full = [first.run([c], "full")[0] for c in clouds]
     config = model_eval_config(
-        EvalConfig(iou_thresholds=(0.5, 0.7), metrics=("bev",)), model.model.config
+        EvalConfig(iou_thresholds=(0.5, 0.7), metrics=("bev",)), first.model.config
     )
-    out = {}
-    for tau in taus:
-        gate = PathGate()
-        mix = [f if gate.path(tau) == "full" else c for f, c in zip(full, cheap, strict=True)]
-        result = evaluate(mix, truths, config)
-        out[tau] = {f"bev_{t}": float(result.ap[("bev", t, "car", "all")]) for t in (0.5, 0.7)}
+    out: dict[float, dict[float, dict[str, float]]] = {}
+    for level, model in models.items():
+        cheap = [model.run([c], "brownout")[0] for c in clouds]
+        out[level] = {}
+        for tau in taus:
+            gate = PathGate()
+            mix = [f if gate.path(tau) == "full" else c for f, c in zip(full, cheap, strict=True)]
+            result = evaluate(mix, truths, config)
+            out[level][tau] = {
+                f"bev_{t}": float(result.ap[("bev", t, "car", "all")]) for t in (0.5, 0.7)
+            }
     return out
 
 

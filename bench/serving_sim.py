@@ -6,14 +6,15 @@ runs the very same arrivals through a fresh :class:`ModelScheduler` in the discr
 simulator (``offload.serving.simulate``) with service times from the calibrated fit. Policies:
 BucketServe, its ablations (no admission control; one bucket, i.e. no split/merge), static
 batching (Triton's max batch size and queue delay, both tuned per pattern over a grid: batch
-sizes 1, 2, 4 and the memory cap of the largest request; the given delays), FIFO greedy, no
-batching.
+sizes 1 to 8, powers of two and the memory cap of the largest request; the given delays), the
+same grid tuned separately at each offered load (``static-perload``: an oracle an operator
+could not run, the upper bound of static batching), FIFO greedy, no batching.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path as FilePath
 
 import numpy as np
@@ -35,7 +36,15 @@ from offload.serving.service_time import ServiceTimeModel, ServiceTimePrior
 from offload.serving.simulate import SimRequest, SimResult, simulate
 
 PATTERNS = ("trace", "poisson", "bursty")
-POLICIES = ("bucket", "bucket-noadmit", "bucket-1bucket", "static", "fifo", "none")
+POLICIES = (
+    "bucket",
+    "bucket-noadmit",
+    "bucket-1bucket",
+    "static",
+    "static-perload",
+    "fifo",
+    "none",
+)
 
 
 @dataclass(frozen=True)
@@ -81,7 +90,7 @@ def make_policy(name: str, w: Workload, static: tuple[int, float] = (1, 0.0)) ->
         return BucketPolicy(replace(bucket, admission=False))
     if name == "bucket-1bucket":
         return BucketPolicy(replace(bucket, max_buckets=1))
-    if name == "static":
+    if name in ("static", "static-perload"):
         return StaticBatching(max_batch=static[0], max_delay_s=static[1])
     if name == "fifo":
         return FifoGreedy()
@@ -99,6 +108,8 @@ def run_one(
     brownout: bool = False,
     static: tuple[int, float] = (1, 0.0),
     brownout_period_s: float = 5.0,
+    brownout_factor: float = 0.8,
+    brownout_rescue: bool = False,
 ) -> SimResult:
     """One simulated run of ``policy`` on ``arr``."""
     median = float(np.median(w.costs["full"]))
@@ -107,7 +118,14 @@ def run_one(
     config = SchedulerConfig(
         slo_s=w.slo_s,
         memory_budget_bytes=w.memory_budget_bytes,
-        brownout=BrownoutConfig(slo_s=w.slo_s, period_s=brownout_period_s) if brownout else None,
+        brownout=(
+            BrownoutConfig(
+                slo_s=w.slo_s, period_s=brownout_period_s, decrease_factor=brownout_factor
+            )
+            if brownout
+            else None
+        ),
+        brownout_rescue=brownout_rescue,
     )
     sched = ModelScheduler(w.spec, make_policy(policy, w, static), config, service)
     n = len(w.costs["full"])
@@ -133,6 +151,9 @@ class Sweep:
     peak_memory_mb: dict[tuple[str, str, float], list[float]]
     batch_mean: dict[tuple[str, str, float], list[float]]
     static: dict[str, tuple[int, float]]  # pattern -> tuned (max batch, max delay s)
+    static_perload: dict[tuple[str, float], tuple[int, float]] = field(default_factory=dict)
+    # static_goodput[pattern][(max batch, delay s)] = mean goodput over the loads (seed 0)
+    static_grid: dict[str, dict[tuple[int, float], float]] = field(default_factory=dict)
 
 
 def sweep(
@@ -148,14 +169,25 @@ def sweep(
     """Every policy on every (pattern, load, seed); static tuned per pattern first."""
     out = Sweep({}, {}, {}, {}, {}, {})
     for pattern in patterns:
-        out.static[pattern] = _tune_static(w, loads, duration_s, trace, pattern, static_delays_s)
+        if progress:
+            progress(f"{w.name}: tuning static batching on {pattern}")
+        grid = _static_grid(w, loads, duration_s, trace, pattern, static_delays_s)
+        out.static_grid[pattern] = {k: float(np.mean(v)) for k, v in grid.items()}
+        out.static[pattern] = max(grid, key=lambda k: (np.mean(grid[k]), k))
+        for j, load in enumerate(loads):
+            out.static_perload[(pattern, load)] = max(grid, key=lambda k: (grid[k][j], k))
         for load in loads:
             if progress:
                 progress(f"{w.name}: {pattern} at {load:.2f} x capacity")
             for seed in range(seeds):
                 arr = arrivals(pattern, load * w.capacity_hz, duration_s, seed, trace)
                 for policy in POLICIES:
-                    r = run_one(w, policy, arr, duration_s, seed, False, out.static[pattern])
+                    static = (
+                        out.static_perload[(pattern, load)]
+                        if policy == "static-perload"
+                        else out.static[pattern]
+                    )
+                    r = run_one(w, policy, arr, duration_s, seed, False, static)
                     key = (pattern, policy, load)
                     out.goodput.setdefault(key, []).append(r.goodput_hz(w.slo_s))
                     out.attainment.setdefault(key, []).append(r.attainment(w.slo_s))
@@ -167,28 +199,28 @@ def sweep(
     return out
 
 
-def _tune_static(
+def _static_grid(
     w: Workload,
     loads: Sequence[float],
     duration_s: float,
     trace: FilePath | None,
     pattern: str,
     delays_s: Sequence[float],
-) -> tuple[int, float]:
-    """The static (max batch, delay) with the best mean goodput over the loads (seed 0):
-    tuned as fairly as the method it is compared with."""
-    cap = static_batch_cap(w)  # never a batch that could overflow the memory budget
-    sizes = sorted({s for s in (1, 2, 4) if s <= cap} | {cap})
-    best: tuple[float, int, float] = (-1.0, 1, 0.0)
+) -> dict[tuple[int, float], list[float]]:
+    """(max batch, delay) -> goodput at each load (seed 0) for every static setting on the grid:
+    batch sizes 1..8, powers of two up to the memory cap and the cap (never a batch that could
+    overflow the budget), the given delays: static is tuned as fairly as bucket batching."""
+    cap = static_batch_cap(w)
+    sizes = sorted({*range(1, min(cap, 8) + 1), *(2**i for i in range(cap.bit_length())), cap})
+    out: dict[tuple[int, float], list[float]] = {}
     for size in sizes:
         for delay in delays_s:
-            total = 0.0
+            out[(size, delay)] = []
             for load in loads:
                 arr = arrivals(pattern, load * w.capacity_hz, duration_s, 0, trace)
                 r = run_one(w, "static", arr, duration_s, 0, False, (size, delay))
-                total += r.goodput_hz(w.slo_s)
-            best = max(best, (total, size, delay))
-    return best[1], best[2]
+                out[(size, delay)].append(r.goodput_hz(w.slo_s))
+    return out
 
 
 def load_at_attainment(loads: Sequence[float], attainment: Sequence[float], level: float) -> float:

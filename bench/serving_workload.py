@@ -3,8 +3,9 @@
 - ``scan_pool``: lidar scans from the simulator (urban-clutter) for several beam counts and
   maximum ranges, the detector's request sizes; ``render_pool``: camera poses along the street at
   several image sizes, the renderer's.
-- ``calibrate``: runs batches of those requests through the real served model on this machine
-  (each path, batch sizes 1..4) and fits t = a + b U + c n by non-negative least squares (U:
+- ``calibrate_paired``: runs batches of those requests through the real served model on this
+  machine (each path and brownout level on the same batches, interleaved, batch sizes 1..4) and
+  fits t = a + b U + c n by non-negative least squares (U:
   total units, n: requests); the multiplicative residual spread (std of log(measured / fitted))
   is kept so the simulation draws service times with the measured noise (``ServiceTruth``).
 """
@@ -87,17 +88,37 @@ def calibrate(
     seed: int = 0,
 ) -> ServiceFit:
     """Measures batches of ``pool`` requests on ``path`` and fits :class:`ServiceFit`."""
+    return calibrate_paired({"x": (model, path)}, pool, batch_sizes, per_size, seed)["x"]
+
+
+def calibrate_paired(
+    variants: dict[str, tuple[ServedModel, Path]],
+    pool: Sequence[Any],
+    batch_sizes: Sequence[int] = (1, 2, 4),
+    per_size: int = 4,
+    seed: int = 0,
+) -> dict[str, ServiceFit]:
+    """One :class:`ServiceFit` per variant (a model and path), all timed on the same batches,
+    interleaved batch by batch: on a shared machine whose load drifts, every variant sees the
+    same conditions, so their ratios (how much cheaper a brownout path is) are measured side by
+    side even when the absolute times are inflated."""
     rng = np.random.default_rng(seed)
-    model.run([pool[len(pool) // 2]], path)  # warm-up: first-call costs are not service time
-    rows, times = [], []
+    for model, path in variants.values():
+        model.run([pool[len(pool) // 2]], path)  # warm-up: first-call costs are not service time
+    rows: dict[str, list[list[float]]] = {k: [] for k in variants}
+    times: dict[str, list[float]] = {k: [] for k in variants}
     for n in batch_sizes:
         for _ in range(per_size):
             batch = [pool[int(i)] for i in rng.integers(0, len(pool), n)]
-            start = time.perf_counter()
-            model.run(batch, path)
-            times.append(time.perf_counter() - start)
-            rows.append([1.0, sum(model.cost(r, path) for r in batch), float(n)])
-    x, t = np.asarray(rows), np.asarray(times)
+            for key, (model, path) in variants.items():
+                start = time.perf_counter()
+                model.run(batch, path)
+                times[key].append(time.perf_counter() - start)
+                rows[key].append([1.0, sum(model.cost(r, path) for r in batch), float(n)])
+    return {k: _fit(np.asarray(rows[k]), np.asarray(times[k])) for k in variants}
+
+
+def _fit(x: np.ndarray, t: np.ndarray) -> ServiceFit:
     scale = np.array([1.0, max(x[:, 1].mean(), 1.0), 1.0])  # conditioning
     # non-negative least squares: units and requests are nearly collinear in a batch (U ~ n x
     # mean size), and plain least squares then trades a negative term for a large one

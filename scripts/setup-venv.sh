@@ -5,8 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # open3d-cpu links libusb-1.0.so.0; test/sim/test_sdf.py builds scripts/sdf_check.cc against
-# the real SDFormat parser (libsdformat 12, SDF 1.9) with g++ and pkg-config
-DEBIAN_PACKAGES=(libusb-1.0-0 libsdformat-dev g++ pkg-config)
+# the real SDFormat parser (libsdformat 12, SDF 1.9) with g++ and pkg-config; wordnet-base is
+# the language model's corpus (offload/models/lm/corpus.py); lightgbm (the CPI predictor,
+# offload/cluster) links the OpenMP runtime libgomp.so.1; the autoscaling tests start a
+# redis-server (the node-local artifact cache)
+DEBIAN_PACKAGES=(libusb-1.0-0 libsdformat-dev g++ pkg-config wordnet-base libgomp1 redis-server)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

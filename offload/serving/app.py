@@ -2,10 +2,12 @@
 
 Routes: ``GET /healthz`` (the process answers), ``GET /readyz`` (200 once every model is loaded
 and warmed up, 503 while loading or draining), ``GET /metrics`` (Prometheus), ``GET /v1/models``
-(models, units, SLOs, tau), and one ``POST`` route per model (``/v1/detect``, ``/v1/render``)
-taking and returning ``offload.serving.wire`` bodies. The probe and metrics routes carry no
-payload data and need no token (Kubernetes probes and Prometheus scrape them); inference routes
-need ``Authorization: Bearer <token>``.
+(models, units, SLOs, tau; also OpenAI's ``object``/``data`` list), and one ``POST`` route per
+model (``/v1/detect``, ``/v1/render``) taking and returning ``offload.serving.wire`` bodies; a
+token-level language model instead runs its own continuous-batching engine and answers OpenAI's
+``POST /v1/completions`` (``offload.serving.completions``, ``offload.serving.models.lm``). The
+probe and metrics routes carry no payload data and need no token (Kubernetes probes and
+Prometheus scrape them); inference routes need ``Authorization: Bearer <token>``.
 
 Errors answer JSON ``{"error": {"code", "reason", "message"}}``: 400 malformed body or input,
 401 missing or wrong token, 413 body or request too large, 429 overloaded or the deadline cannot
@@ -25,8 +27,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from offload.models.lm.openai_api import models_body
 from offload.serving.auth import authorized
 from offload.serving.batcher import DeadlineMissed, ModelWorker, Overloaded
+from offload.serving.completions import add_completion_routes
 from offload.serving.config import ServeConfig, make_policy
 from offload.serving.metrics import ServeMetrics
 from offload.serving.model import PATHS, ItemError, ServedModel, build_model, model_class
@@ -47,9 +51,11 @@ class Replica:
         self.metrics = ServeMetrics()
         self.models: dict[str, ServedModel] = dict(models or {})
         self.workers: dict[str, ModelWorker] = {}
+        self.engines: dict[str, Any] = {}  # token-level models (language model): own engine
         self.ready = False
         self.draining = False
         self.load_error: str | None = None
+        self.started = time.time()
         self._load_task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -61,6 +67,9 @@ class Replica:
                 if name not in self.models:
                     opts = self.config.model_options.get(name, {})
                     self.models[name] = await asyncio.to_thread(build_model, name, opts)
+                if getattr(self.models[name], "token_level", False):
+                    await asyncio.to_thread(self._start_engine, name)
+                    continue
                 priors = await asyncio.to_thread(_warm_up, self.models[name])
                 self.workers[name] = self._worker(self.models[name], priors)
                 self.workers[name].start()
@@ -71,6 +80,14 @@ class Replica:
             return
         self.ready = True
         self.metrics.ready.set(1)
+
+    def _start_engine(self, name: str) -> None:
+        """Starts a token-level model's engine with this replica's policy, SLO and brownout."""
+        model: Any = self.models[name]
+        cfg = self.config.scheduler_config(name, model.has_brownout)
+        model.start(self.config.policy, cfg.slo_s, cfg.brownout)
+        self.engines[name] = model
+        _log.info("%s ready (%s, token-level)", name, model.version)
 
     def _worker(self, model: ServedModel, priors: dict[str, ServiceTimePrior]) -> ModelWorker:
         spec = ModelSpec(
@@ -98,6 +115,8 @@ class Replica:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._load_task
         await asyncio.gather(*(w.stop() for w in self.workers.values()))
+        for model in self.engines.values():
+            await asyncio.to_thread(model.stop, True)
 
 
 def _warm_up(model: ServedModel) -> dict[str, ServiceTimePrior]:
@@ -145,7 +164,9 @@ def create_app(replica: Replica) -> FastAPI:
         body = {
             "ready": ok,
             "draining": replica.draining,
-            "models": {n: n in replica.workers for n in replica.config.models},
+            "models": {
+                n: n in replica.workers or n in replica.engines for n in replica.config.models
+            },
             "error": replica.load_error,
         }
         return JSONResponse(body, status_code=200 if ok else 503)
@@ -156,7 +177,9 @@ def create_app(replica: Replica) -> FastAPI:
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
+        # "object"/"data" make the list readable by OpenAI clients (``client.models.list()``)
         return {
+            **models_body(list(replica.models), int(replica.started)),
             "policy": replica.config.policy,
             "models": [
                 {
@@ -165,15 +188,24 @@ def create_app(replica: Replica) -> FastAPI:
                     "unit": m.unit,
                     "version": m.version,
                     "slo_ms": 1e3 * replica.config.slo_of(n),
-                    "tau": replica.workers[n].scheduler.tau if n in replica.workers else None,
+                    "tau": _tau(replica, n),
                 }
                 for n, m in replica.models.items()
             ],
         }
 
     for name in replica.config.models:
-        _add_model_route(app, replica, name)
+        if getattr(model_class(name), "token_level", False):
+            add_completion_routes(app, replica, name)
+        else:
+            _add_model_route(app, replica, name)
     return app
+
+
+def _tau(replica: Replica, name: str) -> float | None:
+    if name in replica.workers:
+        return replica.workers[name].scheduler.tau
+    return replica.engines[name].tau if name in replica.engines else None
 
 
 def _add_model_route(app: FastAPI, replica: Replica, name: str) -> None:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from offload.serving.config import ServeConfig
 
 POLICIES = ("bucket", "static", "fifo", "none")  # offload.serving.config.POLICIES (a test checks)
-MODELS = ("detector", "gs_render")  # offload.serving.model.MODEL_FACTORIES (a test checks)
+MODELS = ("detector", "gs_render", "lm")  # offload.serving.model.MODEL_FACTORIES (a test checks)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,6 +40,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-brownout", action="store_true", help="keep every request on the full path")
     p.add_argument("--brownout-period", type=float, default=5.0, help="brownout control period (s)")
     p.add_argument(
+        "--brownout-decrease",
+        type=float,
+        default=0.8,
+        help="brownout: tau is multiplied by this on a violated period, in (0, 1)",
+    )
+    p.add_argument(
+        "--brownout-rescue",
+        action="store_true",
+        help="offer the brownout path to a request the full path cannot serve in time",
+    )
+    p.add_argument(
+        "--detector-brownout-range-m",
+        type=float,
+        help="detector brownout path: half-width of its grid (m; default 60%% of the model's)",
+    )
+    p.add_argument(
+        "--render-brownout-scale",
+        type=int,
+        default=2,
+        help="gs_render brownout path: resolution divisor, in [2, 8]",
+    )
+    p.add_argument(
         "--memory-budget-mb", type=float, default=512.0, help="activation memory per batch"
     )
     p.add_argument(
@@ -48,6 +70,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body")
     p.add_argument("--detector-model", default="", help="detector weights (default: the shipped)")
     p.add_argument("--render-map", default="", help="3DGS .ply map of gs_render")
+    p.add_argument("--lm-model", default="", help="lm weights (default: models/lm/mixsga)")
+    p.add_argument("--lm-hf-dir", default="", help="serve a local Hugging Face checkpoint as lm")
+    p.add_argument(
+        "--lm-tpot-slo-ms", type=float, default=200.0, help="lm time-per-output-token objective"
+    )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     p.add_argument("--ready-file", type=Path, help="write {url, pid} here once listening")
 
@@ -74,14 +101,27 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
             slo_s=slo,
             brownout=not args.no_brownout,
             brownout_period_s=args.brownout_period,
+            brownout_decrease_factor=args.brownout_decrease,
+            brownout_rescue=args.brownout_rescue,
             memory_budget_bytes=args.memory_budget_mb * 2**20,
             max_queued=args.max_queued,
             static_max_batch=args.static_max_batch,
             static_max_delay_s=args.static_delay_ms / 1e3,
             limits=WireLimits(max_body_bytes=int(args.max_body_mb * 2**20)),
             model_options={
-                "detector": {"model_path": args.detector_model},
-                "gs_render": {"map_path": args.render_map},
+                "detector": {
+                    "model_path": args.detector_model,
+                    "brownout_range_m": args.detector_brownout_range_m,
+                },
+                "gs_render": {
+                    "map_path": args.render_map,
+                    "brownout_scale": args.render_brownout_scale,
+                },
+                "lm": {
+                    "model_path": args.lm_model,
+                    "hf_dir": args.lm_hf_dir,
+                    "tpot_slo_ms": args.lm_tpot_slo_ms,
+                },
             },
         )
     except (ValueError, ServeConfigError, WireError) as err:

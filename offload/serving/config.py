@@ -21,7 +21,7 @@ from offload.serving.wire import WireLimits
 POLICIES: tuple[str, ...] = ("bucket", "static", "fifo", "none")
 # Latency objective per model when none is configured (s): a detection must be back within
 # three lidar periods at 10 Hz, a render within two camera periods at 5 Hz.
-DEFAULT_SLO_S: dict[str, float] = {"detector": 0.3, "gs_render": 0.4}
+DEFAULT_SLO_S: dict[str, float] = {"detector": 0.3, "gs_render": 0.4, "lm": 1.0}  # lm: TTFT
 
 
 class ServeConfigError(ValueError):
@@ -38,6 +38,10 @@ class ServeConfig:
         slo_s: latency objective per model (s); missing models use DEFAULT_SLO_S.
         brownout: whether the brownout controller runs (models with a cheaper path).
         brownout_period_s: control period of the brownout law (s).
+        brownout_decrease_factor: multiplicative step of tau on a violated period, in (0, 1)
+            (the paper's 0.8; ``robomr bench serving`` sweeps it with the period).
+        brownout_rescue: offer the brownout path to a request the full path would refuse for
+            its deadline, before answering 429 (not in the paper; off by default).
         memory_budget_bytes: activation memory one batch may use.
         max_queued: queued requests per model before 429.
         static_max_batch: static policy batch size (None: from the budget and max request).
@@ -53,6 +57,8 @@ class ServeConfig:
     slo_s: dict[str, float] = field(default_factory=dict)
     brownout: bool = True
     brownout_period_s: float = 5.0
+    brownout_decrease_factor: float = 0.8
+    brownout_rescue: bool = False
     memory_budget_bytes: float = 512.0 * 2**20
     max_queued: int = 64
     static_max_batch: int | None = None
@@ -77,6 +83,10 @@ class ServeConfig:
                 raise ServeConfigError(f"slo of {name}: {value} s must be in (0, 60]")
         if not 0 < self.brownout_period_s <= 600:
             raise ServeConfigError(f"brownout_period_s={self.brownout_period_s} not in (0, 600]")
+        if not 0 < self.brownout_decrease_factor < 1:
+            raise ServeConfigError(
+                f"brownout_decrease_factor={self.brownout_decrease_factor} not in (0, 1)"
+            )
         if not self.memory_budget_bytes > 0 or self.max_queued < 1:
             raise ServeConfigError("memory_budget_bytes must be > 0 and max_queued >= 1")
         if self.static_max_batch is not None and self.static_max_batch < 1:
@@ -92,7 +102,11 @@ class ServeConfig:
     def scheduler_config(self, model: str, has_brownout: bool) -> SchedulerConfig:
         slo = self.slo_of(model)
         brownout = (
-            BrownoutConfig(slo_s=slo, period_s=self.brownout_period_s)
+            BrownoutConfig(
+                slo_s=slo,
+                period_s=self.brownout_period_s,
+                decrease_factor=self.brownout_decrease_factor,
+            )
             if self.brownout and has_brownout
             else None
         )
@@ -101,6 +115,7 @@ class ServeConfig:
             max_queued=self.max_queued,
             memory_budget_bytes=self.memory_budget_bytes,
             brownout=brownout,
+            brownout_rescue=self.brownout_rescue,
         )
 
 

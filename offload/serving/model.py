@@ -121,6 +121,8 @@ class ServedModel(abc.ABC):
 MODEL_FACTORIES: dict[str, str] = {
     "detector": "offload.serving.models.detector:DetectorModel",
     "gs_render": "offload.serving.models.renderer:RenderModel",
+    # token-level (``token_level = True``): the replica runs its engine, not a ModelWorker
+    "lm": "offload.serving.models.lm:LMModel",
 }
 
 

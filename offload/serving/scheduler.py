@@ -53,6 +53,10 @@ class SchedulerConfig:
     max_queued: int = 256  # queued requests beyond which arrivals get 429, >= 1
     memory_budget_bytes: float = 2.0 * 2**30  # activation memory for one batch, > 0
     brownout: BrownoutConfig | None = None  # None: brownout off (tau stays 1)
+    # With brownout on: a request refused on the full path because it cannot meet its deadline
+    # is offered the brownout path before it is answered 429 (an addition to BrownoutServe's
+    # dial, off by default: the dial alone reacts a control period late to a burst)
+    brownout_rescue: bool = False
 
     def __post_init__(self) -> None:
         if not self.slo_s > 0 or not self.max_budget_s >= self.slo_s:
@@ -77,6 +81,7 @@ class SchedulerStats:
     expired: int = 0
     batches: int = 0
     completed: int = 0
+    rescued: int = 0  # admitted on the brownout path after the full path was refused
 
 
 class ModelScheduler:
@@ -133,10 +138,25 @@ class ModelScheduler:
             return self._reject("queue_full", now_s, msg)
         self.ctx.busy_until_s = self._busy_until_s
         if not self.policy.admit(req, now_s, self.ctx):
-            return self._reject("deadline", now_s, f"cannot finish within {budget * 1e3:.0f} ms")
+            rescued = self._rescue(req, cost_of, now_s)
+            if rescued is None:
+                msg = f"cannot finish within {budget * 1e3:.0f} ms"
+                return self._reject("deadline", now_s, msg)
+            req = rescued
         self.policy.add(req, now_s)
         self.stats.admitted += 1
         return req
+
+    def _rescue(self, req: QueuedRequest, cost_of: Any, now_s: float) -> QueuedRequest | None:
+        """``req`` on the brownout path if rescue is on and that path meets its deadline."""
+        if not (self.config.brownout_rescue and self.config.brownout and req.path == "full"):
+            return None
+        cost = int(cost_of("brownout"))
+        cheap = QueuedRequest(req.id, cost, "brownout", req.arrival_s, req.deadline_s, req.payload)
+        if cost > self.spec.max_cost or not self.policy.admit(cheap, now_s, self.ctx):
+            return None
+        self.stats.rescued += 1
+        return cheap
 
     def _reject(self, reason: str, now_s: float, message: str) -> Rejection:
         self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + 1

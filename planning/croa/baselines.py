@@ -13,7 +13,7 @@
   the target and the robot), scored by exact occlusion plus ``distance_weight`` per metre of
   distance from the lidar (viewpoints.best_viewpoint); the best free one is reached with the
   OBCA trajectory.
-- ``ObcaOffsetPlanner`` ("obca_offset"): the OBCA trajectory without the occlusion term, to a
+- ``ObcaOffsetPlanner`` ("obca_only"): the OBCA trajectory without the occlusion term, to a
   fixed viewpoint beside the target (``offset_gap_m`` from its side, on the robot's side).
 
 The OBCA trajectories use the same program as CROA in goal mode (problem.py): the occlusion
@@ -124,7 +124,7 @@ class StraightPlanner:
                 obstacles,
                 PlanTimings(1e3 * (time.perf_counter() - start)),
             )
-        occ = view_occlusion(views[free], observation, c)
+        occ = view_occlusion(views[free], observation, c, c.horizon_steps * c.dt_s)
         dist = np.linalg.norm(views[free] - here, axis=1)
         clear = occ <= c.baselines.clear_view_occlusion
         pick = np.argmin(np.where(clear, dist, np.inf)) if np.any(clear) else np.argmin(occ)
@@ -177,7 +177,9 @@ def straight_path(
             foot = footprints(base_to_rear(base[k], r)[None], r)
             if (
                 len(obstacles)
-                and np.min(obstacles.signed_distances(foot, c.min_clearance_m)[0])
+                and np.min(
+                    obstacles.signed_distances(foot, c.min_clearance_m, np.array([k * c.dt_s]))[0]
+                )
                 < c.min_clearance_m
             ):
                 blocked = k  # fmt: skip
@@ -254,7 +256,7 @@ class GreedyNbvPlanner:
 class ObcaOffsetPlanner:
     """OBCA trajectory to a fixed viewpoint beside the target (module docstring)."""
 
-    name = "obca_offset"
+    name = "obca_only"
 
     def __init__(self, config: CroaConfig | None = None) -> None:
         self.config = config or CroaConfig()

@@ -19,6 +19,10 @@ linearized around the previous iterate ``(t_bar, yaw_bar, lambda_bar)``:
 
 (first-order expansions of the bilinear terms ``lambda^T A t`` and ``R(yaw)^T A^T lambda``; exact
 at the previous iterate). Unused slots get all-zero coefficients and d_req = 0.
+
+Moving obstacles (tracked vehicles with a predicted constant velocity v): at step t, time
+``tau_t = t dt``, the obstacle is ``{y : A y <= b + A v tau_t}``, so only its offsets change
+per step; distances and duals are those of the translated polygon.
 """
 
 from __future__ import annotations
@@ -51,12 +55,23 @@ def footprints(rear_states: np.ndarray, robot: RobotModel) -> np.ndarray:
 
 
 class ObstacleSet:
-    """Obstacle footprints of one cycle, padded to ``max_faces`` rows for the OBCA slots."""
+    """Obstacle footprints of one cycle, padded to ``max_faces`` rows for the OBCA slots.
 
-    def __init__(self, obstacles: Sequence[Polytope], max_faces: int) -> None:
+    ``allowance_m`` [P] (default 0) is added to every distance to an obstacle: an obstacle the
+    robot already stands closer than d_min to gets ``d_min - its distance now`` (plus 2 cm), so
+    the plans may leave it but never come closer (safety.cycle_obstacles).
+    """
+
+    def __init__(
+        self,
+        obstacles: Sequence[Polytope],
+        max_faces: int,
+        allowance_m: np.ndarray | None = None,  # [P]
+    ) -> None:
         """Raises CollisionError when an obstacle has more than ``max_faces`` faces."""
         self.polytopes = tuple(obstacles)
         count = len(self.polytopes)
+        self.allowance_m = np.zeros(count) if allowance_m is None else np.asarray(allowance_m)
         self.A = np.zeros((count, max_faces, 2))  # [P, F, 2]
         self.b = np.zeros((count, max_faces))  # [P, F]
         by_size: dict[int, list[int]] = {}
@@ -76,20 +91,34 @@ class ObstacleSet:
         verts = [o.vertices for o in self.polytopes]
         self.centres = np.array([v.mean(axis=0) for v in verts]).reshape(-1, 2)  # [P, 2]
         self.radii = np.array([np.max(np.linalg.norm(v - v.mean(axis=0), axis=1)) for v in verts])
+        self.velocities = np.array([o.velocity_mps for o in self.polytopes]).reshape(-1, 2)
+        self.stop_after_s = np.array([o.stop_after_s for o in self.polytopes])  # [P]
+        self.moving = bool(np.any(self.velocities != 0.0))
+
+    def displacements(self, times_s: np.ndarray) -> np.ndarray:  # [N] -> [N, P, 2]
+        """Predicted displacement of each obstacle at each time (Polytope.at_time)."""
+        t = np.minimum(np.asarray(times_s, dtype=np.float64)[:, None], self.stop_after_s[None])
+        return t[..., None] * self.velocities[None]
 
     def __len__(self) -> int:
         return len(self.polytopes)
 
-    def subset(self, keep: np.ndarray) -> ObstacleSet:
-        return ObstacleSet([self.polytopes[i] for i in np.flatnonzero(keep)], self.A.shape[1])
+    def subset(self, keep: np.ndarray, allowance_m: np.ndarray | None = None) -> ObstacleSet:
+        """The obstacles where ``keep`` [P] is true, with a new allowance [P] (default 0)."""
+        idx = np.flatnonzero(keep)
+        allow = None if allowance_m is None else np.asarray(allowance_m)[idx]
+        return ObstacleSet([self.polytopes[i] for i in idx], self.A.shape[1], allow)
 
     def signed_distances(
         self,
         polygons: np.ndarray,  # [N, 4, 2] robot footprints
         exact_below_m: float = np.inf,
+        times_s: np.ndarray | None = None,  # [N] time of each footprint; moving obstacles
     ) -> tuple[np.ndarray, np.ndarray]:  # sd [N, P], u [N, P, 2]
         """Signed distance of every footprint to every obstacle and its direction u (from the
-        obstacle toward the robot): the lower-level optimum of the module docstring.
+        obstacle toward the robot): the lower-level optimum of the module docstring. With
+        ``times_s``, moving obstacles are where they are predicted at each footprint's time
+        (equivalently: the footprint moves by ``-v t`` relative to the obstacle).
 
         Pairs whose bounding circles are more than ``exact_below_m`` apart get that circle gap
         (a lower bound of their distance, so still >= exact_below_m) and the centre-to-centre
@@ -99,7 +128,12 @@ class ObstacleSet:
         """
         centre = polygons.mean(axis=1)  # [N, 2]
         radius = np.max(np.linalg.norm(polygons - centre[:, None], axis=-1), axis=1)
+        shift = None  # [N, P, 2] obstacle displacement at each footprint's time
+        if times_s is not None and self.moving:
+            shift = self.displacements(times_s)
         delta = centre[:, None] - self.centres[None]  # [N, P, 2]
+        if shift is not None:
+            delta = delta - shift
         dist = np.linalg.norm(delta, axis=-1)
         sd = dist - radius[:, None] - self.radii[None]
         u = delta / np.maximum(dist, 1e-12)[..., None]
@@ -107,17 +141,18 @@ class ObstacleSet:
             rows, cols = np.nonzero(sd[:, idx] <= exact_below_m)
             if not len(rows):
                 continue
+            feet = polygons[rows]
+            if shift is not None:
+                feet = feet - shift[rows, idx[cols]][:, None, :]
             if np.isfinite(exact_below_m):
-                d, direction = separating_axis(polygons[rows], verts[cols], normals[cols])
+                d, direction = separating_axis(feet, verts[cols], normals[cols])
                 near = (d > 0.0) & (d <= exact_below_m)  # disjoint: SAT is only a lower bound
                 if near.any():
-                    d[near], direction[near] = signed_distance(
-                        polygons[rows[near]], verts[cols[near]]
-                    )
+                    d[near], direction[near] = signed_distance(feet[near], verts[cols[near]])
             else:
-                d, direction = signed_distance(polygons[rows], verts[cols])
+                d, direction = signed_distance(feet, verts[cols])
             sd[rows, idx[cols]], u[rows, idx[cols]] = d, direction
-        return sd, u
+        return sd + self.allowance_m, u
 
     def dual_weights(self, u: np.ndarray) -> np.ndarray:  # [N, P, 2] -> [N, P, F]
         """lambda >= 0 with ``A^T lambda = u`` and ``b^T lambda`` = the obstacle's support in
@@ -161,8 +196,10 @@ def obca_slots(
     obstacles: ObstacleSet,
     per_step: int,
     d_req_m: float,
+    dt_s: float = 0.0,
 ) -> ObcaSlots:
-    """Coefficients of the linearized OBCA constraints for the nearest obstacles of each step."""
+    """Coefficients of the linearized OBCA constraints for the nearest obstacles of each step
+    (moving obstacles translated to each step's time ``t dt_s``)."""
     steps, faces = len(rear_states) - 1, obstacles.A.shape[1]
     take = min(per_step, len(obstacles))
     order = np.argsort(sd, axis=1)[:, :take] if take else np.zeros((steps, 0), dtype=int)
@@ -173,11 +210,17 @@ def obca_slots(
     a[:, :take] = obstacles.A[order]
     b = np.zeros((*shape, faces))
     b[:, :take] = obstacles.b[order]
+    if obstacles.moving and take:
+        moved = obstacles.displacements(dt_s * np.arange(1, steps + 1))  # [T, P, 2]
+        shift = np.take_along_axis(moved, order[..., None], axis=1)  # [T, take, 2]
+        b[:, :take] += np.einsum("tifd,tid->tif", a[:, :take], shift)
     ub = np.zeros((*shape, 2))  # u_bar = A^T lambda_bar
     lam_bar = np.take_along_axis(lam, order[..., None], axis=1)  # [T, take, F]
     ub[:, :take] = np.einsum("tifd,tif->tid", a[:, :take], lam_bar)
     used = np.zeros(shape, dtype=bool)
     used[:, :take] = True
+    allow = np.zeros(shape)
+    allow[:, :take] = obstacles.allowance_m[order]
     c, s = np.cos(yaw), np.sin(yaw)
     rx = -s * ub[..., 0] + c * ub[..., 1]
     ry = -c * ub[..., 0] - s * ub[..., 1]
@@ -195,5 +238,5 @@ def obca_slots(
         ry=ry.ravel(),
         rx_yaw=(rx * yaw).ravel(),
         ry_yaw=(ry * yaw).ravel(),
-        d_req=np.where(used, d_req_m, 0.0).ravel(),
+        d_req=np.where(used, d_req_m - allow, 0.0).ravel(),
     )

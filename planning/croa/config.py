@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Literal
 
 from planning.croa.robot import RobotModel
 from planning.croa.validation import ConfigError, check_int, check_number
+
+START_NAMES = ("straight", "sampled")
 
 __all__ = [
     "BaselineConfig",
@@ -34,9 +37,9 @@ class CostWeights:
     Attributes:
         occlusion: weight of the occlusion surrogate (1 / unit occlusion), in [0, 1e4].
         view_range: weight of the lidar-to-target distance at the viewpoint (1/m), in [0, 1e3].
-        guide: weight of the distance from the viewpoint to the guide view (planner.py): the
-            best view within one horizon, or the next-best view anywhere when nothing within
-            one horizon helps, which keeps the robot moving toward it (1/m), in [0, 1e3].
+        guide: weight of the distance from the final viewpoint to the next-best view while that
+            view is clearly better than anything within one horizon (planner.py), which keeps
+            the robot moving toward it; 0 otherwise (1/m), in [0, 1e3].
         goal: weight of the squared distance to a goal point, goal mode only (1/m^2), [0, 1e4].
         accel: weight of squared acceleration (s^4/m^2), in [0, 1e3].
         steer: weight of squared steering angle (1/rad^2), in [0, 1e3].
@@ -44,9 +47,9 @@ class CostWeights:
         collision_penalty: exact-penalty weight rho on clearance violations (1/m), [1, 1e6].
     """
 
-    occlusion: float = 20.0
+    occlusion: float = 100.0
     view_range: float = 0.2
-    guide: float = 0.5
+    guide: float = 10.0
     goal: float = 1.0
     accel: float = 0.02
     steer: float = 0.2
@@ -72,7 +75,7 @@ class ScpConfig:
     """Sequential convex (CCP + linearized OBCA) loop settings.
 
     Attributes:
-        max_iterations: convex solves per planning cycle at most, in [1, 50].
+        max_iterations: convex solves per CCP loop (one loop per start) at most, in [1, 50].
         tolerance_abs: stop when the predicted decrease is below this (objective units), (0, 10].
         tolerance_rel: ... or below this fraction of the objective, in [0, 1].
         accept_ratio: least (actual / predicted) decrease that accepts a step, in (0, 1).
@@ -83,8 +86,8 @@ class ScpConfig:
         solver: cvxpy solver name; CLARABEL (interior point: SOC and exponential cones).
     """
 
-    max_iterations: int = 5
-    tolerance_abs: float = 0.05
+    max_iterations: int = 3
+    tolerance_abs: float = 0.1
     tolerance_rel: float = 1e-3
     accept_ratio: float = 0.1
     initial_trust_m: float = 2.0
@@ -111,11 +114,17 @@ class SurrogateConfig:
     """Occlusion surrogate and exact-occlusion sampling (planning/croa/surrogate.py).
 
     Attributes:
-        transition_m: epsilon, distance outside a shadow at which its penalty reaches 0 (m),
-            in (0, 20].
-        smoothing_m: tau, log-sum-exp smoothing length (m), in (0, transition_m / 2].
-        sample_height_fractions: heights of the surrogate's target samples as fractions of the
-            target height from its bottom, each in [0, 1], 1 to 4 values.
+        transition_m: eps, width of the ramp from blocked to free centred on a shadow's edge
+            (m), in (0, 10].
+        depth_m: D, depth inside a shadow over which the depth term grows (m), in (0, 50].
+        depth_gain: beta, size of the depth term relative to a blocked sample, in [0, 1];
+            beta / D must stay below 1 / eps (H convex).
+        length_samples, width_samples, height_samples: target samples along the box's length
+            and width and over its height on each vertical face (the top gets
+            ``length_samples`` along its centre line), each in [1, 16].
+        scan_fractions: scan times of the trajectory surrogate as fractions of the horizon,
+            increasing, in (0, 1], the last 1 (the final viewpoint), 1 to 6 values.
+        scan_weights: alpha_k of those scans (normalized to sum 1), each in (0, 1].
         occluder_slots: occluders whose shadows enter the surrogate at most, in [1, 16].
         max_shadow_faces: faces of a shadow polygon (padding size), in [4, 18]; a shadow of an
             m-face occluder has at most m + 2 (two tangent edges join the near and far chains).
@@ -123,24 +132,47 @@ class SurrogateConfig:
             in (0, 5]; sim/truth.py uses 0.2.
     """
 
-    transition_m: float = 1.0
-    smoothing_m: float = 0.2
-    sample_height_fractions: tuple[float, ...] = (0.5,)
+    transition_m: float = 0.5
+    depth_m: float = 4.0
+    depth_gain: float = 0.3
+    length_samples: int = 3
+    width_samples: int = 2
+    height_samples: int = 3
+    scan_fractions: tuple[float, ...] = (0.5, 0.75, 1.0)
+    scan_weights: tuple[float, ...] = (0.15, 0.15, 0.7)
     occluder_slots: int = 4
     max_shadow_faces: int = 6
     exact_spacing_m: float = 0.4
 
     def __post_init__(self) -> None:
-        check_number(self, "transition_m", 1e-3, 20.0)
-        check_number(self, "smoothing_m", 1e-4, 0.5 * self.transition_m)
-        fracs = self.sample_height_fractions
-        if not isinstance(fracs, tuple) or not 1 <= len(fracs) <= 4:
-            raise ConfigError(f"sample_height_fractions={fracs!r}: must be a tuple of 1 to 4")
-        if not all(isinstance(f, int | float) and 0.0 <= f <= 1.0 for f in fracs):
-            raise ConfigError(f"sample_height_fractions={fracs!r}: each must be in [0, 1]")
+        check_number(self, "transition_m", 1e-3, 10.0)
+        check_number(self, "depth_m", 1e-3, 50.0)
+        check_number(self, "depth_gain", 0.0, 1.0)
+        if self.depth_gain / self.depth_m >= 1.0 / self.transition_m:
+            raise ConfigError(
+                f"depth_gain / depth_m = {self.depth_gain / self.depth_m:.3g}: must be below "
+                f"1 / transition_m = {1.0 / self.transition_m:.3g} (H must be convex)"
+            )
+        for name in ("length_samples", "width_samples", "height_samples"):
+            check_int(self, name, 1, 16)
+        fr, wt = self.scan_fractions, self.scan_weights
+        if not isinstance(fr, tuple) or not 1 <= len(fr) <= 6 or fr[-1] != 1.0:
+            raise ConfigError(f"scan_fractions={fr!r}: a tuple of 1 to 6 values ending in 1.0")
+        if not all(isinstance(f, int | float) and 0.0 < f <= 1.0 for f in fr) or any(
+            b <= a for a, b in pairwise(fr)
+        ):
+            raise ConfigError(f"scan_fractions={fr!r}: each in (0, 1], increasing")
+        if not isinstance(wt, tuple) or len(wt) != len(fr):
+            raise ConfigError(f"scan_weights={wt!r}: one per scan fraction ({len(fr)})")
+        if not all(isinstance(w, int | float) and 0.0 < w <= 1.0 for w in wt):
+            raise ConfigError(f"scan_weights={wt!r}: each in (0, 1]")
         check_int(self, "occluder_slots", 1, 16)
         check_int(self, "max_shadow_faces", 4, 18)
         check_number(self, "exact_spacing_m", 1e-3, 5.0)
+
+    def scan_steps(self, horizon_steps: int) -> tuple[int, ...]:
+        """Plan steps (1..T) of the scans, one per scan fraction."""
+        return tuple(max(1, round(f * horizon_steps)) for f in self.scan_fractions)
 
 
 @dataclass(frozen=True)
@@ -153,9 +185,9 @@ class ViewpointConfig:
         ring_angles: candidates per ring, in [4, 64].
         distance_weight: next-best-view score per metre between the lidar and a candidate,
             added to its exact occlusion (1/m), in [0, 1].
-        explore_below_gain: when the best-scored rollout within one horizon does not lower
-            the exact occlusion by at least this, CROA's guide is the next-best view anywhere
-            (explore); otherwise that rollout's end (exploit), in [0, 1].
+        explore_below_gain: CROA's guide pulls toward the next-best view anywhere while that
+            view is at least this much less occluded (exact) than the best view any sampled
+            rollout reaches within one horizon; otherwise there is no guide, in [0, 1].
     """
 
     ring_gaps_m: tuple[float, ...] = (1.0, 3.0, 6.0)
@@ -209,6 +241,11 @@ class CroaConfig:
             obstacles the robot cannot reach within the horizon are never considered.
         max_faces: faces of an obstacle polytope in the OBCA slots, in [4, 16] (boxes have 4).
         fallback_match_m: largest position mismatch for reusing the previous path (m), (0, 10].
+        starts: CROA's initializations of the CCP loop, one loop each, the best result by exact
+            merit wins: "straight" (drive straight ahead and stop, the plan without occlusion
+            reasoning) and/or "sampled" (the best-scored sampled viewpoint rollout).
+        ccp: run the CCP loop (False: the best start is the plan, the "sampling only"
+            ablation).
     """
 
     horizon_steps: int = 25
@@ -218,6 +255,8 @@ class CroaConfig:
     max_obstacles_per_step: int = 4
     max_faces: int = 4
     fallback_match_m: float = 0.5
+    starts: tuple[str, ...] = ("straight", "sampled")
+    ccp: bool = True
     robot: RobotModel = field(default_factory=RobotModel)
     weights: CostWeights = field(default_factory=CostWeights)
     scp: ScpConfig = field(default_factory=ScpConfig)
@@ -233,6 +272,12 @@ class CroaConfig:
         check_int(self, "max_obstacles_per_step", 1, 16)
         check_int(self, "max_faces", 4, 16)
         check_number(self, "fallback_match_m", 1e-3, 10.0)
+        if (not isinstance(self.starts, tuple) or not self.starts
+                or any(s not in START_NAMES for s in self.starts)
+                or len(set(self.starts)) != len(self.starts)):  # fmt: skip
+            raise ConfigError(f"starts={self.starts!r}: distinct names from {START_NAMES}")
+        if not isinstance(self.ccp, bool):
+            raise ConfigError(f"ccp={self.ccp!r}: must be a bool")
         if self.surrogate.max_shadow_faces < self.max_faces + 2:
             raise ConfigError(
                 f"surrogate.max_shadow_faces={self.surrogate.max_shadow_faces}: must be >= "

@@ -93,28 +93,92 @@ def segments_blocked(
 ) -> np.ndarray:  # bool [N, S]
     """Whether the segment from each origin to each end enters an obstacle before the end
     (slab test of the module docstring, with the 1 cm end margin)."""
-    n, s = len(origins), len(ends)
-    if len(a3) == 0 or n == 0 or s == 0:
-        return np.zeros((n, s), dtype=bool)
-    a_o = np.einsum("pfd,nd->npf", a3, origins)  # [N, P, F]
-    a_e = np.einsum("pfd,sd->spf", a3, ends)  # [S, P, F]
+    return segments_hits(origins, ends, a3, b3, reduce=True)
+
+
+def segments_hits(
+    origins: np.ndarray,  # [N, 3]
+    ends: np.ndarray,  # [S, 3]
+    a3: np.ndarray,  # [P, F, 3], or [N, P, F, 3]: each origin its own obstacles
+    b3: np.ndarray,  # [P, F], or [N, P, F]
+    reduce: bool = False,
+) -> np.ndarray:  # bool [N, S, P], or [N, S] (any obstacle) with reduce
+    """Which obstacles each segment enters before its end (``segments_blocked`` per obstacle)."""
+    n, s, p = len(origins), len(ends), a3.shape[-3]
+    shape = (n, s) if reduce else (n, s, p)
+    if p == 0 or n == 0 or s == 0:
+        return np.zeros(shape, dtype=bool)
+    per_origin = a3.ndim == 4
+    if per_origin:
+        a_o = np.einsum("npfd,nd->npf", a3, origins)  # [N, P, F]
+        a_e = np.einsum("npfd,sd->nspf", a3, ends)  # [N, S, P, F]
+    else:
+        a_o = np.einsum("pfd,nd->npf", a3, origins)
+        a_e = np.einsum("pfd,sd->spf", a3, ends)[None]  # [1, S, P, F]
+    b = b3 if per_origin else b3[None]  # [N or 1, P, F]
     length = np.linalg.norm(ends[None] - origins[:, None], axis=-1)  # [N, S]
     t_end = 1.0 - BLOCK_MARGIN_M / np.maximum(length, BLOCK_MARGIN_M)
-    out = np.zeros((n, s), dtype=bool)
-    step = max(1, _CHUNK // max(1, s * a3.shape[0] * a3.shape[1]))
+    out = np.zeros(shape, dtype=bool)
+    step = max(1, _CHUNK // max(1, s * a3.shape[-3] * a3.shape[-2]))
     for lo in range(0, n, step):
-        ao = a_o[lo : lo + step, None]  # [n, 1, P, F]
-        den = a_e[None] - ao  # a . d with d = end - origin, [n, S, P, F]
-        num = b3[None, None] - ao
+        rows = slice(lo, lo + step)
+        ao = a_o[rows, None]  # [n, 1, P, F]
+        den = (a_e[rows] if per_origin else a_e) - ao  # a . d with d = end - origin
+        num = (b[rows] if per_origin else b)[:, None] - ao
         tiny = np.abs(den) < 1e-12
         ratio = num / np.where(tiny, 1.0, den)
         t_in = np.max(np.where(den < -1e-12, ratio, -np.inf), axis=-1)
         t_out = np.min(np.where(den > 1e-12, ratio, np.inf), axis=-1)
         miss = np.any(tiny & (num < 0.0), axis=-1)
-        t_stop = np.minimum(t_out, t_end[lo : lo + step, :, None])
+        t_stop = np.minimum(t_out, t_end[rows, :, None])
         hit = (np.maximum(t_in, 0.0) < t_stop) & ~miss  # [n, S, P]
-        out[lo : lo + step] = np.any(hit, axis=-1)
+        out[rows] = np.any(hit, axis=-1) if reduce else hit
     return out
+
+
+def culled_prisms(
+    obstacles: Sequence[Polytope],
+    origins: np.ndarray,  # [N, 3]
+    ends: np.ndarray,  # [S, 3]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # a3 [N, Q, F, 3], b3 [N, Q, F], index [N, Q]
+    """Per origin, the obstacles that can block a segment from it to an end, padded to one
+    count Q (padding: a prism that blocks nothing, index -1). An obstacle is kept when its
+    bearing interval seen from the origin overlaps the ends' and it is nearer than the farthest
+    end (every segment lies in that wedge, so the rest cannot block: the result equals the
+    unculled one); an obstacle around the origin or straddling the bearing opposite the ends
+    is always kept."""
+    a3, b3 = stack_prisms(obstacles)
+    n, faces = len(origins), a3.shape[1]
+    if not len(a3):
+        return np.zeros((n, 0, faces, 3)), np.ones((n, 0, faces)), np.zeros((n, 0), dtype=int)
+    verts = [o.vertices for o in obstacles]
+    most = max(len(v) for v in verts)
+    padded = np.stack([np.vstack([v, np.repeat(v[-1:], most - len(v), axis=0)]) for v in verts])
+    o2, e2 = origins[:, :2], ends[:, :2]
+    ref = np.arctan2(*(e2.mean(axis=0) - o2).T[::-1])  # [N] bearing of the ends' centre
+    rel_e = e2[None] - o2[:, None]  # [N, S, 2]
+    ang_e = _wrap(np.arctan2(rel_e[..., 1], rel_e[..., 0]) - ref[:, None])
+    rel_v = padded[None] - o2[:, None, None]  # [N, P, V, 2]
+    ang_v = _wrap(np.arctan2(rel_v[..., 1], rel_v[..., 0]) - ref[:, None, None])
+    overlap = (ang_v.max(axis=-1) >= ang_e.min(axis=1)[:, None]) & (
+        ang_v.min(axis=-1) <= ang_e.max(axis=1)[:, None]
+    )
+    centre = np.array([v.mean(axis=0) for v in verts])  # [P, 2]
+    radius = np.array([np.max(np.linalg.norm(v - v.mean(axis=0), axis=1)) for v in verts])
+    gap = np.linalg.norm(centre[None] - o2[:, None], axis=-1) - radius[None]  # [N, P]
+    keep = overlap & (gap <= np.linalg.norm(rel_e, axis=-1).max(axis=1)[:, None])
+    q = max(1, int(keep.sum(axis=1).max()))
+    index = np.full((n, q), -1)
+    for k, row in enumerate(keep):
+        idx = np.flatnonzero(row)
+        index[k, : len(idx)] = idx
+    a3n = np.where(index[..., None, None] >= 0, a3[index], 0.0)
+    b3n = np.where(index[..., None] >= 0, b3[index], -1.0)  # 0 . x <= -1: never inside
+    return a3n, b3n, index
+
+
+def _wrap(angle: np.ndarray) -> np.ndarray:
+    return (angle + np.pi) % (2.0 * np.pi) - np.pi
 
 
 def exact_occlusion(
@@ -144,8 +208,8 @@ def exact_occlusion(
     rel = o[:, None, :] - points[None]  # [N, S, 3]
     dist = np.maximum(np.linalg.norm(rel, axis=-1), 1e-9)
     weights = np.where(facing, areas * np.einsum("sd,nsd->ns", normals, rel) / dist**3, 0.0)
-    a3, b3 = stack_prisms(_near_rays(obstacles, np.vstack([o, points])))
-    blocked = segments_blocked(o, points, a3, b3)
+    a3, b3, _ = culled_prisms(_near_rays(obstacles, np.vstack([o, points])), o, points)
+    blocked = segments_hits(o, points, a3, b3, reduce=True)
     total = weights.sum(axis=1)
     hidden = (weights * blocked).sum(axis=1)
     return np.where(total > 0.0, np.clip(hidden / np.where(total > 0, total, 1.0), 0, 1), 1.0)

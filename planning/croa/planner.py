@@ -2,25 +2,33 @@
 
 ``CroaPlanner.plan(observation, state) -> (PlanResult, state)``:
 
-1. Check the inputs; keep the obstacles the robot can reach (plus the target itself).
-2. Build the 2.5D shadows of the occluders and the DC occlusion surrogate
-   (planning/croa/surrogate.py).
-3. Viewpoint selection: pure-pursuit rollouts toward candidate viewpoints (rings around the
-   robot and the target), braking in place, and the rest of the previous cycle's plan (warm
-   start) are scored with the exact occlusion at their end (planning/croa/viewpoints.py).
-   The guide view is the best-scored rollout's end when it lowers the exact occlusion by at
-   least ``explore_below_gain`` (exploit), else the next-best view anywhere around the target or
-   the robot (explore, viewpoints.best_viewpoint): plans end at rest, so one horizon reaches
-   only a few metres and without a guide the robot could stall where nothing nearby helps.
-   The best start by score plus ``w_guide |view - guide|`` starts the loop.
-4. CCP + bilevel OBCA loop (planning/croa/scp.py) on the program built once
-   (planning/croa/problem.py).
-5. Verify the result with exact geometry; on a failed solve or a clearance below
+1. Check the inputs; keep the obstacles the robot can reach (plus the target itself); moving
+   obstacles are where their predicted motion puts them at each step.
+2. Build the 2.5D shadows of the occluders and the trajectory occlusion surrogate
+   (planning/croa/surrogate.py): scans at ``scan_fractions`` of the horizon, union over
+   occluders, the target's visible surface only.
+3. Initializations (``CroaConfig.starts``), one CCP loop from each:
+   - "straight": drive straight ahead along the current heading and stop (short of the first
+     obstacle): the plan without any occlusion reasoning;
+   - "sampled": pure-pursuit rollouts toward candidate viewpoints (rings around the robot and
+     the target), braking, and the rest of the previous plan, scored with the exact occlusion
+     at their end (planning/croa/viewpoints.py); the best one.
+4. Guide. While the next-best view anywhere (viewpoints.best_viewpoint: the target's and the
+   robot's rings) is at least ``explore_below_gain`` less occluded than the best view any
+   sampled rollout reaches within this horizon, the final viewpoint is pulled toward it with
+   weight ``CostWeights.guide`` (plans end at rest, so a far view takes several plans). Once a
+   view as good is within reach the guide weight is 0: the guide only ever points at a view
+   less occluded than anything reachable, and near it the occlusion alone decides.
+5. CCP + bilevel OBCA loop (planning/croa/scp.py) from each start on the program built once
+   (planning/croa/problem.py). The plan is the loop result with the least merit when the exact
+   occlusion replaces the surrogate (a surrogate error cannot pick a worse plan); every loop's
+   start and result are reported (``PlanResult.starts``).
+6. Verify the result with exact geometry; on a failed solve or a clearance below
    ``min_clearance_m`` fall back (planning/croa/safety.py).
 
 The planner object owns the cvxpy problem (built in ``__init__``, canonicalized by cvxpy at the
 first solve: the first ``plan`` takes about a second more); everything that changes between
-cycles travels in ``PlannerState``, and ``last_outcome`` keeps the latest loop's diagnostics.
+cycles travels in ``PlannerState``, and ``last_outcome`` keeps the chosen loop's diagnostics.
 Not thread-safe: one planner per thread.
 """
 
@@ -31,8 +39,9 @@ from dataclasses import replace
 
 import numpy as np
 
+from planning.croa.baselines import straight_path
 from planning.croa.config import CroaConfig
-from planning.croa.kinematics import lidar_xy
+from planning.croa.kinematics import lidar_xy, pursuit_controls
 from planning.croa.safety import (
     check_observation,
     conclude,
@@ -41,29 +50,45 @@ from planning.croa.safety import (
     reach_m,
     start_rear,
     stop_plan,
-    view_occlusion,
+    trajectory_occlusion,
 )
 from planning.croa.scp import Iterate, ScpContext, ScpOutcome, ScpSolver
 from planning.croa.surrogate import build_shadows
-from planning.croa.types import PlannerState, PlanObservation, PlanResult, PlanTimings
+from planning.croa.types import (
+    PlannerState,
+    PlanObservation,
+    PlanResult,
+    PlanTimings,
+    StartReport,
+)
 from planning.croa.viewpoints import (
-    best_viewpoint,
     pursuit_candidates,
     reach_candidates,
     ring_candidates,
     score_controls,
+    scored_best_viewpoint,
 )
 
 
 class CroaPlanner:
-    """Occlusion-minimizing trajectory planner (module docstring)."""
+    """Occlusion-minimizing trajectory planner (module docstring).
+
+    Args:
+        config: settings; ``starts`` and ``ccp`` select the ablation variants.
+        name: the method name in results (default "croa").
+    """
 
     name = "croa"
 
-    def __init__(self, config: CroaConfig | None = None) -> None:
+    def __init__(self, config: CroaConfig | None = None, name: str = "croa") -> None:
         self.config = config or CroaConfig()
+        self.name = name
         self._solver = ScpSolver(self.config, "occlusion")
         self.last_outcome: ScpOutcome | None = None  # diagnostics of the latest cycle
+        self.last_guide: np.ndarray | None = None  # the latest cycle's guide view, if any
+        # exact-occlusion spacing of PlanResult.starts, computed after the timed part (None:
+        # the planner's own exact_spacing_m, no extra work); a benchmark asks for a finer one
+        self.report_spacing_m: float | None = None
 
     def context(self, observation: PlanObservation) -> ScpContext:
         """Cycle data: start state, reachable obstacles, shadows (no guide yet)."""
@@ -72,8 +97,10 @@ class CroaPlanner:
         target = observation.target_box
         here = lidar_xy(rear0, c.robot)
         far = reach_m(c) + float(np.linalg.norm(here - target[:2])) + c.surrogate.transition_m
-        shadows = build_shadows(target, observation.obstacles, c.robot.lidar_z_m, c.surrogate,
-                                far + c.robot.length_m, self.candidates(observation))  # fmt: skip
+        scan_times = c.dt_s * np.array(c.surrogate.scan_steps(c.horizon_steps), dtype=float)
+        shadows = build_shadows(target, observation.obstacles, c.surrogate, c.robot.lidar_z_m,
+                                far + c.robot.length_m, self.candidates(observation),
+                                scan_times)  # fmt: skip
         return ScpContext(rear0, observation.robot.steer_rad, cycle_obstacles(observation, c),
                           shadows, target[:2].copy())  # fmt: skip
 
@@ -84,13 +111,20 @@ class CroaPlanner:
         return np.vstack([here, reach_candidates(here, reach_m(c), c),
                           ring_candidates(observation.target_box, c)])  # fmt: skip
 
-    def initial_guess(
+    def straight_start(self, observation: PlanObservation, ctx: ScpContext) -> np.ndarray:
+        """Controls [T, 2] that drive straight ahead and stop, short of the first obstacle."""
+        c, r = self.config, observation.robot
+        heading = np.array([np.cos(r.yaw_rad), np.sin(r.yaw_rad)])
+        goal = np.array([r.x_m, r.y_m]) + reach_m(c) * heading
+        rear, _, _ = straight_path(observation, goal, ctx.obstacles, c)
+        stop = lidar_xy(rear[-1], c.robot)  # where the straight line ends (blocked or not)
+        return pursuit_controls(ctx.rear0, r.steer_rad, stop[None], c.horizon_steps, c.robot,
+                                c.dt_s)[0]  # fmt: skip
+
+    def initial_guesses(
         self, observation: PlanObservation, state: PlannerState | None, ctx: ScpContext
-    ) -> tuple[Iterate, np.ndarray]:
-        """Viewpoint selection: the best-scored start among the candidates' rollouts, braking
-        and the previous plan, and the guide view (exploit the best-scored rollout's end if it
-        lowers the exact occlusion by ``explore_below_gain``, else explore toward the next-best
-        view)."""
+    ) -> tuple[dict[str, Iterate], ScpContext]:
+        """The starts by name and the context with the cycle's guide (module docstring)."""
         c, w = self.config, self.config.weights
         guesses = [pursuit_candidates(self.candidates(observation), observation, c),
                    stop_plan(observation, c)[1][None]]  # fmt: skip
@@ -98,14 +132,19 @@ class CroaPlanner:
         if previous is not None:
             guesses.append(previous[1][None])
         scored = score_controls(np.concatenate(guesses), observation, ctx.obstacles, c)
-        pick = int(np.argmin(scored.score))
-        now = view_occlusion(lidar_xy(ctx.rear0, c.robot)[None], observation, c)[0]
-        guide = scored.view_xy[pick]
-        if scored.occlusion[pick] > now - c.viewpoints.explore_below_gain:
-            far_view = best_viewpoint(observation, ctx.obstacles, c)
-            guide = guide if far_view is None else far_view
-        score = scored.score + w.guide * np.linalg.norm(scored.view_xy - guide, axis=1)
-        return self._solver.evaluate(scored.controls[int(np.argmin(score))], ctx), guide
+        score = scored.score
+        nbv = scored_best_viewpoint(observation, ctx.obstacles, c)
+        clear = scored.clearance >= c.min_clearance_m  # reachable: without a collision
+        reach = float(np.min(scored.occlusion[clear], initial=1.0))
+        if nbv is not None and nbv[1] < reach - c.viewpoints.explore_below_gain:
+            ctx = replace(ctx, guide_xy=nbv[0], guide_weight=w.guide)
+            score = score + w.guide * np.linalg.norm(scored.view_xy - nbv[0], axis=1)
+        starts = {}
+        for name in c.starts:
+            controls = (self.straight_start(observation, ctx) if name == "straight"
+                        else scored.controls[int(np.argmin(score))])  # fmt: skip
+            starts[name] = self._solver.evaluate(controls, ctx)
+        return starts, ctx
 
     def plan(
         self, observation: PlanObservation, state: PlannerState | None = None
@@ -115,14 +154,38 @@ class CroaPlanner:
         c = self.config
         check_observation(observation, c)
         ctx = self.context(observation)
-        initial, guide = self.initial_guess(observation, state, ctx)
-        ctx = replace(ctx, guide_xy=guide)
+        starts, ctx = self.initial_guesses(observation, state, ctx)
+        self.last_guide = ctx.guide_xy
         setup_ms = 1e3 * (time.perf_counter() - start)
-        out = self._solver.run(initial, ctx)
+        outcomes = {name: self._run(z, ctx) for name, z in starts.items()}
+        rear = np.stack([z.rear_states for z in starts.values()]
+                        + [o.best.rear_states for o in outcomes.values()])  # fmt: skip
+        exact, exact_view = trajectory_occlusion(rear, observation, c)
+        n = len(starts)
+        # the loop result with the least merit, the exact occlusion in place of the surrogate
+        exact_merit = [o.best.merit + c.weights.occlusion * (exact[n + k] - o.best.occlusion)
+                       for k, o in enumerate(outcomes.values())]  # fmt: skip
+        chosen = int(np.argmin(exact_merit))
+        out = list(outcomes.values())[chosen]
         self.last_outcome = out
-        timings = PlanTimings(
-            1e3 * (time.perf_counter() - start), setup_ms, out.solve_ms, out.num_solves
-        )
-        view = lidar_xy(out.best.rear_states[-1], c.robot)
-        surrogate = float(ctx.shadows.value(view[None])[0]) if ctx.shadows else float("nan")
-        return conclude(self.name, out, observation, state, c, ctx.obstacles, timings, surrogate)
+        timings = PlanTimings(1e3 * (time.perf_counter() - start), setup_ms,
+                              sum(o.solve_ms for o in outcomes.values()),
+                              sum(o.num_solves for o in outcomes.values()))  # fmt: skip
+        if self.report_spacing_m is not None:
+            exact, exact_view = trajectory_occlusion(rear, observation, c, self.report_spacing_m)
+        reports = tuple(
+            StartReport(name, float(exact[k]), float(exact[n + k]), float(exact_view[k]),
+                        float(exact_view[n + k]), starts[name].merit, o.best.merit,
+                        o.num_solves, k == chosen)
+            for k, (name, o) in enumerate(outcomes.items())
+        )  # fmt: skip
+        views = self._solver.scan_views(out.best.rear_states)
+        surrogate = float(ctx.shadows.value(views[None])[0]) if ctx.shadows else float("nan")
+        result, nxt = conclude(self.name, out, observation, state, c, ctx.obstacles, timings,
+                               surrogate)  # fmt: skip
+        return replace(result, starts=reports), nxt
+
+    def _run(self, initial: Iterate, ctx: ScpContext) -> ScpOutcome:
+        if self.config.ccp:
+            return self._solver.run(initial, ctx)
+        return ScpOutcome(initial, True, "", (initial.merit,), (), 0, 0.0)

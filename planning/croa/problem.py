@@ -2,13 +2,15 @@
 Parameters (DPP) and re-solved at every CCP iteration and planning cycle.
 
 Variables: rear-axle states ``s_t = (x_t, y_t, yaw_t, v_t)``, t = 0..T; controls
-``u_t = (a_t, steer_t)``, t = 0..T-1; the lidar viewpoint ``p`` (2); per step t = 1..T and
-obstacle slot i: OBCA duals ``lambda_ti`` (F), ``mu_ti`` (4) and a slack ``s_ti``; epigraph
-variables ``t_k`` for the log-sum-exps (occlusion mode).
+``u_t = (a_t, steer_t)``, t = 0..T-1; the lidar positions ``p_k`` (2 each) at the K scan steps
+n_k (the last is the final viewpoint p_K = p(s_T)); per step t = 1..T and obstacle slot i:
+OBCA duals ``lambda_ti`` (F), ``mu_ti`` (4) and a slack ``s_ti``; epigraph variables
+``w_ks >= 0`` of the surrogate's per-sample majorants and ``g`` of the guide distance
+(occlusion mode).
 
-    minimize   w_occ [ G(p) - grad H(p_bar).p + (grad H(p_bar).p_bar - H(p_bar)) ]   (occlusion)
-               + w_range |p - target_xy| + w_guide |p - guide_xy|                  (occlusion)
-               + w_goal |p - goal|^2                                                     (goal)
+    minimize   w_occ sum_ks alpha_k w_hat_ks(p_bar) w_ks                           (occlusion)
+               + w_range |p_K - target_xy| + gamma g,  g >= |p_K - guide_xy|       (occlusion)
+               + w_goal |p_K - goal|^2                                                   (goal)
                + w_a sum a_t^2 + w_d sum steer_t^2 + w_dd sum (steer_t - steer_{t-1})^2
                + rho sum s_ti
     subject to s_0 = start; s_{t+1} = linearized bicycle (planning/croa/kinematics.py);
@@ -17,22 +19,18 @@ variables ``t_k`` for the log-sum-exps (occlusion mode).
                -v_rev <= v_t <= v_max, v_T = 0 (every plan ends at rest, so the rest of the
                previous plan is always a safe fallback: recursive feasibility);
                |x_t - x_bar_t|, |y_t - y_bar_t| <= Delta, |yaw_t - yaw_bar_t| <= k Delta (trust);
-               linearized OBCA constraints with slack (planning/croa/collision.py).
+               linearized OBCA constraints with slack (planning/croa/collision.py);
+               w_ks >= cx p_kx + cy p_ky + c for every row of the CCP majorant
+               (planning/croa/surrogate.py: linear rows, one per occluder and shadow face).
 
-G and H are the DC parts of the occlusion surrogate (planning/croa/surrogate.py); G enters as
-``sum_k w_k tau t_k`` with ``t_k >= log_sum_exp(args_k)``. Everything data-dependent (start,
-linearization, trust radius, OBCA coefficients, shadow polygons, CCP tangent, goal) is a
-Parameter, so the problem is DPP: cvxpy canonicalizes it once and each re-solve only maps new
-parameter values into the solver's matrices.
+Everything data-dependent (start, linearization, trust radius, OBCA coefficients, the CCP
+majorant's rows and weights, target, guide and its weight gamma, goal) is a Parameter, so the
+problem is DPP: cvxpy canonicalizes it once and each re-solve only maps new parameter values
+into the solver's matrices.
 
-Solver: CLARABEL. The program has second-order cones (``||A^T lambda|| <= 1``, the range and
-guide terms) and exponential cones (the log-sum-exps), which rules out OSQP (QP only). SCS
-handles both but is first-order; measured here on the default program (about 1.7k variables,
-224 exponential cones, 2 cores): at its default accuracy SCS leaves constraint violations up
-to 9e-3 (centimetre level, the size of the clearance margin), and at 1e-6 it needs about 800
-iterations and 80 ms, while CLARABEL (interior point) reaches 1e-6 in about 23 iterations and
-17 ms. CLARABEL does not warm-start; warm starting happens through the linearization point
-(the previous solution). ``ScpConfig.solver = "SCS"`` remains available for comparison.
+Solver: CLARABEL (interior point). The program has second-order cones (``||A^T lambda|| <= 1``,
+the range and guide terms), which rules out OSQP (QP only); the occlusion part is linear.
+``ScpConfig.solver = "SCS"`` (first-order, less accurate at equal time) remains available.
 """
 
 from __future__ import annotations
@@ -48,7 +46,7 @@ import scipy.sparse as sp
 from planning.croa.collision import ObcaSlots
 from planning.croa.config import CroaConfig
 from planning.croa.kinematics import Linearization
-from planning.croa.surrogate import ShadowSet
+from planning.croa.surrogate import CcpModel
 
 Mode = Literal["occlusion", "goal"]
 # 1e-6 gaps are far below the centimetres that matter here and save ~20% of the iterations.
@@ -92,7 +90,9 @@ class TrajectoryProblem:
         self.x, self.y = cp.Variable(steps + 1), cp.Variable(steps + 1)
         self.yaw, self.v = cp.Variable(steps + 1), cp.Variable(steps + 1)
         self.a, self.steer = cp.Variable(steps), cp.Variable(steps)
-        self.view = cp.Variable(2)
+        self.scan_steps = config.surrogate.scan_steps(steps) if mode == "occlusion" else (steps,)
+        self.views = cp.Variable((len(self.scan_steps), 2))
+        self.view = self.views[-1]
         self.lam = cp.Variable((pairs, config.max_faces), nonneg=True)
         self.mu = cp.Variable((pairs, 4), nonneg=True)
         self.slack = cp.Variable(pairs, nonneg=True)
@@ -102,8 +102,8 @@ class TrajectoryProblem:
             "trust": cp.Parameter(nonneg=True),
             "lin": cp.Parameter((len(_LIN_ROWS), steps)),
             "bar": cp.Parameter((3, steps)),
-            "view_dyaw": cp.Parameter(2),
-            "view_const": cp.Parameter(2),
+            "view_dyaw": cp.Parameter((len(self.scan_steps), 2)),
+            "view_const": cp.Parameter((len(self.scan_steps), 2)),
             "obca_v": cp.Parameter((len(_OBCA_ROWS), pairs)),
             **{f"obca_{k}": cp.Parameter((pairs, config.max_faces)) for k in _OBCA_MATS},
         }
@@ -148,7 +148,8 @@ class TrajectoryProblem:
             cp.abs(x[1:] - bar[0]) <= trust,
             cp.abs(y[1:] - bar[1]) <= trust,
             cp.abs(yaw[1:] - bar[2]) <= c.scp.trust_yaw_rad_per_m * trust,
-            self.view == cp.hstack([x[-1], y[-1]]) + p["view_dyaw"] * yaw[-1] + p["view_const"],
+            *[self.views[k] == cp.hstack([x[n], y[n]]) + p["view_dyaw"][k] * yaw[n]
+              + p["view_const"][k] for k, n in enumerate(self.scan_steps)],
         ]  # fmt: skip
 
     def _obca_constraints(self) -> list[cp.Constraint]:
@@ -174,24 +175,37 @@ class TrajectoryProblem:
         ]  # fmt: skip
 
     def _occlusion_terms(self, cons: list[cp.Constraint]) -> cp.Expression:
-        c = self.config
-        k = c.surrogate.occluder_slots * 8 * len(c.surrogate.sample_height_fractions)
-        m = c.surrogate.max_shadow_faces + 1
-        p = self.params
+        c, p = self.config, self.params
+        k = len(self.scan_steps)
+        per_scan = c.surrogate.occluder_slots * (c.surrogate.max_shadow_faces + 1)
+        samples = self._surface_slots()
+        rows = k * samples * per_scan
         p.update({
-            "lse_cx": cp.Parameter((k, m)), "lse_cy": cp.Parameter((k, m)),
-            "lse_e": cp.Parameter((k, m)), "slot_w": cp.Parameter(k, nonneg=True),
-            "tangent": cp.Parameter(2), "tangent_const": cp.Parameter(),
+            "ccp_cx": cp.Parameter(rows), "ccp_cy": cp.Parameter(rows), "ccp_c": cp.Parameter(rows),
+            "ccp_w": cp.Parameter(k * samples, nonneg=True),
             "target_xy": cp.Parameter(2), "guide_xy": cp.Parameter(2),
+            "guide_w": cp.Parameter(nonneg=True),
         })  # fmt: skip
-        epi = cp.Variable(k)
-        args = (cp.multiply(p["lse_cx"], self.view[0]) + cp.multiply(p["lse_cy"], self.view[1])
-                - p["lse_e"])  # fmt: skip
-        cons.append(epi >= cp.log_sum_exp(args, axis=1))
-        occlusion = p["slot_w"] @ epi - p["tangent"] @ self.view + p["tangent_const"]
+        epi = cp.Variable(k * samples, nonneg=True)
+        guide = cp.Variable()
+        # row (k, s, i, r) -> epigraph variable (k, s) and scan k (constant selections)
+        index = np.arange(rows)
+        to_w = sp.csr_matrix((np.ones(rows), (index, index // per_scan)), (rows, k * samples))
+        to_k = sp.csr_matrix((np.ones(rows), (index, index // (per_scan * samples))), (rows, k))
+        cons += [
+            to_w @ epi >= cp.multiply(p["ccp_cx"], to_k @ self.views[:, 0])
+            + cp.multiply(p["ccp_cy"], to_k @ self.views[:, 1]) + p["ccp_c"],
+            guide >= cp.norm(self.view - p["guide_xy"], 2),
+        ]  # fmt: skip
         w = c.weights
-        return (w.occlusion * occlusion + w.view_range * cp.norm(self.view - p["target_xy"], 2)
-                + w.guide * cp.norm(self.view - p["guide_xy"], 2))  # fmt: skip
+        return (w.occlusion * (p["ccp_w"] @ epi)
+                + w.view_range * cp.norm(self.view - p["target_xy"], 2)
+                + p["guide_w"] * guide)  # fmt: skip
+
+    def _surface_slots(self) -> int:
+        """Facing-sample slots of the CCP majorant (TargetSurface.max_facing)."""
+        s = self.config.surrogate
+        return (s.length_samples + s.width_samples) * s.height_samples + s.length_samples
 
     def set_values(self, **values: np.ndarray | float) -> None:
         for key, value in values.items():
@@ -200,14 +214,14 @@ class TrajectoryProblem:
     def set_dynamics(self, lin: Linearization, rear_bar: np.ndarray, trust_m: float) -> None:
         """Linearization point (dynamics and trust-region centre), rear_bar [T + 1, 4]."""
         offset = self.config.robot.rear_to_base_m + self.config.robot.lidar_x_m
-        yaw_t = rear_bar[-1, 2]
-        c, s = np.cos(yaw_t), np.sin(yaw_t)
+        yaw = rear_bar[list(self.scan_steps), 2]  # [K]
+        c, s = np.cos(yaw), np.sin(yaw)
         self.set_values(
             lin=np.stack([getattr(lin, k) for k in _LIN_ROWS]),
             bar=rear_bar[1:, :3].T,
             trust=trust_m,
-            view_dyaw=offset * np.array([-s, c]),
-            view_const=offset * np.array([c + s * yaw_t, s - c * yaw_t]),
+            view_dyaw=offset * np.stack([-s, c], axis=1),
+            view_const=offset * np.stack([c + s * yaw, s - c * yaw], axis=1),
         )
 
     def set_obca(self, slots: ObcaSlots) -> None:
@@ -216,16 +230,14 @@ class TrajectoryProblem:
             **{f"obca_{k}": getattr(slots, k) for k in _OBCA_MATS},
         )
 
-    def set_shadows(self, shadows: ShadowSet, target_xy: np.ndarray, guide_xy: np.ndarray) -> None:
-        """Shadow polygons, target centre and next-best view of the cycle (occlusion mode)."""
-        cx, cy, e = shadows.lse_arguments()
-        self.set_values(lse_cx=cx, lse_cy=cy, lse_e=e, slot_w=shadows.slot_weights(),
-                        target_xy=target_xy, guide_xy=guide_xy)  # fmt: skip
+    def set_targets(self, target_xy: np.ndarray, guide_xy: np.ndarray, guide_weight: float) -> None:
+        """Target centre, guide view and the guide's weight gamma of the cycle (occlusion)."""
+        self.set_values(target_xy=target_xy, guide_xy=guide_xy, guide_w=guide_weight)
 
-    def set_tangent(self, shadows: ShadowSet, view_bar: np.ndarray) -> None:
-        """CCP tangent of H at the current viewpoint view_bar [2]."""
-        grad, h_value = shadows.concave_tangent(view_bar)
-        self.set_values(tangent=grad, tangent_const=float(grad @ view_bar) - h_value)
+    def set_ccp(self, model: CcpModel) -> None:
+        """The CCP majorant of the surrogate at the current lidar positions (occlusion)."""
+        self.set_values(ccp_cx=model.cx.ravel(), ccp_cy=model.cy.ravel(), ccp_c=model.c.ravel(),
+                        ccp_w=model.weights.ravel())  # fmt: skip
 
     def solve(self) -> SolveOutcome:
         start = time.perf_counter()

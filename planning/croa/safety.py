@@ -35,6 +35,7 @@ from planning.croa.types import (
 )
 
 LOG = logging.getLogger(__name__)
+ESCAPE_MARGIN_M = 0.02  # how much closer than now an obstacle already within d_min may come
 
 
 def check_observation(observation: PlanObservation, config: CroaConfig) -> None:
@@ -68,32 +69,68 @@ def reach_m(config: CroaConfig) -> float:
 
 
 def cycle_obstacles(observation: PlanObservation, config: CroaConfig) -> ObstacleSet:
-    """Obstacles plus the target, minus those no footprint within reach can come near."""
+    """Obstacles plus the target, minus those no footprint within reach can come near; an
+    obstacle already closer than d_min gets an allowance (collision.ObstacleSet): the robot
+    may move away from it but not closer than it is now minus 2 cm (never into it)."""
     everything = ObstacleSet(
         [*observation.obstacles, Polytope.from_box(observation.target_box)], config.max_faces
     )
     here = footprints(start_rear(observation, config)[None], config.robot)
     sd, _ = everything.signed_distances(here)
+    allowance = np.clip(config.min_clearance_m - (sd[0] - ESCAPE_MARGIN_M), 0.0,
+                        config.min_clearance_m)  # fmt: skip
+    horizon = np.array([config.horizon_steps * config.dt_s])
+    sd = sd - np.linalg.norm(everything.displacements(horizon)[0], axis=1)
     sweep = reach_m(config) + np.hypot(config.robot.length_m, config.robot.width_m)
-    return everything.subset(sd[0] <= sweep + config.min_clearance_m + config.plan_margin_m)
+    near = sd[0] <= sweep + config.min_clearance_m + config.plan_margin_m
+    return everything.subset(near, allowance)
 
 
 def min_clearance(rear: np.ndarray, obstacles: ObstacleSet, config: CroaConfig) -> float:
     """Least signed distance of the footprints of steps 1..T (rear [T + 1, 4]) (m)."""
     if len(obstacles) == 0 or len(rear) < 2:
         return np.inf
-    sd, _ = obstacles.signed_distances(footprints(rear[1:], config.robot))
+    sd, _ = obstacles.signed_distances(footprints(rear[1:], config.robot), np.inf,
+                                       step_times(len(rear) - 1, config))  # fmt: skip
     return float(np.min(sd))
 
 
+def step_times(steps: int, config: CroaConfig) -> np.ndarray:  # [steps]
+    """Times (s) of steps 1..steps after the observation (where moving obstacles are)."""
+    return config.dt_s * np.arange(1, steps + 1)
+
+
 def view_occlusion(
-    view_xy: np.ndarray, observation: PlanObservation, config: CroaConfig
-) -> np.ndarray:
-    """Exact occlusion [N] of the target from lidar positions view_xy [N, 2]."""
+    view_xy: np.ndarray,  # [N, 2]
+    observation: PlanObservation,
+    config: CroaConfig,
+    t_s: float = 0.0,
+    spacing_m: float | None = None,
+) -> np.ndarray:  # [N]
+    """Exact occlusion of the target from lidar positions, with moving obstacles where they are
+    predicted ``t_s`` after the observation (spacing: the config's ``exact_spacing_m``)."""
     origins = np.hstack([view_xy, np.full((len(view_xy), 1), config.robot.lidar_z_m)])
-    return exact_occlusion(
-        origins, observation.target_box, observation.obstacles, config.surrogate.exact_spacing_m
-    )
+    spacing = config.surrogate.exact_spacing_m if spacing_m is None else spacing_m
+    return exact_occlusion(origins, observation.target_box, observation.obstacles_at(t_s),
+                           spacing)  # fmt: skip
+
+
+def trajectory_occlusion(
+    rear: np.ndarray,  # [N, T + 1, 4] rear-axle states of N trajectories
+    observation: PlanObservation,
+    config: CroaConfig,
+    spacing_m: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:  # [N], [N]
+    """Exact occlusion along each trajectory, weighted like the surrogate's scans
+    (``sum_k alpha_k occlusion(p_k)``), and at its final viewpoint."""
+    s = config.surrogate
+    alpha = np.asarray(s.scan_weights) / np.sum(s.scan_weights)
+    per_scan = np.stack([
+        view_occlusion(lidar_xy(rear[:, n], config.robot), observation, config, n * config.dt_s,
+                       spacing_m)
+        for n in s.scan_steps(config.horizon_steps)
+    ], axis=1)  # fmt: skip
+    return per_scan @ alpha, per_scan[:, -1]
 
 
 def stop_plan(observation: PlanObservation, config: CroaConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +144,13 @@ def previous_plan(
     observation: PlanObservation, state: PlannerState | None, config: CroaConfig
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The last safe trajectory's remaining controls (then braking) re-rolled from the current
-    state, or None when there is none or the robot is off it by more than fallback_match_m."""
+    state, or None when there is none, the robot is off it by more than fallback_match_m, or
+    the re-rolled speeds leave the robot's limits.
+
+    The last check matters: the rest of a plan that brakes to rest, applied from a state that
+    is already slower (the follower stopped early), drives the speed below 0; without a
+    reverse gear that "plan" backs up, and a forward-only path follower given a goal behind it
+    drives away from it (the collisions of the first loaded benchmark run, docs/croa.md)."""
     prev = state.last_safe if state is not None else None
     if prev is None:
         return None
@@ -122,7 +165,13 @@ def previous_plan(
         prev.states[-1, 3], rest[-1, 1], config.horizon_steps, config.robot, config.dt_s
     )
     u = np.vstack([rest, pad])[: config.horizon_steps]
-    return rollout(start_rear(observation, config), u, config.robot, config.dt_s), u
+    rear = rollout(start_rear(observation, config), u, config.robot, config.dt_s)
+    r, tol = config.robot, 1e-6
+    if np.any(rear[:, 3] < -r.max_reverse_speed_mps - tol) or np.any(
+        rear[:, 3] > r.max_speed_mps + tol
+    ):
+        return None
+    return rear, u
 
 
 def trajectory(
@@ -150,7 +199,8 @@ def build_result(
     """PlanResult (viewpoint = lidar at the last state) and the next PlannerState."""
     traj = trajectory(observation.stamp_ns, rear, controls, config)
     view = lidar_xy(rear[-1], config.robot)
-    occ = float(view_occlusion(view[None], observation, config)[0])
+    arrive_s = (len(rear) - 1) * config.dt_s
+    occ = float(view_occlusion(view[None], observation, config, arrive_s)[0])
     result = PlanResult(
         method,
         status,
@@ -236,7 +286,11 @@ def conclude(
         )
     clearance = min_clearance(best.rear_states, obstacles, config)
     if clearance < config.min_clearance_m:
-        sd = obstacles.signed_distances(footprints(best.rear_states[1:], config.robot))[0]
+        sd = obstacles.signed_distances(
+            footprints(best.rear_states[1:], config.robot),
+            np.inf,
+            step_times(len(best.rear_states) - 1, config),
+        )[0]
         step = int(np.argmin(np.min(sd, axis=1))) + 1
         reason = (
             f"no trajectory keeps {config.min_clearance_m:.2f} m clearance (best "

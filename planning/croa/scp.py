@@ -9,11 +9,12 @@ the existence of (lambda, mu): a single-level program with the duals as upper-le
 1. Lower level, exactly: roll the controls out through the nonlinear bicycle, compute every
    signed distance and its optimal dual direction (closed form, polygons.py).
 2. Upper level, convexified at that point: bicycle and OBCA bilinear terms to first order,
-   the concave part -H of the surrogate replaced by its tangent (CCP), inside a trust region.
+   the concave parts -H of the surrogate replaced by their supporting lines at the current
+   lidar positions (CCP: a convex majorant, planning/croa/surrogate.py), inside a trust region.
    Solve (problem.py); z_k itself is feasible (every linearization is exact there and the
    slack absorbs any clearance deficit), so m_k(z*) <= m_k(z_k), which equals J(z_k) unless
    z_k is within the clearance band below (then the step is only taken if it helps J).
-3. Merit ``J(z) = w_occ O(p) + w_range |p - c| + w_guide |p - guide| + control costs
+3. Merit ``J(z) = w_occ O(p_1..p_K) + w_range |p_K - c| + gamma |p_K - guide| + control costs
    + rho sum_{t, all obstacles} max(0, d_min + margin / 2 - sd_t)`` of the rolled-out
    solution (goal mode: ``w_goal |p - goal|^2`` replaces the first three terms). Accept when
    the actual decrease is at least ``accept_ratio`` of the predicted one ``J(z_k) - m_k(z*)``
@@ -60,6 +61,8 @@ class ScpContext:
         obstacles: obstacles the robot can reach (target included).
         shadows: occlusion surrogate (occlusion mode). target_xy: [2] target centre.
         goal_xy: [2] lidar goal (goal mode). guide_xy: [2] next-best view (occlusion mode).
+        guide_weight: gamma, the weight of the guide distance this cycle (1/m; 0 when the
+            planner exploits a better view within reach, planner.py).
     """
 
     rear0: np.ndarray
@@ -69,6 +72,7 @@ class ScpContext:
     target_xy: np.ndarray | None = None
     goal_xy: np.ndarray | None = None
     guide_xy: np.ndarray | None = None
+    guide_weight: float = 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +82,7 @@ class Iterate:
     Attributes:
         rear_states: [T + 1, 4]. controls: [T, 2]. sd: [T, P] signed distances of steps 1..T.
         lam: [T, P, F] their optimal OBCA duals lambda. merit: J (module docstring).
+        occlusion: the surrogate O in J (NaN in goal mode).
     """
 
     rear_states: np.ndarray
@@ -85,6 +90,7 @@ class Iterate:
     sd: np.ndarray
     lam: np.ndarray
     merit: float
+    occlusion: float = float("nan")
 
     @property
     def min_clearance_m(self) -> float:
@@ -127,9 +133,11 @@ class ScpSolver:
         c = self.config
         # Exact where a step could matter; farther pairs get a conservative hyperplane.
         near = c.min_clearance_m + c.plan_margin_m + _EXACT_BAND_M
-        sd, u = ctx.obstacles.signed_distances(footprints(rear[1:], c.robot), near)
+        times = c.dt_s * np.arange(1, len(rear))
+        sd, u = ctx.obstacles.signed_distances(footprints(rear[1:], c.robot), near, times)
         lam = ctx.obstacles.dual_weights(u)
-        return Iterate(rear, controls, sd, lam, self.merit(rear, controls, sd, ctx))
+        merit, occlusion = self.merit(rear, controls, sd, ctx)
+        return Iterate(rear, controls, sd, lam, merit, occlusion)
 
     def merit(
         self,
@@ -137,7 +145,8 @@ class ScpSolver:
         controls: np.ndarray,  # [T, 2]
         sd: np.ndarray,  # [T, P]
         ctx: ScpContext,
-    ) -> float:
+    ) -> tuple[float, float]:
+        """J (module docstring) and its surrogate occlusion term O (NaN in goal mode)."""
         c, w = self.config, self.config.weights
         steer = controls[:, 1]
         d_steer = np.diff(np.concatenate([[ctx.steer0_rad], steer]))
@@ -149,24 +158,32 @@ class ScpSolver:
         need = c.min_clearance_m + 0.5 * c.plan_margin_m
         value += w.collision_penalty * float(np.sum(np.maximum(0.0, need - sd)))
         view = lidar_xy(rear[-1], c.robot)
+        occlusion = float("nan")
         if self.mode == "occlusion" and ctx.shadows is not None and ctx.target_xy is not None:
-            value += w.occlusion * float(ctx.shadows.value(view[None])[0])
+            occlusion = float(ctx.shadows.value(self.scan_views(rear)[None])[0])
+            value += w.occlusion * occlusion
             value += w.view_range * float(np.linalg.norm(view - ctx.target_xy))
-            guide = ctx.target_xy if ctx.guide_xy is None else ctx.guide_xy
-            value += w.guide * float(np.linalg.norm(view - guide))
+            if ctx.guide_xy is not None:
+                value += ctx.guide_weight * float(np.linalg.norm(view - ctx.guide_xy))
         elif ctx.goal_xy is not None:
             value += w.goal * float(np.sum((view - ctx.goal_xy) ** 2))
-        return float(value)
+        return float(value), occlusion
+
+    def scan_views(self, rear: np.ndarray) -> np.ndarray:  # [..., T + 1, 4] -> [..., K, 2]
+        """Lidar positions at the surrogate's scan steps."""
+        return lidar_xy(rear[..., list(self.problem.scan_steps), :], self.config.robot)
 
     def _set_point(self, z: Iterate, trust_m: float, ctx: ScpContext) -> None:
         c, p = self.config, self.problem
         p.set_dynamics(linearize(z.rear_states, z.controls, c.robot), z.rear_states, trust_m)
         need = c.min_clearance_m + c.plan_margin_m
         p.set_obca(
-            obca_slots(z.rear_states, z.sd, z.lam, ctx.obstacles, c.max_obstacles_per_step, need)
+            obca_slots(
+                z.rear_states, z.sd, z.lam, ctx.obstacles, c.max_obstacles_per_step, need, c.dt_s
+            )
         )
         if self.mode == "occlusion" and ctx.shadows is not None:
-            p.set_tangent(ctx.shadows, lidar_xy(z.rear_states[-1], c.robot))
+            p.set_ccp(ctx.shadows.ccp_model(self.scan_views(z.rear_states)))
 
     def run(self, initial: Iterate, ctx: ScpContext) -> ScpOutcome:
         """The loop of the module docstring, from ``initial``.
@@ -180,7 +197,8 @@ class ScpSolver:
             if ctx.shadows is None or ctx.target_xy is None:
                 raise ScpError("occlusion mode needs shadows and target_xy in the context")
             guide = ctx.target_xy if ctx.guide_xy is None else ctx.guide_xy
-            self.problem.set_shadows(ctx.shadows, ctx.target_xy, guide)
+            weight = 0.0 if ctx.guide_xy is None else ctx.guide_weight
+            self.problem.set_targets(ctx.target_xy, guide, weight)
         elif ctx.goal_xy is None:
             raise ScpError("goal mode needs goal_xy in the context")
         else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -41,6 +41,11 @@ class Polytope:
         b: [m] face offsets.
         vertices: [m, 2] footprint corners, counter-clockwise.
         z_min_m, z_max_m: height interval (m); +inf for a wall of unknown height.
+        velocity_mps: (vx, vy) predicted ground velocity (m/s) of a moving obstacle (a tracked
+            vehicle); the prism at time t after the observation is translated by
+            ``min(t, stop_after_s) * velocity``.
+        stop_after_s: when the moving obstacle is predicted to stop (s; inf: never), e.g. a
+            vehicle that yields to the robot standing in its lane.
     """
 
     A: np.ndarray  # [m, 2]
@@ -48,16 +53,60 @@ class Polytope:
     vertices: np.ndarray  # [m, 2]
     z_min_m: float = 0.0
     z_max_m: float = math.inf
+    velocity_mps: tuple[float, float] = (0.0, 0.0)
+    stop_after_s: float = math.inf
+
+    def __post_init__(self) -> None:
+        v = tuple(float(c) for c in self.velocity_mps)
+        if len(v) != 2 or not all(math.isfinite(c) for c in v):
+            raise CroaInputError(f"polytope velocity_mps={self.velocity_mps!r}: two finite numbers")
+        if not float(self.stop_after_s) >= 0.0:
+            raise CroaInputError(f"polytope stop_after_s={self.stop_after_s!r}: must be >= 0")
+        object.__setattr__(self, "velocity_mps", v)
+        object.__setattr__(self, "stop_after_s", float(self.stop_after_s))
+
+    @property
+    def is_moving(self) -> bool:
+        return self.velocity_mps != (0.0, 0.0)
+
+    def at_time(self, t_s: float) -> Polytope:
+        """The prism translated to where it is predicted ``t_s`` seconds after the observation
+        (constant velocity); the same object when it does not move."""
+        if not self.is_moving or t_s == 0.0:
+            return self
+        shift = min(float(t_s), self.stop_after_s) * np.asarray(self.velocity_mps)
+        return Polytope(
+            self.A,
+            _frozen(self.b + self.A @ shift),
+            _frozen(self.vertices + shift),
+            self.z_min_m,
+            self.z_max_m,
+            self.velocity_mps,
+            self.stop_after_s,
+        )
 
     @classmethod
-    def from_box(cls, box: np.ndarray) -> Polytope:
-        """The prism of a box [7] (docs/conventions.md). Raises CroaInputError."""
+    def from_box(
+        cls,
+        box: np.ndarray,  # [7]
+        velocity_mps: tuple[float, float] = (0.0, 0.0),
+        stop_after_s: float = math.inf,
+    ) -> Polytope:
+        """The prism of a box [7] (docs/conventions.md), moving at ``velocity_mps`` until
+        ``stop_after_s``.
+
+        Raises:
+            CroaInputError: a malformed box or velocity.
+        """
         try:
             b = validate_boxes(np.asarray(box, dtype=np.float64).reshape(1, BOX_DIM))[0]
         except (BoxError, ValueError) as err:
             raise CroaInputError(f"obstacle box: {err}") from err
         A3, b3 = box_halfspaces(b)
-        return cls.from_halfspaces(A3, b3)
+        prism = cls.from_halfspaces(A3, b3)
+        if not any(velocity_mps):
+            return prism
+        return replace(prism, velocity_mps=velocity_mps, stop_after_s=stop_after_s)
 
     @classmethod
     def from_halfspaces(
@@ -194,6 +243,31 @@ class PlanTimings:
     num_solves: int = 0
 
 
+@dataclass(frozen=True)
+class StartReport:
+    """What the CCP loop did from one initialization (CROA's diagnostics; the benchmark's
+    ablation reads them).
+
+    Attributes:
+        name: the initialization ("straight", "sampled").
+        start_occlusion, result_occlusion: exact occlusion of the target along the trajectory
+            (the surrogate's scan weights), at the start and after the CCP loop.
+        start_view_occlusion, result_view_occlusion: exact occlusion at the final viewpoint.
+        start_merit, result_merit: the loop's merit (surrogate) before and after.
+        solves: convex solves of this loop. chosen: this loop's result became the plan.
+    """
+
+    name: str
+    start_occlusion: float
+    result_occlusion: float
+    start_view_occlusion: float
+    result_view_occlusion: float
+    start_merit: float
+    result_merit: float
+    solves: int
+    chosen: bool
+
+
 @dataclass(frozen=True, eq=False)
 class PlanResult:
     """A planner's answer for one cycle.
@@ -208,6 +282,7 @@ class PlanResult:
         min_clearance_m: least footprint-obstacle distance over the trajectory (m).
         objective_history: objective after each accepted iteration (empty if not iterative).
         timings: wall time and solve count.
+        starts: what the optimizer did from each initialization (CROA only).
     """
 
     method: str
@@ -220,6 +295,7 @@ class PlanResult:
     min_clearance_m: float
     objective_history: tuple[float, ...] = ()
     timings: PlanTimings = field(default_factory=lambda: PlanTimings(0.0))
+    starts: tuple[StartReport, ...] = ()
 
     @property
     def is_fallback(self) -> bool:
@@ -234,7 +310,8 @@ class PlanObservation:
         stamp_ns: time of the observation (int ns).
         robot: current robot state.
         target_box: [7] target box estimate (detection or prior).
-        obstacles: obstacle prisms (detected vehicles and the static map), target excluded.
+        obstacles: obstacle prisms (the static map and tracked vehicles, moving ones with their
+            predicted velocity), target excluded.
     """
 
     stamp_ns: int
@@ -254,6 +331,10 @@ class PlanObservation:
             raise CroaInputError("obstacles must be Polytope instances (Polytope.from_box)")
         object.__setattr__(self, "obstacles", tuple(self.obstacles))
 
+    def obstacles_at(self, t_s: float) -> tuple[Polytope, ...]:
+        """The obstacles where they are predicted ``t_s`` seconds after ``stamp_ns``."""
+        return tuple(o.at_time(t_s) for o in self.obstacles)
+
     @classmethod
     def from_boxes(
         cls,
@@ -261,14 +342,24 @@ class PlanObservation:
         robot: RobotState,
         target_box: np.ndarray,  # [7]
         obstacle_boxes: np.ndarray,  # [K, 7], K may be 0
+        velocities_mps: np.ndarray | None = None,  # [K, 2] predicted velocities, None: static
+        stop_after_s: np.ndarray | None = None,  # [K] predicted stop times (s), None: never
     ) -> PlanObservation:
-        """Observation from boxes (detector output and static map boxes)."""
+        """Observation from boxes (static map boxes and tracked detections with their
+        predicted motion: velocity, and when a yielding vehicle stops)."""
         boxes = np.asarray(obstacle_boxes, dtype=np.float64)
         if boxes.size == 0:
             boxes = boxes.reshape(0, BOX_DIM)
         if boxes.ndim != 2 or boxes.shape[1] != BOX_DIM:
             raise CroaInputError(f"obstacle_boxes must be [K, 7], got {list(boxes.shape)}")
-        return cls(stamp_ns, robot, target_box, tuple(Polytope.from_box(b) for b in boxes))
+        vel = np.zeros((len(boxes), 2)) if velocities_mps is None else np.asarray(velocities_mps)
+        stops = np.full(len(boxes), math.inf) if stop_after_s is None else np.asarray(stop_after_s)
+        if vel.shape != (len(boxes), 2) or stops.shape != (len(boxes),):
+            raise CroaInputError(f"velocities_mps must be [K, 2] and stop_after_s [K], got "
+                                 f"{list(vel.shape)} and {list(stops.shape)}")  # fmt: skip
+        return cls(stamp_ns, robot, target_box,
+                   tuple(Polytope.from_box(b, (float(v[0]), float(v[1])), float(t))
+                         for b, v, t in zip(boxes, vel, stops, strict=True)))  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)

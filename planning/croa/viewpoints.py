@@ -59,7 +59,9 @@ def viewpoint_clearance(
     offset = config.robot.rear_to_base_m + config.robot.lidar_x_m
     heading = np.stack([np.cos(headings_rad), np.sin(headings_rad)], axis=1)
     rear = np.hstack([view_xy - offset * heading, headings_rad[:, None]])
-    sd, _ = obstacles.signed_distances(footprints(rear, config.robot))
+    # parked there at the end of a horizon: moving obstacles where they will be by then
+    arrive = np.full(len(rear), config.horizon_steps * config.dt_s)
+    sd, _ = obstacles.signed_distances(footprints(rear, config.robot), np.inf, arrive)
     return sd.min(axis=1)
 
 
@@ -68,7 +70,15 @@ def best_viewpoint(
 ) -> np.ndarray | None:  # [2] lidar position
     """Next-best view: among the candidates on the target's and the robot's rings whose
     footprint, parked there facing away from the robot, keeps d_min + margin, the one with the
-    least ``exact occlusion + distance_weight * distance from the lidar``; None if none is free."""
+    least ``exact occlusion + distance_weight * travel_m``; None if none is free."""
+    best = scored_best_viewpoint(observation, obstacles, config)
+    return None if best is None else best[0]
+
+
+def scored_best_viewpoint(
+    observation: PlanObservation, obstacles: ObstacleSet, config: CroaConfig
+) -> tuple[np.ndarray, float] | None:  # [2] lidar position and its exact occlusion
+    """``best_viewpoint`` and the exact occlusion there."""
     c = config
     here = lidar_xy(start_rear(observation, c), c.robot)
     reach = c.robot.max_speed_mps * c.horizon_steps * c.dt_s
@@ -79,9 +89,25 @@ def best_viewpoint(
     views = views[viewpoint_clearance(views, headings, obstacles, c) >= need]
     if len(views) == 0:
         return None
-    score = view_occlusion(views, observation, c)
-    score += c.viewpoints.distance_weight * np.linalg.norm(views - here, axis=1)
-    return views[int(np.argmin(score))]
+    occ = view_occlusion(views, observation, c, c.horizon_steps * c.dt_s)
+    k = int(np.argmin(occ + c.viewpoints.distance_weight * travel_m(views, observation, c)))
+    return views[k], float(occ[k])
+
+
+def travel_m(views: np.ndarray, observation: PlanObservation, config: CroaConfig) -> np.ndarray:
+    """A car's travel to each lidar position [N, 2], roughly: the distance plus the minimum
+    turning radius times the heading change the straight line to it needs (a view behind the
+    robot costs a turn, or a reversal when the robot may reverse)."""
+    r = config.robot
+    here = lidar_xy(start_rear(observation, config), r)
+    rel = views - here
+    turn = np.abs(
+        (np.arctan2(rel[:, 1], rel[:, 0]) - observation.robot.yaw_rad + np.pi) % (2 * np.pi) - np.pi
+    )
+    if r.max_reverse_speed_mps > 0.0:
+        turn = np.minimum(turn, np.pi - turn)
+    radius = r.wheelbase_m / np.tan(r.max_steer_rad)
+    return np.linalg.norm(rel, axis=1) + radius * turn
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,7 +144,8 @@ def score_controls(
     need = c.min_clearance_m + 0.5 * c.plan_margin_m
     if len(obstacles):
         polys = footprints(rear[:, 1:].reshape(-1, 4), c.robot)
-        sd = obstacles.signed_distances(polys, need)[0].reshape(n, steps, -1)
+        times = np.tile(c.dt_s * np.arange(1, steps + 1), n)
+        sd = obstacles.signed_distances(polys, need, times)[0].reshape(n, steps, -1)
     else:
         sd = np.full((n, steps, 1), np.inf)
     view = lidar_xy(rear[:, -1], c.robot)
@@ -129,7 +156,7 @@ def score_controls(
         + w.steer * np.sum(u[..., 1] ** 2, axis=1)
     )
     if goal_xy is None:
-        occ = view_occlusion(view, observation, c)
+        occ = view_occlusion(view, observation, c, steps * c.dt_s)
         score += w.occlusion * occ
         score += w.view_range * np.linalg.norm(view - observation.target_box[:2], axis=1)
     else:

@@ -1,8 +1,10 @@
-"""``robomr serve``: one replica of the inference service (detector, Gaussian renderer).
+"""``robomr serve``: one replica of the inference service (detector, Gaussian renderer, LM).
 
 Binary requests (JSON header + raw little-endian arrays) on POST /v1/detect and /v1/render,
 bearer-token auth, /healthz, /readyz, Prometheus /metrics, bucket batching (BucketServe) or a
-baseline policy, brownout (BrownoutServe). SIGTERM drains gracefully. See docs/offload.md.
+baseline policy, brownout (BrownoutServe). ``--models lm``: the MoE language model on OpenAI's
+POST /v1/completions (streaming) and GET /v1/models (docs/lm.md). SIGTERM drains gracefully.
+See docs/offload.md.
 """
 
 from __future__ import annotations

@@ -22,8 +22,11 @@ COMMAND_MODULES = [
     "robomr_nodes.cli.cmd_bench",
     "robomr_nodes.cli.cmd_sim",
     "robomr_nodes.cli.cmd_perception",
+    "robomr_nodes.cli.cmd_cluster",
     "robomr_nodes.cli.cmd_mapmatch",
+    "robomr_nodes.cli.cmd_lm",
     "robomr_nodes.cli.cmd_serve",
+    "robomr_nodes.cli.cmd_autoscale",
 ]
 
 

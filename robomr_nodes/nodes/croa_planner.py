@@ -15,10 +15,13 @@ Event-driven, no timers (replays are deterministic). Per detections message:
 
 1. Boxes lidar -> map: ``T_map_lidar = T_map_base(latest odometry) @ T_base_lidar(lidar_x_m,
    lidar_z_m)``.
-2. Association: the vehicle nearest the target estimate within ``association_radius_m``
-   becomes the estimate and its score the MAD confidence; otherwise the target is missing and
-   the estimate stays (first: a ``target_*_m`` prior box at the requested pose).
-3. Known obstacles: the static map plus the other detected vehicles near the robot.
+2. Perceived world (planning/croa/world_model.py): the vehicles are tracked over frames
+   (identities, velocities); the target is the track associated with the request (the vehicle
+   nearest the estimate within ``association_radius_m``; first estimate: a ``target_*_m``
+   prior box at the requested pose) and its detection score in this message is the MAD
+   confidence (missing: None).
+3. Known obstacles: the static map plus the other tracks within ``obstacle_radius_m``, moving
+   ones with their predicted motion.
 4. At most every ``replan_period_s`` of node time, a MAD cycle. Its occlusion input is the
    planner's exact occlusion of the estimate from the current lidar against the known
    obstacles (the node never sees ground truth). PLAN: plan here, in the callback, and publish
@@ -41,6 +44,7 @@ import numpy as np
 import planning.croa as croa
 from geometry.transforms import make_transform, pose_to_transform, transform_points
 from planning.croa.occlusion import box_face_samples, segments_blocked, stack_prisms
+from planning.croa.world_model import PerceivedWorld, WorldModelConfig
 from robomr_nodes.api import NodeHandle, RobomrNode
 from robomr_nodes.convert.detections import DetectionError, detections_to_boxes
 from robomr_nodes.convert.markers import boxes_to_markers, line_list
@@ -54,10 +58,12 @@ from robomr_nodes.tf_static import StaticTransforms
 
 VEHICLES = ("car", "van", "truck", "bus")
 PLANNERS = {
-    p.name: p
-    for p in (croa.CroaPlanner, croa.StayPlanner, croa.StraightPlanner, croa.GreedyNbvPlanner,
-              croa.ObcaOffsetPlanner)
-}  # fmt: skip
+    "croa": croa.CroaPlanner,
+    "stay": croa.StayPlanner,
+    "straight": croa.StraightPlanner,
+    "greedy_nbv": croa.GreedyNbvPlanner,
+    "obca_only": croa.ObcaOffsetPlanner,
+}
 _NO_TOP_M = 4.0  # drawn height of prisms without a top (walls of unknown height)
 _DETECTIONS = "vision_msgs/msg/Detection3DArray"
 
@@ -88,8 +94,9 @@ class CroaPlannerParams:
     dt_s: float = param(0.1, "plan step (s)", min_value=0.05, max_value=1.0)
     min_clearance_m: float = param(0.3, "d_min (m)", min_value=0.0, max_value=5.0)
     max_speed_mps: float = param(3.0, "planning speed limit (m/s)", min_value=0.1, max_value=30.0)
-    occlusion_weight: float = param(20.0, "occlusion weight", min_value=0.0, max_value=1e4)
-    max_iterations: int = param(5, "convex solves per plan", min_value=1, max_value=50)
+    occlusion_weight: float = param(100.0, "occlusion weight", min_value=0.0, max_value=1e4)
+    max_iterations: int = param(3, "convex solves per CCP loop (two loops per plan)",
+                                min_value=1, max_value=50)  # fmt: skip
     ray_spacing_m: float = param(0.5, "marker rays: target sample spacing (m)", min_value=0.1,
                                  max_value=5.0)  # fmt: skip
 
@@ -116,22 +123,6 @@ def boxes_to_map(boxes: np.ndarray, T_map_lidar: np.ndarray) -> np.ndarray:
     out[:, :3] = transform_points(T_map_lidar, out[:, :3])
     out[:, 6] += math.atan2(T_map_lidar[1, 0], T_map_lidar[0, 0])
     return out
-
-
-def associate_target(boxes: np.ndarray, estimate_xy: np.ndarray, radius_m: float) -> int | None:
-    """Index of the box [K, 7] whose centre is nearest estimate_xy [2], if within radius_m."""
-    if len(boxes) == 0:
-        return None
-    dist = np.hypot(boxes[:, 0] - estimate_xy[0], boxes[:, 1] - estimate_xy[1])  # [K]
-    k = int(np.argmin(dist))
-    return k if dist[k] <= radius_m else None
-
-
-def nearby(boxes: np.ndarray, xy: np.ndarray, radius_m: float) -> np.ndarray:
-    """Boxes [K, 7] with positive sizes whose footprint may come within radius_m of xy [2]."""
-    reach = radius_m + 0.5 * np.hypot(boxes[:, 3], boxes[:, 4])
-    keep = np.hypot(boxes[:, 0] - xy[0], boxes[:, 1] - xy[1]) <= reach
-    return boxes[keep & np.all(boxes[:, 3:6] > 0.0, axis=1)]
 
 
 def steer_from_odometry(v_mps: float, yaw_rate_radps: float, robot: croa.RobotModel) -> float:
@@ -181,7 +172,7 @@ class CroaPlannerNode(RobomrNode):
             np.array([[6.0, 1.0, *car]])))  # fmt: skip
         self.odom: tuple[float, ...] | None = None  # x, y, yaw, v, yaw rate
         self.static_boxes = np.zeros((0, 7))  # [S, 7] map frame
-        self.estimate: np.ndarray | None = None  # [7] target estimate, map frame
+        self.world: PerceivedWorld | None = None
         self._restart()
         pub = handle.create_publisher
         self._path = pub("nav_msgs/msg/Path", "croa/path")
@@ -231,6 +222,9 @@ class CroaPlannerNode(RobomrNode):
             self.static_boxes = detections_to_boxes(msg).boxes
         except DetectionError as err:
             self.log.warning("skipping a malformed static map: %s", err)
+            return
+        if self.world is not None:
+            self.world.set_static(self.static_boxes)
 
     def _on_request(self, msg: Any) -> None:
         pose = pose_to_xyyaw(msg.pose)
@@ -240,13 +234,17 @@ class CroaPlannerNode(RobomrNode):
             self.log.warning("skipping target request with NaN/Inf pose %s", pose)
             return
         p = self.params
-        size = (p.target_length_m, p.target_width_m, p.target_height_m)
-        self.estimate = np.array([pose[0], pose[1], 0.5 * p.target_height_m, *size, pose[2]])
+        config = WorldModelConfig(association_radius_m=p.association_radius_m,
+                                  obstacle_radius_m=p.obstacle_radius_m,
+                                  target_length_m=p.target_length_m,
+                                  target_width_m=p.target_width_m,
+                                  target_height_m=p.target_height_m)  # fmt: skip
+        self.world = PerceivedWorld(self.static_boxes, pose, config)
         self._restart()
         self.log.info("target request at (%.2f, %.2f): MAD loop (re)started", *pose[:2])
 
     def _on_detections(self, msg: Any) -> None:
-        if self.odom is None or self.estimate is None:
+        if self.odom is None or self.world is None:
             missing = "odometry" if self.odom is None else "target request"
             self.log.warning("skipping detections: no %s yet", missing)
             return
@@ -259,26 +257,26 @@ class CroaPlannerNode(RobomrNode):
             return
         p, (x, y, yaw) = self.params, self.odom[:3]
         vehicle = np.array([label in VEHICLES for label in found.labels], dtype=bool)
+        labels = np.array([VEHICLES.index(lb) for lb in found.labels if lb in VEHICLES], dtype=int)
         boxes = boxes_to_map(found.boxes[vehicle], lidar_pose(x, y, yaw, self.config.robot))
-        k = associate_target(boxes, self.estimate[:2], p.association_radius_m)
-        score = None if k is None else float(found.scores[vehicle][k])
-        if k is not None:
-            self.estimate, boxes = boxes[k], np.delete(boxes, k, axis=0)
         now = self.handle.now_ns()
+        try:
+            score = self.world.update(now, boxes, found.scores[vehicle], labels).score
+        except ValueError as err:  # TrackingError: e.g. time going backwards after a reset
+            self.log.warning("skipping detections: %s", err)
+            return
         if self.last_cycle_ns is None or now - self.last_cycle_ns >= p.replan_period_s * 1e9:
             self.last_cycle_ns = now
-            known = nearby(np.vstack([self.static_boxes, boxes]), np.array([x, y]),
-                           p.obstacle_radius_m)  # fmt: skip
-            self._cycle(now, score, known)
+            self._cycle(now, score)
 
     # -- one MAD cycle ----------------------------------------------------------------------
-    def _cycle(self, now: int, score: float | None, obstacles: np.ndarray) -> None:
+    def _cycle(self, now: int, score: float | None) -> None:
         x, y, yaw, v, yaw_rate = self.odom  # type: ignore[misc]
         r = self.config.robot
         v = float(np.clip(v, -r.max_reverse_speed_mps, r.max_speed_mps))  # planning limits
         state = croa.RobotState(x, y, yaw, v, steer_from_odometry(v, yaw_rate, r))
         try:
-            obs = croa.PlanObservation.from_boxes(now, state, self.estimate, obstacles)
+            obs = self.world.observation(now, state, r)  # type: ignore[union-attr]
         except croa.CroaInputError as err:
             self.log.warning("skipping MAD cycle: %s", err)
             return

@@ -21,7 +21,19 @@ TINY: dict[str, list[str]] = {
         *("--frames", "2", "--negatives-frames", "2", "--bootstrap", "20"),
         *("--timing-frames", "1", "--dense-frames", "1", "--threads", "1"),
     ],
-    "croa": ["--scenes", "1", "--cycles", "1", "--budget-cycles", "1"],
+    "croa": [
+        "--scenes",
+        "1",
+        "--plans",
+        "1",
+        "--methods",
+        "croa,stay",
+        "--no-cache",
+        "--check-views",
+        "3",
+        "--ablation-scenes",
+        "0",
+    ],
     "render": ["--gaussians", "1e3", "--sizes", "64x48", "--frames", "1", "--skip-quality"],
     "gsclo": [
         "--frames",
@@ -80,14 +92,28 @@ TINY: dict[str, list[str]] = {
         "--throughput-trips",
         "3",
     ],
+    # real replicas and co-runners for a few seconds: wiring, not figures
+    "cluster": [
+        *("--collect-runs", "2", "--run-s", "1", "--phase-s", "1", "--interval", "0.4"),
+        *("--probe-bursts", "2", "--schedule-phase-s", "1", "--phases", "1", "--repeats", "1"),
+        *("--variants", "off,suppress,full", "--calibrate-s", "0.5"),
+    ],
     "serving": [
         *("--models", "detector", "--loads", "0.5,1.5", "--seeds", "1", "--duration", "4"),
         *("--beams", "16", "--ranges", "30", "--calib-per-size", "1", "--static-delays-ms", "0"),
         *("--brownout-duration", "6", "--brownout-bursts-s", "2", "--ap-frames", "1"),
+        *("--brownout-seeds", "1", "--brownout-ranges-m", "24", "--brownout-periods-s", "5"),
+        *("--brownout-factors", "0.8"),
         *("--http-duration", "1"),
         *("--http-policies", "bucket", "--bridge-frames", "2", "--no-progress"),
     ],
+    "autoscale": [
+        *("--trace", "/nonexistent.csv", "--synthetic", "step", "--synthetic-s", "300"),
+        *("--policies", "hpa,queueing", "--utilizations", "0.7", "--windows", "60"),
+        *("--seeds", "1", "--coldstart-repeats", "0", "--live-s", "0", "--no-progress"),
+    ],
 }
+TINY["lm"] = []  # needs trained weights: made per test by _lm_args
 # Benchmarks whose --json layout an issue fixes (not the generic report).
 EXACT_JSON = {"mapmatch"}
 
@@ -101,18 +127,62 @@ def test_benchmark_runs_and_reports_ratios(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / f"{name}.json"
-    assert main(["bench", name, *TINY[name], "--json", str(out)]) == 0
+    args = _lm_args(tmp_path) if name == "lm" else TINY[name]
+    assert main(["bench", name, *args, "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     if name not in EXACT_JSON:
         assert report["name"] == name and report["tables"] and report["machine"]["cores"]
         assert report["ratios"], "a benchmark prints ratios against its baselines"
     assert "ratios (measured side by side in this run)" in capsys.readouterr().out
+    if name == "autoscale":  # the keys issue 18 names
+        assert {"policies", "best_policy", "cold_start_s", "sim_vs_real_error"} <= set(report)
+        assert {"cache", "no_cache"} <= set(report["cold_start_s"])
+        for entry in report["policies"].values():
+            for key in ("slo_violation_rate", "p99_ms", "replica_seconds", "scaling_actions"):
+                assert key in entry, key
+        assert "hpa" in report["policies"]
     if name == "gsclo":  # the figures issue 14 names, at the JSON's top level
         for key in ("energy_ratio_robomr_over_apo_median", "energy_ratio_robomr_over_apo_iqr",
                     "energy_ratio_content_over_apo_median", "apo_gap_median",
                     "apo_speedup_vs_highs_direct", "psnr_at_equal_energy",
                     "ssim_at_equal_energy", "seeds"):  # fmt: skip
             assert key in report, key
+    if name == "lm":  # the figures issue 20 names, at the JSON's top level
+        assert set(report["ppl"]) == {"mixsga", "gqa", "mha"}
+        assert all({"mean", "std"} <= set(v) for v in report["ppl"].values())
+        for key in ("kv_bytes_per_token", "decode_tokens_per_s"):
+            assert set(report[key]) == {"mixsga", "gqa", "mha"}, key
+        for key in ("goodput_ratio_bucket_over_static", "brownout_violation_reduction"):
+            assert isinstance(report[key], float), key
+        assert set(report["brownout_ppl_cost"]) == {"1.0", "0.0"}
+
+    if name == "croa":  # the layout issue 13 names, at the JSON's top level
+        assert set(report["budgets"]) == {"1"} and set(report["budgets"]["1"]) == {"croa", "stay"}
+        assert set(report["budgets"]["1"]["croa"]) == {
+            "occlusion_mean", "occlusion_ci95", "center_error_mean", "collisions"}  # fmt: skip
+        assert set(report["mad"]["stay"]) == {
+            "plans_mean", "path_m_mean", "final_occlusion_mean", "center_error_mean"}  # fmt: skip
+        assert {"ccp_improves_fraction", "ccp_delta_mean"} <= set(report["ablation"])
+
+
+def _lm_args(tmp_path: Path) -> list[str]:
+    """bench lm at a tiny setting: the three variants trained for 2 steps (seed 0) on a
+    synthetic corpus in WordNet's format, a few trace rows, two brownout levels."""
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "offload" / "models" / "lm" / "test_corpus.py"
+    spec = importlib.util.spec_from_file_location("lm_fake_corpus", path)
+    corpus = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(corpus)
+    wordnet = corpus.write_fake_wordnet(tmp_path / "wordnet", n=1000)
+    runs = tmp_path / "lm"
+    assert main(["lm", "train", "--out", str(runs), "--variants", "mixsga,gqa,mha", "--seeds", "0",
+                 "--steps", "2", "--batch-size", "2", "--experts", "2",
+                 "--wordnet-dir", str(wordnet)]) == 0  # fmt: skip
+    return ["--model", str(runs / "mixsga-s0.safetensors"), "--runs", str(runs / "runs.json"),
+            "--wordnet-dir", str(wordnet), "--eval-tokens", "256", "--requests", "8",
+            "--loads", "1", "--static-batches", "2", "--burst-seconds", "2",
+            "--burst-factors", "1.3", "--levels", "1,0", "--decode-steps", "2"]  # fmt: skip
 
 
 def test_mapmatch_json_has_the_issues_layout(tmp_path: Path) -> None:

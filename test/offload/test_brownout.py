@@ -73,3 +73,44 @@ def test_invalid_settings_are_refused(kwargs) -> None:
 def test_nan_latency_is_refused() -> None:
     with pytest.raises(BrownoutError):
         decide(BrownoutObservation((math.nan,)), BrownoutState(), BrownoutConfig())
+
+
+@pytest.mark.parametrize(("factor", "new_tau"), [(0.8, 0.8), (0.5, 0.5), (0.25, 0.25)])
+def test_decrease_step_is_the_configured_factor(factor: float, new_tau: float) -> None:
+    config = BrownoutConfig(slo_s=0.5, decrease_factor=factor)
+    decision, state = decide(BrownoutObservation((INF,)), BrownoutState(1.0), config)
+    assert decision.action == "decrease" and state.tau == pytest.approx(new_tau)
+
+
+def test_service_settings_reach_the_control_law() -> None:
+    from offload.serving.config import ServeConfig, ServeConfigError
+
+    config = ServeConfig(brownout_period_s=1.0, brownout_decrease_factor=0.5)
+    law = config.scheduler_config("detector", has_brownout=True).brownout
+    assert law is not None and (law.period_s, law.decrease_factor) == (1.0, 0.5)
+    for bad in (0.0, 1.0, -0.2):
+        with pytest.raises(ServeConfigError, match="brownout_decrease_factor"):
+            ServeConfig(brownout_decrease_factor=bad)
+
+
+def test_cli_passes_the_brownout_paths_to_the_models() -> None:
+    import argparse
+
+    from offload.serving.cli import add_arguments, config_from_args
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args(
+        [
+            "--brownout-decrease",
+            "0.5",
+            "--detector-brownout-range-m",
+            "16",
+            "--render-brownout-scale",
+            "4",
+        ]
+    )
+    config = config_from_args(args)
+    assert config.brownout_decrease_factor == 0.5
+    assert config.model_options["detector"]["brownout_range_m"] == 16.0
+    assert config.model_options["gs_render"]["brownout_scale"] == 4

@@ -3,6 +3,7 @@ answers equal to the local batch functions, and graceful shutdown."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -88,11 +89,13 @@ def test_metrics_expose_queues_batches_latency_tau_and_rejections(service, make_
         'robomr_serve_queue_length{bucket="full:',
         'robomr_serve_batch_size_bucket{le="1.0",model="detector"}',
         'robomr_serve_request_latency_seconds_bucket{le="0.5",model="detector",path="full"}',
-        'robomr_serve_brownout_tau{model="detector"} 1.0',
         'robomr_serve_rejected_requests_total{model="detector",reason="deadline"}',
         "robomr_serve_ready 1.0",
     ):
         assert family in text, family
+    # tau is 1 on a quiet machine; under heavy load the law may already have lowered it
+    tau = re.search(r'^robomr_serve_brownout_tau\{model="detector"\} (\S+)$', text, re.M)
+    assert tau and 0.0 <= float(tau.group(1)) <= 1.0
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 from offload.loadgen import poisson_arrivals
 from offload.serving.bucket import BucketConfig, BucketPolicy
 from offload.serving.model import MemoryModel
-from offload.serving.policy import NoBatching, StaticBatching
+from offload.serving.policy import NoBatching, QueuedRequest, StaticBatching
 from offload.serving.scheduler import (
     ModelScheduler,
     ModelSpec,
@@ -79,3 +79,32 @@ def test_a_run_without_requests_reports_empty_figures() -> None:
     r = simulate([], _scheduler(NoBatching()), lambda _p, costs: 0.1, window_s=10.0)
     assert r.goodput_hz(1.0) == 0.0 and r.attainment(1.0) == 0.0
     assert np.isnan(r.percentile_ms(90)) and r.batch_sizes == []
+
+
+@pytest.mark.parametrize(
+    ("rescue", "cheap_s", "outcome"),
+    [
+        (False, 0.1, "rejected"),  # the paper's dial only: tau is still 1, the request is refused
+        (True, 0.1, "brownout"),  # rescue: the cheap path makes the deadline
+        (True, 0.8, "rejected"),  # rescue, but the cheap path is late too
+    ],
+)
+def test_rescue_offers_the_brownout_path_to_a_request_that_would_be_late(
+    rescue: bool, cheap_s: float, outcome: str
+) -> None:
+    from offload.serving.brownout import BrownoutConfig
+
+    priors = {p: ServiceTimePrior(per_item_s=t) for p, t in (("full", 1.0), ("brownout", cheap_s))}
+    config = SchedulerConfig(
+        slo_s=0.5, brownout=BrownoutConfig(slo_s=0.5), brownout_rescue=rescue, max_queued=10
+    )
+    sched = ModelScheduler(
+        SPEC, BucketPolicy(BucketConfig(max_cost=10_000)), config, default_service_models(priors)
+    )
+    # a batch is running until 0.3 s: the request must wait behind it (and is no probe)
+    sched.started((QueuedRequest(99, 100, "full", -0.7, 1.0),), now_s=-0.7)
+    got = sched.admit(lambda p: 100 if p == "full" else 25, now_s=0.0)
+    if outcome == "rejected":
+        assert getattr(got, "reason", None) == "deadline"
+    else:
+        assert got.path == "brownout" and got.cost == 25 and sched.stats.rescued == 1

@@ -17,10 +17,8 @@ from robomr_nodes.diagnostics import status_values
 from robomr_nodes.messages import header, serialize
 from robomr_nodes.nodes.croa_planner import (
     CroaPlannerNode,
-    associate_target,
     boxes_to_map,
     lidar_pose,
-    nearby,
     occlusion_rays,
     prism_outlines,
     steer_from_odometry,
@@ -132,27 +130,6 @@ def test_boxes_to_map_inverts_the_simulators_map_to_lidar(pose: tuple, mount: tu
     assert np.allclose(lidar, [*ahead, mount[1]], atol=1e-12)
 
 
-BOXES = np.array([[10.0, 0, 0.75, 4.5, 1.9, 1.5, 0], [16.0, -0.5, 0.75, 4.5, 1.9, 1.5, 0]])
-
-
-@pytest.mark.parametrize(
-    ("estimate", "radius", "expected"),
-    [((15.0, 0.0), 3.0, 1), ((10.5, 0.3), 3.0, 0), ((13.0, 5.0), 3.0, None), ((0, 0), 20, 0)],
-)
-def test_association_picks_the_nearest_box_within_the_radius(
-    estimate: tuple, radius: float, expected: int | None
-) -> None:
-    assert associate_target(BOXES, np.array(estimate), radius) == expected
-    assert associate_target(np.zeros((0, 7)), np.array(estimate), radius) is None
-
-
-def test_nearby_keeps_reachable_boxes_with_positive_sizes() -> None:
-    flat = np.array([[11.0, 0.0, 0.0, 4.5, 1.9, 0.0, 0.0]])  # zero height: not an obstacle
-    kept = nearby(np.vstack([BOXES, flat]), np.zeros(2), 12.0)
-    # 10 m away is in; 16 m minus half the 4.9 m diagonal (2.45 m) is 13.6 m > 12 m: out
-    assert kept.tolist() == BOXES[:1].tolist()
-
-
 @pytest.mark.parametrize("steer", [-0.5, 0.0, 0.3])
 @pytest.mark.parametrize("v", [-1.0, 2.0])
 def test_steering_is_recovered_from_the_yaw_rate(steer: float, v: float) -> None:
@@ -249,8 +226,8 @@ def test_same_inputs_give_byte_identical_croa_paths() -> None:
 
 
 def test_planner_fallback_is_published_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    # Walls 0.15 m around the footprint (d_min is 0.3 m): no plan is clear, not even braking.
-    gap, t = 0.15, 0.5
+    # Walls overlapping the footprint by 5 cm (a map error): no plan is clear, not even braking.
+    gap, t = -0.05, 0.5
     hl, hw = 2.25 + gap + t / 2, 0.95 + gap + t / 2
     walls = np.array([[hl, 0, 1.5, t, 6, 3, 0], [-hl, 0, 1.5, t, 6, 3, 0],
                       [0, hw, 1.5, 8, t, 3, 0], [0, -hw, 1.5, 8, t, 3, 0]])  # fmt: skip

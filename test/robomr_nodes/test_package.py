@@ -60,10 +60,16 @@ PIP = {
     "prometheus_client": "prometheus_client",
     "kubernetes": "kubernetes",
     "kubernetes_validate": "kubernetes-validate",
+    "lightgbm": "lightgbm",
+    "redis": "redis",
     "shapefile": "pyshp",
     "pyrosm": "pyrosm",
     "leuvenmapmatching": "leuvenmapmatching",
     "numba": "numba",
+    "tokenizers": "tokenizers",
+    "safetensors": "safetensors",
+    "transformers": "transformers",
+    "openai": "openai",
 }
 AMENT_LINTERS = {"ament_flake8", "ament_pep257", "ament_xmllint"}  # test_ament_lint.py
 LAUNCHED_COMMANDS = {"gz": "ros_gz_sim"}  # `executable: cmd:` programs -> their package

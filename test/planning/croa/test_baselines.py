@@ -10,7 +10,7 @@ from planning.croa.collision import ObstacleSet
 from planning.croa.scenes import Scene
 from planning.croa.types import PlanObservation, PlanStatus, Polytope, RobotState
 
-BASELINES = ("stay", "straight", "greedy_nbv", "obca_offset")
+BASELINES = ("stay", "straight", "greedy_nbv", "obca_only")
 SEEDS = (0, 1)  # a subset of conftest's scenes keeps the OBCA baselines' runtime small
 
 
@@ -23,7 +23,8 @@ def test_baseline_paths_are_valid_and_clear(
     result, state = planners[name].plan(scene.observation())
     traj = result.trajectory
     steps = config.horizon_steps
-    assert result.method == name and result.status is PlanStatus.OK, result.message
+    fresh = (PlanStatus.OK, PlanStatus.ITERATION_LIMIT)  # both verified plans (types.py)
+    assert result.method == name and result.status in fresh, result.message
     assert traj.states.shape == (steps + 1, 4) and traj.controls.shape == (steps, 2)
     assert np.all(np.isfinite(traj.states))
     assert np.allclose(np.diff(traj.times_s), config.dt_s)
@@ -72,10 +73,10 @@ def test_straight_picks_the_nearest_clear_viewpoint(config) -> None:
     assert np.linalg.norm(result.trajectory.states[-1, :2]) <= np.linalg.norm(goal) + 1e-9
 
 
-def test_obca_offset_heads_for_the_side_of_the_target(planners, config) -> None:
+def test_obca_only_heads_for_the_side_of_the_target(planners, config) -> None:
     target = np.array([9.0, 3.5, 0.75, 4.5, 1.9, 1.5, 0.0])
     obs = PlanObservation.from_boxes(0, RobotState(0.0, 0.0, 0.0, 0.0), target, np.zeros((0, 7)))
-    result, _ = planners["obca_offset"].plan(obs)
+    result, _ = planners["obca_only"].plan(obs)
     goal_y = 3.5 - (0.5 * 1.9 + 0.5 * config.robot.width_m + config.baselines.offset_gap_m)
     # Plans end at rest: 2.5 s from rest cover at most ~3.9 m (accelerate and brake at
     # 2.5 m/s^2, 3 m/s top speed), so it closes a good part, not all, of the ~9 m.

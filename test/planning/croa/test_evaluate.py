@@ -11,7 +11,7 @@ from planning.croa.scenes import Scene
 from planning.croa.types import RobotState
 
 
-@pytest.mark.parametrize("seed", [0, 1, 3])
+@pytest.mark.parametrize("seed", [0, 3])
 def test_croa_episode_reveals_the_target(croa, scenes: dict[int, Scene], seed: int) -> None:
     scene = scenes[seed]
     result = run_episode(croa, scene, geometric_occlusion(scene), max_cycles=4)

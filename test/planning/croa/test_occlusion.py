@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 
 from planning.croa.occlusion import (
     OcclusionError,
+    culled_prisms,
     exact_occlusion,
     segments_blocked,
+    segments_hits,
     stack_prisms,
 )
 from planning.croa.types import Polytope
@@ -107,3 +109,20 @@ def test_bad_inputs_raise_occlusion_error(views: np.ndarray, box: np.ndarray, ma
 def test_bad_spacing_raises() -> None:
     with pytest.raises(OcclusionError, match="spacing_m"):
         exact_occlusion(SENSOR, TARGET, [], spacing_m=0.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000))
+def test_culling_the_obstacles_per_origin_changes_no_ray(seed: int) -> None:
+    """culled_prisms drops only obstacles outside each origin's wedge: same hits as all."""
+    rng = np.random.default_rng(seed)
+    boxes = np.column_stack([rng.uniform(-15, 15, (12, 2)), np.full(12, 1.0),
+                             rng.uniform(0.5, 6, (12, 2)), np.full(12, 2.0),
+                             rng.uniform(-3, 3, 12)])  # fmt: skip
+    prisms = [Polytope.from_box(b) for b in boxes]
+    origins = np.column_stack([rng.uniform(-20, 20, (30, 2)), np.full(30, 1.8)])
+    ends = np.column_stack([rng.uniform(5, 9, (25, 2)), rng.uniform(0, 1.5, 25)])
+    a3, b3, index = culled_prisms(prisms, origins, ends)
+    culled = segments_hits(origins, ends, a3, b3, reduce=True)
+    assert np.array_equal(culled, segments_blocked(origins, ends, *stack_prisms(prisms)))
+    assert index.shape[1] <= len(prisms)

@@ -1,25 +1,24 @@
-"""The occlusion surrogate: DC structure, CCP majorization, shadows versus exact rays."""
+"""The occlusion surrogate: shadows versus exact rays, the union over occluders, the visible
+surface, the CCP majorant, and agreement with the exact occlusion."""
 
 from __future__ import annotations
 
 import math
 
-import cvxpy as cp
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from scipy.stats import spearmanr
 
 from planning.croa.config import CroaConfig, SurrogateConfig
-from planning.croa.occlusion import segments_blocked, stack_prisms
-from planning.croa.polygons import polygon_halfspaces
+from planning.croa.occlusion import exact_occlusion, segments_blocked, stack_prisms
 from planning.croa.problem import TrajectoryProblem
 from planning.croa.surrogate import (
     ShadowSet,
     build_shadows,
-    convex_part_expression,
-    shadow_polygon,
-    target_samples,
+    shadow_rows,
+    target_surface,
 )
 from planning.croa.types import Polytope
 
@@ -31,26 +30,21 @@ OCCLUDERS = [
     Polytope.from_box(np.array([4.0, -4.0, 0.75, 4.5, 1.9, 1.5, -0.2])),
 ]
 PROBES = np.random.default_rng(0).uniform([-5.0, -6.0], [10.0, 6.0], (60, 2))
+ONE_SCAN = SurrogateConfig(scan_fractions=(1.0,), scan_weights=(1.0,))
 xy = st.tuples(st.floats(-8.0, 12.0), st.floats(-8.0, 8.0))
 
 
 @pytest.fixture(scope="module")
 def shadows() -> ShadowSet:
-    return build_shadows(TARGET, OCCLUDERS, SENSOR_Z, SurrogateConfig(), 60.0, PROBES)
+    return build_shadows(TARGET, OCCLUDERS, ONE_SCAN, SENSOR_Z, 60.0, PROBES, np.array([0.0]))
+
+
+def _views(p: tuple) -> np.ndarray:  # one viewpoint as [N=1, K=1, 2]
+    return np.array(p, dtype=float).reshape(1, 1, 2)
 
 
 def test_every_occluder_that_blocks_a_probe_gets_a_slot(shadows: ShadowSet) -> None:
-    per_slot = shadows.active.reshape(SurrogateConfig().occluder_slots, -1).any(axis=1)
-    assert per_slot.sum() == len(OCCLUDERS)  # the bound test below relies on all three
-
-
-def test_convex_part_is_dcp_convex(shadows: ShadowSet) -> None:
-    p = cp.Variable(2)
-    expr = convex_part_expression(p, shadows)
-    assert expr.is_convex() and expr.is_dcp()
-    p.value = np.array([3.0, 1.0])
-    # cvxpy's log_sum_exp and numpy's logaddexp agree to round-off.
-    assert expr.value == pytest.approx(shadows.convex_part(p.value[None])[0], rel=1e-9)
+    assert shadows.active.any(axis=(0, 1)).sum() == len(OCCLUDERS)
 
 
 @pytest.mark.parametrize("mode", ["occlusion", "goal"])
@@ -58,56 +52,14 @@ def test_planner_program_is_dpp(mode: str) -> None:
     assert TrajectoryProblem(CroaConfig(), mode).problem.is_dcp(dpp=True)
 
 
-@settings(max_examples=100, deadline=None)
-@given(xy, xy)
-def test_tangent_is_a_global_upper_bound_of_the_concave_part(
-    shadows: ShadowSet, p: tuple, p_bar: tuple
-) -> None:
-    q, qb = np.array(p), np.array(p_bar)
-    grad, h_bar = shadows.concave_tangent(qb)
-    # -H(p) <= -H(p_bar) - grad.(p - p_bar); 1e-9 absorbs round-off of log-sum-exps ~ 10.
-    assert shadows.concave_part(q[None])[0] <= -h_bar - grad @ (q - qb) + 1e-9
-    assert shadows.concave_part(qb[None])[0] == pytest.approx(-h_bar, abs=1e-12)
-
-
-@settings(max_examples=30, deadline=None)
-@given(xy)
-def test_tangent_gradient_matches_finite_differences(shadows: ShadowSet, p: tuple) -> None:
-    q, step = np.array(p), 1e-6
-    grad, _ = shadows.concave_tangent(q)
-    minus_h = shadows.concave_part
-    fd = [(minus_h((q + step * e)[None])[0] - minus_h((q - step * e)[None])[0]) / (2 * step)
-          for e in np.eye(2)]  # fmt: skip
-    # Central differences: O(step^2 * curvature / tau) truncation plus ~1e-10 round-off.
-    assert -grad == pytest.approx(np.array(fd), abs=1e-5)
-
-
-@settings(max_examples=100, deadline=None)
-@given(xy)
-def test_smooth_surrogate_is_close_to_its_clipped_limit(shadows: ShadowSet, p: tuple) -> None:
-    q = np.array(p)[None]
-    value, limit = shadows.value(q)[0], shadows.limit_value(q)[0]
-    rows = shadows.rows.shape[1]
-    # Each active slot moves by at most tau log(rows + 1) / eps (surrogate.py docstring).
-    bound = (
-        shadows.active.sum()
-        / shadows.num_samples
-        * (shadows.smoothing_m * math.log(rows + 1) / shadows.transition_m)
-    )
-    assert abs(value - limit) <= bound + 1e-12
-    assert 0.0 <= value <= shadows.active.sum() / shadows.num_samples + 1e-12
-
-
-@settings(max_examples=60, deadline=None)
-@given(xy)
-def test_clipped_limit_upper_bounds_the_blocked_fraction_of_samples(
-    shadows: ShadowSet, p: tuple
-) -> None:
-    ranked = [OCCLUDERS[i] for i in range(len(OCCLUDERS))]
-    samples = target_samples(TARGET, SurrogateConfig().sample_height_fractions)
-    origin = np.array([[*p, SENSOR_Z]])
-    blocked = segments_blocked(origin, samples, *stack_prisms(ranked))[0]
-    assert shadows.limit_value(np.array(p)[None])[0] >= blocked.mean() - 1e-12
+def test_visible_surface_is_the_faces_that_face_the_sensor() -> None:
+    surface = target_surface(TARGET, SurrogateConfig())
+    w = surface.weights(np.array([[20.0, -3.4]]), SENSOR_Z)[0]  # straight behind the +x face
+    facing = surface.normals[:, 0] > 0.5
+    top = surface.normals[:, 2] > 0.5
+    assert np.all(w[~(facing | top)] == 0.0) and np.all(w[facing] > 0.0)
+    assert w.sum() == pytest.approx(1.0)
+    assert np.count_nonzero(w) <= surface.max_facing
 
 
 @settings(max_examples=150, deadline=None)
@@ -125,15 +77,95 @@ def test_shadow_is_exactly_the_set_of_blocked_viewpoints(
     occluder = Polytope.from_box(np.array([x, y, 0.5 * height, length, width, height, yaw]))
     sample, view = np.array(q), np.array(p)
     assume(np.max(occluder.A @ sample[:2] - occluder.b) > 0.05)  # sample outside the occluder
-    poly = shadow_polygon(sample, occluder, sensor_z, far_m=100.0)
-    if poly is None:
+    normals, offsets, active = shadow_rows(sample[None], occluder, sensor_z, far_m=100.0)
+    if not active[0]:
         inside = False
     else:
-        a, b = polygon_halfspaces(poly)
-        margin = float(np.max(a @ view - b))
+        margin = float(np.max(normals[0] @ view - offsets[0]))
         assume(abs(margin) > 1e-3)  # not on the shadow's edge, where round-off decides
         inside = margin < 0.0
     origin = np.array([[*view, sensor_z]])
     a3, b3 = occluder.halfspaces_3d()
     assume(np.min(np.abs(a3 @ origin[0] - b3)) > 1e-3)
     assert inside == segments_blocked(origin, sample[None], *stack_prisms([occluder]))[0, 0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(xy)
+def test_sharp_limit_is_the_exact_occlusion_of_the_samples(p: tuple) -> None:
+    """eps -> 0 and beta = 0: the surrogate is the solid-angle-weighted blocked fraction of its
+    own samples on the visible faces, a ray blocked by two occluders counted once."""
+    cfg = SurrogateConfig(transition_m=1e-3, depth_gain=0.0, scan_fractions=(1.0,),
+                          scan_weights=(1.0,))  # fmt: skip
+    sh = build_shadows(TARGET, OCCLUDERS, cfg, SENSOR_Z, 60.0, PROBES, np.array([0.0]))
+    view = np.array(p)
+    surface = sh.surface
+    w = surface.weights(view[None], SENSOR_Z)[0]
+    blocked = segments_blocked(np.array([[*view, SENSOR_Z]]), surface.points,
+                               *stack_prisms(OCCLUDERS))[0]  # fmt: skip
+    phi = sh.phi(_views(p))[0, 0]
+    assume(np.all(np.abs(phi[np.isfinite(phi)]) > 1e-3))  # off every shadow edge
+    assert sh.value(_views(p))[0] == pytest.approx(float(w @ blocked), abs=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(xy, xy)
+def test_ccp_model_is_a_majorant_tight_at_its_point(
+    shadows: ShadowSet, p: tuple, p_bar: tuple
+) -> None:
+    model = shadows.ccp_model(np.array([p_bar]))
+    frozen = shadows.surface.weights(np.array([p_bar]), SENSOR_Z)[0]  # weights at p_bar
+    true_at_p = float(frozen @ shadows.blocked(_views(p))[0, 0])
+    # 1e-9: round-off of sums of O(10) terms
+    assert model.value(_views(p))[0] >= true_at_p - 1e-9
+    at_bar = shadows.value(_views(p_bar))[0]
+    assert model.value(_views(p_bar))[0] == pytest.approx(at_bar, abs=1e-9)
+
+
+def test_depth_term_points_out_of_a_deep_shadow() -> None:
+    """Deep in a shadow the indicator is flat; the depth term decreases toward the exit."""
+    sh = build_shadows(TARGET, OCCLUDERS[:1], ONE_SCAN, SENSOR_Z, 60.0, PROBES, np.array([0.0]))
+    inside = np.array([0.0, 0.6])
+    phi = sh.phi(_views(inside))[0, 0]
+    assert np.nanmin(phi[np.isfinite(phi)]) < -1.0  # deep in at least one sample's shadow
+    flat = sh.value(_views(inside), depth=False)[0]
+    step = inside + np.array([0.0, -0.5])  # toward the shadow's edge (the occluder's y side)
+    assert sh.value(_views(step), depth=False)[0] == pytest.approx(flat, abs=0.05)
+    assert sh.value(_views(step))[0] != pytest.approx(sh.value(_views(inside))[0], abs=1e-6)
+
+
+def test_overlapping_box_blocks_its_samples_from_everywhere() -> None:
+    overlap = Polytope.from_box(np.array([TARGET[0] - 2.5, TARGET[1], 1.0, 2.0, 2.5, 2.0, 0.0]))
+    sh = build_shadows(TARGET, [overlap], ONE_SCAN, SENSOR_Z, 60.0, PROBES, np.array([0.0]))
+    behind = np.array([[TARGET[0] - 12.0, TARGET[1]]])  # sees only the -x face: all inside
+    exact = exact_occlusion(np.array([[*behind[0], SENSOR_Z]]), TARGET, [overlap], 0.2)[0]
+    assert exact > 0.9 and sh.value(behind[:, None])[0] > 0.9
+
+
+def test_surrogate_ranks_viewpoints_like_the_exact_occlusion() -> None:
+    """Over random viewpoints the default surrogate (no depth term) orders them as the exact
+    slab-test occlusion does. Here Spearman is 0.88 and the MAE 0.02 (about 0.97 and 0.03 in
+    bench croa's check on sim scenes): the bounds 0.85 and 0.05 fail on a real regression (a
+    lost occluder or face moves them by more than 0.1), not on sampling noise."""
+    rng = np.random.default_rng(3)
+    views = rng.uniform([-6.0, -7.0], [12.0, 7.0], (150, 2))
+    free = np.all([np.max(views @ o.A.T - o.b, axis=1) > 0.0 for o in OCCLUDERS], axis=0)
+    views = views[free]
+    cfg = SurrogateConfig(scan_fractions=(1.0,), scan_weights=(1.0,))
+    sh = build_shadows(TARGET, OCCLUDERS, cfg, SENSOR_Z, 60.0, views, np.array([0.0]))
+    sur = sh.scan_values(views[:, None], depth=False)[:, 0]
+    exact = exact_occlusion(np.hstack([views, np.full((len(views), 1), SENSOR_Z)]), TARGET,
+                            OCCLUDERS, 0.2)  # fmt: skip
+    assert spearmanr(sur, exact).statistic > 0.85
+    assert np.mean(np.abs(sur - exact)) < 0.05
+
+
+def test_moving_occluder_casts_its_shadow_where_it_will_be() -> None:
+    moving = Polytope.from_box(np.array([7.0, 8.0, 0.75, 4.5, 1.9, 1.5, -math.pi / 2]),
+                               (0.0, -4.0))  # fmt: skip
+    times = np.array([0.0, 2.0])  # at 2 s it stands between the robot and the target
+    cfg = SurrogateConfig(scan_fractions=(0.5, 1.0), scan_weights=(0.5, 0.5))
+    sh = build_shadows(TARGET, [moving], cfg, SENSOR_Z, 60.0, PROBES, times)
+    here = np.array([[[0.0, -1.5], [0.0, -1.5]]])
+    per_scan = sh.scan_values(here, depth=False)[0]
+    assert per_scan[0] < 0.05 and per_scan[1] > 0.3

@@ -1,0 +1,106 @@
+"""``robomr bench lm``: the MoE language model and its token-level serving, all in one run.
+
+Quality (``bench.lm_quality``): test perplexity of mixSGA vs static GQA vs MHA at the same KV
+budget over the training seeds, the shipped model re-evaluated, a random-routing ablation, KV
+bytes per token, prefill/decode tokens/s, and the perplexity of each united-expert brownout level.
+
+Serving (``bench.lm_replay``): the Azure LLM conversation trace (ContextTokens, GeneratedTokens),
+lengths divided by ``--length-scale`` to fit the model's context, replayed on the real engine with
+the shipped model on a virtual clock of measured CPU time. The SLO is ``--slo-scale`` times the
+isolated latency (TTFT of the trace's 90th-percentile prompt alone; one decode step alone);
+offered load is a multiple of the capacity measured with every request queued at once.
+Bucket (BucketServe), FIFO continuous batching and static batching (max batch swept, best kept)
+run on the same arrivals. Brownout: the same model under on/off bursts with and without the
+BrownoutServe control law driving the united-expert level.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.lm_replay import AZURE_CONV
+from bench.report import BenchReport
+
+DESCRIPTION = (
+    "MoE LM: mixSGA vs GQA vs MHA perplexity over seeds, KV bytes/token, tokens/s, brownout "
+    "ppl cost; Azure-trace SLO attainment and goodput of bucket vs FIFO vs static batching; "
+    "brownout SLO violations under bursts"
+)
+MODELS = Path(__file__).resolve().parents[1] / "models" / "lm"
+TRAIN_HINT = (
+    "train the three variants first: robomr lm train --out models/lm --variants mixsga,gqa,mha "
+    "--seeds 0,1,2 (docs/lm.md, about 2 CPU-hours), then cp models/lm/mixsga-s0.safetensors "
+    "models/lm/mixsga.safetensors"
+)
+
+
+class LMReport(BenchReport):
+    """A BenchReport whose JSON also carries the issue's named figures at the top level."""
+
+    figures: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        from bench.report import _jsonable
+
+        return {**super().to_json(), **_jsonable(getattr(self, "figures", {}))}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", type=Path, default=MODELS / "mixsga.safetensors", help="served mixSGA weights"
+    )
+    parser.add_argument(
+        "--runs", type=Path, default=MODELS / "runs.json", help="training records (all seeds)"
+    )
+    parser.add_argument("--wordnet-dir", type=Path, help="WordNet data files (default: Debian's)")
+    parser.add_argument("--eval-tokens", type=int, help="test tokens evaluated (default: all)")
+    parser.add_argument("--trace", type=Path, default=AZURE_CONV, help="Azure LLM trace CSV")
+    parser.add_argument("--requests", type=int, default=200, help="trace rows replayed")
+    parser.add_argument("--length-scale", type=float, default=16.0, help="trace lengths / this")
+    parser.add_argument("--loads", default="0.5,0.8,1.0,1.3", help="offered load / capacity")
+    parser.add_argument("--slo-scale", type=float, default=5.0, help="SLO = this x isolated")
+    parser.add_argument("--kv-seqs", type=int, default=16, help="KV budget in max-length sequences")
+    parser.add_argument("--static-batches", default="4,8,16,32", help="static max_batch sweep")
+    parser.add_argument("--burst-seconds", type=float, default=24.0, help="burst run length (s)")
+    parser.add_argument(
+        "--burst-factors", default="1.3,1.6", help="burst rate / capacity (first is the headline)"
+    )
+    parser.add_argument("--levels", default="1,0.75,0.5,0.25,0", help="brownout levels tau")
+    parser.add_argument("--decode-steps", type=int, default=32, help="timed decode steps")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> BenchReport:
+    from bench.lm_quality import quality_section
+    from bench.lm_serving import serving
+    from offload.models.lm.checkpoint import load_model
+    from offload.models.lm.corpus import WORDNET_DIR
+    from offload.models.lm.recipe import prepare_data
+
+    torch.set_num_threads(1)
+    if not args.model.is_file() or not args.runs.is_file():
+        raise ValueError(f"{args.model} or {args.runs} not found: {TRAIN_HINT}")
+    model = load_model(args.model)
+    streams, corpus = prepare_data(
+        args.model.parent, model.cfg.vocab_size, args.wordnet_dir or WORDNET_DIR
+    )
+    report = LMReport(
+        name="lm",
+        settings={
+            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "json"
+        },
+    )
+    figures: dict[str, Any] = {}
+    # serving first: the quality section reads runs.json last, so a sweep still training its
+    # later seeds while this runs is counted as far as it got (the table shows the seeds)
+    serving(args, model, streams, report, figures)
+    quality_section(args, model, streams, report, figures)
+    report.figures = figures
+    report.notes.append(
+        f"corpus sha256 {corpus['sha256'][:16]}..., test split {corpus['tokens']['test']} tokens"
+    )
+    return report

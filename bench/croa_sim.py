@@ -1,0 +1,322 @@
+"""CROA (arXiv 2412.18453) in the simulator's closed loop, with perception in the loop: the
+adapter between the pure planning library and the simulator, used by ``robomr bench croa``.
+
+One episode of one method on one scene (``run_episode``), all in the map frame:
+
+- The world moves: the scene's moving vehicles drive in their lanes (``sim.Traffic``: they
+  wait while the robot stands in their lane ahead of them) and the raycasting world is rebuilt
+  when they moved.
+- Perception, every ``perception_period_s`` of sim time (while driving and at rest): a lidar
+  scan from the robot's pose, the detector on it (``perception.detect`` with a loaded model:
+  any checkpoint ``perception.checkpoint.load_detector`` reads), its boxes and the scan's
+  points to the map frame, then ``PerceivedWorld.update`` (tracking, target association with
+  the request, lidar evidence of occluders the detector missed).
+- Planning, whenever the robot has come to rest after a plan (and at the start): the planner
+  gets ``PerceivedWorld.observation`` (the static map, the other tracks with their predicted
+  motion, the target estimate), and ``sim.PurePursuit`` drives ``sim.BicycleRobot`` along the
+  plan at 1 / ``sim_dt_s`` Hz until it has arrived and stopped (at most the plan's duration plus
+  ``settle_s``).
+- No early stop: the episode makes ``plans`` plans. After the b-th plan the robot is at rest and
+  the record ``after[b]`` holds the true occlusion there, the target estimate's centre error and
+  whether the target was detected with the confidence threshold in that frame (the budget
+  sweep reads these prefixes: the methods do not know their budget). The MAD early stop is the
+  first frame whose target score reaches ``confidence``: a copy of the robot and the traffic
+  brakes to rest from there and is scored the same way (``mad``).
+
+Ground truth (sim.occlusion_ratio, the target's true box, the true obstacle boxes) only scores:
+occlusion, centre error, collisions (exact footprint-box distance < 0 at any step) and points.
+The request (where to look) is the target's true position with ``request_noise_m`` of noise.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from perception.detect import detect
+from planning.croa import Planner, PlannerState, RobotModel, RobotState
+from planning.croa.collision import ObstacleSet, footprints
+from planning.croa.kinematics import base_to_rear
+from planning.croa.types import Polytope
+from planning.croa.world_model import PerceivedWorld, WorldModelConfig
+from sim import (
+    BicycleRobot,
+    Lidar,
+    PurePursuit,
+    PurePursuitConfig,
+    RobotConfig,
+    Traffic,
+    World,
+    occlusion_ratio,
+)
+from sim import RobotState as SimRobotState
+from sim import Scene as SimScene
+from sim.materials import CLASSES
+from sim.truth import boxes_to_frame
+
+STOPPED_MPS = 0.05  # a driven plan ends once the follower has arrived and |v| is below this
+TRACK_STEPS = 5  # the record keeps the robot position every 5 steps (0.25 s)
+
+
+@dataclass(frozen=True)
+class EpisodeSettings:
+    """Closed-loop settings shared by every method (module docstring).
+
+    Attributes:
+        plans: plans per episode (the largest budget). perception_period_s: time between
+        detector frames (s). sim_dt_s: simulation and control step (s). settle_s: extra time
+        to arrive after a plan's duration (s). min_score: detections below this score are not
+        fed to the tracker. confidence: target score of a confident detection (MAD stop).
+        sweep: further thresholds whose MAD stops are also recorded (the knob's sweep).
+        request_noise_m: standard deviation of the request's position error (m, per axis /
+        sqrt 2).
+    """
+
+    plans: int = 6
+    perception_period_s: float = 0.5
+    sim_dt_s: float = 0.05
+    settle_s: float = 3.0
+    min_score: float = 0.3
+    confidence: float = 0.8
+    sweep: tuple[float, ...] = (0.7, 0.9)
+    request_noise_m: float = 1.0
+
+
+def planner_robot(config: RobotConfig) -> RobotModel:
+    """CROA's robot model with the simulator robot's geometry and lidar mount. The planning
+    speed limits stay RobotModel's (below the simulator's physical ones), and no reversing:
+    the simulator's pure pursuit only drives forward."""
+    names = ("length_m", "width_m", "wheelbase_m", "lidar_x_m", "lidar_z_m")
+    return RobotModel(**{n: float(getattr(config, n)) for n in names}, max_reverse_speed_mps=0.0)
+
+
+def planner_state(state: SimRobotState, robot: RobotModel) -> RobotState:
+    """The simulator's state as a planner input, speed and steering clipped to the planning
+    limits (pure pursuit may cruise faster than the planner plans)."""
+    v = float(np.clip(state.v_mps, -robot.max_reverse_speed_mps, robot.max_speed_mps))
+    steer = float(np.clip(state.steer_rad, -robot.max_steer_rad, robot.max_steer_rad))
+    return RobotState(state.x_m, state.y_m, state.yaw_rad, v, steer)
+
+
+def static_map(scene: SimScene) -> np.ndarray:
+    """The map a robot would be given: every obstacle box except vehicles [S, 7]."""
+    boxes, names = scene.obstacle_boxes()
+    keep = [i for i, n in enumerate(names) if scene.objects[scene.index(n)].kind not in CLASSES]
+    return boxes[keep]
+
+
+class SimWorld:
+    """The moving simulated world: traffic, its raycasting world, ground-truth collisions."""
+
+    def __init__(self, scene: SimScene) -> None:
+        if scene.target_name is None:
+            raise ValueError(f"scene {scene.name!r} (seed {scene.seed}) has no target")
+        self.traffic = Traffic(scene)
+        self.scene = scene
+        self.target_index = scene.target_index
+        self.target_box = np.asarray(scene.objects[self.target_index].box, dtype=np.float64)
+        boxes, names = scene.obstacle_boxes()
+        moving = {o.name for o in scene.objects if o.speed_mps != 0.0}
+        self._static = ObstacleSet([Polytope.from_box(b) for b, n in zip(boxes, names, strict=True)
+                                    if n not in moving], 4)  # fmt: skip
+        self._world: World | None = None
+
+    def step(self, dt_s: float, robot: BicycleRobot) -> None:
+        if self.traffic.has_movers:
+            corners = footprints(base_to_rear(robot.state.pose, _ROBOT)[None], _ROBOT)[0]
+            self.traffic.step(dt_s, [corners])
+            self._world = None
+
+    def copy(self) -> SimWorld:
+        """An independent copy (the traffic state is copied; the raycaster is rebuilt)."""
+        twin = copy.copy(self)
+        twin.traffic, twin._world = copy.deepcopy(self.traffic), None
+        return twin
+
+    def world(self) -> World:
+        if self._world is None:
+            self._world = World(self.traffic.scene())
+        return self._world
+
+    def clearance(self, state: SimRobotState, robot: RobotModel) -> float:
+        """Least distance of the robot's footprint to every obstacle (movers now) (m)."""
+        foot = footprints(base_to_rear(np.array([state.x_m, state.y_m, state.yaw_rad]),
+                                       robot)[None], robot)  # fmt: skip
+        sd = [self._static.signed_distances(foot, 1.0)[0].min(initial=np.inf)]
+        if self.traffic.has_movers:
+            movers = [o.box for o in self.traffic.scene().objects if o.speed_mps != 0.0]
+            sd.append(ObstacleSet([Polytope.from_box(b) for b in movers], 4)
+                      .signed_distances(foot, 1.0)[0].min(initial=np.inf))  # fmt: skip
+        return float(min(sd))
+
+
+_ROBOT = planner_robot(RobotConfig())  # footprint of the default simulated robot
+
+
+class Episode:
+    """One method on one scene (module docstring); ``run`` returns the JSON-able record."""
+
+    def __init__(self, planner: Planner, scene: SimScene, model: Any, lidar: Lidar, seed: int,
+                 settings: EpisodeSettings) -> None:  # fmt: skip
+        self.planner, self.model, self.lidar, self.s = planner, model, lidar, settings
+        self.sim = SimWorld(scene)
+        self.config = RobotConfig()
+        self.model_robot = planner_robot(self.config)
+        # the follower cruises at the planning speed limit: a plan's timing (what its clearance
+        # to moving vehicles depends on) is kept roughly, not at the simulator's 4 m/s default
+        self.follower = PurePursuitConfig(target_speed_mps=self.model_robot.max_speed_mps)
+        self.robot = BicycleRobot(self.config, SimRobotState(*scene.ego_start))
+        self.rng = np.random.default_rng([seed, 7])  # scan noise: the same stream per method
+        noise = np.random.default_rng([seed, 11]).normal(0.0, settings.request_noise_m / 2**0.5, 2)
+        t = self.sim.target_box
+        self.world = PerceivedWorld(static_map(scene), (t[0] + noise[0], t[1] + noise[1], t[6]),
+                                    WorldModelConfig())  # fmt: skip
+        self.t_s, self.path_m, self.plans, self.min_clear, self.steps = 0.0, 0.0, 0, np.inf, 0
+        self.last_frame_s = -np.inf
+        self.score: float | None = None
+        self.mad: dict[float, dict[str, Any]] = {}  # threshold -> the stop's outcome
+        self.forking = True
+        self.timing: list[dict[str, float]] = []
+        self.frames: list[list[float]] = []  # per frame: t_s, target score (-1: none), points
+        self.track = [[0.0, *scene.ego_start[:2]]]  # t_s, x, y every TRACK_STEPS steps
+        self.cycles: list[dict[str, Any]] = []
+
+    # -- perception ----------------------------------------------------------------------------
+    def frame(self) -> None:
+        """Scan, detect, track; the first confident frame forks the MAD stop."""
+        T = self.robot.T_world_lidar()
+        scan = self.lidar.scan(self.sim.world(), T, self.rng)
+        (found,) = detect(self.model, [scan.points])
+        keep = found.scores >= self.s.min_score
+        boxes = boxes_to_frame(T, found.boxes[keep])
+        points = scan.points[:, :3] @ T[:3, :3].T + T[:3, 3]  # map frame
+        start, cpu = time.perf_counter(), time.process_time()
+        est = self.world.update(round(self.t_s * 1e9), boxes, found.scores[keep],
+                                found.labels[keep], points, T[:3, 3])  # fmt: skip
+        self.update_ms = 1e3 * (time.perf_counter() - start)
+        self.update_cpu_ms = 1e3 * (time.process_time() - cpu)
+        self.score, self.estimate = est.score, est.box
+        self.points = int(np.count_nonzero(scan.object_index == self.sim.target_index))
+        self.last_frame_s = self.t_s
+        self.frames.append([round(self.t_s, 3), -1.0 if est.score is None else round(est.score, 4),
+                            self.points])  # fmt: skip
+        for threshold in (self.s.confidence, *self.s.sweep):
+            if self.forking and threshold not in self.mad and self.confident_at(threshold):
+                self.mad[threshold] = self.fork_stop(threshold)
+
+    def confident_at(self, threshold: float) -> bool:
+        return self.score is not None and self.score >= threshold
+
+    @property
+    def confident(self) -> bool:
+        return self.confident_at(self.s.confidence)
+
+    def outcome(self) -> dict[str, Any]:
+        """True occlusion, centre error of the estimate, detection and points, now."""
+        origin = self.robot.T_world_lidar()[:3, 3]
+        occ = occlusion_ratio(self.sim.world(), origin, self.sim.target_box, self.sim.target_index)
+        error = float(np.hypot(*(self.estimate[:2] - self.sim.target_box[:2])))
+        return {"occ": occ, "error": error, "detected": self.confident, "points": self.points,
+                "path_m": self.path_m, "t_s": self.t_s, "plans": self.plans,
+                "collided": self.min_clear < 0.0}  # fmt: skip
+
+    def fork_stop(self, threshold: float) -> dict[str, Any]:
+        """MAD early stop now: a copy brakes to rest, takes a frame and is scored (detected:
+        the target's score reaches ``threshold`` in that frame)."""
+        twin = copy.copy(self)
+        twin.robot = copy.deepcopy(self.robot)
+        twin.sim = self.sim.copy()
+        twin.world = copy.deepcopy(self.world)
+        twin.rng = copy.deepcopy(self.rng)
+        twin.forking, twin.frames, twin.track = False, [], []
+        confident_s = self.t_s
+        twin.brake(frames=False)
+        twin.frame()
+        return twin.outcome() | {"time_s": confident_s,
+                                 "detected": twin.confident_at(threshold)}  # fmt: skip
+
+    # -- motion --------------------------------------------------------------------------------
+    def advance(self, accel: float, steer: float, frames: bool = True) -> None:
+        before = self.robot.state
+        self.robot.step(accel, steer, self.s.sim_dt_s)
+        self.sim.step(self.s.sim_dt_s, self.robot)
+        self.t_s += self.s.sim_dt_s
+        s = self.robot.state
+        self.path_m += math.hypot(s.x_m - before.x_m, s.y_m - before.y_m)
+        self.min_clear = min(self.min_clear, self.sim.clearance(s, self.model_robot))
+        self.steps += 1
+        if self.steps % TRACK_STEPS == 0:
+            self.track.append([round(self.t_s, 2), round(s.x_m, 3), round(s.y_m, 3)])
+        if frames and self.t_s - self.last_frame_s >= self.s.perception_period_s - 1e-9:
+            self.frame()
+
+    def drive(self, poses: np.ndarray, duration_s: float) -> None:
+        """Follows a plan until arrived and at rest (at most its duration plus settle_s, then
+        brakes); a cycle lasts at least one perception period (a plan that stays still lets
+        the world, traffic included, move on for that long)."""
+        follower = PurePursuit(self.config, self.follower)
+        follower.set_path(poses)
+        start = self.t_s
+        for _ in range(max(1, math.ceil((duration_s + self.s.settle_s) / self.s.sim_dt_s))):
+            cmd = follower.command(self.robot.state)
+            self.advance(cmd.accel_mps2, cmd.steer_rad)
+            if cmd.done and abs(self.robot.state.v_mps) < STOPPED_MPS:
+                break
+        self.brake()
+        a_max, dt = self.config.max_accel_mps2, self.s.sim_dt_s
+        while self.t_s - start < self.s.perception_period_s - 1e-9:  # hold still
+            hold = float(np.clip(-self.robot.state.v_mps / dt, -a_max, a_max))
+            self.advance(hold, self.robot.state.steer_rad)
+
+    def brake(self, frames: bool = True) -> None:
+        """Full braking, wheels held, until at rest (a plan not finished in time ends here)."""
+        a_max, dt = self.config.max_accel_mps2, self.s.sim_dt_s
+        while abs(self.robot.state.v_mps) >= STOPPED_MPS:  # to exactly 0, no overshoot
+            brake = float(np.clip(-self.robot.state.v_mps / dt, -a_max, a_max))
+            self.advance(brake, self.robot.state.steer_rad, frames)
+
+    def run(self) -> dict[str, Any]:
+        self.frame()
+        after = [self.outcome()]
+        state: PlannerState | None = None
+        for _ in range(self.s.plans):
+            start, cpu = time.perf_counter(), time.process_time()
+            obs = self.world.observation(round(self.t_s * 1e9),
+                                         planner_state(self.robot.state, self.model_robot),
+                                         self.model_robot)  # fmt: skip
+            observe_ms = 1e3 * (time.perf_counter() - start)
+            cpu_plan = time.process_time()
+            result, state = self.planner.plan(obs, state)
+            done_cpu = time.process_time()
+            self.plans += 1
+            # wall time is what a robot waits for; CPU time of this process is what the cycle
+            # costs when the machine is shared (the benchmark machine is loaded)
+            self.timing.append({"update_ms": self.update_ms, "observe_ms": observe_ms,
+                                "plan_ms": result.timings.total_ms,
+                                "solve_ms": result.timings.solve_ms,
+                                "solves": result.timings.num_solves,
+                                "cycle_cpu_ms": self.update_cpu_ms
+                                + 1e3 * (done_cpu - cpu),
+                                "plan_cpu_ms": 1e3 * (done_cpu - cpu_plan)})  # fmt: skip
+            self.cycles.append({"status": result.status.value, "message": result.message,
+                                "starts": [vars(r) for r in result.starts]})  # fmt: skip
+            self.drive(result.trajectory.poses, float(result.trajectory.times_s[-1]))
+            if self.t_s > self.last_frame_s:  # the decision frame at rest
+                self.frame()
+            after.append(self.outcome())
+
+        def stop(threshold: float) -> dict[str, Any]:
+            if threshold in self.mad:
+                return self.mad[threshold] | {"confident": True}
+            return after[-1] | {"time_s": None, "confident": False}
+
+        return {"after": after, "mad": stop(self.s.confidence),
+                "mad_sweep": {str(t): stop(t) for t in self.s.sweep},
+                "timing": self.timing, "cycles": self.cycles, "frames": self.frames,
+                "track": self.track,
+                "min_clearance_m": float(self.min_clear)}  # fmt: skip

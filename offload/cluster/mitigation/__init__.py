@@ -1,0 +1,109 @@
+"""Interference mitigation strategies (pure) and the variants that combine them.
+
+| variant | strategies | what it models |
+| --- | --- | --- |
+| ``off`` | none | co-location without QoS management |
+| ``suppress`` | CPU suppress | Koordinator's BE CPU suppress (cfs quota policy) |
+| ``full`` | steering + CPU suppress + pause/evict, on predicted CPI | C-Koordinator |
+
+In ``full`` the prediction also sets how hard to suppress (the threshold rises by
+``full_relax_frac`` while the requests are predicted to meet little interference) and when to
+pause (on the rate-weighted inflation, after steering has done what it can): see
+``suppress`` and ``evict``.
+| ``steer`` | steering only | ablation: what prediction-driven routing alone does |
+
+:func:`decide` runs a variant's strategies on one observation; the executor applies the actions.
+Each strategy lives in its own module with its formula in the docstring: ``suppress``,
+``evict``, ``steer``, ``placement``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from offload.cluster.mitigation import evict, steer, suppress
+from offload.cluster.mitigation.interface import (
+    Action,
+    CoRunnerView,
+    EvictCoRunner,
+    MitigationError,
+    Observation,
+    PauseCoRunner,
+    PlaceReplica,
+    ReplicaView,
+    ResumeCoRunner,
+    SetBeLimit,
+    SetWeights,
+)
+
+VARIANTS = ("off", "suppress", "full", "steer")
+
+__all__ = [
+    "VARIANTS",
+    "Action",
+    "CoRunnerView",
+    "EvictCoRunner",
+    "MitigationConfig",
+    "MitigationError",
+    "MitigationState",
+    "Observation",
+    "PauseCoRunner",
+    "PlaceReplica",
+    "ReplicaView",
+    "ResumeCoRunner",
+    "SetBeLimit",
+    "SetWeights",
+    "decide",
+]
+
+
+@dataclass(frozen=True)
+class MitigationConfig:
+    """A variant and its strategies' settings."""
+
+    variant: str = "full"
+    suppress: suppress.SuppressConfig = field(default_factory=suppress.SuppressConfig)
+    evict: evict.EvictConfig = field(default_factory=evict.EvictConfig)
+    steer: steer.SteerConfig = field(default_factory=steer.SteerConfig)
+    # what ``full`` adds to the Koordinator strategies: prediction-aware suppress and pausing
+    full_relax_frac: float = 0.15
+    full_traffic_weighted: bool = True
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise MitigationError(f"variant={self.variant!r} must be one of {', '.join(VARIANTS)}")
+
+
+@dataclass(frozen=True)
+class MitigationState:
+    suppress: suppress.SuppressState = field(default_factory=suppress.SuppressState)
+    evict: evict.EvictState = field(default_factory=evict.EvictState)
+    steer: steer.SteerState = field(default_factory=steer.SteerState)
+
+
+def decide(
+    obs: Observation, state: MitigationState, config: MitigationConfig
+) -> tuple[list[Action], MitigationState]:
+    """The variant's actions for one interval, steering first (it acts within the interval),
+    then the cap, then at most one co-runner change."""
+    if config.variant == "off":
+        return [], state
+    actions: list[Action] = []
+    if config.variant in ("full", "steer"):
+        a, s = steer.decide(obs, state.steer, config.steer)
+        actions += a
+        state = replace(state, steer=s)
+    if config.variant == "steer":
+        return actions, state
+    sup, ev = config.suppress, config.evict
+    if config.variant == "full":
+        sup = replace(sup, relax_frac=min(config.full_relax_frac, 1 - sup.threshold_frac))
+        ev = replace(ev, traffic_weighted=config.full_traffic_weighted)
+    a, s2 = suppress.decide(obs, state.suppress, sup)
+    actions += a
+    state = replace(state, suppress=s2)
+    if config.variant == "full":
+        a, s3 = evict.decide(obs, state.evict, ev)
+        actions += a
+        state = replace(state, evict=s3)
+    return actions, state

@@ -1,0 +1,154 @@
+"""What the mitigation strategies see and what they may ask for.
+
+Every strategy is a pure function ``decide(observation, state, config) -> (actions, state)``
+(the Koordinator shape: one directory per strategy, a tiny interface, one executor that alone
+applies actions and logs each change: :mod:`offload.cluster.executor`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+NAN = float("nan")
+
+
+class MitigationError(ValueError):
+    """A bad strategy setting (the message names the field and the limit)."""
+
+
+@dataclass(frozen=True)
+class ReplicaView:
+    """A latency-sensitive replica as the agent sees it in one interval.
+
+    Attributes:
+        name: replica name.
+        cpus: cpus it may run on.
+        cpu_used: CPU it used (cores).
+        cpi: measured CPI (probe or PMU), NaN when not measured this interval.
+        reference_cpi: the probe's calibrated uncontended CPI (NaN if unknown).
+        predicted_cpi: the predictor's CPI for the next interval, NaN without a predictor.
+        predicted_cpi_resumed: the same if every paused co-runner were resumed (NaN if none is
+            paused or no predictor).
+        rate_per_s: requests per second it answered.
+        latency_p90_ms: P90 latency of those requests (NaN if none).
+    """
+
+    name: str
+    cpus: tuple[int, ...]
+    cpu_used: float = 0.0
+    cpi: float = NAN
+    reference_cpi: float = NAN
+    predicted_cpi: float = NAN
+    predicted_cpi_resumed: float = NAN
+    rate_per_s: float = 0.0
+    latency_p90_ms: float = NAN
+
+    def inflation(self, predicted: bool = True) -> float:
+        """CPI / reference: the predicted one where there is a prediction, else the measured."""
+        cpi = self.predicted_cpi if predicted and not math.isnan(self.predicted_cpi) else self.cpi
+        return cpi / self.reference_cpi if self.reference_cpi > 0 else NAN
+
+
+@dataclass(frozen=True)
+class CoRunnerView:
+    """A best-effort co-runner in one interval (state: running, paused, stopped, evicted)."""
+
+    name: str
+    kind: str
+    cpus: tuple[int, ...]
+    cpu_used: float = 0.0
+    state: str = "running"
+    limit_cores: float | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One control interval.
+
+    Attributes:
+        t_s: monotonic time (s).
+        capacity_cores: the node's CPUs.
+        node_cpu_used: CPU used on the node by everything (cores).
+        replicas: latency-sensitive replicas.
+        corunners: best-effort co-runners.
+        be_limit_cores: the best-effort group's current cap (None: uncapped).
+    """
+
+    t_s: float
+    capacity_cores: float
+    node_cpu_used: float
+    replicas: tuple[ReplicaView, ...] = ()
+    corunners: tuple[CoRunnerView, ...] = ()
+    be_limit_cores: float | None = None
+
+    @property
+    def ls_cpu_used(self) -> float:
+        return sum(r.cpu_used for r in self.replicas)
+
+    @property
+    def be_cpu_used(self) -> float:
+        return sum(c.cpu_used for c in self.corunners)
+
+    def served_inflation(self) -> float:
+        """The inflation the requests meet: replicas' inflations weighted by their request
+        rates (unweighted mean when nothing was served; NaN when nothing is known)."""
+        pairs = [
+            (r.rate_per_s, r.inflation()) for r in self.replicas if not math.isnan(r.inflation())
+        ]
+        if not pairs:
+            return NAN
+        total = sum(w for w, _ in pairs)
+        if total <= 0:
+            return sum(x for _, x in pairs) / len(pairs)
+        return sum(w * x for w, x in pairs) / total
+
+
+@dataclass(frozen=True)
+class Action:
+    """Base of every action; ``reason`` is logged with the change."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class SetBeLimit(Action):
+    """Cap the best-effort group at ``cores`` CPUs (None: lift the cap)."""
+
+    cores: float | None
+
+
+@dataclass(frozen=True)
+class PauseCoRunner(Action):
+    name: str
+
+
+@dataclass(frozen=True)
+class ResumeCoRunner(Action):
+    name: str
+
+
+@dataclass(frozen=True)
+class EvictCoRunner(Action):
+    name: str
+
+
+@dataclass(frozen=True)
+class SetWeights(Action):
+    """Router weights per replica, (0, 1]: a replica's share of new requests scales with it."""
+
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlaceReplica(Action):
+    """Start the next replica on these cpus."""
+
+    cpus: tuple[int, ...]
+
+
+def overlap(a: tuple[int, ...], b: tuple[int, ...], all_cpus: int) -> float:
+    """Share of ``a``'s cpus that ``b`` may also use (an empty set means every cpu)."""
+    sa = set(a) or set(range(all_cpus))
+    sb = set(b) or set(range(all_cpus))
+    return len(sa & sb) / len(sa) if sa else 0.0

@@ -1,0 +1,202 @@
+"""mixSGA attention: attention experts with different KV group sizes sharing one set of weights.
+
+Weight sharing (arXiv 2506.13541, point (2)): one key and one value projection with
+``kv_heads = n_heads / g_0`` heads (g_0 the smallest group size). Expert e, with group size g_e,
+mean-pools each run of ``g_e / g_0`` consecutive KV heads into one (the standard MHA-to-GQA
+conversion), so its tokens keep ``n_heads / g_e`` KV heads, and query head h reads pooled head
+``h // g_e``. Pooling is linear and commutes with RoPE (the same rotation at one position), so
+pooled keys are rotated keys of a pooled projection. The router adds only ``d_model x E`` weights.
+
+Static GQA and dense MHA are the same module with a single expert (g = 2 and g = 1): no router,
+no pooling. Which expert a token uses is decided by ``routing`` (expert choice in training, causal
+argmax under the KV guard at inference).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from offload.models.lm.cache import KVCache
+from offload.models.lm.config import LMConfig
+from offload.models.lm.routing import (
+    causal_route,
+    expert_choice,
+    onehot_loss,
+    straight_through,
+)
+
+Routing = Literal["expert_choice", "causal"]
+
+
+class Rope(nn.Module):
+    """Rotary position embedding (rotate-half convention, as in Llama)."""
+
+    def __init__(self, head_dim: int, max_len: int, theta: float) -> None:
+        super().__init__()
+        inv_freq = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+        angles = torch.arange(max_len, dtype=torch.float64)[:, None] * inv_freq[None, :]
+        self.register_buffer("cos", angles.cos().float(), persistent=False)  # [L, dh/2]
+        self.register_buffer("sin", angles.sin().float(), persistent=False)
+
+    def forward(self, x: Tensor, pos: Tensor) -> Tensor:
+        """x [B, T, h, dh] rotated by positions pos [B, T]."""
+        cos = self.cos[pos][:, :, None, :]  # [B, T, 1, dh/2]
+        sin = self.sin[pos][:, :, None, :]
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
+
+class MixSGAAttention(nn.Module):
+    """Causal self-attention with per-token KV group size (one expert: plain MHA or GQA)."""
+
+    def __init__(self, cfg: LMConfig, layer: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.layer = layer
+        h, dh, hk = cfg.n_heads, cfg.head_dim, cfg.kv_heads
+        self.q_proj = nn.Linear(cfg.d_model, h * dh, bias=False)
+        self.k_proj = nn.Linear(cfg.d_model, hk * dh, bias=False)
+        self.v_proj = nn.Linear(cfg.d_model, hk * dh, bias=False)
+        self.o_proj = nn.Linear(h * dh, cfg.d_model, bias=False)
+        g0 = cfg.attn_group_sizes[0]
+        self.pool = tuple(g // g0 for g in cfg.attn_group_sizes)  # shared heads per expert head
+        self.expert_kv_heads = tuple(hk // p for p in self.pool)
+        self.costs = tuple(1.0 / g for g in cfg.attn_group_sizes)  # KV per token vs MHA
+        self.fractions = cfg.capacity_fractions()
+        n = cfg.n_attn_experts
+        self.router = nn.Linear(cfg.d_model, n, bias=True) if n > 1 else None
+        self.scale = 1.0 / math.sqrt(dh)
+
+    def _pooled(self, t: Tensor, expert: int) -> Tensor:
+        """[..., kv_heads, dh] -> [..., kv_heads / pool_e, dh] (mean of consecutive heads)."""
+        p = self.pool[expert]
+        if p == 1:
+            return t
+        return t.unflatten(-2, (t.shape[-2] // p, p)).mean(dim=-2)
+
+    def _qkv(self, x: Tensor, pos: Tensor, rope: Rope) -> tuple[Tensor, Tensor, Tensor]:
+        b, t, _ = x.shape
+        q = rope(self.q_proj(x).view(b, t, self.cfg.n_heads, -1), pos)
+        k = rope(self.k_proj(x).view(b, t, self.cfg.kv_heads, -1), pos)
+        v = self.v_proj(x).view(b, t, self.cfg.kv_heads, -1)
+        return q, k, v
+
+    def forward(
+        self,
+        x: Tensor,  # [B, T, d_model]
+        pos: Tensor,  # [B, T] int64 positions
+        rope: Rope,
+        routing: Routing,
+        valid: Tensor | None = None,  # [B, T] bool, False on right padding
+        cache: KVCache | None = None,  # filled with this layer's KV (prefill) if given
+    ) -> tuple[Tensor, dict[str, Tensor]]:  # [B, T, d_model], auxiliary terms
+        """Whole sequences at once (training, evaluation, prefill)."""
+        b, t, _ = x.shape
+        q, k, v = self._qkv(x, pos, rope)
+        aux: dict[str, Tensor] = {}
+        assigned = torch.zeros((b, t), dtype=torch.long)
+        if self.router is None:
+            k_eff, v_eff = k, v
+        else:
+            probs = torch.softmax(self.router(x), dim=-1)  # [B, T, E]
+            if routing == "expert_choice":
+                assigned = expert_choice(probs, self.fractions)
+                weights = straight_through(assigned, probs)
+                aux["onehot"] = onehot_loss(probs, assigned)
+            else:
+                used = torch.zeros(b, dtype=torch.float64)
+                count = torch.zeros(b, dtype=torch.long)
+                if cache is not None:
+                    used, count = cache.kv_used[self.layer], cache.lengths
+                assigned, used, _ = causal_route(
+                    probs, self.costs, self.cfg.kv_budget, used, count, valid
+                )
+                if cache is not None:
+                    cache.kv_used[self.layer] = used
+                weights = F.one_hot(assigned, len(self.pool)).to(x.dtype)
+            aux["assigned"] = assigned
+            aux["probs"] = probs
+            k_eff = sum(
+                weights[..., e, None, None] * self._expand(self._pooled(k, e), e)
+                for e in range(len(self.pool))
+            )
+            v_eff = sum(
+                weights[..., e, None, None] * self._expand(self._pooled(v, e), e)
+                for e in range(len(self.pool))
+            )
+        if cache is not None:
+            self._store(cache, k, v, assigned, valid)
+        g0 = self.cfg.attn_group_sizes[0]
+        out = F.scaled_dot_product_attention(
+            q.transpose(1, 2),
+            k_eff.repeat_interleave(g0, dim=2).transpose(1, 2),
+            v_eff.repeat_interleave(g0, dim=2).transpose(1, 2),
+            is_causal=True,
+        )  # [B, H, T, dh]
+        return self.o_proj(out.transpose(1, 2).reshape(b, t, -1)), aux
+
+    def _expand(self, pooled: Tensor, expert: int) -> Tensor:
+        """Pooled heads back to the shared heads (each read by its whole group)."""
+        p = self.pool[expert]
+        return pooled if p == 1 else pooled.repeat_interleave(p, dim=-2)
+
+    def _store(
+        self, cache: KVCache, k: Tensor, v: Tensor, assigned: Tensor, valid: Tensor | None
+    ) -> None:
+        for e in range(len(self.pool)):
+            mask = assigned == e
+            if valid is not None:
+                mask &= valid
+            rows, cols = mask.nonzero(as_tuple=True)
+            cache.append(
+                self.layer,
+                e,
+                rows,
+                self._pooled(k[rows, cols], e),
+                self._pooled(v[rows, cols], e),
+            )
+
+    def decode(
+        self,
+        x: Tensor,  # [B, d_model] one new token per row
+        pos: Tensor,  # [B] int64 its position
+        rope: Rope,
+        cache: KVCache,
+    ) -> Tensor:  # [B, d_model]
+        """One token per row against the cache (the token is appended to the cache first)."""
+        b = x.shape[0]
+        q, k, v = (t[:, 0] for t in self._qkv(x[:, None], pos[:, None], rope))  # [B, h, dh]
+        if self.router is None:
+            assigned = torch.zeros(b, dtype=torch.long)
+        else:
+            probs = torch.softmax(self.router(x), dim=-1)[:, None]  # [B, 1, E]
+            chosen, used, _ = causal_route(
+                probs, self.costs, self.cfg.kv_budget, cache.kv_used[self.layer], cache.lengths
+            )
+            cache.kv_used[self.layer] = used
+            assigned = chosen[:, 0]
+        scores, values = [], []
+        for e in range(len(self.pool)):
+            rows = (assigned == e).nonzero(as_tuple=True)[0]
+            k_e, v_e = self._pooled(k[rows], e), self._pooled(v[rows], e)
+            cache.append(self.layer, e, rows, k_e, v_e, one_per_row=True)
+            keys, vals, mask = cache.view(self.layer, e)  # [B, he, n, dh], [B, n]
+            if keys.shape[2] == 0:
+                continue
+            qg = q.unflatten(1, (keys.shape[1], -1))  # [B, he, G, dh]: head h reads h // G
+            s = (qg @ keys.transpose(-1, -2)).flatten(1, 2) * self.scale  # [B, H, n]
+            scores.append(s.masked_fill(~mask[:, None, :], float("-inf")))  # [B, H, n]
+            values.append(vals)
+        attn = torch.softmax(torch.cat(scores, dim=-1), dim=-1)
+        out = torch.zeros_like(q)  # [B, H, dh]
+        start = 0
+        for s, vals in zip(scores, values, strict=True):
+            a = attn[..., start : start + s.shape[-1]].unflatten(1, (vals.shape[1], -1))
+            out += (a @ vals).flatten(1, 2)  # [B, he, G, dh] -> [B, H, dh]
+            start += s.shape[-1]
+        return self.o_proj(out.reshape(b, -1))

@@ -1,0 +1,105 @@
+"""Saving and loading the language model: safetensors weights plus a provenance JSON beside them.
+
+``<dir>/<name>.safetensors`` holds the weights (float16 by default: half the size; the stored
+figures are measured on the stored weights) and, in its metadata, the model config as JSON.
+``<dir>/<name>.json`` holds how the model was made (command, seeds, corpus SHA-256, recipe,
+losses, validation and test perplexity), the SHA-256 of the weights file and library versions.
+Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from offload.models.lm.config import LMConfig, LMConfigError
+from offload.models.lm.model import MoELM
+
+
+class CheckpointError(ValueError):
+    """A weights file is missing, unreadable or does not match its config."""
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def round_weights(model: MoELM, dtype: torch.dtype = torch.float16) -> None:
+    """Rounds the parameters to ``dtype`` and back, in place (what saving at dtype keeps)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.to(dtype).to(p.dtype))
+
+
+def save_model(model: MoELM, path: str | Path, dtype: torch.dtype = torch.float16) -> Path:
+    """Writes the weights (parameters at ``dtype``, buffers as float32) and config."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    params = {name for name, _ in model.named_parameters()}
+    tensors = {
+        name: t.detach().to(dtype if name in params else torch.float32).contiguous()
+        for name, t in model.state_dict().items()
+    }
+    save_file(tensors, str(path), metadata={"config": json.dumps(model.cfg.to_dict())})
+    return path
+
+
+def load_model(path: str | Path) -> MoELM:
+    """The model in eval mode, float32.
+
+    Raises:
+        CheckpointError: the file is missing or unreadable, or its tensors do not fit its config.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model file {path} not found")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+        cfg = LMConfig.from_dict(json.loads(meta["config"]))
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, KeyError, json.JSONDecodeError, LMConfigError) as err:
+        raise CheckpointError(f"cannot read model {path}: {err}") from err
+    model = MoELM(cfg)
+    state = {
+        k: v.to(model.state_dict()[k].dtype) for k, v in tensors.items() if k in model.state_dict()
+    }
+    missing, _ = model.load_state_dict(state, strict=False)
+    if missing or len(state) != len(tensors):
+        raise CheckpointError(f"model {path} does not match its config (missing {missing})")
+    return model.eval()
+
+
+def write_provenance(model_path: str | Path, record: dict[str, Any]) -> Path:
+    """``record`` plus the weights' SHA-256, size, time and versions, as ``<stem>.json``."""
+    model_path = Path(model_path)
+    full = {
+        "model_file": model_path.name,
+        "sha256": sha256_file(model_path),
+        "bytes": model_path.stat().st_size,
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+        },
+        **record,
+    }
+    out = model_path.with_suffix(".json")
+    out.write_text(json.dumps(full, indent=2) + "\n")
+    return out

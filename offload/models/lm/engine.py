@@ -1,0 +1,223 @@
+"""Token-level serving engine: continuous batching, KV-memory admission, streaming, brownout.
+
+Contract: the owner (the HTTP service's loop, or a benchmark with a virtual clock) calls
+``submit`` for new requests, ``step(now_s)`` whenever there is work, and gets the tokens made in
+that step as ``TokenEvent``s, in order, to stream to clients. Each step:
+
+1. runs one decode step for every running sequence (one batch, one token each);
+2. retires sequences that produced EOS or ``max_tokens`` tokens, freeing their KV reservation;
+3. asks the admission policy (``scheduling``) which waiting requests start; each returned group
+   is prefilled together (padded to its longest prompt) and yields each request's first token.
+
+Memory: a running sequence reserves ``backend.kv_bytes_for(prompt + max_tokens)`` bytes of the
+KV budget for its whole life; the sum never exceeds ``kv_budget_bytes``, so the cache cannot
+overflow however long the sequences run. Brownout: ``set_brownout(tau)`` switches the model's
+experts (``united``); the control law that picks tau lives with the service.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from offload.models.lm.backend import LMBackend
+from offload.models.lm.generate import sample
+from offload.models.lm.scheduling import ADMIT, AdmitObservation, PolicyConfig, PolicyName
+
+FinishReason = Literal["stop", "length", "abort"]
+
+
+class EngineError(ValueError):
+    """A request does not fit the model or the memory budget, or a setting is out of bounds."""
+
+
+class PromptTooLongError(EngineError):
+    """Prompt + max_tokens exceeds the model's context or the KV budget (HTTP 413)."""
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The engine's settings."""
+
+    kv_budget_bytes: int  # KV-cache memory for all running sequences (bytes), >= 1
+    policy: PolicyName = "bucket"
+    policy_config: PolicyConfig = field(default_factory=PolicyConfig)
+    seed: int = 0  # sampling generator seed
+
+    def __post_init__(self) -> None:
+        if self.kv_budget_bytes < 1:
+            raise EngineError(f"kv_budget_bytes={self.kv_budget_bytes} must be >= 1")
+        if self.policy not in ADMIT:
+            raise EngineError(f"policy {self.policy!r}; expected one of {', '.join(ADMIT)}")
+
+
+@dataclass
+class LMRequest:
+    """One completion request (token ids in, token ids out)."""
+
+    request_id: str
+    prompt: list[int]
+    max_tokens: int  # tokens to generate at most, >= 1
+    arrival_s: float  # engine clock
+    ttft_slo_s: float = 1.0  # time-to-first-token objective
+    temperature: float = 0.0  # 0 = greedy
+    ignore_eos: bool = False  # generate exactly max_tokens (benchmarks)
+
+    @property
+    def prompt_len(self) -> int:
+        return len(self.prompt)
+
+    @property
+    def ttft_deadline_s(self) -> float:
+        return self.arrival_s + self.ttft_slo_s
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """A token made by one step; ``finish`` is set on a request's last event."""
+
+    request_id: str
+    token: int | None  # None only for an abort
+    index: int  # 0 for the first generated token
+    finish: FinishReason | None
+
+
+@dataclass
+class _Running:
+    req: LMRequest
+    reserved: int
+    generated: list[int] = field(default_factory=list)
+
+
+class Engine:
+    """Continuous-batching engine over one backend (not thread-safe: one owner calls it)."""
+
+    def __init__(self, backend: LMBackend, cfg: EngineConfig) -> None:
+        self.backend = backend
+        self.cfg = cfg
+        self.waiting: list[LMRequest] = []
+        self.running: list[_Running] = []
+        self._state: Any = None  # the backend's batch state; row i = self.running[i]
+        self._gen = torch.Generator().manual_seed(cfg.seed)
+        self.brownout_tau = 1.0
+        self.steps = itertools.count()
+
+    @property
+    def reserved_bytes(self) -> int:
+        return sum(r.reserved for r in self.running)
+
+    @property
+    def idle(self) -> bool:
+        return not self.waiting and not self.running
+
+    def check(self, prompt_len: int, max_tokens: int) -> None:
+        """Raises ``PromptTooLongError``/``EngineError`` if such a request can never run."""
+        if prompt_len < 1:
+            raise EngineError("the prompt is empty")
+        if max_tokens < 1:
+            raise EngineError(f"max_tokens={max_tokens} must be >= 1")
+        total = prompt_len + max_tokens
+        if total > self.backend.max_seq_len:
+            raise PromptTooLongError(
+                f"prompt ({prompt_len} tokens) + max_tokens ({max_tokens}) exceeds the "
+                f"model's context of {self.backend.max_seq_len} tokens"
+            )
+        if self.backend.kv_bytes_for(total) > self.cfg.kv_budget_bytes:
+            raise PromptTooLongError(
+                f"a {total}-token sequence needs more KV memory than the budget of "
+                f"{self.cfg.kv_budget_bytes} bytes"
+            )
+
+    def submit(self, req: LMRequest) -> None:
+        """Queues a request (validated with ``check``)."""
+        self.check(req.prompt_len, req.max_tokens)
+        if req.temperature < 0:
+            raise EngineError(f"temperature={req.temperature} must be >= 0")
+        self.waiting.append(req)
+
+    def abort(self, request_id: str) -> bool:
+        """Drops a waiting or running request (client gone); True if it was found."""
+        for i, req in enumerate(self.waiting):
+            if req.request_id == request_id:
+                del self.waiting[i]
+                return True
+        for i, run in enumerate(self.running):
+            if run.req.request_id == request_id:
+                keep = [j for j in range(len(self.running)) if j != i]
+                self._state = self.backend.select(self._state, keep) if keep else None
+                del self.running[i]
+                return True
+        return False
+
+    def set_brownout(self, tau: float) -> None:
+        if tau != self.brownout_tau:
+            self.backend.set_brownout(tau)
+            self.brownout_tau = tau
+
+    def step(self, now_s: float) -> list[TokenEvent]:
+        """One scheduling step (see the module docstring); returns the tokens it made."""
+        next(self.steps)
+        events: list[TokenEvent] = []
+        old = len(self.running)
+        if old:
+            last = torch.tensor([r.generated[-1] for r in self.running])
+            logits = self.backend.decode(last, self._state)
+            self._emit(logits, self.running, events)
+        keep = [i for i, r in enumerate(self.running) if not self._done(r)]
+        if len(keep) < old:
+            self._state = self.backend.select(self._state, keep) if keep else None
+        self.running = [self.running[i] for i in keep]
+        new_states, new_runs = self._admit(now_s, events)  # after retiring: memory is free
+        states = ([self._state] if self.running else []) + new_states
+        self.running += new_runs
+        self._state = self.backend.concat(states) if states else None
+        return events
+
+    def _admit(self, now_s: float, events: list[TokenEvent]) -> tuple[list[Any], list[_Running]]:
+        obs = AdmitObservation(
+            waiting=list(self.waiting),
+            now_s=now_s,
+            free_kv_bytes=self.cfg.kv_budget_bytes - self.reserved_bytes,
+            running=len(self.running),
+            kv_bytes_for=self.backend.kv_bytes_for,
+        )
+        groups = ADMIT[self.cfg.policy](obs, self.cfg.policy_config)
+        states, runs = [], []
+        for group in groups:
+            reqs: list[LMRequest] = group  # type: ignore[assignment]
+            taken = {id(r) for r in reqs}
+            self.waiting = [r for r in self.waiting if id(r) not in taken]
+            logits, state = self.backend.prefill([r.prompt for r in reqs])
+            group_runs = [
+                _Running(r, self.backend.kv_bytes_for(r.prompt_len + r.max_tokens)) for r in reqs
+            ]
+            self._emit(logits, group_runs, events)
+            alive = [i for i, r in enumerate(group_runs) if not self._done(r)]
+            if alive:
+                states.append(
+                    state if len(alive) == len(reqs) else self.backend.select(state, alive)
+                )
+                runs += [group_runs[i] for i in alive]
+        return states, runs
+
+    def _emit(self, logits: torch.Tensor, runs: list[_Running], events: list[TokenEvent]) -> None:
+        temps = torch.tensor([r.req.temperature for r in runs])
+        tokens = sample(logits, temps, self._gen).tolist()
+        for run, tok in zip(runs, tokens, strict=True):
+            run.generated.append(tok)
+            events.append(
+                TokenEvent(run.req.request_id, tok, len(run.generated) - 1, self._finish(run))
+            )
+
+    def _finish(self, run: _Running) -> FinishReason | None:
+        if not run.req.ignore_eos and run.generated[-1] == self.backend.eos_id:
+            return "stop"
+        if len(run.generated) >= run.req.max_tokens:
+            return "length"
+        return None
+
+    def _done(self, run: _Running) -> bool:
+        return self._finish(run) is not None

@@ -1,0 +1,166 @@
+"""Decoder-only MoE transformer with mixSGA attention; prefill and decode with a KV cache.
+
+Block (pre-norm): ``x += attn(rmsnorm(x)); x += moe(rmsnorm(x))``; RoPE positions; the output head
+shares the embedding matrix. Training loss = cross-entropy + ``balance_loss_weight`` x mean
+load-balancing loss (``moe``) + ``onehot_loss_weight`` x mean one-hot routing loss (``routing``).
+
+Inference entry points (who calls them: the serving engine, once per scheduling step):
+``prefill(tokens, lengths)`` runs whole prompts and returns a cache; ``decode(tokens, cache)``
+appends one token per row. With causal routing, ``forward`` over a whole sequence gives the same
+logits as prefill followed by decode steps (a test checks it).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from offload.models.lm.attention import MixSGAAttention, Rope, Routing
+from offload.models.lm.cache import KVCache
+from offload.models.lm.config import LMConfig
+from offload.models.lm.moe import MoEFeedForward
+from offload.models.lm.united import MergeMethod, apply_brownout, merged_count
+
+
+class ModelError(ValueError):
+    """Input tokens or a request are out of the model's bounds."""
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: LMConfig, layer: int) -> None:
+        super().__init__()
+        self.norm1 = nn.RMSNorm(cfg.d_model, eps=1e-6)
+        self.attn = MixSGAAttention(cfg, layer)
+        self.norm2 = nn.RMSNorm(cfg.d_model, eps=1e-6)
+        self.moe = MoEFeedForward(cfg)
+
+    def _ffn(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        y, balance = self.moe(self.norm2(x).reshape(-1, x.shape[-1]))
+        return x + y.view_as(x), balance
+
+
+class MoELM(nn.Module):
+    """The language model (all three attention variants; see ``config.variant_config``)."""
+
+    def __init__(self, cfg: LMConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        nn.init.normal_(self.embed.weight, std=0.02)
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
+        self.norm = nn.RMSNorm(cfg.d_model, eps=1e-6)
+        self.rope = Rope(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta)
+        self.brownout_tau = 1.0
+        self._brownout_cache: dict[tuple[int, str], list] = {}
+
+    def _check(self, tokens: Tensor, extra: int = 0) -> None:
+        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.cfg.vocab_size):
+            raise ModelError(f"token ids must be in [0, {self.cfg.vocab_size})")
+        if tokens.shape[-1] + extra > self.cfg.max_seq_len:
+            raise ModelError(
+                f"sequence of {tokens.shape[-1] + extra} tokens exceeds max_seq_len="
+                f"{self.cfg.max_seq_len}"
+            )
+
+    def forward(
+        self,
+        tokens: Tensor,  # [B, T] int64
+        routing: Routing = "causal",
+        lengths: Tensor | None = None,  # [B] valid tokens per row (right padding); None = all
+        cache: KVCache | None = None,  # filled with the KV of the valid tokens if given
+    ) -> tuple[Tensor, dict[str, Tensor]]:  # logits [B, T, V], auxiliary losses and routing
+        """Whole sequences: training (expert_choice), evaluation and prefill (causal)."""
+        self._check(tokens)
+        b, t = tokens.shape
+        pos = torch.arange(t)[None, :].expand(b, t)
+        valid = None if lengths is None else pos < lengths[:, None]
+        x = self.embed(tokens)
+        balance, onehot, assigned, probs = [], [], [], []
+        for block in self.blocks:
+            a, aux = block.attn(block.norm1(x), pos, self.rope, routing, valid, cache)
+            x, bal = block._ffn(x + a)
+            balance.append(bal)
+            if "onehot" in aux:
+                onehot.append(aux["onehot"])
+            if "assigned" in aux:
+                assigned.append(aux["assigned"])
+                probs.append(aux["probs"])
+        if cache is not None:
+            cache.lengths = lengths.clone() if lengths is not None else torch.full((b,), t)
+        logits = self.norm(x) @ self.embed.weight.T
+        out = {"balance": torch.stack(balance).mean()}
+        out["onehot"] = torch.stack(onehot).mean() if onehot else torch.zeros(())
+        if assigned:
+            out["assigned"] = torch.stack(assigned)  # [layers, B, T] attention expert per token
+            out["probs"] = torch.stack(probs)  # [layers, B, T, E] router probabilities
+        return logits, out
+
+    def loss(self, tokens: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """Training loss on [B, T+1] tokens (predict each next token), and its parts."""
+        logits, aux = self(tokens[:, :-1], routing="expert_choice")
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
+        total = ce + self.cfg.balance_loss_weight * aux["balance"]
+        total = total + self.cfg.onehot_loss_weight * aux["onehot"]
+        parts = {
+            k: float(v.detach())
+            for k, v in (("ce", ce), ("balance", aux["balance"]), ("onehot", aux["onehot"]))
+        }
+        return total, parts
+
+    def new_cache(self, batch: int) -> KVCache:
+        return KVCache.empty(
+            batch,
+            self.cfg.n_layers,
+            self.blocks[0].attn.expert_kv_heads,
+            self.cfg.head_dim,
+            dtype=self.embed.weight.dtype,
+        )
+
+    @torch.no_grad()
+    def prefill(
+        self,
+        tokens: Tensor,  # [B, P] int64 prompts, right-padded
+        lengths: Tensor,  # [B] int64 prompt lengths, >= 1
+    ) -> tuple[Tensor, KVCache]:  # logits of each prompt's last token [B, V], the cache
+        """Runs whole prompts and returns their KV cache."""
+        if tokens.shape[0] and int(lengths.min()) < 1:
+            raise ModelError("every prompt needs at least one token")
+        cache = self.new_cache(tokens.shape[0])
+        logits, _ = self(tokens, routing="causal", lengths=lengths, cache=cache)
+        last = logits[torch.arange(tokens.shape[0]), lengths - 1]
+        return last, cache
+
+    @torch.no_grad()
+    def decode(
+        self,
+        tokens: Tensor,  # [B] int64 the newest token of each row
+        cache: KVCache,
+    ) -> Tensor:  # [B, V] logits of the next token
+        """Appends one token per row to ``cache`` and returns the next-token logits."""
+        pos = cache.lengths
+        if pos.numel() and int(pos.max()) >= self.cfg.max_seq_len:
+            raise ModelError(f"a sequence reached max_seq_len={self.cfg.max_seq_len}")
+        self._check(tokens[:, None])
+        x = self.embed(tokens)  # [B, d]
+        for block in self.blocks:
+            x = x + block.attn.decode(block.norm1(x), pos, self.rope, cache)
+            x, _ = block._ffn(x)
+        cache.lengths = pos + 1
+        return self.norm(x) @ self.embed.weight.T
+
+    def set_brownout(self, tau: float, method: MergeMethod = "aligned") -> None:
+        """Serves the share 1 - tau of each layer's experts by a united expert (1 = original)."""
+        moes = [b.moe for b in self.blocks]
+        key = (merged_count(tau, self.cfg.n_experts), method)
+        if key not in self._brownout_cache:
+            apply_brownout(moes, tau, method)
+            self._brownout_cache[key] = [(m._slot_of_expert, m._united) for m in moes]
+        for moe, (slots, united) in zip(moes, self._brownout_cache[key], strict=True):
+            moe.set_slots(slots, united)
+        self.brownout_tau = tau
+
+    def clear_brownout_cache(self) -> None:
+        """Forget merged experts (after the weights or usage counts change)."""
+        self._brownout_cache.clear()
+        self.set_brownout(1.0)

@@ -1,0 +1,294 @@
+"""What CROA's planner perceives (arXiv 2412.18453: learning-based detection and optimization-based
+planning run interleaved): the static map plus the detector's vehicles tracked over frames, with
+their predicted motion, and the target found by association with the request. No ground truth
+enters here; the benchmark uses it only to score.
+
+Per detection frame, ``PerceivedWorld.update(stamp, boxes, scores, labels)`` (boxes in the map
+frame):
+
+1. Track (perception/tracking.py): identities, filtered boxes and velocities.
+2. Target. Until a target track exists, the static track nearest the current estimate (first:
+   the request's pose with the prior size) with a detection in this frame within
+   ``association_radius_m`` becomes it; afterwards the target is that track, until the track is
+   dropped, starts moving, or strays more than ``association_radius_m`` + 1 m from the request
+   (then it is re-associated the same way: the request is a parked vehicle, and a car driving
+   past it must not become the target). The frame's
+   target confidence is the score of the target track's detection in this frame, None when it
+   was not detected (the MAD stop decision reads it).
+3. Lidar evidence (optional: the frame's points in the map frame and the lidar origin): points
+   between the lidar and the target estimate (inside its bearing interval, nearer than its
+   nearest corner, ``evidence_min_height_m`` above the ground) that no map box or track
+   explains are binned into ``evidence_cell_m`` cells; a cell with ``evidence_min_points``
+   becomes a box obstacle up to its highest point, kept for ``evidence_keep_s``. An occluder
+   the detector misses (a car hidden behind another, a vehicle stopped beside the robot, an
+   object not in the map) still hides the target from the planner's occlusion model.
+4. ``observation(stamp, robot)``: the planner's input. Obstacles: the static map, the evidence
+   cells and every other track within ``obstacle_radius_m``, tracks predicted to ``stamp``;
+   moving tracks keep their velocity, grown by ``moving_margin_m``, and one that has the
+   robot's footprint in its lane corridor ahead
+   (``|across| <= w / 2 + yield_margin_m``) is predicted to stop ``yield_gap_m`` short of it,
+   after ``max(0, along - yield_gap_m) / speed`` seconds (drivers do not run into a robot
+   standing in their lane; without this every plan in a traffic lane would be refused).
+   Target: the target track's box, or the prior.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from perception.tracking import BoxTracker, TrackerConfig
+from planning.croa.polygons import rectangle_vertices, signed_distance
+from planning.croa.robot import RobotModel
+from planning.croa.types import CroaInputError, PlanObservation, Polytope, RobotState
+from planning.croa.validation import check_int, check_number
+
+
+@dataclass(frozen=True)
+class WorldModelConfig:
+    """Settings of :class:`PerceivedWorld` (module docstring).
+
+    Attributes:
+        association_radius_m: largest distance from the estimate to a detection that becomes
+            the target (m), in (0, 50].
+        obstacle_radius_m: tracks and map boxes farther from the robot are left out (m),
+            in [5, 500].
+        target_length_m, target_width_m, target_height_m: the prior box at the request (m),
+            each in (0, 30].
+        yield_gap_m: gap a moving vehicle is predicted to keep behind the robot (m), [0, 50].
+        yield_margin_m: lateral margin of a vehicle's lane corridor (m), in [0, 5].
+        moving_margin_m: a moving track's box grows by this ahead and behind and by half of it
+            on each side: its prediction is uncertain and the robot's path follower is not
+            on time to the centimetre (m), in [0, 5].
+        evidence_cell_m: cell size of the lidar evidence (m), in [0.2, 5].
+        evidence_min_points: points that make a cell an occluder, in [1, 1000].
+        evidence_min_height_m: points below this height are ground (m), in [0, 3].
+        evidence_keep_s: an evidence cell not seen again is dropped after this (s), [0, 60].
+        tracker: the tracker's settings.
+    """
+
+    association_radius_m: float = 3.0
+    obstacle_radius_m: float = 40.0
+    target_length_m: float = 4.5
+    target_width_m: float = 1.9
+    target_height_m: float = 1.5
+    yield_gap_m: float = 5.0
+    yield_margin_m: float = 0.5
+    moving_margin_m: float = 1.0
+    evidence_cell_m: float = 1.0
+    evidence_min_points: int = 3
+    evidence_min_height_m: float = 0.3
+    evidence_keep_s: float = 3.0
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+
+    def __post_init__(self) -> None:
+        for name, lo, hi in (("association_radius_m", 1e-3, 50.0),
+                             ("obstacle_radius_m", 5.0, 500.0), ("target_length_m", 1e-3, 30.0),
+                             ("target_width_m", 1e-3, 30.0), ("target_height_m", 1e-3, 30.0),
+                             ("yield_gap_m", 0.0, 50.0), ("yield_margin_m", 0.0, 5.0),
+                             ("moving_margin_m", 0.0, 5.0),
+                             ("evidence_cell_m", 0.2, 5.0), ("evidence_min_height_m", 0.0, 3.0),
+                             ("evidence_keep_s", 0.0, 60.0)):  # fmt: skip
+            check_number(self, name, lo, hi, CroaInputError)
+        check_int(self, "evidence_min_points", 1, 1000, CroaInputError)
+
+
+@dataclass(frozen=True)
+class TargetEstimate:
+    """The target after a frame: box [7] (map), this frame's detection score (None: not
+    detected in this frame) and its track id (None: no track yet)."""
+
+    box: np.ndarray
+    score: float | None
+    track_id: int | None
+
+
+class PerceivedWorld:
+    """The planner's view of the world, updated per detection frame (module docstring).
+
+    Args:
+        static_boxes: [S, 7] the static map in the map frame (buildings, poles, trees, ...).
+        request_xy_yaw: where to look: (x, y, yaw) in the map frame.
+    """
+
+    def __init__(
+        self,
+        static_boxes: np.ndarray,
+        request_xy_yaw: tuple[float, float, float],
+        config: WorldModelConfig | None = None,
+    ) -> None:
+        self.config = c = config or WorldModelConfig()
+        self.set_static(static_boxes)
+        x, y, yaw = (float(v) for v in request_xy_yaw)
+        if not all(math.isfinite(v) for v in (x, y, yaw)):
+            raise CroaInputError(f"request_xy_yaw={request_xy_yaw!r}: must be finite")
+        h = c.target_height_m
+        self.estimate = np.array([x, y, 0.5 * h, c.target_length_m, c.target_width_m, h, yaw])
+        self.request_xy = np.array([x, y])
+        self.tracker = BoxTracker(c.tracker)
+        self.target_id: int | None = None
+        self.evidence: dict[tuple[int, int], tuple[float, int]] = {}  # cell -> top (m), stamp
+
+    def set_static(self, static_boxes: np.ndarray) -> None:
+        """Replaces the static map [S, 7] (boxes without a positive size are left out).
+
+        Raises:
+            CroaInputError: a malformed box.
+        """
+        boxes = np.asarray(static_boxes, dtype=np.float64).reshape(-1, 7)
+        self.static_boxes = boxes[np.all(boxes[:, 3:6] > 0.0, axis=1)]
+        self._static = tuple(Polytope.from_box(b) for b in self.static_boxes)  # built once
+        self._static_xy = self.static_boxes[:, :2]
+        self._static_radius = 0.5 * np.hypot(self.static_boxes[:, 3], self.static_boxes[:, 4])
+
+    def update(
+        self,
+        stamp_ns: int,
+        boxes: np.ndarray,  # [K, 7] map frame
+        scores: np.ndarray,  # [K]
+        labels: np.ndarray,  # [K]
+        points: np.ndarray | None = None,  # [N, >=3] the frame's lidar points, map frame
+        origin: np.ndarray | None = None,  # [3] the lidar in the map frame
+    ) -> TargetEstimate:
+        """Tracks the frame's detections and finds the target among them; with the points,
+        updates the lidar evidence of unexplained occluders (module docstring).
+
+        Raises:
+            TrackingError: malformed detections or a stamp before the previous one.
+        """
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
+        ids = self.tracker.update(stamp_ns, b, scores, labels)
+        by_id = {t.track_id: t for t in self.tracker.tracks}
+        radius = self.config.association_radius_m
+        current = by_id.get(self.target_id)  # type: ignore[arg-type]
+        if (
+            current is None
+            or self.tracker.is_moving(current)
+            or np.hypot(*(current.box[:2] - self.request_xy)) > radius + 1.0
+        ):
+            self.target_id = None
+            dist = np.hypot(b[:, 0] - self.estimate[0], b[:, 1] - self.estimate[1])
+            static = np.array([k >= 0 and not self.tracker.is_moving(by_id[int(k)]) for k in ids],
+                              dtype=bool)  # fmt: skip
+            near = np.flatnonzero(static & (dist <= radius))
+            if len(near):
+                self.target_id = int(ids[near[np.argmin(dist[near])]])
+        if self.target_id is not None:
+            self.estimate = by_id[self.target_id].box.copy()
+        if points is not None and origin is not None:
+            self._add_evidence(stamp_ns, np.asarray(points, dtype=np.float64)[:, :3],
+                               np.asarray(origin, dtype=np.float64))  # fmt: skip
+        if self.target_id is None:
+            return TargetEstimate(self.estimate.copy(), None, None)
+        seen = bool(np.any(ids == self.target_id))
+        score = by_id[self.target_id].score if seen else None
+        return TargetEstimate(self.estimate.copy(), score, self.target_id)
+
+    def _add_evidence(self, stamp_ns: int, points: np.ndarray, origin: np.ndarray) -> None:
+        c, e = self.config, self.estimate
+        self.evidence = {k: v for k, v in self.evidence.items()
+                         if (stamp_ns - v[1]) * 1e-9 <= c.evidence_keep_s}  # fmt: skip
+        corners = rectangle_vertices(e[:2], np.array(e[6]), e[3], e[4])  # [4, 2]
+        toward = math.atan2(e[1] - origin[1], e[0] - origin[0])
+
+        def bearing(xy: np.ndarray) -> np.ndarray:
+            rel = xy - origin[:2]
+            return (np.arctan2(rel[..., 1], rel[..., 0]) - toward + np.pi) % (2 * np.pi) - np.pi
+
+        lo, hi = bearing(corners).min(), bearing(corners).max()
+        near = float(np.min(np.hypot(*(corners - origin[:2]).T))) - 0.3
+        p = points[(points[:, 2] >= c.evidence_min_height_m)]
+        rng = np.hypot(*(p[:, :2] - origin[:2]).T)
+        b = bearing(p[:, :2])
+        p = p[(b >= lo) & (b <= hi) & (rng >= 1.0) & (rng <= near)]
+        known = [self.static_boxes, *[t.box[None] for t in self.tracker.tracks]]
+        boxes = np.vstack(known).reshape(-1, 7)
+        if len(p) and len(boxes):
+            p = p[~_inside_any(p[:, :2], boxes, margin_m=0.3)]
+        cells, counts = np.unique(np.floor(p[:, :2] / c.evidence_cell_m).astype(int), axis=0,
+                                  return_counts=True)  # fmt: skip
+        for cell, count in zip(cells, counts, strict=True):
+            if count >= c.evidence_min_points:
+                key = (int(cell[0]), int(cell[1]))
+                inside = np.all(np.floor(p[:, :2] / c.evidence_cell_m).astype(int) == cell, axis=1)
+                self.evidence[key] = (float(p[inside, 2].max()), int(stamp_ns))
+
+    def evidence_boxes(self) -> np.ndarray:  # [E, 7]
+        """The evidence cells as boxes from the ground to their highest point (map frame)."""
+        s = self.config.evidence_cell_m
+        return np.array(
+            [
+                [(i + 0.5) * s, (j + 0.5) * s, 0.5 * top, s, s, top, 0.0]
+                for (i, j), (top, _) in self.evidence.items()
+            ]
+        ).reshape(-1, 7)
+
+    def observation(
+        self, stamp_ns: int, robot: RobotState, robot_model: RobotModel
+    ) -> PlanObservation:
+        """The planner input at ``stamp_ns`` (module docstring)."""
+        # other tracks, minus duplicates of the target (a centre inside the estimate's footprint)
+        tracks = [
+            t
+            for t in self.tracker.tracks
+            if t.track_id != self.target_id and not self._inside_target(t.box[:2])
+        ]
+        boxes = np.array([t.predicted_box(stamp_ns) for t in tracks]).reshape(-1, 7)
+        vel = np.array([self.tracker.velocity(t) for t in tracks]).reshape(-1, 2)
+        moving = np.any(vel != 0.0, axis=1)
+        boxes[moving, 3] += 2.0 * self.config.moving_margin_m
+        boxes[moving, 4] += self.config.moving_margin_m
+        here = np.array([robot.x_m, robot.y_m])
+        radius = self.config.obstacle_radius_m
+        near = np.hypot(*(boxes[:, :2] - here).T) <= radius + 0.5 * np.hypot(*boxes[:, 3:5].T)
+        foot = rectangle_vertices(here, np.array(robot.yaw_rad), robot_model.length_m,
+                                  robot_model.width_m)  # fmt: skip
+        # a track overlapping the robot's own footprint is a wrong prediction (e.g. a vehicle
+        # that yielded while its track extrapolated on): it cannot be where the robot is
+        clear = np.array([signed_distance(foot, rectangle_vertices(b[:2], np.array(b[6]), b[3],
+                                                                   b[4]))[0] > 0.0
+                          for b in boxes], dtype=bool).reshape(len(boxes))  # fmt: skip
+        tracked = tuple(
+            Polytope.from_box(b, (float(v[0]), float(v[1])), self._stop_after_s(b, v, foot))
+            for b, v in zip(boxes[near & clear], vel[near & clear], strict=True)
+        )
+        static_near = np.hypot(*(self._static_xy - here).T) <= radius + self._static_radius
+        static = tuple(p for p, keep in zip(self._static, static_near, strict=True) if keep)
+        cells = self.evidence_boxes()
+        cells = cells[~_inside_any(cells[:, :2], self.estimate[None])]  # never the target
+        evidence = tuple(Polytope.from_box(b) for b in cells
+                         if signed_distance(foot, rectangle_vertices(b[:2], np.array(0.0), b[3],
+                                                                     b[4]))[0] > 0.0)  # fmt: skip
+        return PlanObservation(stamp_ns, robot, self.estimate.copy(), static + tracked + evidence)
+
+    def _inside_target(self, xy: np.ndarray) -> bool:
+        e = self.estimate
+        c, s = math.cos(e[6]), math.sin(e[6])
+        dx, dy = xy[0] - e[0], xy[1] - e[1]
+        return abs(c * dx + s * dy) <= 0.5 * e[3] and abs(-s * dx + c * dy) <= 0.5 * e[4]
+
+    def _stop_after_s(self, box: np.ndarray, velocity: np.ndarray, foot: np.ndarray) -> float:
+        """When a moving vehicle would stop for the robot footprint [4, 2] ahead in its lane."""
+        speed = float(np.hypot(*velocity))
+        if speed == 0.0:
+            return math.inf
+        heading = velocity / speed
+        rel = foot - box[:2]
+        along = rel @ heading - 0.5 * box[3]
+        across = np.abs(rel[:, 0] * heading[1] - rel[:, 1] * heading[0])
+        ahead = (along >= -0.5 * box[3]) & (across <= 0.5 * box[4] + self.config.yield_margin_m)
+        if not np.any(ahead):
+            return math.inf
+        return max(0.0, float(np.min(along[ahead])) - self.config.yield_gap_m) / speed
+
+
+def _inside_any(xy: np.ndarray, boxes: np.ndarray, margin_m: float = 0.0) -> np.ndarray:
+    """Whether each point [N, 2] lies in the footprint of any box [B, 7], grown by margin_m."""
+    c, s = np.cos(boxes[:, 6]), np.sin(boxes[:, 6])  # [B]
+    rel = xy[:, None] - boxes[None, :, :2]  # [N, B, 2]
+    along = np.abs(rel[..., 0] * c + rel[..., 1] * s)
+    across = np.abs(-rel[..., 0] * s + rel[..., 1] * c)
+    inside = (along <= 0.5 * boxes[:, 3] + margin_m) & (across <= 0.5 * boxes[:, 4] + margin_m)
+    return np.any(inside, axis=1)

@@ -1,0 +1,115 @@
+"""bench/croa_sim.py: the closed loop of bench croa with perception in the loop (moving traffic,
+the detector on simulated scans, the perceived world), scored against ground truth."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import cache
+
+import numpy as np
+import pytest
+
+from bench.croa_sim import (
+    Episode,
+    EpisodeSettings,
+    SimWorld,
+    planner_robot,
+    planner_state,
+    static_map,
+)
+from perception.checkpoint import load_detector
+from perception.config import DEFAULT_MODEL_PATH
+from planning.croa import CroaConfig, CroaPlanner, RobotModel, StayPlanner
+from sim import BicycleRobot, Lidar, LidarConfig, RobotConfig, generate_scene
+from sim import RobotState as SimRobotState
+from sim.materials import CLASSES
+
+needs_model = pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(),
+                                 reason=f"no detector model at {DEFAULT_MODEL_PATH}")  # fmt: skip
+
+
+@cache
+def _model():
+    return load_detector(DEFAULT_MODEL_PATH, "cpu")
+
+
+@pytest.mark.parametrize(
+    ("v", "steer", "expected"),
+    [(4.0, 0.7, (3.0, 0.6)), (-2.0, -0.7, (0.0, -0.6)), (1.0, 0.2, (1.0, 0.2))],
+)
+def test_planner_state_clips_to_the_planning_limits(
+    v: float, steer: float, expected: tuple
+) -> None:
+    # pure pursuit cruises at 4 m/s and never reverses; the plans stay within [0, 3] m/s
+    got = planner_state(SimRobotState(1.0, 2.0, 0.3, v, steer), planner_robot(RobotConfig()))
+    assert (got.x_m, got.y_m, got.yaw_rad, got.v_mps, got.steer_rad) == (1.0, 2.0, 0.3, *expected)
+    assert planner_robot(RobotConfig()).max_reverse_speed_mps == 0.0
+
+
+def test_the_static_map_holds_no_vehicles() -> None:
+    scene = generate_scene("urban-clutter", 1)
+    boxes = static_map(scene)
+    vehicles = np.array([o.box for o in scene.objects if o.kind in CLASSES])
+    assert len(boxes) > 0
+    assert not any(np.any(np.all(np.isclose(v, boxes), axis=1)) for v in vehicles)
+
+
+def test_traffic_moves_and_copies_are_independent() -> None:
+    world = SimWorld(generate_scene("crossing-traffic", 0))
+    before = world.traffic.scene().boxes()
+    twin = world.copy()
+    robot = BicycleRobot(RobotConfig(), SimRobotState(0.0, -30.0, 0.0))  # off the street
+    world.step(1.0, robot)
+    assert not np.allclose(world.traffic.scene().boxes(), before)
+    assert np.allclose(twin.traffic.scene().boxes(), before)
+
+
+def test_scene_without_target_is_refused() -> None:
+    with pytest.raises(ValueError, match="no target"):
+        SimWorld(replace(generate_scene("occluded-target", 0), target_name=None))
+
+
+@needs_model
+@pytest.mark.parametrize("method", ["croa", "stay"])
+def test_an_episode_plans_drives_perceives_and_is_scored(method: str) -> None:
+    config = CroaConfig(robot=planner_robot(RobotConfig()))
+    planner = CroaPlanner(config) if method == "croa" else StayPlanner(config)
+    settings = EpisodeSettings(plans=2, perception_period_s=1.0)
+    ep = Episode(planner, generate_scene("occluded-target", 0), _model(),
+                 Lidar(LidarConfig(beams=16)), 0, settings).run()  # fmt: skip
+    after = ep["after"]
+    assert len(after) == 3 and [a["plans"] for a in after] == [0, 1, 2]
+    assert all(0.0 <= a["occ"] <= 1.0 and not a["collided"] for a in after)
+    assert ep["min_clearance_m"] > 0.0
+    assert len(ep["timing"]) == 2 and len(ep["frames"]) >= 3
+    moved = after[-1]["path_m"]
+    assert moved == 0.0 if method == "stay" else moved > 1.0
+    assert set(ep["mad"]) >= {"plans", "path_m", "occ", "error", "time_s", "confident"}
+    if method == "croa":
+        starts = ep["cycles"][0]["starts"]
+        assert {s["name"] for s in starts} == {"straight", "sampled"}
+        assert sum(s["chosen"] for s in starts) == 1
+
+
+@needs_model
+def test_a_confident_frame_forks_the_mad_stop_without_touching_the_episode() -> None:
+    """With a threshold every detection reaches, the MAD stop is at the first frame: no plan,
+    the robot at the start; the budget episode still makes its plans."""
+    settings = EpisodeSettings(plans=1, perception_period_s=1.0, confidence=0.0, sweep=())
+    config = CroaConfig(robot=planner_robot(RobotConfig()))
+    ep = Episode(StayPlanner(config), generate_scene("occluded-target", 0), _model(),
+                 Lidar(LidarConfig(beams=16)), 0, settings).run()  # fmt: skip
+    assert ep["mad"]["confident"] and ep["mad"]["plans"] == 0 and ep["mad"]["time_s"] == 0.0
+    assert ep["after"][-1]["plans"] == 1
+
+
+def test_planner_robot_keeps_the_simulators_geometry() -> None:
+    robot = planner_robot(RobotConfig())
+    assert robot == RobotModel(
+        length_m=RobotConfig().length_m,
+        width_m=RobotConfig().width_m,
+        wheelbase_m=RobotConfig().wheelbase_m,
+        lidar_x_m=RobotConfig().lidar_x_m,
+        lidar_z_m=RobotConfig().lidar_z_m,
+        max_reverse_speed_mps=0.0,
+    )

@@ -1,0 +1,119 @@
+"""The model: KV-cache decode equals full recomputation, MoE equals its reference, KV bytes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from offload.models.lm.cache import KVCache
+from offload.models.lm.config import VARIANTS, variant_config
+from offload.models.lm.model import ModelError, MoELM
+from offload.models.lm.routing import KV_SLACK_TOKENS
+
+# float32 logits of a 2-layer model computed along two summation orders (SDPA over the whole
+# sequence vs per-expert segments with a joint softmax): observed differences are ~1e-6.
+ATOL = 1e-4
+
+
+def build(tiny, variant: str, seed: int = 0) -> MoELM:
+    torch.manual_seed(seed)
+    model = MoELM(variant_config(variant, tiny)).eval()
+    # A sharper random router than the initial one, so all three attention experts get used.
+    for block in model.blocks:
+        if block.attn.router is not None:
+            block.attn.router.weight.data.mul_(30)
+    return model
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_prefill_then_decode_equals_full_recomputation(tiny, variant):
+    model = build(tiny, variant)
+    tokens = torch.randint(0, tiny.vocab_size, (3, 40), generator=torch.Generator().manual_seed(1))
+    full, aux = model(tokens, routing="causal")
+    lengths = torch.tensor([5, 17, 1])
+    prompt = tokens[:, : int(lengths.max())].clone()
+    last, cache = model.prefill(prompt, lengths)
+    assert torch.allclose(last, full[torch.arange(3), lengths - 1], atol=ATOL)
+    pos = lengths.clone()
+    for _ in range(20):
+        logits = model.decode(tokens[torch.arange(3), pos], cache)
+        assert torch.allclose(logits, full[torch.arange(3), pos], atol=ATOL)
+        pos += 1
+    if variant == "mixsga":  # the random router really mixes experts in this test
+        assert aux["assigned"].unique().numel() == 3
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_cache_rows_survive_select_and_concat(tiny, variant):
+    """Continuous batching moves rows between caches; decoding must not notice."""
+    model = build(tiny, variant)
+    tokens = torch.randint(0, tiny.vocab_size, (3, 30), generator=torch.Generator().manual_seed(2))
+    full, _ = model(tokens, routing="causal")
+    _, a = model.prefill(tokens[:2, :8], torch.tensor([8, 8]))
+    _, b = model.prefill(tokens[2:, :12], torch.tensor([12]))
+    joined = KVCache.concat([a.select([1]), b, a.select([0])])  # rows 1, 2, 0
+    rows = torch.tensor([1, 2, 0])
+    pos = torch.tensor([8, 12, 8])
+    for _ in range(6):
+        logits = model.decode(tokens[rows, pos], joined)
+        assert torch.allclose(logits, full[rows, pos], atol=ATOL)
+        pos += 1
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_cache_stores_each_token_at_its_experts_kv_size(tiny, variant):
+    model = build(tiny, variant)
+    cfg = model.cfg
+    tokens = torch.randint(0, tiny.vocab_size, (2, 48), generator=torch.Generator().manual_seed(3))
+    _, cache = model.prefill(tokens, torch.tensor([48, 48]))
+    mha_bytes = 2 * cfg.n_layers * cfg.n_heads * cfg.head_dim * 4 * 48  # float32 K and V
+    stored = cache.stored_bytes().double() / mha_bytes  # [B] relative to MHA
+    slack = KV_SLACK_TOKENS / 48 if cfg.n_attn_experts > 1 else 0.0
+    assert bool((stored <= cfg.kv_budget + slack + 1e-9).all())
+    if cfg.n_attn_experts == 1:
+        assert torch.allclose(stored, torch.full((2,), cfg.kv_budget, dtype=torch.float64))
+    total = sum(int(c.sum()) for layer in cache.counts for c in layer)
+    assert total == 2 * 48 * cfg.n_layers, "no token dropped from the cache"
+
+
+def test_moe_forward_equals_the_reference_loop(tiny):
+    model = build(tiny, "gqa")
+    moe = model.blocks[0].moe
+    x = torch.randn(25, tiny.d_model, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        y, _ = moe(x)
+        # Same products, summed in another order: float32 rounding of values of size ~1.
+        assert torch.allclose(y, moe.reference(x), atol=1e-5)
+
+
+def test_balance_loss_is_one_for_uniform_routing(tiny):
+    model = build(tiny, "gqa")
+    moe = model.blocks[0].moe
+    moe.router.weight.data.zero_()  # equal probabilities; topk picks experts 0, 1
+    _, balance = moe(torch.randn(8, tiny.d_model))
+    # f = (1/2, 1/2, 0, 0), P = 1/4 each: E * sum f P = 4 * 1/4 = 1.
+    assert float(balance) == pytest.approx(1.0)
+
+
+def test_training_loss_backpropagates_into_both_routers(tiny):
+    model = build(tiny, "mixsga").train()
+    loss, parts = model.loss(torch.randint(0, tiny.vocab_size, (2, 33)))
+    loss.backward()
+    attn_router = model.blocks[0].attn.router.weight.grad
+    moe_router = model.blocks[0].moe.router.weight.grad
+    assert attn_router is not None and float(attn_router.abs().sum()) > 0
+    assert moe_router is not None and float(moe_router.abs().sum()) > 0
+    assert set(parts) == {"ce", "balance", "onehot"}
+
+
+@pytest.mark.parametrize(
+    ("tokens", "match"),
+    [
+        (torch.tensor([[1, 2, 64]]), "token ids"),
+        (torch.tensor([[-1, 2]]), "token ids"),
+        (torch.zeros(1, 65, dtype=torch.long), "max_seq_len"),
+    ],
+)
+def test_bad_tokens_get_a_clear_error(tiny, tokens, match):
+    with pytest.raises(ModelError, match=match):
+        build(tiny, "mha")(tokens)

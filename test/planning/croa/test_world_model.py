@@ -1,0 +1,134 @@
+"""The perceived world: target association with the request, obstacles from the static map and
+the tracks, predicted motion (yielding vehicles), and moving obstacles in the collision model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planning.croa.collision import ObstacleSet, footprints
+from planning.croa.robot import RobotModel
+from planning.croa.types import Polytope, RobotState
+from planning.croa.world_model import PerceivedWorld
+
+S = 1_000_000_000
+CAR = np.array([0.0, 0.0, 0.75, 4.5, 1.9, 1.5, 0.0])
+WALL = np.array([[0.0, -9.0, 4.0, 40.0, 2.0, 8.0, 0.0]])  # the static map: one building
+ROBOT = RobotState(0.0, 0.0, 0.0)
+
+
+def _car(x: float, y: float) -> np.ndarray:
+    box = CAR.copy()
+    box[:2] = x, y
+    return box
+
+
+def _world() -> PerceivedWorld:
+    return PerceivedWorld(WALL, (20.5, -3.0, 0.0))  # the request: 1 m off the true target
+
+
+def test_the_detection_nearest_the_request_becomes_the_target() -> None:
+    world = _world()
+    target, other = _car(20.0, -3.5), _car(14.0, -3.5)  # the other is 6.5 m from the request
+    est = world.update(0, np.stack([other, target]), np.array([0.7, 0.6]), np.array([0, 0]))
+    assert est.score == pytest.approx(0.6) and est.box[:2] == pytest.approx(target[:2])
+    missed = world.update(S, other[None], np.array([0.7]), np.array([0]))
+    assert missed.score is None and missed.track_id == est.track_id  # the track stays
+
+
+def test_no_detection_near_the_request_keeps_the_prior() -> None:
+    world = _world()
+    est = world.update(0, _car(10.0, 3.5)[None], np.array([0.9]), np.array([0]))
+    assert est.score is None and est.track_id is None
+    assert est.box[:2] == pytest.approx([20.5, -3.0]) and est.box[3] == 4.5  # the prior box
+
+
+def test_observation_has_the_map_and_the_other_tracks_not_the_target() -> None:
+    world = _world()
+    world.update(0, np.stack([_car(20.0, -3.5), _car(14.0, -3.5), _car(19.8, -3.6)]),
+                 np.array([0.9, 0.9, 0.4]), np.zeros(3, int))  # fmt: skip
+    obs = world.observation(0, ROBOT, RobotModel())
+    centres = sorted(tuple(np.round(o.vertices.mean(axis=0), 1)) for o in obs.obstacles)
+    # the wall and the car at 14 m; the target and its duplicate (inside it) are left out
+    assert centres == [(0.0, -9.0), (14.0, -3.5)]
+    assert obs.target_box[:2] == pytest.approx([20.0, -3.5])
+
+
+def test_a_track_overlapping_the_robot_is_left_out() -> None:
+    world = _world()
+    world.update(0, _car(1.0, 0.5)[None], np.array([0.9]), np.array([0]))
+    assert len(world.observation(0, ROBOT, RobotModel()).obstacles) == 1  # the wall only
+
+
+def _mover(world: PerceivedWorld, y: float, speed: float) -> Polytope:
+    for k in range(3):  # seen 1 s apart: the tracker estimates the velocity
+        world.update(k * S, _car(-30.0 + speed * k, y)[None], np.array([0.9]), np.array([0]))
+    obs = world.observation(2 * S, ROBOT, RobotModel())
+    return next(o for o in obs.obstacles if o.is_moving)
+
+
+def test_a_vehicle_behind_in_the_robots_lane_is_predicted_to_yield() -> None:
+    mover = _mover(_world(), 0.0, 8.0)  # at x = -14 after 2 s, driving at the robot
+    # its front bumper is 14 - 2.25 - 2.25 = 9.5 m from the robot's rear: it stops 5 m short
+    assert mover.stop_after_s == pytest.approx((9.5 - 5.0) / 8.0, abs=0.15)
+    assert mover.at_time(10.0).vertices.max(axis=0)[0] < -2.25  # never reaches the robot
+
+
+def test_a_vehicle_in_another_lane_drives_on() -> None:
+    mover = _mover(_world(), 3.5, 8.0)
+    assert math.isinf(mover.stop_after_s)
+    assert mover.at_time(5.0).vertices.mean(axis=0)[0] == pytest.approx(-14.0 + 40.0, abs=1.5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(-8, 8), st.floats(-8, 8), st.floats(-10, 10), st.floats(-10, 10),
+       st.floats(0, 3), st.floats(0, 5))  # fmt: skip
+def test_moving_obstacle_distance_is_the_distance_to_where_it_will_be(
+    x: float, y: float, vx: float, vy: float, t: float, stop: float
+) -> None:
+    robot = RobotModel()
+    box = np.array([x, y, 0.75, 4.5, 1.9, 1.5, 0.3])
+    mover = Polytope.from_box(box, (vx, vy), stop)
+    foot = footprints(np.array([[0.0, 0.0, 0.0, 0.0]]), robot)
+    moving = ObstacleSet([mover], 4).signed_distances(foot, np.inf, np.array([t]))[0]
+    there = ObstacleSet([mover.at_time(t)], 4).signed_distances(foot)[0]
+    assert moving == pytest.approx(there, abs=1e-9)
+
+
+def test_a_car_driving_past_the_request_does_not_become_the_target() -> None:
+    world = _world()
+    for k in range(3):  # a car drives past the request at 8 m/s, the target hidden
+        est = world.update(k * S, _car(12.0 + 8.0 * k, -1.0)[None], np.array([0.9]),
+                           np.array([0]))  # fmt: skip
+    assert est.track_id is None and est.box[:2] == pytest.approx([20.5, -3.0])
+    seen = world.update(3 * S, np.stack([_car(36.0, -1.0), _car(20.0, -3.5)]),
+                        np.array([0.9, 0.7]), np.array([0, 0]))  # fmt: skip
+    assert seen.score == pytest.approx(0.7) and seen.box[:2] == pytest.approx([20.0, -3.5])
+
+
+def test_lidar_returns_in_front_of_the_target_become_an_occluder() -> None:
+    """A pole-like object the detector misses, between the lidar and the target: its points
+    become an evidence cell, an obstacle of the planner; points behind, beside or on the
+    ground do not."""
+    world = _world()
+    rng = np.random.default_rng(0)
+    pole = np.column_stack([rng.uniform(10.1, 10.4, 20), rng.uniform(-1.9, -1.6, 20),
+                            rng.uniform(0.5, 2.5, 20)])  # fmt: skip
+    ground = np.column_stack([rng.uniform(5, 15, 50), rng.uniform(-2, 0, 50), np.zeros(50)])
+    beside = np.column_stack([rng.uniform(5, 15, 20), np.full(20, 6.0), np.full(20, 1.0)])
+    behind = np.column_stack([np.full(20, 30.0), np.full(20, -4.5), np.full(20, 1.0)])
+    world.update(0, np.zeros((0, 7)), np.zeros(0), np.zeros(0, int),
+                 np.vstack([pole, ground, beside, behind]), np.array([0.0, 0.0, 1.8]))  # fmt: skip
+    cells = world.evidence_boxes()
+    assert len(cells) == 1 and cells[0, :2] == pytest.approx([10.5, -1.5])
+    assert cells[0, 5] == pytest.approx(pole[:, 2].max())
+    obs = world.observation(0, ROBOT, RobotModel())
+    assert len(obs.obstacles) == 2  # the wall and the evidence cell
+    later = world.observation(int(3.5 * S), ROBOT, RobotModel())
+    world.update(int(3.5 * S), np.zeros((0, 7)), np.zeros(0), np.zeros(0, int),
+                 np.zeros((0, 3)), np.array([0.0, 0.0, 1.8]))  # fmt: skip
+    assert len(later.obstacles) == 2 and len(world.evidence_boxes()) == 0  # expired
