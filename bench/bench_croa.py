@@ -63,7 +63,9 @@ DESCRIPTION = (
 METHODS = ("croa", "greedy_nbv", "straight", "stay", "obca_only")
 ABLATIONS = ("croa_sampling", "croa_ccp_straight", "croa_ccp_sampled")
 SCENARIOS = ("occluded-target", "urban-clutter", "crossing-traffic")
-CACHE_VERSION = 3  # bump when a change to the code changes the episodes (3: previous_plan)
+CACHE_VERSION = 5  # bump when a change to the code changes the episodes (3: previous_plan,
+# 4: the follower backs up to goals behind it and stops where it would leave the path,
+# 5: moving tracks also where they are now, the target box fused from its detections)
 REPORT_SPACING_M = 0.2  # exact-occlusion spacing of the ablation reports (sim/truth.py's)
 
 
@@ -80,7 +82,9 @@ def _unit(value: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenes", type=_positive, default=102,
+    # 48 scenes + 12 ablation scenes take about 20 min on 2 quiet cores (--workers 2); the
+    # issue's 102 (--scenes 102 --ablation-scenes 36) about 50 min
+    parser.add_argument("--scenes", type=_positive, default=48,
                         help="scenes in all, split evenly over the scenarios")  # fmt: skip
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated")
     parser.add_argument("--plans", type=_positive, default=6, help="largest plan budget")
@@ -89,10 +93,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=",".join(METHODS + ABLATIONS),
         help="comma-separated subset of " + ",".join(METHODS + ABLATIONS),
     )
-    parser.add_argument("--ablation-scenes", type=int, default=36,
+    parser.add_argument("--ablation-scenes", type=int, default=12,
                         help="scenes (the first of each scenario) on which the ablation "
                         "variants run full episodes")  # fmt: skip
-    parser.add_argument("--workers", type=_positive, default=1, help="worker processes")
+    parser.add_argument("--workers", type=_positive, default=min(2, os.cpu_count() or 1),
+                        help="worker processes")  # fmt: skip
     parser.add_argument("--cache", type=Path, default=Path("runs/bench-croa"),
                         help="episode results are kept here and reused (resume)")  # fmt: skip
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write it")

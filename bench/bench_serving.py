@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from math import nan
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=[0, 5, 10, 20, 50, 100],
         help="static queue delays tried (ms)",
     )
+    p.add_argument(
+        "--static-timeouts",
+        type=_floats,
+        default=[0, 0.8, 0.6, 0.4],
+        help="static queue-policy timeouts tried, as shares of the SLO (0: drop past the deadline)",
+    )
+    p.add_argument(
+        "--whatif-overhead",
+        type=_floats,
+        default=[],
+        help="also sweep with this share of a request's time made per-batch overhead (a GPU-like "
+        "batching economy; e.g. 0.6), bucket vs static",
+    )
     p.add_argument("--calib-per-size", type=int, default=4, help="batches timed per batch size")
     p.add_argument(
         "--calib-cache", type=Path, metavar="JSON", help="reuse/keep calibration fits in this file"
@@ -91,10 +105,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--brownout-scales",
-        type=_floats,
-        default=[2, 4],
-        help="renderer brownout resolution divisors swept (the first is the headline)",
+        type=lambda text: [v.strip() for v in text.split(",") if v.strip()],
+        default=["2", "4", "2:0.25"],
+        help="renderer brownout levels swept: S (1/S resolution) or S:K (and a share K of the "
+        "map's Gaussians)",
     )
+    p.add_argument(
+        "--brownout-laws",
+        default="paper,slack",
+        help="brownout laws swept: paper (BrownoutServe's dial) and/or slack (per request)",
+    )
+    p.add_argument(
+        "--brownout-headrooms",
+        type=_floats,
+        default=[1.0, 0.8, 0.6, 0.4],
+        help="slack law: share of a request's budget the full path may use, swept",
+    )
+    p.add_argument(
+        "--brownout-target",
+        type=float,
+        default=0.8,
+        help="violation reduction the headline setting must reach (the cheapest that does)",
+    )
+    p.add_argument("--brownout-plot", type=Path, metavar="PNG", help="draw the burst timeline")
     p.add_argument(
         "--brownout-periods-s",
         type=_floats,
@@ -163,19 +196,29 @@ def run(args: argparse.Namespace) -> BenchReport:
             [d / 1e3 for d in args.static_delays_ms],
             patterns,
             say,
+            args.static_timeouts,
         )
         _sweep_tables(report, figures, w, s, args.loads, patterns)
         figures.setdefault("static_tuned", {})[w.name] = {
-            p: {"max_batch": b, "max_delay_ms": 1e3 * d} for p, (b, d) in s.static.items()
+            p: {"max_batch": b, "max_delay_ms": 1e3 * d, "queue_timeout_x_slo": t}
+            for p, (b, d, t) in s.static.items()
         }
         figures.setdefault("static_grid", {})[w.name] = {
-            p: {f"{b}x{1e3 * d:g}ms": g for (b, d), g in grid.items()}
+            p: {f"{b}x{1e3 * d:g}ms/t{t:g}": g for (b, d, t), g in grid.items()}
             for p, grid in s.static_grid.items()
         }
         perload: dict[str, dict] = figures.setdefault("static_perload", {}).setdefault(w.name, {})
-        for (p, load), (b, d) in s.static_perload.items():
-            perload.setdefault(p, {})[f"{load:g}"] = {"max_batch": b, "max_delay_ms": 1e3 * d}
+        for (p, load), (b, d, t) in s.static_perload.items():
+            perload.setdefault(p, {})[f"{load:g}"] = {
+                "max_batch": b,
+                "max_delay_ms": 1e3 * d,
+                "queue_timeout_x_slo": t,
+            }
         report.tables.append(_static_table(w.name, s))
+        if args.whatif_overhead:
+            from bench.serving_sections import whatif_section
+
+            whatif_section(report, figures, w, args, trace, patterns, say)
     from bench.serving_brownout import brownout_section
     from bench.serving_sections import live_section
 
@@ -260,8 +303,9 @@ def _sweep_tables(
             figures["load_at_80pct_slo"].setdefault(w.name, {}).setdefault(pattern, {})[policy] = (
                 at80
             )
-            batch, delay = s.static[pattern]
-            tuned = f"batch {batch}, {delay * 1e3:g} ms" if policy == "static" else "-"
+            batch, delay, timeout = s.static[pattern]
+            tuned = f"batch {batch}, {delay * 1e3:g} ms, timeout {timeout:g} SLO"
+            tuned = tuned if policy == "static" else "-"
             if policy == "static-perload":
                 tuned = "per load"
             summary.add(pattern, policy, max(goodputs), at80, tuned)
@@ -276,9 +320,10 @@ def _sweep_tables(
             peak["none"], 1e-12
         )
         l80 = figures["load_at_80pct_slo"][w.name][pattern]
-        report.ratios[f"{w.name} {pattern}: load at 80% SLO bucket / static"] = l80["bucket"] / max(
-            l80["static"], 1e-12
-        )
+        # static never reaching 80%: inf if bucket does, NaN if neither does (not 1e11)
+        both = (l80["bucket"], l80["static"])
+        ratio80 = both[0] / both[1] if both[1] > 0 else (float("inf") if both[0] > 0 else nan)
+        report.ratios[f"{w.name} {pattern}: load at 80% SLO bucket / static"] = ratio80
     report.tables += [table, summary]
 
 
@@ -287,9 +332,9 @@ def _static_table(name: str, s: Sweep) -> Table:
     table = Table(
         f"{name}: static batching tuning grid, mean goodput at the SLO over the swept loads "
         "(req/s, seed 0; the best per pattern is `static`, the best per load `static-perload`)",
-        ["pattern", "max_batch", "max_delay_ms", "mean_goodput_hz", "chosen"],
+        ["pattern", "max_batch", "max_delay_ms", "timeout_x_slo", "mean_goodput_hz", "chosen"],
     )
     for pattern, grid in s.static_grid.items():
-        for (b, d), g in sorted(grid.items()):
-            table.add(pattern, b, 1e3 * d, g, "yes" if (b, d) == s.static[pattern] else "")
+        for (b, d, t), g in sorted(grid.items()):
+            table.add(pattern, b, 1e3 * d, t, g, "yes" if (b, d, t) == s.static[pattern] else "")
     return table

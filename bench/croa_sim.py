@@ -89,8 +89,9 @@ class EpisodeSettings:
 
 def planner_robot(config: RobotConfig) -> RobotModel:
     """CROA's robot model with the simulator robot's geometry and lidar mount. The planning
-    speed limits stay RobotModel's (below the simulator's physical ones), and no reversing:
-    the simulator's pure pursuit only drives forward."""
+    speed limits stay RobotModel's (below the simulator's physical ones), and every method
+    plans forward only (as in every run of this benchmark, so figures compare; the follower
+    would back up along a reverse plan, and does so where a goal ends up behind the robot)."""
     names = ("length_m", "width_m", "wheelbase_m", "lidar_x_m", "lidar_z_m")
     return RobotModel(**{n: float(getattr(config, n)) for n in names}, max_reverse_speed_mps=0.0)
 

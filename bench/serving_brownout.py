@@ -11,15 +11,20 @@ every 20 s, mean load ``--brownout-load`` x capacity) and seeds, over a grid of
 - the control law's period (``--brownout-periods-s``) and multiplicative step
   (``--brownout-factors``; the paper: 5 s and x0.8);
 - rescue (``--brownout-rescue off,on``; not in the paper): a request the full path cannot serve
-  by its deadline is offered the brownout path before it is refused.
+  by its deadline is offered the brownout path before it is refused;
+- the law (``--brownout-laws``): the paper's dial, or the slack law (ours,
+  ``offload.serving.scheduler``: per request, the full path while its predicted finish is within
+  a share ``--brownout-headrooms`` of its budget, else the cheap path, else 429).
 
 Reported per configuration: SLO violations (rejected requests count), their reduction against
 brownout off, 1 - mean(on) / mean(off) over seeds with a paired bootstrap 95% CI (seeds
 resampled), the time-weighted mean tau, the share of answers that took the brownout path and
 the accuracy cost at that share (detector: BEV AP@0.7 lost). The headline
-(``brownout_violation_reduction``) is the first value of each list: the service's defaults
-(24 m / half resolution, 5 s, x0.8, no rescue). A burst-shape sweep (length, height) repeats
-the headline and the best configuration.
+(``brownout_violation_reduction``) is the slack-law setting with the smallest accuracy cost
+among those reaching ``--brownout-target`` (else the one with the largest reduction); the
+paper's law at its own constants (5 s, x0.8, no rescue) on the first level is the reference
+(``brownout_violation_reduction_paper``). A burst-shape sweep (length, height) repeats both, and
+``--brownout-plot`` draws one run's timeline (arrivals, violations, tau) for off / paper / slack.
 """
 
 from __future__ import annotations
@@ -32,8 +37,10 @@ from typing import Any
 import numpy as np
 
 from bench.report import BenchReport, Table
+from bench.serving_models import level_label
 from bench.serving_sim import Workload, run_one
 from offload.loadgen import bursty_arrivals
+from offload.serving.simulate import SimResult
 
 TAUS = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0)
 BASE_SHAPE = {"on_s": 5.0, "off_s": 15.0, "burst_factor": 3.0}
@@ -48,28 +55,50 @@ def _runs(
     period_s: float = 5.0,
     factor: float = 0.8,
     rescue: bool = False,
+    law: str = "paper",
+    headroom: float = 1.0,
 ) -> np.ndarray:
     """[seeds, 4]: violation share, goodput (req/s), mean tau, share of the answered requests
     served on the brownout path, per seed (the same arrivals per seed in every configuration)."""
-    duration = max(args.brownout_duration, 16 * shape["on_s"])  # at least four on/off cycles
     rows = []
     for seed in range(args.brownout_seeds):
-        arr = bursty_arrivals(args.brownout_load * w.capacity_hz, duration, seed, **shape)
-        r = run_one(
-            w,
-            policy,
-            arr,
-            duration,
-            seed,
-            on,
-            brownout_period_s=period_s,
-            brownout_factor=factor,
-            brownout_rescue=rescue,
-        )
+        r, _ = _run(w, policy, on, args, shape, seed, period_s, factor, rescue, law, headroom)
         ok = r.status == "ok"
         cheap = float(np.mean(r.path[ok] == "brownout")) if ok.any() else 0.0
         rows.append((1 - r.attainment(w.slo_s), r.goodput_hz(w.slo_s), r.mean_tau(), cheap))
     return np.asarray(rows)
+
+
+def _run(
+    w: Workload,
+    policy: str,
+    on: bool,
+    args: argparse.Namespace,
+    shape: dict[str, float],
+    seed: int,
+    period_s: float = 5.0,
+    factor: float = 0.8,
+    rescue: bool = False,
+    law: str = "paper",
+    headroom: float = 1.0,
+) -> tuple[SimResult, np.ndarray]:
+    """One simulated run on the seed's bursty arrivals; (result, arrival times)."""
+    duration = max(args.brownout_duration, 16 * shape["on_s"])  # at least four on/off cycles
+    arr = bursty_arrivals(args.brownout_load * w.capacity_hz, duration, seed, **shape)
+    r = run_one(
+        w,
+        policy,
+        arr,
+        duration,
+        seed,
+        on,
+        brownout_period_s=period_s,
+        brownout_factor=factor,
+        brownout_rescue=rescue,
+        brownout_law=law,
+        brownout_headroom=headroom,
+    )
+    return r, arr.times_s
 
 
 def reduction_ci(off: np.ndarray, on: np.ndarray, draws: int = 2000) -> tuple[float, float, float]:
@@ -91,7 +120,49 @@ def _rescues(args: argparse.Namespace) -> list[bool]:
     return out
 
 
-def _cost_at(quality: dict[str, Any], name: str, level: float, tau: float) -> float:
+def _laws(args: argparse.Namespace) -> list[str]:
+    out = [v.strip() for v in args.brownout_laws.split(",") if v.strip()]
+    if not out or set(out) - {"paper", "slack"}:
+        raise ValueError(f"--brownout-laws {args.brownout_laws!r}: use paper and/or slack")
+    return out
+
+
+def _settings(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Law settings swept: the paper's (period x step x rescue), the slack law's (headroom)."""
+    out: list[dict[str, Any]] = []
+    laws = _laws(args)
+    if "paper" in laws:
+        for period, factor, rescue in itertools.product(
+            args.brownout_periods_s, args.brownout_factors, _rescues(args)
+        ):
+            out.append({"law": "paper", "period_s": period, "factor": factor, "rescue": rescue})
+    if "slack" in laws:
+        for h in args.brownout_headrooms:
+            if not 0 < h <= 1:
+                raise ValueError(f"--brownout-headrooms: {h} is not in (0, 1]")
+            out.append({"law": "slack", "headroom": h, "period_s": args.brownout_periods_s[0]})
+    return out
+
+
+def _describe(row: dict[str, Any]) -> str:
+    level = level_label(row["level"])
+    if row["law"] == "slack":
+        return f"slack law, {level}, headroom {row['headroom']:g}"
+    rescue = ", rescue" if row["rescue"] else ""
+    return f"paper law, {level}, {row['period_s']:g} s, x{row['factor']:g}{rescue}"
+
+
+def _setting_args(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "period_s": row["period_s"],
+        "factor": row.get("factor", 0.8),
+        "rescue": row.get("rescue", True),
+        "law": row["law"],
+        "headroom": row.get("headroom", 1.0),
+    }
+
+
+def _cost_at(quality: dict[str, Any], name: str, level: Any, tau: float) -> float:
     """Accuracy lost at mean ``tau``: detector BEV AP@0.7 (interpolated between tau levels);
     renderer: share (1 - tau) x the PSNR drop of a brownout frame below 40 dB (a proxy, dB)."""
     if name == "detector" and "detector" in quality:
@@ -123,9 +194,11 @@ def brownout_section(
             "model",
             "level",
             "speedup",
+            "law",
             "period_s",
             "factor",
             "rescue",
+            "headroom",
             "violations_on",
             "reduction",
             "ci95",
@@ -135,12 +208,13 @@ def brownout_section(
         ],
     )
     main = Table(
-        "brownout at the service's defaults (first level, 5 s, x0.8) and at the best swept "
-        "configuration, same arrivals and seeds",
-        ["model", "config", "violations", "goodput_hz", "mean_tau", "reduction", "ci95"],
+        "brownout: the paper's law at its constants (reference), the headline (the slack-law "
+        f"setting of least accuracy cost reaching a {args.brownout_target:.0%} cut) and the "
+        "largest cut swept, same arrivals and seeds",
+        ["model", "config", "violations", "goodput_hz", "mean_tau", "cheap_share", "reduction"],
     )
     shapes = Table(
-        "brownout by burst shape (off phase 3x the burst): headline and best configuration",
+        "brownout by burst shape (off phase 3x the burst): reference and headline",
         [
             "model",
             "config",
@@ -153,15 +227,19 @@ def brownout_section(
             "mean_tau",
         ],
     )
-    for key in (
+    keys = (
         "brownout_violation_reduction",
         "brownout_violation_reduction_ci",
+        "brownout_violation_reduction_paper",
         "brownout_config",
+        "brownout_paper",
         "brownout_best",
         "brownout_grid",
         "brownout_sweep",
-    ):
+    )
+    for key in keys:
         figures.setdefault(key, {})
+    timeline: dict[str, Any] = {}
     for w in workloads:
         if w.name not in levels:
             continue
@@ -169,89 +247,85 @@ def brownout_section(
         off = _runs(w, "bucket", False, args, BASE_SHAPE)
         none_off = _runs(w, "none", False, args, BASE_SHAPE)
         rows = []
-        for (level, lw, _), period, factor, rescue in itertools.product(
-            levels[w.name], args.brownout_periods_s, args.brownout_factors, _rescues(args)
-        ):
-            on = _runs(lw, "bucket", True, args, BASE_SHAPE, period, factor, rescue)
+        for (level, lw, _), setting in itertools.product(levels[w.name], _settings(args)):
+            on = _runs(lw, "bucket", True, args, BASE_SHAPE, **_setting_args(setting))
             red, lo, hi = reduction_ci(off[:, 0], on[:, 0])
             tau, cheap = float(on[:, 2].mean()), float(on[:, 3].mean())
             speedup = lw.fits["full"].predict(float(np.median(lw.costs["full"])), 1) / max(
                 lw.fits["brownout"].predict(float(np.median(lw.costs["brownout"])), 1), 1e-9
             )
-            cost = _cost_at(quality, w.name, level, 1.0 - cheap)  # what the robot gets
-            grid.add(
-                w.name,
-                level,
-                speedup,
-                period,
-                factor,
-                "on" if rescue else "off",
-                float(on[:, 0].mean()),
-                red,
-                f"{lo:.2f}-{hi:.2f}",
-                tau,
-                cheap,
-                cost,
-            )
             row = {
                 "level": level,
                 "speedup": speedup,
-                "period_s": period,
-                "factor": factor,
-                "rescue": rescue,
+                **setting,
                 "violations_on": float(on[:, 0].mean()),
                 "reduction": red,
                 "ci95": [lo, hi],
                 "mean_tau": tau,
                 "cheap_share": cheap,
-                "accuracy_cost": cost,
+                "accuracy_cost": _cost_at(quality, w.name, level, 1.0 - cheap),  # what is served
             }
+            grid.add(
+                w.name,
+                level_label(level),
+                speedup,
+                row["law"],
+                row["period_s"],
+                row.get("factor", "-"),
+                "on" if row.get("rescue", True) else "off",
+                row.get("headroom", "-"),
+                row["violations_on"],
+                red,
+                f"{lo:.2f}-{hi:.2f}",
+                tau,
+                cheap,
+                row["accuracy_cost"],
+            )
             rows.append((row, lw, on))
         figures["brownout_grid"][w.name] = [r for r, _, _ in rows]
-        head, best = rows[0], max(rows, key=lambda r: r[0]["reduction"])
+        paper = next((r for r in rows if r[0]["law"] == "paper"), rows[0])
+        head = _headline(rows, args.brownout_target)
+        best = max(rows, key=lambda r: r[0]["reduction"])
         figures["brownout_violation_reduction"][w.name] = head[0]["reduction"]
         figures["brownout_violation_reduction_ci"][w.name] = head[0]["ci95"]
+        figures["brownout_violation_reduction_paper"][w.name] = paper[0]["reduction"]
         figures["brownout_config"][w.name] = head[0]
+        figures["brownout_paper"][w.name] = paper[0]
         figures["brownout_best"][w.name] = best[0]
-        main.add(w.name, "off", float(off[:, 0].mean()), float(off[:, 1].mean()), 1.0, 0.0, "-")
+        main.add(w.name, "off", float(off[:, 0].mean()), float(off[:, 1].mean()), 1.0, 0.0, 0.0)
         main.add(
             w.name,
             "no batching, off",
             float(none_off[:, 0].mean()),
             float(none_off[:, 1].mean()),
             1.0,
-            "-",
+            0.0,
             "-",
         )
-        for label, (row, _, on) in (("defaults", head), ("best", best)):
-            config = f"{label}: {row['level']:g}, {row['period_s']:g} s, x{row['factor']:g}" + (
-                ", rescue" if row["rescue"] else ""
-            )
+        for label, (row, _, on) in (("reference", paper), ("headline", head), ("largest", best)):
             main.add(
                 w.name,
-                config,
+                f"{label}: {_describe(row)}",
                 float(on[:, 0].mean()),
                 float(on[:, 1].mean()),
                 row["mean_tau"],
-                row["reduction"],
-                "{:.2f}-{:.2f}".format(*row["ci95"]),
+                row["cheap_share"],
+                "{:.2f} ({:.2f}-{:.2f})".format(row["reduction"], *row["ci95"]),
             )
-        report.ratios[f"{w.name}: SLO violations cut by brownout (defaults, bucket)"] = head[0][
-            "reduction"
-        ]
-        report.ratios[f"{w.name}: SLO violations cut by brownout (best swept setting)"] = best[0][
-            "reduction"
-        ]
-        report.ratios[f"{w.name}: violations, bucket + brownout vs no batching, no brownout"] = (
+        report.ratios[
+            f"{w.name}: SLO violations cut by brownout (headline: {_describe(head[0])})"
+        ] = head[0]["reduction"]
+        report.ratios[f"{w.name}: SLO violations cut by brownout (paper's law, constants)"] = paper[
+            0
+        ]["reduction"]
+        report.ratios[f"{w.name}: violations, bucket + headline brownout vs no batching"] = (
             1.0 - head[2][:, 0].mean() / max(none_off[:, 0].mean(), 1e-12)
         )
-        for label, (row, lw, _) in (("defaults", head), ("best", best)):
+        for label, (row, lw, _) in (("reference", paper), ("headline", head)):
             for burst_s, height in itertools.product(args.brownout_bursts_s, (2.0, 3.0)):
                 shape = {"on_s": burst_s, "off_s": 3 * burst_s, "burst_factor": height}
                 o = _runs(w, "bucket", False, args, shape)
-                n = _runs(
-                    lw, "bucket", True, args, shape, row["period_s"], row["factor"], row["rescue"]
-                )
+                n = _runs(lw, "bucket", True, args, shape, **_setting_args(row))
                 red, lo, hi = reduction_ci(o[:, 0], n[:, 0])
                 shapes.add(
                     w.name,
@@ -273,6 +347,9 @@ def brownout_section(
                         "ci95": [lo, hi],
                     }
                 )
+        if not timeline:
+            timeline = _timeline(w, paper, head, args)
+            figures["brownout_timeline"] = timeline
     report.tables += [main, grid, shapes]
     det = figures["brownout_config"].get("detector")
     if det is not None and "detector" in quality:
@@ -281,12 +358,68 @@ def brownout_section(
             f"{t:g}": quality["detector"][det["level"]][t] for t in TAUS
         }
         report.notes.append(
-            f"brownout_ap_cost: BEV AP@0.7 lost at the bursty run's mean tau "
-            f"{det['mean_tau']:.2f} on the {det['level']:g} m path: {det['accuracy_cost']:.4f}"
+            f"brownout_ap_cost: BEV AP@0.7 lost with {det['cheap_share']:.0%} of answers on the "
+            f"{det['level']:g} m path (headline): {det['accuracy_cost']:.4f}"
         )
     ren = figures["brownout_config"].get("gs_render")
     if ren is not None and "gs_render" in quality:
         figures["brownout_render_quality"] = quality["gs_render"][ren["level"]]
+    if timeline and getattr(args, "brownout_plot", None):
+        from bench.serving_plot import plot_timeline
+
+        plot_timeline(timeline, args.brownout_plot)
+        report.notes.append(f"brownout timeline plot: {args.brownout_plot}")
+
+
+def _headline(rows: list[tuple[dict, Any, np.ndarray]], target: float) -> tuple[dict, Any, Any]:
+    """The slack-law setting of least accuracy cost with a cut >= ``target``, else the slack
+    setting (or, without one, any) with the largest cut."""
+    slack = [r for r in rows if r[0]["law"] == "slack"] or rows
+    meeting = [r for r in slack if r[0]["reduction"] >= target]
+    if meeting:
+        return min(
+            meeting, key=lambda r: (np.nan_to_num(r[0]["accuracy_cost"]), r[0]["cheap_share"])
+        )
+    return max(slack, key=lambda r: r[0]["reduction"])
+
+
+def _tau_steps(tau: list[tuple[float, float]], setting: dict[str, Any]) -> list[list[float]]:
+    """(time, tau) steps to draw: the paper's dial from when it is set; the slack law's tau (the
+    share of a period's admissions on the full path, known at its end) over that period."""
+    if setting.get("law") != "slack":
+        return [[float(t), float(v)] for t, v in tau]
+    period = setting["period_s"]
+    return [[0.0, 1.0]] + [[float(t) - period, float(v)] for t, v in tau[1:]]
+
+
+def _timeline(
+    w: Workload, paper: tuple, head: tuple, args: argparse.Namespace, bin_s: float = 1.0
+) -> dict[str, Any]:
+    """Seed 0's run per configuration (off, the paper's law, the headline) in bins of ``bin_s``:
+    arrivals, violations and cheap answers per second, and tau over time."""
+    out: dict[str, Any] = {"model": w.name, "slo_s": w.slo_s, "bin_s": bin_s, "runs": {}}
+    runs = {
+        "brownout off": (w, False, {}),
+        f"paper's law ({_describe(paper[0])})": (paper[1], True, _setting_args(paper[0])),
+        f"slack law ({_describe(head[0])})": (head[1], True, _setting_args(head[0])),
+    }
+    for label, (lw, on, setting) in runs.items():
+        r, times = _run(lw, "bucket", on, args, BASE_SHAPE, 0, **setting)
+        edges = np.arange(0.0, r.duration_s + bin_s, bin_s)
+        late = r.latency_s > w.slo_s
+        out["edges_s"] = edges.tolist()
+        out["arrivals_hz"] = (np.histogram(times, edges)[0] / bin_s).tolist()
+        out["runs"][label] = {
+            "violations_hz": (np.histogram(times[late], edges)[0] / bin_s).tolist(),
+            "cheap_hz": (np.histogram(times[r.path == "brownout"], edges)[0] / bin_s).tolist(),
+            "tau": _tau_steps(r.tau, setting),
+            "violations": float(np.mean(late)),
+            # of the late requests, the share refused at arrival (429), not queued and late
+            "refused_share_of_violations": float(np.mean(r.status[late] == "rejected"))
+            if late.any()
+            else 0.0,
+        }
+    return out
 
 
 def _quality(
@@ -321,14 +454,14 @@ def _quality(
         poses = render_pool([(160, 120), (320, 240)], poses=2)
         table = Table(
             "renderer brownout path vs full render (same poses)",
-            ["scale", "psnr_db", "ssim", "frames"],
+            ["level", "psnr_db", "ssim", "frames"],
         )
         q = {}
         for level, _, m in levels["gs_render"]:
-            say(f"renderer quality at 1/{level:g} resolution")
+            say(f"renderer quality at brownout level {level_label(level)}")
             q[level] = render_brownout_quality(m, poses)
-            table.add(level, q[level]["psnr_db"], q[level]["ssim"], q[level]["frames"])
+            table.add(level_label(level), q[level]["psnr_db"], q[level]["ssim"], q[level]["frames"])
         out["gs_render"] = q
         report.tables.append(table)
-        figures["brownout_render_quality_by_scale"] = {f"{k:g}": v for k, v in q.items()}
+        figures["brownout_render_quality_by_scale"] = {level_label(k): v for k, v in q.items()}
     return out

@@ -69,7 +69,7 @@ def http_replay(
     arr: Arrivals,
     slo_s: float,
     duration_s: float,
-    static: tuple[int, float] = (1, 0.0),
+    static: tuple[float, ...] = (1, 0.0),
     memory_budget_mb: float = 512.0,
 ) -> dict[str, Any]:
     """Goodput and attainment of ``policy`` on a replica process for the arrivals ``arr``."""
@@ -77,7 +77,10 @@ def http_replay(
         token, path = _token(Path(tmp))
         args = ["--token-file", str(path), "--policy", policy, "--models", "detector"]
         args += ["--slo-ms", f"detector={slo_s * 1e3:.0f}", "--no-brownout"]
-        args += ["--static-max-batch", str(static[0]), "--static-delay-ms", str(static[1] * 1e3)]
+        args += ["--static-max-batch", str(int(static[0]))]
+        args += ["--static-delay-ms", str(static[1] * 1e3)]
+        if len(static) > 2 and static[2] > 0:  # queue timeout as a share of the SLO
+            args += ["--static-timeout-ms", str(static[2] * slo_s * 1e3)]
         args += ["--memory-budget-mb", str(memory_budget_mb)]
         bodies = [
             encode({"deadline_ms": slo_s * 1e3}, {"points": c.astype(np.float32)}) for c in clouds

@@ -51,22 +51,47 @@ def _models(names: list[str], args: argparse.Namespace) -> dict[str, tuple[Serve
     return out
 
 
-def _level_models(name: str, model: Any, args: argparse.Namespace) -> dict[float, ServedModel]:
+def level_label(level: float | str) -> str:
+    """How a brownout level is named in tables, JSON keys and the calibration cache."""
+    return f"{level:g}" if isinstance(level, float | int) else str(level)
+
+
+def render_level(token: str) -> tuple[int, float]:
+    """A renderer brownout level ``S`` or ``S:K``: resolution divisor S, share K of the map's
+    Gaussians (default 1).
+
+    Raises:
+        ValueError: a malformed token.
+    """
+    scale, _, keep = token.strip().partition(":")
+    try:
+        return int(scale), float(keep) if keep else 1.0
+    except ValueError as err:
+        raise ValueError(
+            f"renderer brownout level {token!r}: use S or S:K (e.g. 2, 2:0.25)"
+        ) from err
+
+
+def _level_models(name: str, model: Any, args: argparse.Namespace) -> dict[Any, ServedModel]:
     """The brownout levels swept for ``model``: the detector's grid half-width
-    (``--brownout-ranges-m``), the renderer's resolution divisor (``--brownout-scales``), each a
-    copy sharing the weights / map. Calibrated with the model's paths even when the brownout
-    section does not run, so that a cached calibration serves every section."""
+    (``--brownout-ranges-m``, float keys), the renderer's resolution divisor and share of the map
+    (``--brownout-scales`` tokens S or S:K, str keys), each a copy sharing the weights / map.
+    Calibrated with the model's paths even when the brownout section does not run, so that a
+    cached calibration serves every section."""
     if name == "detector":
         from offload.serving.models.detector import DetectorModel
 
         return {r: DetectorModel(model.model, r, model.max_cost) for r in args.brownout_ranges_m}
     from offload.serving.models.renderer import RenderModel
 
-    out: dict[float, ServedModel] = {}
-    for k in args.brownout_scales:
-        m = RenderModel(model.renderer.model, brownout_scale=int(k))
+    out: dict[Any, ServedModel] = {}
+    for token in args.brownout_scales:
+        k, keep = render_level(str(token))
+        m = RenderModel(model.renderer.model, brownout_scale=k, brownout_keep=keep)
         m.renderer = model.renderer  # the same map and rasterizer
-        out[k] = m
+        if keep == 1.0:
+            m.cheap_renderer = model.renderer
+        out[str(token).strip()] = m
     return out
 
 
@@ -91,7 +116,7 @@ def build_workloads(
     for name, (model, pool) in _models(names, args).items():
         levels = _level_models(name, model, args)
         variants: dict[str, tuple[ServedModel, Path]] = {p: (model, p) for p in PATHS}
-        variants.update({f"brownout@{k:g}": (m, "brownout") for k, m in levels.items()})
+        variants.update({f"brownout@{level_label(k)}": (m, "brownout") for k, m in levels.items()})
         say(f"calibrating {name}: {', '.join(variants)} ({len(pool)} requests in the pool)")
         fits = cached_fits(
             args,
@@ -129,7 +154,7 @@ def build_workloads(
         models[name] = model
         extras["pools"][name] = [pool[i] for i in order]
         extras["levels"][name] = [
-            (k, _level_workload(w, m, extras["pools"][name], fits[f"brownout@{k:g}"]), m)
+            (k, _level_workload(w, m, extras["pools"][name], fits[f"brownout@{level_label(k)}"]), m)
             for k, m in levels.items()
         ]
     return workloads, models, extras

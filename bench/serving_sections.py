@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,11 @@ def live_section(
         for policy in [p.strip() for p in args.http_policies.split(",") if p.strip()]:
             say(f"live HTTP replay: {policy}")
             tuned = figures.get("static_tuned", {}).get("detector", {}).get(pattern, {})
-            static = (int(tuned.get("max_batch", 1)), float(tuned.get("max_delay_ms", 0)) / 1e3)
+            static = (
+                int(tuned.get("max_batch", 1)),
+                float(tuned.get("max_delay_ms", 0)) / 1e3,
+                float(tuned.get("queue_timeout_x_slo", 0)),
+            )
             m = http_replay(
                 policy, pool, arr, w.slo_s, args.http_duration, static, args.memory_budget_mb
             )
@@ -98,3 +103,73 @@ def live_section(
             name: {k: float(np.median(v)) for k, v in run["latency_ms"].items() if v}
             for name, run in (("local", local), ("bridge", bridged))
         }
+
+
+def whatif_section(
+    report: BenchReport,
+    figures: dict,
+    w: Workload,
+    args: argparse.Namespace,
+    trace: Any,
+    patterns: list[str],
+    say: Callable[[str], None],
+) -> None:
+    """What if batching had an economy: every path's fit t = a + b U + c n rescaled to
+    t' = s t1 + (1 - s) t, with t1 a median request's time alone, so one median request takes as
+    long as measured but a share ``s`` of it is paid once per batch (GPUs batch like this, these
+    CPUs do not). The same policy sweep (static re-tuned on the new times); peak goodput bucket /
+    static. Simulated only."""
+    from bench.serving_sim import POLICIES, sweep
+
+    table = Table(
+        f"{w.name}: what-if batching economy (a share of a median request's time made per-batch "
+        "overhead; simulated): peak goodput at the SLO (req/s) and mean batch at the peak load",
+        ["overhead_share", "pattern", "policy", "peak_goodput_hz", "batch", "static_tuned"],
+    )
+    median = float(np.median(w.costs["full"]))
+    for share in args.whatif_overhead:
+        if not 0 <= share < 1:
+            raise ValueError(f"--whatif-overhead {share}: use shares in [0, 1)")
+        fits = {}
+        for path, f in w.fits.items():
+            t1 = f.predict(median, 1)
+            keep = 1.0 - share
+            fits[path] = replace(
+                f,
+                overhead_s=share * t1 + keep * f.overhead_s,
+                per_unit_s=keep * f.per_unit_s,
+                per_item_s=keep * f.per_item_s,
+            )
+        say(f"{w.name}: what-if sweep, per-batch overhead {share:g} of a request")
+        wi = replace(w, fits=fits)
+        s = sweep(
+            wi,
+            args.loads,
+            args.seeds,
+            args.duration,
+            trace,
+            [d / 1e3 for d in args.static_delays_ms],
+            patterns,
+            None,
+            args.static_timeouts,
+        )
+        for pattern in patterns:
+            peaks = {}
+            for policy in POLICIES:
+                goodput = [float(np.mean(s.goodput[(pattern, policy, x)])) for x in args.loads]
+                at = int(np.argmax(goodput))
+                batch = float(np.mean(s.batch_mean[(pattern, policy, args.loads[at])]))
+                peaks[policy] = goodput[at]
+                b, d, t = s.static[pattern]
+                tuned = f"batch {b}, {1e3 * d:g} ms, timeout {t:g}"
+                table.add(
+                    share, pattern, policy, goodput[at], batch, tuned if policy == "static" else "-"
+                )
+            ratio = peaks["bucket"] / max(peaks["static"], 1e-12)
+            figures.setdefault("whatif_goodput_ratio_bucket_over_static", {}).setdefault(
+                w.name, {}
+            ).setdefault(f"{share:g}", {})[pattern] = ratio
+            report.ratios[f"{w.name} {pattern}, what-if overhead {share:g}: bucket / static"] = (
+                ratio
+            )
+    report.tables.append(table)

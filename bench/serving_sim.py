@@ -5,14 +5,16 @@ of the model's capacity, 1 / the service time of a median request alone) and see
 runs the very same arrivals through a fresh :class:`ModelScheduler` in the discrete-event
 simulator (``offload.serving.simulate``) with service times from the calibrated fit. Policies:
 BucketServe, its ablations (no admission control; one bucket, i.e. no split/merge), static
-batching (Triton's max batch size and queue delay, both tuned per pattern over a grid: batch
-sizes 1 to 8, powers of two and the memory cap of the largest request; the given delays), the
+batching (Triton's max batch size, queue delay and queue-policy timeout, tuned per pattern over
+a grid: batch sizes 1 to 8, powers of two and the memory cap of the largest request; the given
+delays; the given timeouts as shares of the SLO), the
 same grid tuned separately at each offered load (``static-perload``: an oracle an operator
 could not run, the upper bound of static batching), FIFO greedy, no batching.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path as FilePath
@@ -82,7 +84,9 @@ def static_batch_cap(w: Workload) -> int:
     return static_max_batch(w.spec.memory["full"], w.memory_budget_bytes, worst)
 
 
-def make_policy(name: str, w: Workload, static: tuple[int, float] = (1, 0.0)) -> BatchPolicy:
+def make_policy(name: str, w: Workload, static: tuple[float, ...] = (1, 0.0)) -> BatchPolicy:
+    """A fresh policy; ``static`` = (max batch, max delay s[, queue timeout as a share of the
+    SLO, 0: none]) for the static policies."""
     bucket = BucketConfig(bounds=(0,), max_cost=w.spec.max_cost)
     if name == "bucket":
         return BucketPolicy(bucket)
@@ -91,7 +95,10 @@ def make_policy(name: str, w: Workload, static: tuple[int, float] = (1, 0.0)) ->
     if name == "bucket-1bucket":
         return BucketPolicy(replace(bucket, max_buckets=1))
     if name in ("static", "static-perload"):
-        return StaticBatching(max_batch=static[0], max_delay_s=static[1])
+        timeout = static[2] * w.slo_s if len(static) > 2 and static[2] > 0 else None
+        return StaticBatching(
+            max_batch=int(static[0]), max_delay_s=static[1], queue_timeout_s=timeout
+        )
     if name == "fifo":
         return FifoGreedy()
     if name == "none":
@@ -106,10 +113,12 @@ def run_one(
     duration_s: float,
     seed: int,
     brownout: bool = False,
-    static: tuple[int, float] = (1, 0.0),
+    static: tuple[float, ...] = (1, 0.0),
     brownout_period_s: float = 5.0,
     brownout_factor: float = 0.8,
     brownout_rescue: bool = False,
+    brownout_law: str = "paper",
+    brownout_headroom: float = 1.0,
 ) -> SimResult:
     """One simulated run of ``policy`` on ``arr``."""
     median = float(np.median(w.costs["full"]))
@@ -126,6 +135,8 @@ def run_one(
             else None
         ),
         brownout_rescue=brownout_rescue,
+        brownout_law=brownout_law,
+        brownout_headroom=brownout_headroom,
     )
     sched = ModelScheduler(w.spec, make_policy(policy, w, static), config, service)
     n = len(w.costs["full"])
@@ -150,10 +161,11 @@ class Sweep:
     latency_ms: dict[tuple[str, str, float], list[tuple[float, float, float]]]
     peak_memory_mb: dict[tuple[str, str, float], list[float]]
     batch_mean: dict[tuple[str, str, float], list[float]]
-    static: dict[str, tuple[int, float]]  # pattern -> tuned (max batch, max delay s)
-    static_perload: dict[tuple[str, float], tuple[int, float]] = field(default_factory=dict)
-    # static_goodput[pattern][(max batch, delay s)] = mean goodput over the loads (seed 0)
-    static_grid: dict[str, dict[tuple[int, float], float]] = field(default_factory=dict)
+    # pattern -> tuned (max batch, max delay s, queue timeout x SLO; 0: none)
+    static: dict[str, tuple[int, float, float]]
+    static_perload: dict[tuple[str, float], tuple[int, float, float]] = field(default_factory=dict)
+    # static_grid[pattern][(max batch, delay s, timeout)] = mean goodput over the loads (seed 0)
+    static_grid: dict[str, dict[tuple[int, float, float], float]] = field(default_factory=dict)
 
 
 def sweep(
@@ -165,17 +177,18 @@ def sweep(
     static_delays_s: Sequence[float],
     patterns: Sequence[str] = PATTERNS,
     progress: Callable[[str], None] | None = None,
+    static_timeouts: Sequence[float] = (0.0,),
 ) -> Sweep:
     """Every policy on every (pattern, load, seed); static tuned per pattern first."""
     out = Sweep({}, {}, {}, {}, {}, {})
     for pattern in patterns:
         if progress:
             progress(f"{w.name}: tuning static batching on {pattern}")
-        grid = _static_grid(w, loads, duration_s, trace, pattern, static_delays_s)
+        grid = _static_grid(w, loads, duration_s, trace, pattern, static_delays_s, static_timeouts)
         out.static_grid[pattern] = {k: float(np.mean(v)) for k, v in grid.items()}
-        out.static[pattern] = max(grid, key=lambda k: (np.mean(grid[k]), k))
+        out.static[pattern] = max(grid, key=lambda k: (np.mean(grid[k]), -k[1], k))
         for j, load in enumerate(loads):
-            out.static_perload[(pattern, load)] = max(grid, key=lambda k: (grid[k][j], k))
+            out.static_perload[(pattern, load)] = max(grid, key=lambda k: (grid[k][j], -k[1], k))
         for load in loads:
             if progress:
                 progress(f"{w.name}: {pattern} at {load:.2f} x capacity")
@@ -206,20 +219,20 @@ def _static_grid(
     trace: FilePath | None,
     pattern: str,
     delays_s: Sequence[float],
-) -> dict[tuple[int, float], list[float]]:
-    """(max batch, delay) -> goodput at each load (seed 0) for every static setting on the grid:
-    batch sizes 1..8, powers of two up to the memory cap and the cap (never a batch that could
-    overflow the budget), the given delays: static is tuned as fairly as bucket batching."""
+    timeouts: Sequence[float] = (0.0,),
+) -> dict[tuple[int, float, float], list[float]]:
+    """(max batch, delay, queue timeout) -> goodput at each load (seed 0) for every static
+    setting on the grid: batch sizes 1..8, powers of two up to the memory cap and the cap (never
+    a batch that could overflow the budget), the given delays, the given queue timeouts (shares
+    of the SLO; 0: drop only past the deadline): static is tuned as fairly as bucket batching."""
     cap = static_batch_cap(w)
     sizes = sorted({*range(1, min(cap, 8) + 1), *(2**i for i in range(cap.bit_length())), cap})
-    out: dict[tuple[int, float], list[float]] = {}
-    for size in sizes:
-        for delay in delays_s:
-            out[(size, delay)] = []
-            for load in loads:
-                arr = arrivals(pattern, load * w.capacity_hz, duration_s, 0, trace)
-                r = run_one(w, "static", arr, duration_s, 0, False, (size, delay))
-                out[(size, delay)].append(r.goodput_hz(w.slo_s))
+    out: dict[tuple[int, float, float], list[float]] = {}
+    arrs = [arrivals(pattern, load * w.capacity_hz, duration_s, 0, trace) for load in loads]
+    for size, delay, timeout in itertools.product(sizes, delays_s, timeouts):
+        key = (size, delay, timeout)
+        runs = [run_one(w, "static", arr, duration_s, 0, False, key) for arr in arrs]
+        out[key] = [r.goodput_hz(w.slo_s) for r in runs]
     return out
 
 

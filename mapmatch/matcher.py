@@ -9,6 +9,7 @@ back in input order, one per trajectory, each with its :class:`~mapmatch.result.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,7 +46,7 @@ class Decoded:
     via: dict[tuple[int, int], int]
 
 
-class LatticeMatcher:
+class LatticeMatcher(ABC):
     """Shared engine. Subclasses set ``name`` and implement ``point_model`` and ``score``."""
 
     name = "lattice"
@@ -60,13 +61,13 @@ class LatticeMatcher:
         self.net, self.ubodt, self.k, self.batch_points = network, ubodt, int(k), batch_points
 
     # --- hooks -------------------------------------------------------------------------
+    @abstractmethod
     def point_model(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(sigma_m, radius_m) per point [N] (m)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def score(self, batch: Batch, route: np.ndarray, gc: np.ndarray) -> tuple:
         """(log emission [B, N, K], log transition [B, N-1, K, K])."""
-        raise NotImplementedError
 
     def refine(self, batch: Batch, dec: Decoded, gc: np.ndarray) -> Decoded:
         return dec

@@ -77,7 +77,7 @@ def _collect(tree: dict, prefix: str, path: Path, out: dict[str, dict[str, Any]]
             raise ParamFileError(f"{path}: section {key!r} has unknown key(s) {sorted(extra)}")
         params = body[PARAMS_KEY] or {}
         if not isinstance(params, dict):
-            raise ParamFileError(f"{path}: {key}.{PARAMS_KEY} must be a mapping")
+            raise ParamFileError(f"{path}: {key + '.' + PARAMS_KEY!r} must be a mapping")
         out.setdefault(key, {}).update(_flatten(params, ""))
 
 

@@ -26,6 +26,7 @@ DURATION_S = 1.2  # two planning cycles (replan period 1 s), six camera frames: 
 NODES = ["lidar_detector", "croa_planner", "gsclo_scheduler"]
 # relative to /robomr unless absolute; /tf_static carries map -> odom (REP 105)
 INPUTS = ["points", "odom", "map/obstacles", "target_request", "camera/image", "gs/image"]
+INPUTS += ["gs/forecast"]  # the scheduler's window of future L_t from gs_render
 INPUTS += ["/tf_static"]
 OUTPUTS = [
     "detections",

@@ -104,6 +104,7 @@ class Replica:
             bounds=self.config.bucket_bounds.get(model.name),
             static_batch=self.config.static_max_batch,
             static_delay_s=self.config.static_max_delay_s,
+            static_timeout_s=self.config.static_queue_timeout_s,
         )
         return ModelWorker(model, ModelScheduler(spec, policy, config, service), self.metrics)
 

@@ -6,20 +6,25 @@ Formulation, per model and path:
 - Batch cap of a bucket from the memory budget M: cap_i = max(1, floor(M / m(U_i))), where
   m(c) = fixed bytes per request + c x bytes per unit (``MemoryModel.item_bytes``): BucketServe's
   floor(free memory / (U x bytes per unit)) with the per-request term added. A batch never
-  exceeds M, whatever sizes its requests have inside the bucket.
+  exceeds M, whatever sizes its requests have inside the bucket. Beyond the cap (ours) a batch
+  may grow while the actual costs of its requests fit M: the top bucket's edge is the model's
+  largest admissible request, far above what arrives, and would hold its batches to one.
 - Adaptive split and merge, every ``adapt_period_s``: a bucket splits at the median of its
-  recent arrivals' costs when their mean padding 1 - c / U_i exceeds ``split_padding`` (the cap
-  is set by U_i, so small requests in a wide bucket waste the budget) or when its queue exceeds
-  its cap; two neighbours merge when both arrival rates (exponentially weighted, half-life
-  ``rate_halflife_s``) are below ``merge_rate_hz`` and their queues fit the merged cap.
+  recent arrivals' costs when its queue no longer fits one batch in the memory budget, or, with
+  ``split_on_padding`` (the paper's criterion, off by default here), when their mean padding
+  1 - c / U_i exceeds ``split_padding`` (the cap is set by U_i, so small requests in a wide
+  bucket waste the budget; with batches filled by actual costs they do not); two neighbours
+  merge when both arrival rates (exponentially weighted, half-life ``rate_halflife_s``) are
+  below ``merge_rate_hz`` and their queues fit the merged cap.
 - Priority by SLO slack: slack(r) = deadline(r) - now - t_hat(r), with t_hat the online
   service-time prediction for r alone. The batch is drawn from the bucket holding the request of
   least slack; requests join in slack order while the predicted batch time still lets every
   member meet its deadline and the cap allows.
 - No request waits past its slack: a request whose slack is negative (it cannot finish in time
   even alone, now) is answered at once instead of run, and with ``admission`` a request whose
-  predicted finish (work queued ahead of it by deadline, plus its own time) is past its deadline
-  is rejected on arrival, so the client can fall back at once. The loop is work-conserving: the
+  predicted finish (the work queued ahead of it by deadline and its own, as the batches they
+  would run in: per bucket, chunks of the cap) is past its deadline is rejected on arrival, so
+  the client can fall back at once. The loop is work-conserving: the
   model never idles while a request waits.
 - Probing (ours, not the paper's): the service-time model learns only from batches that run, so
   when every queued request is predicted late and no batch ran for ``probe_interval_s``, the one
@@ -51,8 +56,12 @@ class BucketConfig:
     max_cost: int = 1_000_000
     # a bucket narrower than twice this is not split, >= 1
     min_width_units: int = 1
-    # split when the recent mean padding fraction 1 - cost / U exceeds this, in (0, 1)
+    # split when the recent mean padding fraction 1 - cost / U exceeds this, in (0, 1) ...
     split_padding: float = 0.35
+    # ... if on (the paper's criterion). Off by default: batches fill the memory budget by their
+    # requests' actual costs, so a wide bucket wastes no memory, and splitting only fragments
+    # the queue into smaller batches (measured: ``robomr bench serving``'s what-if)
+    split_on_padding: bool = False
     # recent arrivals needed before a split is considered (and kept per bucket), >= 2
     split_min_arrivals: int = 16
     # merge neighbours whose arrival rates are both below this (requests/s), >= 0
@@ -164,14 +173,38 @@ class BucketPolicy(BatchPolicy):
         idle = ctx.busy_until_s <= now_s and not any(True for _ in self.queued())
         if idle and self._probe_due(now_s) and self._probe_worthy(request, ctx):
             return True
-        ahead = max(ctx.busy_until_s - now_s, 0.0)
-        ahead += sum(
-            ctx.predict_s(r.path, r.cost, 1)
-            for r in self.queued()
-            if r.deadline_s <= request.deadline_s
-        )
-        own = ctx.predict_s(request.path, request.cost, 1)
-        return now_s + ahead + own <= request.deadline_s
+        return self.predicted_finish_s(request, now_s, ctx) <= request.deadline_s
+
+    def predicted_finish_s(self, request: QueuedRequest, now_s: float, ctx: PolicyContext) -> float:
+        """The running batch, then the requests due no later than ``request`` (and itself) as
+        the batches they would run in: per bucket, in deadline order, chunks of the bucket's
+        cap. Where a batch costs less than its requests alone (a per-batch overhead), summing
+        them one at a time would refuse work that batching serves in time."""
+        groups: dict[int, tuple[Bucket, list[QueuedRequest]]] = {}
+        for r in [*self.queued(), request]:
+            if r is request or r.deadline_s <= request.deadline_s:
+                b = self.bucket_of(r.path, r.cost)
+                groups.setdefault(id(b), (b, []))[1].append(r)
+        total = max(ctx.busy_until_s - now_s, 0.0)
+        for b, members in groups.values():
+            members.sort(key=lambda r: r.deadline_s)
+            chunk: list[int] = []
+            for r in members:
+                if chunk and not self._fits(b, [*chunk, r.cost], ctx):
+                    total += ctx.predict_s(b.path, sum(chunk), len(chunk))
+                    chunk = []
+                chunk.append(r.cost)
+            total += ctx.predict_s(b.path, sum(chunk), len(chunk))
+        return now_s + total
+
+    def _fits(self, b: Bucket, costs: list[int], ctx: PolicyContext) -> bool:
+        """Whether a batch of these costs from ``b`` fits: within the bucket's cap, or, where
+        the cap (set by the bucket's upper edge) is smaller, within the memory budget by the
+        requests' actual costs (the top bucket's edge is the model's largest admissible request,
+        which would otherwise hold every batch there to one)."""
+        if len(costs) <= self.cap(b, ctx):
+            return True
+        return ctx.batch_bytes(b.path, costs) <= ctx.memory_budget_bytes
 
     def next_dispatch(self, now_s: float, ctx: PolicyContext) -> Dispatch:
         if now_s >= self._next_adapt_s:
@@ -212,12 +245,11 @@ class BucketPolicy(BatchPolicy):
         return queued[lateness.index(min(lateness))]
 
     def _form_batch(self, b: Bucket, now_s: float, ctx: PolicyContext) -> tuple[QueuedRequest, ...]:
-        cap = self.cap(b, ctx)
         batch = [b.queue[0]]
         units, deadline = b.queue[0].cost, b.queue[0].deadline_s
         for r in b.queue[1:]:
-            if len(batch) >= cap:
-                break
+            if not self._fits(b, [*(q.cost for q in batch), r.cost], ctx):
+                continue
             finish = now_s + ctx.predict_s(b.path, units + r.cost, len(batch) + 1)
             if finish <= min(deadline, r.deadline_s):
                 batch.append(r)
@@ -240,7 +272,9 @@ class BucketPolicy(BatchPolicy):
         for i, b in enumerate(buckets):
             busy = b.rate_hz >= c.merge_rate_hz  # hysteresis: a quiet bucket would merge back
             wants = busy and len(b.recent) >= c.split_min_arrivals
-            wants = wants and (b.padding() > c.split_padding or len(b.queue) > self.cap(b, ctx))
+            overflow = not self._fits(b, [r.cost for r in b.queue], ctx)
+            padded = c.split_on_padding and b.padding() > c.split_padding
+            wants = wants and (padded or overflow)
             room = len(out) + len(buckets) - i < c.max_buckets
             mid = int(np.median(b.recent)) + 1 if b.recent else b.lower
             mid = min(max(mid, b.lower + c.min_width_units), b.upper - c.min_width_units)

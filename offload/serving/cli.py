@@ -37,6 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--static-delay-ms", type=float, default=10.0, help="static policy queue delay (ms)"
     )
+    p.add_argument(
+        "--static-timeout-ms",
+        type=float,
+        default=0.0,
+        help="static policy: drop a request queued this long (ms; 0: only past its deadline)",
+    )
     p.add_argument("--no-brownout", action="store_true", help="keep every request on the full path")
     p.add_argument("--brownout-period", type=float, default=5.0, help="brownout control period (s)")
     p.add_argument(
@@ -44,6 +50,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         default=0.8,
         help="brownout: tau is multiplied by this on a violated period, in (0, 1)",
+    )
+    p.add_argument(
+        "--brownout-law",
+        default="slack",
+        choices=("slack", "paper"),
+        help="slack: per request from its predicted finish (default); paper: BrownoutServe's dial",
+    )
+    p.add_argument(
+        "--brownout-headroom",
+        type=float,
+        default=0.8,
+        help="slack law: share of a request's budget the full path may use, in (0, 1]",
     )
     p.add_argument(
         "--brownout-rescue",
@@ -59,7 +77,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--render-brownout-scale",
         type=int,
         default=2,
-        help="gs_render brownout path: resolution divisor, in [2, 8]",
+        help="gs_render brownout path: resolution divisor, in [2, 8] (1 with a decimated map)",
+    )
+    p.add_argument(
+        "--render-brownout-keep",
+        type=float,
+        default=1.0,
+        help="gs_render brownout path: share of the map's Gaussians rendered, in (0, 1]",
     )
     p.add_argument(
         "--memory-budget-mb", type=float, default=512.0, help="activation memory per batch"
@@ -103,10 +127,13 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
             brownout_period_s=args.brownout_period,
             brownout_decrease_factor=args.brownout_decrease,
             brownout_rescue=args.brownout_rescue,
+            brownout_law=args.brownout_law,
+            brownout_headroom=args.brownout_headroom,
             memory_budget_bytes=args.memory_budget_mb * 2**20,
             max_queued=args.max_queued,
             static_max_batch=args.static_max_batch,
             static_max_delay_s=args.static_delay_ms / 1e3,
+            static_queue_timeout_s=args.static_timeout_ms / 1e3 if args.static_timeout_ms else None,
             limits=WireLimits(max_body_bytes=int(args.max_body_mb * 2**20)),
             model_options={
                 "detector": {
@@ -116,6 +143,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
                 "gs_render": {
                     "map_path": args.render_map,
                     "brownout_scale": args.render_brownout_scale,
+                    "brownout_keep": args.render_brownout_keep,
                 },
                 "lm": {
                     "model_path": args.lm_model,

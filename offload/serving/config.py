@@ -15,7 +15,7 @@ from offload.serving.policy import (
     StaticBatching,
     static_max_batch,
 )
-from offload.serving.scheduler import ModelSpec, SchedulerConfig
+from offload.serving.scheduler import BROWNOUT_LAWS, ModelSpec, SchedulerConfig
 from offload.serving.wire import WireLimits
 
 POLICIES: tuple[str, ...] = ("bucket", "static", "fifo", "none")
@@ -42,10 +42,18 @@ class ServeConfig:
             (the paper's 0.8; ``robomr bench serving`` sweeps it with the period).
         brownout_rescue: offer the brownout path to a request the full path would refuse for
             its deadline, before answering 429 (not in the paper; off by default).
+        brownout_law: "slack" (the default; ours: per request, the full path while its
+            predicted finish is within ``brownout_headroom`` of its budget, else the cheap path,
+            else 429) or "paper" (BrownoutServe's periodic dial tau; the reference). See
+            ``offload.serving.scheduler``.
+        brownout_headroom: with the slack law (or rescue), the share of a request's budget the
+            full path may use, in (0, 1].
         memory_budget_bytes: activation memory one batch may use.
         max_queued: queued requests per model before 429.
         static_max_batch: static policy batch size (None: from the budget and max request).
         static_max_delay_s: static policy queue delay.
+        static_queue_timeout_s: static policy queue-policy timeout (None: drop a request only
+            once its deadline has passed).
         bucket_bounds: initial bucket edges per model (None: one bucket, split adaptively).
         limits: body size limits.
         model_options: keyword options per model for its factory.
@@ -59,10 +67,13 @@ class ServeConfig:
     brownout_period_s: float = 5.0
     brownout_decrease_factor: float = 0.8
     brownout_rescue: bool = False
+    brownout_law: str = "slack"
+    brownout_headroom: float = 0.8
     memory_budget_bytes: float = 512.0 * 2**20
     max_queued: int = 64
     static_max_batch: int | None = None
     static_max_delay_s: float = 0.01
+    static_queue_timeout_s: float | None = None
     bucket_bounds: dict[str, tuple[int, ...]] = field(default_factory=dict)
     limits: WireLimits = field(default_factory=WireLimits)
     model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -87,10 +98,19 @@ class ServeConfig:
             raise ServeConfigError(
                 f"brownout_decrease_factor={self.brownout_decrease_factor} not in (0, 1)"
             )
+        if self.brownout_law not in BROWNOUT_LAWS:
+            raise ServeConfigError(
+                f"brownout_law={self.brownout_law!r} must be one of {BROWNOUT_LAWS}"
+            )
+        if not 0 < self.brownout_headroom <= 1:
+            raise ServeConfigError(f"brownout_headroom={self.brownout_headroom} not in (0, 1]")
         if not self.memory_budget_bytes > 0 or self.max_queued < 1:
             raise ServeConfigError("memory_budget_bytes must be > 0 and max_queued >= 1")
         if self.static_max_batch is not None and self.static_max_batch < 1:
             raise ServeConfigError(f"static_max_batch={self.static_max_batch} must be >= 1")
+        timeout = self.static_queue_timeout_s
+        if timeout is not None and not 0 < timeout <= 60:
+            raise ServeConfigError(f"static_queue_timeout_s={timeout} not in (0, 60]")
         if not 0 <= self.static_max_delay_s <= 10:
             raise ServeConfigError(f"static_max_delay_s={self.static_max_delay_s} not in [0, 10]")
         if not 0 < self.graceful_timeout_s <= 3600:
@@ -116,6 +136,8 @@ class ServeConfig:
             memory_budget_bytes=self.memory_budget_bytes,
             brownout=brownout,
             brownout_rescue=self.brownout_rescue,
+            brownout_law=self.brownout_law,
+            brownout_headroom=self.brownout_headroom,
         )
 
 
@@ -127,6 +149,7 @@ def make_policy(
     bounds: tuple[int, ...] | None = None,
     static_batch: int | None = None,
     static_delay_s: float = 0.01,
+    static_timeout_s: float | None = None,
 ) -> BatchPolicy:
     """A fresh policy for one model. The static batch size defaults to the largest batch of
     worst-case requests (``spec.max_cost``) that fits ``memory_budget_bytes``.
@@ -140,7 +163,9 @@ def make_policy(
         size = static_batch or static_max_batch(
             spec.memory["full"], memory_budget_bytes, spec.max_cost
         )
-        return StaticBatching(max_batch=size, max_delay_s=static_delay_s)
+        return StaticBatching(
+            max_batch=size, max_delay_s=static_delay_s, queue_timeout_s=static_timeout_s
+        )
     if name == "fifo":
         return FifoGreedy()
     if name == "none":

@@ -78,6 +78,17 @@ class BatchPolicy(abc.ABC):
         """Whether to queue ``request`` (default: always; the scheduler bounds the queue)."""
         return True
 
+    def predicted_finish_s(self, request: QueuedRequest, now_s: float, ctx: PolicyContext) -> float:
+        """When ``request`` would finish if queued now: the running batch, then every queued
+        request due no later than it, one at a time, then itself (policies that batch refine
+        this)."""
+        ahead = max(ctx.busy_until_s - now_s, 0.0) + sum(
+            ctx.predict_s(r.path, r.cost, 1)
+            for r in self.queued()
+            if r.deadline_s <= request.deadline_s
+        )
+        return now_s + ahead + ctx.predict_s(request.path, request.cost, 1)
+
     @abc.abstractmethod
     def add(self, request: QueuedRequest, now_s: float) -> None: ...
 
@@ -146,17 +157,36 @@ class StaticBatching(_Fifo):
         max_batch: largest batch, >= 1 (set it from the memory budget and the largest request,
             as an operator must: ``static_max_batch``).
         max_delay_s: longest time the oldest request waits for a fuller batch, >= 0.
+        queue_timeout_s: a request that has waited this long is answered without running
+            (Triton's queue policy ``default_timeout_microseconds`` with REJECT), > 0; None: only
+            once its deadline has passed. An operator sets it below the SLO so that a request
+            still starts early enough to finish in time.
     """
 
     max_batch: int = 4
     max_delay_s: float = 0.01
     name: str = "static"
+    queue_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
             raise PolicyError(f"max_batch={self.max_batch} must be >= 1")
         if not self.max_delay_s >= 0:
             raise PolicyError(f"max_delay_s={self.max_delay_s} must be >= 0")
+        if self.queue_timeout_s is not None and not self.queue_timeout_s > 0:
+            raise PolicyError(f"queue_timeout_s={self.queue_timeout_s} must be > 0")
+
+    def _drop_expired(self, now_s: float) -> tuple[QueuedRequest, ...]:
+        timeout = self.queue_timeout_s
+        if timeout is None:
+            return super()._drop_expired(now_s)
+        late = tuple(
+            r for r in self.queue if r.deadline_s <= now_s or now_s - r.arrival_s >= timeout
+        )
+        if late:
+            gone = {id(r) for r in late}
+            self.queue = deque(r for r in self.queue if id(r) not in gone)
+        return late
 
     def next_dispatch(self, now_s: float, ctx: PolicyContext) -> Dispatch:
         expired = self._drop_expired(now_s)

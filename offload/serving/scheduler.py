@@ -9,6 +9,20 @@ asyncio server (``batcher``, monotonic wall clock) and the discrete-event simula
 2. ``next_dispatch`` when the model is idle, ``started`` / ``finished`` around each batch it
    runs, ``expire`` for requests the policy gave up on;
 3. ``control`` every ``control_period_s`` (the brownout period): applies the control law.
+
+Brownout laws (``SchedulerConfig.brownout_law``):
+
+- ``"paper"``: BrownoutServe's dial (``offload.serving.brownout``): every period, tau from the
+  P90 latency; a share 1 - tau of arrivals takes the cheap path. Optionally with rescue.
+- ``"slack"`` (ours, not in the paper): no dial. Each arrival takes the full path if its predicted
+  finish (work queued ahead of it by deadline plus its own full-path time) is within
+  ``brownout_headroom`` x its latency budget, else the cheap path if that meets the deadline,
+  else 429. It reacts to a burst at its first request instead of a control period later, and
+  degrades only requests the full path could not serve in time (none while the load is light).
+  The headroom reserves the rest of the budget for cheap-path work: at 1 it is rescue alone, and
+  a sustained burst fills the queue with full-path work up to the deadline, so cheap requests
+  no longer fit either. tau is then reported (not set) as the share of the period's admissions
+  that took the full path.
 """
 
 from __future__ import annotations
@@ -28,6 +42,8 @@ from offload.serving.brownout import (
 from offload.serving.model import PATHS, MemoryModel, Path
 from offload.serving.policy import BatchPolicy, Dispatch, PolicyContext, QueuedRequest
 from offload.serving.service_time import ServiceTimeModel
+
+BROWNOUT_LAWS = ("paper", "slack")
 
 
 class SchedulerError(ValueError):
@@ -57,10 +73,21 @@ class SchedulerConfig:
     # is offered the brownout path before it is answered 429 (an addition to BrownoutServe's
     # dial, off by default: the dial alone reacts a control period late to a burst)
     brownout_rescue: bool = False
+    # "paper": the dial above sets the share of cheap requests; "slack": per request from its
+    # predicted finish (module docstring), with rescue implied; needs ``brownout`` (its period
+    # is then only the reporting period of tau)
+    brownout_law: str = "paper"
+    # the share of a request's budget the full path may use at admission (predicted finish);
+    # beyond it the cheap path is tried; in (0, 1] (1: only what the deadline forbids)
+    brownout_headroom: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.slo_s > 0 or not self.max_budget_s >= self.slo_s:
             raise SchedulerError(f"need 0 < slo_s <= max_budget_s, got {self.slo_s}")
+        if self.brownout_law not in BROWNOUT_LAWS:
+            raise SchedulerError(f"brownout_law={self.brownout_law!r}: use one of {BROWNOUT_LAWS}")
+        if not 0 < self.brownout_headroom <= 1:
+            raise SchedulerError(f"brownout_headroom={self.brownout_headroom} not in (0, 1]")
         if self.max_queued < 1 or not self.memory_budget_bytes > 0:
             raise SchedulerError("max_queued must be >= 1 and memory_budget_bytes > 0")
 
@@ -104,6 +131,7 @@ class ModelScheduler:
         self._ids = itertools.count()
         self._window: list[float] = []
         self._busy_until_s = 0.0
+        self._admitted_paths = {"full": 0, "brownout": 0}  # this control period (slack law)
         self.ctx = PolicyContext(
             predict_s=self.predict_s,
             batch_bytes=lambda p, costs: spec.memory[p].batch_bytes(costs),
@@ -127,7 +155,8 @@ class ModelScheduler:
     ) -> QueuedRequest | Rejection:
         """Queues a request with latency budget ``budget_s`` (None: the SLO), or rejects it."""
         budget = self.config.slo_s if budget_s is None else min(budget_s, self.config.max_budget_s)
-        path: Path = self.gate.path(self.tau) if self.config.brownout else "full"
+        dial = self.config.brownout is not None and self.config.brownout_law == "paper"
+        path: Path = self.gate.path(self.tau) if dial else "full"
         cost = int(cost_of(path))
         req = QueuedRequest(next(self._ids), cost, path, now_s, now_s + budget, payload)
         if cost > self.spec.max_cost:
@@ -137,7 +166,7 @@ class ModelScheduler:
             msg = f"{len(self.policy)} requests queued (limit {self.config.max_queued})"
             return self._reject("queue_full", now_s, msg)
         self.ctx.busy_until_s = self._busy_until_s
-        if not self.policy.admit(req, now_s, self.ctx):
+        if not (self.policy.admit(req, now_s, self.ctx) and self._within_headroom(req, now_s)):
             rescued = self._rescue(req, cost_of, now_s)
             if rescued is None:
                 msg = f"cannot finish within {budget * 1e3:.0f} ms"
@@ -145,11 +174,27 @@ class ModelScheduler:
             req = rescued
         self.policy.add(req, now_s)
         self.stats.admitted += 1
+        self._admitted_paths[req.path] += 1
         return req
+
+    @property
+    def _rescuing(self) -> bool:
+        c = self.config
+        return c.brownout is not None and (c.brownout_rescue or c.brownout_law == "slack")
+
+    def _within_headroom(self, req: QueuedRequest, now_s: float) -> bool:
+        """Whether the full path's predicted finish leaves the headroom (always, when no
+        cheaper path could be offered instead)."""
+        h = self.config.brownout_headroom
+        if h >= 1.0 or req.path != "full" or not self._rescuing:
+            return True
+        self.ctx.busy_until_s = self._busy_until_s
+        finish = self.policy.predicted_finish_s(req, now_s, self.ctx)
+        return finish <= req.arrival_s + h * (req.deadline_s - req.arrival_s)
 
     def _rescue(self, req: QueuedRequest, cost_of: Any, now_s: float) -> QueuedRequest | None:
         """``req`` on the brownout path if rescue is on and that path meets its deadline."""
-        if not (self.config.brownout_rescue and self.config.brownout and req.path == "full"):
+        if not (self._rescuing and req.path == "full"):
             return None
         cost = int(cost_of("brownout"))
         cheap = QueuedRequest(req.id, cost, "brownout", req.arrival_s, req.deadline_s, req.payload)
@@ -203,8 +248,21 @@ class ModelScheduler:
             return None
         obs = BrownoutObservation(tuple(self._window))
         self._window = []
+        if self.config.brownout_law == "slack":
+            return self._report_tau()
         decision, self.brownout = decide(obs, self.brownout, self.config.brownout)
         return decision
+
+    def _report_tau(self) -> BrownoutDecision:
+        """Slack law: tau := the share of this period's admissions on the full path."""
+        full, cheap = self._admitted_paths["full"], self._admitted_paths["brownout"]
+        self._admitted_paths = {"full": 0, "brownout": 0}
+        tau = full / (full + cheap) if full + cheap else 1.0
+        action = (
+            "hold" if tau == self.brownout.tau else "decrease" if tau < self.tau else "increase"
+        )
+        self.brownout = BrownoutState(tau)
+        return BrownoutDecision(tau, action, None)
 
 
 def default_service_models(

@@ -14,7 +14,12 @@ frame):
    (then it is re-associated the same way: the request is a parked vehicle, and a car driving
    past it must not become the target). The frame's
    target confidence is the score of the target track's detection in this frame, None when it
-   was not detected (the MAD stop decision reads it).
+   was not detected (the MAD stop decision reads it). The target's box is the mean of its
+   detections weighted by the detector's odds ``s / (1 - s)`` (score ``s`` clipped to
+   [0.01, 0.99]; detections farther than ``target_gate_m`` from the mean are left out): the
+   target is parked, so every detection measures the same box, and a confident one counts
+   far more than a doubtful one (0.9: 9, 0.5: 1). The tracker's alpha-beta box instead weighs
+   the latest detection alike whatever its score, and a spurious velocity makes it drift.
 3. Lidar evidence (optional: the frame's points in the map frame and the lidar origin): points
    between the lidar and the target estimate (inside its bearing interval, nearer than its
    nearest corner, ``evidence_min_height_m`` above the ground) that no map box or track
@@ -28,7 +33,9 @@ frame):
    robot's footprint in its lane corridor ahead
    (``|across| <= w / 2 + yield_margin_m``) is predicted to stop ``yield_gap_m`` short of it,
    after ``max(0, along - yield_gap_m) / speed`` seconds (drivers do not run into a robot
-   standing in their lane; without this every plan in a traffic lane would be refused).
+   standing in their lane; without this every plan in a traffic lane would be refused). Each
+   moving track is also an obstacle where it is now (grown the same way): it may stop at any
+   moment, and a tracked velocity lags a stop.
    Target: the target track's box, or the prior.
 """
 
@@ -66,6 +73,8 @@ class WorldModelConfig:
         evidence_min_points: points that make a cell an occluder, in [1, 1000].
         evidence_min_height_m: points below this height are ground (m), in [0, 3].
         evidence_keep_s: an evidence cell not seen again is dropped after this (s), [0, 60].
+        target_gate_m: a target detection farther than this from the target's fused box is
+            not fused (m), in [0.1, 10].
         tracker: the tracker's settings.
     """
 
@@ -81,6 +90,7 @@ class WorldModelConfig:
     evidence_min_points: int = 3
     evidence_min_height_m: float = 0.3
     evidence_keep_s: float = 3.0
+    target_gate_m: float = 1.5
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
     def __post_init__(self) -> None:
@@ -90,7 +100,8 @@ class WorldModelConfig:
                              ("yield_gap_m", 0.0, 50.0), ("yield_margin_m", 0.0, 5.0),
                              ("moving_margin_m", 0.0, 5.0),
                              ("evidence_cell_m", 0.2, 5.0), ("evidence_min_height_m", 0.0, 3.0),
-                             ("evidence_keep_s", 0.0, 60.0)):  # fmt: skip
+                             ("evidence_keep_s", 0.0, 60.0),
+                             ("target_gate_m", 0.1, 10.0)):  # fmt: skip
             check_number(self, name, lo, hi, CroaInputError)
         check_int(self, "evidence_min_points", 1, 1000, CroaInputError)
 
@@ -129,6 +140,7 @@ class PerceivedWorld:
         self.request_xy = np.array([x, y])
         self.tracker = BoxTracker(c.tracker)
         self.target_id: int | None = None
+        self._fused: tuple[float, np.ndarray] | None = None  # target: sum of weights, of w box
         self.evidence: dict[tuple[int, int], tuple[float, int]] = {}  # cell -> top (m), stamp
 
     def set_static(self, static_boxes: np.ndarray) -> None:
@@ -162,7 +174,7 @@ class PerceivedWorld:
         ids = self.tracker.update(stamp_ns, b, scores, labels)
         by_id = {t.track_id: t for t in self.tracker.tracks}
         radius = self.config.association_radius_m
-        current = by_id.get(self.target_id)  # type: ignore[arg-type]
+        previous, current = self.target_id, by_id.get(self.target_id)  # type: ignore[arg-type]
         if (
             current is None
             or self.tracker.is_moving(current)
@@ -175,8 +187,14 @@ class PerceivedWorld:
             near = np.flatnonzero(static & (dist <= radius))
             if len(near):
                 self.target_id = int(ids[near[np.argmin(dist[near])]])
+        if self.target_id != previous:
+            self._fused = None  # a new target: its own detections only
         if self.target_id is not None:
-            self.estimate = by_id[self.target_id].box.copy()
+            hit = np.flatnonzero(ids == self.target_id)
+            if len(hit):
+                self._fuse(b[int(hit[0])], float(np.asarray(scores)[int(hit[0])]))
+            self.estimate = (by_id[self.target_id].box.copy() if self._fused is None
+                             else self._fused[1] / self._fused[0])  # fmt: skip
         if points is not None and origin is not None:
             self._add_evidence(stamp_ns, np.asarray(points, dtype=np.float64)[:, :3],
                                np.asarray(origin, dtype=np.float64))  # fmt: skip
@@ -185,6 +203,21 @@ class PerceivedWorld:
         seen = bool(np.any(ids == self.target_id))
         score = by_id[self.target_id].score if seen else None
         return TargetEstimate(self.estimate.copy(), score, self.target_id)
+
+    def _fuse(self, box: np.ndarray, score: float) -> None:
+        """Adds one detection of the (static) target to its odds-weighted mean box."""
+        box = box.copy()
+        if self._fused is not None:
+            mean = self._fused[1] / self._fused[0]
+            if np.hypot(*(box[:2] - mean[:2])) > self.config.target_gate_m:
+                return  # not this vehicle's box (a neighbour merged into the track)
+            box[6] += math.pi * round((mean[6] - box[6]) / math.pi)  # fold front/back
+        odds = min(max(score, 0.01), 0.99)
+        weight = odds / (1.0 - odds)
+        if self._fused is None:
+            self._fused = (weight, weight * box)
+        else:
+            self._fused = (self._fused[0] + weight, self._fused[1] + weight * box)
 
     def _add_evidence(self, stamp_ns: int, points: np.ndarray, origin: np.ndarray) -> None:
         c, e = self.config, self.estimate
@@ -254,6 +287,10 @@ class PerceivedWorld:
             Polytope.from_box(b, (float(v[0]), float(v[1])), self._stop_after_s(b, v, foot))
             for b, v in zip(boxes[near & clear], vel[near & clear], strict=True)
         )
+        # ... and where it is now: a vehicle may stop at any moment (it brakes, it yields, or its
+        # velocity estimate lags a stop: a van that stopped for the robot was tracked backing
+        # away at 1.6 m/s, and a plan into the space it "left" ended in its front bumper)
+        stopped = tuple(Polytope.from_box(b) for b in boxes[near & clear & moving])
         static_near = np.hypot(*(self._static_xy - here).T) <= radius + self._static_radius
         static = tuple(p for p, keep in zip(self._static, static_near, strict=True) if keep)
         cells = self.evidence_boxes()
@@ -261,7 +298,8 @@ class PerceivedWorld:
         evidence = tuple(Polytope.from_box(b) for b in cells
                          if signed_distance(foot, rectangle_vertices(b[:2], np.array(0.0), b[3],
                                                                      b[4]))[0] > 0.0)  # fmt: skip
-        return PlanObservation(stamp_ns, robot, self.estimate.copy(), static + tracked + evidence)
+        obstacles = static + tracked + stopped + evidence
+        return PlanObservation(stamp_ns, robot, self.estimate.copy(), obstacles)
 
     def _inside_target(self, xy: np.ndarray) -> bool:
         e = self.estimate

@@ -50,7 +50,7 @@ import numpy as np
 from planning.gsclo.apo import ApoConfig, apo_relaxed
 from planning.gsclo.power import LN2, deadline_power_w, efficient_power_w
 from planning.gsclo.problem import GscloProblem
-from planning.gsclo.rounding import exchange_search, normalised_cost, repair
+from planning.gsclo.rounding import exchange_search, normalised_cost, repair, swap_polish
 
 ENUMERATION_MAX_FRAMES = 16
 _BISECTION_STEPS = 50
@@ -235,30 +235,10 @@ def solve_power_apo(
         candidates.append(x)
     cands = np.unique(np.stack(candidates), axis=0)
     _, energy, _ = water_fill_power(problem, cands, mean_power_w)
-    best = _swap_polish(problem, cands[int(np.argmin(energy))], mean_power_w)
+    best = swap_polish(
+        cands[int(np.argmin(energy))],
+        problem.discrepancy,
+        problem.coverage_target,
+        lambda moves: water_fill_power(problem, moves, mean_power_w)[1],
+    )
     return _result(problem, best, mean_power_w, start, "power_apo")
-
-
-def _swap_polish(problem: GscloProblem, x: np.ndarray, mean_power_w: float) -> np.ndarray:
-    """Best single exchange (one upload for one pose-only frame), scored exactly, until none
-    lowers the energy while keeping the fidelity budget."""
-    weight, need = problem.discrepancy, problem.coverage_target
-    current = water_fill_power(problem, x[None], mean_power_w)[1][0]
-    for _ in range(problem.num_frames):
-        inside, outside = np.flatnonzero(x), np.flatnonzero(~x)
-        if not len(inside) or not len(outside):
-            break
-        a, b = np.meshgrid(inside, outside, indexing="ij")
-        a, b = a.ravel(), b.ravel()
-        ok = weight[x].sum() - weight[a] + weight[b] >= need
-        if not ok.any():
-            break
-        moves = np.repeat(x[None], int(ok.sum()), axis=0)
-        moves[np.arange(len(moves)), a[ok]] = False
-        moves[np.arange(len(moves)), b[ok]] = True
-        energy = water_fill_power(problem, moves, mean_power_w)[1]
-        k = int(np.argmin(energy))
-        if not energy[k] < current * (1.0 - 1e-12):
-            break
-        x, current = moves[k], energy[k]
-    return x

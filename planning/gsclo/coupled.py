@@ -46,7 +46,7 @@ from scipy.special import lambertw
 from planning.gsclo.apo import ApoConfig, apo_relaxed
 from planning.gsclo.power import LN2
 from planning.gsclo.problem import GscloProblem
-from planning.gsclo.rounding import exchange_search, normalised_cost, repair
+from planning.gsclo.rounding import exchange_search, normalised_cost, repair, swap_polish
 
 ENUMERATION_MAX_FRAMES = 16
 
@@ -210,30 +210,10 @@ def solve_coupled_apo(
     cands = np.unique(np.stack(candidates), axis=0)
     _, energy, _ = water_fill(problem, cands, airtime_s)
     best = cands[int(np.argmin(energy))]
-    best = _swap_polish(problem, best, airtime_s)
+    best = swap_polish(
+        best,
+        weight,
+        need,
+        lambda moves: water_fill(problem, moves, airtime_s)[1],
+    )
     return _result(problem, best, airtime_s, start, "coupled_apo")
-
-
-def _swap_polish(problem: GscloProblem, x: np.ndarray, airtime_s: float) -> np.ndarray:
-    """Best single exchange (one upload for one pose-only frame), scored exactly, until none
-    lowers the energy while keeping the fidelity budget."""
-    weight, need = problem.discrepancy, problem.coverage_target
-    current = water_fill(problem, x[None], airtime_s)[1][0]
-    for _ in range(problem.num_frames):
-        inside, outside = np.flatnonzero(x), np.flatnonzero(~x)
-        if not len(inside) or not len(outside):
-            break
-        a, b = np.meshgrid(inside, outside, indexing="ij")
-        a, b = a.ravel(), b.ravel()
-        ok = weight[x].sum() - weight[a] + weight[b] >= need
-        if not ok.any():
-            break
-        moves = np.repeat(x[None], int(ok.sum()), axis=0)
-        moves[np.arange(len(moves)), a[ok]] = False
-        moves[np.arange(len(moves)), b[ok]] = True
-        energy = water_fill(problem, moves, airtime_s)[1]
-        k = int(np.argmin(energy))
-        if not energy[k] < current * (1.0 - 1e-12):
-            break
-        x, current = moves[k], energy[k]
-    return x

@@ -11,6 +11,7 @@ with ``cost`` = c (normalised), ``weight`` = L and ``need`` = W. None of them ra
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -118,3 +119,33 @@ def exchange_search(
         if float(weight[moved].sum()) < need:  # admitted only by rounding of the estimate
             return sel
         sel = _prune(moved, cost, weight, need)
+
+
+def swap_polish(
+    x: np.ndarray,
+    weight: np.ndarray,
+    need: float,
+    energy_of: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Best single exchange (one upload for one pose-only frame), scored exactly by
+    ``energy_of`` ([S, n] bool -> [S] energy), until none lowers the energy while keeping the
+    coverage ``weight @ x >= need``; at most n rounds."""
+    current = energy_of(x[None])[0]
+    for _ in range(len(x)):
+        inside, outside = np.flatnonzero(x), np.flatnonzero(~x)
+        if not len(inside) or not len(outside):
+            break
+        a, b = np.meshgrid(inside, outside, indexing="ij")
+        a, b = a.ravel(), b.ravel()
+        ok = weight[x].sum() - weight[a] + weight[b] >= need
+        if not ok.any():
+            break
+        moves = np.repeat(x[None], int(ok.sum()), axis=0)
+        moves[np.arange(len(moves)), a[ok]] = False
+        moves[np.arange(len(moves)), b[ok]] = True
+        energy = energy_of(moves)
+        k = int(np.argmin(energy))
+        if not energy[k] < current * (1.0 - 1e-12):
+            break
+        x, current = moves[k], energy[k]
+    return x

@@ -103,8 +103,8 @@ TINY: dict[str, list[str]] = {
         *("--beams", "16", "--ranges", "30", "--calib-per-size", "1", "--static-delays-ms", "0"),
         *("--brownout-duration", "6", "--brownout-bursts-s", "2", "--ap-frames", "1"),
         *("--brownout-seeds", "1", "--brownout-ranges-m", "24", "--brownout-periods-s", "5"),
-        *("--brownout-factors", "0.8"),
-        *("--http-duration", "1"),
+        *("--brownout-factors", "0.8", "--brownout-headrooms", "0.8", "--static-timeouts", "0,0.6"),
+        *("--http-duration", "1", "--whatif-overhead", "0.5"),
         *("--http-policies", "bucket", "--bridge-frames", "2", "--no-progress"),
     ],
     "autoscale": [

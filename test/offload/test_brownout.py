@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from offload.serving.brownout import (
@@ -114,3 +115,82 @@ def test_cli_passes_the_brownout_paths_to_the_models() -> None:
     assert config.brownout_decrease_factor == 0.5
     assert config.model_options["detector"]["brownout_range_m"] == 16.0
     assert config.model_options["gs_render"]["brownout_scale"] == 4
+
+
+def test_service_and_cli_pass_the_brownout_law_and_the_renderer_map_share() -> None:
+    import argparse
+
+    from offload.serving.cli import add_arguments, config_from_args
+    from offload.serving.config import ServeConfig, ServeConfigError
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    config = config_from_args(p.parse_args([]))
+    sched = config.scheduler_config("detector", has_brownout=True)
+    assert (sched.brownout_law, sched.brownout_headroom) == ("slack", 0.8)  # the defaults
+    args = [
+        "--brownout-law",
+        "paper",
+        "--brownout-headroom",
+        "0.6",
+        "--render-brownout-keep",
+        "0.25",
+    ]
+    config = config_from_args(p.parse_args(args))
+    sched = config.scheduler_config("detector", has_brownout=True)
+    assert (sched.brownout_law, sched.brownout_headroom) == ("paper", 0.6)
+    assert config.model_options["gs_render"]["brownout_keep"] == 0.25
+    with pytest.raises(ServeConfigError, match="brownout_law"):
+        ServeConfig(brownout_law="pid")
+    with pytest.raises(ServeConfigError, match="brownout_headroom"):
+        ServeConfig(brownout_headroom=0.0)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.25])
+def test_decimated_map_keeps_a_share_of_the_gaussians_with_wider_splats(
+    small_renderer, keep: float
+) -> None:
+    import torch
+
+    from offload.serving.models.renderer import decimate
+
+    full = small_renderer.renderer.model
+    a, b = decimate(full, keep), decimate(full, keep)
+    assert len(a) == int(np.ceil(keep * len(full)))
+    torch.testing.assert_close(a.means, b.means)  # deterministic for a seed
+    # each kept splat is one of the map's, its two largest axes widened by keep^-1/2 and its
+    # smallest (the surface normal) untouched
+    idx = [int(torch.nonzero((full.means == m).all(dim=1))[0]) for m in a.means[:20]]
+    ratio = torch.sort(a.scales[:20], dim=1).values / torch.sort(full.scales[idx], dim=1).values
+    torch.testing.assert_close(ratio[:, 0], torch.ones(20))
+    torch.testing.assert_close(ratio[:, 1:], torch.full((20, 2), keep**-0.5))
+
+
+def test_renderer_brownout_with_a_decimated_map_answers_the_requested_size(
+    small_renderer,
+) -> None:
+    from geometry.transforms import invert_transform
+    from gs_render.synthetic import street_camera
+    from offload.serving.model import ModelError
+    from offload.serving.models.renderer import RenderModel, RenderRequest
+
+    k, viewmat = street_camera(64, 48)
+    request = RenderRequest(invert_transform(viewmat), k, 64, 48)
+    cheap = RenderModel(
+        small_renderer.renderer.model, backend="torch", brownout_scale=1, brownout_keep=0.5
+    )
+    assert len(cheap.cheap_renderer.model) == len(small_renderer.renderer.model) // 2
+    full_image = cheap.run([request], "full")[0]
+    image = cheap.run([request], "brownout")[0]
+    assert image.shape == full_image.shape == (48, 64, 3)
+    assert not np.array_equal(image, full_image)  # a different map: a different picture
+    assert cheap.cost(request, "brownout") == cheap.cost(request, "full")  # same pixels
+    assert cheap.memory("brownout").fixed_bytes_per_item < cheap.memory("full").fixed_bytes_per_item
+    for scale, keep in ((1, 1.0), (2, 0.0), (9, 0.5)):
+        with pytest.raises(ModelError):
+            RenderModel(
+                small_renderer.renderer.model,
+                backend="torch",
+                brownout_scale=scale,
+                brownout_keep=keep,
+            )

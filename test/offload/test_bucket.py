@@ -60,17 +60,86 @@ def test_no_batch_exceeds_the_memory_budget(linear_ctx, make_req, costs, budget)
     assert served == len(costs)
 
 
-def test_wide_bucket_with_small_requests_splits_at_their_median(linear_ctx, make_req) -> None:
-    policy = BucketPolicy(
-        BucketConfig(bounds=(0,), max_cost=9999, split_min_arrivals=8, adapt_period_s=1.0)
+@pytest.mark.parametrize(
+    ("on_padding", "budget", "splits"),
+    [
+        # 16 requests of ~100 units: 16 x (10 + ~100) = ~1.7k bytes
+        (False, 1000.0, 1),  # the queue does not fit one batch: split
+        (False, 1e6, 0),  # it fits: a split would only fragment the queue
+        (True, 1e6, 1),  # the paper's criterion: padding 1 - ~100/10000, far above 0.35
+    ],
+)
+def test_wide_bucket_splits_at_the_median_when_its_queue_overflows_or_on_padding(
+    linear_ctx, make_req, on_padding: bool, budget: float, splits: int
+) -> None:
+    config = BucketConfig(
+        bounds=(0,), max_cost=9999, split_min_arrivals=8, split_on_padding=on_padding
     )
-    ctx = linear_ctx(per_item_s=0.0)
-    for i in range(16):  # padding 1 - ~100/10000: far above split_padding
+    policy = BucketPolicy(config)
+    ctx = linear_ctx(per_item_s=0.0, budget=budget)
+    for i in range(16):
         policy.add(make_req(i, 90 + i, deadline_s=100.0), 0.01 * i)
     policy.adapt(0.2, ctx)
     edges = [(b.lower, b.upper) for b in policy.buckets["full"]]
-    assert edges == [(0, 98), (98, 10000)]  # median of 90..105 is 97.5 -> int 97, +1
-    assert policy.splits == 1 and len(policy) == 16  # no request lost in the split
+    # median of 90..105 is 97.5 -> int 97, +1
+    assert edges == ([(0, 98), (98, 10000)] if splits else [(0, 10000)])
+    assert policy.splits == splits and len(policy) == 16  # no request lost in a split
+
+
+@pytest.mark.parametrize(
+    ("budget", "size"),
+    [
+        (1e6, 6),  # cap of the bucket [0, 10000) is 1e6 / 10009 = 99: all six
+        (25_000.0, 6),  # cap 2, but six requests of 100 units need 660 bytes: all six
+        (300.0, 2),  # cap 1; by actual costs 2 x 110 = 220 fits, 3 x 110 = 330 does not
+    ],
+)
+def test_batch_fills_the_memory_budget_by_actual_costs_beyond_the_cap(
+    linear_ctx, make_req, budget: float, size: int
+) -> None:
+    policy = BucketPolicy(BucketConfig(bounds=(0,), max_cost=9999, admission=False))
+    for i in range(6):
+        policy.add(make_req(i, 100, deadline_s=100.0), 0.0)
+    ctx = linear_ctx(per_item_s=0.01, budget=budget)
+    batch = policy.next_dispatch(0.0, ctx).batch
+    assert len(batch) == size
+    assert ctx.batch_bytes("full", [r.cost for r in batch]) <= budget
+
+
+@pytest.mark.parametrize(
+    ("queued", "admitted"),
+    [
+        # a batch costs 0.3 s + 0.1 s per request; deadline 1.0 s. Four queued + the newcomer
+        # in one batch: 0.3 + 0.5 = 0.8 s (admitted); one at a time they would take 2.0 s
+        (4, True),
+        (7, False),  # eight in a batch: 0.3 + 0.8 = 1.1 s > 1.0 s
+    ],
+)
+def test_admission_predicts_the_queue_as_the_batches_it_would_run_in(
+    make_req, queued: int, admitted: bool
+) -> None:
+    from offload.serving.policy import PolicyContext
+
+    ctx = PolicyContext(
+        predict_s=lambda _p, units, n: 0.3 + 0.1 * n,
+        batch_bytes=lambda _p, costs: float(len(costs)),
+        item_bytes=lambda _p, cost: 1.0,
+        memory_budget_bytes=100.0,
+    )
+    policy = BucketPolicy(BucketConfig(bounds=(0,), max_cost=9999))
+    for i in range(queued):
+        policy.add(make_req(i, 10, deadline_s=1.0), 0.0)
+    newcomer = make_req(99, 10, deadline_s=1.0)
+    assert policy.admit(newcomer, 0.0, ctx) is admitted
+    alone = _one_at_a_time_finish(policy, newcomer, ctx)
+    assert alone > 1.0  # the one-at-a-time sum would have refused both
+
+
+def _one_at_a_time_finish(policy, request, ctx) -> float:
+    """The base class's one-at-a-time prediction for the same queue."""
+    from offload.serving.policy import BatchPolicy
+
+    return BatchPolicy.predicted_finish_s(policy, request, 0.0, ctx)
 
 
 def test_quiet_neighbours_merge_once_their_rates_decay(linear_ctx, make_req) -> None:

@@ -90,7 +90,48 @@ def test_static_batch_size_from_the_worst_case_request(fixed, per_unit, budget, 
     assert static_max_batch(MemoryModel(fixed, per_unit), budget, max_cost) == size
 
 
-@pytest.mark.parametrize("kwargs", [{"max_batch": 0}, {"max_delay_s": -1.0}])
+@pytest.mark.parametrize(
+    ("timeout_s", "expired", "batch"),
+    [
+        (None, [0], [1, 2]),  # Triton's default: only the passed deadline drops a request
+        (0.8, [0, 1], [2]),  # request 1 arrived at 0.1 s: waited 0.9 s >= 0.8 s
+        (0.95, [0], [1, 2]),  # request 1 waited 0.9 s < 0.95 s
+    ],
+)
+def test_static_queue_timeout_drops_requests_that_waited_too_long(
+    linear_ctx, make_req, timeout_s, expired, batch
+) -> None:
+    policy = StaticBatching(max_batch=4, max_delay_s=0.0, queue_timeout_s=timeout_s)
+    for i, (arrival, deadline) in enumerate([(0.0, 0.5), (0.1, 2.0), (0.9, 2.0)]):
+        policy.add(make_req(i, 10, deadline, arrival_s=arrival), arrival)
+    d = policy.next_dispatch(1.0, linear_ctx())
+    assert [r.id for r in d.expired] == expired and [r.id for r in d.batch] == batch
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"max_batch": 0}, {"max_delay_s": -1.0}, {"queue_timeout_s": 0.0}]
+)
 def test_static_settings_are_checked(kwargs) -> None:
     with pytest.raises(PolicyError):
         StaticBatching(**kwargs)
+
+
+def test_service_passes_the_static_queue_timeout_to_the_policy() -> None:
+    import argparse
+
+    from offload.serving.cli import add_arguments, config_from_args
+    from offload.serving.config import ServeConfigError, make_policy
+    from offload.serving.scheduler import ModelSpec
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    config = config_from_args(p.parse_args(["--policy", "static", "--static-timeout-ms", "250"]))
+    assert config.static_queue_timeout_s == 0.25
+    assert config_from_args(p.parse_args([])).static_queue_timeout_s is None
+    spec = ModelSpec("m", 100, False, {"full": MemoryModel(1.0, 1.0)})
+    policy = make_policy("static", spec, 1e6, static_timeout_s=config.static_queue_timeout_s)
+    assert isinstance(policy, StaticBatching) and policy.queue_timeout_s == 0.25
+    from offload.serving.config import ServeConfig
+
+    with pytest.raises(ServeConfigError, match="static_queue_timeout_s"):
+        ServeConfig(static_queue_timeout_s=0.0)

@@ -108,3 +108,75 @@ def test_rescue_offers_the_brownout_path_to_a_request_that_would_be_late(
         assert getattr(got, "reason", None) == "deadline"
     else:
         assert got.path == "brownout" and got.cost == 25 and sched.stats.rescued == 1
+
+
+def _slack_scheduler(headroom: float, law: str = "slack", slo_s: float = 0.5) -> ModelScheduler:
+    from offload.serving.brownout import BrownoutConfig
+
+    priors = {p: ServiceTimePrior(per_item_s=t) for p, t in (("full", 0.1), ("brownout", 0.025))}
+    config = SchedulerConfig(
+        slo_s=slo_s,
+        brownout=BrownoutConfig(slo_s=slo_s, period_s=1.0),
+        brownout_law=law,
+        brownout_headroom=headroom,
+        max_queued=1000,
+    )
+    return ModelScheduler(
+        SPEC, BucketPolicy(BucketConfig(max_cost=10_000)), config, default_service_models(priors)
+    )
+
+
+@pytest.mark.parametrize(
+    ("queued", "headroom", "path"),
+    [
+        # a batch runs until 0.1 s, then `queued` full requests of 0.1 s: the newcomer's full
+        # path finishes at 0.2 + 0.1 queued, its cheap path (0.025 s) at 0.125 + 0.1 queued
+        (0, 0.7, "full"),  # 0.2 s <= 0.7 x 0.5 s
+        (1, 0.7, "full"),  # 0.3 s <= 0.35 s
+        (2, 0.7, "brownout"),  # 0.4 s > 0.35 s; cheap 0.325 s <= 0.5 s
+        (2, 1.0, "full"),  # headroom 1: only the deadline counts
+        (4, 1.0, None),  # full 0.6 s, cheap 0.525 s: both late -> 429
+    ],
+)
+def test_slack_law_picks_the_path_from_the_predicted_finish(queued, headroom, path) -> None:
+    sched = _slack_scheduler(headroom)
+    sched.started((QueuedRequest(99, 100, "full", 0.0, 1.0),), now_s=0.0)
+    for i in range(queued):
+        sched.policy.add(QueuedRequest(100 + i, 100, "full", 0.0, 0.5), 0.0)
+    got = sched.admit(lambda p: 100 if p == "full" else 25, now_s=0.0)
+    if path is None:
+        assert getattr(got, "reason", None) == "deadline"
+    else:
+        assert got.path == path and got.deadline_s == pytest.approx(0.5)
+
+
+def test_slack_law_degrades_only_under_a_burst_and_reports_tau() -> None:
+    # 5 req/s (half the full path's capacity) with a 2 s burst at 25 req/s in the middle
+    calm = [SimRequest(0.2 * k, lambda p: 100 if p == "full" else 25) for k in range(50)]
+    burst = [SimRequest(4.0 + 0.04 * k, lambda p: 100 if p == "full" else 25) for k in range(50)]
+    reqs = sorted(calm + burst, key=lambda r: r.arrival_s)
+    times = np.array([r.arrival_s for r in reqs])
+    for law in ("slack", "paper"):
+        r = simulate(
+            reqs, _slack_scheduler(0.7, law), lambda p, c: (0.1 if p == "full" else 0.025) * len(c)
+        )
+        quiet = (times < 4.0) | (times >= 7.0)  # before the burst, and after it has drained
+        if law == "slack":
+            # no request outside the burst is degraded, and the burst is absorbed: the cheap
+            # path's capacity (40/s) exceeds the burst's 30/s
+            assert set(r.path[quiet]) == {"full"}
+            assert np.mean(r.latency_s <= 0.5) >= 0.95
+            assert min(v for _, v in r.tau) < 0.5 and r.tau[-1][1] == 1.0
+        else:
+            # the paper's dial with a 1 s period reacts a period late: more requests are late
+            assert np.mean(r.latency_s <= 0.5) < 0.95
+
+
+def test_unknown_brownout_law_or_headroom_is_refused() -> None:
+    from offload.serving.scheduler import SchedulerError
+
+    with pytest.raises(SchedulerError, match="brownout_law"):
+        SchedulerConfig(brownout_law="pid")
+    for bad in (0.0, 1.5):
+        with pytest.raises(SchedulerError, match="brownout_headroom"):
+            SchedulerConfig(brownout_headroom=bad)

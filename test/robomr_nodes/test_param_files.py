@@ -108,13 +108,16 @@ def test_nested_keys_are_namespace_levels(tmp_path: Path) -> None:
         ("n: {ros__parameters: {}, extra: 1}", r"unknown key\(s\) \['extra'\]"),
         ("n: {{", "invalid YAML"),
         ('"/a(/**": {ros__parameters: {}}', "not a valid node pattern"),
+        # a key with a line break stays on the message's one line (found by fuzzing)
+        ('"a\\nb": {ros__parameters: 3}', r"'a\\nb\.ros__parameters' must be a mapping"),
     ],
 )
 def test_bad_files_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    with pytest.raises(ParamFileError, match=message):
+    with pytest.raises(ParamFileError, match=message) as raised:
         overrides_for(path, "/n")
+    assert "\n" not in str(raised.value)
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -132,3 +132,46 @@ def test_lidar_returns_in_front_of_the_target_become_an_occluder() -> None:
     world.update(int(3.5 * S), np.zeros((0, 7)), np.zeros(0), np.zeros(0, int),
                  np.zeros((0, 3)), np.array([0.0, 0.0, 1.8]))  # fmt: skip
     assert len(later.obstacles) == 2 and len(world.evidence_boxes()) == 0  # expired
+
+
+@pytest.mark.parametrize("speed", [8.0, -3.0])
+def test_a_moving_vehicle_is_also_an_obstacle_where_it_is_now(speed) -> None:
+    # It may stop any moment (a stopping van's track lagged and drove "away" in the filter):
+    # besides its predicted motion, its current (grown) box is a static obstacle.
+    world = _world()
+    for k in range(3):
+        world.update(k * S, _car(-30.0 + speed * k, -6.0)[None], np.array([0.9]), np.array([0]))
+    obs = world.observation(2 * S, ROBOT, RobotModel())
+    mover = next(o for o in obs.obstacles if o.is_moving)
+    still = [o for o in obs.obstacles if not o.is_moving and o is not obs.obstacles[0]]
+    assert len(still) == 1
+    # the same box at time 0, not moving later
+    assert still[0].vertices == pytest.approx(mover.vertices)
+    assert still[0].at_time(5.0).vertices == pytest.approx(mover.vertices)
+
+
+def test_the_target_box_is_the_odds_weighted_mean_of_its_detections() -> None:
+    # A doubtful detection 0.6 m off (score 0.5: odds 1) and two confident ones on the car
+    # (0.9: odds 9 each): the estimate is 0.6 / 19 = 0.03 m off, not the alpha-beta filter's
+    # 0.6 * 0.6 * 0.4^2 ... of the latest boxes weighted alike whatever their scores.
+    world = _world()
+    frames = [(_car(20.6, -3.5), 0.5), (_car(20.0, -3.5), 0.9), (_car(20.0, -3.5), 0.9)]
+    for k, (box, score) in enumerate(frames):
+        est = world.update(k * S, box[None], np.array([score]), np.array([0]))
+    assert est.box[0] == pytest.approx(20.0 + 0.6 / 19.0, abs=1e-9)
+    assert est.box[1] == pytest.approx(-3.5, abs=1e-9)
+    # Confident first, then a doubtful one: it moves the estimate by its share only.
+    world = _world()
+    for k, (box, score) in enumerate(reversed(frames)):
+        est = world.update(k * S, box[None], np.array([score]), np.array([0]))
+    assert est.box[0] == pytest.approx(20.0 + 0.6 / 19.0, abs=1e-9)
+
+
+def test_a_target_detection_beyond_the_gate_is_not_fused() -> None:
+    world = _world()
+    world.update(0, _car(20.0, -3.5)[None], np.array([0.9]), np.array([0]))
+    # 1.8 m off 3 s later (0.6 m/s: the track still matches it and stays static), above
+    # target_gate_m = 1.5
+    est = world.update(3 * S, _car(21.8, -3.5)[None], np.array([0.95]), np.array([0]))
+    assert est.score == pytest.approx(0.95)  # the stop decision still reads the score
+    assert est.box[0] == pytest.approx(20.0)

@@ -131,6 +131,17 @@ def test_milp_proves_optimality_when_discrepancies_are_below_the_solver_toleranc
     np.testing.assert_array_equal(milp.upload, enum.upload)
 
 
+@pytest.mark.parametrize("method", ["milp", "highs"])
+def test_milp_proves_optimality_when_a_needed_frame_weighs_below_the_solver_tolerance(method):
+    # Found by hypothesis: after row scaling the second frame weighs 2e-8 of the first, below
+    # HiGHS's default 1e-6 feasibility tolerance, so scipy's HiGHS left it out and the repaired
+    # (still optimal) schedule was reported "feasible".
+    problem = GscloProblem(np.array([0.5, 1e-8]), np.array([1e-9, 1e-9]), 0.0, LinkConfig())
+    enum, milp = solve_exact(problem, "enumerate"), solve_exact(problem, method)
+    assert milp.status == enum.status == "optimal"
+    np.testing.assert_array_equal(milp.upload, enum.upload)
+
+
 def _with_budget(problem: GscloProblem, budget: float) -> GscloProblem:
     return GscloProblem(problem.discrepancy, problem.channel_gain, budget, problem.link)
 
