@@ -1,208 +1,86 @@
-"""``robomr bench detector``: detection quality and speed of the sparse-CNN lidar detector.
+"""``robomr bench detector``: quality and speed of the lidar detector, in simulation and on a
+real sweep.
 
-Quality: R40 AP (BEV and 3D IoU at 0.5 and 0.7) for cars per occlusion level on a held-out
-simulator dataset (``--data``, or one generated with ``sim.dataset`` from ``HELDOUT_SEED``, a
-seed that training must not use). Speed: milliseconds per frame of the whole ``detect`` call
-(voxelize, network, decode) on 32- and 64-beam scans, for the trained sparse model and for the
-dense-backbone ablation (the same layers as torch Conv3d, untrained: it is timed, not scored),
-measured side by side in this run. 32-beam scans are the even rings of 64-beam ones.
+Quality (``bench.detector_quality``): on held-out frames from scenes, lidar models and seeds
+never used in training (``--frames``, default 200, or ``--data``), R40 AP (BEV at IoU 0.7 and
+0.5, 3D at 0.7) per vehicle class and occlusion level with bootstrap 95 % intervals over
+frames; heading error (median, its interval, share within 0.3 rad) beside the box-axis error of
+matched boxes; false positives per frame at the model's score threshold on scenes without
+vehicles (``--negatives-frames``); the real-scan check on the shared nuScenes sweep
+(``--real-sweep``). Speed (``bench.detector_speed``): ms per 32- and 64-beam scan for read +
+voxelize + network + decode, with the stage split, for the trained model beside the previous
+default architecture and the dense-backbone ablation, measured in this run.
+
+``--json FILE`` writes, besides the tables: ``ap_bev07_car_unoccluded``, ``ap_bev07_car_ci95``,
+``heading_error_median_rad``, ``fp_per_frame_negatives``, ``ms_per_frame_32beam_median``,
+``ms_per_frame_64beam_median`` and ``stage_ms`` (voxelize, backbone, head, decode; 32-beam
+medians), and the real-sweep check under ``real_sweep``.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
 import tempfile
-import time
-from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from bench.report import BenchReport, Table, percentile_ms
+from bench.detector_quality import HELDOUT_SEED, HELDOUT_SENSORS
+from bench.report import BenchReport
 from perception.config import DEFAULT_MODEL_PATH
 
-if TYPE_CHECKING:
-    from perception.dataset import Frame
-    from perception.model import Detector
-
 DESCRIPTION = (
-    "lidar detector: car AP (BEV/3D, IoU 0.5/0.7) by occlusion level; ms per "
-    "32/64-beam frame, sparse vs dense backbone"
+    "lidar detector: AP by class/occlusion (bootstrap CIs) on held-out sensors, heading error, "
+    "FP/frame without vehicles, real nuScenes sweep check, ms per 32/64-beam scan by stage"
 )
-HELDOUT_SEED = 424_242  # seed of the generated held-out set; never train with it
-_WARMUP_RUNS = 2
+REAL_SWEEP = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared/data/real-lidar/nuscenes_LIDAR_TOP_1532402927647951.pcd.bin"
+)
 
 
 class BenchDetectorError(RuntimeError):
-    """The benchmark cannot run: no model, no dataset, or no simulator to make one."""
+    """The benchmark cannot run: no model or no data."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     parser.add_argument(
         "--data",
         type=Path,
-        help="held-out dataset directory (default: "
-        f"generate one with sim.dataset, seed {HELDOUT_SEED}, 64 beams)",
+        help=f"held-out dataset (default: generate --frames with {','.join(HELDOUT_SENSORS)}, "
+        f"seed {HELDOUT_SEED})",
     )
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
-    parser.add_argument("--frames", type=int, default=40, help="frames to generate (no --data)")
+    parser.add_argument("--frames", type=int, default=200, help="held-out frames to generate")
     parser.add_argument(
-        "--ap-beams",
-        type=int,
-        choices=(32, 64),
-        help="scans scored for AP "
-        "(default: the beams the model was trained on, from its provenance)",
+        "--negatives-frames", type=int, default=60, help="frames of scenes without vehicles"
     )
-    parser.add_argument("--timing-frames", type=int, default=20, help="sparse frames timed")
-    parser.add_argument("--dense-frames", type=int, default=3, help="dense frames timed")
+    parser.add_argument(
+        "--negatives-data",
+        type=Path,
+        help=f"negatives-only dataset (default: generate --negatives-frames, seed "
+        f"{HELDOUT_SEED + 1})",
+    )
+    parser.add_argument(
+        "--real-sweep",
+        type=Path,
+        default=REAL_SWEEP,
+        help="annotated nuScenes sweep (.pcd.bin with <stem>_gt.json beside it)",
+    )
+    parser.add_argument("--picture", type=Path, help="write a bird's-eye PNG of the real sweep")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--timing-frames", type=int, default=20, help="scans timed per beams")
+    parser.add_argument("--dense-frames", type=int, default=3, help="scans timed, dense ablation")
+    parser.add_argument("--no-speed", action="store_true", help="skip the timing")
     parser.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
-
-
-def _sim_writer() -> tuple[Callable[..., Any], Callable[..., Any]] | None:
-    """``sim.dataset.write_dataset`` and ``sim.lidar.LidarConfig``, or None without them."""
-    try:
-        dataset = importlib.import_module("sim.dataset")
-        lidar = importlib.import_module("sim.lidar")
-    except ModuleNotFoundError:
-        return None
-    write, config = getattr(dataset, "write_dataset", None), getattr(lidar, "LidarConfig", None)
-    return None if write is None or config is None else (write, config)
-
-
-def generate_heldout(directory: Path, frames: int) -> Path:
-    """Writes a 64-beam held-out dataset with the simulator (seed ``HELDOUT_SEED``).
-
-    Raises:
-        BenchDetectorError: the simulator's dataset writer is not available or has another
-            signature than ``write_dataset(out_dir, frames, *, seed, lidar)``.
-    """
-    found = _sim_writer()
-    if found is None:
-        raise BenchDetectorError(
-            "the simulator's dataset writer (sim.dataset.write_dataset, sim.lidar.LidarConfig) "
-            "is not available; pass --data DIR with a dataset written by `robomr sim dataset`"
-        )
-    write, lidar_config = found
-    kwargs = {"seed": HELDOUT_SEED, "lidar": lidar_config(beams=64)}
-    try:
-        inspect.signature(write).bind(directory, frames, **kwargs)
-    except TypeError as err:
-        raise BenchDetectorError(
-            "sim.dataset.write_dataset(out_dir, frames, *, seed, lidar) is needed to generate "
-            f"the held-out set ({err}); pass --data DIR instead"
-        ) from err
-    return Path(write(directory, frames, **kwargs))
-
-
-def _ring_count(meta: dict[str, Any], max_ring: int) -> int:
-    """Rings of the dataset's lidar: meta.json ``lidar.beams`` when present, else the highest
-    ring seen rounded up to a multiple of 32 (upper rings often see only sky)."""
-    lidar = meta.get("lidar")
-    beams = lidar.get("beams") if isinstance(lidar, dict) else None
-    if isinstance(beams, int) and beams > max_ring:
-        return beams
-    return -(-(max_ring + 1) // 32) * 32
-
-
-def _ring_mask(points: np.ndarray, num_rings: int, beams: int) -> np.ndarray | None:
-    """Mask [N] keeping every (num_rings / beams)-th ring of ``points`` [N, 5]; None if
-    ``beams`` does not divide ``num_rings``."""
-    if beams > num_rings or num_rings % beams:
-        return None
-    return points[:, 4].astype(np.int64) % (num_rings // beams) == 0
-
-
-def _trained_beams(model_path: Path) -> int | None:
-    """Beams of the lidar the model was trained on, from its provenance (None if unknown)."""
-    from perception.checkpoint import read_model_file
-
-    meta = read_model_file(model_path).get("metadata", {})
-    lidar = meta.get("dataset", {}).get("meta", {}).get("lidar", {})
-    beams = lidar.get("beams") if isinstance(lidar, dict) else None
-    return beams if isinstance(beams, int) else None
-
-
-def _time_ms(model: Detector, clouds: list[np.ndarray]) -> list[float]:
-    from perception.detect import detect
-
-    for cloud in clouds[:1] * _WARMUP_RUNS:
-        detect(model, [cloud])
-    samples = []
-    for cloud in clouds:
-        start = time.perf_counter()
-        detect(model, [cloud])
-        samples.append(time.perf_counter() - start)
-    return samples
-
-
-def _ap_table(model: Detector, frames: list[Frame], num_rings: int, beams: int) -> Table:
-    """Car AP per occlusion level on the ``beams``-ring version of ``frames``."""
-    from perception.detect import detect
-    from perception.evaluate import LEVELS, EvalConfig, GroundTruth, evaluate, model_eval_config
-
-    clouds, truths = [], []
-    for f in frames:
-        keep = _ring_mask(f.points, num_rings, beams)
-        if keep is None:
-            raise BenchDetectorError(f"{beams}-beam scans cannot be made from {num_rings} rings")
-        hits = f.point_object[keep]
-        clouds.append(f.points[keep])
-        counts = np.bincount(hits[hits >= 0], minlength=len(f.boxes))  # points left per box
-        truths.append(GroundTruth(f.boxes, f.labels, f.occlusion, counts))
-    detections = [d for i in range(0, len(clouds), 4) for d in detect(model, clouds[i : i + 4])]
-    result = evaluate(detections, truths, model_eval_config(EvalConfig(), model.config))
-    table = Table(
-        f"car R40 AP by occlusion level on {beams}-beam scans "
-        "(0: <0.3, 1: 0.3-0.7, 2: >0.7; boxes < 5 points ignored)",
-        ["level", "gt boxes", "BEV@0.5", "BEV@0.7", "3D@0.5", "3D@0.7"],
-    )
-    for level in LEVELS:
-        aps = [result.ap[(m, t, "car", level)] for m in ("bev", "3d") for t in (0.5, 0.7)]
-        table.add(level, result.num_gt[("car", level)], *aps)
-    return table
-
-
-def _speed(
-    report: BenchReport, model: Detector, frames: list[Frame], num_rings: int, dense_frames: int
-) -> Table:
-    """ms per frame, sparse vs dense backbone, on 32- and 64-beam scans; ratios into report."""
-    from perception.model import Detector
-
-    dense = Detector(replace(model.config, model=replace(model.config.model, backbone="dense")))
-    dense = dense.to(model.device).eval()
-    table = Table(
-        "ms per frame (detect: voxelize + network + decode)",
-        ["beams", "backbone", "frames", "points (median)", "median ms", "p90 ms"],
-    )
-    for beams in (32, 64):
-        masks = [_ring_mask(f.points, num_rings, beams) for f in frames]
-        clouds = [f.points[m] for f, m in zip(frames, masks, strict=True) if m is not None]
-        if not clouds:
-            report.notes.append(f"the dataset has {num_rings} rings: no {beams}-beam timing")
-            continue
-        medians = {}
-        for name, net, subset in (
-            ("sparse", model, clouds),
-            ("dense", dense, clouds[:dense_frames]),
-        ):
-            samples = _time_ms(net, subset)
-            medians[name] = percentile_ms(samples, 50)
-            points = int(np.median([len(c) for c in subset]))
-            table.add(beams, name, len(subset), points, medians[name], percentile_ms(samples, 90))
-        ratio = medians["dense"] / medians["sparse"]
-        report.ratios[f"dense / sparse median ms, {beams} beams"] = ratio
-    return table
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> BenchReport:
     # torch and spconv load here, not at import: `robomr` builds every benchmark's parser.
     import torch
 
+    from bench import detector_quality as quality
+    from bench import detector_speed as speed
     from perception.checkpoint import load_detector
     from perception.dataset import SimDataset
 
@@ -210,35 +88,66 @@ def run(args: argparse.Namespace) -> BenchReport:
         torch.set_num_threads(args.threads)
     if not Path(args.model).is_file():
         raise BenchDetectorError(
-            f"no model at {args.model}; train one with `robomr perception "
-            "train --data DIR --out models/detector.pt` or pass --model"
+            f"no model at {args.model}; train one with `robomr perception train --data DIR "
+            "--out models/detector.pt` or pass --model"
         )
     model = load_detector(args.model, args.device)
-    with tempfile.TemporaryDirectory(prefix="bench_detector_") as tmp:
-        data = args.data or generate_heldout(Path(tmp) / "heldout", args.frames)
-        dataset = SimDataset(data)
-        frames = [dataset[i] for i in range(len(dataset))]
-    num_rings = _ring_count(dataset.meta, int(max(f.points[:, 4].max() for f in frames)))
-    ap_beams = args.ap_beams or _trained_beams(args.model) or num_rings
+    threshold = model.config.postprocess.score_threshold
+    generated = (
+        f"generated: {args.frames} frames, seed {HELDOUT_SEED}, sensors {','.join(HELDOUT_SENSORS)}"
+    )
     report = BenchReport(
         "detector",
         {
-            "data": str(args.data or f"generated by sim.dataset, seed {HELDOUT_SEED}"),
-            "frames": len(frames),
-            "rings": num_rings,
-            "ap_beams": ap_beams,
             "model": str(args.model),
+            "data": str(args.data or generated),
+            "negatives_frames": args.negatives_frames,
+            "negatives_data": str(args.negatives_data or "generated"),
+            "score_threshold": threshold,
+            "bootstrap": args.bootstrap,
             "device": str(model.device),
-            "timing_frames": min(len(frames), args.timing_frames),
-            "dense_frames": args.dense_frames,
+            "threads": torch.get_num_threads(),
         },
     )
-    report.tables.append(_ap_table(model, frames, num_rings, ap_beams))
-    timed = frames[: args.timing_frames]
-    report.tables.append(_speed(report, model, timed, num_rings, args.dense_frames))
+    progress = not args.no_progress
+    with tempfile.TemporaryDirectory(prefix="bench_detector_") as tmp:
+        data = args.data or quality.generate(Path(tmp) / "heldout", args.frames, False, progress)
+        dets, truths = quality.run_model(model, SimDataset(data), 0.05)
+        for table, figures in (
+            quality.ap_table(model, dets, truths, args.bootstrap),
+            quality.heading_table(model, dets, truths, args.bootstrap),
+        ):
+            report.tables.append(table)
+            report.figures.update(figures)
+        if args.negatives_data or args.negatives_frames > 0:
+            negatives = args.negatives_data or quality.generate(
+                Path(tmp) / "neg", args.negatives_frames, True, progress
+            )
+            table, figures = quality.negatives_table(
+                model, SimDataset(negatives), threshold, args.bootstrap
+            )
+            report.tables.append(table)
+            report.figures.update(figures)
+    if args.real_sweep.is_file():
+        table, figures, shown = quality.real_sweep_table(model, args.real_sweep, threshold)
+        report.tables.append(table)
+        report.figures.update(figures)
+        if args.picture:
+            from bench.detector_picture import draw_sweep
+
+            draw_sweep(args.picture, *shown, threshold)
+            report.notes.append(f"real-sweep picture: {args.picture}")
+    else:
+        report.notes.append(f"no real sweep at {args.real_sweep}: real-scan check skipped")
+    if not args.no_speed:
+        table, figures = speed.speed_table(
+            model, args.timing_frames, args.dense_frames, report.ratios
+        )
+        report.tables.append(table)
+        report.figures.update(figures)
     report.notes.append(
-        f"AP on {ap_beams}-beam scans (one ring in {num_rings // ap_beams}; boxes' point "
-        "counts recounted); dense backbone: the same layer plan as torch Conv3d on the full "
-        "grid, untrained weights (speed baseline only)"
+        "held-out lidar models and heights were never used in training; the real sweep is a "
+        "check, never training data; speed rows other than 'trained' are untrained timing "
+        "baselines"
     )
     return report

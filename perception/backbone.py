@@ -51,26 +51,38 @@ class LayerSpec:
         )
 
 
-def layer_plan(in_features: int, channels: tuple[int, int, int]) -> list[LayerSpec]:
-    """The backbone: two stride-2 stages in (z, y, x), then a stride-2 z-only convolution."""
+def layer_plan(
+    in_features: int, channels: tuple[int, int, int], down_kernel: int = 2
+) -> list[LayerSpec]:
+    """The backbone: two stride-2 stages in (z, y, x), then a stride-2 z-only convolution.
+
+    The downsampling convolutions have kernel 2 and stride 2 (non-overlapping 2 x 2 x 2 blocks,
+    as MinkowskiNet's), not SECOND's kernel 3: on a CPU spconv's cost is mostly building each
+    layer's rulebook, and a kernel-2 layer pairs every input with exactly one output (8
+    offsets, no dilation of the active set) where a kernel-3 layer searches 27: the backbone
+    runs 2.4x faster on the nuScenes sweep (16.6 vs 40.3 ms of CPU, one thread). The dense BEV
+    neck spreads features into the empty cells the lost dilation would have filled.
+    ``down_kernel=3`` gives SECOND's plan (padding 1), the earlier default, for comparisons.
+    """
     c1, c2, c3 = channels
-    one, three = (1, 1, 1), (3, 3, 3)
+    one, two, three, zero = (1, 1, 1), (2, 2, 2), (3, 3, 3), (0, 0, 0)
+    down, pad = (down_kernel,) * 3, (down_kernel // 2 if down_kernel == 3 else 0,) * 3
     return [
         LayerSpec(in_features, c1, three, one, one, True, "subm1"),
         LayerSpec(c1, c1, three, one, one, True, "subm1"),
-        LayerSpec(c1, c2, three, (2, 2, 2), one, False, "down2"),
+        LayerSpec(c1, c2, down, two, pad, False, "down2"),
         LayerSpec(c2, c2, three, one, one, True, "subm2"),
-        LayerSpec(c2, c3, three, (2, 2, 2), one, False, "down3"),
+        LayerSpec(c2, c3, down, two, pad, False, "down3"),
         LayerSpec(c3, c3, three, one, one, True, "subm3"),
-        LayerSpec(c3, c3, (3, 1, 1), (2, 1, 1), (0, 0, 0), False, "downz"),
+        LayerSpec(c3, c3, (3, 1, 1), (2, 1, 1), zero, False, "downz"),
     ]
 
 
-def output_shape(config: DetectorConfig) -> tuple[int, int, int, int]:
+def output_shape(config: DetectorConfig, down_kernel: int = 2) -> tuple[int, int, int, int]:
     """(C, D, H, W) of the backbone output before the z collapse."""
     nx, ny, nz = config.voxel.grid_size
     size = (nz, ny, nx)
-    plan = layer_plan(config.voxel.num_features, config.model.backbone_channels)
+    plan = layer_plan(config.voxel.num_features, config.model.backbone_channels, down_kernel)
     for spec in plan:
         size = spec.out_size(size)
     return (plan[-1].out_channels, *size)
@@ -91,13 +103,14 @@ def scatter_to_grid(
 class SparseBackbone(nn.Module):
     """spconv backbone: voxels -> BEV features [B, C*D, H, W]."""
 
-    def __init__(self, config: DetectorConfig) -> None:
+    def __init__(self, config: DetectorConfig, down_kernel: int = 2) -> None:
         super().__init__()
         nx, ny, nz = config.voxel.grid_size
         self.spatial_shape = (nz, ny, nx)
-        self.out_shape = output_shape(config)
+        self.out_shape = output_shape(config, down_kernel)
         layers = []
-        for s in layer_plan(config.voxel.num_features, config.model.backbone_channels):
+        plan = layer_plan(config.voxel.num_features, config.model.backbone_channels, down_kernel)
+        for s in plan:
             cls = spconv.SubMConv3d if s.submanifold else spconv.SparseConv3d
             conv = cls(
                 s.in_channels,
@@ -135,13 +148,14 @@ class SparseBackbone(nn.Module):
 class DenseBackbone(nn.Module):
     """The same layer plan with torch Conv3d on the full voxel grid (ablation)."""
 
-    def __init__(self, config: DetectorConfig) -> None:
+    def __init__(self, config: DetectorConfig, down_kernel: int = 2) -> None:
         super().__init__()
         nx, ny, nz = config.voxel.grid_size
         self.spatial_shape = (nz, ny, nx)
-        self.out_shape = output_shape(config)
+        self.out_shape = output_shape(config, down_kernel)
         layers: list[nn.Module] = []
-        for s in layer_plan(config.voxel.num_features, config.model.backbone_channels):
+        plan = layer_plan(config.voxel.num_features, config.model.backbone_channels, down_kernel)
+        for s in plan:
             layers += [
                 nn.Conv3d(
                     s.in_channels,

@@ -9,6 +9,7 @@ incompatible build fails with a message saying what differs instead of silently 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from perception.errors import PerceptionError
 from perception.model import Detector
 
 MODEL_FORMAT = "robomr-detector"
-MODEL_VERSION = 1
+MODEL_VERSION = 2  # 2: model frame (FrameConfig), direction-vector head
 
 
 class ModelFileError(PerceptionError):
@@ -120,3 +121,20 @@ def load_detector(path: str | Path = DEFAULT_MODEL_PATH, device: str = "auto") -
             f"{path}: weights do not fit the stored config: " + " ".join(first)
         ) from err
     return model.to(target).eval()
+
+
+def set_score_threshold(path: str | Path, threshold: float, record: dict[str, Any]) -> Path:
+    """Rewrites the model file at ``path`` with ``postprocess.score_threshold = threshold`` and
+    ``record`` (how it was chosen) in its metadata under ``score_threshold``.
+
+    Raises:
+        ModelFileError: missing or incompatible file.
+        ConfigError: the threshold is out of [0, 1).
+    """
+    data = read_model_file(path)
+    config = config_from_dict(data["config"])
+    post = replace(config.postprocess, score_threshold=float(threshold))  # validates
+    data["config"] = config_to_dict(replace(config, postprocess=post))
+    data["metadata"] = {**(data.get("metadata") or {}), "score_threshold": record}
+    torch.save(data, Path(path))
+    return Path(path)

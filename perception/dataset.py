@@ -16,6 +16,7 @@ import numpy as np
 
 from perception.config import CLASSES
 from perception.errors import PerceptionError
+from perception.sensor_input import SensorSetup
 from sim.dataset import DatasetError as SimDatasetError
 from sim.dataset import DatasetFrame as Frame
 from sim.dataset import load_frame as sim_load_frame
@@ -79,3 +80,11 @@ class SimDataset:
 
     def __getitem__(self, index: int) -> Frame:
         return load_frame(self.frame_paths[index])
+
+    def setup(self, frame: Frame) -> SensorSetup:
+        """The lidar's mounting for a frame of this dataset: the frame's ``T_base_lidar``
+        (datasets with varied sensors) or the dataset's one lidar height (meta.json)."""
+        if frame.T_base_lidar is not None:
+            return SensorSetup.from_transform(frame.T_base_lidar, layout="sim")
+        height = self.meta.get("lidar_height_m") or 1.8
+        return SensorSetup(height_m=float(height), layout="sim")

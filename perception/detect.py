@@ -1,14 +1,20 @@
 """``detect``: the one call a ROS node or the inference server makes on a batch of clouds.
 
-Pipeline: each cloud [N, C >= 3] is voxelized (NaN/Inf rows and out-of-range points dropped,
-``perception.voxelize``), the non-empty clouds run through the network together, and the head
-output is decoded into :class:`~perception.postprocess.Detections` (``perception.postprocess``).
-A cloud without points in range yields an empty ``Detections`` without running the network.
+Pipeline: each cloud [N, C >= 3] from any lidar is normalised into the model frame
+(``perception.sensor_input``: per-layout range and intensity scaling, self-returns dropped,
+the mounting transform from its ``SensorSetup``) and voxelized (NaN/Inf rows and out-of-range
+points dropped, ``perception.voxelize``); the non-empty clouds run through the network together;
+the head output is decoded into boxes (``perception.postprocess``), which go back to each
+cloud's own (lidar) frame. A cloud without points in range yields an empty ``Detections``
+without running the network. ``StageTimer`` splits the time into the stages the benchmark
+reports (voxelize, backbone, head, decode).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -16,15 +22,51 @@ import torch
 from perception.errors import PerceptionError
 from perception.model import Detector
 from perception.postprocess import Detections, decode
-from perception.voxelize import Voxels, collate, voxelize
+from perception.sensor_input import SensorSetup, boxes_to_sensor_frame, to_model_frame
+from perception.voxelize import Voxels, as_cloud, collate, voxelize
+
+STAGES = ("voxelize", "backbone", "head", "decode")
 
 
 class DetectError(PerceptionError):
-    """``detect`` was called with something other than a sequence of clouds."""
+    """``detect`` was called with something other than a sequence of clouds, or with a number
+    of sensor setups that does not match the clouds."""
 
 
-def run_voxels(model: Detector, voxels: Sequence[Voxels]) -> list[Detections]:
-    """Detections for already voxelized clouds (empty voxel sets give empty results)."""
+@dataclass
+class StageTimer:
+    """Accumulated wall time (ms) per stage of ``STAGES`` over the calls it is passed to."""
+
+    ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    def add(self, stage: str, start: float) -> float:
+        now = time.perf_counter()
+        self.ms[stage] += 1e3 * (now - start)
+        return now
+
+
+def default_setup(model: Detector) -> SensorSetup:
+    """The setup assumed for clouds given without one (``model.config.frame``)."""
+    frame = model.config.frame
+    return SensorSetup(height_m=frame.default_sensor_height_m, min_range_m=frame.min_range_m)
+
+
+def _channels_last(model: Detector, bev: torch.Tensor) -> torch.Tensor:
+    """``bev`` in channels-last layout, with the neck and head converted once: oneDNN's 2D
+    convolutions on a CPU run about 20 % faster on NHWC (27.6 -> 21.6 ms of CPU for the
+    default neck and head, one thread); results equal to float rounding."""
+    first = model.neck.reduce[0].weight
+    if not first.is_contiguous(memory_format=torch.channels_last):
+        model.neck.to(memory_format=torch.channels_last)
+        model.head.to(memory_format=torch.channels_last)
+    return bev.contiguous(memory_format=torch.channels_last)
+
+
+def run_voxels(
+    model: Detector, voxels: Sequence[Voxels], timer: StageTimer | None = None
+) -> list[Detections]:
+    """Detections (model frame) for already voxelized clouds (empty voxel sets give empty
+    results)."""
     results = [Detections.empty() for _ in voxels]
     busy = [i for i, v in enumerate(voxels) if len(v) > 0]
     if not busy:
@@ -33,30 +75,46 @@ def run_voxels(model: Detector, voxels: Sequence[Voxels]) -> list[Detections]:
     device = model.device
     was_training = model.training
     model.eval()
+    start = time.perf_counter()
     try:
         with torch.inference_mode():
-            out = model(
-                torch.from_numpy(feats).to(device), torch.from_numpy(coords).to(device), len(busy)
-            )
+            f, c = torch.from_numpy(feats).to(device), torch.from_numpy(coords).to(device)
+            bev = model.backbone(f, c, len(busy))
+            if timer is not None:
+                start = timer.add("backbone", start)
+            out = model.head(model.neck(_channels_last(model, bev)))
+            if timer is not None:
+                start = timer.add("head", start)
     finally:
         model.train(was_training)
     for i, det in zip(busy, decode(out, model.config), strict=True):
         results[i] = det
+    if timer is not None:
+        timer.add("decode", start)
     return results
 
 
-def detect(model: Detector, clouds: Sequence[np.ndarray]) -> list[Detections]:
+def detect(
+    model: Detector,
+    clouds: Sequence[np.ndarray],
+    setups: SensorSetup | Sequence[SensorSetup] | None = None,
+    timer: StageTimer | None = None,
+) -> list[Detections]:
     """Boxes in each cloud of a batch.
 
     Args:
         model: a detector, e.g. from :func:`perception.checkpoint.load_detector`.
-        clouds: clouds [N_i, C_i] in the lidar frame, columns x, y, z (m)[, intensity, ...].
+        clouds: clouds [N_i, C_i] in their lidar frames, columns x, y, z (m)[, intensity, ...].
+        setups: the lidar's mounting and layout, one for all clouds or one per cloud; None:
+            ``default_setup(model)`` (the simulator's lidar, 1.8 m above the ground).
+        timer: accumulates the time of each stage when given.
 
     Returns:
-        One :class:`Detections` per cloud, in order.
+        One :class:`Detections` per cloud, in order, boxes in that cloud's frame.
 
     Raises:
-        DetectError: ``clouds`` is a single array instead of a sequence of clouds.
+        DetectError: ``clouds`` is a single array instead of a sequence of clouds, or the
+            number of setups differs from the number of clouds.
         VoxelizeError: a cloud is not 2-D, not numeric, or has fewer than 3 columns.
     """
     if isinstance(clouds, np.ndarray):
@@ -64,4 +122,22 @@ def detect(model: Detector, clouds: Sequence[np.ndarray]) -> list[Detections]:
             "clouds must be a list of [N, C] arrays, got one ndarray; "
             "wrap a single cloud as [cloud]"
         )
-    return run_voxels(model, [voxelize(cloud, model.config.voxel) for cloud in clouds])
+    if setups is None or isinstance(setups, SensorSetup):
+        per_cloud = [setups or default_setup(model)] * len(clouds)
+    else:
+        per_cloud = list(setups)
+        if len(per_cloud) != len(clouds):
+            raise DetectError(f"{len(per_cloud)} sensor setups for {len(clouds)} clouds")
+    start = time.perf_counter()
+    intensity = model.config.voxel.use_intensity
+    voxels = [
+        voxelize(to_model_frame(as_cloud(cloud), setup, intensity), model.config.voxel)
+        for cloud, setup in zip(clouds, per_cloud, strict=True)
+    ]
+    if timer is not None:
+        timer.add("voxelize", start)
+    found = run_voxels(model, voxels, timer)
+    return [
+        Detections(boxes_to_sensor_frame(d.boxes, s), d.labels, d.scores) if len(d) else d
+        for d, s in zip(found, per_cloud, strict=True)
+    ]

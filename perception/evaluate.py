@@ -10,12 +10,16 @@ Definitions (docs/perception.md, "Evaluation"):
   0 ("low") < 0.3 <= 1 ("partial") <= 0.7 < 2 ("heavy"); level "all" keeps every box.
 - Box errors over true positives at BEV IoU >= 0.5, level "all": centre distance (m, 3D), absolute
   wrapped heading difference (rad, in [0, pi]), the same modulo pi (axis error, in [0, pi/2]:
-  a box turned by pi is the same box), absolute length/width/height differences (m).
+  a box turned by pi is the same box), absolute length/width/height differences (m); means, and
+  for the heading also the median and the share within ``HEADING_OK_RAD``.
+- Detections down to ``score_threshold`` (0.05, below a model's own threshold) trace the
+  precision-recall curve; each frame's cloud goes in with its dataset's sensor setup.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -48,6 +52,7 @@ ERROR_KEYS: tuple[str, ...] = (
     "height_m",
 )  # means over matched boxes, see the module docstring
 _IOU_FUNCS = {"bev": bev_iou, "3d": iou_3d}
+HEADING_OK_RAD = 0.3  # a heading error below this counts as right (docs/perception.md)
 
 
 class EvaluateError(PerceptionError):
@@ -64,6 +69,7 @@ class EvalConfig:
     occlusion_bins: tuple[float, float] = (0.3, 0.7)  # level edges, 0 <= low <= high <= 1
     # Ground truth centred outside (x_min, y_min, x_max, y_max) m is ignored; None keeps all.
     xy_range_m: tuple[float, float, float, float] | None = None
+    score_threshold: float = 0.05  # lowest detection score evaluated, in [0, 1)
 
     def __post_init__(self) -> None:
         if not self.iou_thresholds or not all(0 < t <= 1 for t in self.iou_thresholds):
@@ -98,6 +104,7 @@ class EvalResult:
     ap: dict[tuple[str, float, str, str], float] = field(default_factory=dict)
     num_gt: dict[tuple[str, str], int] = field(default_factory=dict)  # (class, level) -> boxes
     errors: dict[str, dict[str, float]] = field(default_factory=dict)  # class -> "matched" + means
+    pairs: dict[str, np.ndarray] = field(default_factory=dict)  # class -> [P, 6] ERROR_KEYS
 
     def to_json(self) -> dict[str, Any]:
         def num(v: float) -> float | None:
@@ -134,7 +141,7 @@ class _ClassFrame:
         return self.ignored if level == "all" else self.ignored | (self.levels != int(level))
 
 
-def _class_frame(
+def class_frame(
     det: Detections, gt: GroundTruth, class_index: int, config: EvalConfig
 ) -> _ClassFrame:
     d, g = det.labels == class_index, np.asarray(gt.labels) == class_index
@@ -191,7 +198,7 @@ def evaluate(
         raise EvaluateError(f"{len(detections)} detection sets for {len(truths)} frames")
     result = EvalResult()
     for ci, name in enumerate(CLASSES):
-        frames = [_class_frame(d, g, ci, config) for d, g in zip(detections, truths, strict=True)]
+        frames = [class_frame(d, g, ci, config) for d, g in zip(detections, truths, strict=True)]
         for level in LEVELS:
             num_gt = int(sum(np.sum(~f.skip(level)) for f in frames))
             result.num_gt[(name, level)] = num_gt
@@ -201,9 +208,15 @@ def evaluate(
                     result.ap[(metric, thr, name, level)] = ap
         _, pairs = _pooled_ap(frames, "bev", 0.5, "all", result.num_gt[(name, "all")])
         means = pairs.mean(axis=0) if len(pairs) else np.full(len(ERROR_KEYS), np.nan)
+        heading = pairs[:, ERROR_KEYS.index("yaw_rad")]
+        result.pairs[name] = pairs
         result.errors[name] = {
             "matched": float(len(pairs)),
             **dict(zip(ERROR_KEYS, means.tolist(), strict=True)),
+            "yaw_median_rad": float(np.median(heading)) if len(pairs) else float("nan"),
+            "yaw_within_0.3rad": float(np.mean(heading < HEADING_OK_RAD))
+            if len(pairs)
+            else float("nan"),
         }
     return result
 
@@ -226,8 +239,22 @@ def evaluate_model(
     detections: list[Detections] = []
     truths: list[GroundTruth] = []
     starts = range(0, len(dataset), batch_size)
-    for start in tqdm(starts, desc="evaluate", unit="batch", disable=not progress):
-        frames = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        detections += detect(model, [f.points for f in frames])
-        truths += [GroundTruth.from_frame(f) for f in frames]
+    with evaluation_threshold(model, config.score_threshold):
+        for start in tqdm(starts, desc="evaluate", unit="batch", disable=not progress):
+            frames = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+            setups = [dataset.setup(f) for f in frames]
+            detections += detect(model, [f.points for f in frames], setups)
+            truths += [GroundTruth.from_frame(f) for f in frames]
     return evaluate(detections, truths, model_eval_config(config, model.config))
+
+
+@contextmanager
+def evaluation_threshold(model: Detector, score_threshold: float) -> Iterator[None]:
+    """Runs the block with the model's score threshold set to ``score_threshold``."""
+    saved = model.config
+    post = replace(saved.postprocess, score_threshold=score_threshold)
+    model.config = replace(saved, postprocess=post)
+    try:
+        yield
+    finally:
+        model.config = saved

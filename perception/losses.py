@@ -4,10 +4,11 @@ Formulation (CenterNet, Zhou et al. 2019, eq. 1; CenterPoint, Yin et al. 2021), 
 y the Gaussian target, N the number of objects (at least 1):
   L_heat = -1/N * sum_{y = 1} (1 - p)^2 log p  -  1/N * sum_{y < 1} (1 - y)^4 p^2 log(1 - p)
   L_reg  = 1/N * sum_objects sum_channels w_c |r_c - r*_c|
-  L_head = 1/N * sum_objects BCE(heading logit, heading target)     (SECOND's direction loss)
-  L      = L_heat + regression_weight * L_reg + heading_weight * L_head
-(CenterPoint: regression_weight = 0.25; SECOND: heading_weight = 0.2.) log p and log(1 - p) are
-computed as logsigmoid(+-logit) for numerical stability.
+  L_dir  = 1/N * sum_objects |d - (sin yaw, cos yaw)|_1               (direction vector)
+  L      = L_heat + regression_weight * L_reg + direction_weight * L_dir
+(CenterPoint: regression_weight = 0.25; the direction weight plays the role of SECOND's 0.2 for
+its direction classifier.) log p and log(1 - p) are computed as logsigmoid(+-logit) for
+numerical stability.
 """
 
 from __future__ import annotations
@@ -54,13 +55,12 @@ def regression_loss(
     return (weight * (pred - target).abs()).sum() / mask.float().sum().clamp(min=1.0)
 
 
-def heading_loss(
-    heading: torch.Tensor,  # [B, 1, H, W] logits
+def direction_loss(
+    direction: torch.Tensor,  # [B, 2, H, W] network output
     indices: torch.Tensor,  # [B, M] int64 centre cells
     mask: torch.Tensor,  # [B, M] bool
-    target: torch.Tensor,  # [B, M] float 0/1
+    target: torch.Tensor,  # [B, M, 2] (sin yaw, cos yaw)
 ) -> torch.Tensor:  # [] scalar
-    """Binary cross-entropy of the heading logit at the centre cells."""
-    logits = gather_cells(heading, indices)[..., 0]  # [B, M]
-    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    return (bce * mask.float()).sum() / mask.float().sum().clamp(min=1.0)
+    """L1 of the direction vector at the centre cells."""
+    ones = torch.ones(direction.shape[1], device=direction.device)
+    return regression_loss(direction, indices, mask, target, ones)

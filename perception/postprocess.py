@@ -4,7 +4,8 @@ Formulation (CenterPoint, Yin et al. 2021): score = sigmoid(heat map); a cell is
 equals the max of its ``peak_pool_cells`` x ``peak_pool_cells`` neighbourhood (max-pool NMS).
 The top ``max_detections`` peaks over all classes are decoded at their cell (row r, column c):
 x = x_min + (c + dx) * cell_x, y = y_min + (r + dy) * cell_y, z = z, (l, w, h) = exp(log sizes),
-yaw = a if the heading logit is >= 0 else a + pi, with a = atan2(sin 2yaw, cos 2yaw) / 2.
+yaw = a if the direction vector d = (cos, sin) of yaw points along (cos a, sin a) (d . (cos a,
+sin a) >= 0) else a + pi, with a = atan2(sin 2yaw, cos 2yaw) / 2.
 Peaks below ``score_threshold`` are dropped; optionally a class-agnostic greedy NMS on exact
 rotated BEV IoU (``perception.iou``) removes overlapping boxes.
 """
@@ -90,8 +91,9 @@ def decode(output: HeadOutput, config: DetectorConfig) -> list[Detections]:
     scores, flat = torch.topk(heat.reshape(b, -1), top)  # [B, T]
     labels, cell = flat // (h * w), flat % (h * w)
     reg = gather_cells(output.regression.detach().float(), cell).transpose(1, 2)  # [B, 8, T]
-    forward = gather_cells(output.heading.detach().float(), cell)[..., 0] >= 0  # [B, T]
+    direction = gather_cells(output.direction.detach().float(), cell)  # [B, T, 2] sin, cos
     axis = torch.atan2(reg[:, 6], reg[:, 7]) / 2  # [B, T] in [-pi/2, pi/2]
+    forward = direction[..., 1] * torch.cos(axis) + direction[..., 0] * torch.sin(axis) >= 0
     yaw = torch.remainder(axis + torch.pi * (~forward) + torch.pi, 2 * torch.pi) - torch.pi
     rows, cols = (cell // w).float(), (cell % w).float()
     cell_x, cell_y = config.bev_cell_m

@@ -60,3 +60,15 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def update_provenance(model_path: str | Path, updates: dict[str, Any]) -> Path:
+    """Adds ``updates`` to the provenance JSON beside ``model_path`` and refreshes its hash
+    (after the model file was rewritten); returns the JSON path."""
+    model_path = Path(model_path)
+    path = provenance_path(model_path)
+    record = json.loads(path.read_text()) if path.is_file() else {"model_file": model_path.name}
+    record.update(updates)
+    record["sha256"] = _sha256(model_path)
+    path.write_text(json.dumps(record, indent=2, default=_jsonable) + "\n")
+    return path

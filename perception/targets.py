@@ -6,9 +6,8 @@ channel of the heat map gets exp(-((c' - c)^2 + (r' - r)^2) / (2 sigma^2)) aroun
 (element-wise max with other boxes), sigma = (2 R + 1) / 6 with R the CenterNet Gaussian radius
 for the box's length x width in cells at ``gaussian_overlap``, R >= ``min_radius_cells``.
 The regression target at the centre cell is (dx, dy, z, log l, log w, log h, sin 2yaw, cos 2yaw),
-with (dx, dy) the centre's offset inside the cell, in cells; the heading target is 1 when yaw is
-the axis angle a = atan2(sin 2yaw, cos 2yaw) / 2 in (-pi/2, pi/2] and 0 when it is a + pi
-(``perception.model`` explains why yaw is split this way).
+with (dx, dy) the centre's offset inside the cell, in cells; the direction target is
+(sin yaw, cos yaw) (``perception.model`` explains why yaw is split this way).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import numpy as np
 
 from perception.config import DetectorConfig
 from perception.errors import PerceptionError
-from perception.model import REGRESSION_CHANNELS
+from perception.model import DIRECTION_CHANNELS, REGRESSION_CHANNELS
 
 
 class TargetError(PerceptionError):
@@ -54,7 +53,7 @@ class Targets:
     indices: np.ndarray  # [M] int64: row * W + column of each object's centre cell
     mask: np.ndarray  # [M] bool: slot holds an object
     regression: np.ndarray  # [M, 8] float32, channels REGRESSION_CHANNELS
-    heading: np.ndarray  # [M] float32: 1 if yaw is the axis angle, 0 if axis + pi
+    direction: np.ndarray  # [M, 2] float32, channels DIRECTION_CHANNELS
 
 
 def gaussian_radius(length_cells: float, width_cells: float, overlap: float) -> float:
@@ -93,7 +92,7 @@ def build_targets(
     indices = np.zeros(target.max_objects, dtype=np.int64)
     mask = np.zeros(target.max_objects, dtype=bool)
     regression = np.zeros((target.max_objects, len(REGRESSION_CHANNELS)), dtype=np.float32)
-    heading = np.zeros(target.max_objects, dtype=np.float32)
+    direction = np.zeros((target.max_objects, len(DIRECTION_CHANNELS)), dtype=np.float32)
     slot = 0
     for box, label in zip(np.asarray(boxes, np.float64), labels, strict=True):
         fx, fy = (box[0] - x0) / cell_x, (box[1] - y0) / cell_y
@@ -106,6 +105,6 @@ def build_targets(
             indices[slot], mask[slot] = row * w + col, True
             sin2, cos2 = np.sin(2 * box[6]), np.cos(2 * box[6])
             regression[slot] = [fx - col, fy - row, box[2], *np.log(box[3:6]), sin2, cos2]
-            heading[slot] = np.cos(box[6] - np.arctan2(sin2, cos2) / 2) > 0
+            direction[slot] = [np.sin(box[6]), np.cos(box[6])]
             slot += 1
-    return Targets(heatmap, indices, mask, regression, heading)
+    return Targets(heatmap, indices, mask, regression, direction)

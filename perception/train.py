@@ -1,10 +1,11 @@
 """Training the detector on a simulator dataset (CenterPoint recipe, scaled to a 2-core CPU).
 
-Recipe (CenterPoint, Yin et al. 2021; SECOND, Yan et al. 2018): ground-truth pasting and global
-rotation/flip/scale (``perception.augment``); Gaussian heat-map and centre regression targets
-(``perception.targets``) for boxes with >= ``min_points_per_box`` lidar points; loss = focal +
-0.25 * L1 + 0.2 * heading cross-entropy (``perception.losses``); AdamW with a one-cycle
-learning rate; gradient clipping.
+Recipe (CenterPoint, Yin et al. 2021; SECOND, Yan et al. 2018): the frames are moved once into
+the model frame and cached (``perception.cache``); ground-truth sampling, sensor randomisation
+and global rotation/flip/scale (``perception.augment``); Gaussian heat-map and centre regression
+targets (``perception.targets``) for boxes with >= ``min_points_per_box`` lidar points; loss =
+focal + 0.25 * L1 + ``direction_weight`` * L1 of the direction vector (``perception.losses``);
+AdamW with a one-cycle learning rate; gradient clipping.
 Every epoch writes a resumable checkpoint ``<out>.last.pt`` (model, optimizer, schedule and both
 random generators); the end writes the model file ``<out>`` (``perception.checkpoint``) and the
 provenance JSON ``<out stem>.json`` beside it (``perception.provenance``).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +25,13 @@ import torch
 from tqdm import tqdm
 
 from perception.augment import AugmentConfig, ObjectBank, Sample, augment
+from perception.cache import ConcatCache, TrainingCache, build_cache
 from perception.checkpoint import save_detector
 from perception.config import DetectorConfig, config_to_dict, resolve_device
 from perception.dataset import SimDataset
 from perception.errors import PerceptionError
 from perception.evaluate import EvalConfig, evaluate_model
-from perception.losses import focal_loss, heading_loss, regression_loss
+from perception.losses import direction_loss, focal_loss, regression_loss
 from perception.model import REGRESSION_CHANNELS, Detector
 from perception.provenance import write_provenance
 from perception.targets import TargetConfig, build_targets
@@ -37,7 +40,8 @@ from perception.voxelize import collate, voxelize
 log = logging.getLogger(__name__)
 
 
-LOSS_PARTS = ("loss", "heatmap", "regression", "heading")  # total first, then its terms
+LOSS_PARTS = ("loss", "heatmap", "regression", "direction")  # total first, then its terms
+_LOG_EVERY_STEPS = 50
 
 
 class TrainError(PerceptionError):
@@ -53,7 +57,7 @@ class TrainConfig:
     learning_rate: float = 3e-3  # peak of the one-cycle schedule, > 0
     weight_decay: float = 0.01  # AdamW decoupled weight decay, >= 0
     regression_weight: float = 0.25  # weight of the L1 term (CenterPoint), >= 0
-    heading_weight: float = 0.2  # weight of the heading cross-entropy (SECOND), >= 0
+    direction_weight: float = 0.2  # weight of the direction-vector L1, >= 0
     grad_clip_norm: float = 35.0  # max gradient 2-norm (CenterPoint), > 0
     min_points_per_box: int = 5  # boxes with fewer lidar points get no target, >= 0
     seed: int = 0  # numpy (order, augmentation) and torch (initialisation) seed
@@ -69,7 +73,7 @@ class TrainConfig:
             "learning_rate": self.learning_rate > 0,
             "weight_decay": self.weight_decay >= 0,
             "regression_weight": self.regression_weight >= 0,
-            "heading_weight": self.heading_weight >= 0,
+            "direction_weight": self.direction_weight >= 0,
             "grad_clip_norm": self.grad_clip_norm > 0,
             "min_points_per_box": self.min_points_per_box >= 0,
             "num_threads": self.num_threads is None or self.num_threads >= 1,
@@ -121,8 +125,8 @@ def make_batch(
         "indices": stack("indices"),
         "mask": stack("mask"),  # [B, M]
         "regression": stack("regression"),  # [B, M, 8]
-        "heading": stack("heading"),
-    }  # [B, M]
+        "direction": stack("direction"),  # [B, M, 2]
+    }
 
 
 def compute_loss(model: Detector, batch: dict[str, Any], train: TrainConfig) -> dict[str, Any]:
@@ -133,9 +137,9 @@ def compute_loss(model: Detector, batch: dict[str, Any], train: TrainConfig) -> 
     reg = regression_loss(
         out.regression, batch["indices"], batch["mask"], batch["regression"], weights
     )
-    head = heading_loss(out.heading, batch["indices"], batch["mask"], batch["heading"])
-    total = heat + train.regression_weight * reg + train.heading_weight * head
-    parts = {"heatmap": heat, "regression": reg, "heading": head}
+    dirs = direction_loss(out.direction, batch["indices"], batch["mask"], batch["direction"])
+    total = heat + train.regression_weight * reg + train.direction_weight * dirs
+    parts = {"heatmap": heat, "regression": reg, "direction": dirs}
     return {"loss": total, **{k: float(v.detach()) for k, v in parts.items()}}
 
 
@@ -187,7 +191,7 @@ class _Run:
 
 def _train_epoch(
     run: _Run,
-    dataset: SimDataset,
+    dataset: ConcatCache,
     bank: ObjectBank | None,
     config: TrainConfig,
     detector_config: DetectorConfig,
@@ -218,11 +222,13 @@ def _train_epoch(
         for k in sums:
             sums[k] += parts[k] / steps
         bar.set_postfix(loss=f"{parts['loss']:.3f}")
+        if not progress and (step + 1) % _LOG_EVERY_STEPS == 0:  # progress without a bar
+            log.info("%s: step %d/%d, loss %.4f", label, step + 1, steps, parts["loss"])
     return sums
 
 
 def train(
-    data_dir: str | Path,
+    data_dir: str | Path | Sequence[str | Path],
     out_path: str | Path,
     config: TrainConfig,
     detector_config: DetectorConfig | None = None,
@@ -230,25 +236,57 @@ def train(
     command: str = "",
     resume: bool = False,
     progress: bool = True,
+    cache_dir: str | Path | None = None,
+    stop_after_epoch: int | None = None,
 ) -> TrainResult:
     """Trains a detector and writes the model file, its checkpoint and its provenance JSON.
+    ``data_dir`` is one dataset directory or several (their frames are pooled). The
+    model-frame cache of each goes to ``cache_dir/<index>-<name>`` (default: ``<out
+    stem>.cache`` beside the model file) and is reused by later runs on the same data.
+
+    ``stop_after_epoch`` ends the run after that many epochs of the ``config.epochs`` schedule
+    (the learning rate has not decayed to its end yet) and writes the model of that epoch; with
+    ``resume`` it turns a checkpoint into a model file. It is not a training setting: the
+    checkpoint can be resumed to the end of the schedule later.
 
     Raises:
         DatasetError: a dataset directory is malformed.
-        TrainError: ``resume`` with a checkpoint from different settings.
+        TrainError: ``resume`` with a checkpoint from different settings, or
+            ``stop_after_epoch`` outside [1, config.epochs].
     """
+    if stop_after_epoch is not None and not 1 <= stop_after_epoch <= config.epochs:
+        raise TrainError(f"stop_after_epoch={stop_after_epoch}: must be in [1, {config.epochs}]")
+    last_epoch = config.epochs if stop_after_epoch is None else stop_after_epoch
     detector_config = detector_config or DetectorConfig()
     out_path = Path(out_path)
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
     device = resolve_device(config.device)
-    dataset = SimDataset(data_dir)
+    dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
+    sources = [SimDataset(d) for d in dirs]
     val_set = SimDataset(val_dir) if val_dir is not None else None
-    # Frames are re-read every epoch (milliseconds each) rather than held: a large dataset
-    # would not fit in memory. Pasting keeps only the objects' points.
+    cache_dir = Path(cache_dir) if cache_dir else out_path.with_name(out_path.stem + ".cache")
+    start = time.perf_counter()
+    dataset = ConcatCache(
+        [
+            TrainingCache(
+                build_cache(
+                    src, cache_dir / f"{i}-{src.directory.name}", detector_config, progress=progress
+                )
+            )
+            for i, src in enumerate(sources)
+        ]
+    )
+    # Frames are memory-mapped slices of the cache, read every epoch rather than held.
+    # Pasting keeps only the objects' points.
     bank = None
-    if config.augment.paste_per_frame:
+    if any(config.augment.paste_targets):
         bank = ObjectBank((dataset[i] for i in range(len(dataset))), config.min_points_per_box)
+    log.info(
+        "cache and object bank (%d objects) ready in %.0f s",
+        0 if bank is None else len(bank),
+        time.perf_counter() - start,
+    )
 
     model = init_model(detector_config, config.seed).to(device)
     optimizer = torch.optim.AdamW(
@@ -266,7 +304,12 @@ def train(
     if resume and _checkpoint_path(out_path).is_file():
         run.restore(_checkpoint_path(out_path), device)
     history = run.history
-    while len(history["losses"]) < config.epochs:
+    if len(history["losses"]) > last_epoch:
+        raise TrainError(
+            f"the checkpoint holds {len(history['losses'])} epochs, more than "
+            f"stop_after_epoch={last_epoch}"
+        )
+    while len(history["losses"]) < last_epoch:
         start = time.perf_counter()
         sums = _train_epoch(run, dataset, bank, config, detector_config, device, progress)
         history["losses"].append(sums)
@@ -288,8 +331,17 @@ def train(
         "command": command,
         "seed": config.seed,
         "epochs": config.epochs,
+        "epochs_done": len(history["losses"]),  # < epochs: stopped early (stop_after_epoch)
         **settings,
-        "dataset": {"path": str(dataset.directory), "frames": len(dataset), "meta": dataset.meta},
+        "dataset": {
+            "path": ", ".join(str(src.directory) for src in sources),
+            "frames": sum(len(src) for src in sources),
+            "meta": sources[0].meta,
+            "parts": [
+                {"path": str(src.directory), "frames": len(src), "meta": src.meta}
+                for src in sources
+            ],
+        },
         "val_dataset": None
         if val_set is None
         else {"path": str(val_set.directory), "frames": len(val_set), "meta": val_set.meta},

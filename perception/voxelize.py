@@ -79,57 +79,59 @@ def voxelize(points: np.ndarray, config: VoxelConfig) -> Voxels:
     """
     cloud = as_cloud(points)  # [N, C]
     num_feat = config.num_features
-    feats = np.zeros((len(cloud), num_feat), dtype=np.float32)  # [N, F]
-    cols = min(num_feat, cloud.shape[1])
-    feats[:, :cols] = cloud[:, :cols]
     lo = np.asarray(config.point_range_m[:3], dtype=np.float64)
     size = np.asarray(config.voxel_size_m, dtype=np.float64)
-    grid = np.asarray(config.grid_size, dtype=np.int64)  # (nx, ny, nz)
+    nx, ny, nz = config.grid_size
 
-    finite = np.all(np.isfinite(feats), axis=1)
-    cell = np.floor((feats[:, :3].astype(np.float64) - lo) / size)  # [N, 3] (x, y, z)
+    cell = np.floor((cloud[:, :3].astype(np.float64) - lo) / size)  # [N, 3] (x, y, z)
+    cx, cy, cz = cell[:, 0], cell[:, 1], cell[:, 2]
     # Comparing cells (not coordinates) keeps the float rounding of floor() and the range test
-    # consistent: a point is kept exactly when its cell exists.
-    inside = finite & np.all((cell >= 0) & (cell < grid), axis=1)
-    cell = cell[inside].astype(np.int64)  # [N', 3]
-    feats = feats[inside]  # [N', F]
-    if len(feats) == 0:
+    # consistent: a point is kept exactly when its cell exists. NaN and Inf fail every
+    # comparison, so non-finite coordinates drop out here too.
+    inside = (cx >= 0) & (cx < nx) & (cy >= 0) & (cy < ny) & (cz >= 0) & (cz < nz)
+    if num_feat > 3 and cloud.shape[1] > 3:
+        inside &= np.isfinite(cloud[:, 3])
+    idx = np.flatnonzero(inside)  # [N'] rows of the cloud that count
+    if len(idx) == 0:
         return _empty(num_feat)
-
-    key = (cell[:, 2] * grid[1] + cell[:, 1]) * grid[0] + cell[:, 0]  # [N'] linear (z, y, x)
-    uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    # Renumber voxels by first appearance so that truncation keeps the earliest points' voxels.
-    order = np.argsort(first, kind="stable")  # [U] sorted-key position -> appearance rank
-    rank_of = np.empty_like(order)
-    rank_of[order] = np.arange(len(order))
-    voxel_of = rank_of[inverse]  # [N'] voxel id by first appearance
-
-    # Rank of each point inside its voxel (input order): position minus start of its group.
-    by_voxel = np.argsort(voxel_of, kind="stable")  # [N']
-    starts = np.searchsorted(voxel_of[by_voxel], np.arange(len(uniq)))  # [U]
-    slot = np.empty(len(voxel_of), dtype=np.int64)
-    slot[by_voxel] = np.arange(len(voxel_of)) - starts[voxel_of[by_voxel]]
-
-    num_voxels = min(len(uniq), config.max_voxels)
-    if len(uniq) > config.max_voxels:
+    cell = cell[idx].astype(np.int64)  # [N', 3]
+    key = (cell[:, 2] * ny + cell[:, 1]) * nx + cell[:, 0]  # [N'] linear (z, y, x)
+    # One sort groups the points of each voxel in input order (so the first
+    # max_points_per_voxel of a group are the first in the cloud): the keys made unique by the
+    # point's rank sort like a stable sort of the keys, with the faster unstable quicksort.
+    by_key = np.argsort(key * len(key) + np.arange(len(key)))  # [N']
+    sorted_key = key[by_key]
+    starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])  # [U] group starts
+    sizes = np.diff(np.r_[starts, len(sorted_key)])  # [U]
+    # Voxels by first appearance (a group's first point is its earliest), for truncation.
+    appearance = np.argsort(by_key[starts], kind="stable")  # [U] group ids, earliest first
+    num_voxels = min(len(starts), config.max_voxels)
+    if len(starts) > config.max_voxels:
         log.warning(
-            "cloud has %d voxels; keeping the first max_voxels=%d", len(uniq), config.max_voxels
+            "cloud has %d voxels; keeping the first max_voxels=%d", len(starts), config.max_voxels
         )
-    keep = (slot < config.max_points_per_voxel) & (voxel_of < num_voxels)
-    vid = voxel_of[keep]  # [K]
-    counts = np.bincount(vid, minlength=num_voxels)  # [V]
+    groups = appearance[:num_voxels]  # [V] kept groups in output order
+    take = np.minimum(sizes[groups], config.max_points_per_voxel)  # [V] points averaged
+    # Rows (into the sorted points) of the first `take` points of each kept group.
+    offsets = np.arange(int(take.sum())) - np.repeat(np.cumsum(take) - take, take)
+    rows = idx[by_key[np.repeat(starts[groups], take) + offsets]]  # cloud rows averaged
+    vid = np.repeat(np.arange(num_voxels), take)  # [K] output voxel of each row
+    # Columns past the cloud's (intensity of a 3-column cloud) are 0.
     sums = np.stack(
-        [np.bincount(vid, weights=feats[keep, c], minlength=num_voxels) for c in range(num_feat)],
+        [
+            np.bincount(vid, weights=cloud[rows, c], minlength=num_voxels)
+            if c < cloud.shape[1]
+            else np.zeros(num_voxels)
+            for c in range(num_feat)
+        ],
         axis=1,
     )  # [V, F] float64
-    ukey = uniq[order[:num_voxels]]  # [V] linear key of each kept voxel, by appearance
-    coords = np.stack(
-        [ukey // (grid[0] * grid[1]), (ukey // grid[0]) % grid[1], ukey % grid[0]], axis=1
-    )  # [V, 3] (z, y, x)
+    ukey = sorted_key[starts[groups]]  # [V] linear key of each kept voxel
+    coords = np.stack([ukey // (nx * ny), (ukey // nx) % ny, ukey % nx], axis=1)  # [V, 3] z, y, x
     return Voxels(
-        features=(sums / counts[:, None]).astype(np.float32),
+        features=(sums / take[:, None]).astype(np.float32),
         coords=coords.astype(np.int32),
-        num_points=counts.astype(np.int32),
+        num_points=take.astype(np.int32),
     )
 
 

@@ -107,7 +107,10 @@ class Camera:
         color = sky_color(dirs, lighting)  # [P, 3]
         t = hits.t_hit[hit]
         points = T[:3, 3] + dirs[hit] * t[:, None]
-        color[hit] = shade(world, points, hits.normals[hit], hits.object_index[hit], lighting)
+        material = None if hits.material is None else hits.material[hit]
+        color[hit] = shade(
+            world, points, hits.normals[hit], hits.object_index[hit], lighting, material
+        )
         if c.fog_distance_m > 0.0:
             fog = 1.0 - np.exp(-t / c.fog_distance_m)
             color[hit] = (1.0 - fog[:, None]) * color[hit] + fog[:, None] * np.asarray(

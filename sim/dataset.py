@@ -7,10 +7,18 @@ occluded-target view), the others a random collision-free pose in a driving lane
 or against the lane +- 20 deg) at a random time in [0, 30] s, so moving vehicles are elsewhere.
 Frame ``i`` draws its randomness from ``numpy.random.default_rng([seed, group, i])`` and the npz
 members are written with a fixed zip timestamp, so a seed reproduces the dataset byte for byte.
+
+With a ``Variation`` (``sim/variation.py``, domain randomisation) each group draws its scenario
+and street, and each frame its lidar model, mounting (height, pitch, roll on a robot standing on
+the sloped ground) and motion (rolling shutter); such frames also carry ``T_base_lidar`` (the
+mounting, base_link on the ground), ``sensor`` (index into meta.json's ``sensors``), ``body``
+(vehicle body type, index into ``sim.materials.BODY_SHAPES``, -1 for box vehicles) and
+``ego_speed_mps``. Readers treat these arrays as optional.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import zipfile
@@ -23,13 +31,16 @@ import numpy as np
 from tqdm import tqdm
 
 from sim.generator import GeneratorError, generate_scene
-from sim.lidar import Lidar, LidarConfig
-from sim.materials import CLASSES
+from sim.lidar import Lidar, LidarConfig, LidarMotion
+from sim.materials import BODY_SHAPES, CLASSES
 from sim.placement import convex_overlap, footprint
 from sim.robot import BicycleRobot, RobotConfig, RobotState
 from sim.scenarios import Scenario, load_scenario
 from sim.scene import Scene
+from sim.sensors import sensor_config
+from sim.terrain import surface_frame
 from sim.truth import ground_truth
+from sim.variation import NEGATIVES, Variation, randomise_scenario, sensor_pose_on_robot
 from sim.world import World
 
 FORMAT = "robomr-sim-dataset"
@@ -45,7 +56,15 @@ FRAME_ARRAYS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "T_world_lidar": ("float64", (4, 4)),
     "target_index": ("int32", ()),
 }
+# Arrays of datasets written with a Variation; absent from plain ones.
+OPTIONAL_ARRAYS: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "T_base_lidar": ("float64", (4, 4)),
+    "sensor": ("int32", ()),
+    "body": ("int32", ("M",)),
+    "ego_speed_mps": ("float32", ()),
+}
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+_ZIP_LEVEL = 1
 _SCENE_RETRIES = 20
 
 
@@ -66,6 +85,10 @@ class DatasetFrame:
     num_points: np.ndarray  # [M]
     T_world_lidar: np.ndarray  # [4, 4]
     target_index: int
+    T_base_lidar: np.ndarray | None = None  # [4, 4] mounting (Variation datasets)
+    sensor: int = -1  # index into meta.json "sensors", -1: the dataset's one lidar
+    body: np.ndarray | None = None  # [M] index into BODY_SHAPES, -1 box
+    ego_speed_mps: float = 0.0
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -74,8 +97,11 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
         for name, arr in arrays.items():
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
             info.compress_type = zipfile.ZIP_DEFLATED
-            with zf.open(info, "w") as f:
-                np.lib.format.write_array(f, np.asarray(arr, order="C"), allow_pickle=False)
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asarray(arr, order="C"), allow_pickle=False)
+            # Level 1: float point clouds barely compress better at the default 6, which
+            # takes about as long as the rest of a frame's simulation.
+            zf.writestr(info, buf.getvalue(), compresslevel=_ZIP_LEVEL)
 
 
 def sample_ego_pose(scene: Scene, rng: np.random.Generator, robot: RobotConfig) -> np.ndarray:
@@ -110,14 +136,56 @@ def sample_ego_pose(scene: Scene, rng: np.random.Generator, robot: RobotConfig) 
     )
 
 
-def _scene_for_group(scenario: Scenario, seed: int, group: int) -> Scene:
+def _scene_for_group(
+    scenario: Scenario, seed: int, group: int, variation: Variation | None = None
+) -> Scene:
     for attempt in range(_SCENE_RETRIES):
         scene_seed = int(np.random.default_rng([seed, group, attempt]).integers(2**31))
+        spec = scenario
+        if variation is not None:  # its own stream: frame draws stay [seed, group, i]
+            rng = np.random.default_rng([seed, group, attempt, 1_000_003])
+            name = variation.pick(rng, variation.scenarios, variation.scenario_weights)
+            base = NEGATIVES if name == NEGATIVES.name else load_scenario(name)
+            spec = randomise_scenario(base, rng, variation)
         try:
-            return generate_scene(scenario, scene_seed)
+            return generate_scene(spec, scene_seed)
         except GeneratorError:
             continue
     raise DatasetError(f"scenario {scenario.name!r}: {_SCENE_RETRIES} scene seeds in a row failed")
+
+
+@dataclass(frozen=True)
+class _Shot:
+    """How one frame is taken: lidar, pose and motion."""
+
+    lidar: Lidar
+    T_world_lidar: np.ndarray  # [4, 4]
+    extra: dict[str, np.ndarray]  # optional arrays of a Variation frame
+    motion: LidarMotion | None = None
+
+
+def _shot(
+    scene: Scene,
+    pose: np.ndarray,  # [3] x, y, yaw of base_link
+    rng: np.random.Generator,
+    robot: RobotConfig,
+    sensor: Lidar,
+    variation: Variation | None,
+) -> _Shot:
+    if variation is None:
+        return _Shot(sensor, BicycleRobot(robot, RobotState(*pose)).T_world_lidar(), {})
+    name = variation.pick(rng, variation.sensors, variation.sensor_weights)
+    lidar = Lidar(sensor_config(name, rng))
+    height, pitch, roll = variation.mounting(rng)
+    speed, motion = variation.motion(rng)
+    T_base_lidar = sensor_pose_on_robot(height, pitch, roll)
+    T = surface_frame(scene.terrain, float(pose[0]), float(pose[1]), float(pose[2])) @ T_base_lidar
+    extra = {
+        "T_base_lidar": T_base_lidar,
+        "sensor": np.array(variation.sensors.index(name), dtype=np.int32),
+        "ego_speed_mps": np.array(speed, dtype=np.float32),
+    }
+    return _Shot(lidar, T, extra, motion)
 
 
 def write_dataset(
@@ -129,8 +197,11 @@ def write_dataset(
     robot: RobotConfig | None = None,
     frames_per_scene: int = 8,
     progress: bool = False,
+    variation: Variation | None = None,
 ) -> Path:
     """Writes ``frames`` labelled frames and ``meta.json`` under ``out_dir``; returns it.
+    With ``variation`` the scenario, lidar, mounting and motion vary (module docstring) and
+    ``scenario`` and ``lidar`` are not used.
 
     Raises:
         DatasetError: ``frames`` or ``frames_per_scene`` < 1, ``seed`` < 0, or ``out_dir``
@@ -157,7 +228,7 @@ def write_dataset(
     for i in tqdm(range(frames), desc="sim dataset", unit="frame", disable=not progress):
         group, k = divmod(i, frames_per_scene)
         if scene is None or k == 0:
-            scene = _scene_for_group(spec, seed, group)
+            scene = _scene_for_group(spec, seed, group, variation)
             scene_seeds.append(scene.seed)
         rng = np.random.default_rng([seed, group, i])
         if k == 0:
@@ -166,12 +237,18 @@ def write_dataset(
             moved = scene.at_time(rng.uniform(0.0, 30.0))
             pose = sample_ego_pose(moved, rng, robot_cfg)
         world = World(moved)
-        T = BicycleRobot(robot_cfg, RobotState(*pose)).T_world_lidar()
-        scan = sensor.scan(world, T, rng)
+        shot = _shot(moved, pose, rng, robot_cfg, sensor, variation)
+        T = shot.T_world_lidar
+        scan = shot.lidar.scan(world, T, rng, shot.motion)
         truth = ground_truth(world, T, scan)
+        if variation is not None:
+            shapes = [moved.objects[j].shape for j in truth.object_indices]
+            body = [BODY_SHAPES.index(s) if s in BODY_SHAPES else -1 for s in shapes]
+            shot.extra["body"] = np.asarray(body, dtype=np.int32)
         write_npz(
             out / "frames" / f"{i:06d}.npz",
             {
+                **shot.extra,
                 "points": scan.points,
                 "point_object": truth.point_object,
                 "boxes": truth.boxes,
@@ -187,8 +264,12 @@ def write_dataset(
         "version": VERSION,
         "scenario": spec.name,
         "scenario_config": spec.config.to_dict(),
-        "lidar": lidar_cfg.to_dict(),
-        "lidar_height_m": robot_cfg.lidar_z_m,
+        "lidar": None if variation else lidar_cfg.to_dict(),
+        "lidar_height_m": None if variation else robot_cfg.lidar_z_m,
+        "variation": variation.to_dict() if variation else None,
+        "sensors": {n: sensor_config(n).to_dict() for n in variation.sensors}
+        if variation
+        else None,
         "seed": seed,
         "num_frames": frames,
         "frames_per_scene": frames_per_scene,
@@ -228,14 +309,17 @@ def load_frame(path: str | Path) -> DatasetFrame:
     p = Path(path)
     try:
         with np.load(p, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in FRAME_ARRAYS if name in npz.files}
+            wanted = {**FRAME_ARRAYS, **OPTIONAL_ARRAYS}
+            arrays = {name: npz[name] for name in wanted if name in npz.files}
     except OSError as err:
         raise DatasetError(f"cannot read frame {p}: {err.strerror or err}") from err
     except (ValueError, zipfile.BadZipFile) as err:
         raise DatasetError(f"{p} is not a valid .npz frame: {err}") from err
     sizes: dict[str, int] = {}
-    for name, (dtype, shape) in FRAME_ARRAYS.items():
+    for name, (dtype, shape) in {**FRAME_ARRAYS, **OPTIONAL_ARRAYS}.items():
         if name not in arrays:
+            if name in OPTIONAL_ARRAYS:
+                continue
             raise DatasetError(f"{p}: missing array {name!r}")
         arr = arrays[name]
         if arr.dtype != np.dtype(dtype) or arr.ndim != len(shape):
@@ -252,8 +336,13 @@ def load_frame(path: str | Path) -> DatasetFrame:
     target = int(arrays["target_index"])
     if not -1 <= target < sizes["M"]:
         raise DatasetError(f"{p}: target_index={target} outside [-1, {sizes['M']})")
+    scalars = {"target_index", "sensor", "ego_speed_mps"}
     return DatasetFrame(
-        path=p, target_index=target, **{k: v for k, v in arrays.items() if k != "target_index"}
+        path=p,
+        target_index=target,
+        sensor=int(arrays["sensor"]) if "sensor" in arrays else -1,
+        ego_speed_mps=float(arrays["ego_speed_mps"]) if "ego_speed_mps" in arrays else 0.0,
+        **{k: v for k, v in arrays.items() if k not in scalars},
     )
 
 

@@ -15,18 +15,21 @@ scene.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from sim.materials import CLASSES, VEHICLE_SIZE_RANGES_M
+from sim.materials import CLASSES
+from sim.negatives import place_negatives
 from sim.occluders import OccluderError, OccluderSearch, place_occluders
 from sim.placement import Placer, convex_hull, footprint
 from sim.scenarios import Scenario, ScenarioConfig, ScenarioError, load_scenario
 from sim.scene import FORMAT as SCENE_FORMAT
-from sim.scene import Lane, Scene, read_structured_file
-from sim.street import KERB_HEIGHT_M, ObjectBuilder, build_layout, street_lanes
-from sim.world import World
+from sim.scene import Lane, Scene, SceneObject, read_structured_file
+from sim.street import ObjectBuilder, build_layout, street_lanes
+from sim.terrain import Terrain
+from sim.world import SURFACE_KINDS, World
 
 _MOVER_DRAWS = 20  # position draws per moving vehicle before leaving it out
 
@@ -44,16 +47,18 @@ def _parked(b: ObjectBuilder, c: ScenarioConfig, lanes: tuple[Lane, ...], placer
                 continue
             kind = b.vehicle_class(c.class_weights)
             yaw = (0.0 if lane.direction > 0 else math.pi) + b.rng.uniform(-0.04, 0.04)
-            start = x if lane.direction > 0 else x + VEHICLE_SIZE_RANGES_M[kind][0][1]
-            box = b.vehicle_box(kind, start, lane.center_y_m + b.rng.uniform(-0.15, 0.15), yaw)
+            shape, *size = b.vehicle_size(kind, c.vehicle_shapes)
+            start = x if lane.direction > 0 else x + size[0]
+            y = lane.center_y_m + b.rng.uniform(-0.15, 0.15)
+            box = b.vehicle_box(kind, start, y, yaw, tuple(size))  # type: ignore[arg-type]
             if box[0] + 0.5 * box[3] < c.street_length_m and placer.try_add(footprint(box), 0.4):
-                b.add(kind, box, color=b.paint(), material="car_paint")
+                b.add(kind, box, shape=shape, color=b.paint(), material="car_paint")
             x += box[3] + b.rng.uniform(0.8, 2.5)
 
 
 def _sidewalk_items(b: ObjectBuilder, c: ScenarioConfig, placer: Placer) -> None:
     kerb = c.lanes_per_direction * c.lane_width_m + c.parking_lane_width_m
-    top = KERB_HEIGHT_M
+    top = c.kerb_height_m
     for side in (-1.0, 1.0):
         per_side = c.street_length_m / 100.0
         for _ in range(int(b.rng.poisson(c.trees_per_100m * per_side))):
@@ -104,12 +109,56 @@ def _moving(b: ObjectBuilder, c: ScenarioConfig, lanes: tuple[Lane, ...], placer
         k = int(b.rng.integers(len(driving)))
         lane, kind = driving[k], b.vehicle_class(c.class_weights)
         yaw = 0.0 if lane.direction > 0 else math.pi
-        box = b.vehicle_box(
-            kind, b.rng.uniform(0.0, c.street_length_m - 12.0), lane.center_y_m, yaw
-        )
+        shape, *size = b.vehicle_size(kind, c.vehicle_shapes)
+        x = b.rng.uniform(0.0, c.street_length_m - 12.0)
+        box = b.vehicle_box(kind, x, lane.center_y_m, yaw, tuple(size))  # type: ignore[arg-type]
         if placer.try_add(footprint(box), 2.0):
-            b.add(kind, box, color=b.paint(), material="car_paint", speed_mps=speeds[k])
+            b.add(
+                kind, box, shape=shape, color=b.paint(), material="car_paint", speed_mps=speeds[k]
+            )
             placed += 1
+
+
+def _terrain(b: ObjectBuilder, c: ScenarioConfig, ego_x: float) -> Terrain:
+    """The street's surface, drawn from the scenario's ranges (flat unless they are set)."""
+    ranges = (c.grade_range, c.grade_change_range_per_100m, c.crown_range)
+    if all(lo == hi == 0.0 for lo, hi in ranges):
+        return Terrain()
+    grade, change, crown = (float(b.rng.uniform(lo, hi)) for lo, hi in ranges)
+    road_half = c.lanes_per_direction * c.lane_width_m + c.parking_lane_width_m
+    return Terrain(grade, change / 100.0, ego_x, crown, road_half)
+
+
+def _on_terrain(objects: list[SceneObject], terrain: Terrain) -> tuple[SceneObject, ...]:
+    """Objects lifted onto the terrain at their centre (surfaces are draped by the world)."""
+    if terrain.is_flat:
+        return tuple(objects)
+    out = []
+    for o in objects:
+        if o.kind not in SURFACE_KINDS:
+            box = list(o.box)
+            box[2] += float(terrain.height(box[0], box[1]))
+            o = replace(o, box=tuple(box))
+        out.append(o)
+    return tuple(out)
+
+
+def _target(
+    b: ObjectBuilder, c: ScenarioConfig, lanes: tuple[Lane, ...], ego: tuple[float, ...]
+) -> SceneObject:
+    parking = next(
+        ln
+        for ln in lanes
+        if ln.kind == "parking" and (ln.center_y_m < 0) == (c.target_side == "right")
+    )
+    yaw = (0.0 if parking.direction > 0 else math.pi) + b.rng.uniform(-0.03, 0.03)
+    x_target = ego[0] + b.rng.uniform(*c.target_distance_range_m)
+    shape, *size = b.vehicle_size(c.target_class, c.vehicle_shapes)
+    dims: tuple[float, float, float] = tuple(size)  # type: ignore[assignment]
+    box = b.vehicle_box(c.target_class, x_target, parking.center_y_m, yaw, dims)
+    return b.add(
+        c.target_class, box, shape=shape, color=b.paint(), material="car_paint", name="target"
+    )
 
 
 def build_scene(config: ScenarioConfig, name: str, seed: int) -> Scene:
@@ -124,55 +173,51 @@ def build_scene(config: ScenarioConfig, name: str, seed: int) -> Scene:
     lanes = street_lanes(c)
     build_layout(b, c)
     placer = Placer()
-    parking = next(
-        ln
-        for ln in lanes
-        if ln.kind == "parking" and (ln.center_y_m < 0) == (c.target_side == "right")
-    )
-    yaw = (0.0 if parking.direction > 0 else math.pi) + b.rng.uniform(-0.03, 0.03)
     ego = (c.ego_start_x_m, -(c.lanes_per_direction - 0.5 - c.ego_lane) * c.lane_width_m, 0.0)
-    x_target = ego[0] + b.rng.uniform(*c.target_distance_range_m)
-    target = b.add(
-        c.target_class,
-        b.vehicle_box(c.target_class, x_target, parking.center_y_m, yaw),
-        color=b.paint(),
-        material="car_paint",
-        name="target",
-    )
-    target_poly = footprint(target.box_array)
-    placer.add(target_poly)
     ego_box = np.array([ego[0], ego[1], 0.8, 6.5, 3.0, 1.6, 0.0])  # robot footprint + 1 m margin
     placer.add(footprint(ego_box))
-    corridor = convex_hull(np.vstack([target_poly, [ego[:2]]]))
-    corridor_handle = placer.add(corridor)  # nothing but the occluders may enter it
+    corridor_handle = None
+    if c.has_target:
+        target = _target(b, c, lanes, ego)
+        target_poly = footprint(target.box_array)
+        placer.add(target_poly)
+        corridor = convex_hull(np.vstack([target_poly, [ego[:2]]]))
+        corridor_handle = placer.add(corridor)  # nothing but the occluders may enter it
     _parked(b, c, lanes, placer)
     _sidewalk_items(b, c, placer)
-    base = Scene(name, seed, tuple(b.objects), lanes, (0.0, c.street_length_m), ego, "target")
-    placer.set_active(corridor_handle, False)
-    search = OccluderSearch(world=World(base), scene=base, config=c, placer=placer)
-    try:
-        occluders, stats = place_occluders(search, b.rng)
-    except OccluderError as err:
-        raise GeneratorError(f"scenario {name!r} seed {seed}: {err}") from err
-    for kind, box in occluders:
-        vehicle = kind in CLASSES
-        b.add(
-            kind,
-            box,
-            color=b.paint() if vehicle else None,
-            material="car_paint" if vehicle else None,
-        )
-    placer.set_active(corridor_handle, True)  # movers start outside it
+    place_negatives(b, c, lanes, placer)
+    target_name = "target" if c.has_target else None
+    base = Scene(name, seed, tuple(b.objects), lanes, (0.0, c.street_length_m), ego, target_name)
+    stats: dict[str, object] = {}
+    if corridor_handle is not None:
+        placer.set_active(corridor_handle, False)
+        search = OccluderSearch(world=World(base), scene=base, config=c, placer=placer)
+        try:
+            occluders, stats = place_occluders(search, b.rng)
+        except OccluderError as err:
+            raise GeneratorError(f"scenario {name!r} seed {seed}: {err}") from err
+        for kind, box, shape in occluders:
+            vehicle = kind in CLASSES
+            b.add(
+                kind,
+                box,
+                shape=shape,
+                color=b.paint() if vehicle else None,
+                material="car_paint" if vehicle else None,
+            )
+        placer.set_active(corridor_handle, True)  # movers start outside it
     _moving(b, c, lanes, placer)
+    terrain = _terrain(b, c, ego[0])
     return Scene(
         name,
         seed,
-        tuple(b.objects),
+        _on_terrain(b.objects, terrain),
         lanes,
         (0.0, c.street_length_m),
         ego,
-        "target",
+        target_name,
         {"config": c.to_dict(), **stats},
+        terrain,
     )
 
 

@@ -33,6 +33,7 @@ from sim.scenarios import ScenarioConfig
 from sim.scene import Lane, Scene, SceneObject
 from sim.slab import slab_cast
 from sim.truth import BLOCK_MARGIN_M, blocked_rays, occlusion_ratio, visible_face_samples
+from sim.vehicles import sample_body
 from sim.world import World
 
 SAMPLE_SPACING_M = 0.25  # target surface sampling during the search
@@ -134,12 +135,15 @@ def _zones(s: OccluderSearch) -> list[tuple[Lane, float, float]]:
     return zones
 
 
+Occluder = tuple[str, tuple[float, ...], str]  # kind, box [7], shape
+
+
 def _draw(
     s: OccluderSearch, zones: list[tuple[Lane, float, float]], rng: np.random.Generator
-) -> list[tuple[str, tuple[float, ...]]]:
-    """1-3 occluders (kind, box) drawn in the zones (``_zones``)."""
+) -> list[Occluder]:
+    """1-3 occluders (kind, box, shape) drawn in the zones (``_zones``)."""
     ey = s.scene.ego_start[1]
-    out: list[tuple[str, tuple[float, ...]]] = []
+    out: list[Occluder] = []
     for _ in range(int(rng.integers(1, 4))):
         lane, x_lo, x_hi = zones[int(rng.integers(len(zones)))]
         kind = _KINDS[int(rng.choice(len(_KINDS), p=_KIND_P))]
@@ -147,23 +151,27 @@ def _draw(
         near_y = lane.center_y_m - np.sign(lane.center_y_m - ey) * (0.5 * lane.width_m - 0.35)
         if kind == "barrier":
             out += [
-                (kind, (front - 2.05 * k - 1.0, near_y, 0.5, 2.0, 0.5, 1.0, 0.0))
+                (kind, (front - 2.05 * k - 1.0, near_y, 0.5, 2.0, 0.5, 1.0, 0.0), "box")
                 for k in range(int(rng.integers(1, 5)))
             ]
         elif kind == "bin":
-            out.append((kind, (front - 0.3, near_y, 0.525, 0.6, 0.6, 1.05, 0.0)))
+            out.append((kind, (front - 0.3, near_y, 0.525, 0.6, 0.6, 1.05, 0.0), "box"))
         else:
-            length, width, height = sample_vehicle_size(rng, kind)
+            if s.config.vehicle_shapes == "box":
+                shape, (length, width, height) = "box", sample_vehicle_size(rng, kind)
+            else:
+                shape, length, width, height = sample_body(rng, kind)
             y = lane.center_y_m + rng.uniform(-0.15, 0.15)
             yaw = (0.0 if lane.direction > 0 else np.pi) + rng.uniform(-0.04, 0.04)
-            out.append((kind, (front - 0.5 * length, y, 0.5 * height, length, width, height, yaw)))
+            box = (front - 0.5 * length, y, 0.5 * height, length, width, height, yaw)
+            out.append((kind, box, shape))
     return out
 
 
 def place_occluders(
     s: OccluderSearch, rng: np.random.Generator
-) -> tuple[list[tuple[str, tuple[float, ...]]], dict[str, Any]]:
-    """Occluders (kind, box [7]) meeting the requirements (module docstring) and statistics
+) -> tuple[list[Occluder], dict[str, Any]]:
+    """Occluders (kind, box [7], shape) meeting the requirements (module docstring) and statistics
     ``target_occlusion_start``, ``best_view`` (x, y, occlusion) and ``occluder_attempts``.
 
     Raises:
@@ -178,12 +186,12 @@ def place_occluders(
     for attempt in range(c.max_occluder_attempts):
         drawn = [] if attempt == 0 else _draw(s, zones, rng)  # first try the scene as it is
         handles = []
-        for _, box in drawn:
+        for _, box, _ in drawn:
             poly = footprint(np.asarray(box))
             if not s.placer.is_free(poly, 0.3):
                 break
             handles.append(s.placer.add(poly))
-        boxes = np.array([box for _, box in drawn], dtype=np.float64).reshape(-1, 7)
+        boxes = np.array([box for _, box, _ in drawn], dtype=np.float64).reshape(-1, 7)
         result = None
         if len(handles) == len(drawn):
             result = _evaluate(s, start, views, drawn, boxes)
@@ -204,7 +212,7 @@ def _evaluate(
     s: OccluderSearch,
     start: _View,
     views: list[_View],
-    drawn: list[tuple[str, tuple[float, ...]]],
+    drawn: list[Occluder],
     boxes: np.ndarray,
 ) -> dict[str, Any] | None:
     c = s.config
@@ -223,8 +231,8 @@ def _evaluate(
         best = (float(v.origin[0]), float(v.origin[1]), float(min(scores)))
     # Appearance does not matter for the ray test; the generator colours the final objects.
     extra = tuple(
-        SceneObject(f"occluder_{i}", kind, box, (0.5, 0.5, 0.5), "car_paint")
-        for i, (kind, box) in enumerate(drawn)
+        SceneObject(f"occluder_{i}", kind, box, (0.5, 0.5, 0.5), "car_paint", shape)
+        for i, (kind, box, shape) in enumerate(drawn)
     )
     world = World(replace(s.scene, objects=s.scene.objects + extra))
     target = s.scene.objects[s.scene.target_index].box_array

@@ -64,6 +64,24 @@ class ScenarioConfig:
         min_view_improvement: required drop of the target's occlusion at the best viewpoint
             within ``better_view_radius_m`` (0 disables the check), [0, 1].
         max_occluder_attempts: random occluder layouts tried before giving up, [1, 100000].
+        vehicle_shapes: "realistic" (bodies with hood, cabin, glass and wheels, sizes from
+            published statistics, ``sim/vehicles.py``) or "box" (the boxes of earlier
+            versions).
+        has_target: place the target and its occluders; False gives a scene without a target
+            (with ``parked_occupancy`` and ``num_moving_vehicles`` 0: no vehicle at all).
+        pedestrians_per_100m: pedestrians per 100 m of each sidewalk (a few cross the road),
+            [0, 200].
+        cyclists_per_100m: cyclists per 100 m of street riding at the kerb, [0, 50].
+        furniture_per_100m: benches, bollards, parked bicycles, signs and cone rows per 100 m
+            of each sidewalk, [0, 200].
+        fences_per_100m: fence or hedge runs per 100 m of each sidewalk, [0, 50].
+        bushes_per_100m: bushes per 100 m of each sidewalk, [0, 50].
+        kerb_height_m: height of the kerb above the road, [0.05, 0.3].
+        grade_range: (min, max) longitudinal grade of the street at the ego start, within
+            [-0.12, 0.12] (``sim/terrain.py``).
+        grade_change_range_per_100m: (min, max) change of the grade per 100 m, within
+            [-0.1, 0.1].
+        crown_range: (min, max) cross slope of the road, within [0, 0.05].
     """
 
     street_length_m: float = 140.0
@@ -89,8 +107,25 @@ class ScenarioConfig:
     better_view_radius_m: float = 15.0
     min_view_improvement: float = 0.25
     max_occluder_attempts: int = 600
+    vehicle_shapes: str = "realistic"
+    has_target: bool = True
+    pedestrians_per_100m: float = 4.0
+    cyclists_per_100m: float = 1.0
+    furniture_per_100m: float = 4.0
+    fences_per_100m: float = 1.0
+    bushes_per_100m: float = 2.0
+    kerb_height_m: float = 0.15
+    grade_range: tuple[float, float] = (0.0, 0.0)
+    grade_change_range_per_100m: tuple[float, float] = (0.0, 0.0)
+    crown_range: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
+        if self.vehicle_shapes not in ("realistic", "box"):
+            raise ScenarioError(
+                f"vehicle_shapes={self.vehicle_shapes!r}: must be 'realistic' or 'box'"
+            )
+        if not isinstance(self.has_target, bool):
+            raise ScenarioError(f"has_target={self.has_target!r}: must be true or false")
         for f in fields(self):  # pairs and weight lists keep their length
             value = getattr(self, f.name)
             if isinstance(f.default, tuple) and (
@@ -179,6 +214,15 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "better_view_radius_m": (0.0, 50.0),
     "min_view_improvement": (0.0, 1.0),
     "max_occluder_attempts": (1, 100000),
+    "pedestrians_per_100m": (0.0, 200.0),
+    "cyclists_per_100m": (0.0, 50.0),
+    "furniture_per_100m": (0.0, 200.0),
+    "fences_per_100m": (0.0, 50.0),
+    "bushes_per_100m": (0.0, 50.0),
+    "kerb_height_m": (0.05, 0.3),
+    "grade_range": (-0.12, 0.12),
+    "grade_change_range_per_100m": (-0.1, 0.1),
+    "crown_range": (0.0, 0.05),
 }
 
 

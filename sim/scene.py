@@ -27,6 +27,7 @@ import yaml
 
 from sim.materials import NON_OBSTACLE_KINDS
 from sim.objects import Lane, SceneError, SceneObject, floats, read_structured_file
+from sim.terrain import Terrain, TerrainError
 
 FORMAT = "robomr-sim-scene"
 VERSION = 1
@@ -55,6 +56,8 @@ class Scene:
         ego_start: ego start pose (x_m, y_m, yaw_rad) of ``base_link`` in the world.
         target_name: name of the target vehicle, or None.
         generator: generator settings that produced the scene (provenance only).
+        terrain: the street surface's height field (``sim/terrain.py``); flat by default.
+            Object boxes hold their true height (already lifted onto the surface).
     """
 
     name: str
@@ -65,6 +68,7 @@ class Scene:
     ego_start: tuple[float, float, float]
     target_name: str | None = None
     generator: dict[str, Any] = field(default_factory=dict, hash=False)
+    terrain: Terrain = field(default_factory=Terrain)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "objects", tuple(self.objects))
@@ -117,15 +121,17 @@ class Scene:
         """Boxes [K, 7] and names of everything a robot of ``robot_height_m`` could hit.
 
         Leaves out drivable surfaces (``exclude_kinds``), objects entirely above the robot
-        (e.g. tree crowns) and ``exclude_names``. Moving vehicles are included at their current
-        position: call ``scene.at_time(t).obstacle_boxes()`` for a later time.
+        (e.g. tree crowns; heights above the terrain's surface) and ``exclude_names``. Moving
+        vehicles are included at their current position: call
+        ``scene.at_time(t).obstacle_boxes()`` for a later time.
         """
         keep = [
             o
             for o in self.objects
             if o.kind not in exclude_kinds
             and o.name not in exclude_names
-            and o.box[2] - 0.5 * o.box[5] < robot_height_m
+            and o.box[2] - 0.5 * o.box[5] - float(self.terrain.height(o.box[0], o.box[1]))
+            < robot_height_m
         ]
         return np.array([o.box for o in keep], dtype=np.float64).reshape(-1, 7), [
             o.name for o in keep
@@ -136,7 +142,8 @@ class Scene:
         return replace(self, objects=tuple(o for o in self.objects if o.speed_mps == 0.0))
 
     def at_time(self, t_s: float) -> Scene:
-        """The scene after ``t_s`` seconds: movers advanced along their heading, wrapped in x."""
+        """The scene after ``t_s`` seconds: movers advanced along their heading, wrapped in x
+        (and kept on the terrain's surface)."""
         if not math.isfinite(t_s):
             raise SceneError(f"at_time: t_s must be finite, got {t_s}")
         x0, x1 = self.street_x_range_m
@@ -144,8 +151,10 @@ class Scene:
         for o in self.objects:
             if o.speed_mps != 0.0:
                 b = list(o.box)
+                lift = -float(self.terrain.height(b[0], b[1]))
                 b[0] = x0 + (b[0] + o.speed_mps * t_s * math.cos(b[6]) - x0) % (x1 - x0)
                 b[1] += o.speed_mps * t_s * math.sin(b[6])
+                b[2] += lift + float(self.terrain.height(b[0], b[1]))
                 o = replace(o, box=tuple(b))
             moved.append(o)
         return replace(self, objects=tuple(moved))
@@ -182,7 +191,7 @@ class Scene:
                 }
                 for o in self.objects
             ],
-        }
+        } | ({} if self.terrain.is_flat else {"terrain": self.terrain.to_dict()})
 
     @classmethod
     def from_dict(cls, data: Any) -> Scene:
@@ -212,7 +221,10 @@ class Scene:
                 tuple(data["ego_start"]),
                 data.get("target_name"),
                 dict(data.get("generator") or {}),
+                Terrain.from_dict(data["terrain"]) if "terrain" in data else Terrain(),
             )
+        except TerrainError as err:
+            raise SceneError(str(err)) from err
         except KeyError as err:
             raise SceneError(f"scene file is missing field {err}") from err
         except (TypeError, ValueError, OverflowError) as err:

@@ -3,11 +3,12 @@
 The world holds the usual gz-sim system plugins (physics, user commands, scene broadcaster,
 sensors with ogre2), a sun light matching ``sim.shading.Lighting``, a ground plane, and one
 static model per scene object (named like the object) with a box, cylinder or ellipsoid
-geometry, its pose (x y z 0 0 yaw) and its colour as material. Moving vehicles are exported at
-their position at t = 0, static. Optionally the robot (``sim.sdf_robot``: a DiffDrive body
-with the lidar and camera of ``RobotConfig`` / ``LidarConfig`` / ``CameraConfig``) stands at the
-ego start. Every exported world loads without errors in libsdformat (test/sim/test_sdf.py
-checks it with the real parser).
+geometry (composite shapes, such as vehicle bodies and pedestrians, as their bounding box;
+cones as cylinders; a sloped terrain is not exported), its pose (x y z 0 0 yaw) and its colour
+as material. Moving vehicles are exported at their position at t = 0, static. Optionally the
+robot (``sim.sdf_robot``: a DiffDrive body with the lidar and camera of ``RobotConfig`` /
+``LidarConfig`` / ``CameraConfig``) stands at the ego start. Every exported world loads without
+errors in libsdformat (test/sim/test_sdf.py checks it with the real parser).
 """
 
 from __future__ import annotations
@@ -50,9 +51,9 @@ def _nums(*values: float) -> str:
 def _geometry(parent: ET.Element, obj: SceneObject) -> None:
     geometry = _el(parent, "geometry")
     length, width, height = obj.box[3:6]
-    if obj.shape == "box":
+    if obj.shape not in ("cylinder", "cone", "ellipsoid"):  # composite meshes: their box
         _el(_el(geometry, "box"), "size", _nums(length, width, height))
-    elif obj.shape == "cylinder":
+    elif obj.shape in ("cylinder", "cone"):  # SDF 1.9 has no cone
         cylinder = _el(geometry, "cylinder")
         _el(cylinder, "radius", _nums(0.25 * (length + width)))
         _el(cylinder, "length", _nums(height))

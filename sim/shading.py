@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.scene import Scene, SceneObject
-from sim.world import World, object_mesh
+from sim.terrain import Terrain
+from sim.world import SURFACE_KINDS, World, object_mesh_materials
 
 SHADOW_OFFSET_M = 0.02  # shadow rays start this far off the surface, above float32 ray noise
 # The ground box covers the whole scene with its top at z = -0.01 (sim/street.py): surface
@@ -79,6 +80,7 @@ def shade(
     normals: np.ndarray,  # [N, 3] unit, outward (facing the viewer)
     object_index: np.ndarray,  # [N] index into world.scene.objects
     lighting: Lighting,
+    material: np.ndarray | None = None,  # [N] material of the part hit (World.albedo)
 ) -> np.ndarray:
     """Colour float64 [N, 3] in [0, 1] of surface points (module docstring formula)."""
     sun = lighting.sun_direction
@@ -89,7 +91,7 @@ def shade(
         t_hit, _ = world.cast(origins, np.broadcast_to(sun, origins.shape))
         direct[lit_side[np.isfinite(t_hit)]] = 0.0
     factor = lighting.ambient + (1.0 - lighting.ambient) * direct
-    return np.clip(world.colors[object_index] * factor[:, None], 0.0, 1.0)
+    return np.clip(world.albedo(object_index, material) * factor[:, None], 0.0, 1.0)
 
 
 def sky_color(directions: np.ndarray, lighting: Lighting) -> np.ndarray:
@@ -117,25 +119,34 @@ class SurfaceSamples:
     object_index: np.ndarray  # [N]
 
 
-def _inside(obj_box: np.ndarray, shape: str, points: np.ndarray) -> np.ndarray:
-    """Bool [N]: points [N, 3] inside (or on) an object's shape filling ``obj_box`` [7]."""
+def _inside(obj: SceneObject, points: np.ndarray, terrain: Terrain) -> np.ndarray:
+    """Bool [N]: points [N, 3] inside (or on) an object's primitive shape (composite shapes
+    bury nothing: most of their box is air), undoing the terrain drape (``sim/world.py``)."""
+    obj_box, shape = obj.box_array, obj.shape
+    if shape not in ("box", "cylinder", "ellipsoid", "cone"):
+        return np.zeros(len(points), dtype=bool)
     c, s = np.cos(obj_box[6]), np.sin(obj_box[6])
     rel = points - obj_box[:3]
+    if not terrain.is_flat:
+        rel[:, 2] -= terrain.height(points[:, 0], points[:, 1])
+        if obj.kind not in SURFACE_KINDS:
+            rel[:, 2] += terrain.height(obj_box[0], obj_box[1])
     local = np.stack([c * rel[:, 0] + s * rel[:, 1], -s * rel[:, 0] + c * rel[:, 1], rel[:, 2]], 1)
     u = local / (0.5 * obj_box[3:6])  # [N, 3] in the unit cube [-1, 1]^3
     if shape == "box":
         return np.all(np.abs(u) <= 1.0, axis=1)
-    if shape == "cylinder":
+    if shape in ("cylinder", "cone"):
         return (u[:, 0] ** 2 + u[:, 1] ** 2 <= 1.0) & (np.abs(u[:, 2]) <= 1.0)
     return np.sum(u**2, axis=1) <= 1.0
 
 
 def _sample_mesh(
-    obj: SceneObject, spacing_m: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Uniform random points [S, 3] and outward normals [S, 3] on an object's mesh, about one
-    per ``spacing_m``^2 (each triangle gets floor(area / spacing^2 + U[0, 1)) points)."""
-    vertices, triangles = object_mesh(obj)
+    obj: SceneObject, spacing_m: float, rng: np.random.Generator, scene: Scene
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Uniform random points [S, 3], outward normals [S, 3] and part materials [S] on an
+    object's mesh, about one per ``spacing_m``^2 (each triangle gets
+    floor(area / spacing^2 + U[0, 1)) points)."""
+    vertices, triangles, materials = object_mesh_materials(obj, scene.terrain)
     tri = vertices[triangles]  # [T, 3, 3]
     cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # [T, 3]
     area = 0.5 * np.linalg.norm(cross, axis=1)
@@ -146,7 +157,8 @@ def _sample_mesh(
     a[fold], b[fold] = 1.0 - a[fold], 1.0 - b[fold]
     t = tri[which]
     points = t[:, 0] + a[:, None] * (t[:, 1] - t[:, 0]) + b[:, None] * (t[:, 2] - t[:, 0])
-    return points, cross[which] / np.maximum(2.0 * area[which], 1e-12)[:, None]
+    normals = cross[which] / np.maximum(2.0 * area[which], 1e-12)[:, None]
+    return points, normals, materials[which]
 
 
 def surface_samples(
@@ -176,12 +188,12 @@ def surface_samples(
     rng = np.random.default_rng(seed)
     boxes = sampled.boxes()
     reach = 0.5 * np.linalg.norm(boxes[:, 3:5], axis=1)  # xy radius bounding each object
-    points, normals, owners = [], [], []
+    points, normals, owners, parts = [], [], [], []
     for i, obj in enumerate(sampled.objects):
-        p, n = _sample_mesh(obj, spacing_m, rng)
+        p, n, m = _sample_mesh(obj, spacing_m, rng, sampled)
         keep = (p[:, 0] >= x0) & (p[:, 0] <= x1) & (p[:, 1] >= y0) & (p[:, 1] <= y1)
-        keep &= p[:, 2] >= UNDERGROUND_Z_M
-        p, n = p[keep], n[keep]
+        keep &= p[:, 2] >= UNDERGROUND_Z_M + scene.terrain.height(p[:, 0], p[:, 1])
+        p, n, m = p[keep], n[keep], m[keep]
         probe = p + 1e-3 * n  # just outside the surface
         order = np.argsort(probe[:, 0], kind="stable")
         sorted_x = probe[order, 0]
@@ -192,13 +204,14 @@ def surface_samples(
         for j in near[near != i]:
             lo, hi = np.searchsorted(sorted_x, [boxes[j, 0] - reach[j], boxes[j, 0] + reach[j]])
             cand = order[lo:hi]
-            buried[cand] |= _inside(boxes[j], sampled.objects[j].shape, probe[cand])
+            buried[cand] |= _inside(sampled.objects[j], probe[cand], scene.terrain)
         points.append(p[~buried])
         normals.append(n[~buried])
+        parts.append(m[~buried])
         owners.append(np.full(int(np.sum(~buried)), original[i], dtype=np.int32))
     p, n, owner = np.concatenate(points), np.concatenate(normals), np.concatenate(owners)
     local = np.searchsorted(np.asarray(original), owner)  # scene index -> sampled index
-    colors = shade(World(sampled), p, n, local, lighting)
+    colors = shade(World(sampled), p, n, local, lighting, np.concatenate(parts))
     return SurfaceSamples(
         p.astype(np.float32), n.astype(np.float32), colors.astype(np.float32), owner
     )

@@ -31,6 +31,16 @@ _DRAW_ORDER = (
     "bin",
     "barrier",
     "scooter",
+    "fence",
+    "hedge",
+    "bush",
+    "bench",
+    "bollard",
+    "cone",
+    "bicycle",
+    "sign",
+    "pedestrian",
+    "cyclist",
     "pole",
     "tree_trunk",
     "car",
@@ -88,7 +98,7 @@ def draw_scene(
             "edgecolor": "red" if is_target else "black",
             "linewidth": 2.5 if is_target else 0.3 if obj.is_vehicle else 0.0,
         }
-        if obj.shape == "box":
+        if obj.shape not in ("cylinder", "cone", "ellipsoid"):
             ax.add_patch(Polygon(footprint(obj.box_array), closed=True, **style))
         else:
             ax.add_patch(

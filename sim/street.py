@@ -20,8 +20,9 @@ from sim.materials import CLASSES, FACADE_PALETTE, KIND_APPEARANCE, VEHICLE_PALE
 from sim.occluders import sample_vehicle_size
 from sim.scenarios import ScenarioConfig
 from sim.scene import Lane, SceneObject
+from sim.vehicles import sample_body
 
-KERB_HEIGHT_M = 0.15
+KERB_HEIGHT_M = 0.15  # the default; scenarios set ``kerb_height_m``
 MARK_Z_M, MARK_H_M = 0.003, 0.01  # painted lines: a thin box whose top is 8 mm above the road
 YELLOW = (0.95, 0.78, 0.10)
 
@@ -61,8 +62,24 @@ class ObjectBuilder:
         self.objects.append(obj)
         return obj
 
-    def vehicle_box(self, kind: str, x: float, y: float, yaw: float) -> tuple[float, ...]:
-        length, width, height = sample_vehicle_size(self.rng, kind)
+    def vehicle_size(self, kind: str, shapes: str = "box") -> tuple[str, float, float, float]:
+        """(shape, length, width, height) of a new vehicle: a realistic body
+        (``sim/vehicles.py``) or, for ``shapes="box"``, a box of the class's size range."""
+        if shapes == "box":
+            return ("box", *sample_vehicle_size(self.rng, kind))
+        return sample_body(self.rng, kind)
+
+    def vehicle_box(
+        self,
+        kind: str,
+        x: float,
+        y: float,
+        yaw: float,
+        size: tuple[float, float, float] | None = None,
+    ) -> tuple[float, ...]:
+        """Box of a vehicle whose rear end is at x (heading +x) or front end at x (heading
+        -x), i.e. the centre half a length along the heading from x."""
+        length, width, height = size or sample_vehicle_size(self.rng, kind)
         return (x + 0.5 * length * math.cos(yaw), y, 0.5 * height, length, width, height, yaw)
 
     def vehicle_class(self, weights: tuple[float, ...]) -> str:
@@ -96,10 +113,10 @@ def build_layout(b: ObjectBuilder, c: ScenarioConfig) -> None:
             (
                 xm,
                 side * (road_half + 0.5 * c.sidewalk_width_m),
-                0.5 * (KERB_HEIGHT_M - 0.01),
+                0.5 * (c.kerb_height_m - 0.01),
                 length,
                 c.sidewalk_width_m,
-                KERB_HEIGHT_M + 0.01,
+                c.kerb_height_m + 0.01,
                 0.0,
             ),
         )

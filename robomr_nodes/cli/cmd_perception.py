@@ -22,6 +22,7 @@ from bench.report import Table
 from perception.cloud_io import LAYOUT_FIELDS, SUFFIXES, parse_fields, read_scan
 from perception.config import DEFAULT_MODEL_PATH
 from perception.errors import PerceptionError
+from perception.sensor_input import LAYOUTS, SensorSetup
 from robomr_nodes.cli.main import CliError
 from robomr_nodes.outputs import OutputError, check_output_file, write_file
 
@@ -35,7 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmds = parser.add_subparsers(dest="perception_command", metavar="COMMAND", required=True)
 
     p = cmds.add_parser("train", help="train on a simulator dataset (robomr sim dataset)")
-    p.add_argument("--data", type=Path, required=True, help="training dataset directory")
+    p.add_argument(
+        "--data",
+        type=Path,
+        nargs="+",
+        required=True,
+        metavar="DIR",
+        help="training dataset directories (robomr sim dataset); frames are pooled",
+    )
     p.add_argument("--val", type=Path, help="validation dataset, evaluated after training")
     p.add_argument("--out", type=Path, default=DEFAULT_MODEL_PATH, help="model file to write")
     # None: take TrainConfig's default (perception/train.py), named in the help.
@@ -43,7 +51,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="random seed (default: 0)")
     p.add_argument("--batch-size", type=int, help="frames per step (default: 4)")
     p.add_argument("--lr", type=float, help="peak learning rate (default: 3e-3)")
+    p.add_argument(
+        "--direction-weight", type=float, help="weight of the direction loss (default: 0.2)"
+    )
     p.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
+    p.add_argument(
+        "--stop-after-epoch",
+        type=int,
+        metavar="K",
+        help="write the model after epoch K of the --epochs schedule (with --resume: the model "
+        "of a checkpoint)",
+    )
+    p.add_argument(
+        "--cache",
+        type=Path,
+        metavar="DIR",
+        help="model-frame cache of the data (default: <out stem>.cache beside the model); "
+        "reused while the data is unchanged",
+    )
     p.add_argument("--force", action="store_true", help="replace an existing model file at --out")
     _add_runtime(p)
     p.set_defaults(func=_train)
@@ -55,6 +80,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="frames per forward pass")
     _add_runtime(p)
     p.set_defaults(func=_eval)
+
+    p = cmds.add_parser(
+        "threshold",
+        help="choose the default score threshold on validation data (max F1)",
+        description="Runs the model on a validation dataset and picks the score threshold with "
+        "the highest F1 at BEV IoU 0.5 (perception/threshold.py); --write stores it in the "
+        "model file and its provenance. Never use held-out or real check data for this.",
+    )
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    p.add_argument("--data", type=Path, required=True, help="validation dataset directory")
+    p.add_argument("--write", action="store_true", help="store the threshold in the model")
+    _add_runtime(p)
+    p.set_defaults(func=_threshold)
 
     p = cmds.add_parser(
         "detect",
@@ -77,8 +115,59 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="F1,F2,...",
         help=".bin layout as float32 field names, e.g. x,y,z,intensity,ring (_ skips a column)",
     )
+    _add_sensor(p)
     _add_runtime(p)
     p.set_defaults(func=_detect)
+
+
+def _add_sensor(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "sensor", "where the lidar sits and how its file encodes points (docs/perception.md)"
+    )
+    g.add_argument(
+        "--sensor-height",
+        type=float,
+        metavar="M",
+        help="lidar height above the ground, m (default: the model's, 1.8)",
+    )
+    g.add_argument("--sensor-pitch", type=float, default=0.0, metavar="RAD", help="nose down > 0")
+    g.add_argument("--sensor-roll", type=float, default=0.0, metavar="RAD")
+    g.add_argument(
+        "--sensor-yaw",
+        type=float,
+        default=0.0,
+        metavar="RAD",
+        help="turn of the lidar frame about z to face x forward (nuScenes LIDAR_TOP: 1.5708)",
+    )
+    g.add_argument(
+        "--sensor-layout",
+        default="auto",
+        choices=("auto", *LAYOUTS),
+        help="intensity and range encoding (default: auto, from the intensity range)",
+    )
+    g.add_argument(
+        "--min-range",
+        type=float,
+        metavar="M",
+        help="drop returns closer than this, m (the robot's own body; default: the model's)",
+    )
+
+
+def sensor_setup(args: argparse.Namespace, frame: Any) -> SensorSetup:
+    """The ``SensorSetup`` of the sensor options; ``frame`` is the model's FrameConfig."""
+    try:
+        return SensorSetup(
+            height_m=frame.default_sensor_height_m
+            if args.sensor_height is None
+            else args.sensor_height,
+            pitch_rad=args.sensor_pitch,
+            roll_rad=args.sensor_roll,
+            yaw_rad=args.sensor_yaw,
+            layout=args.sensor_layout,
+            min_range_m=frame.min_range_m if args.min_range is None else args.min_range,
+        )
+    except PerceptionError as err:
+        raise CliError(str(err)) from err
 
 
 def _add_runtime(p: argparse.ArgumentParser) -> None:
@@ -114,6 +203,7 @@ def _train(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "batch_size": args.batch_size,
         "learning_rate": args.lr,
+        "direction_weight": args.direction_weight,
     }
     try:
         config = TrainConfig(
@@ -127,6 +217,8 @@ def _train(args: argparse.Namespace) -> int:
             config,
             val_dir=args.val,
             resume=args.resume,
+            cache_dir=args.cache,
+            stop_after_epoch=args.stop_after_epoch,
             command=shlex.join(["robomr", *sys.argv[1:]]),
             progress=not args.no_progress,
         )
@@ -193,9 +285,58 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _threshold(args: argparse.Namespace) -> int:
+    from perception.checkpoint import load_detector, set_score_threshold
+    from perception.dataset import SimDataset
+    from perception.detect import detect
+    from perception.evaluate import (
+        EvalConfig,
+        GroundTruth,
+        evaluation_threshold,
+        model_eval_config,
+    )
+    from perception.provenance import update_provenance
+    from perception.threshold import choose_threshold
+
+    _threads(args)
+    try:
+        model = load_detector(args.model, args.device)
+        data = SimDataset(args.data)
+        dets, truths = [], []
+        with evaluation_threshold(model, 0.05):
+            for i in range(len(data)):
+                frame = data[i]
+                dets += detect(model, [frame.points], data.setup(frame))
+                truths.append(GroundTruth.from_frame(frame))
+        choice = choose_threshold(dets, truths, model_eval_config(EvalConfig(), model.config))
+        record = {
+            "value": choice.threshold,
+            "f1": round(choice.f1, 4),
+            "precision": round(choice.precision, 4),
+            "recall": round(choice.recall, 4),
+            "boxes": choice.num_gt,
+            "data": str(args.data),
+            "frames": len(data),
+            "rule": "max F1 at BEV IoU 0.5 over all classes (perception/threshold.py)",
+        }
+        print(
+            f"score threshold {choice.threshold:.2f}: F1 {choice.f1:.3f}, precision "
+            f"{choice.precision:.3f}, recall {choice.recall:.3f} on {len(data)} frames "
+            f"({choice.num_gt} boxes) of {args.data}"
+        )
+        if args.write:
+            set_score_threshold(args.model, choice.threshold, record)
+            update_provenance(args.model, {"score_threshold": record})
+            print(f"wrote the threshold into {args.model} and its provenance")
+    except PerceptionError as err:
+        raise CliError(str(err)) from err
+    return 0
+
+
 def _detect(args: argparse.Namespace) -> int:
     from perception.checkpoint import load_detector
     from perception.detect import detect
+    from perception.sensor_input import to_model_frame
     from perception.voxelize import usable_mask
 
     _threads(args)
@@ -207,18 +348,21 @@ def _detect(args: argparse.Namespace) -> int:
         layout = None if args.layout == "auto" else args.layout
         scan = read_scan(args.file, layout, fields)
         model = load_detector(args.model, args.device)
-        usable = usable_mask(scan.points, model.config.voxel)
+        setup = sensor_setup(args, model.config.frame)
+        # usable: finite, beyond the minimum range, and inside the range in the model frame
+        usable = usable_mask(to_model_frame(scan.points, setup, False), model.config.voxel)
         if not usable.any():
             finite = int(np.all(np.isfinite(scan.points[:, :3]), axis=1).sum())
             lo, hi = model.config.voxel.point_range_m[:3], model.config.voxel.point_range_m[3:]
             raise CliError(
                 f"{args.file}: 0 of {len(scan.points)} points usable ({len(scan.points) - finite} "
-                f"not finite, {finite} outside the detector's range {list(lo)}..{list(hi)} m)"
+                f"not finite, {finite} closer than {setup.min_range_m} m or outside the "
+                f"detector's range {list(lo)}..{list(hi)} m above the ground below the lidar)"
             )
         if args.score_threshold is not None:
             post = replace(model.config.postprocess, score_threshold=args.score_threshold)
             model.config = replace(model.config, postprocess=post)
-        (det,) = detect(model, [scan.points])
+        (det,) = detect(model, [scan.points], setup)
     except PerceptionError as err:
         raise CliError(str(err)) from err
     cloud = scan.points
@@ -241,6 +385,14 @@ def _detect(args: argparse.Namespace) -> int:
             "model": str(args.model),
             "frame": "lidar",
             "box": "[x, y, z] centre (m), [length, width, height] (m), yaw about +z (rad)",
+            "sensor": {
+                "height_m": setup.height_m,
+                "pitch_rad": setup.pitch_rad,
+                "roll_rad": setup.roll_rad,
+                "yaw_rad": setup.yaw_rad,
+                "layout": setup.layout,
+                "min_range_m": setup.min_range_m,
+            },
             "num_points": len(cloud),
             "num_points_usable": int(usable.sum()),
             "layout": scan.layout.value,

@@ -7,6 +7,7 @@ SCENARIO is a scenario name (``robomr sim list``), a scenario file, or a scene f
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,9 @@ from sim.robot import BicycleRobot, RobotState
 from sim.scenarios import ScenarioError, list_scenarios, load_scenario
 from sim.scene import Scene, SceneError
 from sim.sdf import SdfError, write_sdf
+from sim.sensors import SENSORS
 from sim.show import ShowError, draw_scene
+from sim.variation import Variation, VariationError
 from sim.world import World
 
 _USER_ERRORS = (
@@ -87,6 +90,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--beams", type=int, default=32, choices=SUPPORTED_BEAMS)
     p.add_argument("--frames-per-scene", type=int, default=8, metavar="K")
+    p.add_argument(
+        "--vary",
+        action="store_true",
+        help="domain randomisation (sim/variation.py): mixed lidar models, mounting heights "
+        "and tilts, streets, slopes, motion; --scenario and --beams are then not used",
+    )
+    p.add_argument(
+        "--sensors",
+        metavar="A,B",
+        help=f"lidar models drawn with --vary (default: {','.join(Variation().sensors)}; "
+        f"known: {','.join(SENSORS)})",
+    )
+    p.add_argument(
+        "--heights",
+        metavar="LO,HI",
+        help="mounting height range with --vary, m (default: "
+        f"{Variation().height_range_m[0]},{Variation().height_range_m[1]})",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--force",
@@ -194,7 +215,28 @@ def _export_sdf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _variation(args: argparse.Namespace) -> Variation | None:
+    if not args.vary:
+        if args.sensors or args.heights:
+            raise CliError("--sensors and --heights need --vary")
+        return None
+    changes: dict[str, object] = {}
+    if args.sensors:
+        changes["sensors"] = tuple(s.strip() for s in args.sensors.split(",") if s.strip())
+    if args.heights:
+        try:
+            lo, hi = (float(v) for v in args.heights.split(","))
+        except ValueError as err:
+            raise CliError(f"--heights {args.heights!r}: expected LO,HI in metres") from err
+        changes["height_range_m"] = (lo, hi)
+    try:
+        return replace(Variation(), **changes)  # type: ignore[arg-type]
+    except VariationError as err:
+        raise CliError(str(err)) from err
+
+
 def _dataset(args: argparse.Namespace) -> int:
+    variation = _variation(args)
     try:
         check_output_dir(args.out, args.force, DATASET_OUTPUTS)
         # every setting is checked before anything is created or replaced
@@ -216,6 +258,7 @@ def _dataset(args: argparse.Namespace) -> int:
             lidar=LidarConfig(beams=args.beams),
             frames_per_scene=args.frames_per_scene,
             progress=not args.no_progress,
+            variation=variation,
         )
     except _USER_ERRORS as err:
         raise CliError(str(err)) from err

@@ -5,11 +5,13 @@ the simulator's ground truth), ``odom`` (nav_msgs/Odometry in ``odom``, composed
 static ``map -> odom`` of ``/tf_static``: REP 105),
 ``map/obstacles`` (latched Detection3DArray of the static map in ``map``) and
 ``target_request`` (latched geometry_msgs/PoseStamped in ``map``: where to look; a new request
-restarts the loop). Publishes ``croa/path`` (nav_msgs/Path in ``map``), ``croa/viewpoint``
-(PoseStamped: the lidar at the end of the path), ``croa/markers`` (MarkerArray: obstacle
-prisms, the target estimate, rays from the viewpoint to the target, green if free, red if
-blocked) and ``/diagnostics`` (DiagnosticArray, status ``croa_planner``: MAD decision, plan
-status and message, occlusion now and predicted, plan time).
+restarts the loop) and, with ``lidar_evidence``, ``points`` (sensor_msgs/PointCloud2 in the
+lidar frame: the scans the detections come from). Publishes ``croa/path`` (nav_msgs/Path in
+``map``), ``croa/viewpoint`` (PoseStamped: the lidar at the end of the path), ``croa/markers``
+(MarkerArray: obstacle prisms, the target estimate, rays from the viewpoint to the target,
+green if free, red if blocked) and ``/diagnostics`` (DiagnosticArray, status
+``croa_planner``: MAD decision, plan status and message, occlusion now and predicted, plan
+time).
 
 Event-driven, no timers (replays are deterministic). Per detections message:
 
@@ -21,7 +23,10 @@ Event-driven, no timers (replays are deterministic). Per detections message:
    prior box at the requested pose) and its detection score in this message is the MAD
    confidence (missing: None).
 3. Known obstacles: the static map plus the other tracks within ``obstacle_radius_m``, moving
-   ones with their predicted motion.
+   ones with their predicted motion, plus (``lidar_evidence``, when the scan with the
+   detections' stamp has arrived) cells of lidar points between the robot and the target that
+   neither the map nor a track explains: an occluder the detector misses (a truck scored below
+   its threshold) still hides the target, as in ``robomr bench croa``.
 4. At most every ``replan_period_s`` of node time, a MAD cycle. Its occlusion input is the
    planner's exact occlusion of the estimate from the current lidar against the known
    obstacles (the node never sees ground truth). PLAN: plan here, in the callback, and publish
@@ -35,6 +40,8 @@ and skipped. The cvxpy program is compiled in ``__init__`` (about a second), not
 
 from __future__ import annotations
 
+import bisect
+import collections
 import math
 from dataclasses import dataclass, fields
 from typing import Any
@@ -49,9 +56,10 @@ from robomr_nodes.api import NodeHandle, RobomrNode
 from robomr_nodes.convert.detections import DetectionError, detections_to_boxes
 from robomr_nodes.convert.markers import boxes_to_markers, line_list
 from robomr_nodes.convert.path import pose_stamped, pose_to_xyyaw, poses_to_path
+from robomr_nodes.convert.pointcloud import CloudError, cloud_to_xyz
 from robomr_nodes.convert.tf import odometry_in_frame
 from robomr_nodes.diagnostics import OK, WARN, diagnostic_array
-from robomr_nodes.messages import header, new_message
+from robomr_nodes.messages import header, new_message, stamp_ns
 from robomr_nodes.params import param
 from robomr_nodes.runtime.entry import run_node
 from robomr_nodes.tf_static import StaticTransforms
@@ -66,6 +74,8 @@ PLANNERS = {
 }
 _NO_TOP_M = 4.0  # drawn height of prisms without a top (walls of unknown height)
 _DETECTIONS = "vision_msgs/msg/Detection3DArray"
+_SCANS_KEPT = 50  # 5 s of a 10 Hz lidar: longer than the detector's latency
+_ODOM_KEPT = 400  # 20 s of 20 Hz odometry
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,9 @@ class CroaPlannerParams:
                                 min_value=1, max_value=50)  # fmt: skip
     ray_spacing_m: float = param(0.5, "marker rays: target sample spacing (m)", min_value=0.1,
                                  max_value=5.0)  # fmt: skip
+    lidar_evidence: bool = param(
+        True, "lidar points nothing explains between robot and target become occluders"
+    )
 
 
 def planner_config(p: CroaPlannerParams) -> croa.CroaConfig:
@@ -189,6 +202,19 @@ class CroaPlannerNode(RobomrNode):
             "geometry_msgs/msg/PoseStamped", "target_request", self._on_request, "latched"
         )
         handle.create_subscription(_DETECTIONS, "detections", self._on_detections, depth=1)
+        # the scan the detections came from: occluders the detector misses are still occluders
+        # recent scans by stamp (ns -> xyz [N, 3], lidar frame): detections come out of the
+        # detector a few scans after their own, and only their own scan may explain them
+        self._scans: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
+        # poses by stamp: a scan's boxes and points are placed with the pose it was taken at
+        # (as a tf2 lookup at the message's stamp), not the latest one
+        self._odom_history: collections.deque[tuple[int, float, float, float]] = collections.deque(
+            maxlen=_ODOM_KEPT
+        )
+        if self.params.lidar_evidence:
+            handle.create_subscription(  # the sensor's own QoS (best effort), as lidar_detector
+                "sensor_msgs/msg/PointCloud2", "points", self._on_points, "sensor_data"
+            )
 
     def _restart(self) -> None:
         self.mad_state: croa.MadState | None = None
@@ -214,6 +240,7 @@ class CroaPlannerNode(RobomrNode):
             self.log.warning("skipping odometry with NaN/Inf: %s", odom)
             return
         self.odom = odom
+        self._odom_history.append((stamp_ns(msg.header.stamp), *odom[:3]))
 
     def _on_map(self, msg: Any) -> None:
         if not self._frame_ok(msg, self.params.map_frame, "static map"):
@@ -243,6 +270,34 @@ class CroaPlannerNode(RobomrNode):
         self._restart()
         self.log.info("target request at (%.2f, %.2f): MAD loop (re)started", *pose[:2])
 
+    def _pose_at(self, stamp: int) -> tuple[float, float, float]:
+        """(x, y, yaw) of the latest odometry not after ``stamp``; the oldest kept, or the
+        latest one, when there is none that old (e.g. replays without odometry history)."""
+        history = self._odom_history
+        if not history:
+            return self.odom[:3]  # type: ignore[index, return-value]
+        i = bisect.bisect_right([h[0] for h in history], stamp)
+        return history[max(i - 1, 0)][1:]
+
+    def _on_points(self, msg: Any) -> None:
+        if not self._frame_ok(msg, self.params.lidar_frame, "points"):
+            return
+        try:
+            xyz = cloud_to_xyz(msg, extra=())
+        except CloudError as err:
+            self.log.warning("skipping malformed points: %s", err)
+            return
+        self._scans[stamp_ns(msg.header.stamp)] = xyz[np.isfinite(xyz).all(axis=1)]
+        while len(self._scans) > _SCANS_KEPT:
+            self._scans.popitem(last=False)
+
+    def _evidence(self, msg: Any, T_map_lidar: np.ndarray) -> dict[str, np.ndarray]:
+        """The scan of these detections in the map frame, when it was received (same stamp)."""
+        xyz = self._scans.get(stamp_ns(msg.header.stamp))
+        if xyz is None:
+            return {}
+        return {"points": transform_points(T_map_lidar, xyz), "origin": T_map_lidar[:3, 3]}
+
     def _on_detections(self, msg: Any) -> None:
         if self.odom is None or self.world is None:
             missing = "odometry" if self.odom is None else "target request"
@@ -255,13 +310,15 @@ class CroaPlannerNode(RobomrNode):
         except DetectionError as err:
             self.log.warning("skipping malformed detections: %s", err)
             return
-        p, (x, y, yaw) = self.params, self.odom[:3]
+        p, (x, y, yaw) = self.params, self._pose_at(stamp_ns(msg.header.stamp))
         vehicle = np.array([label in VEHICLES for label in found.labels], dtype=bool)
         labels = np.array([VEHICLES.index(lb) for lb in found.labels if lb in VEHICLES], dtype=int)
-        boxes = boxes_to_map(found.boxes[vehicle], lidar_pose(x, y, yaw, self.config.robot))
+        T_map_lidar = lidar_pose(x, y, yaw, self.config.robot)
+        boxes = boxes_to_map(found.boxes[vehicle], T_map_lidar)
         now = self.handle.now_ns()
         try:
-            score = self.world.update(now, boxes, found.scores[vehicle], labels).score
+            score = self.world.update(now, boxes, found.scores[vehicle], labels,
+                                      **self._evidence(msg, T_map_lidar)).score  # fmt: skip
         except ValueError as err:  # TrackingError: e.g. time going backwards after a reset
             self.log.warning("skipping detections: %s", err)
             return

@@ -8,10 +8,13 @@ sensor-data QoS). Publishes, stamped with the cloud's stamp and frame:
 - ``/diagnostics``: diagnostic_msgs/DiagnosticArray (status ``lidar_detector``) with the
   processing time and counts.
 
-An empty cloud, or one whose points are all NaN/Inf or out of range, gives an empty
-Detection3DArray; a cloud without x/y/z fields is logged and skipped. The network itself is the
-plain function ``perception.detect.detect`` on a batch of clouds, so the same call can run
-remotely (the edge bridge) without changing this node's interface.
+Any lidar works: the parameters ``sensor_height_m``, ``sensor_pitch_rad``, ``sensor_roll_rad``
+and ``sensor_yaw_rad`` say where the lidar sits (its points are moved into the model's ground
+frame, docs/perception.md) and ``layout`` how it encodes intensity (``auto`` infers it); boxes
+come back in the cloud's own frame. An empty cloud, or one whose points are all NaN/Inf or out
+of range, gives an empty Detection3DArray; a cloud without x/y/z fields is logged and skipped.
+The network itself is the plain function ``perception.detect.detect`` on a batch of clouds, so
+the same call can run remotely (the edge bridge) without changing this node's interface.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from perception.sensor_input import LAYOUTS
 from robomr_nodes.api import NodeHandle, RobomrNode
 from robomr_nodes.convert.detections import BoxList, boxes_to_detections
 from robomr_nodes.convert.markers import boxes_to_markers
@@ -48,6 +52,30 @@ class DetectorParams:
     # spconv's CPU kernels accumulate in thread order: one thread gives bit-identical outputs
     # (deterministic replay) and avoids OpenMP spin-waiting when the cores are shared.
     threads: int = param(1, "torch CPU threads (0: torch's default)", min_value=0, max_value=256)
+    sensor_height_m: float = param(
+        1.8, "lidar height above the ground (m)", min_value=0.0, max_value=10.0
+    )
+    sensor_pitch_rad: float = param(
+        0.0, "lidar pitch relative to the ground, nose down > 0", min_value=-0.5, max_value=0.5
+    )
+    sensor_roll_rad: float = param(
+        0.0, "lidar roll relative to the ground", min_value=-0.5, max_value=0.5
+    )
+    sensor_yaw_rad: float = param(
+        0.0,
+        "turn of the lidar frame about z to face x forward (nuScenes LIDAR_TOP: 1.5708)",
+        min_value=-3.1416,
+        max_value=3.1416,
+    )
+    layout: str = param(
+        "auto", "intensity and range encoding of the clouds", choices=("auto", *LAYOUTS)
+    )
+    min_range_m: float = param(
+        2.5,
+        "drop returns closer than this (m): the robot's own body",
+        min_value=0.0,
+        max_value=10.0,
+    )
 
 
 def resolve_model_path(path: str) -> Path:
@@ -74,8 +102,19 @@ class LidarDetectorNode(RobomrNode):
         self.params = handle.declare_params(DetectorParams)
         if self.params.threads:
             torch.set_num_threads(self.params.threads)
+        from perception.sensor_input import SensorSetup
+
         path = resolve_model_path(self.params.model_path)
         self.model = load_detector(path, self.params.device)
+        p = self.params
+        self.setup = SensorSetup(
+            p.sensor_height_m,
+            p.sensor_pitch_rad,
+            p.sensor_roll_rad,
+            p.sensor_yaw_rad,
+            p.layout,
+            p.min_range_m,
+        )
         self.log.info("loaded %s on %s", path, self.model.device)
         self._det = handle.create_publisher("vision_msgs/msg/Detection3DArray", "detections")
         self._markers = handle.create_publisher(
@@ -93,7 +132,7 @@ class LidarDetectorNode(RobomrNode):
         from perception.config import CLASSES
         from perception.detect import detect
 
-        (det,) = detect(self.model, [crop_range(points, self.params.max_range_m)])
+        (det,) = detect(self.model, [crop_range(points, self.params.max_range_m)], self.setup)
         keep = det.scores >= self.params.score_threshold
         return BoxList(det.boxes[keep], [CLASSES[i] for i in det.labels[keep]], det.scores[keep])
 

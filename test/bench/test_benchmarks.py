@@ -17,7 +17,10 @@ from robomr_nodes.cli.main import main
 TINY: dict[str, list[str]] = {
     "runtime": ["--messages", "10", "--size-mb", "0.1"],
     "sim": ["--repeats", "1", "--slab-rays", "200"],
-    "detector": ["--frames", "2", "--timing-frames", "1", "--dense-frames", "1", "--threads", "1"],
+    "detector": [
+        *("--frames", "2", "--negatives-frames", "2", "--bootstrap", "20"),
+        *("--timing-frames", "1", "--dense-frames", "1", "--threads", "1"),
+    ],
     "croa": [
         "--scenes",
         "1",

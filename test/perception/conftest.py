@@ -11,8 +11,9 @@ from perception.config import DetectorConfig, ModelConfig, VoxelConfig
 from perception.synthetic import SyntheticConfig, write_synthetic_dataset
 
 # 25.6 m x 25.6 m x 5 m at 0.2 m: a 128 x 128 x 25 grid, 32 x 32 BEV cells; narrow layers.
+# z in the model frame (ground at 0; the synthetic lidar sits 1.8 m up).
 SMALL_CONFIG = DetectorConfig(
-    voxel=VoxelConfig(point_range_m=(-12.8, -12.8, -3.0, 12.8, 12.8, 2.0)),
+    voxel=VoxelConfig(point_range_m=(-12.8, -12.8, -1.0, 12.8, 12.8, 4.0)),
     model=ModelConfig(backbone_channels=(8, 16, 16), bev_channels=16, head_channels=16),
 )
 # Vehicles within the small config's range; a coarse lidar keeps frames small.

@@ -68,7 +68,7 @@ def test_pasted_objects_do_not_overlap_and_bring_their_points(frames):
     # The small scenes are crowded: paste into frame 0's ground alone.
     ground = frames[0].points[frames[0].point_object < 0]
     sample = Sample(ground, np.zeros((0, 7)), np.zeros(0, np.int64), np.zeros(0, np.int64))
-    pasted = bank.paste(sample, np.random.default_rng(1), count=8)
+    pasted = bank.paste(sample, np.random.default_rng(1), (8, 8, 8, 8))
     added = len(pasted.boxes) - len(sample.boxes)
     assert added > 0
     iou = bev_iou(pasted.boxes, pasted.boxes)
@@ -89,8 +89,8 @@ def test_augmentation_is_reproducible_from_the_seed(frames):
 
 def test_an_empty_bank_or_zero_count_pastes_nothing(frames):
     sample = Sample.from_frame(frames[0])
-    assert ObjectBank([], min_points=5).paste(sample, np.random.default_rng(0), 4) is sample
-    assert ObjectBank(frames, 5).paste(sample, np.random.default_rng(0), 0) is sample
+    assert ObjectBank([], min_points=5).paste(sample, np.random.default_rng(0), (4,) * 4) is sample
+    assert ObjectBank(frames, 5).paste(sample, np.random.default_rng(0), (0,) * 4) is sample
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,10 @@ def test_an_empty_bank_or_zero_count_pastes_nothing(frames):
         {"rotation_rad": 4.0},
         {"flip_probability": 1.5},
         {"scale_range": (1.1, 0.9)},
-        {"paste_per_frame": -1},
+        {"paste_targets": (-1, 0, 0, 0)},
+        {"beam_drop_probability": 1.5},
+        {"point_keep_range": (0.0, 1.0)},
+        {"height_noise_m": -0.1},
     ],
 )
 def test_augment_config_rejects_out_of_bounds_values(kwargs):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from perception.model import REGRESSION_CHANNELS, HeadOutput
+from perception.model import DIRECTION_CHANNELS, REGRESSION_CHANNELS, HeadOutput
 from perception.postprocess import Detections, decode, rotated_nms
 from perception.targets import TargetConfig, TargetError, build_targets, gaussian_radius
 
@@ -29,12 +29,12 @@ def head_from_targets(boxes, labels, config) -> HeadOutput:
     logits = np.where(t.heatmap >= 1.0, 10.0, -10.0).astype(np.float32)
     reg = np.zeros((len(REGRESSION_CHANNELS), h * w), dtype=np.float32)
     reg[:, t.indices[t.mask]] = t.regression[t.mask].T
-    heading = np.zeros(h * w, dtype=np.float32)
-    heading[t.indices[t.mask]] = np.where(t.heading[t.mask] > 0.5, 10.0, -10.0)
+    direction = np.zeros((len(DIRECTION_CHANNELS), h * w), dtype=np.float32)
+    direction[:, t.indices[t.mask]] = t.direction[t.mask].T
     return HeadOutput(
         torch.from_numpy(logits[None]),
         torch.from_numpy(reg.reshape(1, -1, h, w)),
-        torch.from_numpy(heading.reshape(1, 1, h, w)),
+        torch.from_numpy(direction.reshape(1, -1, h, w)),
     )
 
 
@@ -46,6 +46,23 @@ def test_decoding_the_targets_recovers_the_boxes(small_config):
     np.testing.assert_allclose(det.boxes[order], BOXES[expected], atol=1e-4)
     assert det.labels[order].tolist() == LABELS[expected].tolist()
     assert np.all(det.scores > 0.99)
+
+
+@pytest.mark.parametrize("yaw", np.linspace(-np.pi, np.pi, 17))
+@pytest.mark.parametrize("noise", [0.0, 0.4])
+def test_direction_vector_picks_the_heading_with_no_boundary_at_any_yaw(small_config, yaw, noise):
+    """The old classifier's bin edge at +-pi/2 flipped headings there; the vector must not:
+    a direction output 1.2 rad off (weak, uncertain) still picks the right end of the axis."""
+    box = np.array([[3.3, -2.1, 1.0, 4.5, 1.8, 1.5, yaw]])
+    out = head_from_targets(box, np.array([0]), small_config)
+    if noise:  # turn the direction vector by 1.2 rad and shrink it: still within 90 degrees
+        d = out.direction.clone()
+        c, s = np.cos(1.2), np.sin(1.2)
+        out.direction[:, 0] = noise * (c * d[:, 0] + s * d[:, 1])
+        out.direction[:, 1] = noise * (c * d[:, 1] - s * d[:, 0])
+    (det,) = decode(out, small_config)
+    error = np.abs(np.angle(np.exp(1j * (det.boxes[0, 6] - yaw))))
+    assert error < 1e-4  # float32 sin/cos of 2 yaw: ~1e-6 rad
 
 
 def test_targets_peak_at_one_in_the_centre_cell_of_the_right_class(small_config):
@@ -89,7 +106,9 @@ def test_zero_threshold_returns_only_peaks(small_config):
     cones = [-np.hypot(rows - 5 * k - 3, cols - 4 * k - 2) for k in range(4)]
     heat = torch.from_numpy(np.stack(cones)[None].astype(np.float32))
     out = HeadOutput(
-        heat, torch.zeros((1, len(REGRESSION_CHANNELS), h, w)), torch.zeros((1, 1, h, w))
+        heat,
+        torch.zeros((1, len(REGRESSION_CHANNELS), h, w)),
+        torch.zeros((1, len(DIRECTION_CHANNELS), h, w)),
     )
     post = replace(small_config.postprocess, score_threshold=0.0, nms_iou_threshold=None)
     (det,) = decode(out, replace(small_config, postprocess=post))

@@ -25,7 +25,7 @@ from perception.train import (
 
 # Two steps: 4 frames in batches of 2, one epoch.
 SMOKE = TrainConfig(
-    epochs=1, batch_size=2, seed=7, device="cpu", augment=AugmentConfig(paste_per_frame=2)
+    epochs=1, batch_size=2, seed=7, device="cpu", augment=AugmentConfig(paste_targets=(2, 1, 1, 1))
 )
 
 
@@ -90,6 +90,31 @@ def test_resume_with_other_settings_is_refused(smoke_run, synthetic_dataset, sma
             small_config,
             resume=True,
             progress=False,
+        )
+
+
+def test_stop_after_epoch_writes_that_epoch_and_resume_finishes_the_schedule(
+    synthetic_dataset, small_config, tmp_path
+):
+    config = replace(SMOKE, epochs=2)
+    out = tmp_path / "detector.pt"
+    first = train(synthetic_dataset, out, config, small_config, progress=False, stop_after_epoch=1)
+    prov = json.loads(first.provenance_path.read_text())
+    assert len(first.epoch_losses) == 1 and (prov["epochs"], prov["epochs_done"]) == (2, 1)
+    with pytest.raises(TrainError, match="must be in"):
+        train(synthetic_dataset, out, config, small_config, progress=False, stop_after_epoch=3)
+    rest = train(synthetic_dataset, out, config, small_config, resume=True, progress=False)
+    assert len(rest.epoch_losses) == 2 and rest.epoch_losses[0] == first.epoch_losses[0]
+    assert json.loads(rest.provenance_path.read_text())["epochs_done"] == 2
+    with pytest.raises(TrainError, match="more than"):
+        train(
+            synthetic_dataset,
+            out,
+            config,
+            small_config,
+            resume=True,
+            progress=False,
+            stop_after_epoch=1,
         )
 
 

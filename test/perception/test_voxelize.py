@@ -91,21 +91,22 @@ def test_voxelize_drops_non_finite_points(bad):
 
 @pytest.mark.parametrize(
     "point",
-    [[40.0, 0.0, 0.0], [-40.01, 0.0, 0.0], [0.0, 0.0, 2.0], [0.0, 0.0, -3.5], [0.0, 41.0, 0.0]],
+    # The default range is x, y in [-40, 40), z in [-2, 4) (half-open).
+    [[40.0, 0.0, 0.0], [-40.01, 0.0, 0.0], [0.0, 0.0, 4.0], [0.0, 0.0, -2.5], [0.0, 41.0, 0.0]],
 )
 def test_voxelize_drops_points_outside_the_range(point):
     assert len(voxelize(np.array([point]), VoxelConfig())) == 0
 
 
 def test_voxelize_puts_range_minimum_into_cell_zero():
-    vox = voxelize(np.array([[-40.0, -40.0, -3.0]]), VoxelConfig())
+    vox = voxelize(np.array([[-40.0, -40.0, -2.0]]), VoxelConfig())
     assert vox.coords.tolist() == [[0, 0, 0]]
 
 
 def test_voxelize_is_deterministic_and_keeps_first_appearance_order():
     rng = np.random.default_rng(3)
     points = rng.uniform(-30, 30, (5000, 4)).astype(np.float32)
-    points[:, 2] = rng.uniform(-2.5, 1.5, 5000)
+    points[:, 2] = rng.uniform(-1.5, 3.5, 5000)
     a, b = voxelize(points, VoxelConfig()), voxelize(points.copy(), VoxelConfig())
     np.testing.assert_array_equal(a.coords, b.coords)
     np.testing.assert_array_equal(a.features, b.features)

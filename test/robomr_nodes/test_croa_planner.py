@@ -12,6 +12,7 @@ from geometry.transforms import invert_transform
 from planning.croa import PlanObservation, Polytope, RobotModel, RobotState
 from robomr_nodes.convert.detections import BoxList, boxes_to_detections, detections_to_boxes
 from robomr_nodes.convert.path import path_to_poses, pose_stamped
+from robomr_nodes.convert.pointcloud import array_to_cloud, xyz_to_structured
 from robomr_nodes.convert.tf import odometry
 from robomr_nodes.diagnostics import status_values
 from robomr_nodes.messages import header, serialize
@@ -155,12 +156,15 @@ def test_outlines_and_rays_follow_the_obstacles() -> None:
 TARGET = np.array([12.0, 0.0, 0.75, 4.5, 1.9, 1.5, 0.0])
 
 
-def _injected_run(events: list[tuple[str, Any]], method: str = "stay") -> tuple[Topics, list]:
+def _injected_run(
+    events: list[tuple[str, Any]], method: str = "stay", **params: Any
+) -> tuple[Topics, list]:
     """Feeds (topic, message) pairs 0.1 s apart to a planner node; returns outputs, errors."""
     ex = EmbeddedExecutor()
     got = _tap(ex)
-    ex.add_node(CroaPlannerNode, params=_overrides({"method": method}))
+    ex.add_node(CroaPlannerNode, params=_overrides({"method": method, **params}))
     types = {"/odom": ("nav_msgs/msg/Odometry", "reliable"),
+             "/points": ("sensor_msgs/msg/PointCloud2", "reliable"),
              "/detections": ("vision_msgs/msg/Detection3DArray", "reliable"),
              "/map/obstacles": ("vision_msgs/msg/Detection3DArray", "latched"),
              "/target_request": ("geometry_msgs/msg/PoseStamped", "latched")}  # fmt: skip
@@ -215,6 +219,38 @@ def test_good_inputs_plan_after_the_bad_ones_were_skipped() -> None:
     # seen with score 0.9 but behind the 3 m wall: MAD plans (stay: the braking path)
     assert status["target_score"] == "0.9" and status["action"] == "plan"
     assert status["plan_status"] == "ok" and float(status["occlusion"]) > 0.3
+
+
+def _wall_scan(stamp: int = 1) -> Any:
+    """A lidar-frame scan of an undetected 4 m x 2.5 m wall 6 m ahead (heights 0.3-2.8 m)."""
+    y, z = np.meshgrid(np.linspace(-2.0, 2.0, 21), np.linspace(0.3, 2.8, 11))
+    xyz = np.stack([np.full(y.size, 6.0), y.ravel(), z.ravel() - 1.8], axis=1)
+    return array_to_cloud(xyz_to_structured(xyz.astype(np.float32)), header(stamp, "lidar"))
+
+
+@pytest.mark.parametrize(
+    ("events", "params", "action"),
+    [
+        ([ODOM, REQUEST, SEEN], {}, "done_detected"),  # nothing in the way: confident, stop
+        ([ODOM, REQUEST, ("/points", _wall_scan()), SEEN], {}, "plan"),  # the scan shows a wall
+        ([ODOM, REQUEST, ("/points", _wall_scan(2)), SEEN], {}, "done_detected"),  # other scan
+        (
+            [ODOM, REQUEST, ("/points", _wall_scan()), SEEN],
+            {"lidar_evidence": False},
+            "done_detected",
+        ),
+    ],
+)
+def test_points_no_detection_explains_hide_the_target(
+    events: list, params: dict, action: str
+) -> None:
+    """An occluder the detector missed (lidar points between robot and target, no box) keeps
+    MAD from stopping on a confident but occluded target; only the detections' own scan counts."""
+    got, errors = _injected_run(events, **params)
+    status = _status(got, "croa_planner", 0)
+    assert errors == [] and status["target_score"] == "0.9"
+    assert status["action"] == action
+    assert (float(status["occlusion"]) > 0.3) == (action == "plan")
 
 
 def test_same_inputs_give_byte_identical_croa_paths() -> None:

@@ -113,6 +113,27 @@ def test_cloud_without_xyz_is_skipped_with_an_error(
     assert "no ['x', 'y', 'z'] field" in caplog.text
 
 
+def test_sensor_height_parameter_moves_points_into_the_model_frame(model_path: Path) -> None:
+    """The same scene seen from a lidar mounted 0.5 m higher: the cloud is 0.5 m lower in the
+    lidar frame, and with ``sensor_height_m`` raised to match, the boxes are the same, 0.5 m
+    lower."""
+    pts = np.random.default_rng(2).uniform(-10, 10, (3000, 4)).astype(np.float32)
+    pts[:, 2] = np.abs(pts[:, 2]) * 0.2 - 1.8  # near the ground of a lidar at 1.8 m
+    low, got_low = _node(model_path)
+    _feed(low, [_cloud(pts)])
+    high, got_high = _node(model_path, sensor_height_m=2.3)
+    raised = pts.copy()
+    raised[:, 2] -= 0.5
+    _feed(high, [_cloud(raised)])
+    a = detections_to_boxes(got_low["/detections"][0]).boxes
+    b = detections_to_boxes(got_high["/detections"][0]).boxes
+    assert len(a) == len(b) > 0
+    expected = a.copy()
+    expected[:, 2] -= 0.5
+    # float32 points shifted by 0.5 m: voxel means round at ~1e-7 m; boxes agree to 1e-4 m.
+    np.testing.assert_allclose(b, expected, atol=1e-4)
+
+
 def test_crop_range() -> None:
     pts = np.array([[1.0, 0, 0], [0, 30.0, 0], [100.0, 0, 0]])
     assert len(crop_range(pts, 50.0)) == 2 and len(crop_range(pts, 0.0)) == 3

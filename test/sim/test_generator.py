@@ -175,3 +175,41 @@ def test_load_or_generate_reads_scene_files_and_scenario_files(tmp_path) -> None
         "name: mine\nconfig:\n  target_occlusion_range: [0.0, 1.0]\n  min_view_improvement: 0.0\n"
     )
     assert load_or_generate(scenario_file, 5).name == "mine"
+
+
+def test_realistic_scenes_have_vehicle_bodies_and_every_kind_of_negative() -> None:
+    config = ScenarioConfig(
+        pedestrians_per_100m=20.0,
+        cyclists_per_100m=10.0,
+        furniture_per_100m=20.0,
+        fences_per_100m=5.0,
+        bushes_per_100m=10.0,
+    )
+    scene = generate_scene(config, seed=4)
+    shapes = {o.shape for o in scene.objects if o.is_vehicle}
+    assert shapes <= {"hatchback", "sedan", "suv", "van", "truck", "bus"} and len(shapes) >= 3
+    kinds = {o.kind for o in scene.objects}
+    assert {"pedestrian", "cyclist", "bench", "sign", "bush"} <= kinds
+    assert {"fence", "hedge"} & kinds and {"bollard", "cone", "bicycle"} & kinds
+    # Nothing stands on anything else: surfaces, rows of touching buildings, tree crowns and
+    # sign plates (hanging above their trunk or pole) aside.
+    skip = ("ground", "road", "sidewalk", "marking", "building", "tree_crown", "sign")
+    polys = [footprint(o.box_array) for o in scene.objects if o.kind not in skip]
+    assert not any(convex_overlap(a, b) for a, b in itertools.combinations(polys, 2))
+
+
+def test_box_vehicles_and_scenes_without_vehicles_are_available() -> None:
+    boxes = generate_scene(ScenarioConfig(vehicle_shapes="box"), seed=4)
+    assert {o.shape for o in boxes.objects if o.is_vehicle} == {"box"}
+    empty = generate_scene(
+        ScenarioConfig(has_target=False, parked_occupancy=0.0, num_moving_vehicles=0), seed=4
+    )
+    assert empty.target_name is None and not any(o.is_vehicle for o in empty.objects)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"vehicle_shapes": "blobs"}, {"kerb_height_m": 0.5}, {"grade_range": (0.2, 0.3)}]
+)
+def test_new_knobs_are_validated(kwargs) -> None:
+    with pytest.raises(ScenarioError, match=next(iter(kwargs))):
+        ScenarioConfig(**kwargs)

@@ -1,0 +1,202 @@
+"""Quality parts of ``robomr bench detector``: held-out AP with bootstrap intervals, headings,
+false positives on scenes without vehicles, and the real-sweep check.
+
+Held-out data: frames generated with the simulator's domain randomisation
+(``sim.variation.Variation``) from ``HELDOUT_SEED`` (scenes no training run uses) and lidar
+models the shipped model never saw (``HELDOUT_SENSORS``), mounted at heights drawn from a range
+wider than training's. Negatives: the variation's ``negatives`` scenario alone (pedestrians,
+cyclists, furniture, fences, plants; no vehicle), same sensors, seed ``HELDOUT_SEED + 1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bench.report import Table
+
+if TYPE_CHECKING:
+    from perception.dataset import SimDataset
+    from perception.model import Detector
+
+HELDOUT_SEED = 424_242  # seed of the generated held-out sets; never train with it
+HELDOUT_SENSORS = ("vlp32c", "os1-128")  # not among the training variation's sensors
+HELDOUT_HEIGHTS_M = (0.8, 2.4)
+LEVEL_NAMES = {
+    "all": "all",
+    "0": "unoccluded (<0.3)",
+    "1": "partly (0.3-0.7)",
+    "2": "heavily (>0.7)",
+}
+
+
+def generate(directory: Path, frames: int, negatives: bool, progress: bool) -> Path:
+    """A held-out (or negatives-only) dataset written by the simulator (module docstring)."""
+    from sim.dataset import write_dataset
+    from sim.variation import Variation
+
+    variation = Variation(sensors=HELDOUT_SENSORS, height_range_m=HELDOUT_HEIGHTS_M)
+    if negatives:
+        variation = replace(variation, scenarios=("negatives",), scenario_weights=(1.0,))
+    seed = HELDOUT_SEED + (1 if negatives else 0)
+    return write_dataset(directory, frames, seed=seed, variation=variation, progress=progress)
+
+
+def run_model(
+    model: Detector, dataset: SimDataset, score_threshold: float
+) -> tuple[list[Any], list[Any]]:
+    """Detections (down to ``score_threshold``) and ground truth of every frame."""
+    from perception.detect import detect
+    from perception.evaluate import GroundTruth, evaluation_threshold
+
+    dets, truths = [], []
+    with evaluation_threshold(model, score_threshold):
+        for i in range(len(dataset)):
+            frame = dataset[i]
+            dets += detect(model, [frame.points], dataset.setup(frame))
+            truths.append(GroundTruth.from_frame(frame))
+    return dets, truths
+
+
+def ap_table(
+    model: Detector, dets: list[Any], truths: list[Any], resamples: int
+) -> tuple[Table, dict[str, Any]]:
+    """R40 AP per class and occlusion level with bootstrap CIs; figures for the JSON."""
+    from perception.bootstrap import bootstrap_ap, frame_records
+    from perception.config import CLASSES
+    from perception.evaluate import LEVELS, EvalConfig, model_eval_config
+
+    config = model_eval_config(EvalConfig(), model.config)
+    table = Table(
+        f"R40 AP by class and occlusion level ({len(dets)} held-out frames; 95% CI: "
+        f"{resamples} frame bootstrap resamples)",
+        ["class", "level", "gt boxes", "BEV@0.7", "95% CI", "BEV@0.5", "3D@0.7"],
+    )
+    figures: dict[str, Any] = {}
+    for name in CLASSES:
+        for level in LEVELS:
+            records = frame_records(dets, truths, config, name, level, "bev", 0.7)
+            seed = 10 * CLASSES.index(name) + LEVELS.index(level)
+            ap, lo, hi = bootstrap_ap(records, resamples, seed)
+            ap05 = bootstrap_ap(frame_records(dets, truths, config, name, level, "bev", 0.5), 0)[0]
+            ap3d = bootstrap_ap(frame_records(dets, truths, config, name, level, "3d", 0.7), 0)[0]
+            num_gt = sum(r.num_gt for r in records)
+            table.add(name, LEVEL_NAMES[level], num_gt, ap, f"{lo:.3f}-{hi:.3f}", ap05, ap3d)
+            if name == "car" and level == "0":
+                figures["ap_bev07_car_unoccluded"] = ap
+                figures["ap_bev07_car_ci95"] = [lo, hi]
+            if name == "car" and level == "all":
+                figures["ap_bev07_car_all"] = ap
+    return table, figures
+
+
+def heading_table(
+    model: Detector, dets: list[Any], truths: list[Any], resamples: int
+) -> tuple[Table, dict[str, Any]]:
+    """Heading and box-axis errors of true positives (BEV IoU >= 0.5), per class and pooled."""
+    from perception.bootstrap import bootstrap_median
+    from perception.config import CLASSES
+    from perception.evaluate import (
+        ERROR_KEYS,
+        HEADING_OK_RAD,
+        EvalConfig,
+        evaluate,
+        model_eval_config,
+    )
+
+    result = evaluate(dets, truths, model_eval_config(EvalConfig(), model.config))
+    table = Table(
+        "heading vs box-axis error of matched boxes (BEV IoU >= 0.5, all levels); heading: "
+        "[0, pi], axis: heading modulo pi, [0, pi/2]",
+        [
+            "class",
+            "matched",
+            "heading median",
+            "95% CI",
+            f"share < {HEADING_OK_RAD}",
+            "axis median",
+        ],
+    )
+    yaw, axis = ERROR_KEYS.index("yaw_rad"), ERROR_KEYS.index("yaw_axis_rad")
+    pooled = np.concatenate([result.pairs[c] for c in CLASSES])
+    figures: dict[str, Any] = {}
+    for name, pairs in [*((c, result.pairs[c]) for c in CLASSES), ("all", pooled)]:
+        med, lo, hi = bootstrap_median(pairs[:, yaw], resamples)
+        share = float(np.mean(pairs[:, yaw] < HEADING_OK_RAD)) if len(pairs) else float("nan")
+        axis_med = float(np.median(pairs[:, axis])) if len(pairs) else float("nan")
+        table.add(name, len(pairs), med, f"{lo:.3f}-{hi:.3f}", share, axis_med)
+        if name == "all":
+            figures |= {
+                "heading_error_median_rad": med,
+                "heading_error_ci95_rad": [lo, hi],
+                "heading_within_0.3rad_share": share,
+                "axis_error_median_rad": axis_med,
+            }
+    return table, figures
+
+
+def negatives_table(
+    model: Detector, dataset: SimDataset, score_threshold: float, resamples: int
+) -> tuple[Table, dict[str, Any]]:
+    """Detections per frame at the default score threshold on scenes without vehicles."""
+    from perception.config import CLASSES
+
+    dets, _ = run_model(model, dataset, score_threshold)
+    counts = np.array([len(d) for d in dets], dtype=np.float64)
+    rng = np.random.default_rng(0)
+    means = counts[rng.integers(0, len(counts), (resamples, len(counts)))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5]) if resamples else (np.nan, np.nan)
+    by_class = np.bincount(
+        np.concatenate([d.labels for d in dets]).astype(np.int64), minlength=len(CLASSES)
+    )
+    table = Table(
+        f"false positives per frame on {len(dets)} scenes without vehicles (pedestrians, "
+        f"cyclists, furniture, fences, plants), score >= {score_threshold:.2f}",
+        ["frames", "FP / frame", "95% CI", "frames with none", *[f"as {c}" for c in CLASSES]],
+    )
+    table.add(
+        len(dets),
+        float(counts.mean()),
+        f"{lo:.3f}-{hi:.3f}",
+        float(np.mean(counts == 0)),
+        *by_class.tolist(),
+    )
+    return table, {"fp_per_frame_negatives": float(counts.mean()), "fp_per_frame_ci95": [lo, hi]}
+
+
+def real_sweep_table(
+    model: Detector, path: Path, score_threshold: float
+) -> tuple[Table, dict[str, Any], Any]:
+    """The real-scan check (``perception.real_check``) on the shared nuScenes sweep."""
+    from perception.detect import detect
+    from perception.evaluate import evaluation_threshold
+    from perception.real_check import NUSCENES_SETUP, check_sweep, load_sweep
+    from perception.sensor_input import SensorSetup
+
+    sweep = load_sweep(path)
+    setup = SensorSetup(**NUSCENES_SETUP, min_range_m=model.config.frame.min_range_m)
+    with evaluation_threshold(model, min(score_threshold, 0.05)):
+        (det,) = detect(model, [sweep.points], setup)
+    result = check_sweep(sweep, det, score_threshold)
+    table = Table(
+        f"real sweep {path.name}: vehicles with >= 10 lidar points (found: BEV IoU >= 0.5); "
+        f"{result['other']} other detections >= {score_threshold:.2f} "
+        f"({result['false']} on no annotated vehicle)",
+        ["label", "points", "centre (x, y, z)", "best IoU", "found", "class", "score"],
+    )
+    for r in result["vehicles"]:
+        score = r["score"] if r["score"] is not None else float("nan")
+        table.add(
+            r["label"],
+            r["points"],
+            str(r["center_m"]),
+            r["best_iou"],
+            r["found"],
+            r["class"] or "-",
+            score,
+        )
+    figures = {"real_sweep": result}
+    return table, figures, (sweep, det, setup)

@@ -1,0 +1,141 @@
+"""Speed part of ``robomr bench detector``: milliseconds per scan, split by stage.
+
+Scans: the simulator's HDL-32E (nuScenes, 32 beams) and HDL-64E (KITTI, 64 beams) models at
+the ego start of held-out scenes (seed ``HELDOUT_SEED``), each written to a KITTI-style
+``.bin`` file. A timed run is the whole path a user's call takes: read the file
+(``perception.cloud_io``), normalise and voxelize, backbone, neck and head, decode; the stage
+split comes from ``perception.detect.StageTimer``. Models, side by side in the same process:
+the trained model; the previous default architecture (backbone 16/32/64 with SECOND's kernel-3
+downsampling, BEV and head 64 channels, 25 z cells: the detector before this version,
+untrained: timed, not scored, its decode sees the ~100 peaks an untrained head gives); and the
+dense-backbone ablation (torch Conv3d on the full grid, untrained).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bench.detector_quality import HELDOUT_SEED
+from bench.report import Table, percentile_ms
+
+if TYPE_CHECKING:
+    from perception.model import Detector
+
+SCANS = {32: "hdl32e", 64: "hdl64e"}
+_WARMUP_RUNS = 2
+
+
+def timing_scans(count: int, sensor: str) -> list[np.ndarray]:
+    """``count`` scans [N, 5] of ``sensor`` from the ego start of held-out scenes."""
+    from geometry.transforms import pose_to_transform
+    from sim.generator import GeneratorError, generate_scene
+    from sim.lidar import Lidar
+    from sim.sensors import TYPICAL_HEIGHT_M, sensor_config
+    from sim.world import World
+
+    lidar = Lidar(sensor_config(sensor))
+    scans, seed = [], HELDOUT_SEED
+    while len(scans) < count:
+        seed += 1
+        try:
+            scene = generate_scene("urban-clutter", seed)
+        except GeneratorError:
+            continue
+        x, y, yaw = scene.ego_start
+        T = pose_to_transform(x, y, TYPICAL_HEIGHT_M[sensor], yaw)
+        scans.append(lidar.scan(World(scene), T, np.random.default_rng(seed)).points)
+    return scans
+
+
+def variants(model: Detector, with_dense: bool = True) -> dict[str, Detector]:
+    """The trained model and its timing baselines (module docstring)."""
+    from perception.config import ModelConfig
+    from perception.model import Detector
+
+    c = model.config
+    previous = replace(
+        c,
+        voxel=replace(c.voxel, point_range_m=(-40.0, -40.0, -1.2, 40.0, 40.0, 3.8)),  # 25 cells
+        model=ModelConfig(backbone_channels=(16, 32, 64), bev_channels=64, head_channels=64),
+    )
+    dense = replace(c, model=replace(c.model, backbone="dense"))
+    out = {"trained": model, "previous default": Detector(previous, down_kernel=3)}
+    if with_dense:
+        out["dense backbone"] = Detector(dense)
+    return {k: v.to(model.device).eval() for k, v in out.items()}
+
+
+def time_model(model: Detector, files: list[Path], setup: Any) -> dict[str, list[float]]:
+    """Per-file ms of each stage (read, voxelize, backbone, head, decode) and the total."""
+    from perception.cloud_io import read_point_cloud
+    from perception.detect import STAGES, StageTimer, detect
+
+    for f in files[:1] * _WARMUP_RUNS:
+        detect(model, [read_point_cloud(f)], setup)
+    out: dict[str, list[float]] = {k: [] for k in ("read", *STAGES, "total")}
+    for f in files:
+        timer = StageTimer()
+        start = time.perf_counter()
+        cloud = read_point_cloud(f)
+        out["read"].append(1e3 * (time.perf_counter() - start))
+        detect(model, [cloud], setup, timer)
+        out["total"].append(1e3 * (time.perf_counter() - start))
+        for k in STAGES:
+            out[k].append(timer.ms[k])
+    return out
+
+
+def speed_table(
+    model: Detector, frames: int, dense_frames: int, report_ratios: dict[str, float]
+) -> tuple[Table, dict[str, Any]]:
+    """ms per scan (median, p90) and the stage split for 32- and 64-beam scans."""
+    from perception.cloud_io import write_point_cloud
+    from perception.detect import STAGES
+    from perception.sensor_input import SensorSetup
+    from sim.sensors import TYPICAL_HEIGHT_M
+
+    table = Table(
+        "ms per scan: read + voxelize + network + decode (medians; stages in ms)",
+        ["beams", "model", "scans", "points", "median", "p90", "read", *STAGES],
+    )
+    figures: dict[str, Any] = {}
+    models = variants(model, with_dense=dense_frames > 0)
+    with tempfile.TemporaryDirectory(prefix="bench_detector_scans_") as tmp:
+        for beams, sensor in SCANS.items():
+            scans = timing_scans(frames, sensor)
+            files = [
+                write_point_cloud(Path(tmp) / f"{sensor}_{i}.bin", s) for i, s in enumerate(scans)
+            ]
+            setup = SensorSetup(height_m=TYPICAL_HEIGHT_M[sensor], layout="kitti")
+            medians = {}
+            for name, net in models.items():
+                subset = files if name != "dense backbone" else files[:dense_frames]
+                ms = time_model(net, subset, setup)
+                medians[name] = percentile_ms([v / 1e3 for v in ms["total"]], 50)
+                points = int(np.median([len(s) for s in scans[: len(subset)]]))
+                stage = [float(np.median(ms[k])) for k in ("read", *STAGES)]
+                table.add(
+                    beams,
+                    name,
+                    len(subset),
+                    points,
+                    medians[name],
+                    percentile_ms([v / 1e3 for v in ms["total"]], 90),
+                    *stage,
+                )
+                if name == "trained":
+                    figures[f"ms_per_frame_{beams}beam_median"] = medians[name]
+                    if beams == 32:
+                        figures["stage_ms"] = dict(zip(STAGES, stage[1:], strict=True))
+                        figures["read_ms_32beam_median"] = stage[0]
+            for name in (n for n in models if n != "trained"):
+                report_ratios[f"{name} / trained median ms, {beams} beams"] = (
+                    medians[name] / medians["trained"]
+                )
+    return table, figures
