@@ -202,7 +202,6 @@ class CroaPlannerNode(RobomrNode):
             "geometry_msgs/msg/PoseStamped", "target_request", self._on_request, "latched"
         )
         handle.create_subscription(_DETECTIONS, "detections", self._on_detections, depth=1)
-        # the scan the detections came from: occluders the detector misses are still occluders
         # recent scans by stamp (ns -> xyz [N, 3], lidar frame): detections come out of the
         # detector a few scans after their own, and only their own scan may explain them
         self._scans: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
@@ -271,8 +270,8 @@ class CroaPlannerNode(RobomrNode):
         self.log.info("target request at (%.2f, %.2f): MAD loop (re)started", *pose[:2])
 
     def _pose_at(self, stamp: int) -> tuple[float, float, float]:
-        """(x, y, yaw) of the latest odometry not after ``stamp``; the oldest kept, or the
-        latest one, when there is none that old (e.g. replays without odometry history)."""
+        """(x, y, yaw) of the latest odometry not after ``stamp``: the oldest kept when all are
+        later, the current odometry when none is kept."""
         history = self._odom_history
         if not history:
             return self.odom[:3]  # type: ignore[index, return-value]
