@@ -11,10 +11,11 @@ association with the request); ground truth scores.
 Figures (bench/croa_stats.py): for each budget b = 1..``--plans``, the true occlusion and the
 target estimate's centre error after exactly b plans (means with 95% bootstrap CIs, paired
 per-scene differences against croa, collisions); the MAD early stop (stop at the first frame
-whose target score reaches ``--confidence``): plans, path, time, final occlusion, centre error;
-the ablation (what the CCP loop does to the exact occlusion from its start); the planning cycle
-time (perception update + plan) with its breakdown; the surrogate against exact ray-cast
-occlusion over random viewpoints (bench/croa_checks.py).
+whose target score reaches ``--confidence``, by default the detector's own calibrated score
+threshold; the ``--confidence-sweep`` thresholds too): plans, path, time, final occlusion,
+centre error; the ablation (what the CCP loop does to the exact occlusion from its start); the
+planning cycle time (perception update + plan) with its breakdown; the surrogate against exact
+ray-cast occlusion over random viewpoints (bench/croa_checks.py).
 
 Heavy: 100 scenes x 8 methods x 6 plans runs the detector tens of thousands of times. Every
 (scenario, seed, method) episode is written to ``--cache`` as soon as it is done and reused on
@@ -108,8 +109,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--beams", type=int, default=32, choices=(16, 32, 64, 128))
     parser.add_argument("--detector", type=Path, default=DEFAULT_MODEL_PATH, help="model (.pt)")
-    parser.add_argument("--confidence", type=_unit, default=0.8,
-                        help="target score that stops the MAD loop")  # fmt: skip
+    parser.add_argument("--confidence", type=_unit, default=None,
+                        help="target score that stops the MAD loop (default: the detector's "
+                        "calibrated score threshold, stored in the model file)")  # fmt: skip
+    parser.add_argument("--confidence-sweep", default="0.5,0.6,0.7,0.8",
+                        help="further MAD stop thresholds, comma-separated")  # fmt: skip
     parser.add_argument("--perception-period", type=float, default=1.0,
                         help="seconds between detector frames")  # fmt: skip
     parser.add_argument(
@@ -123,8 +127,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> EpisodeSettings:
+    try:
+        sweep = tuple(_unit(t) for t in args.confidence_sweep.split(",") if t.strip())
+    except (ValueError, argparse.ArgumentTypeError) as err:
+        what = f"bench croa: --confidence-sweep {args.confidence_sweep!r}"
+        raise SystemExit(f"{what}: {err}") from None
     return EpisodeSettings(plans=args.plans, perception_period_s=args.perception_period,
-                           confidence=args.confidence)  # fmt: skip
+                           confidence=args.confidence, sweep=sweep)  # fmt: skip
 
 
 @cache
@@ -243,7 +252,8 @@ def run(args: argparse.Namespace) -> BenchReport:
     variants = [m for m in methods if m in ABLATIONS]
     tasks = [(*s, m) for s in scenes for m in main]  # every scene first, then the ablations
     tasks += [(*s, m) for s in scenes if s in ablated for m in variants]
-    results = _run_all(args, tasks, _settings(args))
+    settings = _settings(args)
+    results = _run_all(args, tasks, settings)
     done = [s for s in scenes if all((*s, m) in results for m in main)]
     if not done:
         raise SystemExit("bench croa: no scene has all its episodes (--cached-only?)")
@@ -254,7 +264,10 @@ def run(args: argparse.Namespace) -> BenchReport:
     report = BenchReport(name="croa", settings={
         "scenarios": scenarios, "scenes": len(scenes), "plans": args.plans, "methods": methods,
         "ablation_scenes": len(ablated_done) if variants else 0,
-        "beams": args.beams, "detector": str(args.detector), "confidence": args.confidence,
+        "beams": args.beams, "detector": str(args.detector),
+        "confidence": records["croa"][0].get("confidence", args.confidence),
+        "confidence_from": "--confidence" if args.confidence is not None
+        else "the detector's score threshold", "confidence_sweep": list(settings.sweep),
         "perception_period_s": args.perception_period, "workers": args.workers,
         "omp_threads": os.environ.get("OMP_NUM_THREADS")})  # fmt: skip
     from bench.croa_tables import fill_report

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.croa_contact import describe_contact
 from perception.detect import detect
 from planning.croa import Planner, PlannerState, RobotModel, RobotState
 from planning.croa.collision import ObstacleSet, footprints
@@ -71,7 +72,8 @@ class EpisodeSettings:
         plans: plans per episode (the largest budget). perception_period_s: time between
         detector frames (s). sim_dt_s: simulation and control step (s). settle_s: extra time
         to arrive after a plan's duration (s). min_score: detections below this score are not
-        fed to the tracker. confidence: target score of a confident detection (MAD stop).
+        fed to the tracker. confidence: target score of a confident detection (MAD stop);
+        None: the detector's own calibrated threshold (``detector_confidence``).
         sweep: further thresholds whose MAD stops are also recorded (the knob's sweep).
         request_noise_m: standard deviation of the request's position error (m, per axis /
         sqrt 2).
@@ -82,9 +84,18 @@ class EpisodeSettings:
     sim_dt_s: float = 0.05
     settle_s: float = 3.0
     min_score: float = 0.3
-    confidence: float = 0.8
-    sweep: tuple[float, ...] = (0.7, 0.9)
+    confidence: float | None = None
+    sweep: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8)
     request_noise_m: float = 1.0
+
+
+def detector_confidence(model: Any) -> float:
+    """The score at which the detector reports a box: its ``postprocess.score_threshold``,
+    which ``robomr perception threshold`` sets to the validation max-F1 threshold (0.42 for
+    the shipped model, precision 0.91 there; models/detector.json). A target detection at or
+    above it is as confident as the detector's calibration says anything it reports is; a fixed
+    number (0.8 before) is above what a retrained detector ever scores the target."""
+    return float(model.config.postprocess.score_threshold)
 
 
 def planner_robot(config: RobotConfig) -> RobotModel:
@@ -111,6 +122,12 @@ def static_map(scene: SimScene) -> np.ndarray:
     return boxes[keep]
 
 
+def static_map_names(scene: SimScene) -> list[str]:
+    """The names of ``static_map``'s boxes, in its order."""
+    _, names = scene.obstacle_boxes()
+    return [n for n in names if scene.objects[scene.index(n)].kind not in CLASSES]
+
+
 class SimWorld:
     """The moving simulated world: traffic, its raycasting world, ground-truth collisions."""
 
@@ -125,6 +142,7 @@ class SimWorld:
         moving = {o.name for o in scene.objects if o.speed_mps != 0.0}
         self._static = ObstacleSet([Polytope.from_box(b) for b, n in zip(boxes, names, strict=True)
                                     if n not in moving], 4)  # fmt: skip
+        self._obstacle_names = set(names)
         self._world: World | None = None
 
     def step(self, dt_s: float, robot: BicycleRobot) -> None:
@@ -143,6 +161,12 @@ class SimWorld:
         if self._world is None:
             self._world = World(self.traffic.scene())
         return self._world
+
+    def truth(self) -> list[tuple[str, str, float, np.ndarray]]:
+        """Every true obstacle now: name, kind, speed (m/s), box [7] (scoring only)."""
+        objects = self.traffic.scene().objects if self.traffic.has_movers else self.scene.objects
+        return [(o.name, o.kind, o.speed_mps, np.asarray(o.box, dtype=np.float64))
+                for o in objects if o.name in self._obstacle_names]  # fmt: skip
 
     def clearance(self, state: SimRobotState, robot: RobotModel) -> float:
         """Least distance of the robot's footprint to every obstacle (movers now) (m)."""
@@ -165,6 +189,8 @@ class Episode:
     def __init__(self, planner: Planner, scene: SimScene, model: Any, lidar: Lidar, seed: int,
                  settings: EpisodeSettings) -> None:  # fmt: skip
         self.planner, self.model, self.lidar, self.s = planner, model, lidar, settings
+        self.confidence = (detector_confidence(model) if settings.confidence is None
+                           else float(settings.confidence))  # fmt: skip
         self.sim = SimWorld(scene)
         self.config = RobotConfig()
         self.model_robot = planner_robot(self.config)
@@ -186,6 +212,10 @@ class Episode:
         self.frames: list[list[float]] = []  # per frame: t_s, target score (-1: none), points
         self.track = [[0.0, *scene.ego_start[:2]]]  # t_s, x, y every TRACK_STEPS steps
         self.cycles: list[dict[str, Any]] = []
+        self.map_names = {str(n) for n in static_map_names(scene)}
+        self.observation: Any = None  # the last plan's input and result, for the contact record
+        self.plan_start_s, self.result = 0.0, None
+        self.contact: dict[str, Any] | None = None  # the first collision (bench/croa_contact.py)
 
     # -- perception ----------------------------------------------------------------------------
     def frame(self) -> None:
@@ -206,7 +236,7 @@ class Episode:
         self.last_frame_s = self.t_s
         self.frames.append([round(self.t_s, 3), -1.0 if est.score is None else round(est.score, 4),
                             self.points])  # fmt: skip
-        for threshold in (self.s.confidence, *self.s.sweep):
+        for threshold in (self.confidence, *self.s.sweep):
             if self.forking and threshold not in self.mad and self.confident_at(threshold):
                 self.mad[threshold] = self.fork_stop(threshold)
 
@@ -215,7 +245,7 @@ class Episode:
 
     @property
     def confident(self) -> bool:
-        return self.confident_at(self.s.confidence)
+        return self.confident_at(self.confidence)
 
     def outcome(self) -> dict[str, Any]:
         """True occlusion, centre error of the estimate, detection and points, now."""
@@ -249,12 +279,37 @@ class Episode:
         self.t_s += self.s.sim_dt_s
         s = self.robot.state
         self.path_m += math.hypot(s.x_m - before.x_m, s.y_m - before.y_m)
-        self.min_clear = min(self.min_clear, self.sim.clearance(s, self.model_robot))
+        clear = self.sim.clearance(s, self.model_robot)
+        if clear < 0.0 and self.contact is None and self.forking:
+            self.contact = self.describe_contact()
+        self.min_clear = min(self.min_clear, clear)
         self.steps += 1
         if self.steps % TRACK_STEPS == 0:
             self.track.append([round(self.t_s, 2), round(s.x_m, 3), round(s.y_m, 3)])
         if frames and self.t_s - self.last_frame_s >= self.s.perception_period_s - 1e-9:
             self.frame()
+
+    def describe_contact(self) -> dict[str, Any]:
+        """What was hit and what the planner knew (bench/croa_contact.py)."""
+        s, since = self.robot.state, self.t_s - self.plan_start_s
+        tracker = self.world.tracker
+        tracks = [{"id": t.track_id, "x": round(float(t.box[0]), 2), "y": round(float(t.box[1]), 2),
+                   "speed_mps": round(float(np.hypot(*tracker.velocity(t))), 2),
+                   "score": round(t.score, 3), "hits": t.hits,
+                   "unseen_s": round((self.t_s * 1e9 - t.seen_ns) * 1e-9, 2)}
+                  for t in tracker.tracks]  # fmt: skip
+        record = describe_contact(np.array([s.x_m, s.y_m, s.yaw_rad]), self.model_robot,
+                                  self.sim.truth(), self.map_names, self.observation, since,
+                                  tracks)  # fmt: skip
+        record |= {"t_s": round(self.t_s, 2), "plan_index": self.plans, "v_mps": round(s.v_mps, 2)}
+        if self.result is not None:
+            traj = self.result.trajectory
+            times, states = np.asarray(traj.times_s), np.asarray(traj.states)
+            want = [np.interp(min(since, times[-1]), times, states[:, i]) for i in (0, 1)]
+            record["follower_error_m"] = round(math.hypot(s.x_m - want[0], s.y_m - want[1]), 3)
+            record["plan_clearance_m"] = round(float(self.result.min_clearance_m), 3)
+            record["plan_status"] = self.result.status.value
+        return record
 
     def drive(self, poses: np.ndarray, duration_s: float) -> None:
         """Follows a plan until arrived and at rest (at most its duration plus settle_s, then
@@ -293,6 +348,7 @@ class Episode:
             observe_ms = 1e3 * (time.perf_counter() - start)
             cpu_plan = time.process_time()
             result, state = self.planner.plan(obs, state)
+            self.observation, self.result, self.plan_start_s = obs, result, self.t_s
             done_cpu = time.process_time()
             self.plans += 1
             # wall time is what a robot waits for; CPU time of this process is what the cycle
@@ -316,8 +372,8 @@ class Episode:
                 return self.mad[threshold] | {"confident": True}
             return after[-1] | {"time_s": None, "confident": False}
 
-        return {"after": after, "mad": stop(self.s.confidence),
+        return {"after": after, "mad": stop(self.confidence), "confidence": self.confidence,
                 "mad_sweep": {str(t): stop(t) for t in self.s.sweep},
                 "timing": self.timing, "cycles": self.cycles, "frames": self.frames,
-                "track": self.track,
+                "track": self.track, "contact": self.contact,
                 "min_clearance_m": float(self.min_clear)}  # fmt: skip

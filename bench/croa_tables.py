@@ -24,8 +24,11 @@ def fill_report(report: BenchReport, records: stats.Records, variants: stats.Rec
     mad = stats.mad_figures(records)
     _budget_tables(report, records, budgets, plans, "")
     _paired_table(report, records, plans)
-    _mad_table(report, mad)
+    threshold = records["croa"][0].get("confidence")
+    _mad_table(report, mad, threshold)
     sweep = {t: stats.mad_figures(records, t) for t in records["croa"][0]["mad_sweep"]}
+    for t, figures in sweep.items():
+        _mad_table(report, figures, t)
     _mad_sweep_table(report, sweep)
     ablation = stats.ablation_figures(records)
     has_variants = len(variants) > 1 and len(variants["croa"]) > 0
@@ -64,6 +67,7 @@ def fill_report(report: BenchReport, records: stats.Records, variants: stats.Rec
     mad_keys = ("plans_mean", "path_m_mean", "final_occlusion_mean", "center_error_mean")
     report.figures["mad"] = {m: {k: mad[m][k] for k in mad_keys} for m in main}
     report.figures["mad_details"] = mad
+    report.figures["mad_threshold"] = threshold
     report.figures["mad_threshold_sweep"] = sweep
     report.figures["timing"] = timing
     report.figures["paired_vs_croa"] = {
@@ -120,10 +124,11 @@ def _paired_table(report: BenchReport, records: stats.Records, plans: int,
     report.tables.append(table)
 
 
-def _mad_table(report: BenchReport, mad: dict[str, dict[str, Any]]) -> None:
+def _mad_table(report: BenchReport, mad: dict[str, dict[str, Any]], threshold: Any) -> None:
+    at = "?" if threshold is None else f"{float(threshold):.2f}"
     table = Table(
-        "MAD early stop (stop at the first frame with a confident target detection), "
-        "means [95% CI]",
+        f"MAD early stop at target score >= {at} (stop at the first frame with a confident "
+        "target detection; a copy brakes to rest and is scored), means [95% CI]",
         [
             "method",
             "plans",
