@@ -40,9 +40,11 @@ import numpy as np
 
 from bench.croa_contact import describe_contact
 from perception.detect import detect
-from planning.croa import Planner, PlannerState, RobotModel, RobotState
+from perception.evaluate import evaluation_threshold
+from planning.croa import CroaConfig, Planner, PlannerState, RobotModel, RobotState
 from planning.croa.collision import ObstacleSet, footprints
 from planning.croa.kinematics import base_to_rear
+from planning.croa.safety import path_clearance
 from planning.croa.types import Polytope
 from planning.croa.world_model import PerceivedWorld, WorldModelConfig
 from sim import (
@@ -61,6 +63,7 @@ from sim.materials import CLASSES
 from sim.truth import boxes_to_frame
 
 STOPPED_MPS = 0.05  # a driven plan ends once the follower has arrived and |v| is below this
+GUARD_CLEARANCE_M = 0.1  # the rest of a plan closer than this to a perceived obstacle: brake
 TRACK_STEPS = 5  # the record keeps the robot position every 5 steps (0.25 s)
 
 
@@ -71,12 +74,15 @@ class EpisodeSettings:
     Attributes:
         plans: plans per episode (the largest budget). perception_period_s: time between
         detector frames (s). sim_dt_s: simulation and control step (s). settle_s: extra time
-        to arrive after a plan's duration (s). min_score: detections below this score are not
-        fed to the tracker. confidence: target score of a confident detection (MAD stop);
+        to arrive after a plan's duration (s). min_score: detections down to this score are
+        fed to the tracker (the detector runs with its own threshold lowered to it: obstacles
+        want recall; a vehicle scored 0.3-0.42 is still one to avoid). confidence: target
+        score of a confident detection (MAD stop);
         None: the detector's own calibrated threshold (``detector_confidence``).
         sweep: further thresholds whose MAD stops are also recorded (the knob's sweep).
         request_noise_m: standard deviation of the request's position error (m, per axis /
-        sqrt 2).
+        sqrt 2). guard: brake when a new frame puts a perceived obstacle on the rest of the
+        plan being driven (``Episode.guard_clear``).
     """
 
     plans: int = 6
@@ -87,6 +93,7 @@ class EpisodeSettings:
     confidence: float | None = None
     sweep: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8)
     request_noise_m: float = 1.0
+    guard: bool = True
 
 
 def detector_confidence(model: Any) -> float:
@@ -189,11 +196,13 @@ class Episode:
     def __init__(self, planner: Planner, scene: SimScene, model: Any, lidar: Lidar, seed: int,
                  settings: EpisodeSettings) -> None:  # fmt: skip
         self.planner, self.model, self.lidar, self.s = planner, model, lidar, settings
-        self.confidence = (detector_confidence(model) if settings.confidence is None
+        self.detector_threshold = detector_confidence(model)
+        self.confidence = (self.detector_threshold if settings.confidence is None
                            else float(settings.confidence))  # fmt: skip
         self.sim = SimWorld(scene)
         self.config = RobotConfig()
         self.model_robot = planner_robot(self.config)
+        self.guard = CroaConfig(robot=self.model_robot)  # the guard's footprint and faces
         # the follower cruises at the planning speed limit: a plan's timing (what its clearance
         # to moving vehicles depends on) is kept roughly, not at the simulator's 4 m/s default
         self.follower = PurePursuitConfig(target_speed_mps=self.model_robot.max_speed_mps)
@@ -222,7 +231,8 @@ class Episode:
         """Scan, detect, track; the first confident frame forks the MAD stop."""
         T = self.robot.T_world_lidar()
         scan = self.lidar.scan(self.sim.world(), T, self.rng)
-        (found,) = detect(self.model, [scan.points])
+        with evaluation_threshold(self.model, min(self.s.min_score, self.detector_threshold)):
+            (found,) = detect(self.model, [scan.points])
         keep = found.scores >= self.s.min_score
         boxes = boxes_to_frame(T, found.boxes[keep])
         points = scan.points[:, :3] @ T[:3, :3].T + T[:3, 3]  # map frame
@@ -311,23 +321,41 @@ class Episode:
             record["plan_status"] = self.result.status.value
         return record
 
-    def drive(self, poses: np.ndarray, duration_s: float) -> None:
+    def drive(self, poses: np.ndarray, duration_s: float, times_s: np.ndarray) -> None:
         """Follows a plan until arrived and at rest (at most its duration plus settle_s, then
         brakes); a cycle lasts at least one perception period (a plan that stays still lets
-        the world, traffic included, move on for that long)."""
+        the world, traffic included, move on for that long). After every perception frame on
+        the way the guard checks the rest of the plan on the updated perceived world and
+        brakes when it is no longer clear (``guard_clear``)."""
         follower = PurePursuit(self.config, self.follower)
         follower.set_path(poses)
-        start = self.t_s
+        start, along = self.t_s, 0
         for _ in range(max(1, math.ceil((duration_s + self.s.settle_s) / self.s.sim_dt_s))):
             cmd = follower.command(self.robot.state)
             self.advance(cmd.accel_mps2, cmd.steer_rad)
             if cmd.done and abs(self.robot.state.v_mps) < STOPPED_MPS:
                 break
+            if self.s.guard and self.last_frame_s == self.t_s:
+                along, clear = self.guard_clear(poses, times_s, along)
+                if not clear:
+                    self.cycles[-1]["guard_stop_s"] = round(self.t_s - start, 2)
+                    break
         self.brake()
         a_max, dt = self.config.max_accel_mps2, self.s.sim_dt_s
         while self.t_s - start < self.s.perception_period_s - 1e-9:  # hold still
             hold = float(np.clip(-self.robot.state.v_mps / dt, -a_max, a_max))
             self.advance(hold, self.robot.state.steer_rad)
+
+    def guard_clear(self, poses: np.ndarray, times_s: np.ndarray, along: int) -> tuple[int, bool]:
+        """Whether the rest of the plan (from the plan pose nearest the robot, at or after
+        ``along``) keeps ``GUARD_CLEARANCE_M`` from what is perceived now; that pose's index."""
+        s = self.robot.state
+        rest = np.hypot(poses[along:, 0] - s.x_m, poses[along:, 1] - s.y_m)
+        along += int(np.argmin(rest))
+        obs = self.world.observation(round(self.t_s * 1e9), planner_state(s, self.model_robot),
+                                     self.model_robot)  # fmt: skip
+        clear = path_clearance(obs, poses[along:], times_s[along:] - times_s[along], self.guard)
+        return along, clear >= GUARD_CLEARANCE_M
 
     def brake(self, frames: bool = True) -> None:
         """Full braking, wheels held, until at rest (a plan not finished in time ends here)."""
@@ -362,7 +390,8 @@ class Episode:
                                 "plan_cpu_ms": 1e3 * (done_cpu - cpu_plan)})  # fmt: skip
             self.cycles.append({"status": result.status.value, "message": result.message,
                                 "starts": [vars(r) for r in result.starts]})  # fmt: skip
-            self.drive(result.trajectory.poses, float(result.trajectory.times_s[-1]))
+            traj = result.trajectory
+            self.drive(traj.poses, float(traj.times_s[-1]), np.asarray(traj.times_s))
             if self.t_s > self.last_frame_s:  # the decision frame at rest
                 self.frame()
             after.append(self.outcome())

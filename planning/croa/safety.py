@@ -95,6 +95,34 @@ def min_clearance(rear: np.ndarray, obstacles: ObstacleSet, config: CroaConfig) 
     return float(np.min(sd))
 
 
+def path_clearance(
+    observation: PlanObservation,
+    poses: np.ndarray,  # [K, >= 3] base_link (x, y, yaw) of the path still to drive
+    times_s: np.ndarray,  # [K] when the robot is at each, after the observation
+    config: CroaConfig,
+) -> float:
+    """Least signed distance of the robot's footprint at ``poses`` to the observation's
+    obstacles (moving ones where predicted at ``times_s``) and the target (m; inf: none).
+
+    The executive's guard while a plan is being driven: a new perception frame (a vehicle the
+    detector only now found, lidar returns of one it missed, a vehicle that stopped) can put
+    an obstacle on the rest of a plan that was clear when it was made; the robot then brakes
+    and replans instead of driving on blind until the plan ends."""
+    poses = np.asarray(poses, dtype=np.float64).reshape(-1, np.shape(poses)[-1])
+    if not len(poses):
+        return np.inf
+    everything = ObstacleSet(
+        [*observation.obstacles, Polytope.from_box(observation.target_box)], config.max_faces
+    )
+    if not len(everything):
+        return np.inf
+    states = np.zeros((len(poses), 4))
+    states[:, :3] = poses[:, :3]
+    feet = footprints(base_to_rear(states, config.robot), config.robot)
+    sd, _ = everything.signed_distances(feet, np.inf, np.asarray(times_s, dtype=np.float64))
+    return float(np.min(sd))
+
+
 def step_times(steps: int, config: CroaConfig) -> np.ndarray:  # [steps]
     """Times (s) of steps 1..steps after the observation (where moving obstacles are)."""
     return config.dt_s * np.arange(1, steps + 1)

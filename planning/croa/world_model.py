@@ -27,6 +27,13 @@ frame):
    becomes a box obstacle up to its highest point, kept for ``evidence_keep_s``. An occluder
    the detector misses (a car hidden behind another, a vehicle stopped beside the robot, an
    object not in the map) still hides the target from the planner's occlusion model.
+   **Near the robot** the same points are obstacles in every direction: returns within
+   ``clutter_radius_m`` of the lidar, between ``evidence_min_height_m`` and
+   ``clutter_max_height_m`` (what the robot could hit), that no map box, track or the target
+   (grown by ``target_gate_m``) explains, binned the same way (each cell the box around its
+   points, grown by 0.1 m), are obstacles of the latest frame only: a vehicle the detector
+   misses or boxes too short (a parked bus scored below the detector's threshold) must not be
+   driven into, and kept one frame a missed moving vehicle leaves no trail.
 4. ``observation(stamp, robot)``: the planner's input. Obstacles: the static map, the evidence
    cells and every other track within ``obstacle_radius_m``, tracks predicted to ``stamp``;
    moving tracks keep their velocity, grown by ``moving_margin_m``, and one that has the
@@ -36,7 +43,8 @@ frame):
    standing in their lane; without this every plan in a traffic lane would be refused). Each
    moving track is also an obstacle where it is now (grown the same way): it may stop at any
    moment, and a tracked velocity lags a stop.
-   Target: the target track's box, or the prior.
+   The near-robot evidence cells are obstacles too (not occluders of the target: those are
+   the cells above). Target: the target track's box, or the prior.
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ from planning.croa.polygons import rectangle_vertices, signed_distance
 from planning.croa.robot import RobotModel
 from planning.croa.types import CroaInputError, PlanObservation, Polytope, RobotState
 from planning.croa.validation import check_int, check_number
+
+CLUTTER_PAD_M = 0.1  # a near-robot evidence box's margin around its points (m)
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,11 @@ class WorldModelConfig:
         evidence_min_height_m: points below this height are ground (m), in [0, 3].
         evidence_keep_s: an evidence cell not seen again is dropped after this (s), [0, 60].
         target_gate_m: a target detection farther than this from the target's fused box is
-            not fused (m), in [0.1, 10].
+            not fused (m), in [0.1, 10]; lidar returns within it of the target's box are the
+            target's, not near-robot obstacles.
+        clutter_radius_m: unexplained returns within this range of the lidar are obstacles
+            (m), in [0, 50]; 0 turns the near-robot evidence off.
+        clutter_max_height_m: returns above this height pass over the robot (m), in (0, 10].
         tracker: the tracker's settings.
     """
 
@@ -91,6 +105,8 @@ class WorldModelConfig:
     evidence_min_height_m: float = 0.3
     evidence_keep_s: float = 3.0
     target_gate_m: float = 1.5
+    clutter_radius_m: float = 12.0
+    clutter_max_height_m: float = 2.0
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
     def __post_init__(self) -> None:
@@ -101,7 +117,8 @@ class WorldModelConfig:
                              ("moving_margin_m", 0.0, 5.0),
                              ("evidence_cell_m", 0.2, 5.0), ("evidence_min_height_m", 0.0, 3.0),
                              ("evidence_keep_s", 0.0, 60.0),
-                             ("target_gate_m", 0.1, 10.0)):  # fmt: skip
+                             ("target_gate_m", 0.1, 10.0), ("clutter_radius_m", 0.0, 50.0),
+                             ("clutter_max_height_m", 1e-3, 10.0)):  # fmt: skip
             check_number(self, name, lo, hi, CroaInputError)
         check_int(self, "evidence_min_points", 1, 1000, CroaInputError)
 
@@ -142,6 +159,7 @@ class PerceivedWorld:
         self.target_id: int | None = None
         self._fused: tuple[float, np.ndarray] | None = None  # target: sum of weights, of w box
         self.evidence: dict[tuple[int, int], tuple[float, int]] = {}  # cell -> top (m), stamp
+        self.clutter = np.zeros((0, 7))  # the latest frame's near-robot evidence boxes
 
     def set_static(self, static_boxes: np.ndarray) -> None:
         """Replaces the static map [S, 7] (boxes without a positive size are left out).
@@ -235,18 +253,21 @@ class PerceivedWorld:
         p = points[(points[:, 2] >= c.evidence_min_height_m)]
         rng = np.hypot(*(p[:, :2] - origin[:2]).T)
         b = bearing(p[:, :2])
-        p = p[(b >= lo) & (b <= hi) & (rng >= 1.0) & (rng <= near)]
+        wedge = (b >= lo) & (b <= hi) & (rng >= 1.0) & (rng <= near)
+        close = (rng >= 1.0) & (rng <= c.clutter_radius_m) & (p[:, 2] <= c.clutter_max_height_m)
+        p, wedge, close = p[wedge | close], wedge[wedge | close], close[wedge | close]
         known = [self.static_boxes, *[t.box[None] for t in self.tracker.tracks]]
         boxes = np.vstack(known).reshape(-1, 7)
+        reach = max(near, c.clutter_radius_m) + 0.5 * np.hypot(boxes[:, 3], boxes[:, 4])
+        boxes = boxes[np.hypot(*(boxes[:, :2] - origin[:2]).T) <= reach]  # only those in range
         if len(p) and len(boxes):
-            p = p[~_inside_any(p[:, :2], boxes, margin_m=0.3)]
-        cells, counts = np.unique(np.floor(p[:, :2] / c.evidence_cell_m).astype(int), axis=0,
-                                  return_counts=True)  # fmt: skip
-        for cell, count in zip(cells, counts, strict=True):
-            if count >= c.evidence_min_points:
-                key = (int(cell[0]), int(cell[1]))
-                inside = np.all(np.floor(p[:, :2] / c.evidence_cell_m).astype(int) == cell, axis=1)
-                self.evidence[key] = (float(p[inside, 2].max()), int(stamp_ns))
+            free = ~_inside_any(p[:, :2], boxes, margin_m=0.3)
+            p, wedge, close = p[free], wedge[free], close[free]
+        for key, top in _cells(p[wedge], c.evidence_cell_m, c.evidence_min_points).items():
+            self.evidence[key] = (top, int(stamp_ns))
+        close &= ~_inside_any(p[:, :2], e[None], margin_m=c.target_gate_m)  # the target's
+        self.clutter = _tight_cells(p[close], c.evidence_cell_m, c.evidence_min_points,
+                                    set(self.evidence))  # fmt: skip
 
     def evidence_boxes(self) -> np.ndarray:  # [E, 7]
         """The evidence cells as boxes from the ground to their highest point (map frame)."""
@@ -295,6 +316,8 @@ class PerceivedWorld:
         static = tuple(p for p, keep in zip(self._static, static_near, strict=True) if keep)
         cells = self.evidence_boxes()
         cells = cells[~_inside_any(cells[:, :2], self.estimate[None])]  # never the target
+        cells = np.vstack([cells, self.clutter[np.hypot(*(self.clutter[:, :2] - here).T)
+                                               <= radius]])  # fmt: skip
         evidence = tuple(Polytope.from_box(b) for b in cells
                          if signed_distance(foot, rectangle_vertices(b[:2], np.array(0.0), b[3],
                                                                      b[4]))[0] > 0.0)  # fmt: skip
@@ -320,6 +343,41 @@ class PerceivedWorld:
         if not np.any(ahead):
             return math.inf
         return max(0.0, float(np.min(along[ahead])) - self.config.yield_gap_m) / speed
+
+
+def _cells(points: np.ndarray, cell_m: float, min_points: int) -> dict[tuple[int, int], float]:
+    """Grid cells [cell_m] holding at least ``min_points`` of ``points`` [N, 3] -> their top."""
+    if not len(points):
+        return {}
+    ij = np.floor(points[:, :2] / cell_m).astype(int)
+    cells, inverse, counts = np.unique(ij, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    top = np.full(len(cells), -np.inf)
+    np.maximum.at(top, inverse, points[:, 2])
+    return {(int(a), int(b)): float(t) for (a, b), t, n in zip(cells, top, counts, strict=True)
+            if n >= min_points}  # fmt: skip
+
+
+def _tight_cells(points: np.ndarray, cell_m: float, min_points: int,
+                 skip: set[tuple[int, int]]) -> np.ndarray:  # fmt: skip
+    """Per grid cell with at least ``min_points`` of ``points`` [N, 3] (and not in ``skip``),
+    the box [7] around its points, grown by CLUTTER_PAD_M: a whole 1 m cell would move a
+    vehicle's side up to a metre into the lane beside it and wall the robot in."""
+    if not len(points):
+        return np.zeros((0, 7))
+    ij = np.floor(points[:, :2] / cell_m).astype(int)
+    cells, inverse, counts = np.unique(ij, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    lo = np.full((len(cells), 3), np.inf)
+    hi = np.full((len(cells), 3), -np.inf)
+    np.minimum.at(lo, inverse, points[:, :3])
+    np.maximum.at(hi, inverse, points[:, :3])
+    keep = [k for k, (cell, n) in enumerate(zip(cells, counts, strict=True))
+            if n >= min_points and (int(cell[0]), int(cell[1])) not in skip]  # fmt: skip
+    top = hi[keep, 2]
+    lo, hi = lo[keep, :2] - CLUTTER_PAD_M, hi[keep, :2] + CLUTTER_PAD_M
+    centre, size = 0.5 * (lo + hi), hi - lo
+    return np.column_stack([centre, 0.5 * top, size, top, np.zeros(len(keep))]).reshape(-1, 7)
 
 
 def _inside_any(xy: np.ndarray, boxes: np.ndarray, margin_m: float = 0.0) -> np.ndarray:

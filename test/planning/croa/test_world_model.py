@@ -119,7 +119,8 @@ def test_lidar_returns_in_front_of_the_target_become_an_occluder() -> None:
     pole = np.column_stack([rng.uniform(10.1, 10.4, 20), rng.uniform(-1.9, -1.6, 20),
                             rng.uniform(0.5, 2.5, 20)])  # fmt: skip
     ground = np.column_stack([rng.uniform(5, 15, 50), rng.uniform(-2, 0, 50), np.zeros(50)])
-    beside = np.column_stack([rng.uniform(5, 15, 20), np.full(20, 6.0), np.full(20, 1.0)])
+    # beside the line of sight and beyond clutter_radius_m (12 m): neither occluder nor obstacle
+    beside = np.column_stack([rng.uniform(5, 15, 20), np.full(20, 14.0), np.full(20, 1.0)])
     behind = np.column_stack([np.full(20, 30.0), np.full(20, -4.5), np.full(20, 1.0)])
     world.update(0, np.zeros((0, 7)), np.zeros(0), np.zeros(0, int),
                  np.vstack([pole, ground, beside, behind]), np.array([0.0, 0.0, 1.8]))  # fmt: skip
@@ -132,6 +133,43 @@ def test_lidar_returns_in_front_of_the_target_become_an_occluder() -> None:
     world.update(int(3.5 * S), np.zeros((0, 7)), np.zeros(0), np.zeros(0, int),
                  np.zeros((0, 3)), np.array([0.0, 0.0, 1.8]))  # fmt: skip
     assert len(later.obstacles) == 2 and len(world.evidence_boxes()) == 0  # expired
+
+
+def test_unexplained_returns_near_the_robot_are_obstacles_of_the_latest_frame() -> None:
+    """A parked bus the detector misses (or boxes too short), beside the robot and off the line
+    of sight to the target, must not be driven into: its returns become obstacles (not target
+    occluders). Returns on the map's wall, on a tracked car, above the robot, on the ground, on
+    the target or beyond clutter_radius_m do not; the cells last one frame (no trail)."""
+    world = _world()
+    rng = np.random.default_rng(1)
+
+    def cloud(x: tuple, y: tuple, z: tuple, n: int = 40) -> np.ndarray:
+        return np.column_stack([rng.uniform(*x, n), rng.uniform(*y, n), rng.uniform(*z, n)])
+
+    bus = cloud((2.0, 7.9), (3.0, 3.2), (0.4, 1.9))  # its side, 3 m left of the robot
+    car = _car(0.0, -5.0)  # detected and tracked
+    on_car = cloud((-2.0, 2.0), (-4.2, -4.0), (0.4, 1.4))
+    wall = cloud((-5.0, 5.0), (-8.1, -8.0), (0.5, 1.9))
+    crown = cloud((3.0, 5.0), (-2.5, -1.5), (2.5, 4.0))  # passes over the robot
+    ground = cloud((-5.0, 5.0), (-2.0, 2.0), (0.0, 0.1))
+    target = cloud((18.0, 22.0), (-2.6, -2.4), (0.4, 1.4))
+    far = cloud((14.0, 16.0), (8.0, 9.0), (0.4, 1.4))  # 16 m away
+    origin = np.array([0.0, 0.0, 1.8])
+    world.update(0, np.stack([car, _car(20.0, -3.5)]), np.array([0.8, 0.7]), np.array([0, 0]),
+                 np.vstack([bus, on_car, wall, crown, ground, target, far]), origin)  # fmt: skip
+    cells = world.clutter
+    assert len(cells) == 6  # 1 m cells along the bus's 5.9 m side, each with >= 3 points
+    # each a box around its cell's points (grown by 0.1 m), not the whole cell: a whole cell
+    # would reach 0.8 m closer to the robot than the bus's side does
+    lo, hi = cells[:, :2] - 0.5 * cells[:, 3:5], cells[:, :2] + 0.5 * cells[:, 3:5]
+    assert np.all(lo[:, 1] >= 2.9 - 1e-9) and np.all(hi[:, 1] <= 3.3 + 1e-9)
+    assert lo[:, 0].min() == pytest.approx(bus[:, 0].min() - 0.1)
+    assert hi[:, 0].max() == pytest.approx(bus[:, 0].max() + 0.1)
+    assert np.all(cells[:, 5] <= 1.9) and len(world.evidence_boxes()) == 0  # not occluders
+    obs = world.observation(0, ROBOT, RobotModel())
+    assert len(obs.obstacles) == 1 + 1 + 6  # the wall, the tracked car, the bus's cells
+    world.update(S, np.zeros((0, 7)), np.zeros(0), np.zeros(0, int), np.zeros((0, 3)), origin)
+    assert len(world.clutter) == 0
 
 
 @pytest.mark.parametrize("speed", [8.0, -3.0])
