@@ -13,11 +13,12 @@ from bench.croa_sim import (
     Episode,
     EpisodeSettings,
     SimWorld,
+    detector_confidence,
     planner_robot,
     planner_state,
     static_map,
 )
-from perception.checkpoint import load_detector
+from perception.checkpoint import load_detector, read_model_file
 from perception.config import DEFAULT_MODEL_PATH
 from planning.croa import CroaConfig, CroaPlanner, RobotModel, StayPlanner
 from sim import BicycleRobot, Lidar, LidarConfig, RobotConfig, generate_scene
@@ -85,6 +86,7 @@ def test_an_episode_plans_drives_perceives_and_is_scored(method: str) -> None:
     moved = after[-1]["path_m"]
     assert moved == 0.0 if method == "stay" else moved > 1.0
     assert set(ep["mad"]) >= {"plans", "path_m", "occ", "error", "time_s", "confident"}
+    assert ep["confidence"] == detector_confidence(_model()) and ep["contact"] is None
     if method == "croa":
         starts = ep["cycles"][0]["starts"]
         assert {s["name"] for s in starts} == {"straight", "sampled"}
@@ -114,3 +116,50 @@ def test_planner_robot_keeps_the_simulators_geometry() -> None:
         lidar_z_m=RobotConfig().lidar_z_m,
         max_reverse_speed_mps=0.0,
     )
+
+
+@needs_model
+def test_the_mad_threshold_defaults_to_the_detectors_calibrated_threshold() -> None:
+    """Not a hand-picked number: the score threshold the model file stores (max F1 on its
+    validation data, with the record of how it was chosen)."""
+    stored = read_model_file(DEFAULT_MODEL_PATH)["metadata"]["score_threshold"]
+    assert detector_confidence(_model()) == pytest.approx(stored["value"])
+    assert EpisodeSettings().confidence is None
+    assert _model().config.postprocess.score_threshold == pytest.approx(stored["value"])
+
+
+def _first_frame(scene: str, seed: int, **settings) -> Episode:
+    config = CroaConfig(robot=planner_robot(RobotConfig()))
+    lidar = Lidar(LidarConfig(beams=32))
+    ep = Episode(StayPlanner(config), generate_scene(scene, seed), _model(), lidar, seed,
+                 EpisodeSettings(plans=1, **settings))  # fmt: skip
+    ep.frame()
+    return ep
+
+
+@needs_model
+def test_the_tracker_gets_vehicles_scored_below_the_detectors_threshold() -> None:
+    """Obstacles want recall: on occluded-target 0's first scan a vehicle scored 0.34 (below
+    the detector's 0.42) is tracked with min_score 0.3, and the detector's own threshold alone
+    would hide it. The model's threshold is restored afterwards."""
+    threshold = detector_confidence(_model())
+    low = _first_frame("occluded-target", 0, min_score=0.3)
+    high = _first_frame("occluded-target", 0, min_score=threshold)
+    assert any(0.3 <= t.score < threshold for t in low.world.tracker.tracks)
+    assert all(t.score >= threshold for t in high.world.tracker.tracks)
+    assert len(low.world.tracker.tracks) > len(high.world.tracker.tracks)
+    assert _model().config.postprocess.score_threshold == threshold
+
+
+@needs_model
+def test_the_guard_stops_a_plan_into_a_perceived_obstacle() -> None:
+    """The executive's guard reads the perceived world after a frame: a path from the robot
+    into the target (an obstacle) is not clear, standing still is."""
+    ep = _first_frame("occluded-target", 0)
+    s, target = ep.robot.state, ep.world.estimate
+    line = np.linspace([s.x_m, s.y_m], target[:2], 20)
+    yaw = np.full(20, np.arctan2(*(target[:2] - [s.x_m, s.y_m])[::-1]))
+    times = np.linspace(0.0, 8.0, 20)
+    assert ep.guard_clear(np.column_stack([line, yaw]), times, 0) == (0, False)
+    still = np.tile([s.x_m, s.y_m, s.yaw_rad], (20, 1))
+    assert ep.guard_clear(still, times, 0) == (0, True)
