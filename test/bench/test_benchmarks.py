@@ -210,3 +210,18 @@ def test_mapmatch_sweep_reports_the_best_setting_of_each_method(
     out = capsys.readouterr().out
     assert "best hmm: {'sigma_m':" in out and "best lnsp: {'beta_sigma': 1.0}" in out
     assert "summed mismatch, best lnsp / best hmm" in out
+
+
+def test_long_figures_are_shortened_on_screen_but_whole_in_json(tmp_path: Path) -> None:
+    import json
+
+    from bench.report import BenchReport
+
+    report = BenchReport("x", {})
+    report.figures = {"timeline": list(range(5000)), "short": [1, 2]}
+    text = report.render()
+    assert "short: [1, 2]" in text
+    assert "whole in --json" in text and "4999" not in text
+    out = tmp_path / "x.json"
+    report.write_json(out)
+    assert json.loads(out.read_text())["timeline"] == list(range(5000))
