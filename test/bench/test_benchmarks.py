@@ -141,6 +141,9 @@ def test_benchmark_runs_and_reports_ratios(
             for key in ("slo_violation_rate", "p99_ms", "replica_seconds", "scaling_actions"):
                 assert key in entry, key
         assert "hpa" in report["policies"]
+        # the chosen settings are confirmed on fresh seeds; the claim is judged there too
+        assert all("fresh_seeds" in e for e in report["policies"].values())
+        assert all("claim_holds_fresh_seeds" in t for t in report["traces"].values())
     if name == "gsclo":  # the figures issue 14 names, at the JSON's top level
         for key in ("energy_ratio_robomr_over_apo_median", "energy_ratio_robomr_over_apo_iqr",
                     "energy_ratio_content_over_apo_median", "apo_gap_median",
