@@ -15,7 +15,8 @@ One episode of one method on one scene (``run_episode``), all in the map frame:
   gets ``PerceivedWorld.observation`` (the static map, the other tracks with their predicted
   motion, the target estimate), and ``sim.PurePursuit`` drives ``sim.BicycleRobot`` along the
   plan at 1 / ``sim_dt_s`` Hz until it has arrived and stopped (at most the plan's duration plus
-  ``settle_s``).
+  ``settle_s``); after every perception frame on the way a guard checks the rest of the plan on
+  the updated perceived world and brakes when it is no longer clear (``guard``).
 - No early stop: the episode makes ``plans`` plans. After the b-th plan the robot is at rest and
   the record ``after[b]`` holds the true occlusion there, the target estimate's centre error and
   whether the target was detected with the confidence threshold in that frame (the budget
