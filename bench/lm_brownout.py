@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -229,8 +230,13 @@ def bursts(
     cap = capacity_per_level(backend, budget, reqs[: args.requests], prompts, slo, levels)
     figures["brownout_capacity_ratio"] = {str(t): c / cap[1.0] for t, c in cap.items()}
     _cost_table(costs, cap, report)
+    # the rate rule's capacities: each level's measured on these request sizes
+    costs = tuple(replace(c, capacity_rps=cap[c.tau]) for c in costs)
     slack_cfg = SlackLawConfig(
-        costs, headroom=args.slack_headroom, max_batch=PolicyConfig().max_batch
+        costs,
+        headroom=args.slack_headroom,
+        max_batch=PolicyConfig().max_batch,
+        max_utilisation=args.slack_utilisation,
     )
     factors = [float(x) for x in args.burst_factors.split(",") if x.strip()]
     seeds = [int(x) for x in args.burst_seeds.split(",") if x.strip()]
@@ -238,7 +244,8 @@ def bursts(
     table = Table(
         f"united-expert brownout under bursts ({args.burst_seconds:g} s at 0.5x capacity with "
         f"{BURST_S:g} s bursts every {BURST_PERIOD_S:g} s; seeds {args.burst_seeds}; paper: P90 "
-        f"law every {CONTROL_PERIOD_S:g} s; slack: per step, headroom {args.slack_headroom:g}; "
+        f"law every {CONTROL_PERIOD_S:g} s; slack: per step, headroom {args.slack_headroom:g}, "
+        f"utilisation {args.slack_utilisation:g}; "
         "fixed0: tau 0 throughout, the bound of any law)",
         ["burst x capacity", "law", "requests", "SLO violations (mean)", "in bursts",
          "in calm", "reduction", "95% CI", "TTFT p90 ms", "TPOT p90 ms", "time below tau 1",
@@ -308,14 +315,25 @@ def _headroom_sweep(
     factor: float, seeds: list[int], prompts: np.ndarray, slo: Slo, costs: tuple[StepCosts, ...],
     off: np.ndarray, report: BenchReport, figures: dict[str, Any],
 ) -> None:  # fmt: skip
-    """The slack law's headroom (the knob we chose) swept at the headline burst."""
+    """The slack law's knobs swept one at a time at the headline burst (the other at its
+    default): headroom, and the rate rule's utilisation (1.0 ~ the rule almost off; "off":
+    without it)."""
     table = Table(
-        f"slack law headroom at {factor:g}x bursts (seeds {args.burst_seeds})",
-        ["headroom", "SLO violations (mean)", "reduction", "95% CI", "tokens per level"],
-    )
+        f"slack law settings at {factor:g}x bursts (seeds {args.burst_seeds})",
+        ["headroom", "utilisation", "SLO violations (mean)", "reduction", "95% CI",
+         "tokens per level"],
+    )  # fmt: skip
     out = {}
-    for h in [float(x) for x in args.slack_headrooms.split(",") if x.strip()]:
-        cfg = SlackLawConfig(costs, headroom=h, max_batch=PolicyConfig().max_batch)
+    grid = [(float(h), args.slack_utilisation) for h in args.slack_headrooms.split(",") if h]
+    grid += [(args.slack_headroom, u) for u in args.slack_utilisations.split(",") if u]
+    for h, u in grid:
+        rule = u != "off"
+        cfg = SlackLawConfig(
+            costs if rule else tuple(replace(c, capacity_rps=math.inf) for c in costs),
+            headroom=h,
+            max_batch=PolicyConfig().max_batch,
+            max_utilisation=float(u) if rule else 0.9,
+        )
         runs = []
         for seed in seeds:
             timed = bursty(reqs, 0.5 * capacity, factor * capacity, BURST_PERIOD_S, BURST_S,
@@ -324,8 +342,8 @@ def _headroom_sweep(
         v = np.array([r.violations(slo) for r in runs], float)
         ci = reduction_ci(off, v)
         mix = _shares(runs)
-        out[str(h)] = {"reduction": ci[0], "lo": ci[1], "hi": ci[2], "token_share": mix}
-        table.add(h, float(v.mean()), ci[0], f"[{ci[1]:.2f}, {ci[2]:.2f}]",
+        out[f"h{h:g}_u{u}"] = {"reduction": ci[0], "lo": ci[1], "hi": ci[2], "token_share": mix}
+        table.add(h, u, float(v.mean()), ci[0], f"[{ci[1]:.2f}, {ci[2]:.2f}]",
                   " ".join(f"{t}:{s:.2f}" for t, s in mix.items()))  # fmt: skip
     report.tables.append(table)
     figures["brownout_headroom_sweep"] = out

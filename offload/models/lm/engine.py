@@ -20,6 +20,7 @@ it returns the level of that step). ``tokens_at_level`` counts the tokens made a
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 from collections.abc import Callable
@@ -108,10 +109,15 @@ class Engine:
         backend: LMBackend,
         cfg: EngineConfig,
         level_law: Callable[[SlackObservation], float] | None = None,
+        rate_window_s: float = 0.5,
     ) -> None:
         self.backend = backend
         self.cfg = cfg
         self.level_law = level_law
+        if not rate_window_s > 0:
+            raise EngineError(f"rate_window_s={rate_window_s} must be > 0")
+        self.rate_window_s = rate_window_s  # arrivals counted for the law's arrival rate
+        self._arrivals: collections.deque[float] = collections.deque()
         self.tokens_at_level: dict[float, int] = {}
         self.waiting: list[LMRequest] = []
         self.running: list[_Running] = []
@@ -152,6 +158,9 @@ class Engine:
         if req.temperature < 0:
             raise EngineError(f"temperature={req.temperature} must be >= 0")
         self.waiting.append(req)
+        self._arrivals.append(req.arrival_s)
+        while self._arrivals[0] <= req.arrival_s - self.rate_window_s:  # bounded without a law
+            self._arrivals.popleft()
 
     def abort(self, request_id: str) -> bool:
         """Drops a waiting or running request (client gone); True if it was found."""
@@ -197,7 +206,10 @@ class Engine:
         return events
 
     def observe(self, now_s: float) -> SlackObservation:
-        """The waiting and running requests as a per-step brownout law sees them."""
+        """The waiting and running requests as a per-step brownout law sees them, and the
+        arrival rate over the last ``rate_window_s``."""
+        while self._arrivals and self._arrivals[0] <= now_s - self.rate_window_s:
+            self._arrivals.popleft()
         return SlackObservation(
             now_s,
             tuple(
@@ -208,6 +220,7 @@ class Engine:
                 WaitingView(w.prompt_len, w.max_tokens, w.ttft_deadline_s, w.tpot_slo_s)
                 for w in self.waiting
             ),
+            len(self._arrivals) / self.rate_window_s,
         )
 
     def _admit(self, now_s: float, events: list[TokenEvent]) -> tuple[list[Any], list[_Running]]:

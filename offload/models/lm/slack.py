@@ -27,6 +27,14 @@ Prediction at a level with decode step ``D(B) = a + b B`` (B sequences) and pref
 
 Requests that miss at every level count the same at every level, so they never force a deeper
 level than the others need.
+
+Rate rule (feed-forward, for what the slack cannot see yet): the count above only looks at the
+requests already in the engine, so a burst's backlog must exist before it reacts, and a backlog
+that forms while the queue drains only slightly faster than it fills never clears within the
+objective. Where each level's capacity is known (``StepCosts.capacity_rps``: requests per second
+it sustains on this workload, measured), the level is also at most the mildest whose
+utilisation ``arrival rate / capacity`` stays within ``max_utilisation`` (the cheapest level when
+none does); the arrival rate is the engine's count of arrivals over its last window.
 """
 
 from __future__ import annotations
@@ -49,11 +57,13 @@ class StepCosts:
     decode_per_seq_s: float
     prefill_base_s: float  # one prefill call of P padded tokens: base + per_token x P
     prefill_per_token_s: float
+    capacity_rps: float = math.inf  # requests/s this level sustains (measured); inf: unknown
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.tau <= 1.0:
             raise SlackLawError(f"tau={self.tau} is out of bounds [0, 1]")
-        for name in ("decode_base_s", "decode_per_seq_s", "prefill_base_s", "prefill_per_token_s"):
+        names = ("decode_base_s", "decode_per_seq_s", "prefill_base_s", "prefill_per_token_s")
+        for name in (*names, "capacity_rps"):
             if not getattr(self, name) >= 0.0:
                 raise SlackLawError(f"{name}={getattr(self, name)} must be >= 0")
 
@@ -69,6 +79,7 @@ class SlackLawConfig:
     headroom: float = 0.8  # share of its remaining time a request's prediction may use, (0, 1]
     max_batch: int = 32  # sequences the engine runs at once (its policy's), >= 1
     prefill_group: int = 4  # requests per prefill call the base cost is shared by, >= 1
+    max_utilisation: float = 0.9  # rate rule: arrival rate / capacity allowed, (0, 1]
 
     def __post_init__(self) -> None:
         if not self.costs:
@@ -78,6 +89,8 @@ class SlackLawConfig:
             raise SlackLawError(f"levels {taus} must be distinct")
         if not 0.0 < self.headroom <= 1.0:
             raise SlackLawError(f"headroom={self.headroom} is out of bounds (0, 1]")
+        if not 0.0 < self.max_utilisation <= 1.0:
+            raise SlackLawError(f"max_utilisation={self.max_utilisation} is out of bounds (0, 1]")
         if self.max_batch < 1 or self.prefill_group < 1:
             raise SlackLawError("max_batch and prefill_group must be >= 1")
         object.__setattr__(self, "costs", tuple(sorted(self.costs, key=lambda c: -c.tau)))
@@ -108,6 +121,7 @@ class SlackObservation:
     now_s: float
     running: tuple[RunningView, ...]
     waiting: tuple[WaitingView, ...]
+    arrival_rate_per_s: float = 0.0  # arrivals over the engine's last window / its length
 
 
 @dataclass(frozen=True)
@@ -119,6 +133,7 @@ class SlackState:
 class SlackDecision:
     tau: float
     predicted_violations: dict[float, int]  # per level
+    rate_tau: float = 1.0  # the rate rule's bound on the level (1: no bound)
 
 
 def _late(left_s: float, needed_s: float, headroom: float) -> bool:
@@ -164,11 +179,25 @@ def predicted_violations(obs: SlackObservation, costs: StepCosts, cfg: SlackLawC
 def decide(
     obs: SlackObservation, state: SlackState, cfg: SlackLawConfig
 ) -> tuple[SlackDecision, SlackState]:
-    """The level of the next engine step: the mildest with the fewest predicted violations."""
+    """The level of the next engine step: the mildest with the fewest predicted violations,
+    at most the rate rule's level."""
     counts = {c.tau: predicted_violations(obs, c, cfg) for c in cfg.costs}
     fewest = min(counts.values())
     tau = next(c.tau for c in cfg.costs if counts[c.tau] == fewest)  # costs: mildest first
-    return SlackDecision(tau, counts), replace(state, tau=tau)
+    rate_tau = rate_level(obs.arrival_rate_per_s, cfg)
+    tau = min(tau, rate_tau)
+    return SlackDecision(tau, counts, rate_tau), replace(state, tau=tau)
+
+
+def rate_level(rate_per_s: float, cfg: SlackLawConfig) -> float:
+    """The mildest level whose utilisation stays within ``max_utilisation`` (the level of
+    largest capacity if none does); 1 when the capacities are unknown."""
+    if all(math.isinf(c.capacity_rps) for c in cfg.costs):
+        return 1.0
+    for c in cfg.costs:  # mildest first
+        if rate_per_s <= cfg.max_utilisation * c.capacity_rps:
+            return c.tau
+    return max(cfg.costs, key=lambda c: c.capacity_rps).tau
 
 
 def step_law(cfg: SlackLawConfig) -> Callable[[SlackObservation], float]:

@@ -140,3 +140,46 @@ def test_step_law_keeps_its_state_between_calls():
     busy = SlackObservation(0.0, (run(), run()), ())
     assert law(busy) == 0.5
     assert law(SlackObservation(0.0, (), ())) == 1.0
+
+
+CAPS = tuple(replace(c, capacity_rps=cap) for c, cap in zip(COSTS, (100.0, 100.0, 120.0)))
+
+
+@pytest.mark.parametrize(
+    ("costs", "rate", "expected"),
+    [
+        (CAPS, 50.0, 1.0),  # utilisation 0.5 at tau 1
+        (CAPS, 90.0, 1.0),  # exactly 0.9
+        (CAPS, 95.0, 0.0),  # 0.95 at 1 and 0.5 (no faster), 0.79 at 0
+        (CAPS, 200.0, 0.0),  # none keeps up: the level of largest capacity
+        (COSTS, 200.0, 1.0),  # capacities unknown: the rate rule is off
+    ],
+)
+def test_rate_rule_bounds_the_level_by_utilisation(costs, rate, expected):
+    """With an empty engine the slack count says tau 1; the rate rule alone sets the level."""
+    cfg = SlackLawConfig(costs, max_utilisation=0.9)
+    decision, _ = decide(SlackObservation(0.0, (), (), rate), SlackState(), cfg)
+    assert decision.rate_tau == decision.tau == expected
+
+
+def test_rate_rule_never_raises_the_slack_level():
+    cfg = SlackLawConfig(CAPS)
+    busy = SlackObservation(0.0, (run(), run()), (), 10.0)  # slack count: 0.5; rate: 1
+    decision, _ = decide(busy, SlackState(), cfg)
+    assert (decision.tau, decision.rate_tau) == (0.5, 1.0)
+
+
+def test_engine_reports_the_arrival_rate_over_its_window(tiny):
+    from offload.models.lm.backend import MoEBackend
+    from offload.models.lm.config import variant_config
+    from offload.models.lm.engine import Engine, EngineConfig, LMRequest
+    from offload.models.lm.model import MoELM
+    from offload.models.lm.tokenizer import train_bpe
+
+    tok = train_bpe(["the robot picks the red box", "a lidar sees the car"] * 5, vocab_size=300)
+    cfg = replace(variant_config("mixsga", tiny), vocab_size=tok.get_vocab_size())
+    engine = Engine(MoEBackend(MoELM(cfg), tok), EngineConfig(10**9), rate_window_s=0.5)
+    for i, t in enumerate([0.0, 0.1, 0.2, 0.6, 0.65]):
+        engine.submit(LMRequest(f"r{i}", [5, 6], 2, t))
+    # window (0.25, 0.75]: the arrivals at 0.6 and 0.65
+    assert engine.observe(0.75).arrival_rate_per_s == pytest.approx(2 / 0.5)
