@@ -134,8 +134,8 @@ def profile(
     return out
 
 
-def _engine(backend: MoEBackend, budget: int, policy: str, law: Any = None) -> Engine:
-    return Engine(backend, EngineConfig(budget, policy, PolicyConfig()), level_law=law)  # type: ignore[arg-type]
+def _engine(backend: MoEBackend, budget: int, policy: Any, law: Any = None) -> Engine:
+    return Engine(backend, EngineConfig(budget, policy, PolicyConfig()), level_law=law)
 
 
 def _paper_law(slo: Slo, n_experts: int) -> Callable[[float, list[Outcome]], float | None]:
