@@ -10,8 +10,12 @@ the shipped model on a virtual clock of measured CPU time. The SLO is ``--slo-sc
 isolated latency (TTFT of the trace's 90th-percentile prompt alone; one decode step alone);
 offered load is a multiple of the capacity measured with every request queued at once.
 Bucket (BucketServe), FIFO continuous batching and static batching (max batch swept, best kept)
-run on the same arrivals. Brownout: the same model under on/off bursts with and without the
-BrownoutServe control law driving the united-expert level.
+run on the same arrivals. Brownout (``bench.lm_brownout``): where a step's time goes at each
+united-expert level, each level's capacity, and on/off bursts swept over burst height and
+arrival seeds with brownout off, with BrownoutServe's periodic law, with the per-step slack law
+and with tau = 0 throughout (the bound of any law); the perplexity cost per level and as the
+token-weighted mean actually served (``brownout_served_ppl_cost``). ``--sections brownout``
+runs only the brownout parts (and the per-level perplexity).
 """
 
 from __future__ import annotations
