@@ -25,8 +25,11 @@ Prediction at a level with decode step ``D(B) = a + b B`` (B sequences) and pref
   ``first token + TPOT SLO x (max_tokens - 1)``; and a waiting request's decode needs
   ``s <= headroom x TPOT SLO``. The headroom keeps a margin for arrivals the law cannot see yet.
 
-Requests that miss at every level count the same at every level, so they never force a deeper
-level than the others need.
+Choice: the fewest predicted misses; among levels that tie, the mildest while nobody is late
+whatever the level (no backlog), and the fastest (cheapest decode step at this batch) once some
+request misses at every level: it cannot be saved, but every request behind it waits for it,
+so the backlog is drained as fast as the levels allow and the requests after it are the ones
+still saved.
 
 Rate rule (feed-forward, for what the slack cannot see yet): the count above only looks at the
 requests already in the engine, so a burst's backlog must exist before it reacts, and a backlog
@@ -179,11 +182,16 @@ def predicted_violations(obs: SlackObservation, costs: StepCosts, cfg: SlackLawC
 def decide(
     obs: SlackObservation, state: SlackState, cfg: SlackLawConfig
 ) -> tuple[SlackDecision, SlackState]:
-    """The level of the next engine step: the mildest with the fewest predicted violations,
-    at most the rate rule's level."""
+    """The level of the next engine step (the module docstring's choice), at most the rate
+    rule's level."""
     counts = {c.tau: predicted_violations(obs, c, cfg) for c in cfg.costs}
     fewest = min(counts.values())
-    tau = next(c.tau for c in cfg.costs if counts[c.tau] == fewest)  # costs: mildest first
+    tied = [c for c in cfg.costs if counts[c.tau] == fewest]  # costs: mildest first
+    if fewest == 0:
+        tau = tied[0].tau
+    else:  # a backlog: drain it at the fastest of the tied levels
+        batch = min(cfg.max_batch, len(obs.running) + len(obs.waiting))
+        tau = min(tied, key=lambda c: (c.decode_s(max(batch, 1)), -c.tau)).tau
     rate_tau = rate_level(obs.arrival_rate_per_s, cfg)
     tau = min(tau, rate_tau)
     return SlackDecision(tau, counts, rate_tau), replace(state, tau=tau)

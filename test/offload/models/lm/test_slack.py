@@ -45,8 +45,10 @@ CASES = [
     ("decode needs 0.5", (run(), run()), (), 0.8, 32, {1.0: 2, 0.5: 0, 0.0: 0}),
     # the same with a 1 s deadline: tau 1 fits
     ("light load", (run(tpot=0.1), run(tpot=0.1)), (), 0.8, 32, {1.0: 0, 0.5: 0, 0.0: 0}),
-    # deadline already passed: late at every level, so it forces nothing
+    # deadline already passed: late at every level, a backlog: drained at the fastest level
     ("doomed", (run(first=-1.0),), (), 0.8, 32, {1.0: 1, 0.5: 1, 0.0: 1}),
+    # a backlog (one doomed) and a request 0.5 saves: 0.5 and 0 tie at 1 miss, 0 is faster
+    ("backlog", (run(first=-1.0), run()), (), 0.8, 32, {1.0: 2, 0.5: 1, 0.0: 1}),
     # 110 ms against 115 ms: fits with headroom 1 ...
     ("headroom 1", (run(tpot=0.0115),), (), 1.0, 32, {1.0: 0, 0.5: 0, 0.0: 0}),
     # ... not with 0.8 (92 ms); 0.5 takes 66 ms
@@ -68,14 +70,16 @@ CASES = [
     [c[1:] for c in CASES],
     ids=[c[0] for c in CASES],
 )
-def test_slack_law_picks_the_mildest_level_with_fewest_predicted_violations(
+def test_slack_law_picks_the_level_with_fewest_predicted_violations(
     running, waiting, headroom, max_batch, counts
 ):
     cfg = SlackLawConfig(COSTS, headroom=headroom, max_batch=max_batch)
     decision, state = decide(SlackObservation(0.0, running, waiting), SlackState(), cfg)
     assert decision.predicted_violations == counts
     fewest = min(counts.values())
-    expected = max(t for t, n in counts.items() if n == fewest)
+    tied = [t for t, n in counts.items() if n == fewest]
+    # no backlog: the mildest of the tied levels; a backlog: the fastest (here the lowest tau)
+    expected = max(tied) if fewest == 0 else min(tied)
     assert decision.tau == state.tau == expected
 
 
