@@ -146,7 +146,9 @@ def test_step_law_keeps_its_state_between_calls():
     assert law(SlackObservation(0.0, (), ())) == 1.0
 
 
-CAPS = tuple(replace(c, capacity_rps=cap) for c, cap in zip(COSTS, (100.0, 100.0, 120.0)))
+CAPS = tuple(
+    replace(c, capacity_rps=cap) for c, cap in zip(COSTS, (100.0, 100.0, 120.0), strict=True)
+)
 
 
 @pytest.mark.parametrize(
