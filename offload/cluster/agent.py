@@ -5,7 +5,8 @@ Every ``interval_s`` the agent
 2. measures each replica's CPI: ``probe_bursts`` bursts of the TSC probe spread over the
    interval, run by a probe process inside the replica's cgroup (:mod:`offload.cluster.probe`;
    perf counters where the machine has a PMU are :mod:`offload.cluster.pmu`); the interval's
-   CPI is the bursts' median (``probe_aggregate``, :func:`offload.cluster.probe.aggregate_cpi`),
+   CPI is the bursts' trimmed mean (``probe_aggregate``,
+   :func:`offload.cluster.probe.aggregate_cpi`),
    inflation = CPI / reference. The reference is the node's: the least calibration CPI of
    any probe (lowered later only by a burst under 0.9x it), since every cpu of a node runs the
    same kernel on the same hardware; a replica that starts next to a co-runner thus gets the
@@ -71,8 +72,8 @@ class AgentConfig:
     """
 
     interval_s: float = 1.0
-    probe_bursts: int = 20
-    probe_aggregate: str = "median"
+    probe_bursts: int = 10
+    probe_aggregate: str = "trimmed"
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     mitigation: MitigationConfig = field(default_factory=MitigationConfig)
     log_path: Path | None = None

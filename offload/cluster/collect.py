@@ -15,7 +15,7 @@ task) a sample is the features of interval k (own, node and co-location metrics,
 with the inflation of k-1 as history, and the label is the CPI inflation of interval k; with
 ``horizon`` 1 the features of k (history: the inflation of k) predict the inflation of k+1, the
 same phase's next interval. The last-value baseline is the history value in both. The label is
-the ``aggregate`` (median by default) of the interval's burst CPIs over the reference
+the ``aggregate`` (the trimmed mean by default) of the interval's burst CPIs over the reference
 (:func:`offload.cluster.probe.aggregate_cpi`); the latency label (horizon 1 only: at horizon 0
 the features hold the same interval's P50) is the mean latency of the label's interval over the
 quiet median (measured first).
@@ -74,7 +74,7 @@ class CollectConfig:
     phase_s: float = 8.0
     seed: int = 0
     interval_s: float = 1.0
-    probe_bursts: int = 20
+    probe_bursts: int = 10
     load_frac: tuple[float, float] = (0.15, 0.7)
     max_corunners: int = 3
     calibrate_s: float = 8.0
@@ -208,7 +208,7 @@ def _clear(api: Any) -> None:
 
 
 def to_arrays(
-    rows: list[dict], quiet_latency_ms: float, horizon: int = 0, aggregate: str = "median"
+    rows: list[dict], quiet_latency_ms: float, horizon: int = 0, aggregate: str = "trimmed"
 ) -> dict[str, np.ndarray]:
     """Samples (see the module docstring): X [N, F], y (label inflation), last (history
     inflation, the last-value baseline), lat (latency inflation), run [N].

@@ -22,14 +22,18 @@ co-runner on the same core inflates the probe about 2.8x, a cache or memory hog 
 about 7% (docs/cluster.md).
 
 *One burst* runs ``warmup_calls`` untimed calls (the chain back into the caches after the
-probe slept) and then ``chunks`` timed calls back to back (4 calls: about 0.7 ms on an idle
-core). *One interval's CPI* is an aggregate of many short bursts spread over the interval
-(:func:`aggregate_cpi`; the agent's default: the **median** of 20 bursts per second). A burst
-that a time slice of other work lands in takes several times longer, so the per-burst CPIs
-have a long right tail; their ratio of sums (the mean) over a few bursts swings with where the
-slices fell, while the median of many is the typical speed of the core over the interval and
-the trimmed mean (20% off each end) sits between the two. ``python -m offload.cluster.probe``
-prints the repeatability of each (coefficient of variation over intervals on this machine).
+probe slept) and then ``chunks`` timed calls back to back (16 calls: about 3 ms on an idle
+core). It must be that long to see time-sharing at all: a task that wakes from sleep runs
+first on CFS (its sleeper credit is a few ms), so a 0.7 ms burst finishes before a same-core
+hog gets the cpu back and measures 1.0x next to it (measured: 1.04x vs 2.4x for 3 ms bursts).
+*One interval's CPI* is an aggregate of the bursts spread over the interval
+(:func:`aggregate_cpi`; the agent's default: the **trimmed mean** of 10 bursts per second). A
+burst that a time slice of other work lands in takes several times longer, so the per-burst
+CPIs have a long right tail; their ratio of sums (the mean) over a few bursts swings with where
+the slices fell, the median of a bimodal sample flips between its modes, and the trimmed mean
+(20% off each end) keeps the share of slow bursts while dropping the extremes.
+``python -m offload.cluster.probe`` prints the repeatability of each (coefficient of variation
+over intervals on this machine).
 
 *Calibration*: the reference CPI is the minimum over ``calibration_bursts`` bursts, i.e. the
 chase on an uncontended core; ``inflation = CPI / reference``.
@@ -100,7 +104,7 @@ class ProbeConfig:
 
     working_set_kib: int = 1024
     iters: int = 2000
-    chunks: int = 4
+    chunks: int = 16
     warmup_calls: int = 1
     calibration_bursts: int = 20
     seed: int = 0

@@ -73,8 +73,8 @@ class EscalateConfig:
     window_s: the window of that count (s), > 0.
     """
 
-    target_inflation: float = 1.3
-    resume_below: float = 1.15
+    target_inflation: float = 1.6
+    resume_below: float = 1.3
     p99_objective_ms: float | None = None
     floor_cores: float = 0.1
     pause_after: int = 3

@@ -73,5 +73,5 @@ def test_rows_of_an_older_collection_use_the_agents_inflation() -> None:
 
 @pytest.mark.parametrize(("horizon", "how"), [(2, "median"), (0, "max")])
 def test_a_bad_horizon_or_aggregate_is_a_clear_error(horizon: int, how: str) -> None:
-    with pytest.raises(CollectError, match="horizon|aggregate"):
+    with pytest.raises(CollectError, match=r"horizon|aggregate"):
         to_arrays(ROWS, 50.0, horizon, how)

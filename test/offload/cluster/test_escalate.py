@@ -185,7 +185,7 @@ def test_full_escalates_and_full_pause_pauses_at_once() -> None:
     ("kwargs", "field"),
     [
         ({"target_inflation": 1.0}, "target_inflation"),
-        ({"resume_below": 1.5}, "resume_below"),
+        ({"resume_below": 1.7}, "resume_below"),
         ({"floor_cores": 0.0}, "floor_cores"),
         ({"floor_cores": 2.0}, "floor_cores"),
         ({"pause_after": 0}, "pause_after"),

@@ -205,7 +205,7 @@ def test_placement_without_candidates_is_an_error() -> None:
     ],
 )
 def test_each_variant_runs_only_its_strategies(variant: str, kinds: set) -> None:
-    actions, _ = decide(obs(infl=(1.0, 2.0)), MitigationState(), MitigationConfig(variant))
+    actions, _ = decide(obs(infl=(1.0, 3.0)), MitigationState(), MitigationConfig(variant))
     assert {type(a) for a in actions} == kinds
 
 
