@@ -51,6 +51,7 @@ import argparse
 import ctypes
 import json
 import mmap
+import os
 import platform
 import subprocess
 import sys
@@ -353,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         "--intervals", type=int, default=30, help="without --serve: intervals for the CV table"
     )
     p.add_argument("--interval", type=float, default=1.0, help="interval length (s)")
+    p.add_argument("--cpu", type=int, help="pin the probe to this cpu (default: unpinned)")
     args = p.parse_args(argv)
     try:
         config = ProbeConfig(**json.loads(args.config))
@@ -364,6 +366,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.bursts < 1 or args.intervals < 2 or not args.interval > 0:
         print("probe: error: need --bursts >= 1, --intervals >= 2, --interval > 0", file=sys.stderr)
         return 2
+    if args.cpu is not None:
+        try:
+            os.sched_setaffinity(0, {args.cpu})
+        except OSError as err:
+            print(f"probe: error: cannot pin to cpu {args.cpu}: {err}", file=sys.stderr)
+            return 2
     probe = TscProbe(config)
     print(f"reference CPI {probe.calibrate():.2f}; one burst {probe.burst().wall_s * 1e3:.2f} ms")
     print(
