@@ -326,6 +326,7 @@ class Agent:
                 b.cpu_used if b.running else 0.0,
                 c["state"],
                 c.get("limit_cores"),
+                float(c.get("duty") or 1.0),
             )
             for c, b in snap.corunners
         )

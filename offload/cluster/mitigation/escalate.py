@@ -15,10 +15,11 @@ evicts only when suppression is not enough; C-Koordinator drives both from predi
 
        cap = max(floor_cores, base x (target - 1) / (infl_r - 1))
 
-   with ``base`` the CPU it used (within its current cap; the part on ``r``'s cpus: all of it
-   when pinned there); where that would not lower it (``r`` itself within the target, the P99
-   objective missed), ``base / raise_factor``. Never under ``floor_cores``; the cap never rises
-   while over the objective.
+   with ``base`` its current cap, or uncapped the CPU it used but at least its nominal
+   ``duty x cpus`` (the part on ``r``'s cpus: all of it when pinned there); where that would
+   not lower it (``r`` itself within the target, the P99 objective missed),
+   ``base / raise_factor``. Never under ``floor_cores``; the cap never rises while over the
+   objective.
 2. **Pause** (``PauseCoRunner``). Only when the objective has been missed for
    ``pause_after`` intervals in a row *with every co-runner near ``r`` at the floor* (capping
    did not
@@ -180,10 +181,11 @@ def _cap(
     obs: Observation, c: CoRunnerView, worst: ReplicaView, config: EscalateConfig, n: int
 ) -> list[Action]:
     infl = _infl(worst)
-    # the CPU it used (a duty-cycled co-runner uses less than its cap), within its cap
-    base = max(c.cpu_used, config.floor_cores)
-    if c.limit_cores is not None:
-        base = min(base, c.limit_cores)
+    # capped: its cap (what it may use); uncapped: the CPU it used, at least its nominal
+    # (duty x the cpus it may use: a co-runner started this interval has no measured use yet)
+    nominal = c.duty * (len(c.cpus) or n)
+    base = c.limit_cores if c.limit_cores is not None else max(c.cpu_used, nominal)
+    base = max(base, config.floor_cores)
     # the part of its CPU on the replica's cpus (all of it when pinned there)
     base_there = base * overlap(c.cpus, worst.cpus, n)
     excess = max(infl - 1.0, 1e-9)

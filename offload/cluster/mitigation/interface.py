@@ -54,7 +54,8 @@ class ReplicaView:
 
 @dataclass(frozen=True)
 class CoRunnerView:
-    """A best-effort co-runner in one interval (state: running, paused, stopped, evicted)."""
+    """A best-effort co-runner in one interval (state: running, paused, stopped, evicted;
+    duty: the share of time it means to work, 0..1)."""
 
     name: str
     kind: str
@@ -62,6 +63,7 @@ class CoRunnerView:
     cpu_used: float = 0.0
     state: str = "running"
     limit_cores: float | None = None
+    duty: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -131,17 +131,19 @@ def test_a_corunner_paused_too_often_is_evicted() -> None:
 
 
 @pytest.mark.parametrize(
-    ("used", "limit", "infl", "cap"),
+    ("used", "limit", "duty", "infl", "cap"),
     [
-        (0.2, 0.8, 1.5, 0.12),  # proportional to the CPU it used (0.2 x 0.3 / 0.5), not its cap
-        (1.0, None, 1.2, 0.5),  # r1 within the target: one step down (1.0 / raise_factor 2)
-        (0.3, None, 9.0, 0.1),  # never under the floor
+        (0.2, None, 0.2, 1.5, 0.12),  # a duty-cycled co-runner: 0.2 used x 0.3 / 0.5
+        (0.0, None, 1.0, 2.0, 0.3),  # just started (no use measured yet): its nominal 1 core
+        (0.1, 0.8, 1.0, 1.5, 0.48),  # capped: proportional to its cap, 0.8 x 0.3 / 0.5
+        (1.0, None, 1.0, 1.2, 0.5),  # r1 within the target: one step down (1.0 / raise_factor 2)
+        (0.3, None, 1.0, 9.0, 0.1),  # never under the floor
     ],
 )
 def test_the_cap_is_proportional_to_the_excess_inflation(
-    used: float, limit: float | None, infl: float, cap: float
+    used: float, limit: float | None, duty: float, infl: float, cap: float
 ) -> None:
-    c = CoRunnerView("hog", "cpu", (1,), cpu_used=used, limit_cores=limit)
+    c = CoRunnerView("hog", "cpu", (1,), cpu_used=used, limit_cores=limit, duty=duty)
     config = replace(CONFIG, target_inflation=1.3, p99_objective_ms=300.0)
     o = _obs(0.0, infl, c)
     o = replace(o, replicas=(o.replicas[0], replace(o.replicas[1], latency_p99_ms=400.0)))
