@@ -48,6 +48,11 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 KIND_NAMES = ("cpu", "membw", "cache", "io")
+LABEL_DEFINITION = (
+    "label = CPI inflation of an interval: trimmed mean (20% off each end) of its probe bursts' "
+    "CPI / the node's reference CPI; features over the same interval (horizon 0), history = "
+    "the interval before; intervals a mix change fell into dropped"
+)
 DUTIES = (0.3, 0.6, 1.0)
 
 
@@ -361,6 +366,7 @@ def train_and_save(
     train, test = split(data, test_runs)
     scores, model = evaluate(train, test, seed)
     print(ACCURACY_DEFINITION)
+    print(LABEL_DEFINITION)
     print(f"{'method':<12} {'within 10%':>10} {'MAPE':>7} {'n':>5}")
     for m, s in scores.items():
         print(f"{m:<12} {s['within10']:>10.3f} {s['mape']:>7.3f} {s['n']:>5}")
@@ -376,6 +382,7 @@ def train_and_save(
             "dataset_sha256": dataset_sha256(data["X"], data["y"]),
             "held_out_scores": scores,
             "accuracy_definition": ACCURACY_DEFINITION,
+            "label_definition": LABEL_DEFINITION,
             "collection": meta,
             "machine": machine_info(),
             "trained_unix_s": time.time(),
