@@ -77,7 +77,7 @@ def live_section(
             # time-scaled so the mean offered load is --live-load replicas: the rate x factor
             rate = full.mean_rate_hz
             factor = args.live_load / (rate * mean_s)
-            start = 600.0 * factor  # ten trace-minutes in: past the trace's first minutes
+            start = 600.0 / factor  # ten trace-minutes in, on the scaled clock
             seg = full.time_scaled(factor).segment(start, args.live_s)
             seg = Trace(f"{full.name} live segment x{factor:.3g}", seg.times_s, seg.size_rank,
                         seg.duration_s)  # fmt: skip

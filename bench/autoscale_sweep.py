@@ -2,8 +2,10 @@
 
 Each policy runs on each trace with each setting of the two shared knobs (target utilisation
 and scale-down window, ``offload.cluster.autoscaling.make_policy``) and each seed, in the
-calibrated cluster simulation (``offload.cluster.autoscaling.simulate``). The learned policy has
-no utilisation knob; it is swept over the window only. Service times are the calibrated model
+calibrated cluster simulation (``offload.cluster.autoscaling.simulate``). The model-based
+policies are also swept over their own knob, the tail target of their M/G/c model
+(``violation_targets``); the learned policy has no utilisation knob; it is swept over the window
+only. Service times are the calibrated model
 scaled so that the trace's mean offered load is ``load_replicas`` replicas; the SLO is
 ``slo_factor`` x the mean service time; start-up delays are the measured ones.
 
@@ -15,6 +17,10 @@ Selection, per trace (``select``):
   the one with the fewest violations (none that cheap: not comparable, its cheapest shown).
 - The best policy: the comparable one with the fewest violations. The claim of the issue holds
   on a trace when it has fewer violations than HPA's reference.
+
+Choosing the best of many settings on the same seeds flatters the winner, so ``confirm`` runs
+every chosen setting again on fresh seeds (trace draws and service times never used in the
+selection); the claim is judged on those runs.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from offload.cluster.autoscaling import make_policy
+from offload.cluster.autoscaling import MODEL_BASED, make_policy
 from offload.cluster.autoscaling.calibration import ServiceModel, StartupModel
 from offload.cluster.autoscaling.interface import Bounds
 from offload.cluster.autoscaling.simulate import SimConfig, SimRun, simulate
@@ -46,6 +52,7 @@ class SweepSettings:
     bounds: Bounds = field(default_factory=lambda: Bounds(1, 24))
     utilizations: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
     windows_s: tuple[float, ...] = (60.0, 300.0)
+    violation_targets: tuple[float, ...] = (0.01,)  # model-based policies' tail targets
     seeds: int = 3
     rl_weights: str | None = None
 
@@ -63,12 +70,24 @@ class SweepSettings:
 
 @dataclass
 class Point:
-    """One (policy, utilisation, window) on one trace: the metrics per seed."""
+    """One (policy, utilisation, window, tail target) on one trace: the metrics per seed."""
 
     policy: str
     utilization: float | None
     window_s: float
     values: dict[str, list[float]] = field(default_factory=dict)
+    violation_target: float | None = None  # model-based policies only
+
+    @property
+    def knobs(self) -> Knobs:
+        return self.utilization, self.window_s, self.violation_target
+
+    @property
+    def setting(self) -> str:
+        """``util/window`` (``-`` for no utilisation knob), ``/tail`` for model-based ones."""
+        u = "-" if self.utilization is None else f"{self.utilization:g}"
+        tail = "" if self.violation_target is None else f"/{self.violation_target:g}"
+        return f"{u}/{self.window_s:g}{tail}"
 
     def mean(self, metric: str) -> float:
         v = [x for x in self.values.get(metric, []) if not math.isnan(x)]
@@ -98,18 +117,25 @@ def run_metrics(run: SimRun) -> dict[str, float]:
     }
 
 
-def grid(policy: str, s: SweepSettings) -> list[tuple[float | None, float]]:
+Knobs = tuple[float | None, float, float | None]  # utilisation, window (s), tail target
+
+
+def grid(policy: str, s: SweepSettings) -> list[Knobs]:
     utils: Sequence[float | None] = (None,) if policy.startswith("rl") else s.utilizations
-    return [(u, w) for u in utils for w in s.windows_s]
+    base = policy.removesuffix("+cpi")
+    tails: Sequence[float | None] = s.violation_targets if base in MODEL_BASED else (None,)
+    return [(u, w, v) for u in utils for w in s.windows_s for v in tails]
 
 
-def build(policy: str, u: float | None, w: float, s: SweepSettings) -> Any:
-    return make_policy(policy, u if u is not None else 0.7, w, s.bounds, s.rl_weights)
+def build(policy: str, knobs: Knobs, s: SweepSettings) -> Any:
+    u, w, v = knobs
+    return make_policy(policy, u if u is not None else 0.7, w, s.bounds, s.rl_weights,
+                       v if v is not None else 0.01)  # fmt: skip
 
 
-def _one(policy: str, u: float | None, w: float, seed: int, trace: Trace, s: SweepSettings,
+def _one(policy: str, knobs: Knobs, seed: int, trace: Trace, s: SweepSettings,
          keep: bool) -> tuple[dict[str, float], SimRun | None]:  # fmt: skip
-    run = simulate(trace, build(policy, u, w, s), s.sim_config(trace, seed),
+    run = simulate(trace, build(policy, knobs, s), s.sim_config(trace, seed),
                    keep_states=policy.startswith("predictive"))  # fmt: skip
     metrics = run_metrics(run)
     if not keep:
@@ -122,8 +148,8 @@ _JOBS: list[tuple[Any, ...]] = []  # what forked workers read (fork copies it; n
 
 
 def _job(index: int) -> tuple[dict[str, float], SimRun | None]:
-    policy, u, w, seed, traces, s, keep = _JOBS[index]
-    return _one(policy, u, w, seed, traces(seed), s, keep)
+    policy, knobs, seed, traces, s, keep = _JOBS[index]
+    return _one(policy, knobs, seed, traces(seed), s, keep)
 
 
 def sweep_trace(
@@ -131,31 +157,40 @@ def sweep_trace(
     policies: Sequence[str],
     s: SweepSettings,
     progress: Callable[[str], None] | None = None,
-    keep: Callable[[str, float | None, float], bool] | None = None,
+    keep: Callable[[str, Knobs], bool] | None = None,
     jobs: int = 1,
-) -> tuple[list[Point], dict[tuple[str, float | None, float], SimRun]]:
+    seeds: Sequence[int] | None = None,
+    settings: Sequence[tuple[str, Knobs]] | None = None,
+) -> tuple[list[Point], dict[tuple[str, Knobs], SimRun]]:
     """Every policy and setting on ``traces(seed)`` for each seed, in ``jobs`` forked worker
     processes (1: in this one; the runs are independent and seeded, so the result is the
-    same). Returns the points and the seed-0 runs that ``keep(policy, u, w)`` asks for (for
-    the timeline figure)."""
+    same). Returns the points and the first seed's runs that ``keep(policy, knobs)`` asks for
+    (for the timeline figure). ``seeds`` (default ``range(s.seeds)``) and ``settings``
+    (default: every policy's ``grid``) narrow it, e.g. to confirm chosen settings on fresh
+    seeds."""
+    seeds = list(range(s.seeds)) if seeds is None else list(seeds)
+    if settings is None:
+        settings = [(policy, knobs) for policy in policies for knobs in grid(policy, s)]
     work = [
-        (policy, u, w, seed, traces, s, seed == 0 and keep is not None and keep(policy, u, w))
-        for policy in policies
-        for u, w in grid(policy, s)
-        for seed in range(s.seeds)
-    ]
+        (policy, knobs, seed, traces, s,
+         seed == seeds[0] and keep is not None and keep(policy, knobs))
+        for policy, knobs in settings
+        for seed in seeds
+    ]  # fmt: skip
+    policies = list(dict.fromkeys(policy for policy, _ in settings))
     done_per_policy = dict.fromkeys(policies, 0)
-    total_per_policy = {p: len(grid(p, s)) * s.seeds for p in policies}
+    total_per_policy = {p: sum(1 for q, _ in settings if q == p) * len(seeds) for p in policies}
     results: list[tuple[dict[str, float], SimRun | None]] = []
 
     def note(policy: str) -> None:
         done_per_policy[policy] += 1
         if progress and done_per_policy[policy] == total_per_policy[policy]:
-            progress(f"  {policy}: {len(grid(policy, s))} settings x {s.seeds} seeds done")
+            n = total_per_policy[policy] // len(seeds)
+            progress(f"  {policy}: {n} settings x {len(seeds)} seeds done")
 
     if jobs <= 1:
-        for policy, u, w, seed, tr, st, kp in work:
-            results.append(_one(policy, u, w, seed, tr(seed), st, kp))
+        for policy, knobs, seed, tr, st, kp in work:
+            results.append(_one(policy, knobs, seed, tr(seed), st, kp))
             note(policy)
     else:
         import multiprocessing
@@ -170,14 +205,15 @@ def sweep_trace(
                     note(item[0])
         finally:
             _JOBS.clear()
-    points: dict[tuple[str, float | None, float], Point] = {}
+    points: dict[tuple[str, Knobs], Point] = {}
     kept = {}
-    for (policy, u, w, _seed, *_), (metrics, run) in zip(work, results, strict=True):
-        point = points.setdefault((policy, u, w), Point(policy, u, w))
-        for k, v in metrics.items():
-            point.values.setdefault(k, []).append(v)
+    for (policy, knobs, _seed, *_), (metrics, run) in zip(work, results, strict=True):
+        u, w, v = knobs
+        point = points.setdefault((policy, knobs), Point(policy, u, w, violation_target=v))
+        for k, value in metrics.items():
+            point.values.setdefault(k, []).append(value)
         if run is not None:
-            kept[(policy, u, w)] = run
+            kept[(policy, knobs)] = run
     return list(points.values()), kept
 
 
@@ -249,8 +285,33 @@ def policy_entry(point: Point, hpa: Point, comparable: bool) -> dict[str, Any]:
     entry["replica_seconds_ci95"] = point.ci95("replica_seconds")
     entry["target_utilization"] = point.utilization
     entry["scale_down_window_s"] = point.window_s
+    entry["target_violation"] = point.violation_target
     entry["within_hpa_cost"] = comparable
     hv, hc = hpa.mean("slo_violation_rate"), hpa.mean("replica_seconds")
     entry["violations_vs_hpa"] = point.mean("slo_violation_rate") / hv if hv > 0 else math.nan
     entry["replica_seconds_vs_hpa"] = point.mean("replica_seconds") / hc if hc > 0 else math.nan
     return entry
+
+
+CONFIRM_SEED_OFFSET = 1000  # fresh seeds: never used by the sweep that chose the settings
+
+
+def confirm(
+    traces: Callable[[int], Trace], sel: Selection, s: SweepSettings, jobs: int = 1
+) -> dict[str, Point]:
+    """Every chosen setting (HPA's reference included) again on ``s.seeds`` fresh seeds."""
+    settings = [(policy, point.knobs) for policy, point in sel.chosen.items()]
+    seeds = range(CONFIRM_SEED_OFFSET, CONFIRM_SEED_OFFSET + s.seeds)
+    points, _ = sweep_trace(traces, [], s, jobs=jobs, seeds=seeds, settings=settings)
+    return {point.policy: point for point in points}
+
+
+def confirmed_claim(sel: Selection, fresh: dict[str, Point]) -> bool:
+    """The claim on the fresh seeds: the best policy has fewer violations than HPA's reference
+    at no more replica-seconds."""
+    if sel.best is None:
+        return False
+    best, hpa = fresh[sel.best], fresh["hpa"]
+    return best.mean("slo_violation_rate") < hpa.mean("slo_violation_rate") and best.mean(
+        "replica_seconds"
+    ) <= hpa.mean("replica_seconds")

@@ -44,8 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synthetic-s", type=float, default=3600.0, help="synthetic trace length")
     p.add_argument("--policies", default="hpa,kpa,queueing,predictive-hw,predictive-lstm,rl")
     p.add_argument("--utilizations", type=_floats, default=(0.5, 0.6, 0.7, 0.8, 0.9))
-    p.add_argument("--windows", type=_floats, default=(30.0, 60.0, 120.0, 300.0),
+    p.add_argument("--windows", type=_floats, default=(15.0, 30.0, 60.0, 120.0, 300.0),
                    help="scale-down windows (s)")  # fmt: skip
+    p.add_argument("--violation-targets", type=_floats, default=(0.01, 0.05),
+                   help="tail targets of the model-based policies' M/G/c model")  # fmt: skip
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--load-replicas", type=float, default=6.0, help="mean offered load")
     p.add_argument("--slo-target", type=float, default=0.01, help="HPA reference: violations")
@@ -58,7 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--live-s", type=float, default=180.0, help="live segment length (0: skip)")
     p.add_argument("--live-policy", default="queueing")
-    p.add_argument("--live-load", type=float, default=1.5, help="live offered load (replicas)")
+    p.add_argument("--live-load", type=float, default=1.0, help="live offered load (replicas)")
     p.add_argument("--plot", type=Path, default=None, help="PNG: replicas and load over time")
     p.add_argument("--calibration", type=Path, default=None,
                    help="a previous run's --json: its live service-time samples calibrate the "
@@ -71,6 +73,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> BenchReport:
     from bench.autoscale_sweep import (
         SweepSettings,
+        confirm,
+        confirmed_claim,
         frontier_dominance,
         policy_entry,
         select,
@@ -132,7 +136,7 @@ def run(args: argparse.Namespace) -> BenchReport:
                                 f"{args.calibration}")  # fmt: skip
     settings = SweepSettings(
         service, startup, load_replicas=args.load_replicas, utilizations=args.utilizations,
-        windows_s=args.windows, seeds=args.seeds,
+        windows_s=args.windows, violation_targets=args.violation_targets, seeds=args.seeds,
     )  # fmt: skip
     traces: dict[str, Any] = {}
     if trace_path is not None:
@@ -174,22 +178,31 @@ def run(args: argparse.Namespace) -> BenchReport:
             vals = []
             for seed in range(settings.seeds):
                 tr = make(seed)
-                r = simulate(tr, build(p, pt.utilization, pt.window_s, nc), nc.sim_config(tr, seed))
+                r = simulate(tr, build(p, pt.knobs, nc), nc.sim_config(tr, seed))
                 vals.append(run_metrics(r)["slo_violation_rate"])
             entries[p]["slo_violation_rate_no_cache"] = float(np.mean(vals))
+        say(f"trace {name}: the chosen settings again on {settings.seeds} fresh seeds")
+        fresh = confirm(make, sel, settings, jobs=args.jobs)
+        for p, pt in fresh.items():
+            entries[p]["fresh_seeds"] = {
+                "slo_violation_rate": pt.mean("slo_violation_rate"),
+                "slo_violation_rate_ci95": pt.ci95("slo_violation_rate"),
+                "replica_seconds": pt.mean("replica_seconds"),
+            }
         figures["traces"][name] = {
             "policies": entries, "best_policy": sel.best, "claim_holds": sel.claim_holds,
+            "claim_holds_fresh_seeds": confirmed_claim(sel, fresh),
             "mean_rate_hz": make(0).mean_rate_hz,
             "hpa_reference": {"target_utilization": sel.hpa.utilization,
                               "scale_down_window_s": sel.hpa.window_s},
             # every setting (the frontier behind the selection): policy, knobs, means, CI
-            "points": [[pt.policy, pt.utilization, pt.window_s, pt.mean("slo_violation_rate"),
-                        pt.mean("replica_seconds"), pt.ci95("slo_violation_rate")]
-                       for pt in points],
+            "points": [[pt.policy, pt.utilization, pt.window_s, pt.violation_target,
+                        pt.mean("slo_violation_rate"), pt.mean("replica_seconds"),
+                        pt.ci95("slo_violation_rate")] for pt in points],
         }  # fmt: skip
-        timelines[name] = {p: kept[(p, pt.utilization, pt.window_s)] for p, pt in
-                           sel.chosen.items()}  # fmt: skip
+        timelines[name] = {p: kept[(p, pt.knobs)] for p, pt in sel.chosen.items()}
         report.tables.append(_table(name, entries, sel.best))
+        report.tables.append(_fresh_table(name, entries, sel.best, confirmed_claim(sel, fresh)))
         ops = _operating_points(points, args.slo_target)
         figures["traces"][name]["operating_points"] = ops
         report.tables.append(_ops_table(name, ops))
@@ -223,14 +236,16 @@ def run(args: argparse.Namespace) -> BenchReport:
 def _table(name: str, entries: dict[str, dict], best: str | None) -> Table:
     t = Table(
         f"trace {name} (simulation; mean over seeds, 95% CI of violations; best: {best})",
-        ["policy", "util", "window s", "violations", "CI95", "p99 ms", "replica-s",
+        ["policy", "util", "window s", "tail", "violations", "CI95", "p99 ms", "replica-s",
          "actions", "forecast err", "viol/HPA", "cost/HPA", "viol no-cache"],
     )  # fmt: skip
     for p, e in entries.items():
         lo, hi = e["slo_violation_rate_ci95"]
+        tail = e["target_violation"]
         t.add(
             p + ("" if e["within_hpa_cost"] else "*"), e["target_utilization"],
-            e["scale_down_window_s"], e["slo_violation_rate"], f"[{lo:.4f}, {hi:.4f}]",
+            e["scale_down_window_s"], "-" if tail is None else f"{tail:g}",
+            e["slo_violation_rate"], f"[{lo:.4f}, {hi:.4f}]",
             e["p99_ms"], e["replica_seconds"], e["scaling_actions"], e["forecast_error"],
             e["violations_vs_hpa"], e["replica_seconds_vs_hpa"],
             e["slo_violation_rate_no_cache"],
@@ -252,6 +267,23 @@ def _calibration(path: Path) -> Any:
     return ServiceModel.from_samples(rank, secs, bins=len(set(rank.tolist())))
 
 
+def _fresh_table(name: str, entries: dict[str, dict], best: str | None, holds: bool) -> Table:
+    t = Table(
+        f"trace {name}: the chosen settings on fresh seeds (best: {best}; claim holds: {holds})",
+        ["policy", "violations", "CI95", "replica-s", "viol/HPA", "cost/HPA"],
+    )
+    hpa = entries["hpa"]["fresh_seeds"]
+    for p, e in entries.items():
+        f = e["fresh_seeds"]
+        lo, hi = f["slo_violation_rate_ci95"]
+        hv, hc = hpa["slo_violation_rate"], hpa["replica_seconds"]
+        t.add(p + ("" if e["within_hpa_cost"] else "*"), f["slo_violation_rate"],
+              f"[{lo:.4f}, {hi:.4f}]", f["replica_seconds"],
+              f["slo_violation_rate"] / hv if hv > 0 else math.nan,
+              f["replica_seconds"] / hc if hc > 0 else math.nan)  # fmt: skip
+    return t
+
+
 def _operating_points(points: list, slo_target: float) -> dict[str, dict[str, Any]]:
     """The selection again with HPA tuned to stricter violation targets (1, 1/2, 1/5 of
     ``slo_target``): the claim at other operating points of the same sweep (no new runs)."""
@@ -262,11 +294,11 @@ def _operating_points(points: list, slo_target: float) -> dict[str, dict[str, An
         sel = select(points, target)
         best = sel.chosen[sel.best] if sel.best else None
         out[f"{target:g}"] = {
-            "hpa": [sel.hpa.utilization, sel.hpa.window_s, sel.hpa.mean("slo_violation_rate"),
+            "hpa": [sel.hpa.setting, sel.hpa.mean("slo_violation_rate"),
                     sel.hpa.mean("replica_seconds"), sel.hpa.ci95("slo_violation_rate")],
             "best_policy": sel.best,
             "best": None if best is None else [
-                best.utilization, best.window_s, best.mean("slo_violation_rate"),
+                best.setting, best.mean("slo_violation_rate"),
                 best.mean("replica_seconds"), best.ci95("slo_violation_rate")],
             "claim_holds": sel.claim_holds,
         }  # fmt: skip
@@ -281,7 +313,7 @@ def _ops_table(name: str, ops: dict[str, dict[str, Any]]) -> Table:
     )  # fmt: skip
     for target, o in ops.items():
         h, b = o["hpa"], o["best"]
-        t.add(target, f"{h[0]}/{h[1]:.0f}", h[2], h[3], o["best_policy"] or "-",
-              "-" if b is None else f"{b[0]}/{b[1]:.0f}", math.nan if b is None else b[2],
-              math.nan if b is None else b[3], str(o["claim_holds"]))  # fmt: skip
+        t.add(target, h[0], h[1], h[2], o["best_policy"] or "-",
+              "-" if b is None else b[0], math.nan if b is None else b[1],
+              math.nan if b is None else b[2], str(o["claim_holds"]))  # fmt: skip
     return t

@@ -116,6 +116,7 @@ def run(args: argparse.Namespace) -> BenchReport:
         for table, figures in (
             quality.ap_table(model, dets, truths, args.bootstrap),
             quality.heading_table(model, dets, truths, args.bootstrap),
+            quality.box_error_table(model, dets, truths),
         ):
             report.tables.append(table)
             report.figures.update(figures)

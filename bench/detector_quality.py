@@ -200,3 +200,41 @@ def real_sweep_table(
         )
     figures = {"real_sweep": result}
     return table, figures, (sweep, det, setup)
+
+
+BOX_ERROR_COLUMNS = (
+    ("along_m", "along m"),
+    ("across_m", "across m"),
+    ("length_signed_m", "length m"),
+    ("width_signed_m", "width m"),
+    ("yaw_axis_signed_rad", "axis rad"),
+)
+
+
+def box_error_table(
+    model: Detector, dets: list[Any], truths: list[Any]
+) -> tuple[Table, dict[str, Any]]:
+    """Signed errors of matched boxes in the true box's frame, median and MAD per class: which
+    part of a box (centre along or across, size, axis) keeps BEV IoU below 0.7."""
+    from perception.config import CLASSES
+    from perception.evaluate import ERROR_KEYS, EvalConfig, evaluate, model_eval_config
+
+    result = evaluate(dets, truths, model_eval_config(EvalConfig(), model.config))
+    table = Table(
+        "signed box errors of matched boxes (BEV IoU >= 0.5), detected minus true in the true "
+        "box's frame: median [median absolute deviation]",
+        ["class", "matched", *(label for _, label in BOX_ERROR_COLUMNS)],
+    )
+    figures: dict[str, Any] = {}
+    for name in CLASSES:
+        pairs = result.pairs[name]
+        cells, entry = [], {}
+        for key, _ in BOX_ERROR_COLUMNS:
+            col = pairs[:, ERROR_KEYS.index(key)] if len(pairs) else np.array([])
+            med = float(np.median(col)) if len(col) else float("nan")
+            mad = float(np.median(np.abs(col - med))) if len(col) else float("nan")
+            cells.append(f"{med:+.3f} [{mad:.3f}]")
+            entry[key] = {"median": med, "mad": mad}
+        table.add(name, len(pairs), *cells)
+        figures[name] = entry
+    return table, {"box_errors": figures}

@@ -128,7 +128,13 @@ def _fmt(value: Any) -> str:
         if v != 0.0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
             return f"{v:.3g}"
         return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
-    return str(value)
+    text = str(value)
+    if len(text) > _MAX_PRINTED:  # per-request arrays and timelines: the JSON has them whole
+        return f"{text[:_MAX_PRINTED]} ... ({len(text):,} characters; whole in --json)"
+    return text
+
+
+_MAX_PRINTED = 400
 
 
 def _jsonable(obj: Any) -> Any:

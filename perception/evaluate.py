@@ -11,7 +11,9 @@ Definitions (docs/perception.md, "Evaluation"):
 - Box errors over true positives at BEV IoU >= 0.5, level "all": centre distance (m, 3D), absolute
   wrapped heading difference (rad, in [0, pi]), the same modulo pi (axis error, in [0, pi/2]:
   a box turned by pi is the same box), absolute length/width/height differences (m); means, and
-  for the heading also the median and the share within ``HEADING_OK_RAD``.
+  for the heading also the median and the share within ``HEADING_OK_RAD``. Also signed, in the
+  true box's frame (where a box is off, not only how much): the centre offset along and across
+  the true heading, detected minus true length and width, the signed axis error.
 - Detections down to ``score_threshold`` (0.05, below a model's own threshold) trace the
   precision-recall curve; each frame's cloud goes in with its dataset's sensor setup.
 """
@@ -50,6 +52,12 @@ ERROR_KEYS: tuple[str, ...] = (
     "length_m",
     "width_m",
     "height_m",
+    # signed, in the true box's frame: where a box is off, not only how much
+    "along_m",  # centre offset along the true heading
+    "across_m",  # centre offset across it
+    "length_signed_m",  # detected minus true
+    "width_signed_m",
+    "yaw_axis_signed_rad",  # axis error with its sign, in (-pi/2, pi/2]
 )  # means over matched boxes, see the module docstring
 _IOU_FUNCS = {"bev": bev_iou, "3d": iou_3d}
 HEADING_OK_RAD = 0.3  # a heading error below this counts as right (docs/perception.md)
@@ -104,7 +112,7 @@ class EvalResult:
     ap: dict[tuple[str, float, str, str], float] = field(default_factory=dict)
     num_gt: dict[tuple[str, str], int] = field(default_factory=dict)  # (class, level) -> boxes
     errors: dict[str, dict[str, float]] = field(default_factory=dict)  # class -> "matched" + means
-    pairs: dict[str, np.ndarray] = field(default_factory=dict)  # class -> [P, 6] ERROR_KEYS
+    pairs: dict[str, np.ndarray] = field(default_factory=dict)  # class -> [P, K] ERROR_KEYS
 
     def to_json(self) -> dict[str, Any]:
         def num(v: float) -> float | None:
@@ -178,12 +186,20 @@ def _pooled_ap(
 
 
 def _errors(det: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Per-pair [P, 6] in ERROR_KEYS order."""
-    centre = np.linalg.norm(det[:, :3] - gt[:, :3], axis=1)
-    yaw = np.abs(wrap_angle(det[:, 6] - gt[:, 6]))
+    """Per-pair [P, K] in ERROR_KEYS order."""
+    offset = det[:, :3] - gt[:, :3]
+    centre = np.linalg.norm(offset, axis=1)
+    signed_yaw = wrap_angle(det[:, 6] - gt[:, 6])
+    yaw = np.abs(signed_yaw)
+    cos, sin = np.cos(gt[:, 6]), np.sin(gt[:, 6])
+    along = offset[:, 0] * cos + offset[:, 1] * sin
+    across = -offset[:, 0] * sin + offset[:, 1] * cos
+    axis_signed = wrap_angle(2.0 * signed_yaw) / 2.0  # the heading modulo pi, signed
+    size = det[:, 3:6] - gt[:, 3:6]
     return np.column_stack(
-        [centre, yaw, np.minimum(yaw, np.pi - yaw), np.abs(det[:, 3:6] - gt[:, 3:6])]
-    )
+        [centre, yaw, np.minimum(yaw, np.pi - yaw), np.abs(size), along, across, size[:, 0],
+         size[:, 1], axis_signed]
+    )  # fmt: skip
 
 
 def evaluate(

@@ -51,7 +51,11 @@ def bind(host: str, port: int) -> socket.socket:
         ServeError: the address is unusable or the port is taken.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must be IPPROTO_TCP, not the default 0: accepted sockets inherit it, and asyncio
+    # sets TCP_NODELAY on a connection only when sock.proto == IPPROTO_TCP
+    # (CPython Lib/asyncio/base_events.py, _set_nodelay). Without it a response written as
+    # headers then body waits for the client's delayed ACK: +40 ms per back-to-back request.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -141,6 +141,9 @@ def test_benchmark_runs_and_reports_ratios(
             for key in ("slo_violation_rate", "p99_ms", "replica_seconds", "scaling_actions"):
                 assert key in entry, key
         assert "hpa" in report["policies"]
+        # the chosen settings are confirmed on fresh seeds; the claim is judged there too
+        assert all("fresh_seeds" in e for e in report["policies"].values())
+        assert all("claim_holds_fresh_seeds" in t for t in report["traces"].values())
     if name == "gsclo":  # the figures issue 14 names, at the JSON's top level
         for key in ("energy_ratio_robomr_over_apo_median", "energy_ratio_robomr_over_apo_iqr",
                     "energy_ratio_content_over_apo_median", "apo_gap_median",
@@ -210,3 +213,18 @@ def test_mapmatch_sweep_reports_the_best_setting_of_each_method(
     out = capsys.readouterr().out
     assert "best hmm: {'sigma_m':" in out and "best lnsp: {'beta_sigma': 1.0}" in out
     assert "summed mismatch, best lnsp / best hmm" in out
+
+
+def test_long_figures_are_shortened_on_screen_but_whole_in_json(tmp_path: Path) -> None:
+    import json
+
+    from bench.report import BenchReport
+
+    report = BenchReport("x", {})
+    report.figures = {"timeline": list(range(5000)), "short": [1, 2]}
+    text = report.render()
+    assert "short: [1, 2]" in text
+    assert "whole in --json" in text and "4999" not in text
+    out = tmp_path / "x.json"
+    report.write_json(out)
+    assert json.loads(out.read_text())["timeline"] == list(range(5000))

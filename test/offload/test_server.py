@@ -260,3 +260,35 @@ def test_serve_command_refuses_an_open_service(capsys) -> None:
 
     assert main(["serve", "--no-auth", "--host", "0.0.0.0", "--port", "0"]) == 2
     assert "loopback" in capsys.readouterr().err
+
+
+def test_accepted_connections_get_tcp_nodelay() -> None:
+    """A response is written as headers then body; without TCP_NODELAY the body waits for the
+    client's delayed ACK (40 ms per back-to-back request). asyncio sets it only on sockets
+    whose proto is IPPROTO_TCP, which accepted sockets inherit from the listener."""
+    import asyncio
+    import socket
+
+    from offload.serving.server import bind
+
+    listener = bind("127.0.0.1", 0)
+    assert listener.proto == socket.IPPROTO_TCP
+    seen: list[int] = []
+
+    async def main() -> None:
+        def on_connect(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            sock = writer.get_extra_info("socket")
+            seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(on_connect, sock=listener)
+        async with server:
+            _, writer = await asyncio.open_connection(*listener.getsockname()[:2])
+            for _ in range(100):
+                if seen:
+                    break
+                await asyncio.sleep(0.01)
+            writer.close()
+
+    asyncio.run(main())
+    assert seen == [1]

@@ -157,6 +157,23 @@ def test_box_errors_of_matched_pairs():
     assert errors["width_m"] == pytest.approx(0.0, abs=1e-9)
 
 
+def test_signed_box_errors_are_in_the_true_boxs_frame():
+    gt = cars(2)
+    gt[:, 6] = math.pi / 2  # heading +y: "along" is +y, "across" is -x
+    det = gt.copy()
+    det[:, 1] += 0.4  # ahead along the heading
+    det[:, 0] += 0.1  # to the right of it
+    det[:, 6] -= 0.05 + math.pi  # turned round and a little clockwise
+    det[:, 3] -= 0.3  # shorter
+    errors = evaluate([found(det)], [truth(gt)], EvalConfig()).errors["car"]
+    assert errors["along_m"] == pytest.approx(0.4, abs=1e-9)
+    assert errors["across_m"] == pytest.approx(-0.1, abs=1e-9)
+    assert errors["length_signed_m"] == pytest.approx(-0.3, abs=1e-9)
+    assert errors["width_signed_m"] == pytest.approx(0.0, abs=1e-9)
+    assert errors["yaw_axis_signed_rad"] == pytest.approx(-0.05, abs=1e-9)
+    assert errors["yaw_axis_rad"] == pytest.approx(0.05, abs=1e-9)
+
+
 def test_a_box_turned_by_pi_is_a_hit_with_heading_but_no_axis_error():
     gt = cars(1)
     turned = gt.copy()

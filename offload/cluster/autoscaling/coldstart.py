@@ -190,10 +190,12 @@ def measure(
 ) -> dict[str, Any]:
     """Cold start (s) of ``repeats`` replicas started each way (interleaved, so load drifts on
     a shared machine hit every way alike): per-way samples, medians, and the ratio."""
+    from offload.client import quiet_httpx
     from offload.cluster.artifacts import ArtifactStore, RedisServer
 
     if repeats < 1:
         raise ColdStartError(f"repeats={repeats} must be >= 1")
+    quiet_httpx()  # one line per readiness poll would bury the progress
     if not weights.is_file():
         raise ColdStartError(f"no detector weights at {weights}")
     samples: dict[str, list[float]] = {"no_cache": [], "l2": [], "cache": []}
