@@ -4,10 +4,15 @@ run.
 1. **CPI prediction**: ``robomr cluster collect``'s seeded mixes on this cluster; the
    gradient-boosted trees and the baselines (last value, linear regression) are trained on the
    first runs and scored on held-out runs (within 10% of measured CPI, MAPE).
+   The label is the trimmed mean of an interval's probe bursts over the reference, predicted
+   from the same interval's metrics (horizon 0); the other label aggregates and the
+   next-interval task are scored beside it from the same rows. Before the cluster starts, the
+   probe's own repeatability (CV over intervals, pinned to one cpu) is measured.
 2. **Latency under co-runners**: the schedule of :mod:`bench.cluster_latency` under mitigation
    ``off``, Koordinator CPU ``suppress`` only, and ``full`` C-Koordinator (prediction + steering
-   + suppress + pause/evict), with the model trained in step 1; ablations: ``steer`` (prediction
-   and steering alone) and ``full-measured`` (full, on measured instead of predicted CPI).
+   + suppress + escalation cap -> pause -> resume), with the model trained in step 1; ablations:
+   ``full-pause`` (pauses the culprit at once instead of capping first), ``steer`` (prediction
+   and steering alone) and, on request, ``full-measured`` (full on measured CPI).
    Variants take turns (the order rotates each repeat) so that drift hits all alike.
 
 JSON keys: ``cpi_within10_accuracy``, ``cpi_mape``, ``baseline_within10_accuracy`` (the better
@@ -42,6 +47,7 @@ DESCRIPTION = (
     "and full (prediction + steering + suppress); best-effort throughput kept"
 )
 PRIMARY = ("off", "suppress", "full")
+LABELS = ((0, "trimmed"), (0, "median"), (0, "mean"), (1, "trimmed"), (1, "mean"))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -61,9 +67,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=2, help="passes of the schedule per variant")
     p.add_argument("--calibrate-s", type=float, default=8.0, help="quiet latency measurement")
     p.add_argument("--load", type=float, default=0.45, help="offered load / quiet capacity")
-    p.add_argument("--variants", default="off,suppress,full,steer,full-measured")
+    p.add_argument("--variants", default="off,suppress,full,full-pause,steer")
     p.add_argument("--interval", type=float, default=1.0, help="agent interval (s)")
-    p.add_argument("--probe-bursts", type=int, default=5, help="probe bursts per interval")
+    p.add_argument("--probe-bursts", type=int, default=10, help="probe bursts per interval")
+    p.add_argument(
+        "--probe-intervals",
+        type=int,
+        default=10,
+        help="intervals of the probe's repeatability check before the cluster starts",
+    )
     p.add_argument(
         "--cluster-shares",
         type=int,
@@ -93,6 +105,7 @@ def run(args: argparse.Namespace) -> BenchReport:
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="robomr-bench-cluster-"))
     token = secrets.token_urlsafe(24)
     load_before = os.getloadavg()
+    probe_cv = _probe_repeatability(args)
     config = LocalClusterConfig(
         token=token,
         work_dir=Path(work),
@@ -126,13 +139,20 @@ def run(args: argparse.Namespace) -> BenchReport:
         meta["node_runq_median"] = (
             float(np.nanmedian([r["features"]["node_runq"] for r in rows])) if rows else None
         )
-        train, test = split(data, held_out(cc.runs))
-        try:
-            scores, model = evaluate(train, test, args.seed)
-        except PredictorError as err:  # a tiny run: the latency part still runs, on measured CPI
-            print(f"no model: {err}", flush=True)
-            nan = {"within10": float("nan"), "mape": float("nan"), "n": 0}
-            scores, model = {"gbt": nan, "linear": nan, "last_value": nan}, None
+        meta["intervals_dropped_mixed"] = sum(bool(r.get("mixed")) for r in rows)
+        nan = {"within10": float("nan"), "mape": float("nan"), "n": 0}
+        by_label = {}
+        for horizon, how in LABELS:  # every label definition, scored on the same held-out runs
+            d = to_arrays(rows, meta["quiet_latency_ms"], horizon, how)
+            try:
+                s, m = evaluate(*split(d, held_out(cc.runs)), args.seed)
+            except PredictorError as err:  # a tiny run: the latency part runs on measured CPI
+                print(f"no model ({horizon}, {how}): {err}", flush=True)
+                s, m = {"gbt": nan, "linear": nan, "last_value": nan}, None
+            by_label[(horizon, how)] = (s, m)
+        scores, model = by_label[LABELS[0]]
+        if "gbt_latency" in by_label[(1, "trimmed")][0]:
+            scores = {**scores, "gbt_latency": by_label[(1, "trimmed")][0]["gbt_latency"]}
         rate = args.load * meta["capacity_per_s"]
         deadline = max(5.0, 40 * meta["quiet_latency_ms"] / 1e3)
         runs, lost = [], []
@@ -163,7 +183,7 @@ def run(args: argparse.Namespace) -> BenchReport:
                         print(f"latency: {v} pass {rep + 1} try {attempt} failed: {err}")
                         if attempt == 2:
                             lost.append(f"{v} pass {rep + 1}: {err}")
-    return _report(
+    report = _report(
         args,
         variants,
         scores,
@@ -177,6 +197,71 @@ def run(args: argparse.Namespace) -> BenchReport:
         cc,
         lost,
     )
+    report.tables.insert(1, _label_table({k: s for k, (s, _) in by_label.items()}))
+    report.tables.insert(2, _probe_table(probe_cv, args))
+    report.notes.append(
+        f"collection: {meta['intervals_dropped_mixed']} intervals dropped because a mix "
+        "changed while they were measured"
+    )
+    return report
+
+
+def _probe_repeatability(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """The probe's own noise on this machine before anything of the bench runs: one probe
+    pinned to the last cpu, ``probe_intervals`` intervals of ``probe_bursts`` bursts."""
+    from offload.cluster.probe import ProbeError, TscProbe, repeatability
+
+    if args.probe_intervals < 2:
+        return {}
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {max(before)})  # this thread only
+        probe = TscProbe()
+        probe.calibrate()
+        gap = args.interval / args.probe_bursts
+        return repeatability(probe, args.probe_intervals, args.probe_bursts, gap)
+    except ProbeError as err:
+        print(f"no probe repeatability: {err}", flush=True)
+        return {}
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def _label_table(by_label: dict) -> Table:
+    t = Table(
+        "CPI accuracy by label definition (same rows and held-out runs; horizon 0 = features "
+        "and label over the same interval, 1 = the next interval; aggregate of the interval's "
+        "probe bursts)",
+        ["horizon", "aggregate", "gbt w10", "linear w10", "last w10", "gbt MAPE", "n"],
+    )
+    for (h, how), s in by_label.items():
+        t.add(
+            h,
+            how,
+            s["gbt"]["within10"],
+            s["linear"]["within10"],
+            s["last_value"]["within10"],
+            s["gbt"]["mape"],
+            s["gbt"]["n"],
+        )
+    return t
+
+
+def _probe_table(cv: dict, args: argparse.Namespace) -> Table:
+    t = Table(
+        f"probe repeatability before the cluster starts ({args.probe_intervals} intervals of "
+        f"{args.probe_bursts} bursts in {args.interval:g} s, pinned to one cpu; CV = standard "
+        "deviation / mean)",
+        ["measure", "median CPI", "CV", "n"],
+    )
+    for how, r in cv.items():
+        t.add(
+            "single burst" if how == "burst" else f"interval {how}",
+            r["median_cpi"],
+            r["cv"],
+            r["n"],
+        )
+    return t
 
 
 def _report(
@@ -202,7 +287,12 @@ def _report(
     )
     report = BenchReport("cluster", settings)
     acc = Table(
-        "CPI prediction on held-out runs (" + definition + ")",
+        "CPI prediction on held-out runs ("
+        + definition
+        + "; measured CPI = trimmed mean (20% off each end) of the interval's "
+        + f"{args.probe_bursts} probe bursts, "
+        "predicted from the same interval's metrics, intervals with a mix change dropped; "
+        "gbt_latency: next-interval mean latency / quiet median)",
         ["method", "within 10%", "MAPE", "samples"],
     )
     for m in ("gbt", "linear", "last_value", "gbt_latency"):
@@ -268,6 +358,11 @@ def _report(
             "be_throughput_kept_full_over_off": be_kept(runs, "full"),
         }
     )
+    for v in variants:
+        if v not in ("off", "suppress", "full"):
+            key = v.replace("-", "_")
+            report.ratios[f"p99_{key}_over_off"] = p99[v] / p99["off"]
+            report.ratios[f"be_throughput_kept_{key}_over_off"] = be_kept(runs, v)
     report.figures.update(
         {
             "cpi_within10_accuracy": scores["gbt"]["within10"],

@@ -10,8 +10,12 @@ the shipped model on a virtual clock of measured CPU time. The SLO is ``--slo-sc
 isolated latency (TTFT of the trace's 90th-percentile prompt alone; one decode step alone);
 offered load is a multiple of the capacity measured with every request queued at once.
 Bucket (BucketServe), FIFO continuous batching and static batching (max batch swept, best kept)
-run on the same arrivals. Brownout: the same model under on/off bursts with and without the
-BrownoutServe control law driving the united-expert level.
+run on the same arrivals. Brownout (``bench.lm_brownout``): where a step's time goes at each
+united-expert level, each level's capacity, and on/off bursts swept over burst height and
+arrival seeds with brownout off, with BrownoutServe's periodic law, with the per-step slack law
+and with tau = 0 throughout (the bound of any law); the perplexity cost per level and as the
+token-weighted mean actually served (``brownout_served_ppl_cost``). ``--sections brownout``
+runs only the brownout parts (and the per-level perplexity).
 """
 
 from __future__ import annotations
@@ -67,7 +71,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--static-batches", default="4,8,16,32", help="static max_batch sweep")
     parser.add_argument("--burst-seconds", type=float, default=24.0, help="burst run length (s)")
     parser.add_argument(
-        "--burst-factors", default="1.3,1.6", help="burst rate / capacity (first is the headline)"
+        "--burst-factors", default="1.2,1.3,1.6,2", help="burst rate / capacity, swept"
+    )
+    parser.add_argument(
+        "--burst-headline", type=float, default=1.3, help="burst factor of the headline figure"
+    )
+    parser.add_argument("--burst-seeds", default="0,1,2", help="arrival seeds of the burst runs")
+    parser.add_argument(
+        "--slack-headroom", type=float, default=0.8, help="slack law: share of time left usable"
+    )
+    parser.add_argument(
+        "--slack-utilisation", type=float, default=0.9, help="slack law rate rule: max utilisation"
+    )
+    parser.add_argument(
+        "--slack-headrooms", default="0.6,1.0", help="slack law headrooms swept at the headline"
+    )
+    parser.add_argument(
+        "--slack-utilisations",
+        default="0.75,off",
+        help="rate-rule utilisations swept at the headline (off: the slack count alone)",
+    )
+    parser.add_argument(
+        "--sections",
+        choices=("all", "brownout"),
+        default="all",
+        help="brownout: only the brownout profile, capacity, bursts and per-level perplexity",
     )
     parser.add_argument("--levels", default="1,0.75,0.5,0.25,0", help="brownout levels tau")
     parser.add_argument("--decode-steps", type=int, default=32, help="timed decode steps")
@@ -75,7 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> BenchReport:
-    from bench.lm_quality import quality_section
+    from bench.lm_quality import brownout_quality, quality_section
     from bench.lm_serving import serving
     from offload.models.lm.checkpoint import load_model
     from offload.models.lm.corpus import WORDNET_DIR
@@ -98,9 +126,35 @@ def run(args: argparse.Namespace) -> BenchReport:
     # serving first: the quality section reads runs.json last, so a sweep still training its
     # later seeds while this runs is counted as far as it got (the table shows the seeds)
     serving(args, model, streams, report, figures)
-    quality_section(args, model, streams, report, figures)
+    if args.sections == "brownout":
+        brownout_quality(args, model, streams, report, figures)
+    else:
+        quality_section(args, model, streams, report, figures)
+    served_cost(figures, report)
     report.figures = figures
     report.notes.append(
         f"corpus sha256 {corpus['sha256'][:16]}..., test split {corpus['tokens']['test']} tokens"
     )
     return report
+
+
+def served_cost(figures: dict[str, Any], report: BenchReport) -> None:
+    """The perplexity cost actually served in the burst runs: per law and burst factor, the
+    token-weighted mean of the per-level cost ppl(tau) / ppl(1) - 1."""
+    from bench.lm_brownout import token_weighted_cost
+
+    cost = figures.get("brownout_ppl_cost")
+    if not cost or "brownout_token_share" not in figures:
+        return
+    served = {
+        law: {f: token_weighted_cost(share, cost) for f, share in by_factor.items()}
+        for law, by_factor in figures["brownout_token_share"].items()
+    }
+    figures["brownout_served_ppl_cost"] = served
+    for entry in figures.get("brownout_headroom_sweep", {}).values():
+        entry["served_ppl_cost"] = token_weighted_cost(entry["token_share"], cost)
+    head = str(figures["brownout_headline_burst"])
+    for law in served:
+        report.ratios[f"served perplexity / ppl at tau 1, {law} law (bursts {head}x)"] = (
+            1 + served[law][head]
+        )

@@ -188,19 +188,7 @@ def quality_section(
               shipped.kv_relative, shipped.onehot_mass, shipped.agreement)  # fmt: skip
     check.add("mixsga, random routing", ablation, "-", "-", "-", "-")
     report.tables.append(check)
-    levels = [float(x) for x in args.levels.split(",") if x.strip()]
-    costs = brownout_costs(model, streams.test, levels, args.eval_tokens, seq)
-    bt = Table(
-        "brownout: test perplexity per level tau (share 1 - tau of experts united)",
-        ["tau", "experts merged", *[f"ppl {m}" for m in costs], "cost (aligned)"],
-    )
-    base = costs["aligned"].get(1.0, shipped.ppl)
-    for tau in levels:
-        merged = round((1 - tau) * model.cfg.n_experts)
-        bt.add(tau, merged, *[costs[m][tau] for m in costs], costs["aligned"][tau] / base - 1)
-    report.tables.append(bt)
-    figures["brownout_ppl_cost"] = {str(t): costs["aligned"][t] / base - 1 for t in levels}
-    figures["brownout_ppl"] = {m: {str(t): v for t, v in c.items()} for m, c in costs.items()}
+    brownout_quality(args, model, streams, report, figures)
     if "mixsga" in stats and "gqa" in stats:
         report.ratios["ppl mixsga / gqa (mean over seeds)"] = (
             stats["mixsga"]["mean"] / stats["gqa"]["mean"]
@@ -213,3 +201,38 @@ def quality_section(
     report.ratios["decode tok/s mixsga / gqa"] = (
         figures["decode_tokens_per_s"]["mixsga"] / figures["decode_tokens_per_s"]["gqa"]
     )
+
+
+def brownout_quality(
+    args: argparse.Namespace, model: Any, streams: Any, report: BenchReport, figures: dict[str, Any]
+) -> None:
+    """Test perplexity per brownout level and merge method; ``brownout_ppl_cost`` per level,
+    also at the levels the burst runs served that ``--levels`` does not name (the paper law
+    rounds its tau to any whole number of experts; those get the aligned merge only)."""
+    seq = 128
+    levels = sorted({1.0, *(float(x) for x in args.levels.split(",") if x.strip())}, reverse=True)
+    costs = brownout_costs(model, streams.test, levels, args.eval_tokens, seq)
+    served = {
+        float(t)
+        for by_factor in figures.get("brownout_token_share", {}).values()
+        for share in by_factor.values()
+        for t in share
+    }
+    for tau in sorted(served - set(levels), reverse=True):
+        model.set_brownout(tau)
+        costs["aligned"][tau] = evaluate(model, streams.test, seq, max_tokens=args.eval_tokens).ppl
+        model.set_brownout(1.0)
+    bt = Table(
+        "brownout: test perplexity per level tau (share 1 - tau of experts united)",
+        ["tau", "experts merged", *[f"ppl {m}" for m in costs], "cost (aligned)"],
+    )
+    base = costs["aligned"][1.0]
+    for tau in sorted(costs["aligned"], reverse=True):
+        merged = round((1 - tau) * model.cfg.n_experts)
+        row = [costs[m].get(tau, "-") for m in costs]
+        bt.add(tau, merged, *row, costs["aligned"][tau] / base - 1)
+    report.tables.append(bt)
+    figures["brownout_ppl_cost"] = {
+        str(t): costs["aligned"][t] / base - 1 for t in sorted(costs["aligned"], reverse=True)
+    }
+    figures["brownout_ppl"] = {m: {str(t): v for t, v in c.items()} for m, c in costs.items()}

@@ -128,6 +128,7 @@ class ReplayResult:
     duration_s: float  # first arrival to last completion (virtual)
     busy_s: float  # CPU time spent in engine steps
     tau: list[tuple[float, float]] = field(default_factory=list)  # (time, brownout level)
+    tokens_at_level: dict[float, int] = field(default_factory=dict)  # tokens made per level
 
     def attainment(self, slo: Slo) -> float:
         return float(np.mean([o.meets(slo) for o in self.outcomes]))
@@ -149,7 +150,8 @@ def replay(
     control_period_s: float = 1.0,
 ) -> ReplayResult:
     """Runs every request to completion; ``controller(now, finished_in_period)`` may return a new
-    brownout level each ``control_period_s``."""
+    brownout level each ``control_period_s`` (a periodic law; a per-step law is the engine's
+    ``level_law``). ``tau`` logs every change of level, whichever law made it."""
     outcomes = [Outcome(r) for r in reqs]
     order = sorted(range(len(reqs)), key=lambda i: reqs[i].arrival_s)
     arrivals = [reqs[i].arrival_s for i in order]
@@ -167,12 +169,22 @@ def replay(
             prompt = prompt_source[offset : offset + r.prompt_tokens].tolist()
             offset = (offset + r.prompt_tokens) % max(1, len(prompt_source) - 300)
             engine.submit(
-                LMRequest(str(i), prompt, r.output_tokens, r.arrival_s, slo.ttft_s, ignore_eos=True)
+                LMRequest(
+                    str(i),
+                    prompt,
+                    r.output_tokens,
+                    r.arrival_s,
+                    slo.ttft_s,
+                    ignore_eos=True,
+                    tpot_slo_s=slo.tpot_s,
+                )
             )
             nxt += 1
         start = time.thread_time()
-        events = engine.step(now)
+        events = engine.step(now)  # a per-step law (``engine.level_law``) runs inside it
         spent = time.thread_time() - start
+        if engine.brownout_tau != tau_log[-1][1]:
+            tau_log.append((now, engine.brownout_tau))
         busy += spent
         # A step that did nothing (static batching waiting for its queue delay) still moves time.
         now += spent if events else max(spent, 1e-3)
@@ -192,4 +204,10 @@ def replay(
             if tau is not None and tau != engine.brownout_tau:
                 engine.set_brownout(tau)
                 tau_log.append((now, tau))
-    return ReplayResult(outcomes, now - (arrivals[0] if arrivals else 0.0), busy, tau_log)
+    return ReplayResult(
+        outcomes,
+        now - (arrivals[0] if arrivals else 0.0),
+        busy,
+        tau_log,
+        dict(engine.tokens_at_level),
+    )

@@ -7,20 +7,18 @@ latencies, load as a multiple of measured capacity).
 from __future__ import annotations
 
 import argparse
-import itertools
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
+from bench.lm_brownout import bursts
 from bench.lm_replay import (
     Outcome,
     ReplayResult,
     Slo,
-    bursty,
     load_azure_trace,
     replay,
     scale_trace,
@@ -31,12 +29,6 @@ from offload.models.lm.engine import Engine, EngineConfig
 from offload.models.lm.model import MoELM
 from offload.models.lm.scheduling import PolicyConfig
 from offload.models.lm.tokenizer import load_tokenizer
-from offload.serving.brownout import BrownoutConfig
-from offload.serving.models.lm import expert_level_law
-
-BURST_PERIOD_S = 6.0  # on/off cycle of the burst pattern (virtual seconds)
-BURST_S = 3.0  # burst length within each cycle
-CONTROL_PERIOD_S = 0.5  # the brownout law's period (the paper: 5 s; our requests are ~10x shorter)
 
 
 def _isolated(model: MoELM, prompt_len: int, steps: int = 16) -> tuple[float, float]:
@@ -85,6 +77,9 @@ def serving(
     cap_run = replay(_engine(backend, budget, "fifo", 32, 0.0), closed, prompts, slo)
     capacity = len(trace) / cap_run.duration_s
     loads = [float(x) for x in args.loads.split(",") if x.strip()]
+    if args.sections == "brownout":  # only the brownout section (capacity and SLO still needed)
+        bursts(args, backend, budget, raw, capacity, slo, prompts, report, figures)
+        return
     statics = [int(x) for x in args.static_batches.split(",") if x.strip()]
     table = Table(
         f"Azure conv trace, {len(trace)} requests, lengths / {args.length_scale:g}; SLO TTFT "
@@ -130,7 +125,7 @@ def serving(
     figures["goodput_ratio_bucket_over_fifo"] = peak["bucket"] / max(peak["fifo"], 1e-9)
     report.ratios["peak goodput bucket / static"] = figures["goodput_ratio_bucket_over_static"]
     report.ratios["peak goodput bucket / fifo"] = figures["goodput_ratio_bucket_over_fifo"]
-    _brownout(args, backend, budget, raw, capacity, slo, prompts, report, figures)
+    bursts(args, backend, budget, raw, capacity, slo, prompts, report, figures)
 
 
 def _pcts(outcomes: list[Outcome]) -> list[float]:
@@ -138,72 +133,3 @@ def _pcts(outcomes: list[Outcome]) -> list[float]:
     tpot = np.array([o.tpot_s for o in outcomes]) * 1e3
     return [float(np.percentile(ttft, 50)), float(np.percentile(ttft, 90)),
             float(np.percentile(tpot, 50)), float(np.percentile(tpot, 90))]  # fmt: skip
-
-
-def _brownout(
-    args: argparse.Namespace,
-    backend: MoEBackend,
-    budget: int,
-    raw: list[Any],
-    capacity: float,
-    slo: Slo,
-    prompts: np.ndarray,
-    report: BenchReport,
-    figures: dict[str, Any],
-) -> None:
-    """SLO violations under on/off bursts with the united-expert brownout off and on."""
-    reqs = scale_trace(raw, args.length_scale, backend.max_seq_len)
-    n_experts = backend.model.cfg.n_experts
-    table = Table(
-        f"brownout under bursts: {args.burst_seconds:g} s at 0.5x capacity with {BURST_S:g} s "
-        f"bursts every {BURST_PERIOD_S:g} s; the law runs every {CONTROL_PERIOD_S:g} s on the "
-        "P90 of latency / SLO",
-        ["burst x capacity", "brownout", "requests", "SLO violations", "SLO attainment",
-         "TTFT p90 ms", "TPOT p90 ms", "lowest tau", "time below tau 1"],
-    )  # fmt: skip
-    reductions: dict[str, float] = {}
-    violations: dict[str, dict[str, int]] = {}
-    for factor in [float(x) for x in args.burst_factors.split(",") if x.strip()]:
-        timed = bursty(reqs, 0.5 * capacity, factor * capacity, BURST_PERIOD_S, BURST_S,
-                       args.burst_seconds, args.seed)  # fmt: skip
-        off = replay(_engine(backend, budget, "bucket", 32, 0.0), timed, prompts, slo)
-        law = _law(slo, n_experts)
-        on = replay(_engine(backend, budget, "bucket", 32, 0.0), timed, prompts, slo, law,
-                    CONTROL_PERIOD_S)  # fmt: skip
-        backend.set_brownout(1.0)
-        v_off, v_on = off.violations(slo), on.violations(slo)
-        reductions[str(factor)] = 1.0 - v_on / v_off if v_off else 0.0
-        violations[str(factor)] = {"off": v_off, "on": v_on, "requests": len(timed)}
-        for name, res in (("off", off), ("on", on)):
-            pct = _pcts(res.outcomes)
-            taus = [t for _, t in res.tau]
-            table.add(factor, name, len(timed), res.violations(slo), res.attainment(slo), pct[1],
-                      pct[3], min(taus), _time_below_one(res))  # fmt: skip
-    report.tables.append(table)
-    headline = next(iter(reductions))
-    figures["brownout_violation_reduction"] = reductions[headline]
-    figures["brownout_violation_reduction_by_burst"] = reductions
-    figures["brownout_violations"] = violations
-    report.ratios[f"SLO violations brownout on / off (bursts {headline}x)"] = (
-        1 - reductions[headline]
-    )
-
-
-def _law(slo: Slo, n_experts: int) -> Callable[[float, list[Outcome]], float | None]:
-    """The serving issue's BrownoutServe law (``offload.serving.brownout.decide``, as the HTTP
-    service runs it) on each finished request's latency / SLO, its level rounded to whole
-    experts."""
-    level = expert_level_law(BrownoutConfig(slo_s=1.0, period_s=CONTROL_PERIOD_S), n_experts)
-
-    def law(now: float, done: list[Outcome]) -> float | None:
-        return level([o.normalized(slo) for o in done])
-
-    return law
-
-
-def _time_below_one(res: ReplayResult) -> float:
-    """Share of the run's time spent at tau < 1."""
-    below, marks = 0.0, [*res.tau, (res.duration_s, 1.0)]
-    for (t0, tau), (t1, _) in itertools.pairwise(marks):
-        below += (t1 - t0) if tau < 1.0 else 0.0
-    return below / res.duration_s if res.duration_s else 0.0

@@ -4,11 +4,13 @@ Every ``interval_s`` the agent
 1. reads the cluster's state (replicas, co-runners, the BE cap: ``GET /cluster/status``);
 2. measures each replica's CPI: ``probe_bursts`` bursts of the TSC probe spread over the
    interval, run by a probe process inside the replica's cgroup (:mod:`offload.cluster.probe`;
-   perf counters where the machine has a PMU are :mod:`offload.cluster.pmu`); CPI is the bursts'
-   total cycles over total instructions, inflation = CPI / reference. The reference is the
-   node's: the least CPI any probe has seen (calibration bursts included), since every cpu of
-   a node runs the same kernel on the same hardware; a replica that starts next to a co-runner
-   thus gets the uncontended reference of another cpu, not its own contended one;
+   perf counters where the machine has a PMU are :mod:`offload.cluster.pmu`); the interval's
+   CPI is the bursts' trimmed mean (``probe_aggregate``,
+   :func:`offload.cluster.probe.aggregate_cpi`),
+   inflation = CPI / reference. The reference is the node's: the least calibration CPI of
+   any probe (lowered later only by a burst under 0.9x it), since every cpu of a node runs the
+   same kernel on the same hardware; a replica that starts next to a co-runner thus gets the
+   uncontended reference of another cpu, not its own contended one;
 3. samples node and workload metrics (:mod:`offload.cluster.metrics`) and builds each replica's
    feature row (:mod:`offload.cluster.features`);
 4. predicts each replica's CPI for the next interval (and what-ifs: paused co-runners resumed; a
@@ -50,11 +52,12 @@ from offload.cluster.mitigation import (
     decide,
 )
 from offload.cluster.predictor import CpiPredictor
-from offload.cluster.probe import ProbeConfig, ProbeError, ProbeWorker
+from offload.cluster.probe import AGGREGATES, ProbeConfig, ProbeError, ProbeWorker, aggregate_cpi
 from offload.cluster.targets import AgentTargets
 
 log = logging.getLogger(__name__)
 NAN = float("nan")
+REFERENCE_RESET = 0.9
 
 
 @dataclass(frozen=True)
@@ -62,13 +65,15 @@ class AgentConfig:
     """Attributes:
     interval_s: control interval (s), 0.2..60.
     probe_bursts: probe bursts per replica per interval, 1..50.
+    probe_aggregate: how an interval's CPI is made of its bursts' (median, trimmed, mean).
     probe: probe settings.
     mitigation: the variant and its strategies' settings.
     log_path: JSON-lines file of every change the executor makes (None: not written).
     """
 
     interval_s: float = 1.0
-    probe_bursts: int = 5
+    probe_bursts: int = 10
+    probe_aggregate: str = "trimmed"
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     mitigation: MitigationConfig = field(default_factory=MitigationConfig)
     log_path: Path | None = None
@@ -76,13 +81,14 @@ class AgentConfig:
     def __post_init__(self) -> None:
         if not 0.2 <= self.interval_s <= 60 or not 1 <= self.probe_bursts <= 50:
             raise ValueError("interval_s must be in [0.2, 60] and probe_bursts in [1, 50]")
+        if self.probe_aggregate not in AGGREGATES:
+            raise ValueError(f"probe_aggregate must be one of {', '.join(AGGREGATES)}")
 
 
 @dataclass
 class _Probe:
     worker: ProbeWorker
-    cycles: float = 0.0
-    instructions: float = 0.0
+    cpis: list[float] = field(default_factory=list)
 
 
 class Agent:
@@ -117,6 +123,8 @@ class Agent:
         self.last_be_cpu: dict[str, float] = {}
         self.step_count = 0
         self.report: dict[str, Any] = {}
+        self.window: tuple[float, float] = (NAN, NAN)  # the last measured interval (monotonic)
+        self.bursts: dict[str, list[float]] = {}  # its bursts' CPIs per replica
 
     # -- loop ---------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -185,7 +193,7 @@ class Agent:
     def _measure(self) -> dict[str, tuple[float, float]]:
         """(CPI, reference) per replica over one interval of spread-out bursts."""
         for p in self.probes.values():
-            p.cycles = p.instructions = 0.0
+            p.cpis = []
         gap = self.config.interval_s / self.config.probe_bursts
         start = time.monotonic()
         for b in range(self.config.probe_bursts):
@@ -197,16 +205,17 @@ class Agent:
                     log.warning("probe of %s failed: %s", name, err)
                     self.probes.pop(name).worker.close()
                     continue
-                p.cycles += s.cycles
-                p.instructions += s.instructions
-                self.reference_cpi = min(self.reference_cpi, s.cpi)  # only ever falls
+                p.cpis.append(s.cpi)
+                # a frozen reference keeps labels comparable across runs; it falls only to a
+                # burst clearly below it (the calibration itself met contention), not to each
+                # new extreme of many short bursts
+                if s.cpi < REFERENCE_RESET * self.reference_cpi:
+                    self.reference_cpi = s.cpi
         time.sleep(max(0.0, start + self.config.interval_s - time.monotonic()))
-        ref = self.reference_cpi
-        return {
-            n: (p.cycles / p.instructions, ref)
-            for n, p in self.probes.items()
-            if p.instructions > 0
-        }
+        self.window = (start, time.monotonic())
+        self.bursts = {n: list(p.cpis) for n, p in self.probes.items() if p.cpis}
+        ref, how = self.reference_cpi, self.config.probe_aggregate
+        return {n: (aggregate_cpi(c, how), ref) for n, c in self.bursts.items()}
 
     def _sample(
         self, status: dict[str, Any], cpi: dict[str, tuple[float, float]] | None = None
@@ -306,6 +315,7 @@ class Agent:
                     predicted_cpi_resumed=resumed.get(r["name"], NAN) * ref,
                     rate_per_s=st.rate_per_s,
                     latency_p90_ms=F.finite_or_nan(r.get("latency_p90_ms", NAN)),
+                    latency_p99_ms=F.finite_or_nan(r.get("latency_p99_ms", NAN)),
                 )
             )
         bes = tuple(
@@ -316,6 +326,7 @@ class Agent:
                 b.cpu_used if b.running else 0.0,
                 c["state"],
                 c.get("limit_cores"),
+                float(c.get("duty") or 1.0),
             )
             for c, b in snap.corunners
         )
@@ -348,6 +359,11 @@ class Agent:
                     "inflation": c / ref,
                     "latency_mean_ms": F.finite_or_nan(r.get("latency_mean_ms", NAN)),
                     "predicted_inflation": predicted.get(r["name"], NAN),
+                    # the bursts and the interval they span: labels of another aggregate, and
+                    # which intervals a change of co-location fell into (collect drops those)
+                    "burst_cpis": self.bursts.get(r["name"], []),
+                    "t0_s": self.window[0],
+                    "t1_s": self.window[1],
                 }
             )
 

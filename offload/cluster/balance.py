@@ -47,13 +47,14 @@ class ReplicaStats:
         while self.recent and now - self.recent[0][0] > WINDOW_S:
             self.recent.popleft()
 
-    def window(self, now: float, seconds: float) -> tuple[float, float, float, float]:
-        """(rate per s, p50 ms, p90 ms, mean ms) of 2xx answers in the last ``seconds``."""
+    def window(self, now: float, seconds: float) -> tuple[float, float, float, float, float]:
+        """(rate per s, p50 ms, p90 ms, mean ms, p99 ms) of 2xx answers in the last
+        ``seconds``."""
         lat = sorted(x[1] for x in self.recent if now - x[0] <= seconds and 200 <= x[2] < 300)
         if not lat:
-            return 0.0, math.nan, math.nan, math.nan
+            return 0.0, math.nan, math.nan, math.nan, math.nan
         p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3  # noqa: E731
-        return len(lat) / seconds, p(0.5), p(0.9), sum(lat) / len(lat) * 1e3
+        return len(lat) / seconds, p(0.5), p(0.9), sum(lat) / len(lat) * 1e3, p(0.99)
 
 
 class Balancer:
@@ -123,7 +124,7 @@ class Balancer:
         with self._lock:
             out = []
             for r in self.replicas.values():
-                rate, p50, p90, mean = r.window(now, seconds)
+                rate, p50, p90, mean, p99 = r.window(now, seconds)
                 out.append(
                     {
                         "name": r.name,
@@ -137,6 +138,7 @@ class Balancer:
                         "latency_p50_ms": p50,
                         "latency_p90_ms": p90,
                         "latency_mean_ms": mean,
+                        "latency_p99_ms": p99,
                     }
                 )
             return out

@@ -270,6 +270,11 @@ class Cgroup:
     def set_cpu_limit(self, cores: float | None) -> None:
         """Caps the group at ``cores`` CPUs (quota = cores x period); None lifts the cap.
 
+        cgroup v1 refuses (EINVAL) a child quota above its parent's, also when the parent is
+        the one being lowered (``tg_cfs_schedulable_down`` in kernel/sched/core.c; v2 takes the
+        minimum instead). So on v1 a cap is clamped to the parent's, and children capped above a
+        new, lower cap are lowered to it first: the effective caps are what v2 would give.
+
         Raises:
             CgroupError: cores <= 0.
         """
@@ -279,9 +284,14 @@ class Cgroup:
         quota = -1 if cores is None else max(MIN_QUOTA_US, round(cores * CFS_PERIOD_US))
         if self._is_v2("cpu"):
             _write(d / "cpu.max", f"{'max' if quota < 0 else quota} {CFS_PERIOD_US}")
-        else:
-            _write(d / "cpu.cfs_period_us", str(CFS_PERIOD_US))
-            _write(d / "cpu.cfs_quota_us", str(quota))
+            return
+        if quota >= 0:
+            parent = _v1_quota(d.parent)
+            if parent is not None:
+                quota = min(quota, parent)
+            _v1_lower_children(d, quota)
+        _write(d / "cpu.cfs_period_us", str(CFS_PERIOD_US))
+        _write(d / "cpu.cfs_quota_us", str(quota))
 
     def cpu_limit(self) -> float | None:
         """The current cap in CPUs, None when uncapped."""
@@ -390,6 +400,26 @@ def _read(path: Path) -> str:
         return path.read_text()
     except OSError as err:
         raise CgroupError(f"cannot read {path}: {err.strerror or err}") from err
+
+
+def _v1_quota(d: Path) -> int | None:
+    """A v1 group's quota in us per CFS_PERIOD_US (None: uncapped or not a cpu group)."""
+    try:
+        quota = int(_read(d / "cpu.cfs_quota_us"))
+        period = int(_read(d / "cpu.cfs_period_us"))
+    except (CgroupError, ValueError):
+        return None
+    return None if quota < 0 else round(quota * CFS_PERIOD_US / period)
+
+
+def _v1_lower_children(d: Path, quota: int) -> None:
+    """Lowers every descendant capped above ``quota`` to it (deepest first)."""
+    for child in sorted(p for p in d.iterdir() if p.is_dir()):
+        _v1_lower_children(child, quota)
+        q = _v1_quota(child)
+        if q is not None and q > quota:
+            _write(child / "cpu.cfs_period_us", str(CFS_PERIOD_US))
+            _write(child / "cpu.cfs_quota_us", str(quota))
 
 
 def _write(path: Path, value: str) -> None:

@@ -6,9 +6,19 @@ phase draws a new mix: 0..``max_corunners`` co-runners of random kinds (cpu, mem
 cpus (one core, or any) and duty (0.3, 0.6, 1.0), sometimes a BE CPU cap or a paused co-runner,
 and an offered load between ``load_frac`` of the measured capacity. The node agent runs without
 mitigation and records, every interval and replica, the feature row and the measured CPI
-(:mod:`offload.cluster.agent`). Consecutive intervals of one replica in one run make a sample:
-features of interval k, CPI inflation of k+1 (the label), inflation of k (the last-value
-baseline), latency inflation of k+1 (mean latency / the quiet median, measured first).
+(:mod:`offload.cluster.agent`), with the CPI of each probe burst.
+
+Samples (:func:`to_arrays`): an interval whose measurement a mix change fell into (co-runners
+started or stopped, cap or load changed while it was measured) is dropped: its label mixes two
+co-locations that no feature row describes. With ``horizon`` 0 (the default, the figures'
+task) a sample is the features of interval k (own, node and co-location metrics, all over k)
+with the inflation of k-1 as history, and the label is the CPI inflation of interval k; with
+``horizon`` 1 the features of k (history: the inflation of k) predict the inflation of k+1, the
+same phase's next interval. The last-value baseline is the history value in both. The label is
+the ``aggregate`` (the trimmed mean by default) of the interval's burst CPIs over the reference
+(:func:`offload.cluster.probe.aggregate_cpi`); the latency label (horizon 1 only: at horizon 0
+the features hold the same interval's P50) is the mean latency of the label's interval over the
+quiet median (measured first).
 
 Output (``--out DIR``): ``rows.jsonl`` (every interval), ``meta.json`` (settings, machine,
 quiet latency). ``--train`` also fits the predictor on all but the held-out runs, prints
@@ -38,6 +48,11 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 KIND_NAMES = ("cpu", "membw", "cache", "io")
+LABEL_DEFINITION = (
+    "label = CPI inflation of an interval: trimmed mean (20% off each end) of its probe bursts' "
+    "CPI / the node's reference CPI; features over the same interval (horizon 0), history = "
+    "the interval before; intervals a mix change fell into dropped"
+)
 DUTIES = (0.3, 0.6, 1.0)
 
 
@@ -64,7 +79,7 @@ class CollectConfig:
     phase_s: float = 8.0
     seed: int = 0
     interval_s: float = 1.0
-    probe_bursts: int = 5
+    probe_bursts: int = 10
     load_frac: tuple[float, float] = (0.15, 0.7)
     max_corunners: int = 3
     calibrate_s: float = 8.0
@@ -122,7 +137,8 @@ def collect(
     quiet_ms = float(np.median(quiet) * 1e3)
     capacity = len(status["replicas"]) / float(np.mean(quiet))
     rows: list[dict] = []
-    current = {"run": -1}
+    current = {"run": -1, "phase": -1}
+    changes: list[tuple[float, float]] = []  # monotonic windows in which a mix changed
     agent = Agent(
         api,
         AgentConfig(
@@ -130,7 +146,7 @@ def collect(
             probe_bursts=config.probe_bursts,
             mitigation=MitigationConfig("off"),
         ),
-        on_row=lambda r: rows.append({**r, "run": current["run"]}),
+        on_row=lambda r: rows.append({**r, "run": current["run"], "phase": current["phase"]}),
     )
     stop = threading.Event()
     thread = threading.Thread(target=agent.run, args=(stop,), daemon=True, name="robomr-agent")
@@ -145,6 +161,7 @@ def collect(
             phases = int(config.run_s // config.phase_s)
             for ph in range(phases):
                 m = mix(rng, status["cpus"], config)
+                t_change = time.monotonic()
                 _clear(api)
                 for c in m["corunners"]:
                     api.add_corunner(c)
@@ -154,6 +171,8 @@ def collect(
                         [PauseCoRunner("collect: seeded mix", f"mix-{m['pause']}")]
                     )
                 load.set_rate(m["load_frac"] * capacity)
+                current["phase"] = ph
+                changes.append((t_change, time.monotonic()))
                 say(
                     f"run {r + 1}/{config.runs} phase {ph + 1}/{phases}: "
                     f"{[c['kind'] + '@' + (','.join(map(str, c['cpus'])) or '*') for c in m['corunners']]}"  # noqa: E501
@@ -169,6 +188,9 @@ def collect(
         agent.close()
         _clear(api)
         agent.executor.apply([SetBeLimit("collect: done", None)])
+    for r in rows:  # was a mix change made while this interval was measured?
+        t0, t1 = r.get("t0_s", math.nan), r.get("t1_s", math.nan)
+        r["mixed"] = any(t0 < ce and t1 > cs for cs, ce in changes)
     rows = [r for r in rows if r["run"] >= 0]
     meta = {
         "config": asdict(config),
@@ -190,23 +212,48 @@ def _clear(api: Any) -> None:
             api.corunner_op(c["name"], "stop")
 
 
-def to_arrays(rows: list[dict], quiet_latency_ms: float) -> dict[str, np.ndarray]:
-    """Samples of consecutive intervals (see the module docstring): X [N, F], y, last, lat,
-    run [N]."""
+def to_arrays(
+    rows: list[dict], quiet_latency_ms: float, horizon: int = 0, aggregate: str = "trimmed"
+) -> dict[str, np.ndarray]:
+    """Samples (see the module docstring): X [N, F], y (label inflation), last (history
+    inflation, the last-value baseline), lat (latency inflation), run [N].
+
+    Rows of an older collection (no bursts, phases or windows) use the agent's inflation and
+    pair consecutive steps of a run.
+
+    Raises:
+        CollectError: ``horizon`` not 0 or 1 (or a bad ``aggregate``).
+    """
     from offload.cluster.features import vector
+    from offload.cluster.probe import ProbeError, aggregate_cpi
+
+    if horizon not in (0, 1):
+        raise CollectError(f"horizon={horizon} must be 0 (same interval) or 1 (next interval)")
+
+    def inflation(r: dict) -> float:
+        bursts = r.get("burst_cpis")
+        if not bursts:
+            return float(r["inflation"])
+        try:
+            return aggregate_cpi(bursts, aggregate) / r["reference_cpi"]
+        except ProbeError as err:
+            raise CollectError(str(err)) from err
 
     by_key: dict[tuple[int, str, int], dict] = {
-        (r["run"], r["replica"], r["step"]): r for r in rows
+        (r["run"], r["replica"], r["step"]): r for r in rows if not r.get("mixed", False)
     }
     X, y, last, lat, run = [], [], [], [], []
     for (ru, rep, step), r in sorted(by_key.items()):
-        nxt = by_key.get((ru, rep, step + 1))
-        if nxt is None:
+        hist = by_key.get((ru, rep, step - 1)) if horizon == 0 else r
+        lab = r if horizon == 0 else by_key.get((ru, rep, step + 1))
+        if hist is None or lab is None or hist.get("phase") != lab.get("phase"):
             continue
-        X.append(vector(r["features"]))
-        y.append(nxt["inflation"])
-        last.append(r["inflation"])
-        lm = nxt.get("latency_mean_ms")
+        h = inflation(hist)
+        X.append(vector({**r["features"], "last_inflation": h}))
+        y.append(inflation(lab))
+        last.append(h)
+        lm = lab.get("latency_mean_ms") if horizon == 1 else None  # at horizon 0 the row
+        # holds the same interval's P50: a latency label there would be read off the features
         lat.append(lm / quiet_latency_ms if lm is not None and math.isfinite(lm) else math.nan)
         run.append(ru)
     return {
@@ -319,6 +366,7 @@ def train_and_save(
     train, test = split(data, test_runs)
     scores, model = evaluate(train, test, seed)
     print(ACCURACY_DEFINITION)
+    print(LABEL_DEFINITION)
     print(f"{'method':<12} {'within 10%':>10} {'MAPE':>7} {'n':>5}")
     for m, s in scores.items():
         print(f"{m:<12} {s['within10']:>10.3f} {s['mape']:>7.3f} {s['n']:>5}")
@@ -334,6 +382,7 @@ def train_and_save(
             "dataset_sha256": dataset_sha256(data["X"], data["y"]),
             "held_out_scores": scores,
             "accuracy_definition": ACCURACY_DEFINITION,
+            "label_definition": LABEL_DEFINITION,
             "collection": meta,
             "machine": machine_info(),
             "trained_unix_s": time.time(),

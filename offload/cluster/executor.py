@@ -7,6 +7,7 @@ talks to a :class:`Targets` object:
 | action | local backend | Kubernetes backend |
 | --- | --- | --- |
 | ``SetBeLimit`` | BE group's cfs quota / ``cpu.max`` | node's besteffort cgroup (host mount) |
+| ``ThrottleCoRunner`` | its own group's cfs quota / ``cpu.max`` | the pod's cgroup (host mount) |
 | ``PauseCoRunner`` | freezer of its group (SIGSTOP without) | freezer of the pod's group |
 | ``ResumeCoRunner`` | thaw | thaw |
 | ``EvictCoRunner`` | stop the co-runner | Eviction API (PodDisruptionBudgets apply) |
@@ -38,6 +39,7 @@ from offload.cluster.mitigation.interface import (
     ResumeCoRunner,
     SetBeLimit,
     SetWeights,
+    ThrottleCoRunner,
 )
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,10 @@ class Targets(Protocol):
     def be_limit(self) -> float | None: ...
 
     def set_be_limit(self, cores: float | None) -> None: ...
+
+    def corunner_limit(self, name: str) -> float | None: ...
+
+    def throttle(self, name: str, cores: float | None) -> None: ...
 
     def pause(self, name: str, paused: bool) -> None: ...
 
@@ -119,10 +125,14 @@ class Executor:
                 return "be", self.targets.be_limit(), action.cores
             if isinstance(action, SetWeights):
                 return "router", self.targets.weights(), action.weights
+            if isinstance(action, ThrottleCoRunner):
+                return action.name, self.targets.corunner_limit(action.name), action.cores
         if isinstance(action, SetBeLimit):
             return "be", None, action.cores
         if isinstance(action, SetWeights):
             return "router", None, action.weights
+        if isinstance(action, ThrottleCoRunner):
+            return action.name, None, action.cores
         if isinstance(action, PauseCoRunner):
             return action.name, "running", "paused"
         if isinstance(action, ResumeCoRunner):
@@ -136,6 +146,8 @@ class Executor:
     def _do(self, action: Action) -> None:
         if isinstance(action, SetBeLimit):
             self.targets.set_be_limit(action.cores)
+        elif isinstance(action, ThrottleCoRunner):
+            self.targets.throttle(action.name, action.cores)
         elif isinstance(action, PauseCoRunner):
             self.targets.pause(action.name, True)
         elif isinstance(action, ResumeCoRunner):

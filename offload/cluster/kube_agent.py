@@ -71,19 +71,24 @@ class NodeApi:
                 w = (p.metadata.annotations or {}).get(WEIGHT_ANNOTATION)
                 replicas.append({**base, "qos": "LS", "weight": float(w) if w else 1.0})
             elif labels.get("app.kubernetes.io/name") == BE and pids:
-                frozen = False
+                frozen, cap = False, None
                 if rel and self.support.has("freeze"):
                     try:
                         frozen = Cgroup(self.support, rel).frozen()
                     except CgroupError:
                         frozen = False
+                if rel and self.support.has("cpu"):  # the agent's own per-pod cap, if any
+                    try:
+                        cap = Cgroup(self.support, rel).cpu_limit()
+                    except CgroupError:
+                        cap = None
                 corunners.append(
                     {
                         **base,
                         "kind": labels.get("robomr.io/corunner-kind", "cpu"),
                         "state": "paused" if frozen else "running",
                         "duty": 1.0,
-                        "limit_cores": None,
+                        "limit_cores": cap,
                         "units": None,
                     }
                 )

@@ -355,8 +355,12 @@ class LocalCluster:
         cgroup = None
         if self.groups["be"] is not None:
             cgroup = Cgroup(self.support, f"{self.groups['be'].rel}/{spec.name}").create()
-            if spec.cpus and self.support.has("cpuset"):
-                cgroup.set_cpuset(spec.cpus)
+            # a group outlives its co-runner: a later one of the same name must not inherit
+            # its pin or the agent's cap
+            if self.support.has("cpuset"):
+                cgroup.set_cpuset(spec.cpus or self.cpus)
+            if self.support.has("cpu"):
+                cgroup.set_cpu_limit(None)
         c = CoRunner(spec, cgroup, Path(self.config.work_dir) / "corunners")
         c.start()
         self.corunners[spec.name] = c
@@ -504,6 +508,12 @@ class _PlaceTargets:
 
     def pause(self, name: str, paused: bool) -> None:
         raise ClusterError("the agent's executor pauses co-runners")
+
+    def corunner_limit(self, name: str) -> float | None:
+        raise ClusterError("placement targets do not hold co-runner caps")
+
+    def throttle(self, name: str, cores: float | None) -> None:
+        raise ClusterError("the agent's executor caps co-runners")
 
     def evict(self, name: str) -> None:
         raise ClusterError("the agent's executor evicts co-runners")

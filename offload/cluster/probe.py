@@ -19,8 +19,21 @@ core: cache and memory-bandwidth contention (as the PMU's CPI would) *and* time-
 co-runner on the same core, which hardware CPI does not see (a descheduled task retires nothing
 and counts no cycles). On these 2-vCPU VMs time-sharing is the interference that matters: a
 co-runner on the same core inflates the probe about 2.8x, a cache or memory hog on the other core
-about 7% (docs/cluster.md). A burst runs ``chunks`` calls back to back (about 10 ms) so that it
-lives through scheduler time slices as a request does.
+about 7% (docs/cluster.md).
+
+*One burst* runs ``warmup_calls`` untimed calls (the chain back into the caches after the
+probe slept) and then ``chunks`` timed calls back to back (16 calls: about 3 ms on an idle
+core). It must be that long to see time-sharing at all: a task that wakes from sleep runs
+first on CFS (its sleeper credit is a few ms), so a 0.7 ms burst finishes before a same-core
+hog gets the cpu back and measures 1.0x next to it (measured: 1.04x vs 2.4x for 3 ms bursts).
+*One interval's CPI* is an aggregate of the bursts spread over the interval
+(:func:`aggregate_cpi`; the agent's default: the **trimmed mean** of 10 bursts per second). A
+burst that a time slice of other work lands in takes several times longer, so the per-burst
+CPIs have a long right tail; their ratio of sums (the mean) over a few bursts swings with where
+the slices fell, the median of a bimodal sample flips between its modes, and the trimmed mean
+(20% off each end) keeps the share of slow bursts while dropping the extremes.
+``python -m offload.cluster.probe`` prints the repeatability of each (coefficient of variation
+over intervals on this machine).
 
 *Calibration*: the reference CPI is the minimum over ``calibration_bursts`` bursts, i.e. the
 chase on an uncontended core; ``inflation = CPI / reference``.
@@ -38,6 +51,7 @@ import argparse
 import ctypes
 import json
 import mmap
+import os
 import platform
 import subprocess
 import sys
@@ -83,7 +97,8 @@ class ProbeConfig:
     Attributes:
         working_set_kib: the pointer chain's footprint (KiB), 64..262144.
         iters: loop iterations per call (16 loads each), 1..10^7.
-        chunks: calls per burst (the burst is timed as a whole), 1..10^4.
+        chunks: timed calls per burst (the burst is timed as a whole), 1..10^4.
+        warmup_calls: untimed calls before them (the chain back in the caches), 0..100.
         calibration_bursts: bursts whose minimum CPI is the reference, 1..1000.
         seed: seed of the chain's order.
     """
@@ -91,6 +106,7 @@ class ProbeConfig:
     working_set_kib: int = 1024
     iters: int = 2000
     chunks: int = 16
+    warmup_calls: int = 1
     calibration_bursts: int = 20
     seed: int = 0
 
@@ -99,6 +115,7 @@ class ProbeConfig:
             ("working_set_kib", 64, 262144),
             ("iters", 1, 10**7),
             ("chunks", 1, 10**4),
+            ("warmup_calls", 0, 100),
             ("calibration_bursts", 1, 1000),
         ):
             v = getattr(self, name)
@@ -160,6 +177,8 @@ class TscProbe:
         (so the whole working set is walked, never a hot prefix of it)."""
         c = self.config
         cycles = 0
+        for _ in range(c.warmup_calls):
+            self._kernel(self._cursor.value, c.iters, ctypes.addressof(self._cursor))
         start = time.perf_counter()
         for _ in range(c.chunks):
             cycles += self._kernel(self._cursor.value, c.iters, ctypes.addressof(self._cursor))
@@ -175,6 +194,55 @@ class TscProbe:
         self.burst()  # warm the chain into the caches
         self.reference_cpi = min(self.burst().cpi for _ in range(n))
         return self.reference_cpi
+
+
+AGGREGATES = ("median", "trimmed", "mean")
+TRIM_FRAC = 0.2
+
+
+def aggregate_cpi(cpis: list[float] | np.ndarray, how: str = "median") -> float:
+    """One interval's CPI from its bursts' CPIs: ``median``; ``trimmed`` (mean of what is left
+    after dropping ``TRIM_FRAC`` of the bursts at each end); ``mean`` (ratio of sums: every
+    burst retires the same instructions). NaN without bursts.
+
+    Raises:
+        ProbeError: an unknown ``how``.
+    """
+    if how not in AGGREGATES:
+        raise ProbeError(f"aggregate={how!r} must be one of {', '.join(AGGREGATES)}")
+    x = np.sort(np.asarray(cpis, dtype=float))
+    if len(x) == 0:
+        return float("nan")
+    if how == "median":
+        return float(np.median(x))
+    if how == "trimmed":
+        k = int(len(x) * TRIM_FRAC)
+        return float(np.mean(x[k : len(x) - k]))
+    return float(np.mean(x))
+
+
+def repeatability(
+    probe: TscProbe, intervals: int, bursts: int, gap_s: float
+) -> dict[str, dict[str, float]]:
+    """The probe's own noise: ``intervals`` intervals of ``bursts`` bursts ``gap_s`` apart.
+    Returns, per aggregate and for single bursts, the median CPI and the coefficient of
+    variation (standard deviation / mean) over intervals (over bursts for ``burst``)."""
+    per = []
+    for _ in range(intervals):
+        cpis = []
+        for _ in range(bursts):
+            cpis.append(probe.burst().cpi)
+            time.sleep(gap_s)
+        per.append(cpis)
+    out = {"burst": _cv([c for cs in per for c in cs])}
+    for how in AGGREGATES:
+        out[how] = _cv([aggregate_cpi(cs, how) for cs in per])
+    return out
+
+
+def _cv(x: list[float]) -> dict[str, float]:
+    a = np.asarray(x, dtype=float)
+    return {"median_cpi": float(np.median(a)), "cv": float(np.std(a) / np.mean(a)), "n": len(a)}
 
 
 def build_chain(working_set_kib: int, seed: int) -> np.ndarray:
@@ -281,7 +349,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m offload.cluster.probe", description=__doc__)
     p.add_argument("--serve", action="store_true", help="answer commands on stdin")
     p.add_argument("--config", default="{}", help="ProbeConfig fields as JSON")
-    p.add_argument("--bursts", type=int, default=20, help="without --serve: bursts to print")
+    p.add_argument("--bursts", type=int, default=20, help="without --serve: bursts per interval")
+    p.add_argument(
+        "--intervals", type=int, default=30, help="without --serve: intervals for the CV table"
+    )
+    p.add_argument("--interval", type=float, default=1.0, help="interval length (s)")
+    p.add_argument("--cpu", type=int, help="pin the probe to this cpu (default: unpinned)")
     args = p.parse_args(argv)
     try:
         config = ProbeConfig(**json.loads(args.config))
@@ -290,11 +363,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.serve:
         return serve(config)
+    if args.bursts < 1 or args.intervals < 2 or not args.interval > 0:
+        print("probe: error: need --bursts >= 1, --intervals >= 2, --interval > 0", file=sys.stderr)
+        return 2
+    if args.cpu is not None:
+        try:
+            os.sched_setaffinity(0, {args.cpu})
+        except OSError as err:
+            print(f"probe: error: cannot pin to cpu {args.cpu}: {err}", file=sys.stderr)
+            return 2
     probe = TscProbe(config)
-    print(f"reference CPI {probe.calibrate():.2f}")
-    for _ in range(args.bursts):
-        s = probe.burst()
-        print(f"cpi {s.cpi:7.2f}  inflation {s.inflation:5.2f}  {s.wall_s * 1e3:6.2f} ms")
+    print(f"reference CPI {probe.calibrate():.2f}; one burst {probe.burst().wall_s * 1e3:.2f} ms")
+    print(
+        f"repeatability over {args.intervals} intervals of {args.bursts} bursts in "
+        f"{args.interval:g} s (CV = standard deviation / mean; run it on an idle machine):"
+    )
+    rep = repeatability(probe, args.intervals, args.bursts, args.interval / args.bursts)
+    for how, r in rep.items():
+        what = "single bursts" if how == "burst" else f"interval {how}"
+        print(f"  {what:<18} median CPI {r['median_cpi']:7.2f}  CV {r['cv']:.3f}  (n {r['n']})")
     return 0
 
 

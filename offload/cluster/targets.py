@@ -1,6 +1,7 @@
 """The knobs the agent's executor turns on the local backend (``executor.Targets``).
 
-The agent writes cgroup files itself (the BE group's CPU cap, a co-runner's freezer), as
+The agent writes cgroup files itself (the BE group's CPU cap, a co-runner's own cap and
+freezer), as
 koordlet does on a node; what only the cluster can do (stop a process, change router weights) it
 asks through the admin API. Without a freezer a pause also goes through the API, which falls
 back to SIGSTOP.
@@ -32,12 +33,25 @@ class AgentTargets:
     def set_be_limit(self, cores: float | None) -> None:
         self._be().set_cpu_limit(cores)
 
-    def pause(self, name: str, paused: bool) -> None:
-        status = self.api.status()
-        match = [c for c in status["corunners"] if c["name"] == name]
+    def _corunner(self, name: str) -> dict:
+        match = [c for c in self.api.status()["corunners"] if c["name"] == name]
         if not match:
             raise KeyError(f"no co-runner named {name}")
-        rel = match[0].get("cgroup")
+        return match[0]
+
+    def corunner_limit(self, name: str) -> float | None:
+        return self._corunner(name).get("limit_cores")
+
+    def throttle(self, name: str, cores: float | None) -> None:
+        rel = self._corunner(name).get("cgroup")
+        if not rel or not self.support.has("cpu"):
+            raise CgroupUnavailable(
+                f"throttling {name}: no cpu controller for it:\n{self.support.summary()}"
+            )
+        Cgroup(self.support, rel).set_cpu_limit(cores)
+
+    def pause(self, name: str, paused: bool) -> None:
+        rel = self._corunner(name).get("cgroup")
         if rel and self.support.has("freeze"):
             Cgroup(self.support, rel).freeze(paused)
         else:

@@ -85,7 +85,13 @@ class Replica:
         """Starts a token-level model's engine with this replica's policy, SLO and brownout."""
         model: Any = self.models[name]
         cfg = self.config.scheduler_config(name, model.has_brownout)
-        model.start(self.config.policy, cfg.slo_s, cfg.brownout)
+        model.start(
+            self.config.policy,
+            cfg.slo_s,
+            cfg.brownout,
+            law_name=cfg.brownout_law,
+            headroom=cfg.brownout_headroom,
+        )
         self.engines[name] = model
         _log.info("%s ready (%s, token-level)", name, model.version)
 

@@ -54,9 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--variant",
-        choices=("off", "suppress", "full", "steer"),
+        choices=("off", "suppress", "full", "full-pause", "steer"),
         default="full",
-        help="mitigation: none, Koordinator CPU suppress, or C-Koordinator (default)",
+        help="mitigation: none, Koordinator CPU suppress, C-Koordinator (default: caps a "
+        "co-runner before pausing it), full-pause (pauses at once), steer (routing only)",
     )
     p.add_argument("--no-agent", action="store_true", help="no node agent (no mitigation)")
     p.add_argument("--model", default="", help="CPI model (default: models/cpi_predictor.txt)")

@@ -157,7 +157,13 @@ def test_benchmark_runs_and_reports_ratios(
             assert set(report[key]) == {"mixsga", "gqa", "mha"}, key
         for key in ("goodput_ratio_bucket_over_static", "brownout_violation_reduction"):
             assert isinstance(report[key], float), key
-        assert set(report["brownout_ppl_cost"]) == {"1.0", "0.0"}
+        # per level: the named levels, and any other the paper law served (whole experts)
+        assert {"1.0", "0.0"} <= set(report["brownout_ppl_cost"]) <= {"1.0", "0.5", "0.0"}
+        for key in ("brownout_violation_reduction_paper", "brownout_violation_reduction_bound"):
+            assert isinstance(report[key], float), key
+        served = report["brownout_served_ppl_cost"]
+        assert set(served) == {"paper", "slack", "fixed0"}
+        assert served["fixed0"]["1.3"] == pytest.approx(report["brownout_ppl_cost"]["0.0"])
 
     if name == "croa":  # the layout issue 13 names, at the JSON's top level
         assert set(report["budgets"]) == {"1"} and set(report["budgets"]["1"]) == {"croa", "stay"}
@@ -185,7 +191,8 @@ def _lm_args(tmp_path: Path) -> list[str]:
     return ["--model", str(runs / "mixsga-s0.safetensors"), "--runs", str(runs / "runs.json"),
             "--wordnet-dir", str(wordnet), "--eval-tokens", "256", "--requests", "8",
             "--loads", "1", "--static-batches", "2", "--burst-seconds", "2",
-            "--burst-factors", "1.3", "--levels", "1,0", "--decode-steps", "2"]  # fmt: skip
+            "--burst-factors", "1.3", "--burst-seeds", "0,1", "--slack-headrooms", "1",
+            "--slack-utilisations", "off", "--levels", "1,0", "--decode-steps", "2"]  # fmt: skip
 
 
 def test_mapmatch_json_has_the_issues_layout(tmp_path: Path) -> None:

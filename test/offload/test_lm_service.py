@@ -125,6 +125,21 @@ def test_expert_level_follows_the_serving_law(normalized, levels):
     assert [law(x) for x in normalized] == levels
 
 
+def test_the_service_picks_the_level_per_engine_step_by_default(replica, client):
+    """``--brownout-law slack`` (the default): the engine runs the per-step slack law (its step
+    costs measured at start-up) instead of the paper's periodic law, and counts the tokens it
+    made at each level."""
+    served = replica.replica.engines["lm"]
+    engine = served.runner.engine
+    assert engine.level_law is not None and served.runner._law is None
+    before = sum(engine.tokens_at_level.values())
+    client.completions.create(
+        model="lm", prompt="the robot", max_tokens=4, extra_body={"ignore_eos": True}
+    )
+    assert sum(engine.tokens_at_level.values()) - before == 4
+    assert set(engine.tokens_at_level) <= {1.0, 0.75, 0.5, 0.25, 0.0}
+
+
 def test_missing_weights_are_a_model_error(tmp_path):
     with pytest.raises(ModelError, match="not found"):
         LMModel.from_options(model_path=str(tmp_path / "none.safetensors"))

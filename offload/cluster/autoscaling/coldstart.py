@@ -149,6 +149,7 @@ class Template:
         cmd = [sys.executable, "-m", __name__, "template", "--store", str(store)]
         cmd += ["--workdir", str(workdir)] + (["--redis", redis_url] if redis_url else [])
         self._log: IO = log.open("w")
+        self._forked: list[int] = []  # replicas forked from it, ended by close()
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True
         )
@@ -160,9 +161,18 @@ class Template:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(f"{ready} {log}\n")
         self.proc.stdin.flush()
-        return int(self.proc.stdout.readline())
+        pid = int(self.proc.stdout.readline())
+        self._forked.append(pid)
+        return pid
 
     def close(self) -> None:
+        """Ends the replicas it forked that are still running (an owner that failed before
+        ending them must not leave them serving: once the template exits they would be
+        orphans nobody tracks), then the template."""
+        for pid in self._forked:
+            if _pid_alive(pid):
+                _end(pid)
+        self._forked.clear()
         if self.proc.stdin:
             self.proc.stdin.close()
         try:

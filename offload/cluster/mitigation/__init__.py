@@ -4,24 +4,28 @@
 | --- | --- | --- |
 | ``off`` | none | co-location without QoS management |
 | ``suppress`` | CPU suppress | Koordinator's BE CPU suppress (cfs quota policy) |
-| ``full`` | steering + CPU suppress + pause/evict, on predicted CPI | C-Koordinator |
-
-In ``full`` the prediction also sets how hard to suppress (the threshold rises by
-``full_relax_frac`` while the requests are predicted to meet little interference) and when to
-pause (on the rate-weighted inflation, after steering has done what it can): see
-``suppress`` and ``evict``.
+| ``full`` | steering + CPU suppress + cap -> pause -> resume, on predicted CPI | C-Koordinator |
+| ``full-pause`` | steering + CPU suppress + pause/evict at once | the earlier ``full`` |
 | ``steer`` | steering only | ablation: what prediction-driven routing alone does |
+
+In ``full`` and ``full-pause`` the prediction also sets how hard to suppress (the threshold
+rises by ``full_relax_frac`` while the requests are predicted to meet little interference) and
+when to act on a co-runner (on the rate-weighted inflation, after steering has done what it
+can). ``full`` escalates (``escalate``): it caps the culprit co-runner's own CPU quota in
+proportion to the predicted excess inflation, pauses it only when capping to the floor has not
+brought the requests back within the objective, and resumes and uncaps with hysteresis;
+``full-pause`` pauses the culprit at once (``evict``).
 
 :func:`decide` runs a variant's strategies on one observation; the executor applies the actions.
 Each strategy lives in its own module with its formula in the docstring: ``suppress``,
-``evict``, ``steer``, ``placement``.
+``escalate``, ``evict``, ``steer``, ``placement``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from offload.cluster.mitigation import evict, steer, suppress
+from offload.cluster.mitigation import escalate, evict, steer, suppress
 from offload.cluster.mitigation.interface import (
     Action,
     CoRunnerView,
@@ -34,9 +38,10 @@ from offload.cluster.mitigation.interface import (
     ResumeCoRunner,
     SetBeLimit,
     SetWeights,
+    ThrottleCoRunner,
 )
 
-VARIANTS = ("off", "suppress", "full", "steer")
+VARIANTS = ("off", "suppress", "full", "full-pause", "steer")
 
 __all__ = [
     "VARIANTS",
@@ -53,6 +58,7 @@ __all__ = [
     "ResumeCoRunner",
     "SetBeLimit",
     "SetWeights",
+    "ThrottleCoRunner",
     "decide",
 ]
 
@@ -64,6 +70,7 @@ class MitigationConfig:
     variant: str = "full"
     suppress: suppress.SuppressConfig = field(default_factory=suppress.SuppressConfig)
     evict: evict.EvictConfig = field(default_factory=evict.EvictConfig)
+    escalate: escalate.EscalateConfig = field(default_factory=escalate.EscalateConfig)
     steer: steer.SteerConfig = field(default_factory=steer.SteerConfig)
     # what ``full`` adds to the Koordinator strategies: prediction-aware suppress and pausing
     full_relax_frac: float = 0.15
@@ -78,6 +85,7 @@ class MitigationConfig:
 class MitigationState:
     suppress: suppress.SuppressState = field(default_factory=suppress.SuppressState)
     evict: evict.EvictState = field(default_factory=evict.EvictState)
+    escalate: escalate.EscalateState = field(default_factory=escalate.EscalateState)
     steer: steer.SteerState = field(default_factory=steer.SteerState)
 
 
@@ -89,21 +97,26 @@ def decide(
     if config.variant == "off":
         return [], state
     actions: list[Action] = []
-    if config.variant in ("full", "steer"):
+    full = config.variant in ("full", "full-pause")
+    if full or config.variant == "steer":
         a, s = steer.decide(obs, state.steer, config.steer)
         actions += a
         state = replace(state, steer=s)
     if config.variant == "steer":
         return actions, state
     sup, ev = config.suppress, config.evict
-    if config.variant == "full":
+    if full:
         sup = replace(sup, relax_frac=min(config.full_relax_frac, 1 - sup.threshold_frac))
         ev = replace(ev, traffic_weighted=config.full_traffic_weighted)
     a, s2 = suppress.decide(obs, state.suppress, sup)
     actions += a
     state = replace(state, suppress=s2)
     if config.variant == "full":
-        a, s3 = evict.decide(obs, state.evict, ev)
+        a, s3 = escalate.decide(obs, state.escalate, config.escalate)
         actions += a
-        state = replace(state, evict=s3)
+        state = replace(state, escalate=s3)
+    elif config.variant == "full-pause":
+        a, s4 = evict.decide(obs, state.evict, ev)
+        actions += a
+        state = replace(state, evict=s4)
     return actions, state

@@ -32,6 +32,7 @@ class ReplicaView:
             paused or no predictor).
         rate_per_s: requests per second it answered.
         latency_p90_ms: P90 latency of those requests (NaN if none).
+        latency_p99_ms: P99 latency of those requests (NaN if none).
     """
 
     name: str
@@ -43,6 +44,7 @@ class ReplicaView:
     predicted_cpi_resumed: float = NAN
     rate_per_s: float = 0.0
     latency_p90_ms: float = NAN
+    latency_p99_ms: float = NAN
 
     def inflation(self, predicted: bool = True) -> float:
         """CPI / reference: the predicted one where there is a prediction, else the measured."""
@@ -52,7 +54,8 @@ class ReplicaView:
 
 @dataclass(frozen=True)
 class CoRunnerView:
-    """A best-effort co-runner in one interval (state: running, paused, stopped, evicted)."""
+    """A best-effort co-runner in one interval (state: running, paused, stopped, evicted;
+    duty: the share of time it means to work, 0..1)."""
 
     name: str
     kind: str
@@ -60,6 +63,7 @@ class CoRunnerView:
     cpu_used: float = 0.0
     state: str = "running"
     limit_cores: float | None = None
+    duty: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,14 @@ class Action:
 class SetBeLimit(Action):
     """Cap the best-effort group at ``cores`` CPUs (None: lift the cap)."""
 
+    cores: float | None
+
+
+@dataclass(frozen=True)
+class ThrottleCoRunner(Action):
+    """Cap one co-runner's own group at ``cores`` CPUs (None: lift its cap)."""
+
+    name: str
     cores: float | None
 
 

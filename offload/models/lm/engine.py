@@ -12,12 +12,18 @@ that step as ``TokenEvent``s, in order, to stream to clients. Each step:
 Memory: a running sequence reserves ``backend.kv_bytes_for(prompt + max_tokens)`` bytes of the
 KV budget for its whole life; the sum never exceeds ``kv_budget_bytes``, so the cache cannot
 overflow however long the sequences run. Brownout: ``set_brownout(tau)`` switches the model's
-experts (``united``); the control law that picks tau lives with the service.
+experts (``united``); the control law that picks tau lives with the service: either periodic
+(BrownoutServe's dial, the service calls ``set_brownout``) or per step (``level_law``, e.g. the
+slack law of ``slack``: called at the start of every step with the waiting and running requests,
+it returns the level of that step). ``tokens_at_level`` counts the tokens made at each level.
 """
 
 from __future__ import annotations
 
+import collections
 import itertools
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,6 +32,7 @@ import torch
 from offload.models.lm.backend import LMBackend
 from offload.models.lm.generate import sample
 from offload.models.lm.scheduling import ADMIT, AdmitObservation, PolicyConfig, PolicyName
+from offload.models.lm.slack import RunningView, SlackObservation, WaitingView
 
 FinishReason = Literal["stop", "length", "abort"]
 
@@ -65,6 +72,7 @@ class LMRequest:
     ttft_slo_s: float = 1.0  # time-to-first-token objective
     temperature: float = 0.0  # 0 = greedy
     ignore_eos: bool = False  # generate exactly max_tokens (benchmarks)
+    tpot_slo_s: float = math.inf  # time-per-output-token objective (the slack law reads it)
 
     @property
     def prompt_len(self) -> int:
@@ -89,15 +97,28 @@ class TokenEvent:
 class _Running:
     req: LMRequest
     reserved: int
+    first_token_s: float = 0.0  # engine clock of the step that made the first token
     generated: list[int] = field(default_factory=list)
 
 
 class Engine:
     """Continuous-batching engine over one backend (not thread-safe: one owner calls it)."""
 
-    def __init__(self, backend: LMBackend, cfg: EngineConfig) -> None:
+    def __init__(
+        self,
+        backend: LMBackend,
+        cfg: EngineConfig,
+        level_law: Callable[[SlackObservation], float] | None = None,
+        rate_window_s: float = 0.5,
+    ) -> None:
         self.backend = backend
         self.cfg = cfg
+        self.level_law = level_law
+        if not rate_window_s > 0:
+            raise EngineError(f"rate_window_s={rate_window_s} must be > 0")
+        self.rate_window_s = rate_window_s  # arrivals counted for the law's arrival rate
+        self._arrivals: collections.deque[float] = collections.deque()
+        self.tokens_at_level: dict[float, int] = {}
         self.waiting: list[LMRequest] = []
         self.running: list[_Running] = []
         self._state: Any = None  # the backend's batch state; row i = self.running[i]
@@ -137,6 +158,9 @@ class Engine:
         if req.temperature < 0:
             raise EngineError(f"temperature={req.temperature} must be >= 0")
         self.waiting.append(req)
+        self._arrivals.append(req.arrival_s)
+        while self._arrivals[0] <= req.arrival_s - self.rate_window_s:  # bounded without a law
+            self._arrivals.popleft()
 
     def abort(self, request_id: str) -> bool:
         """Drops a waiting or running request (client gone); True if it was found."""
@@ -160,6 +184,8 @@ class Engine:
     def step(self, now_s: float) -> list[TokenEvent]:
         """One scheduling step (see the module docstring); returns the tokens it made."""
         next(self.steps)
+        if self.level_law is not None:
+            self.set_brownout(self.level_law(self.observe(now_s)))
         events: list[TokenEvent] = []
         old = len(self.running)
         if old:
@@ -174,7 +200,28 @@ class Engine:
         states = ([self._state] if self.running else []) + new_states
         self.running += new_runs
         self._state = self.backend.concat(states) if states else None
+        if events:
+            tau = self.brownout_tau
+            self.tokens_at_level[tau] = self.tokens_at_level.get(tau, 0) + len(events)
         return events
+
+    def observe(self, now_s: float) -> SlackObservation:
+        """The waiting and running requests as a per-step brownout law sees them, and the
+        arrival rate over the last ``rate_window_s``."""
+        while self._arrivals and self._arrivals[0] <= now_s - self.rate_window_s:
+            self._arrivals.popleft()
+        return SlackObservation(
+            now_s,
+            tuple(
+                RunningView(len(r.generated), r.req.max_tokens, r.first_token_s, r.req.tpot_slo_s)
+                for r in self.running
+            ),
+            tuple(
+                WaitingView(w.prompt_len, w.max_tokens, w.ttft_deadline_s, w.tpot_slo_s)
+                for w in self.waiting
+            ),
+            len(self._arrivals) / self.rate_window_s,
+        )
 
     def _admit(self, now_s: float, events: list[TokenEvent]) -> tuple[list[Any], list[_Running]]:
         obs = AdmitObservation(
@@ -192,7 +239,8 @@ class Engine:
             self.waiting = [r for r in self.waiting if id(r) not in taken]
             logits, state = self.backend.prefill([r.prompt for r in reqs])
             group_runs = [
-                _Running(r, self.backend.kv_bytes_for(r.prompt_len + r.max_tokens)) for r in reqs
+                _Running(r, self.backend.kv_bytes_for(r.prompt_len + r.max_tokens), now_s)
+                for r in reqs
             ]
             self._emit(logits, group_runs, events)
             alive = [i for i, r in enumerate(group_runs) if not self._done(r)]

@@ -11,6 +11,12 @@ Brownout (BrownoutServe, arXiv 2507.17133): ``set_slots`` replaces a subset of e
 united expert (``offload.models.lm.united``). A token whose top-k includes merged experts runs
 the united expert once with the sum of their weights, so it makes fewer expert calls. With the
 identity mapping (tau = 1) this is the original layer, bit for bit.
+
+Dispatch: one batched matmul chain per expert that has tokens (experts without tokens cost
+nothing: the occupied slots are found once, not one scan per expert). When every expert is
+united (tau = 0) each token's weights sum to 1 on the united expert, so inference skips the
+router and runs the united expert on all tokens as one dense SwiGLU (``united_only``); it equals
+the routed computation up to the rounding of that weight sum (a test checks it).
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ class MoEFeedForward(nn.Module):
         self.record_usage = False  # count routing into ``usage`` (set by ``calibrate_usage``)
         self._slot_of_expert: Tensor | None = None  # [E] int64; None = every expert its own slot
         self._united: tuple[Tensor, Tensor, Tensor] | None = None  # gate, up, down of the united
+        self._all_united = False  # every expert served by the united one (tau = 0)
+        self.fast_united = True  # at tau = 0 skip the router (False: the routed path, for tests)
 
     @property
     def n_experts(self) -> int:
@@ -51,6 +59,15 @@ class MoEFeedForward(nn.Module):
         """Serve experts mapped to slot E by ``united`` (None, None restores the original)."""
         self._slot_of_expert = slot_of_expert
         self._united = united
+        self._all_united = bool(
+            united is not None
+            and slot_of_expert is not None
+            and (slot_of_expert == self.n_experts).all()
+        )
+
+    @staticmethod
+    def _swiglu(x: Tensor, gate: Tensor, up: Tensor, down: Tensor) -> Tensor:
+        return (F.silu(x @ gate) * (x @ up)) @ down
 
     def _weights(self, slot: int) -> tuple[Tensor, Tensor, Tensor]:
         if slot < self.n_experts:
@@ -61,6 +78,13 @@ class MoEFeedForward(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """x [N, d] -> (y [N, d], load-balancing loss [])."""
+        if (
+            self._all_united
+            and self.fast_united
+            and not self.record_usage
+            and not torch.is_grad_enabled()
+        ):
+            return self._swiglu(x, *self._united), x.new_zeros(())  # type: ignore[misc]
         n = x.shape[0]
         probs = torch.softmax(self.router(x), dim=-1)  # [N, E]
         top_w, top_i = probs.topk(self.top_k, dim=-1)  # [N, k]
@@ -73,14 +97,11 @@ class MoEFeedForward(nn.Module):
         slot_w = x.new_zeros(n, n_slots).scatter_add(1, slots, top_w)  # [N, S]
         hit = torch.zeros(n, n_slots, dtype=torch.bool).scatter_(1, slots, True)
         y = torch.zeros_like(x)
-        for slot in range(n_slots):
+        occupied = hit.any(dim=0).nonzero(as_tuple=True)[0].tolist()
+        for slot in occupied:
             idx = hit[:, slot].nonzero(as_tuple=True)[0]
-            if idx.numel() == 0:
-                continue
-            wg, wu, wd = self._weights(slot)
             xs = x[idx]
-            h = F.silu(xs @ wg) * (xs @ wu)
-            y.index_add_(0, idx, slot_w[idx, slot, None] * (h @ wd))
+            y.index_add_(0, idx, slot_w[idx, slot, None] * self._swiglu(xs, *self._weights(slot)))
         if not torch.is_grad_enabled():  # inference: the loss is not needed
             return y, y.new_zeros(())
         share = torch.bincount(top_i.flatten(), minlength=self.n_experts).to(x.dtype)
@@ -88,13 +109,18 @@ class MoEFeedForward(nn.Module):
         return y, balance
 
     def reference(self, x: Tensor) -> Tensor:
-        """Slow per-token loop of the formulation (no brownout); tests compare ``forward`` to it."""
+        """Slow per-token loop of the formulation, brownout included (each token runs each of
+        its slots once with the summed weight); tests compare ``forward`` to it."""
         probs = torch.softmax(self.router(x), dim=-1)
         out = torch.zeros_like(x)
         for t in range(x.shape[0]):
             w, i = probs[t].topk(self.top_k)
             w = w / w.sum()
+            per_slot: dict[int, Tensor] = {}
             for weight, e in zip(w, i.tolist(), strict=True):
-                h = F.silu(x[t] @ self.w_gate[e]) * (x[t] @ self.w_up[e])
-                out[t] += weight * (h @ self.w_down[e])
+                slot = e if self._slot_of_expert is None else int(self._slot_of_expert[e])
+                per_slot[slot] = per_slot.get(slot, 0.0) + weight
+            for slot, weight in per_slot.items():
+                gate, up, down = self._weights(slot)
+                out[t] += weight * ((F.silu(x[t] @ gate) * (x[t] @ up)) @ down)
         return out

@@ -7,11 +7,15 @@ is what the replica holds for it (``token_level = True``): it loads the weights 
 builds the engine with the replica's batching policy and KV budget, and drives united-expert
 brownout with the serving issue's control law (``offload.serving.brownout.decide``).
 
-Brownout signal: each finished request's latency normalised by its objectives,
-``max(TTFT / TTFT SLO, TPOT / TPOT SLO)`` (1 = exactly at the SLO), so the law's SLO is 1. Every
-period the P90 of those values decides tau (x 0.8 above 1, + 0.1 below 0.8); the engine serves
-``round(tau E)`` of the E experts per layer exactly and the rest by one united expert
-(``offload.models.lm.united``). HTTP lives in ``offload.serving.completions``.
+Brownout (``--brownout-law``): ``slack`` (the default, as for the other models): before every
+engine step the per-step slack law (``offload.models.lm.slack``) picks the mildest level that
+keeps the waiting and running requests in their TTFT/TPOT objectives, predicted with step costs
+measured at start-up. ``paper`` (the reference): each finished request's latency normalised by
+its objectives, ``max(TTFT / TTFT SLO, TPOT / TPOT SLO)`` (1 = exactly at the SLO), goes to
+BrownoutServe's law with SLO 1; every period the P90 decides tau (x 0.8 above 1, + 0.1 below
+0.8). Either way the engine serves ``round(tau E)`` of the E experts per layer exactly and the
+rest by one united expert (``offload.models.lm.united``). HTTP lives in
+``offload.serving.completions``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from offload.serving.brownout import (
 from offload.serving.model import ModelError
 
 DEFAULT_MODEL = FilePath(__file__).resolve().parents[3] / "models" / "lm" / "mixsga.safetensors"
+SLACK_LEVELS = (1.0, 0.75, 0.5, 0.25, 0.0)  # levels the slack law chooses from
 # the service's policy names -> the engine's admission policies ("none": one sequence at a time)
 _POLICY = {"bucket": "bucket", "fifo": "fifo", "static": "static", "none": "static"}
 
@@ -125,18 +130,34 @@ class LMModel:
         return cls(backend, kv_budget_mb, tpot_slo_ms, max_tokens_limit)
 
     def start(
-        self, policy: str, ttft_slo_s: float, brownout: BrownoutConfig | None, max_batch: int = 32
+        self,
+        policy: str,
+        ttft_slo_s: float,
+        brownout: BrownoutConfig | None,
+        max_batch: int = 32,
+        law_name: str = "slack",
+        headroom: float = 0.8,
     ) -> None:
-        """Builds the engine and starts its worker thread (the replica calls this once)."""
+        """Builds the engine and starts its worker thread (the replica calls this once).
+
+        ``law_name``: "slack" (per engine step, ``offload.models.lm.slack``, with step costs
+        measured now on this machine's wall clock) or "paper" (BrownoutServe's periodic law).
+        """
         from offload.models.lm.engine import Engine, EngineConfig
         from offload.models.lm.runner import EngineRunner
         from offload.models.lm.scheduling import PolicyConfig
 
         self.ttft_slo_s = ttft_slo_s
         pcfg = PolicyConfig(max_batch=1 if policy == "none" else max_batch)
-        engine = Engine(self.backend, EngineConfig(self.kv_budget_bytes, _POLICY[policy], pcfg))
+        on = brownout is not None and self.has_brownout
+        step_law = self._slack_law(pcfg.max_batch, headroom) if on and law_name == "slack" else None
+        engine = Engine(
+            self.backend,
+            EngineConfig(self.kv_budget_bytes, _POLICY[policy], pcfg),
+            level_law=step_law,
+        )
         law = None
-        if brownout is not None and self.has_brownout:
+        if on and law_name != "slack":
             level = expert_level_law(
                 BrownoutConfig(slo_s=1.0, period_s=brownout.period_s),
                 self.backend.model.cfg.n_experts,
@@ -146,6 +167,14 @@ class LMModel:
         self.runner = EngineRunner(engine, self.tpot_slo_s, law, period)
         self.runner.start()
         self.warm_up()
+
+    def _slack_law(self, max_batch: int, headroom: float) -> Any:
+        """The per-step slack law with step costs measured on this machine (about a second)."""
+        from offload.models.lm.slack import SlackLawConfig, step_law
+        from offload.models.lm.stepcost import measure_step_costs
+
+        costs = measure_step_costs(self.backend.model, SLACK_LEVELS, clock=time.perf_counter)
+        return step_law(SlackLawConfig(costs, headroom=headroom, max_batch=max_batch))
 
     def warm_up(self) -> None:
         """One short greedy completion through the engine (first-call costs before ready)."""
@@ -164,7 +193,14 @@ class LMModel:
 
         rid = f"{self.name}-{next(self._ids)}-{time.monotonic_ns()}"
         return LMRequest(
-            rid, prompt, max_tokens, self.runner.now, self.ttft_slo_s, temperature, ignore_eos
+            rid,
+            prompt,
+            max_tokens,
+            self.runner.now,
+            self.ttft_slo_s,
+            temperature,
+            ignore_eos,
+            self.tpot_slo_s,
         )
 
     @property

@@ -115,6 +115,27 @@ def test_limits_weights_cpusets_and_freezing_are_applied(need, support, tree: st
         proc.wait()
 
 
+def test_a_capped_child_of_a_capped_group_never_fails_on_the_nesting_rule(
+    need, support, tree: str
+) -> None:
+    """The BE group (CPU suppress) and a co-runner's own group (escalation) are both capped,
+    in either order. cgroup v1 refuses a child quota above its parent's (EINVAL), so there the
+    child is clamped and lowered with its parent; v2 takes the minimum itself."""
+    need("cpu")
+    be = Cgroup(support, f"{tree}/be").create()
+    hog = Cgroup(support, f"{tree}/be/hog").create()
+    be.set_cpu_limit(0.5)
+    hog.set_cpu_limit(0.8)  # above the parent's
+    v1 = not be._is_v2("cpu")
+    assert hog.cpu_limit() == pytest.approx(0.5 if v1 else 0.8)
+    be.set_cpu_limit(0.2)  # the parent falls below the child's
+    assert be.cpu_limit() == pytest.approx(0.2)
+    assert hog.cpu_limit() == pytest.approx(0.2 if v1 else 0.8)
+    be.set_cpu_limit(None)
+    hog.set_cpu_limit(0.3)
+    assert hog.cpu_limit() == pytest.approx(0.3)
+
+
 @pytest.mark.parametrize("bad", [0.0, -1.0])
 def test_a_non_positive_cpu_limit_is_refused(need, support, tree: str, bad: float) -> None:
     need("cpu")

@@ -13,6 +13,7 @@ from offload.cluster.mitigation.interface import (
     ResumeCoRunner,
     SetBeLimit,
     SetWeights,
+    ThrottleCoRunner,
 )
 
 
@@ -26,12 +27,19 @@ class RecordingTargets:
         self.evicted: list[str] = []
         self.w: dict[str, float] = {}
         self.placed: list[tuple[int, ...]] = []
+        self.caps: dict[str, float | None] = {"c0": 0.5}
 
     def be_limit(self) -> float | None:
         return self.limit
 
     def set_be_limit(self, cores: float | None) -> None:
         self.limit = cores
+
+    def corunner_limit(self, name: str) -> float | None:
+        return self.caps[name]
+
+    def throttle(self, name: str, cores: float | None) -> None:
+        self.caps[name] = cores
 
     def pause(self, name: str, paused: bool) -> None:
         self.paused[name] = paused
@@ -65,11 +73,12 @@ def test_every_action_reaches_its_target_and_is_logged_with_before_and_after(
             EvictCoRunner("again", "c1"),
             SetWeights("steer", {"r0": 1.0, "r1": 0.25}),
             PlaceReplica("least interference", (1,)),
+            ThrottleCoRunner("excess", "c0", 0.2),
         ]
     )
     assert all(c.ok for c in changes)
     assert t.limit == 0.7 and t.paused == {"c0": False} and t.evicted == ["c1"]
-    assert t.w == {"r0": 1.0, "r1": 0.25} and t.placed == [(1,)]
+    assert t.w == {"r0": 1.0, "r1": 0.25} and t.placed == [(1,)] and t.caps == {"c0": 0.2}
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     assert [x["action"] for x in lines] == [
         "SetBeLimit",
@@ -78,8 +87,10 @@ def test_every_action_reaches_its_target_and_is_logged_with_before_and_after(
         "EvictCoRunner",
         "SetWeights",
         "PlaceReplica",
+        "ThrottleCoRunner",
     ]
     assert lines[0]["before"] is None and lines[0]["after"] == 0.7
+    assert lines[-1]["target"] == "c0" and (lines[-1]["before"], lines[-1]["after"]) == (0.5, 0.2)
     assert lines[0]["reason"] == "budget"
 
 

@@ -139,22 +139,24 @@ def test_a_replica_that_cannot_start_is_reported_with_its_log(tmp_path: Path) ->
 def test_a_small_collection_trains_evaluates_and_reloads_a_predictor(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
-    """A tiny collection (2 runs of 2 phases) goes through the whole pipeline: rows ->
-    samples of consecutive intervals -> held-out evaluation -> saved and reloaded model."""
+    """A tiny collection (2 runs of 2 phases) goes through the whole pipeline: rows (with their
+    bursts; those a mix change fell into flagged) -> samples of consecutive intervals ->
+    held-out evaluation -> saved and reloaded model."""
     from offload.cluster.collect import CollectConfig, collect, held_out, split, to_arrays
     from offload.cluster.predictor import CpiPredictor, evaluate
 
     config = CollectConfig(
         runs=2,
-        run_s=2.0,
-        phase_s=1.0,
+        run_s=4.0,  # 2 s phases: a sample needs two intervals of one mix that no change split
+        phase_s=2.0,
         interval_s=0.3,
         probe_bursts=2,
         max_corunners=2,
         calibrate_s=0.5,
     )
     rows, meta = collect(cluster.router.url, cluster.config.token, config)
-    assert rows and {"features", "cpi", "inflation", "run"} <= set(rows[0])
+    assert rows and {"features", "cpi", "inflation", "run", "burst_cpis", "mixed"} <= set(rows[0])
+    assert all(len(r["burst_cpis"]) == 2 for r in rows)
     data = to_arrays(rows, meta["quiet_latency_ms"])
     assert data["X"].shape[1] == len(rows[0]["features"]) and len(data["y"]) > 0
     # too few rows to learn from on a busy machine: pad the training side with its own rows

@@ -25,6 +25,7 @@ from offload.cluster.mitigation.interface import (
     ResumeCoRunner,
     SetBeLimit,
     SetWeights,
+    ThrottleCoRunner,
 )
 
 NAN = float("nan")
@@ -199,11 +200,12 @@ def test_placement_without_candidates_is_an_error() -> None:
         ("off", set()),
         ("suppress", {SetBeLimit}),
         ("steer", {SetWeights}),
-        ("full", {SetWeights, SetBeLimit}),
+        ("full", {SetWeights, SetBeLimit, ThrottleCoRunner}),  # caps the hog next to r1
+        ("full-pause", {SetWeights, SetBeLimit}),  # pauses only after 2 intervals
     ],
 )
 def test_each_variant_runs_only_its_strategies(variant: str, kinds: set) -> None:
-    actions, _ = decide(obs(infl=(1.0, 2.0)), MitigationState(), MitigationConfig(variant))
+    actions, _ = decide(obs(infl=(1.0, 3.0)), MitigationState(), MitigationConfig(variant))
     assert {type(a) for a in actions} == kinds
 
 

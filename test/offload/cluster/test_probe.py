@@ -12,6 +12,7 @@ from offload.cluster.cgroups import Cgroup
 from offload.cluster.corunners import CoRunner, CoRunnerSpec
 from offload.cluster.pmu import pmu_supported
 from offload.cluster.probe import (
+    AGGREGATES,
     FIXED_INSTRUCTIONS,
     INSTRUCTIONS_PER_ITER,
     LINE_BYTES,
@@ -19,7 +20,9 @@ from offload.cluster.probe import (
     ProbeError,
     ProbeWorker,
     TscProbe,
+    aggregate_cpi,
     build_chain,
+    repeatability,
     tsc_probe_supported,
 )
 
@@ -102,3 +105,36 @@ def test_probe_cpi_rises_under_a_same_core_corunner(
     finally:
         worker.close()
         hog.stop()
+
+
+# -- one interval's CPI from many short bursts ---------------------------------------------------
+@pytest.mark.parametrize(
+    ("how", "cpis", "expected"),
+    [
+        # a burst that a time slice fell into (40) moves the mean, not the median
+        ("median", [10, 11, 12, 10, 40], 11.0),
+        ("mean", [10, 11, 12, 10, 40], 16.6),
+        # 20% off each end of 5 bursts: one each side, the mean of the middle three
+        ("trimmed", [10, 11, 12, 10, 40], 11.0),
+        ("trimmed", [10, 12, 14, 16, 18, 20, 22, 24, 26, 100], (14 + 16 + 18 + 20 + 22 + 24) / 6),
+        ("median", [7.0], 7.0),
+    ],
+)
+def test_an_interval_aggregates_its_bursts(how: str, cpis: list, expected: float) -> None:
+    assert aggregate_cpi(cpis, how) == pytest.approx(expected)
+
+
+def test_no_bursts_give_nan_and_an_unknown_aggregate_is_refused() -> None:
+    assert np.isnan(aggregate_cpi([], "median"))
+    with pytest.raises(ProbeError, match="aggregate"):
+        aggregate_cpi([1.0], "max")
+
+
+@needs_tsc
+def test_repeatability_reports_a_cv_per_aggregate() -> None:
+    probe = TscProbe(ProbeConfig(working_set_kib=64, iters=50, chunks=2, calibration_bursts=2))
+    probe.calibrate()
+    rep = repeatability(probe, intervals=3, bursts=4, gap_s=0.0)
+    assert set(rep) == {"burst", *AGGREGATES}
+    assert rep["burst"]["n"] == 12 and rep["median"]["n"] == 3
+    assert all(r["cv"] >= 0 and r["median_cpi"] > 3.0 for r in rep.values())

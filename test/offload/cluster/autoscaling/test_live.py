@@ -97,3 +97,18 @@ def test_concurrency_calibration_measures_each_level_on_real_replicas(template) 
     # one latency per replica per body per level; speeds from the fit's definition
     assert [len(b) for b in latency[1]] == [1, 1] and [len(b) for b in latency[2]] == [2, 2]
     assert curve.speed[0] == 1.0 and 1.0 <= curve.speed[1] <= 2.0
+
+
+def test_closing_the_template_ends_the_replicas_it_forked(tmp_path: Path) -> None:
+    from offload.cluster.artifacts import ArtifactStore, RedisServer
+    from offload.cluster.autoscaling.coldstart import WEIGHTS, Template, _pid_alive, wait_ready
+
+    with RedisServer(maxmemory_mb=64) as rs:
+        ArtifactStore.publish(tmp_path / "store", {"detector": WEIGHTS})
+        t = Template(tmp_path / "store", rs.url, tmp_path / "node", tmp_path / "template.log")
+        try:
+            pid = t.fork(tmp_path / "r.json", tmp_path / "r.log")
+            wait_ready(tmp_path / "r.json", lambda: _pid_alive(pid), 300.0)
+        finally:
+            t.close()  # the owner never ended its replica (as after an exception)
+        assert not _pid_alive(pid)

@@ -1,0 +1,363 @@
+"""Brownout figures of ``robomr bench lm``: where a step's time goes per level, and bursts.
+
+1. **Profile.** Each brownout level's decode step (B sequences) and prefill, in CPU time, split
+   into attention, MoE feed-forward and the rest (embedding, norms, head, cache bookkeeping),
+   and the step-cost fits the slack law predicts with (``offload.models.lm.stepcost``). The
+   speed-up a level can give is bounded by the MoE share: attention does not change.
+2. **Capacity per level**: every request of the trace queued at once, FIFO continuous batching
+   at a fixed level; requests per CPU second, relative to tau = 1. A burst above the capacity
+   at tau = 0 queues up whatever the law does.
+3. **Bursts**: on/off Poisson arrivals (0.5x capacity, bursts of ``--burst-factors`` x capacity
+   for 3 s every 6 s) with request sizes from the trace, ``--burst-seeds`` arrival seeds, bucket
+   batching with brownout off, with BrownoutServe's periodic P90 law (the reference, every 0.5
+   s, rounded to whole experts) and with the per-step slack law (ours, ``slack``). SLO
+   violations, their reduction against off (1 - mean(on) / mean(off) over seeds, paired
+   bootstrap 95% CI with seeds resampled), and the share of output tokens served at each level
+   (the token-weighted perplexity cost is computed from it once the per-level perplexities are
+   measured, ``token_weighted_cost``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.lm_replay import Outcome, ReplayResult, Slo, bursty, replay, scale_trace
+from bench.report import BenchReport, Table
+from bench.serving_brownout import reduction_ci
+from offload.models.lm.backend import MoEBackend
+from offload.models.lm.engine import Engine, EngineConfig
+from offload.models.lm.model import MoELM
+from offload.models.lm.scheduling import PolicyConfig
+from offload.models.lm.slack import SlackLawConfig, StepCosts, step_law
+from offload.models.lm.stepcost import measure_step_costs
+from offload.serving.brownout import BrownoutConfig
+from offload.serving.models.lm import expert_level_law
+
+BURST_PERIOD_S = 6.0  # on/off cycle of the burst pattern (virtual seconds)
+BURST_S = 3.0  # burst length within each cycle
+CONTROL_PERIOD_S = 0.5  # the paper law's period (the paper: 5 s; our requests are ~10x shorter)
+# off; the paper's periodic law; the per-step slack law; tau = 0 throughout (the most any law
+# using this united expert can cut: every step at its cheapest, whatever the perplexity)
+LAWS = ("off", "paper", "slack", "fixed0")
+
+
+@contextmanager
+def _timed_parts(model: MoELM) -> Iterator[dict[str, float]]:
+    """CPU time spent in attention and in the MoE feed-forward while the block runs."""
+    acc = {"attn": 0.0, "moe": 0.0}
+
+    def wrap(obj: Any, name: str, part: str) -> None:
+        inner = getattr(obj, name)
+
+        def timed(*a: Any, **k: Any) -> Any:
+            start = time.thread_time()
+            try:
+                return inner(*a, **k)
+            finally:
+                acc[part] += time.thread_time() - start
+
+        setattr(obj, name, timed)
+
+    hooked = [(b.attn, "forward", "attn") for b in model.blocks]
+    hooked += [(b.attn, "decode", "attn") for b in model.blocks]
+    hooked += [(b.moe, "forward", "moe") for b in model.blocks]
+    for obj, name, part in hooked:
+        wrap(obj, name, part)
+    try:
+        yield acc
+    finally:
+        for obj, name, _ in hooked:  # drop the instance attributes: the class methods return
+            delattr(obj, name)
+
+
+@torch.no_grad()
+def _parts(model: MoELM, work: str, batch: int, steps: int) -> tuple[float, float, float]:
+    """(step, attention, MoE) CPU seconds per decode step or per prefill call (4 x 16)."""
+    g = torch.Generator().manual_seed(batch)
+    plen = 24 if work == "decode" else 16
+    tokens = torch.randint(1, model.cfg.vocab_size, (batch, plen), generator=g)
+    lengths = torch.full((batch,), plen)
+    logits, cache = model.prefill(tokens, lengths)
+    nxt = model.decode(logits.argmax(-1), cache).argmax(-1)  # warm-up
+    reps = steps if work == "decode" else max(2, steps // 4)
+    with _timed_parts(model) as acc:
+        start = time.thread_time()
+        for _ in range(reps):
+            if work == "decode":
+                nxt = model.decode(nxt, cache).argmax(-1)
+            else:
+                model.prefill(tokens, lengths)
+        total = time.thread_time() - start
+    return total / reps, acc["attn"] / reps, acc["moe"] / reps
+
+
+def profile(
+    model: MoELM, levels: list[float], batches: list[int], steps: int, report: BenchReport
+) -> dict[str, Any]:
+    """Per level and batch: decode step ms (attention / MoE / rest) and speed-up vs tau = 1."""
+    table = Table(
+        "where a step's time goes, per brownout level (CPU ms; decode after 24 prompt tokens, "
+        "prefill of 4 prompts x 16 tokens)",
+        ["tau", "work", "batch", "step ms", "attention ms", "MoE ms", "rest ms",
+         "speed-up vs tau 1"],
+    )  # fmt: skip
+    out: dict[str, Any] = {}
+    base: dict[tuple[str, int], float] = {}
+    try:
+        for tau in levels:
+            model.set_brownout(tau)
+            for work, b in [("decode", b) for b in batches] + [("prefill", 4)]:
+                total, attn, moe = _parts(model, work, b, steps)
+                base.setdefault((work, b), total)
+                speed = base[(work, b)] / total
+                table.add(tau, work, b, total * 1e3, attn * 1e3, moe * 1e3,
+                          max(total - attn - moe, 0.0) * 1e3, speed)  # fmt: skip
+                out.setdefault(str(tau), {})[f"{work}_{b}"] = {
+                    "step_ms": total * 1e3,
+                    "attention_ms": attn * 1e3,
+                    "moe_ms": moe * 1e3,
+                    "speedup": speed,
+                }
+    finally:
+        model.set_brownout(1.0)
+    report.tables.append(table)
+    return out
+
+
+def _engine(backend: MoEBackend, budget: int, policy: Any, law: Any = None) -> Engine:
+    return Engine(backend, EngineConfig(budget, policy, PolicyConfig()), level_law=law)
+
+
+def _paper_law(slo: Slo, n_experts: int) -> Callable[[float, list[Outcome]], float | None]:
+    """The serving issue's BrownoutServe law (``offload.serving.brownout.decide``, as the HTTP
+    service runs it with ``--brownout-law paper``) on each finished request's latency / SLO,
+    its level rounded to whole experts."""
+    level = expert_level_law(BrownoutConfig(slo_s=1.0, period_s=CONTROL_PERIOD_S), n_experts)
+
+    def law(now: float, done: list[Outcome]) -> float | None:
+        return level([o.normalized(slo) for o in done])
+
+    return law
+
+
+def capacity_per_level(
+    backend: MoEBackend, budget: int, trace: list[Any], prompts: np.ndarray, slo: Slo,
+    levels: list[float],
+) -> dict[float, float]:  # fmt: skip
+    """Requests per CPU second with every request queued at once (FIFO), per fixed level."""
+    closed = [replace(r, arrival_s=0.0) for r in trace]
+    out = {}
+    for tau in levels:
+        engine = _engine(backend, budget, "fifo")
+        engine.set_brownout(tau)
+        out[tau] = len(closed) / replay(engine, closed, prompts, slo).duration_s
+        backend.set_brownout(1.0)
+    return out
+
+
+def _run(
+    law: str, backend: MoEBackend, budget: int, timed: list[Any], prompts: np.ndarray, slo: Slo,
+    slack_cfg: SlackLawConfig,
+) -> ReplayResult:  # fmt: skip
+    n_experts = backend.model.cfg.n_experts
+    if law == "slack":
+        engine = _engine(backend, budget, "bucket", step_law(slack_cfg))
+        res = replay(engine, timed, prompts, slo)
+    elif law == "fixed0":
+        engine = _engine(backend, budget, "bucket")
+        engine.set_brownout(0.0)
+        res = replay(engine, timed, prompts, slo)
+    elif law == "paper":
+        engine = _engine(backend, budget, "bucket")
+        res = replay(engine, timed, prompts, slo, _paper_law(slo, n_experts), CONTROL_PERIOD_S)
+    else:
+        res = replay(_engine(backend, budget, "bucket"), timed, prompts, slo)
+    backend.set_brownout(1.0)
+    return res
+
+
+def _time_below_one(res: ReplayResult) -> float:
+    """Share of the run's time spent at tau < 1."""
+    below, marks = 0.0, [*res.tau, (res.duration_s, 1.0)]
+    for (t0, tau), (t1, _) in itertools.pairwise(marks):
+        below += (t1 - t0) if tau < 1.0 else 0.0
+    return below / res.duration_s if res.duration_s else 0.0
+
+
+def _shares(results: list[ReplayResult]) -> dict[str, float]:
+    """Share of all output tokens made at each level (pooled over seeds)."""
+    total: dict[float, int] = {}
+    for res in results:
+        for tau, n in res.tokens_at_level.items():
+            total[tau] = total.get(tau, 0) + n
+    n_all = sum(total.values()) or 1
+    return {str(t): n / n_all for t, n in sorted(total.items(), reverse=True)}
+
+
+def token_weighted_cost(shares: dict[str, float], cost: dict[str, float]) -> float:
+    """Token-weighted mean of the per-level perplexity cost (ppl(tau) / ppl(1) - 1)."""
+    return float(sum(share * cost[str(float(t))] for t, share in shares.items()))
+
+
+def bursts(
+    args: argparse.Namespace,
+    backend: MoEBackend,
+    budget: int,
+    raw: list[Any],
+    capacity: float,
+    slo: Slo,
+    prompts: np.ndarray,
+    report: BenchReport,
+    figures: dict[str, Any],
+) -> None:
+    """Profile, capacity per level, and the burst sweep (module docstring)."""
+    model = backend.model
+    levels = sorted({1.0, *(float(x) for x in args.levels.split(",") if x.strip())}, reverse=True)
+    figures["brownout_profile"] = profile(model, levels, [1, 8, 16, 32], args.decode_steps, report)
+    costs = measure_step_costs(model, levels)
+    figures["brownout_step_costs"] = {str(c.tau): vars(c) for c in costs}
+    reqs = scale_trace(raw, args.length_scale, backend.max_seq_len)
+    cap = capacity_per_level(backend, budget, reqs[: args.requests], prompts, slo, levels)
+    figures["brownout_capacity_ratio"] = {str(t): c / cap[1.0] for t, c in cap.items()}
+    _cost_table(costs, cap, report)
+    # the rate rule's capacities: each level's measured on these request sizes
+    costs = tuple(replace(c, capacity_rps=cap[c.tau]) for c in costs)
+    slack_cfg = SlackLawConfig(
+        costs,
+        headroom=args.slack_headroom,
+        max_batch=PolicyConfig().max_batch,
+        max_utilisation=args.slack_utilisation,
+    )
+    factors = [float(x) for x in args.burst_factors.split(",") if x.strip()]
+    seeds = [int(x) for x in args.burst_seeds.split(",") if x.strip()]
+    headline = str(args.burst_headline if args.burst_headline in factors else factors[0])
+    table = Table(
+        f"united-expert brownout under bursts ({args.burst_seconds:g} s at 0.5x capacity with "
+        f"{BURST_S:g} s bursts every {BURST_PERIOD_S:g} s; seeds {args.burst_seeds}; paper: P90 "
+        f"law every {CONTROL_PERIOD_S:g} s; slack: per step, headroom {args.slack_headroom:g}, "
+        f"utilisation {args.slack_utilisation:g}; "
+        "fixed0: tau 0 throughout, the bound of any law)",
+        ["burst x capacity", "law", "requests", "SLO violations (mean)", "in bursts",
+         "in calm", "reduction", "95% CI", "TTFT p90 ms", "TPOT p90 ms", "time below tau 1",
+         "tokens per level"],
+    )  # fmt: skip
+    red: dict[str, dict[str, dict[str, float]]] = {law: {} for law in LAWS if law != "off"}
+    violations: dict[str, dict[str, Any]] = {}
+    shares: dict[str, dict[str, dict[str, float]]] = {law: {} for law in LAWS if law != "off"}
+    for factor in factors:
+        runs: dict[str, list[ReplayResult]] = {law: [] for law in LAWS}
+        for seed in seeds:
+            timed = bursty(reqs, 0.5 * capacity, factor * capacity, BURST_PERIOD_S, BURST_S,
+                           args.burst_seconds, seed)  # fmt: skip
+            for law in LAWS:
+                runs[law].append(_run(law, backend, budget, timed, prompts, slo, slack_cfg))
+            print(f"  bursts {factor:g}x seed {seed}: violations "
+                  + " ".join(f"{law} {runs[law][-1].violations(slo)}" for law in LAWS),
+                  flush=True)  # fmt: skip
+        v = {law: np.array([r.violations(slo) for r in runs[law]], float) for law in LAWS}
+        key = str(factor)
+        violations[key] = {law: v[law].tolist() for law in LAWS}
+        violations[key]["requests"] = [len(r.outcomes) for r in runs["off"]]
+        for law in LAWS:
+            ci = (0.0, 0.0, 0.0) if law == "off" else reduction_ci(v["off"], v[law])
+            if law != "off":
+                red[law][key] = {"mean": ci[0], "lo": ci[1], "hi": ci[2]}
+                shares[law][key] = _shares(runs[law])
+            pooled = [o for r in runs[law] for o in r.outcomes]
+            burst, calm = _by_phase(pooled, slo)
+            violations[key][f"{law}_in_bursts"] = burst / len(seeds)
+            ttft = np.percentile([o.ttft_s for o in pooled], 90) * 1e3
+            tpot = np.percentile([o.tpot_s for o in pooled], 90) * 1e3
+            below = float(np.mean([_time_below_one(r) for r in runs[law]]))
+            mix = " ".join(f"{t}:{s:.2f}" for t, s in _shares(runs[law]).items())
+            table.add(factor, law, int(np.mean(violations[key]["requests"])), float(v[law].mean()),
+                      burst / len(seeds), calm / len(seeds), ci[0], f"[{ci[1]:.2f}, {ci[2]:.2f}]",
+                      ttft, tpot, below, mix)  # fmt: skip
+        if key == headline:
+            _headroom_sweep(args, backend, budget, reqs, capacity, factor, seeds, prompts, slo,
+                            costs, v["off"], report, figures)  # fmt: skip
+    report.tables.append(table)
+    figures["brownout_violation_reduction"] = red["slack"][headline]["mean"]
+    figures["brownout_violation_reduction_paper"] = red["paper"][headline]["mean"]
+    figures["brownout_violation_reduction_bound"] = red["fixed0"][headline]["mean"]
+    figures["brownout_violation_reduction_by_burst"] = red
+    figures["brownout_violations"] = violations
+    figures["brownout_token_share"] = shares
+    figures["brownout_headline_burst"] = float(headline)
+    for law in ("slack", "paper", "fixed0"):
+        report.ratios[f"SLO violations {law} / off (bursts {headline}x)"] = (
+            1 - red[law][headline]["mean"]
+        )
+
+
+def _by_phase(outcomes: list[Outcome], slo: Slo) -> tuple[int, int]:
+    """(violations of requests that arrived in a burst, of those that arrived in calm)."""
+    burst = calm = 0
+    for o in outcomes:
+        if not o.meets(slo):
+            in_burst = o.request.arrival_s % BURST_PERIOD_S >= BURST_PERIOD_S - BURST_S
+            burst, calm = (burst + 1, calm) if in_burst else (burst, calm + 1)
+    return burst, calm
+
+
+def _headroom_sweep(
+    args: argparse.Namespace, backend: MoEBackend, budget: int, reqs: list[Any], capacity: float,
+    factor: float, seeds: list[int], prompts: np.ndarray, slo: Slo, costs: tuple[StepCosts, ...],
+    off: np.ndarray, report: BenchReport, figures: dict[str, Any],
+) -> None:  # fmt: skip
+    """The slack law's knobs swept one at a time at the headline burst (the other at its
+    default): headroom, and the rate rule's utilisation (1.0 ~ the rule almost off; "off":
+    without it)."""
+    table = Table(
+        f"slack law settings at {factor:g}x bursts (seeds {args.burst_seeds})",
+        ["headroom", "utilisation", "SLO violations (mean)", "reduction", "95% CI",
+         "tokens per level"],
+    )  # fmt: skip
+    out = {}
+    grid = [(float(h), args.slack_utilisation) for h in args.slack_headrooms.split(",") if h]
+    grid += [(args.slack_headroom, u) for u in args.slack_utilisations.split(",") if u]
+    for h, u in grid:
+        rule = u != "off"
+        cfg = SlackLawConfig(
+            costs if rule else tuple(replace(c, capacity_rps=math.inf) for c in costs),
+            headroom=h,
+            max_batch=PolicyConfig().max_batch,
+            max_utilisation=float(u) if rule else 0.9,
+        )
+        runs = []
+        for seed in seeds:
+            timed = bursty(reqs, 0.5 * capacity, factor * capacity, BURST_PERIOD_S, BURST_S,
+                           args.burst_seconds, seed)  # fmt: skip
+            runs.append(_run("slack", backend, budget, timed, prompts, slo, cfg))
+        v = np.array([r.violations(slo) for r in runs], float)
+        ci = reduction_ci(off, v)
+        mix = _shares(runs)
+        out[f"h{h:g}_u{u}"] = {"reduction": ci[0], "lo": ci[1], "hi": ci[2], "token_share": mix}
+        table.add(h, u, float(v.mean()), ci[0], f"[{ci[1]:.2f}, {ci[2]:.2f}]",
+                  " ".join(f"{t}:{s:.2f}" for t, s in mix.items()))  # fmt: skip
+    report.tables.append(table)
+    figures["brownout_headroom_sweep"] = out
+
+
+def _cost_table(costs: tuple[StepCosts, ...], cap: dict[float, float], report: BenchReport) -> None:
+    table = Table(
+        "step costs the slack law predicts with (CPU ms; least squares on measured steps) and "
+        "capacity per level (all requests queued at once, FIFO)",
+        ["tau", "decode a ms", "decode b ms/seq", "decode B=32 ms", "prefill p0 ms",
+         "prefill p1 ms/token", "capacity req/s", "capacity vs tau 1"],
+    )  # fmt: skip
+    for c in costs:
+        table.add(c.tau, c.decode_base_s * 1e3, c.decode_per_seq_s * 1e3, c.decode_s(32) * 1e3,
+                  c.prefill_base_s * 1e3, c.prefill_per_token_s * 1e3, cap[c.tau],
+                  cap[c.tau] / cap[1.0])  # fmt: skip
+    report.tables.append(table)
