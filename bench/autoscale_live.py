@@ -8,8 +8,10 @@ adds when they share the node's cores); then a segment of the trace, time-scaled
 offered load is ``--live-load`` replicas, is replayed against forked replicas under
 ``--live-policy`` (``offload.cluster.autoscaling.live``). The same segment, policy and seeds
 run in the simulation with the calibrated service model, the measured concurrency curve
-(processor sharing) and the start-up delays measured during the replay; the error is on p99
-latency. Two ablation rows: a core per replica (no sharing, the sweep's cluster model) and
+(processor sharing) less the router's share of the cores (its CPU per request, measured before
+the replay, times the segment's request rate: the router runs on the same node) and the
+start-up delays measured during the replay; the error is on p99 latency. Three ablation rows:
+without the router's share, a core per replica (no sharing, the sweep's cluster model) and
 sharing with starting replicas competing for the cores too.
 """
 
@@ -46,6 +48,7 @@ def live_section(
         calibrate_service,
         detector_bodies,
         replay,
+        router_cpu_per_request_s,
     )
     from offload.cluster.autoscaling.simulate import SimConfig, simulate
     from offload.cluster.autoscaling.traces import Trace, azure_csv
@@ -67,11 +70,13 @@ def live_section(
                         for k, p in enumerate(pids)]  # fmt: skip
                 service, samples = calibrate_service(urls[0], bodies)
                 curve, conc = calibrate_concurrency(urls, bodies)
+                router_cpu_s = router_cpu_per_request_s(urls[0], bodies[0])
             finally:
                 for p in pids:
                     _end(p)
             say(f"live: node speed with 1..{len(urls)} requests at once: "
-                f"{', '.join(f'{v:.2f}' for v in curve.speed)}")  # fmt: skip
+                f"{', '.join(f'{v:.2f}' for v in curve.speed)}; router "
+                f"{router_cpu_s * 1e3:.1f} ms CPU per request")  # fmt: skip
             mean_s, cv2 = service.moments()
             full = azure_csv(trace_path)
             # time-scaled so the mean offered load is --live-load replicas: the rate x factor
@@ -100,9 +105,13 @@ def live_section(
     p50_real = float(np.median(ok) * 1e3) if len(ok) else math.nan
     t.add("real replicas", real.slo_violation_rate, p50_real, p99_real, 0.0,
           real.replica_seconds, real.scaling_actions)  # fmt: skip
+    # the router runs on the same node: at the segment's rate it takes this share of the cores
+    router_cores = seg.mean_rate_hz * router_cpu_s
+    node = curve.minus_load(router_cores)
     variants = {  # the first is the model of record; the others are its ablations
-        "simulation, shared cores (measured curve)": (curve.speed, False),
-        "ablation: + starting replicas share the cores": (curve.speed, True),
+        "simulation, shared cores (measured curve, router's CPU)": (node.speed, False),
+        "ablation: without the router's CPU": (curve.speed, False),
+        "ablation: + starting replicas share the cores": (node.speed, True),
         "ablation: a core per replica (no sharing)": (None, False),
     }
     errors, sim_p99 = {}, {}
@@ -126,6 +135,8 @@ def live_section(
         "sim_vs_real_error": err,
         "sim_vs_real_error_ablations": errors,
         "node_speed": list(curve.speed),
+        "router_cpu_per_request_ms": 1e3 * router_cpu_s,
+        "router_cores": router_cores,
         "concurrency_latency_s": {str(k): v for k, v in conc.items()},
         "policy": args.live_policy,
         "requests": len(seg),

@@ -339,12 +339,22 @@ class Cgroup:
         else:
             _write(d / "cgroup.freeze", "1" if frozen else "0")
         end = time.monotonic() + timeout_s
+        polls = 0
         while self.frozen() != frozen:
             if time.monotonic() > end:
                 raise CgroupError(
                     f"{self.rel} did not {'freeze' if frozen else 'thaw'} within {timeout_s} s"
                 )
             time.sleep(0.005)
+            polls += 1
+            if v1 and frozen and polls % 20 == 0:
+                # v1 can stay FREEZING (a task was busy when the freeze was tried): the kernel
+                # documents re-writing FROZEN as the retry, and runc (libcontainer/cgroups/fs/
+                # freezer.go) also thaws briefly every so often to unstick it.
+                if polls % 200 == 0:
+                    _write(d / "freezer.state", "THAWED")
+                    time.sleep(0.01)
+                _write(d / "freezer.state", "FROZEN")
 
     def frozen(self) -> bool:
         """True once every task is frozen (v1 FROZEN, v2 ``frozen 1`` in cgroup.events);

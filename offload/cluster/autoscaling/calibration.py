@@ -159,3 +159,16 @@ class ConcurrencyCurve:
             floor = speeds[-1] if speeds else 1.0
             speeds.append(float(np.clip(k * ratio, floor, k)) if k > 1 else 1.0)
         return cls(tuple(speeds))
+
+    def minus_load(self, cores: float) -> ConcurrencyCurve:
+        """The curve with ``cores`` of the node taken by other work on it (e.g. the router's
+        CPU at the replay's request rate): the aggregate speed is capped at the saturated
+        speed minus that share, never below one request's (a lone request keeps a core).
+
+        Raises:
+            AutoscalingError: a negative share.
+        """
+        if not cores >= 0:
+            raise AutoscalingError(f"cores={cores} taken by other work must be >= 0")
+        cap = max(1.0, max(self.speed) - cores)
+        return ConcurrencyCurve(tuple(min(v, cap) for v in self.speed))

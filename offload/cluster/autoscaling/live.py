@@ -351,3 +351,22 @@ def calibrate_concurrency(
 
     latency = asyncio.run(measure())
     return ConcurrencyCurve.from_latencies(latency), latency
+
+
+def router_cpu_per_request_s(url: str, body: bytes, requests: int = 40) -> float:
+    """CPU seconds this process spends per request on the replay router's own path (asyncio +
+    httpx, sequential, so the replica's time is not in it): what the router takes from the
+    node's cores at a given request rate."""
+    from offload.client import quiet_httpx
+
+    quiet_httpx()
+
+    async def run() -> float:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(120.0)) as http:
+            (await http.post(url + "/v1/detect", content=body)).raise_for_status()  # warm-up
+            t0 = time.process_time()
+            for _ in range(requests):
+                (await http.post(url + "/v1/detect", content=body)).raise_for_status()
+            return (time.process_time() - t0) / requests
+
+    return asyncio.run(run())

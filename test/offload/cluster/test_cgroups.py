@@ -115,6 +115,27 @@ def test_limits_weights_cpusets_and_freezing_are_applied(need, support, tree: st
         proc.wait()
 
 
+def test_a_group_capped_to_the_floor_still_freezes(need, support, tree: str) -> None:
+    """Escalation pauses a co-runner only after capping it to the floor: its busy tasks are
+    throttled most of each period when the freeze is asked for (a bench run once saw such a
+    freeze stay FREEZING; the v1 path re-asks, as runc does)."""
+    need("cpu", "usage", "freeze")
+    g = Cgroup(support, f"{tree}/be/capped").create()
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3)]
+    try:
+        for proc in procs:
+            g.add_pid(proc.pid)
+        g.set_cpu_limit(0.01)  # the kernel's least quota: 1 ms per 100 ms for three busy tasks
+        time.sleep(0.2)
+        g.freeze()
+        assert g.frozen()
+    finally:
+        g.freeze(False)
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
 def test_a_capped_child_of_a_capped_group_never_fails_on_the_nesting_rule(
     need, support, tree: str
 ) -> None:

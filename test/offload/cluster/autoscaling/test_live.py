@@ -112,3 +112,19 @@ def test_closing_the_template_ends_the_replicas_it_forked(tmp_path: Path) -> Non
         finally:
             t.close()  # the owner never ended its replica (as after an exception)
         assert not _pid_alive(pid)
+
+
+def test_router_cpu_per_request_is_measured_on_the_routers_own_path(template) -> None:
+    from offload.cluster.autoscaling.coldstart import _end, _pid_alive, wait_ready
+    from offload.cluster.autoscaling.live import detector_bodies, router_cpu_per_request_s
+
+    t, root = template
+    pid = t.fork(root / "rc.json", root / "rc.log")
+    try:
+        url = wait_ready(Path(root / "rc.json"), lambda: _pid_alive(pid), 300.0)
+        cpu_s = router_cpu_per_request_s(url, detector_bodies((300,))[0], requests=5)
+    finally:
+        _end(pid)
+    # this process's CPU only (the replica's model time is in another process): far below one
+    # request's service time, above nothing (httpx + asyncio work per request)
+    assert 0 < cpu_s < 0.05

@@ -158,6 +158,15 @@ def test_concurrency_curve_from_latencies():
         SimConfig(ServiceModel.constant(1.0), StartupModel.constant(1.0), 1.0, node_speed=(0.0,))
 
 
+def test_other_work_on_the_node_caps_the_curve_but_leaves_a_lone_request_its_core():
+    curve = ConcurrencyCurve((1.0, 1.9, 2.0, 2.0))
+    assert curve.minus_load(0.3).speed == pytest.approx((1.0, 1.7, 1.7, 1.7))
+    assert curve.minus_load(0.0).speed == curve.speed
+    assert curve.minus_load(1.5).speed == pytest.approx((1.0, 1.0, 1.0, 1.0))
+    with pytest.raises(AutoscalingError):
+        curve.minus_load(-0.1)
+
+
 def test_service_model_recovers_its_medians_and_spread():
     truth = ServiceModel((0.0, 0.5, 1.0), (0.1, 0.2, 0.4), log_std=0.3)
     rng = np.random.default_rng(0)
