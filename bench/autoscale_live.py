@@ -114,6 +114,9 @@ def live_section(
         "ablation: + starting replicas share the cores": (node.speed, True),
         "ablation: a core per replica (no sharing)": (None, False),
     }
+    lags = np.array([lag for _, lag in real.loop_lag]) if real.loop_lag else np.zeros(1)
+    say(f"live: the router's event loop ran late by {1e3 * np.median(lags):.1f} ms median, "
+        f"{1e3 * lags.max():.0f} ms at most (50 ms timer)")  # fmt: skip
     errors, sim_p99 = {}, {}
     for label, (speed, contends) in variants.items():
         sims = []
@@ -149,6 +152,7 @@ def live_section(
         "real": {"p99_ms": p99_real, "slo_violation_rate": real.slo_violation_rate,
                  "replica_seconds": real.replica_seconds, "timeline": real.timeline,
                  "arrival_s": seg.times_s.tolist(),
-                 "latency_ms": [x * 1e3 if np.isfinite(x) else None for x in real.latency_s]},
+                 "latency_ms": [x * 1e3 if np.isfinite(x) else None for x in real.latency_s],
+                 "loop_lag_s": real.loop_lag},
         "sim_p99_ms": sim_p99,
     }  # fmt: skip

@@ -79,6 +79,9 @@ class LiveRun:
     startup_s: list[float] = field(default_factory=list)
     timeline: list[tuple[float, int, int, int, float]] = field(default_factory=list)
     decisions: list[tuple[float, int, int]] = field(default_factory=list)
+    # the harness's own event-loop lag: (time, seconds a 50 ms timer fired late); a stall here
+    # delays requests in the router, which the simulation does not model
+    loop_lag: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def slo_violation_rate(self) -> float:
@@ -246,11 +249,19 @@ async def _replay(live: _Live, trace: Trace, policy: Policy, bodies: list[bytes]
                 run.timeline.append((now, replicas, len(active), ready, obs.arrival_rate_hz))
                 last = now
 
-        ctl = asyncio.get_running_loop().create_task(control())
+        async def watch_loop(tick_s: float = 0.05) -> None:
+            while live.now() < trace.duration_s:
+                before = live.now()
+                await asyncio.sleep(tick_s)
+                run.loop_lag.append((before, max(live.now() - before - tick_s, 0.0)))
+
+        loop = asyncio.get_running_loop()
+        ctl, watch = loop.create_task(control()), loop.create_task(watch_loop())
         results = await asyncio.gather(
             *(one(float(t), bodies[i]) for t, i in zip(trace.times_s, index, strict=True))
         )
         ctl.cancel()
+        watch.cancel()
     run.latency_s = np.array([lat for lat, _ in results])
     run.ok = np.array([ok for _, ok in results], bool)
 

@@ -61,6 +61,9 @@ def test_replay_scales_up_and_answers_every_request(template) -> None:
     # two replicas exist for most of the segment: more than one replica's seconds are counted
     assert trace.duration_s < run.replica_seconds <= 2 * trace.duration_s + 1e-6
     assert run.p99_ms() > 0 and run.slo_violation_rate == 0.0
+    # the harness watches its own event loop: a timer's lateness, over the whole segment
+    assert run.loop_lag and all(lag >= 0 for _, lag in run.loop_lag)
+    assert run.loop_lag[-1][0] > trace.duration_s / 2
 
 
 def test_calibration_fits_a_positive_service_model(template) -> None:
