@@ -7,11 +7,12 @@ of each request at once, one per replica: how much a second, third... busy repli
 adds when they share the node's cores); then a segment of the trace, time-scaled so its mean
 offered load is ``--live-load`` replicas, is replayed against forked replicas under
 ``--live-policy`` (``offload.cluster.autoscaling.live``). The same segment, policy and seeds
-run in the simulation with the calibrated service model, the measured concurrency curve
-(processor sharing) less the router's share of the cores (its CPU per request, measured before
-the replay, times the segment's request rate: the router runs on the same node) and the
-start-up delays measured during the replay; the error is on p99 latency. Three ablation rows:
-without the router's share, a core per replica (no sharing, the sweep's cluster model) and
+run in the simulation with the calibrated service model, the node's concurrency curve
+measured under sustained load (k closed-loop clients through the router's own path for a few
+seconds each: the replicas' contention and the router's CPU included) and the start-up delays
+measured during the replay; the error is on p99 latency. Ablation rows: the one-round curve (k
+identical requests at once) less the router's share of the cores (its CPU per request times the
+segment's rate) and without it, a core per replica (no sharing, the sweep's cluster model), and
 sharing with starting replicas competing for the cores too.
 """
 
@@ -46,6 +47,7 @@ def live_section(
     from offload.cluster.autoscaling.live import (
         calibrate_concurrency,
         calibrate_service,
+        calibrate_sustained,
         detector_bodies,
         replay,
         router_cpu_per_request_s,
@@ -71,11 +73,13 @@ def live_section(
                 service, samples = calibrate_service(urls[0], bodies)
                 curve, conc = calibrate_concurrency(urls, bodies)
                 router_cpu_s = router_cpu_per_request_s(urls[0], bodies[0])
+                sustained, sustained_rate = calibrate_sustained(urls, bodies)
             finally:
                 for p in pids:
                     _end(p)
             say(f"live: node speed with 1..{len(urls)} requests at once: "
-                f"{', '.join(f'{v:.2f}' for v in curve.speed)}; router "
+                f"{', '.join(f'{v:.2f}' for v in curve.speed)} (sustained: "
+                f"{', '.join(f'{v:.2f}' for v in sustained.speed)}); router "
                 f"{router_cpu_s * 1e3:.1f} ms CPU per request")  # fmt: skip
             mean_s, cv2 = service.moments()
             full = azure_csv(trace_path)
@@ -109,9 +113,10 @@ def live_section(
     router_cores = seg.mean_rate_hz * router_cpu_s
     node = curve.minus_load(router_cores)
     variants = {  # the first is the model of record; the others are its ablations
-        "simulation, shared cores (measured curve, router's CPU)": (node.speed, False),
-        "ablation: without the router's CPU": (curve.speed, False),
-        "ablation: + starting replicas share the cores": (node.speed, True),
+        "simulation, shared cores (sustained-load curve)": (sustained.speed, False),
+        "ablation: one-round curve less the router's CPU": (node.speed, False),
+        "ablation: one-round curve": (curve.speed, False),
+        "ablation: + starting replicas share the cores": (sustained.speed, True),
         "ablation: a core per replica (no sharing)": (None, False),
     }
     lags = np.array([lag for _, lag in real.loop_lag]) if real.loop_lag else np.zeros(1)
@@ -138,6 +143,8 @@ def live_section(
         "sim_vs_real_error": err,
         "sim_vs_real_error_ablations": errors,
         "node_speed": list(curve.speed),
+        "node_speed_sustained": list(sustained.speed),
+        "sustained_rate_hz": {str(k): v for k, v in sustained_rate.items()},
         "router_cpu_per_request_ms": 1e3 * router_cpu_s,
         "router_cores": router_cores,
         "concurrency_latency_s": {str(k): v for k, v in conc.items()},

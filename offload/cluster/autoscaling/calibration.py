@@ -160,6 +160,25 @@ class ConcurrencyCurve:
             speeds.append(float(np.clip(k * ratio, floor, k)) if k > 1 else 1.0)
         return cls(tuple(speeds))
 
+    @classmethod
+    def from_throughput(cls, rate_hz: dict[int, float]) -> ConcurrencyCurve:
+        """Fits the curve to sustained throughputs: ``rate_hz[k]`` requests per second that k
+        closed-loop clients, one per replica, completed together; speed(k) = rate(k) / rate(1),
+        at most k and at least speed(k - 1) (as ``from_latencies``).
+
+        Raises:
+            AutoscalingError: no k = 1 measurement, a gap, or a non-positive rate.
+        """
+        if 1 not in rate_hz or not rate_hz[1] > 0:
+            raise AutoscalingError("the sustained curve needs a positive rate at k = 1")
+        speeds: list[float] = []
+        for k in range(1, max(rate_hz) + 1):
+            if not rate_hz.get(k, 0.0) > 0:
+                raise AutoscalingError(f"no positive sustained rate at concurrency {k}")
+            floor = speeds[-1] if speeds else 1.0
+            speeds.append(float(np.clip(rate_hz[k] / rate_hz[1], floor, k)) if k > 1 else 1.0)
+        return cls(tuple(speeds))
+
     def minus_load(self, cores: float) -> ConcurrencyCurve:
         """The curve with ``cores`` of the node taken by other work on it (e.g. the router's
         CPU at the replay's request rate): the aggregate speed is capped at the saturated

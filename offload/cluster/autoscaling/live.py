@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from offload.cluster.autoscaling.interface import Observation, PodView, Policy
+from offload.cluster.autoscaling.interface import AutoscalingError, Observation, PodView, Policy
 from offload.cluster.autoscaling.traces import Trace
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -362,6 +362,46 @@ def calibrate_concurrency(
 
     latency = asyncio.run(measure())
     return ConcurrencyCurve.from_latencies(latency), latency
+
+
+def calibrate_sustained(
+    urls: list[str], bodies: list[bytes], seconds_per_k: float = 4.0
+) -> tuple[Any, dict[int, float]]:
+    """k = 1 .. len(urls) closed-loop clients, one per replica, each sending the bodies in
+    turn back to back for ``seconds_per_k`` through the replay router's asyncio + httpx path:
+    the node's speed under sustained load (``ConcurrencyCurve.from_throughput``) and the
+    throughputs ``{k: requests per second}``. Unlike ``calibrate_concurrency`` (k identical
+    requests at once, a few rounds) it includes what only sustained load shows: the router's
+    CPU at that rate, and the replicas' contention over seconds rather than one request."""
+    from offload.client import quiet_httpx
+    from offload.cluster.autoscaling.calibration import ConcurrencyCurve
+
+    if not seconds_per_k > 0:
+        raise AutoscalingError(f"seconds_per_k={seconds_per_k} must be > 0")
+    quiet_httpx()
+
+    async def measure() -> dict[int, float]:
+        out: dict[int, float] = {}
+        async with httpx.AsyncClient(timeout=httpx.Timeout(120.0)) as http:
+
+            async def client(url: str, first: int, stop: float) -> int:
+                done = 0
+                while time.perf_counter() < stop:
+                    body = bodies[(first + done) % len(bodies)]
+                    (await http.post(url + "/v1/detect", content=body)).raise_for_status()
+                    done += 1
+                return done
+
+            await asyncio.gather(*(client(u, 0, time.perf_counter() + 0.5) for u in urls))
+            for k in range(1, len(urls) + 1):
+                t0 = time.perf_counter()
+                stop = t0 + seconds_per_k
+                counts = await asyncio.gather(*(client(u, j, stop) for j, u in enumerate(urls[:k])))
+                out[k] = sum(counts) / (time.perf_counter() - t0)
+        return out
+
+    rate = asyncio.run(measure())
+    return ConcurrencyCurve.from_throughput(rate), rate
 
 
 def router_cpu_per_request_s(url: str, body: bytes, requests: int = 40) -> float:

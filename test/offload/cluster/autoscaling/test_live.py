@@ -131,3 +131,20 @@ def test_router_cpu_per_request_is_measured_on_the_routers_own_path(template) ->
     # this process's CPU only (the replica's model time is in another process): far below one
     # request's service time, above nothing (httpx + asyncio work per request)
     assert 0 < cpu_s < 0.05
+
+
+def test_sustained_calibration_measures_throughput_per_concurrency(template) -> None:
+    from offload.cluster.autoscaling.coldstart import _end, _pid_alive, wait_ready
+    from offload.cluster.autoscaling.live import calibrate_sustained, detector_bodies
+
+    t, root = template
+    pids = [t.fork(root / f"s{k}.json", root / f"s{k}.log") for k in range(2)]
+    try:
+        urls = [wait_ready(Path(root / f"s{k}.json"), lambda p=p: _pid_alive(p), 300.0)
+                for k, p in enumerate(pids)]  # fmt: skip
+        curve, rate = calibrate_sustained(urls, detector_bodies((300, 600)), seconds_per_k=0.5)
+    finally:
+        for p in pids:
+            _end(p)
+    assert set(rate) == {1, 2} and all(r > 0 for r in rate.values())
+    assert curve.speed[0] == 1.0 and 1.0 <= curve.speed[1] <= 2.0

@@ -158,6 +158,16 @@ def test_concurrency_curve_from_latencies():
         SimConfig(ServiceModel.constant(1.0), StartupModel.constant(1.0), 1.0, node_speed=(0.0,))
 
 
+def test_sustained_curve_from_throughputs():
+    # 20 req/s alone; two clients 36 (1.8x); three 37 (two cores); four 35 (noise: kept at 1.85)
+    curve = ConcurrencyCurve.from_throughput({1: 20.0, 2: 36.0, 3: 37.0, 4: 35.0})
+    assert curve.speed == pytest.approx((1.0, 1.8, 1.85, 1.85))
+    assert ConcurrencyCurve.from_throughput({1: 10.0, 2: 25.0}).speed == pytest.approx((1.0, 2.0))
+    for bad in ({2: 5.0}, {1: 5.0, 3: 9.0}, {1: 0.0}):
+        with pytest.raises(AutoscalingError):
+            ConcurrencyCurve.from_throughput(bad)
+
+
 def test_other_work_on_the_node_caps_the_curve_but_leaves_a_lone_request_its_core():
     curve = ConcurrencyCurve((1.0, 1.9, 2.0, 2.0))
     assert curve.minus_load(0.3).speed == pytest.approx((1.0, 1.7, 1.7, 1.7))
