@@ -312,9 +312,14 @@ def detector_bodies(sizes: tuple[int, ...] = (2000, 6000, 12000, 20000), seed: i
     return out
 
 
-def calibrate_service(url: str, bodies: list[bytes], repeats: int = 5) -> tuple[Any, list]:
-    """Sequential requests (no queueing) of each body to one replica: the fitted
+def calibrate_service(
+    url: str, bodies: list[bytes], repeats: int = 5, gap_s: float = 0.0
+) -> tuple[Any, list]:
+    """Sequential requests (no queueing) of each body to one replica, ``gap_s`` apart (a
+    replica answers back-to-back requests faster than ones after an idle gap): the fitted
     ``ServiceModel`` and the (size rank, seconds) samples."""
+    if gap_s < 0:
+        raise AutoscalingError(f"gap_s={gap_s} must be >= 0")
     from offload.client import quiet_httpx
     from offload.cluster.autoscaling.calibration import ServiceModel
 
@@ -324,6 +329,7 @@ def calibrate_service(url: str, bodies: list[bytes], repeats: int = 5) -> tuple[
         http.post(url + "/v1/detect", content=bodies[0])  # warm-up
         for _ in range(repeats):
             for k, body in enumerate(bodies):
+                time.sleep(gap_s)
                 t0 = time.perf_counter()
                 http.post(url + "/v1/detect", content=body).raise_for_status()
                 samples.append(((k + 0.5) / len(bodies), time.perf_counter() - t0))

@@ -148,3 +148,11 @@ def test_sustained_calibration_measures_throughput_per_concurrency(template) -> 
             _end(p)
     assert set(rate) == {1, 2} and all(r > 0 for r in rate.values())
     assert curve.speed[0] == 1.0 and 1.0 <= curve.speed[1] <= 2.0
+
+
+def test_service_calibration_refuses_a_negative_gap() -> None:
+    from offload.cluster.autoscaling.interface import AutoscalingError
+    from offload.cluster.autoscaling.live import calibrate_service
+
+    with pytest.raises(AutoscalingError, match="gap_s"):
+        calibrate_service("http://127.0.0.1:9", [b""], gap_s=-0.1)
