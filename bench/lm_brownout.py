@@ -270,16 +270,17 @@ def bursts(
         violations[key]["requests"] = [len(r.outcomes) for r in runs["off"]]
         for law in LAWS:
             ci = (0.0, 0.0, 0.0) if law == "off" else reduction_ci(v["off"], v[law])
+            mix_shares = _shares(runs[law])
             if law != "off":
                 red[law][key] = {"mean": ci[0], "lo": ci[1], "hi": ci[2]}
-                shares[law][key] = _shares(runs[law])
+                shares[law][key] = mix_shares
             pooled = [o for r in runs[law] for o in r.outcomes]
             burst, calm = _by_phase(pooled, slo)
             violations[key][f"{law}_in_bursts"] = burst / len(seeds)
             ttft = np.percentile([o.ttft_s for o in pooled], 90) * 1e3
             tpot = np.percentile([o.tpot_s for o in pooled], 90) * 1e3
             below = float(np.mean([_time_below_one(r) for r in runs[law]]))
-            mix = " ".join(f"{t}:{s:.2f}" for t, s in _shares(runs[law]).items())
+            mix = " ".join(f"{t}:{s:.2f}" for t, s in mix_shares.items())
             table.add(factor, law, int(np.mean(violations[key]["requests"])), float(v[law].mean()),
                       burst / len(seeds), calm / len(seeds), ci[0], f"[{ci[1]:.2f}, {ci[2]:.2f}]",
                       ttft, tpot, below, mix)  # fmt: skip

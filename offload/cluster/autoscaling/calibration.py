@@ -148,17 +148,15 @@ class ConcurrencyCurve:
         if 1 not in latency_s:
             raise AutoscalingError("the concurrency curve needs latencies at k = 1")
         base = [float(np.median(b)) for b in latency_s[1]]
-        speeds: list[float] = []
+        raw: list[float] = []
         for k in range(1, max(latency_s) + 1):
             if k not in latency_s:
                 raise AutoscalingError(f"no latencies at concurrency {k}")
             meds = [float(np.median(b)) for b in latency_s[k]]
             if len(meds) != len(base) or min(meds + base) <= 0:
                 raise AutoscalingError(f"latencies at k={k}: need positive values per body")
-            ratio = float(np.mean([b / m for b, m in zip(base, meds, strict=True)]))
-            floor = speeds[-1] if speeds else 1.0
-            speeds.append(float(np.clip(k * ratio, floor, k)) if k > 1 else 1.0)
-        return cls(tuple(speeds))
+            raw.append(k * float(np.mean([b / m for b, m in zip(base, meds, strict=True)])))
+        return cls(_work_conserving(raw))
 
     @classmethod
     def from_throughput(cls, rate_hz: dict[int, float]) -> ConcurrencyCurve:
@@ -171,13 +169,10 @@ class ConcurrencyCurve:
         """
         if 1 not in rate_hz or not rate_hz[1] > 0:
             raise AutoscalingError("the sustained curve needs a positive rate at k = 1")
-        speeds: list[float] = []
         for k in range(1, max(rate_hz) + 1):
             if not rate_hz.get(k, 0.0) > 0:
                 raise AutoscalingError(f"no positive sustained rate at concurrency {k}")
-            floor = speeds[-1] if speeds else 1.0
-            speeds.append(float(np.clip(rate_hz[k] / rate_hz[1], floor, k)) if k > 1 else 1.0)
-        return cls(tuple(speeds))
+        return cls(_work_conserving([rate_hz[k] / rate_hz[1] for k in range(1, max(rate_hz) + 1)]))
 
     def minus_load(self, cores: float) -> ConcurrencyCurve:
         """The curve with ``cores`` of the node taken by other work on it (e.g. the router's
@@ -191,3 +186,13 @@ class ConcurrencyCurve:
             raise AutoscalingError(f"cores={cores} taken by other work must be >= 0")
         cap = max(1.0, max(self.speed) - cores)
         return ConcurrencyCurve(tuple(min(v, cap) for v in self.speed))
+
+
+def _work_conserving(raw: list[float]) -> tuple[float, ...]:
+    """Measured speeds ``raw[k - 1]`` made a valid curve: 1 at k = 1, at most k (a request
+    cannot run faster than alone) and at least speed(k - 1) (one more request does not slow
+    the node down; a dip is measurement noise)."""
+    speeds: list[float] = []
+    for k, v in enumerate(raw, start=1):
+        speeds.append(1.0 if k == 1 else float(np.clip(v, speeds[-1], k)))
+    return tuple(speeds)
