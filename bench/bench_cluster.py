@@ -47,6 +47,7 @@ DESCRIPTION = (
     "and full (prediction + steering + suppress); best-effort throughput kept"
 )
 PRIMARY = ("off", "suppress", "full")
+REPEAT_WINDOWS = (1, 2, 4)
 LABELS = ((0, "trimmed"), (0, "median"), (0, "mean"), (1, "trimmed"), (1, "mean"))
 
 
@@ -82,6 +83,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=1024,
         help="CPU weight of the cluster's cgroup against the rest of the machine",
     )
+    p.add_argument(
+        "--full-relax",
+        type=float,
+        default=None,
+        help="threshold raise of the full variants while the requests meet little interference "
+        "(MitigationConfig.full_relax_frac, 0..0.35; default its default)",
+    )
+    p.add_argument(
+        "--model",
+        type=Path,
+        help="skip the collection and drive the variants with this trained CPI model (e.g. "
+        "models/cpi_predictor.txt); the CPI accuracy figures are then not measured",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--work-dir",
@@ -94,9 +108,9 @@ def run(args: argparse.Namespace) -> BenchReport:
     import tempfile
 
     from offload.cluster.api import ClusterApiError
-    from offload.cluster.collect import CollectConfig, collect, held_out, split, to_arrays
+    from offload.cluster.collect import CollectConfig, collect, label_repeatability, to_arrays
     from offload.cluster.local import LocalCluster, LocalClusterConfig
-    from offload.cluster.predictor import ACCURACY_DEFINITION, PredictorError, evaluate
+    from offload.cluster.predictor import ACCURACY_DEFINITION
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     missing = [v for v in PRIMARY if v not in variants]
@@ -129,30 +143,20 @@ def run(args: argparse.Namespace) -> BenchReport:
             probe_bursts=args.probe_bursts,
             calibrate_s=args.calibrate_s,
         )
-        rows, meta = collect(url, token, cc, progress=lambda m: print(m, flush=True))
-        # kept for `robomr cluster collect --from-rows DIR --train` (a model from this run)
-        (Path(work) / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        (Path(work) / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-        data = to_arrays(rows, meta["quiet_latency_ms"])
-        # how noisy the labels are here: other work on the node inflates every probe alike
-        meta["label_median_inflation"] = float(np.nanmedian(data["y"])) if len(rows) else None
-        meta["node_runq_median"] = (
-            float(np.nanmedian([r["features"]["node_runq"] for r in rows])) if rows else None
-        )
-        meta["intervals_dropped_mixed"] = sum(bool(r.get("mixed")) for r in rows)
-        nan = {"within10": float("nan"), "mape": float("nan"), "n": 0}
-        by_label = {}
-        for horizon, how in LABELS:  # every label definition, scored on the same held-out runs
-            d = to_arrays(rows, meta["quiet_latency_ms"], horizon, how)
-            try:
-                s, m = evaluate(*split(d, held_out(cc.runs)), args.seed)
-            except PredictorError as err:  # a tiny run: the latency part runs on measured CPI
-                print(f"no model ({horizon}, {how}): {err}", flush=True)
-                s, m = {"gbt": nan, "linear": nan, "last_value": nan}, None
-            by_label[(horizon, how)] = (s, m)
-        scores, model = by_label[LABELS[0]]
-        if "gbt_latency" in by_label[(1, "trimmed")][0]:
-            scores = {**scores, "gbt_latency": by_label[(1, "trimmed")][0]["gbt_latency"]}
+        if args.model:
+            rows, meta, by_label = [], _calibrate_only(url, token, cc), {}
+            scores, model = _given_model(args.model)
+            data = {"y": np.zeros(0)}
+        else:
+            rows, meta = collect(url, token, cc, progress=lambda m: print(m, flush=True))
+            # kept for `robomr cluster collect --from-rows DIR --train` (a model from this run)
+            (Path(work) / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            (Path(work) / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+            data = to_arrays(rows, meta["quiet_latency_ms"])
+            by_label = _score_labels(rows, meta, cc, args.seed)
+            scores, model = by_label[LABELS[0]]
+            if "gbt_latency" in by_label[(1, "trimmed")][0]:
+                scores = {**scores, "gbt_latency": by_label[(1, "trimmed")][0]["gbt_latency"]}
         rate = args.load * meta["capacity_per_s"]
         deadline = max(5.0, 40 * meta["quiet_latency_ms"] / 1e3)
         runs, lost = [], []
@@ -176,6 +180,7 @@ def run(args: argparse.Namespace) -> BenchReport:
                                 seed=args.seed,
                                 repeat=rep,
                                 schedule=SCHEDULE[: args.phases],
+                                full_relax_frac=args.full_relax,
                             )
                         )
                         break
@@ -197,13 +202,82 @@ def run(args: argparse.Namespace) -> BenchReport:
         cc,
         lost,
     )
-    report.tables.insert(1, _label_table({k: s for k, (s, _) in by_label.items()}))
-    report.tables.insert(2, _probe_table(probe_cv, args))
-    report.notes.append(
-        f"collection: {meta['intervals_dropped_mixed']} intervals dropped because a mix "
-        "changed while they were measured"
-    )
+    if by_label:
+        report.tables.insert(1, _label_table({k: s for k, (s, _) in by_label.items()}))
+        rep = {w: label_repeatability(rows, w) for w in REPEAT_WINDOWS}
+        report.tables.insert(2, _repeatability_table(rep))
+        report.figures["cpi_label_repeatability_within10"] = rep[1]["within"]
+        report.ratios["gbt_within10_over_label_repeatability"] = (
+            scores["gbt"]["within10"] / rep[1]["within"] if rep[1]["within"] > 0 else float("nan")
+        )
+        report.notes.append(
+            f"collection: {meta['intervals_dropped_mixed']} intervals dropped because a mix "
+            "changed while they were measured"
+        )
+    else:
+        report.notes.append(
+            f"no collection (--model {args.model}): CPI accuracy not measured in this run"
+        )
+    report.tables.insert(3 if by_label else 1, _probe_table(probe_cv, args))
     return report
+
+
+def _repeatability_table(rep: dict[int, dict[str, float]]) -> Table:
+    t = Table(
+        "How well the CPI label agrees with itself (split-half: each label's probe bursts in two "
+        "alternate halves, share with |a - b| / (a + b) <= 0.10; about the most within-10% any "
+        "predictor can score against labels of that many bursts; all runs)",
+        ["intervals per label", "bursts per label", "within 10% of itself", "labels"],
+    )
+    for w, r in rep.items():
+        t.add(w, r["bursts"], r["within"], r["n"])
+    return t
+
+
+def _calibrate_only(url: str, token: str, cc: Any) -> dict:
+    """The collection's quiet latency and capacity, without the collection (``--model``)."""
+    from offload.cluster.api import ClusterApi
+    from offload.cluster.load import closed_loop_latency, street_scan
+
+    n = len(ClusterApi(url, token).status()["replicas"])
+    quiet = closed_loop_latency(url, token, street_scan(seed=cc.seed), cc.calibrate_s)
+    return {
+        "quiet_latency_ms": float(np.median(quiet) * 1e3),
+        "capacity_per_s": n / float(np.mean(quiet)),
+    }
+
+
+def _given_model(path: Path) -> tuple[dict, Any]:
+    from offload.cluster.predictor import CpiPredictor
+
+    nan = {"within10": float("nan"), "mape": float("nan"), "n": 0}
+    return {"gbt": nan, "linear": nan, "last_value": nan}, CpiPredictor.load(path)
+
+
+def _score_labels(rows: list[dict], meta: dict, cc: Any, seed: int) -> dict:
+    """Every label definition scored on the same held-out runs: {(horizon, how): (scores, model)};
+    also records how noisy the labels are in ``meta`` (other work on the node inflates every
+    probe alike)."""
+    from offload.cluster.collect import held_out, split, to_arrays
+    from offload.cluster.predictor import PredictorError, evaluate
+
+    data = to_arrays(rows, meta["quiet_latency_ms"])
+    meta["label_median_inflation"] = float(np.nanmedian(data["y"])) if len(rows) else None
+    meta["node_runq_median"] = (
+        float(np.nanmedian([r["features"]["node_runq"] for r in rows])) if rows else None
+    )
+    meta["intervals_dropped_mixed"] = sum(bool(r.get("mixed")) for r in rows)
+    nan = {"within10": float("nan"), "mape": float("nan"), "n": 0}
+    by_label = {}
+    for horizon, how in LABELS:
+        d = to_arrays(rows, meta["quiet_latency_ms"], horizon, how)
+        try:
+            s, m = evaluate(*split(d, held_out(cc.runs)), seed)
+        except PredictorError as err:  # a tiny run: the latency part runs on measured CPI
+            print(f"no model ({horizon}, {how}): {err}", flush=True)
+            s, m = {"gbt": nan, "linear": nan, "last_value": nan}, None
+        by_label[(horizon, how)] = (s, m)
+    return by_label
 
 
 def _probe_repeatability(args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -278,7 +352,11 @@ def _report(
     cc: Any,
     lost: list[str],
 ) -> BenchReport:
-    settings = {k: v for k, v in vars(args).items() if k not in ("json", "work_dir")}
+    settings = {
+        k: str(v) if isinstance(v, Path) else v
+        for k, v in vars(args).items()
+        if k not in ("json", "work_dir")
+    }
     settings.update(
         quiet_latency_ms=round(meta["quiet_latency_ms"], 1),
         offered_rate_per_s=round(rate, 2),
@@ -389,7 +467,11 @@ def _report(
 
 
 def _phase_table(runs: list, variants: list[str], schedule: tuple) -> Table:
-    t = Table("P99 latency per schedule phase (ms)", ["phase", *variants])
+    kept = [v for v in variants if v != "off"]
+    t = Table(
+        "P99 latency (ms) and BE kept (work units / under off) per schedule phase",
+        ["phase", *variants, *(f"BE kept {v}" for v in kept)],
+    )
     for title, _ in schedule:
         row = []
         for v in variants:
@@ -398,5 +480,5 @@ def _phase_table(runs: list, variants: list[str], schedule: tuple) -> Table:
                 or [np.zeros(0)]
             )
             row.append(float(np.percentile(x, 99) * 1e3) if len(x) else float("nan"))
-        t.add(title, *row)
+        t.add(title, *row, *(be_kept(runs, v, title) for v in kept))
     return t

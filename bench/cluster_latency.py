@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -105,8 +105,11 @@ def run_variant(
     repeat: int,
     schedule: tuple = SCHEDULE,
     progress: Any = print,
+    full_relax_frac: float | None = None,
 ) -> VariantRun:
-    """One pass of the schedule under ``variant`` (``full-measured``: full on measured CPI)."""
+    """One pass of the schedule under ``variant`` (``full-measured``: full on measured CPI);
+    ``full_relax_frac`` overrides :class:`MitigationConfig`'s (the full variants' threshold
+    raise)."""
     from offload.cluster.agent import Agent, AgentConfig
     from offload.cluster.api import ClusterApi
     from offload.cluster.load import PoissonLoad, street_scan
@@ -118,11 +121,12 @@ def run_variant(
     replica_cpus = {"r0": st["replicas"][0]["cpus"], "r1": st["replicas"][-1]["cpus"]}
     mode = "full" if variant == "full-measured" else variant
     model = None if variant == "full-measured" else predictor
+    mitigation = MitigationConfig(mode)
+    if full_relax_frac is not None:
+        mitigation = replace(mitigation, full_relax_frac=full_relax_frac)
     agent = Agent(
         api,
-        AgentConfig(
-            interval_s=interval_s, probe_bursts=probe_bursts, mitigation=MitigationConfig(mode)
-        ),
+        AgentConfig(interval_s=interval_s, probe_bursts=probe_bursts, mitigation=mitigation),
         model,
     )
     stop = threading.Event()
@@ -145,8 +149,8 @@ def run_variant(
             t0 = time.monotonic()
             time.sleep(phase_s)
             windows[title] = (t0, time.monotonic())
-            for c in api.status()["corunners"]:
-                if c["name"] in start_units and c["state"] != "stopped":
+            for c in api.status()["corunners"]:  # evicted ones too: their units until then
+                if c["name"] in start_units:
                     out.be_units[(title, c["name"])] = c["units"] - start_units[c["name"]]
             for b in bodies:
                 api.corunner_op(b["name"], "stop")
@@ -187,14 +191,15 @@ def bootstrap_ratio_ci(
     return float(np.percentile(r, 2.5)), float(np.percentile(r, 97.5))
 
 
-def be_kept(runs: list[VariantRun], variant: str) -> float:
-    """Mean over (repeat, phase, co-runner) of units under ``variant`` / units under off."""
+def be_kept(runs: list[VariantRun], variant: str, phase: str | None = None) -> float:
+    """Mean over (repeat, phase, co-runner) of units under ``variant`` / units under off (one
+    schedule phase's co-runners with ``phase``)."""
     off = {(r.repeat, k): u for r in runs if r.variant == "off" for k, u in r.be_units.items()}
     ratios = [
         u / off[(r.repeat, k)]
         for r in runs
         if r.variant == variant
         for k, u in r.be_units.items()
-        if off.get((r.repeat, k), 0) > 0
+        if off.get((r.repeat, k), 0) > 0 and (phase is None or k[0] == phase)
     ]
     return float(np.mean(ratios)) if ratios else float("nan")

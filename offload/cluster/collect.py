@@ -265,6 +265,48 @@ def to_arrays(
     }
 
 
+def label_repeatability(
+    rows: list[dict], window: int = 1, aggregate: str = "trimmed", tol: float = 0.10
+) -> dict[str, float]:
+    """How well a label agrees with itself: the ceiling on any predictor's within-``tol``.
+
+    Each label (``window`` consecutive unmixed intervals of one replica in one phase, all their
+    probe bursts) is split into two halves (alternate bursts) and each half aggregated alike;
+    a label's error against the CPI its mix would give with infinitely many bursts has about
+    the spread of ``|a - b| / 2``, so the share of labels with ``|a - b| / (a + b) <= tol`` is
+    about the share a perfect predictor of that CPI would score within ``tol``. Returns
+    {"within": share, "n": labels, "bursts": bursts per label (median)}; NaN share without one.
+    """
+    from offload.cluster.probe import aggregate_cpi
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if not r.get("mixed", False) and r.get("burst_cpis") and r.get("run", -1) >= 0:
+            groups.setdefault((r["run"], r.get("phase"), r["replica"]), []).append(r)
+    agree, sizes = [], []
+    for g in groups.values():
+        g.sort(key=lambda r: r["step"])
+        runs_of_steps = [[g[0]]]  # consecutive steps only (a dropped interval breaks a window)
+        for r in g[1:]:
+            if r["step"] == runs_of_steps[-1][-1]["step"] + 1:
+                runs_of_steps[-1].append(r)
+            else:
+                runs_of_steps.append([r])
+        for seq in runs_of_steps:
+            for i in range(0, len(seq) - window + 1, window):
+                bursts = [b for r in seq[i : i + window] for b in r["burst_cpis"]]
+                a = aggregate_cpi(bursts[0::2], aggregate)
+                b = aggregate_cpi(bursts[1::2], aggregate)
+                if a > 0 and b > 0:
+                    agree.append(abs(a - b) / (a + b) <= tol)
+                    sizes.append(len(bursts))
+    return {
+        "within": float(np.mean(agree)) if agree else float("nan"),
+        "n": len(agree),
+        "bursts": float(np.median(sizes)) if sizes else float("nan"),
+    }
+
+
 def _features() -> tuple[str, ...]:
     from offload.cluster.features import FEATURES
 

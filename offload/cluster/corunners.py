@@ -83,6 +83,7 @@ class CoRunner:
         self.state = "stopped"
         self.limit_cores: float | None = None
         self._progress: ProgressFile | None = None
+        self._final_units = 0
         self.started_at = 0.0
         self._stopping = False
 
@@ -134,8 +135,8 @@ class CoRunner:
             os.sched_setaffinity(self.proc.pid, self.spec.cpus)
 
     def units(self) -> int:
-        """Work units finished so far."""
-        return self._progress.read()[0] if self._progress else 0
+        """Work units finished so far (after a stop or an eviction: until then)."""
+        return self._progress.read()[0] if self._progress else self._final_units
 
     def throttle(self, cores: float | None) -> None:
         """Caps its CPU (None lifts the cap).
@@ -192,6 +193,7 @@ class CoRunner:
                 log.error("co-runner %s (pid %s) did not exit", self.spec.name, self.proc.pid)
         self._stopping = False
         if self._progress is not None:
+            self._final_units = self._progress.read()[0]
             self._progress.close()
             self._progress = None
         self.state = "evicted" if evicted else "stopped"

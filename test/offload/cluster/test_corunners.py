@@ -63,9 +63,11 @@ def test_every_kind_runs_pauses_resumes_and_stops(
         c.resume()
         assert c.describe()["state"] == "running"
         _wait_progress(c)
+        done = c.units()
     finally:
         c.stop()
     assert c.describe()["state"] == "stopped" and not c.alive()
+    assert c.units() >= done > 0  # the work it did is still counted once it is gone
 
 
 def test_throttling_caps_the_cpu_a_corunner_gets(need, support, tree: str, tmp_path: Path) -> None:
