@@ -304,11 +304,13 @@ class Agent:
         views = []
         for r, st in zip(snap.status["replicas"], snap.replicas, strict=True):
             c, ref = snap.cpi.get(r["name"], (NAN, NAN))
+            used = st.metrics.cpu_used if st.metrics else 0.0
             views.append(
                 ReplicaView(
                     r["name"],
                     st.cpus,
-                    cpu_used=st.metrics.cpu_used if st.metrics else 0.0,
+                    cpu_used=used,
+                    solo_inflation=self.predictor.solo_inflation(used) if self.predictor else 1.0,
                     cpi=c,
                     reference_cpi=ref,
                     predicted_cpi=predicted.get(r["name"], NAN) * ref,

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from offload.cluster.features import FEATURES
+from offload.cluster.features import COLOC, FEATURES
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "cpi_predictor.txt"
 ACCURACY_DEFINITION = (
@@ -56,8 +56,33 @@ LGB_PARAMS = {
 ROUNDS = 300
 
 
+SOLO_MIN_ROWS = 10
+
+
 class PredictorError(ValueError):
     """See the module docstring."""
+
+
+def fit_solo_curve(X: np.ndarray, y: np.ndarray) -> dict[str, float] | None:
+    """The inflation a replica shows with no co-runner, as a function of its own CPU use.
+
+    The probe shares its replica's cpus, so a busy replica inflates its own probe (in the
+    quiet benchmark's collection 1.2x at 0.2 cores, about 2x at 0.5), which is not
+    interference. Fitted on the rows whose co-location features are all zero (no best-effort
+    co-runner on the node) as ``1 + a x + b x^2`` with ``a, b >= 0`` (non-negative least
+    squares), ``x`` = own CPU use (cores) clipped to the range seen. None with fewer than
+    ``SOLO_MIN_ROWS`` such rows.
+    """
+    from scipy.optimize import nnls
+
+    coloc = X[:, [FEATURES.index(k) for k in COLOC]]
+    x = X[:, FEATURES.index("cpu_used")]
+    ok = np.all(coloc == 0, axis=1) & np.isfinite(x) & np.isfinite(y) & (y > 0)
+    if ok.sum() < SOLO_MIN_ROWS:
+        return None
+    xs, ys = x[ok], y[ok]
+    (a, b), _ = nnls(np.stack([xs, xs**2], axis=1), ys - 1.0)
+    return {"a": float(a), "b": float(b), "cpu_max": float(xs.max()), "rows": int(ok.sum())}
 
 
 def within(pred: np.ndarray, true: np.ndarray, tol: float = 0.10) -> float:
@@ -107,6 +132,15 @@ class CpiPredictor:
         self.booster, self.latency_booster = booster, latency_booster
         self.provenance = provenance
 
+    def solo_inflation(self, cpu_used: float) -> float:
+        """The inflation expected at this own CPU use without co-runners (:func:`fit_solo_curve`;
+        1 for a model trained without such rows)."""
+        c = self.provenance.get("solo_curve")
+        if not c or not math.isfinite(cpu_used):
+            return 1.0
+        x = min(max(cpu_used, 0.0), c["cpu_max"])
+        return 1.0 + c["a"] * x + c["b"] * x * x
+
     @classmethod
     def train(
         cls,
@@ -137,7 +171,13 @@ class CpiPredictor:
             return lgb.train(params, data, num_boost_round=rounds)
 
         lat = fit(y_lat) if y_lat is not None and np.isfinite(y_lat).sum() >= 20 else None
-        return cls(fit(y_infl), {"features": list(FEATURES), "rounds": rounds, "seed": seed}, lat)
+        prov = {
+            "features": list(FEATURES),
+            "rounds": rounds,
+            "seed": seed,
+            "solo_curve": fit_solo_curve(X, y_infl),
+        }
+        return cls(fit(y_infl), prov, lat)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted CPI inflation [N] of rows [N, F]."""

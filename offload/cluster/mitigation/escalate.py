@@ -5,7 +5,9 @@ evicts only when suppression is not enough; C-Koordinator drives both from predi
 ``full`` variant runs this ladder per co-runner, on its own cgroup's quota:
 
 1. **Cap** (``ThrottleCoRunner``). While the level the requests meet, ``L`` (replicas'
-   inflations, predicted where there is a prediction, weighted by their request rates), is over
+   interference -- inflation, predicted where there is a prediction, over the inflation the
+   replica shows at its own load with no co-runner, ``ReplicaView.interference`` -- weighted by
+   their request rates), is over
    the objective ``target_inflation`` -- or, with ``p99_objective_ms`` set, while the replicas'
    rate-weighted P99 latency is over it -- the running co-runner that most overlaps the
    worst-hit replica ``r`` (most rate x (inflation - 1)) and is not yet at the floor (ties:
@@ -114,8 +116,8 @@ class EscalateState:
 
 
 def served_level(obs: Observation) -> float:
-    """The inflation the requests meet (NaN when nothing is known)."""
-    return obs.served_inflation()
+    """The interference the requests meet (NaN when nothing is known)."""
+    return obs.served_interference()
 
 
 def served_p99_ms(obs: Observation) -> float:
@@ -139,7 +141,7 @@ def violated(obs: Observation, config: EscalateConfig) -> bool:
 
 
 def _infl(r: ReplicaView) -> float:
-    x = r.inflation()
+    x = r.interference()
     return 1.0 if math.isnan(x) else x
 
 
@@ -195,7 +197,7 @@ def _cap(
         # trigger): no proportional cut, so one step down
         cap = max(config.floor_cores, base / config.raise_factor)
     why = (
-        f"{worst.name} inflation {infl:.2f} > {config.target_inflation} (served "
+        f"{worst.name} interference {infl:.2f} > {config.target_inflation} (served "
         f"{served_level(obs):.2f}): cap {base:.2f} x ({config.target_inflation} - 1) / "
         f"({infl:.2f} - 1) -> {cap:.2f} cores"
     )
@@ -261,7 +263,8 @@ def _resumed_level(obs: Observation) -> float:
     pairs = []
     for r in obs.replicas:
         w = r.predicted_cpi_resumed
-        x = w / r.reference_cpi if not math.isnan(w) and r.reference_cpi > 0 else _infl(r)
+        resumed = w / r.reference_cpi / (r.solo_inflation if r.solo_inflation > 0 else 1.0)
+        x = resumed if not math.isnan(w) and r.reference_cpi > 0 else _infl(r)
         pairs.append((r.rate_per_s, x))
     total = sum(w for w, _ in pairs)
     if not pairs:

@@ -3,21 +3,22 @@
 C-Koordinator acts on *predicted* interference (CPI) rather than on CPU use alone; Koordinator's
 BE eviction brings the cool-down and the "evict when suppressing is not enough" escalation.
 
-Per interval, for each replica whose inflation (predicted CPI / reference, else measured)
+Per interval, for each replica whose interference (``ReplicaView.interference``: predicted
+CPI / reference, else measured, over the inflation it shows at its own load with no co-runner)
 stays above ``pause_above`` for ``sustain_intervals`` intervals in a row:
 - the running co-runner that shares most of its cpus (ties: the one using most CPU) is paused
   (frozen: it keeps its memory and resumes where it stopped);
 - a co-runner paused ``evict_after_pauses`` times within ``window_s`` is evicted instead
   (stopped for good: it keeps coming back and hurting).
-A paused co-runner is resumed once ``cooldown_s`` has passed and every replica's inflation
+A paused co-runner is resumed once ``cooldown_s`` has passed and every replica's interference
 *with the paused co-runners resumed* (the predictor's what-if; without a predictor, the current
-inflation) is below ``resume_below``. One co-runner changes per interval (the effect of one
+interference) is below ``resume_below``. One co-runner changes per interval (the effect of one
 step is seen before the next).
 
 With ``traffic_weighted`` (the ``full`` variant, where steering runs first) the trigger is the
-inflation the *requests* meet, replicas' inflations weighted by their request rates: a replica
-that steering has emptied may stay slow without a pause, and best-effort work goes on; the
-culprit is then found next to the replica with the most rate x (inflation - 1).
+interference the *requests* meet, weighted by the replicas' request rates: a replica that
+steering has emptied may stay slow without a pause, and best-effort work goes on; the culprit
+is then found next to the replica with the most rate x (interference - 1).
 """
 
 from __future__ import annotations
@@ -81,9 +82,9 @@ def decide(
     obs: Observation, state: EvictState, config: EvictConfig
 ) -> tuple[list[Action], EvictState]:
     """One interval (see the module docstring)."""
-    levels = {r.name: r.inflation() for r in obs.replicas}
+    levels = {r.name: r.interference() for r in obs.replicas}
     if config.traffic_weighted:
-        levels = {SERVED: obs.served_inflation()}
+        levels = {SERVED: obs.served_interference()}
     above = {
         n: state.above.get(n, 0) + 1 if x > config.pause_above else 0 for n, x in levels.items()
     }
@@ -94,11 +95,11 @@ def decide(
         if config.traffic_weighted:
             worst = max(
                 obs.replicas,
-                key=lambda r: (r.rate_per_s * (_f(r.inflation()) - 1), _f(r.inflation())),
+                key=lambda r: (r.rate_per_s * (_f(r.interference()) - 1), _f(r.interference())),
             )
         else:
             hurt = [r for r in obs.replicas if above[r.name] >= config.sustain_intervals]
-            worst = max(hurt, key=lambda r: r.inflation())
+            worst = max(hurt, key=lambda r: r.interference())
         running = [c for c in obs.corunners if c.state == "running"]
         if running:
             n = int(obs.capacity_cores)
@@ -106,7 +107,7 @@ def decide(
             recent = tuple(
                 t for t in state.pauses.get(culprit.name, ()) if obs.t_s - t <= config.window_s
             )
-            why = f"{worst.name} inflation {worst.inflation():.2f} > {config.pause_above}"
+            why = f"{worst.name} interference {worst.interference():.2f} > {config.pause_above}"
             if len(recent) >= config.evict_after_pauses:
                 why += f" and {len(recent)} pauses in {config.window_s:.0f} s"
                 return [EvictCoRunner(why, culprit.name)], replace(state, above={})
@@ -134,7 +135,8 @@ def _resume(
     what_ifs = []
     for r in obs.replicas:
         what_if = r.predicted_cpi_resumed
-        infl = what_if / r.reference_cpi if not math.isnan(what_if) else r.inflation()
+        solo = r.solo_inflation if r.solo_inflation > 0 else 1.0
+        infl = what_if / r.reference_cpi / solo if not math.isnan(what_if) else r.interference()
         what_ifs.append((r.rate_per_s, _f(infl)))
     worst = max([1.0] + [x for _, x in what_ifs])
     total = sum(w for w, _ in what_ifs)

@@ -8,6 +8,7 @@ applies actions and logs each change: :mod:`offload.cluster.executor`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 NAN = float("nan")
@@ -33,6 +34,9 @@ class ReplicaView:
         rate_per_s: requests per second it answered.
         latency_p90_ms: P90 latency of those requests (NaN if none).
         latency_p99_ms: P99 latency of those requests (NaN if none).
+        solo_inflation: the inflation it would show at its own CPU use with no co-runner
+            (the predictor's solo curve; 1 without one): the probe shares the replica's cpus,
+            so the replica's own work inflates it too.
     """
 
     name: str
@@ -45,11 +49,17 @@ class ReplicaView:
     rate_per_s: float = 0.0
     latency_p90_ms: float = NAN
     latency_p99_ms: float = NAN
+    solo_inflation: float = 1.0
 
     def inflation(self, predicted: bool = True) -> float:
         """CPI / reference: the predicted one where there is a prediction, else the measured."""
         cpi = self.predicted_cpi if predicted and not math.isnan(self.predicted_cpi) else self.cpi
         return cpi / self.reference_cpi if self.reference_cpi > 0 else NAN
+
+    def interference(self, predicted: bool = True) -> float:
+        """Inflation over the solo inflation: the part co-runners add (1 = none)."""
+        solo = self.solo_inflation if self.solo_inflation > 0 else 1.0
+        return self.inflation(predicted) / solo
 
 
 @dataclass(frozen=True)
@@ -97,9 +107,14 @@ class Observation:
     def served_inflation(self) -> float:
         """The inflation the requests meet: replicas' inflations weighted by their request
         rates (unweighted mean when nothing was served; NaN when nothing is known)."""
-        pairs = [
-            (r.rate_per_s, r.inflation()) for r in self.replicas if not math.isnan(r.inflation())
-        ]
+        return self._served(lambda r: r.inflation())
+
+    def served_interference(self) -> float:
+        """The same of the replicas' interference (inflation over solo inflation)."""
+        return self._served(lambda r: r.interference())
+
+    def _served(self, value: Callable[[ReplicaView], float]) -> float:
+        pairs = [(r.rate_per_s, value(r)) for r in self.replicas if not math.isnan(value(r))]
         if not pairs:
             return NAN
         total = sum(w for w, _ in pairs)

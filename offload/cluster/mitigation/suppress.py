@@ -13,9 +13,10 @@ and the cap is written as a CFS quota, with koordlet's two guards:
   (``max_increase_frac``); it may fall at once (protecting LS comes first).
 
 C-Koordinator's use of the prediction (``relax_frac`` > 0, the ``full`` variant): while the
-CPI the requests are predicted to meet (replicas' predicted inflation weighted by their request
-rates) stays below ``relax_below``, the threshold is raised by ``relax_frac``: interference
-that steering keeps away from the requests need not cost best-effort work. With
+interference the requests are predicted to meet (replicas' predicted inflation over their solo
+inflation, weighted by their request rates) stays below ``relax_below``, the threshold is
+raised by ``relax_frac``: interference that steering keeps away from the requests need not cost
+best-effort work. With
 ``relax_frac = 0`` (the ``suppress`` variant) this is Koordinator's rule exactly.
 
 Koordinator's default policy pins BE to a cpuset of ceil(budget) cpus, but never fewer than 2;
@@ -72,7 +73,7 @@ class SuppressState:
 
 def threshold(obs: Observation, config: SuppressConfig) -> float:
     """The threshold in force: raised by ``relax_frac`` while the served inflation is low."""
-    served = obs.served_inflation()
+    served = obs.served_interference()
     if config.relax_frac > 0 and served == served and served < config.relax_below:
         return config.threshold_frac + config.relax_frac
     return config.threshold_frac

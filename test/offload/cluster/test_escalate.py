@@ -198,3 +198,38 @@ def test_full_escalates_and_full_pause_pauses_at_once() -> None:
 def test_escalation_settings_are_validated(kwargs: dict, field: str) -> None:
     with pytest.raises(MitigationError, match=field):
         EscalateConfig(**kwargs)
+
+
+def test_escalation_acts_on_interference_not_on_the_replicas_own_load() -> None:
+    """A busy replica inflates its own probe (solo inflation 1.8 at its load): measured 2.0
+    is only 1.11x of that, under the objective, so nothing is capped; the same 2.0 on a replica
+    whose solo inflation is 1 is interference and gets the hog capped; the what-if of a paused
+    co-runner is judged the same way."""
+    hog = CoRunnerView("hog", "cpu", (1,), cpu_used=1.0)
+
+    def obs(solo: float) -> Observation:
+        r1 = ReplicaView(
+            "r1", (1,), cpi=20.0, reference_cpi=10.0, rate_per_s=5.0, solo_inflation=solo
+        )
+        return Observation(0.0, 2.0, 1.5, (r1,), (hog,))
+
+    assert obs(1.8).replicas[0].interference() == pytest.approx(2.0 / 1.8)
+    assert obs(1.8).served_interference() == pytest.approx(2.0 / 1.8)
+    assert escalate(obs(1.8), EscalateState(), CONFIG)[0] == []
+    (cap,) = escalate(obs(1.0), EscalateState(), CONFIG)[0]
+    assert isinstance(cap, ThrottleCoRunner) and cap.cores == pytest.approx(0.3)
+    # paused, cool-down over: resumed only if the what-if over the solo level is harmless
+    paused = replace(hog, state="paused", cpu_used=0.0)
+    state = EscalateState(paused_at={"hog": -10.0})
+    for solo, resumed in ((1.8, True), (1.0, False)):
+        r1 = ReplicaView(
+            "r1",
+            (1,),
+            cpi=10.0,
+            reference_cpi=10.0,
+            rate_per_s=5.0,
+            predicted_cpi_resumed=20.0,
+            solo_inflation=solo,
+        )
+        actions, _ = escalate(Observation(0.0, 2.0, 1.5, (r1,), (paused,)), state, CONFIG)
+        assert any(isinstance(a, ResumeCoRunner) for a in actions) is resumed

@@ -89,3 +89,28 @@ def test_the_linear_baseline_imputes_missing_values() -> None:
     y = np.array([2.0, 4.0, 6.0, 8.0])
     lin = LinearBaseline().fit(X, y)
     assert np.allclose(lin.predict(X), y, atol=1e-6)  # y = 2 x0 exactly
+
+
+def test_the_solo_curve_is_fitted_on_rows_without_corunners_only() -> None:
+    from offload.cluster.features import COLOC
+    from offload.cluster.predictor import fit_solo_curve
+
+    rng = np.random.default_rng(3)
+    n = 200
+    X = np.zeros((n, len(F)))
+    x = rng.uniform(0.05, 0.8, n)
+    X[:, F.index("cpu_used")] = x
+    y = 1 + 2.0 * x**2
+    hog = np.arange(n) % 2 == 1  # every other row has a same-core hog that triples it
+    X[hog, F.index("same_cpu_duty")] = 1.0
+    y = np.where(hog, 3 * y, y)
+    curve = fit_solo_curve(X, y)
+    assert curve is not None and curve["rows"] == n // 2
+    assert curve["a"] == pytest.approx(0.0, abs=1e-6) and curve["b"] == pytest.approx(2.0)
+    model = CpiPredictor.train(X, y)
+    assert model.solo_inflation(0.5) == pytest.approx(1.5)
+    assert model.solo_inflation(5.0) == pytest.approx(1 + 2 * x[~hog].max() ** 2)  # clipped
+    # fewer than SOLO_MIN_ROWS clean rows: no curve, and a model without one says 1
+    X[:, F.index(COLOC[0])] = 1.0
+    assert fit_solo_curve(X, y) is None
+    assert CpiPredictor.train(X, y).solo_inflation(0.5) == 1.0
