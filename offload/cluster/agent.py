@@ -3,10 +3,10 @@
 Every ``interval_s`` the agent
 1. reads the cluster's state (replicas, co-runners, the BE cap: ``GET /cluster/status``);
 2. measures each replica's CPI: ``probe_bursts`` bursts of the TSC probe spread over the
-   interval, run by a probe process inside the replica's cgroup (:mod:`offload.cluster.probe`;
-   perf counters where the machine has a PMU are :mod:`offload.cluster.pmu`); the interval's
-   CPI is the bursts' trimmed mean (``probe_aggregate``,
-   :func:`offload.cluster.probe.aggregate_cpi`),
+   interval (one at a random point of each equal slot: :func:`burst_offsets`), run by a probe
+   process inside the replica's cgroup (:mod:`offload.cluster.probe`; perf counters where the
+   machine has a PMU are :mod:`offload.cluster.pmu`); the interval's CPI is the bursts'
+   trimmed mean (``probe_aggregate``, :func:`offload.cluster.probe.aggregate_cpi`),
    inflation = CPI / reference. The reference is the node's: the least calibration CPI of
    any probe (lowered later only by a burst under 0.9x it), since every cpu of a node runs the
    same kernel on the same hardware; a replica that starts next to a co-runner thus gets the
@@ -66,6 +66,7 @@ class AgentConfig:
     interval_s: control interval (s), 0.2..60.
     probe_bursts: probe bursts per replica per interval, 1..50.
     probe_aggregate: how an interval's CPI is made of its bursts' (median, trimmed, mean).
+    probe_seed: seed of the bursts' random offsets (None: fresh each run).
     probe: probe settings.
     mitigation: the variant and its strategies' settings.
     log_path: JSON-lines file of every change the executor makes (None: not written).
@@ -74,6 +75,7 @@ class AgentConfig:
     interval_s: float = 1.0
     probe_bursts: int = 10
     probe_aggregate: str = "trimmed"
+    probe_seed: int | None = None
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     mitigation: MitigationConfig = field(default_factory=MitigationConfig)
     log_path: Path | None = None
@@ -83,6 +85,16 @@ class AgentConfig:
             raise ValueError("interval_s must be in [0.2, 60] and probe_bursts in [1, 50]")
         if self.probe_aggregate not in AGGREGATES:
             raise ValueError(f"probe_aggregate must be one of {', '.join(AGGREGATES)}")
+
+
+def burst_offsets(rng: np.random.Generator, bursts: int, interval_s: float) -> np.ndarray:
+    """When each probe burst starts (s from the interval's start): one at a random point of
+    each of ``bursts`` equal slots (stratified sampling), in the first 90% of its slot so that
+    a burst (about 3 ms quiet) ends inside it. At fixed points the bursts of a 1 s interval were
+    100 ms apart, the co-runners' duty period, so all of them met the same phase of a
+    duty-cycled co-runner and the interval's CPI said "on" or "off" instead of its share."""
+    gap = interval_s / bursts
+    return (np.arange(bursts) + rng.uniform(0.0, 0.9, bursts)) * gap
 
 
 @dataclass
@@ -119,6 +131,7 @@ class Agent:
         self.state = MitigationState()
         self.probes: dict[str, _Probe] = {}
         self.reference_cpi = math.inf  # the node's (see the module docstring)
+        self._burst_rng = np.random.default_rng(config.probe_seed)
         self.last_inflation: dict[str, float] = {}
         self.last_be_cpu: dict[str, float] = {}
         self.step_count = 0
@@ -194,10 +207,10 @@ class Agent:
         """(CPI, reference) per replica over one interval of spread-out bursts."""
         for p in self.probes.values():
             p.cpis = []
-        gap = self.config.interval_s / self.config.probe_bursts
+        offsets = burst_offsets(self._burst_rng, self.config.probe_bursts, self.config.interval_s)
         start = time.monotonic()
         for b in range(self.config.probe_bursts):
-            time.sleep(max(0.0, start + (b + 0.5) * gap - time.monotonic()))
+            time.sleep(max(0.0, start + offsets[b] - time.monotonic()))
             for name, p in list(self.probes.items()):
                 try:
                     s = p.worker.measure()

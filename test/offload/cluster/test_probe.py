@@ -138,3 +138,20 @@ def test_repeatability_reports_a_cv_per_aggregate() -> None:
     assert set(rep) == {"burst", *AGGREGATES}
     assert rep["burst"]["n"] == 12 and rep["median"]["n"] == 3
     assert all(r["cv"] >= 0 and r["median_cpi"] > 3.0 for r in rep.values())
+
+
+def test_probe_bursts_are_stratified_and_never_in_step_with_a_period() -> None:
+    """One burst per equal slot at a random point (in its first 90%); the gaps vary, so that
+    bursts cannot all meet the same phase of a co-runner's 100 ms duty cycle."""
+    import numpy as np
+
+    from offload.cluster.agent import burst_offsets
+
+    rng = np.random.default_rng(0)
+    a, b = burst_offsets(rng, 10, 1.0), burst_offsets(rng, 10, 1.0)
+    slots = np.arange(10) * 0.1
+    for x in (a, b):
+        assert np.all(x >= slots) and np.all(x < slots + 0.09 + 1e-12)
+    assert not np.allclose(a, b)
+    phase = np.mod(np.concatenate([a, b]), 0.1)  # where in a 100 ms period each one falls
+    assert phase.max() - phase.min() > 0.05
