@@ -38,6 +38,7 @@ from bench.cluster_latency import (
     bootstrap_ratio_ci,
     percentiles_ms,
     run_variant,
+    variant_config,
 )
 from bench.report import BenchReport, Table
 
@@ -68,7 +69,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=2, help="passes of the schedule per variant")
     p.add_argument("--calibrate-s", type=float, default=8.0, help="quiet latency measurement")
     p.add_argument("--load", type=float, default=0.45, help="offered load / quiet capacity")
-    p.add_argument("--variants", default="off,suppress,full,full-pause,steer")
+    p.add_argument(
+        "--variants",
+        default="off,suppress,full,full-pause,steer",
+        help="off, suppress and full, plus any of full-pause, steer, full-measured; NAME:X runs "
+        "NAME with the threshold raise X (e.g. full:0.35, a sweep in one run)",
+    )
     p.add_argument("--interval", type=float, default=1.0, help="agent interval (s)")
     p.add_argument("--probe-bursts", type=int, default=10, help="probe bursts per interval")
     p.add_argument(
@@ -110,12 +116,18 @@ def run(args: argparse.Namespace) -> BenchReport:
     from offload.cluster.api import ClusterApiError
     from offload.cluster.collect import CollectConfig, collect, label_repeatability, to_arrays
     from offload.cluster.local import LocalCluster, LocalClusterConfig
+    from offload.cluster.mitigation import MitigationError
     from offload.cluster.predictor import ACCURACY_DEFINITION
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     missing = [v for v in PRIMARY if v not in variants]
     if missing:
         raise SystemExit(f"--variants must include {', '.join(PRIMARY)} (missing {missing})")
+    for v in variants:  # a typo fails here, not after the collection
+        try:
+            variant_config(v, args.full_relax)
+        except MitigationError as err:
+            raise SystemExit(f"--variants: {err}") from err
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="robomr-bench-cluster-"))
     token = secrets.token_urlsafe(24)
     load_before = os.getloadavg()

@@ -107,23 +107,17 @@ def run_variant(
     progress: Any = print,
     full_relax_frac: float | None = None,
 ) -> VariantRun:
-    """One pass of the schedule under ``variant`` (``full-measured``: full on measured CPI);
-    ``full_relax_frac`` overrides :class:`MitigationConfig`'s (the full variants' threshold
-    raise)."""
+    """One pass of the schedule under ``variant`` (:func:`variant_config`)."""
     from offload.cluster.agent import Agent, AgentConfig
     from offload.cluster.api import ClusterApi
     from offload.cluster.load import PoissonLoad, street_scan
-    from offload.cluster.mitigation import MitigationConfig
 
     api = ClusterApi(url, token)
     reset(api)
     st = api.status()
     replica_cpus = {"r0": st["replicas"][0]["cpus"], "r1": st["replicas"][-1]["cpus"]}
-    mode = "full" if variant == "full-measured" else variant
-    model = None if variant == "full-measured" else predictor
-    mitigation = MitigationConfig(mode)
-    if full_relax_frac is not None:
-        mitigation = replace(mitigation, full_relax_frac=full_relax_frac)
+    mitigation, measured = variant_config(variant, full_relax_frac)
+    model = None if measured else predictor
     agent = Agent(
         api,
         AgentConfig(interval_s=interval_s, probe_bursts=probe_bursts, mitigation=mitigation),
@@ -167,6 +161,34 @@ def run_variant(
         out.latencies[title] = [s.latency_s for s in samples if s.outcome == "ok"]
         out.failures[title] = sum(s.outcome != "ok" for s in samples)
     return out
+
+
+def variant_config(variant: str, full_relax_frac: float | None = None) -> tuple[Any, bool]:
+    """The mitigation settings of a benchmark variant and whether it runs on measured CPI:
+    a variant of :data:`offload.cluster.mitigation.VARIANTS`, ``full-measured`` (full on
+    measured CPI), or ``NAME:X`` (NAME with the full variants' threshold raise X, for a sweep
+    in one run); ``full_relax_frac`` is the raise of the variants without one.
+
+    Raises:
+        MitigationError: an unknown variant or a raise out of range.
+    """
+    from offload.cluster.mitigation import MitigationConfig, MitigationError
+
+    name, _, relax = variant.partition(":")
+    measured = name == "full-measured"
+    config = MitigationConfig("full" if measured else name)
+    try:
+        raise_ = float(relax) if relax else full_relax_frac
+    except ValueError as err:
+        raise MitigationError(f"variant {variant!r}: {relax!r} is not a number") from err
+    if raise_ is not None:
+        if not 0 <= raise_ <= 1 - config.suppress.threshold_frac:
+            raise MitigationError(
+                f"variant {variant!r}: the raise {raise_} must be in "
+                f"[0, {1 - config.suppress.threshold_frac:.2f}]"
+            )
+        config = replace(config, full_relax_frac=raise_)
+    return config, measured
 
 
 def _p(x: list[float] | np.ndarray, q: float) -> float:

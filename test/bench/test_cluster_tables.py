@@ -55,3 +55,19 @@ def test_label_repeatability_is_one_for_identical_halves_and_low_for_split_ones(
     rows = [_row(0, [10.0] * 10), _row(1, [10.0] * 10), _row(2, [10.0] * 10, mixed=True)]
     assert label_repeatability(rows, window=2) == {"within": 1.0, "n": 1, "bursts": 20.0}
     assert label_repeatability([], window=2)["n"] == 0
+
+
+def test_benchmark_variants_name_their_settings_and_bad_ones_are_refused():
+    from bench.cluster_latency import variant_config
+    from offload.cluster.mitigation import MitigationConfig, MitigationError
+
+    config, measured = variant_config("full")
+    assert config == MitigationConfig("full") and not measured
+    config, measured = variant_config("full-measured")
+    assert config.variant == "full" and measured
+    assert variant_config("full:0.35")[0].full_relax_frac == pytest.approx(0.35)
+    assert variant_config("full", 0.25)[0].full_relax_frac == pytest.approx(0.25)
+    assert variant_config("full:0", 0.25)[0].full_relax_frac == 0.0  # its own raise wins
+    for bad in ("fulll", "full:x", "full:0.5"):
+        with pytest.raises(MitigationError):
+            variant_config(bad)
