@@ -147,19 +147,32 @@ def test_a_corunner_paused_too_often_is_evicted() -> None:
     ("infl", "expected"),
     [
         ((1.0, 1.0), {"r0": 1.0, "r1": 1.0}),
-        ((1.0, 2.0), {"r0": 1.0, "r1": 0.25}),  # (1 / 2) ** 2
-        ((1.0, 10.0), {"r0": 1.0, "r1": 0.05}),  # clipped at min_weight
-        ((NAN, 2.0), {"r0": 1.0, "r1": 0.25}),  # unknown counts as 1
+        ((1.0, 2.0), {"r0": 1.0, "r1": 0.5}),  # 1 / 2: proportional to predicted speed
+        ((1.0, 30.0), {"r0": 1.0, "r1": 0.05}),  # clipped at min_weight
+        ((NAN, 2.0), {"r0": 1.0, "r1": 0.5}),  # unknown counts as 1
     ],
 )
-def test_steering_weights_follow_predicted_inflation(infl: tuple, expected: dict) -> None:
+def test_steering_weights_follow_predicted_interference(infl: tuple, expected: dict) -> None:
     config = steer.SteerConfig(smoothing=1.0)
     assert steer.target_weights(obs(infl=infl), config) == pytest.approx(expected)
+    sharp = steer.target_weights(obs(infl=infl), replace(config, sharpness=2.0))
+    assert sharp["r1"] == pytest.approx(max(0.05, expected["r1"] ** 2))
+
+
+def test_steering_counts_interference_not_the_replicas_own_load() -> None:
+    """r1 is busier (its own work inflates its probe 2x at its load) but has no co-runner:
+    its interference is 1, so it keeps its full weight; the router counts its queue."""
+    views = (
+        ReplicaView("r0", (0,), cpi=10.0, reference_cpi=10.0, rate_per_s=1.0),
+        ReplicaView("r1", (1,), cpi=20.0, reference_cpi=10.0, rate_per_s=9.0, solo_inflation=2.0),
+    )
+    o = Observation(0.0, 2.0, 1.0, views, ())
+    assert steer.target_weights(o, steer.SteerConfig()) == {"r0": 1.0, "r1": 1.0}
 
 
 def test_steering_smooths_and_skips_changes_inside_the_dead_band() -> None:
     config = steer.SteerConfig(smoothing=0.5, dead_band=0.05)
-    a, s = steer.decide(obs(infl=(1.0, 2.0)), steer.SteerState(), config)
+    a, s = steer.decide(obs(infl=(1.0, 4.0)), steer.SteerState(), config)
     assert isinstance(a[0], SetWeights) and a[0].weights["r1"] == pytest.approx(0.25)
     a, s = steer.decide(obs(infl=(1.0, 1.0)), s, config)  # halfway back: 0.625
     assert a[0].weights["r1"] == pytest.approx(0.625)
