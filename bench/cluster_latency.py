@@ -71,10 +71,11 @@ def corunner_bodies(
 
 
 def reset(api: Any) -> None:
-    """No co-runner, no BE cap, every weight 1 (through an executor, which logs it)."""
+    """No co-runner, no BE cap, the BE group at the LS group's CPU weight (1024: no CPU QoS),
+    every router weight 1 (through an executor, which logs it)."""
     from offload.cluster.cgroups import detect
     from offload.cluster.executor import Executor
-    from offload.cluster.mitigation.interface import SetBeLimit, SetWeights
+    from offload.cluster.mitigation.interface import SetBeLimit, SetBeWeight, SetWeights
     from offload.cluster.targets import AgentTargets
 
     st = api.status()
@@ -85,6 +86,7 @@ def reset(api: Any) -> None:
     ex.apply(
         [
             SetBeLimit("bench: reset", None),
+            SetBeWeight("bench: reset", 1024),
             SetWeights("bench: reset", {r["name"]: 1.0 for r in st["replicas"]}),
         ]
     )

@@ -166,7 +166,10 @@ class Agent:
         snap = self._sample(status, cpi)
         limit = status.get("be_limit_cores")
         bes = [b for _, b in snap.corunners]
-        rows = {r.name: F.row(r, snap.node, bes, snap.replicas, limit) for r in snap.replicas}
+        shares = status.get("be_shares")
+        rows = {
+            r.name: F.row(r, snap.node, bes, snap.replicas, limit, shares) for r in snap.replicas
+        }
         predicted, resumed, placement = self._predict(rows, snap)
         obs = self._observation(snap, predicted, resumed)
         actions, self.state = decide(obs, self.state, self.config.mitigation)
@@ -272,6 +275,7 @@ class Agent:
         if self.predictor is None or not rows:
             return {}, {}, {}
         model, limit = self.predictor, snap.status.get("be_limit_cores")
+        shares = snap.status.get("be_shares")
         names = list(rows)
         predicted = dict(
             zip(
@@ -286,7 +290,10 @@ class Agent:
                 replace(b, running=b.running or c["state"] == "paused") for c, b in snap.corunners
             ]
             X = np.array(
-                [F.vector(F.row(r, snap.node, awake, snap.replicas, limit)) for r in snap.replicas]
+                [
+                    F.vector(F.row(r, snap.node, awake, snap.replicas, limit, shares))
+                    for r in snap.replicas
+                ]
             )
             resumed = dict(
                 zip([r.name for r in snap.replicas], model.predict(X).tolist(), strict=True)
@@ -303,6 +310,7 @@ class Agent:
                         bes,
                         snap.replicas,
                         limit,
+                        shares,
                     )
                 )
                 for cpu in cpus
@@ -352,6 +360,7 @@ class Agent:
             tuple(views),
             bes,
             snap.status.get("be_limit_cores"),
+            snap.status.get("be_shares"),
         )
 
     # -- output -------------------------------------------------------------------------------

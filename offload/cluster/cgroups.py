@@ -302,6 +302,13 @@ class Cgroup:
         quota = int(_read(d / "cpu.cfs_quota_us"))
         return None if quota < 0 else quota / int(_read(d / "cpu.cfs_period_us"))
 
+    def cpu_weight(self) -> int:
+        """The weight in v1 ``cpu.shares`` units (v2's ``cpu.weight`` mapped back)."""
+        d = self._dir("weight")
+        if self._is_v2("weight"):
+            return 2 + (int(_read(d / "cpu.weight")) - 1) * 262142 // 9999
+        return int(_read(d / "cpu.shares"))
+
     def set_cpu_weight(self, shares: int) -> None:
         """Relative CPU weight in v1 ``cpu.shares`` units (1024 = default), 2..262144; on v2
         mapped as systemd does, weight = 1 + (shares - 2) x 9999 / 262142."""

@@ -4,6 +4,7 @@ The cluster serves an open-loop Poisson load through its router while best-effor
 come and go. Each *run* (seed ``seed x 1000 + r``) is a sequence of ``phase_s`` phases; each
 phase draws a new mix: 0..``max_corunners`` co-runners of random kinds (cpu, membw, cache, io),
 cpus (one core, or any) and duty (0.3, 0.6, 1.0), sometimes a BE CPU cap or a paused co-runner,
+the BE group at the least CPU weight (CPU QoS, 2 in 5 phases) or the LS group's,
 and an offered load between ``load_frac`` of the measured capacity. The node agent runs without
 mitigation and records, every interval and replica, the feature row and the measured CPI
 (:mod:`offload.cluster.agent`), with the CPI of each probe burst.
@@ -108,10 +109,12 @@ def mix(rng: np.random.Generator, cpus: list[int], config: CollectConfig) -> dic
             }
         )
     cap = float(rng.uniform(0.1, 0.75) * len(cpus)) if rng.random() < 0.35 else None
+    shares = 2 if rng.random() < 0.4 else 1024  # CPU QoS on (Kubernetes' BestEffort) or off
     pause = int(rng.integers(len(corunners))) if corunners and rng.random() < 0.25 else None
     return {
         "corunners": corunners,
         "be_cap": cap,
+        "be_shares": shares,
         "pause": pause,
         "load_frac": float(rng.uniform(*config.load_frac)),
     }
@@ -125,7 +128,7 @@ def collect(
     from offload.cluster.api import ClusterApi
     from offload.cluster.load import PoissonLoad, closed_loop_latency, street_scan
     from offload.cluster.mitigation import MitigationConfig
-    from offload.cluster.mitigation.interface import PauseCoRunner, SetBeLimit
+    from offload.cluster.mitigation.interface import PauseCoRunner, SetBeLimit, SetBeWeight
 
     say = progress or (lambda _m: None)
     load_before = os.getloadavg()[0]  # other work on the node shows in every label: record it
@@ -165,7 +168,12 @@ def collect(
                 _clear(api)
                 for c in m["corunners"]:
                     api.add_corunner(c)
-                agent.executor.apply([SetBeLimit("collect: seeded mix", m["be_cap"])])
+                agent.executor.apply(
+                    [
+                        SetBeLimit("collect: seeded mix", m["be_cap"]),
+                        SetBeWeight("collect: seeded mix", m["be_shares"]),
+                    ]
+                )
                 if m["pause"] is not None:
                     agent.executor.apply(
                         [PauseCoRunner("collect: seeded mix", f"mix-{m['pause']}")]
@@ -187,7 +195,9 @@ def collect(
         load.stop()
         agent.close()
         _clear(api)
-        agent.executor.apply([SetBeLimit("collect: done", None)])
+        agent.executor.apply(
+            [SetBeLimit("collect: done", None), SetBeWeight("collect: done", 1024)]
+        )
     for r in rows:  # was a mix change made while this interval was measured?
         t0, t1 = r.get("t0_s", math.nan), r.get("t1_s", math.nan)
         r["mixed"] = any(t0 < ce and t1 > cs for cs, ce in changes)

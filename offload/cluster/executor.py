@@ -7,6 +7,7 @@ talks to a :class:`Targets` object:
 | action | local backend | Kubernetes backend |
 | --- | --- | --- |
 | ``SetBeLimit`` | BE group's cfs quota / ``cpu.max`` | node's besteffort cgroup (host mount) |
+| ``SetBeWeight`` | BE group's ``cpu.shares`` / ``cpu.weight`` | the same (kubelet gives it 2) |
 | ``ThrottleCoRunner`` | its own group's cfs quota / ``cpu.max`` | the pod's cgroup (host mount) |
 | ``PauseCoRunner`` | freezer of its group (SIGSTOP without) | freezer of the pod's group |
 | ``ResumeCoRunner`` | thaw | thaw |
@@ -38,6 +39,7 @@ from offload.cluster.mitigation.interface import (
     PlaceReplica,
     ResumeCoRunner,
     SetBeLimit,
+    SetBeWeight,
     SetWeights,
     ThrottleCoRunner,
 )
@@ -51,6 +53,10 @@ class Targets(Protocol):
     def be_limit(self) -> float | None: ...
 
     def set_be_limit(self, cores: float | None) -> None: ...
+
+    def be_weight(self) -> int: ...
+
+    def set_be_weight(self, shares: int) -> None: ...
 
     def corunner_limit(self, name: str) -> float | None: ...
 
@@ -123,12 +129,16 @@ class Executor:
         with contextlib.suppress(Exception):
             if isinstance(action, SetBeLimit):
                 return "be", self.targets.be_limit(), action.cores
+            if isinstance(action, SetBeWeight):
+                return "be", self.targets.be_weight(), action.shares
             if isinstance(action, SetWeights):
                 return "router", self.targets.weights(), action.weights
             if isinstance(action, ThrottleCoRunner):
                 return action.name, self.targets.corunner_limit(action.name), action.cores
         if isinstance(action, SetBeLimit):
             return "be", None, action.cores
+        if isinstance(action, SetBeWeight):
+            return "be", None, action.shares
         if isinstance(action, SetWeights):
             return "router", None, action.weights
         if isinstance(action, ThrottleCoRunner):
@@ -146,6 +156,8 @@ class Executor:
     def _do(self, action: Action) -> None:
         if isinstance(action, SetBeLimit):
             self.targets.set_be_limit(action.cores)
+        elif isinstance(action, SetBeWeight):
+            self.targets.set_be_weight(action.shares)
         elif isinstance(action, ThrottleCoRunner):
             self.targets.throttle(action.name, action.cores)
         elif isinstance(action, PauseCoRunner):

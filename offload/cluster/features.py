@@ -13,7 +13,8 @@ replica if the paused co-runners came back", "a new replica on cpu 1".
 - co-location, per co-runner kind K: same_K_duty (running co-runners that may use its cpus, by
   nominal duty), same_K_cpu (their CPU there), other_K_cpu (their CPU elsewhere);
 - co-location: same_ls_cpu (other replicas on its cpus), be_limit_frac (cap / capacity, 1 when
-  uncapped);
+  uncapped), be_weight_frac (the BE group's CPU weight / 1024: 1 without CPU QoS, 2/1024
+  with it; NaN when unknown);
 - history: last_inflation (measured CPI / reference over the last interval).
 
 Missing values are NaN (LightGBM handles them natively; the linear baseline imputes).
@@ -53,7 +54,15 @@ COLOC = tuple(
     for k in KINDS
     for where, what in (("same", "duty"), ("same", "cpu"), ("other", "cpu"))
 )
-FEATURES = (*OWN, *NODE, *COLOC, "same_ls_cpu", "be_limit_frac", "last_inflation")
+FEATURES = (
+    *OWN,
+    *NODE,
+    *COLOC,
+    "same_ls_cpu",
+    "be_limit_frac",
+    "be_weight_frac",
+    "last_inflation",
+)
 NAN = float("nan")
 
 
@@ -88,6 +97,7 @@ def row(
     corunners: Iterable[CoRunnerState],
     others: Iterable[ReplicaState],
     be_limit_cores: float | None,
+    be_shares: int | None = None,
 ) -> dict[str, float]:
     """The feature row of ``rep`` (see the module docstring)."""
     n = node.cores
@@ -125,6 +135,7 @@ def row(
         if o.name != rep.name
     )
     out["be_limit_frac"] = 1.0 if be_limit_cores is None else min(1.0, be_limit_cores / n)
+    out["be_weight_frac"] = NAN if be_shares is None else be_shares / 1024
     out["last_inflation"] = rep.last_inflation
     return out
 

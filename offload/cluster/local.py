@@ -406,10 +406,12 @@ class LocalCluster:
                 }
             )
         be = self.groups["be"]
-        limit = None
+        limit, shares = None, None
         if be is not None:
             with contextlib.suppress(CgroupError):
                 limit = be.cpu_limit()
+            with contextlib.suppress(CgroupError, ValueError):
+                shares = be.cpu_weight()
         return {
             "backend": "local",
             "id": self.id,
@@ -419,6 +421,7 @@ class LocalCluster:
             "corunners": [c.describe() for c in self.corunners.values()],
             "be_cgroup": be.rel if be else None,
             "be_limit_cores": limit,
+            "be_shares": shares,
             "cgroups": {"version": self.support.version, "missing": self.support.missing},
             "agent": {
                 **self.agent_report,
@@ -505,6 +508,12 @@ class _PlaceTargets:
 
     def set_be_limit(self, cores: float | None) -> None:
         raise ClusterError("the agent's executor sets the BE limit")
+
+    def be_weight(self) -> int:
+        raise ClusterError("placement targets do not hold the BE weight")
+
+    def set_be_weight(self, shares: int) -> None:
+        raise ClusterError("the agent's executor sets the BE weight")
 
     def pause(self, name: str, paused: bool) -> None:
         raise ClusterError("the agent's executor pauses co-runners")

@@ -33,6 +33,12 @@ class AgentTargets:
     def set_be_limit(self, cores: float | None) -> None:
         self._be().set_cpu_limit(cores)
 
+    def be_weight(self) -> int:
+        return self._be().cpu_weight()
+
+    def set_be_weight(self, shares: int) -> None:
+        self._be().set_cpu_weight(shares)
+
     def _corunner(self, name: str) -> dict:
         match = [c for c in self.api.status()["corunners"] if c["name"] == name]
         if not match:

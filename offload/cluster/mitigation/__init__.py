@@ -4,9 +4,11 @@
 | --- | --- | --- |
 | ``off`` | none | co-location without QoS management |
 | ``suppress`` | CPU suppress | Koordinator's BE CPU suppress (cfs quota policy) |
-| ``full`` | steering + CPU suppress + cap -> pause -> resume, on predicted CPI | C-Koordinator |
-| ``full-pause`` | steering + CPU suppress + pause/evict at once | the earlier ``full`` |
+| ``full`` | CPU QoS + steering + suppress + cap -> pause -> resume, on predicted CPI | C-Koord. |
+| ``full-pause`` | CPU QoS + steering + CPU suppress + pause/evict at once | the earlier ``full`` |
 | ``steer`` | steering only | ablation: what prediction-driven routing alone does |
+| ``qos`` | CPU QoS only | ablation: the BE group at the least CFS weight |
+| ``koordinator`` | CPU QoS + CPU suppress | ablation: Koordinator's CPU tools, no prediction |
 
 In ``full`` and ``full-pause`` the prediction also sets how hard to suppress (the threshold
 rises by ``full_relax_frac`` while the requests are predicted to meet little interference) and
@@ -17,15 +19,15 @@ brought the requests back within the objective, and resumes and uncaps with hyst
 ``full-pause`` pauses the culprit at once (``evict``).
 
 :func:`decide` runs a variant's strategies on one observation; the executor applies the actions.
-Each strategy lives in its own module with its formula in the docstring: ``suppress``,
-``escalate``, ``evict``, ``steer``, ``placement``.
+Each strategy lives in its own module with its formula in the docstring: ``qos``,
+``suppress``, ``escalate``, ``evict``, ``steer``, ``placement``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from offload.cluster.mitigation import escalate, evict, steer, suppress
+from offload.cluster.mitigation import escalate, evict, qos, steer, suppress
 from offload.cluster.mitigation.interface import (
     Action,
     CoRunnerView,
@@ -37,11 +39,13 @@ from offload.cluster.mitigation.interface import (
     ReplicaView,
     ResumeCoRunner,
     SetBeLimit,
+    SetBeWeight,
     SetWeights,
     ThrottleCoRunner,
 )
 
-VARIANTS = ("off", "suppress", "full", "full-pause", "steer")
+VARIANTS = ("off", "suppress", "full", "full-pause", "steer", "qos", "koordinator")
+WITH_QOS = ("full", "full-pause", "qos", "koordinator")
 
 __all__ = [
     "VARIANTS",
@@ -57,6 +61,7 @@ __all__ = [
     "ReplicaView",
     "ResumeCoRunner",
     "SetBeLimit",
+    "SetBeWeight",
     "SetWeights",
     "ThrottleCoRunner",
     "decide",
@@ -68,6 +73,7 @@ class MitigationConfig:
     """A variant and its strategies' settings."""
 
     variant: str = "full"
+    qos: qos.QosConfig = field(default_factory=qos.QosConfig)
     suppress: suppress.SuppressConfig = field(default_factory=suppress.SuppressConfig)
     evict: evict.EvictConfig = field(default_factory=evict.EvictConfig)
     escalate: escalate.EscalateConfig = field(default_factory=escalate.EscalateConfig)
@@ -83,6 +89,7 @@ class MitigationConfig:
 
 @dataclass(frozen=True)
 class MitigationState:
+    qos: qos.QosState = field(default_factory=qos.QosState)
     suppress: suppress.SuppressState = field(default_factory=suppress.SuppressState)
     evict: evict.EvictState = field(default_factory=evict.EvictState)
     escalate: escalate.EscalateState = field(default_factory=escalate.EscalateState)
@@ -92,11 +99,17 @@ class MitigationState:
 def decide(
     obs: Observation, state: MitigationState, config: MitigationConfig
 ) -> tuple[list[Action], MitigationState]:
-    """The variant's actions for one interval, steering first (it acts within the interval),
-    then the cap, then at most one co-runner change."""
+    """The variant's actions for one interval: the BE weight (CPU QoS), steering (it acts
+    within the interval), then the cap, then at most one co-runner change."""
     if config.variant == "off":
         return [], state
     actions: list[Action] = []
+    if config.variant in WITH_QOS:
+        a, q = qos.decide(obs, state.qos, config.qos)
+        actions += a
+        state = replace(state, qos=q)
+    if config.variant == "qos":
+        return actions, state
     full = config.variant in ("full", "full-pause")
     if full or config.variant == "steer":
         a, s = steer.decide(obs, state.steer, config.steer)

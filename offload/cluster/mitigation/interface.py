@@ -87,6 +87,7 @@ class Observation:
         replicas: latency-sensitive replicas.
         corunners: best-effort co-runners.
         be_limit_cores: the best-effort group's current cap (None: uncapped).
+        be_shares: the best-effort group's CPU weight (cpu.shares units; None: unknown).
     """
 
     t_s: float
@@ -95,6 +96,7 @@ class Observation:
     replicas: tuple[ReplicaView, ...] = ()
     corunners: tuple[CoRunnerView, ...] = ()
     be_limit_cores: float | None = None
+    be_shares: int | None = None
 
     @property
     def ls_cpu_used(self) -> float:
@@ -135,6 +137,13 @@ class SetBeLimit(Action):
     """Cap the best-effort group at ``cores`` CPUs (None: lift the cap)."""
 
     cores: float | None
+
+
+@dataclass(frozen=True)
+class SetBeWeight(Action):
+    """Set the best-effort group's CPU weight (``cpu.shares`` units, 2..262144)."""
+
+    shares: int
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from offload.cluster.mitigation import (
     decide,
     evict,
     placement,
+    qos,
     steer,
     suppress,
 )
@@ -24,6 +25,7 @@ from offload.cluster.mitigation.interface import (
     PauseCoRunner,
     ResumeCoRunner,
     SetBeLimit,
+    SetBeWeight,
     SetWeights,
     ThrottleCoRunner,
 )
@@ -213,8 +215,11 @@ def test_placement_without_candidates_is_an_error() -> None:
         ("off", set()),
         ("suppress", {SetBeLimit}),
         ("steer", {SetWeights}),
-        ("full", {SetWeights, SetBeLimit, ThrottleCoRunner}),  # caps the hog next to r1
-        ("full-pause", {SetWeights, SetBeLimit}),  # pauses only after 2 intervals
+        ("qos", {SetBeWeight}),
+        ("koordinator", {SetBeWeight, SetBeLimit}),
+        # caps the hog next to r1
+        ("full", {SetBeWeight, SetWeights, SetBeLimit, ThrottleCoRunner}),
+        ("full-pause", {SetBeWeight, SetWeights, SetBeLimit}),  # pauses after 2 intervals
     ],
 )
 def test_each_variant_runs_only_its_strategies(variant: str, kinds: set) -> None:
@@ -224,7 +229,19 @@ def test_each_variant_runs_only_its_strategies(variant: str, kinds: set) -> None
 
 def test_an_unknown_variant_is_refused() -> None:
     with pytest.raises(MitigationError, match="variant"):
-        MitigationConfig("koordinator")
+        MitigationConfig("koordinator-plus")
+
+
+def test_cpu_qos_asks_for_the_least_weight_until_the_group_has_it() -> None:
+    config = qos.QosConfig()
+    o = obs(infl=(1.0, 1.0))
+    (a,), s = qos.decide(replace(o, be_shares=1024), qos.QosState(), config)
+    assert isinstance(a, SetBeWeight) and a.shares == 2
+    assert qos.decide(replace(o, be_shares=2), s, config)[0] == []  # applied: nothing to do
+    assert qos.decide(o, s, config)[0] == []  # unknown weight, already asked for
+    assert len(qos.decide(replace(o, be_shares=1024), s, config)[0]) == 1  # reset: ask again
+    with pytest.raises(MitigationError, match="be_shares"):
+        qos.QosConfig(be_shares=1)
 
 
 # -- what full adds: prediction-aware suppress and traffic-weighted pausing -----------------------
