@@ -54,10 +54,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--variant",
-        choices=("off", "suppress", "full", "full-pause", "steer"),
+        choices=("off", "suppress", "full", "full-pause", "steer", "qos", "koordinator"),
         default="full",
-        help="mitigation: none, Koordinator CPU suppress, C-Koordinator (default: caps a "
-        "co-runner before pausing it), full-pause (pauses at once), steer (routing only)",
+        help="mitigation: none, Koordinator CPU suppress, C-Koordinator (default: CPU QoS, "
+        "steering, suppress, caps a co-runner before pausing it), full-pause (pauses at once), "
+        "steer (routing only), qos (BE at the least CPU weight), koordinator (qos + suppress)",
     )
     p.add_argument("--no-agent", action="store_true", help="no node agent (no mitigation)")
     p.add_argument("--model", default="", help="CPI model (default: models/cpi_predictor.txt)")
