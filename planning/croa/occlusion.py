@@ -153,7 +153,9 @@ def culled_prisms(
         return np.zeros((n, 0, faces, 3)), np.ones((n, 0, faces)), np.zeros((n, 0), dtype=int)
     verts = [o.vertices for o in obstacles]
     most = max(len(v) for v in verts)
-    padded = np.stack([np.vstack([v, np.repeat(v[-1:], most - len(v), axis=0)]) for v in verts])
+    padded = np.stack([v if len(v) == most else np.vstack([v, np.repeat(v[-1:], most - len(v),
+                                                                         axis=0)])
+                       for v in verts])  # fmt: skip
     o2, e2 = origins[:, :2], ends[:, :2]
     ref = np.arctan2(*(e2.mean(axis=0) - o2).T[::-1])  # [N] bearing of the ends' centre
     rel_e = e2[None] - o2[:, None]  # [N, S, 2]
@@ -163,15 +165,16 @@ def culled_prisms(
     overlap = (ang_v.max(axis=-1) >= ang_e.min(axis=1)[:, None]) & (
         ang_v.min(axis=-1) <= ang_e.max(axis=1)[:, None]
     )
-    centre = np.array([v.mean(axis=0) for v in verts])  # [P, 2]
-    radius = np.array([np.max(np.linalg.norm(v - v.mean(axis=0), axis=1)) for v in verts])
+    centre = np.array([o.footprint_disc[0] for o in obstacles])  # [P, 2]
+    radius = np.array([o.footprint_disc[1] for o in obstacles])  # [P]
     gap = np.linalg.norm(centre[None] - o2[:, None], axis=-1) - radius[None]  # [N, P]
     keep = overlap & (gap <= np.linalg.norm(rel_e, axis=-1).max(axis=1)[:, None])
-    q = max(1, int(keep.sum(axis=1).max()))
-    index = np.full((n, q), -1)
-    for k, row in enumerate(keep):
-        idx = np.flatnonzero(row)
-        index[k, : len(idx)] = idx
+    count = keep.sum(axis=1)
+    q = max(1, int(count.max()))
+    # per origin its kept obstacles in increasing order, then -1: a stable sort puts the kept
+    # columns first in their order
+    first = np.argsort(~keep, axis=1, kind="stable")[:, :q]
+    index = np.where(np.arange(q)[None] < count[:, None], first, -1)
     a3n = np.where(index[..., None, None] >= 0, a3[index], 0.0)
     b3n = np.where(index[..., None] >= 0, b3[index], -1.0)  # 0 . x <= -1: never inside
     return a3n, b3n, index
@@ -218,12 +221,12 @@ def exact_occlusion(
 def _near_rays(obstacles: Sequence[Polytope], ends: np.ndarray) -> list[Polytope]:
     """Obstacles that meet the bounding box of all ray end points ends [E, 3] (every ray lies
     in it); the others cannot block anything."""
+    if not obstacles:
+        return []
     lo, hi = ends.min(axis=0), ends.max(axis=0)
-    return [
-        o
-        for o in obstacles
-        if np.all(o.vertices.max(axis=0) >= lo[:2])
-        and np.all(o.vertices.min(axis=0) <= hi[:2])
-        and o.z_max_m >= lo[2]
-        and o.z_min_m <= hi[2]
-    ]
+    low = np.array([o.footprint_bounds[0] for o in obstacles])  # [P, 2]
+    high = np.array([o.footprint_bounds[1] for o in obstacles])  # [P, 2]
+    z = np.array([(o.z_min_m, o.z_max_m) for o in obstacles])  # [P, 2]
+    meet = (np.all(high >= lo[:2], axis=1) & np.all(low <= hi[:2], axis=1)
+            & (z[:, 1] >= lo[2]) & (z[:, 0] <= hi[2]))  # fmt: skip
+    return [o for o, m in zip(obstacles, meet, strict=True) if m]

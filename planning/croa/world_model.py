@@ -381,10 +381,26 @@ def _tight_cells(points: np.ndarray, cell_m: float, min_points: int,
 
 
 def _inside_any(xy: np.ndarray, boxes: np.ndarray, margin_m: float = 0.0) -> np.ndarray:
-    """Whether each point [N, 2] lies in the footprint of any box [B, 7], grown by margin_m."""
+    """Whether each point [N, 2] lies in the footprint of any box [B, 7], grown by margin_m.
+
+    Per box only the points within its circumscribed square are tested (found by bisection on
+    the points sorted by x): a frame has thousands of points and tens of boxes, and the test
+    on the candidates is the same arithmetic as on all of them."""
+    out = np.zeros(len(xy), dtype=bool)
+    if not len(xy) or not len(boxes):
+        return out
     c, s = np.cos(boxes[:, 6]), np.sin(boxes[:, 6])  # [B]
-    rel = xy[:, None] - boxes[None, :, :2]  # [N, B, 2]
-    along = np.abs(rel[..., 0] * c + rel[..., 1] * s)
-    across = np.abs(-rel[..., 0] * s + rel[..., 1] * c)
-    inside = (along <= 0.5 * boxes[:, 3] + margin_m) & (across <= 0.5 * boxes[:, 4] + margin_m)
-    return np.any(inside, axis=1)
+    half_l, half_w = 0.5 * boxes[:, 3] + margin_m, 0.5 * boxes[:, 4] + margin_m
+    reach = np.hypot(half_l, half_w) + 1e-6  # a point inside is within this of the centre
+    order = np.argsort(xy[:, 0], kind="stable")
+    xs = xy[order, 0]
+    first = np.searchsorted(xs, boxes[:, 0] - reach, side="left")
+    last = np.searchsorted(xs, boxes[:, 0] + reach, side="right")
+    for k in range(len(boxes)):
+        cand = order[first[k] : last[k]]
+        cand = cand[~out[cand] & (np.abs(xy[cand, 1] - boxes[k, 1]) <= reach[k])]
+        rel = xy[cand] - boxes[k, :2]
+        along = np.abs(rel[:, 0] * c[k] + rel[:, 1] * s[k])
+        across = np.abs(-rel[:, 0] * s[k] + rel[:, 1] * c[k])
+        out[cand] = (along <= half_l[k]) & (across <= half_w[k])
+    return out
