@@ -121,6 +121,16 @@ def _point_segment(
     return np.linalg.norm(points[..., :, None, :] - closest, axis=-1), closest
 
 
+def _project(
+    axes: np.ndarray,  # [..., A, 2]
+    points: np.ndarray,  # [..., V, 2]
+) -> np.ndarray:  # [..., A, V] axes . points
+    # written out: the same two products and one sum as einsum("...ad,...vd->...av"), about
+    # twice as fast on these small trailing axes
+    return (axes[..., :, None, 0] * points[..., None, :, 0]
+            + axes[..., :, None, 1] * points[..., None, :, 1])  # fmt: skip
+
+
 def separating_axis(
     robot: np.ndarray,  # [..., Vp, 2] CCW
     obstacle: np.ndarray,  # [..., Vq, 2] CCW
@@ -136,9 +146,7 @@ def separating_axis(
     n_q = polygon_halfspaces(q)[0] if obstacle_normals is None else obstacle_normals
     n_q = np.broadcast_to(n_q, q.shape)
     axes = np.concatenate([-n_p, n_q], axis=-2)  # [..., Vp + Vq, 2] candidate u (Q -> P)
-    proj_p = np.einsum("...ad,...vd->...av", axes, p)
-    proj_q = np.einsum("...ad,...vd->...av", axes, q)
-    sep = proj_p.min(axis=-1) - proj_q.max(axis=-1)  # [..., Vp + Vq]
+    sep = _project(axes, p).min(axis=-1) - _project(axes, q).max(axis=-1)  # [..., Vp + Vq]
     best = np.argmax(sep, axis=-1)
     sat_sd = np.take_along_axis(sep, best[..., None], axis=-1)[..., 0]
     sat_u = np.take_along_axis(axes, best[..., None, None], axis=-2)[..., 0, :]

@@ -65,7 +65,7 @@ import numpy as np
 
 from geometry.transforms import rotation_z
 from planning.croa.config import SurrogateConfig
-from planning.croa.occlusion import culled_prisms, segments_hits
+from planning.croa.occlusion import culled_hits
 from planning.croa.types import Polytope
 
 PAD_CONST = -1e3  # a padded model row reads w >= -1000: never active (w >= 0 anyway)
@@ -358,9 +358,9 @@ def rank_occluders(
     times = scan_times_s if moving else scan_times_s[:1]
 
     def add(idx: list[int], t_s: float, repeat: int) -> None:  # hits of these at time t_s
-        a3, b3, index = culled_prisms([occluders[i].at_time(t_s) for i in idx], origins, samples)
+        hits, index = culled_hits([occluders[i].at_time(t_s) for i in idx], origins, samples)
         per = np.zeros(len(idx) + 1)  # the last one counts the padding (index -1)
-        np.add.at(per, index, segments_hits(origins, samples, a3, b3).sum(axis=1))
+        np.add.at(per, index, hits.sum(axis=1))
         counts[idx] += repeat * per[:-1]
 
     if static:  # a static occluder blocks the same rays at every scan: test it once
