@@ -93,19 +93,22 @@ def halfspaces_to_polygon(A: np.ndarray, b: np.ndarray) -> np.ndarray:  # [m, 2]
         raise PolygonError(f"half-spaces enclose no area ({err})") from err
 
 
+_CORNER_SIGNS = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
+
+
 def rectangle_vertices(
     centers: np.ndarray,  # [..., 2]
     yaws: np.ndarray,  # [...]
-    length_m: float,
-    width_m: float,
+    length_m: float | np.ndarray,  # or [...] per rectangle
+    width_m: float | np.ndarray,  # or [...]
 ) -> np.ndarray:  # [..., 4, 2]
     """CCW corners of rectangles (same corner order as geometry.boxes.bev_corners)."""
-    local = 0.5 * np.array(
-        [[length_m, width_m], [-length_m, width_m], [-length_m, -width_m], [length_m, -width_m]]
-    )
+    # half sizes times the corners' signs (exact: a sign flip of 0.5 * size)
+    lx = 0.5 * np.asarray(length_m, dtype=np.float64)[..., None] * _CORNER_SIGNS[:, 0]  # [..., 4]
+    ly = 0.5 * np.asarray(width_m, dtype=np.float64)[..., None] * _CORNER_SIGNS[:, 1]
     c, s = np.cos(yaws)[..., None], np.sin(yaws)[..., None]
-    x = c * local[:, 0] - s * local[:, 1]
-    y = s * local[:, 0] + c * local[:, 1]
+    x = c * lx - s * ly
+    y = s * lx + c * ly
     return np.stack([x, y], axis=-1) + np.asarray(centers)[..., None, :]
 
 

@@ -170,6 +170,7 @@ class PerceivedWorld:
         boxes = np.asarray(static_boxes, dtype=np.float64).reshape(-1, 7)
         self.static_boxes = boxes[np.all(boxes[:, 3:6] > 0.0, axis=1)]
         self._static = tuple(Polytope.from_box(b) for b in self.static_boxes)  # built once
+        self._cell_prisms: dict[bytes, Polytope] = {}  # the latest observation's evidence cells
         self._static_xy = self.static_boxes[:, :2]
         self._static_radius = 0.5 * np.hypot(self.static_boxes[:, 3], self.static_boxes[:, 4])
 
@@ -301,9 +302,7 @@ class PerceivedWorld:
                                   robot_model.width_m)  # fmt: skip
         # a track overlapping the robot's own footprint is a wrong prediction (e.g. a vehicle
         # that yielded while its track extrapolated on): it cannot be where the robot is
-        clear = np.array([signed_distance(foot, rectangle_vertices(b[:2], np.array(b[6]), b[3],
-                                                                   b[4]))[0] > 0.0
-                          for b in boxes], dtype=bool).reshape(len(boxes))  # fmt: skip
+        clear = _clear_of(foot, boxes, boxes[:, 6])
         tracked = tuple(
             Polytope.from_box(b, (float(v[0]), float(v[1])), self._stop_after_s(b, v, foot))
             for b, v in zip(boxes[near & clear], vel[near & clear], strict=True)
@@ -318,9 +317,12 @@ class PerceivedWorld:
         cells = cells[~_inside_any(cells[:, :2], self.estimate[None])]  # never the target
         cells = np.vstack([cells, self.clutter[np.hypot(*(self.clutter[:, :2] - here).T)
                                                <= radius]])  # fmt: skip
-        evidence = tuple(Polytope.from_box(b) for b in cells
-                         if signed_distance(foot, rectangle_vertices(b[:2], np.array(0.0), b[3],
-                                                                     b[4]))[0] > 0.0)  # fmt: skip
+        # evidence cells persist over frames: their prisms are kept from one call to the next
+        known, self._cell_prisms = self._cell_prisms, {}
+        for b in cells[_clear_of(foot, cells, np.zeros(len(cells)))]:
+            key = b.tobytes()
+            self._cell_prisms[key] = known.get(key) or Polytope.from_box(b)
+        evidence = tuple(self._cell_prisms.values())
         obstacles = static + tracked + stopped + evidence
         return PlanObservation(stamp_ns, robot, self.estimate.copy(), obstacles)
 
@@ -343,6 +345,15 @@ class PerceivedWorld:
         if not np.any(ahead):
             return math.inf
         return max(0.0, float(np.min(along[ahead])) - self.config.yield_gap_m) / speed
+
+
+def _clear_of(foot: np.ndarray, boxes: np.ndarray, yaws: np.ndarray) -> np.ndarray:
+    """Whether the footprint of each box [B, 7], turned to yaws [B], is disjoint from the
+    robot's footprint foot [4, 2] (signed distance > 0), all boxes at once."""
+    if not len(boxes):
+        return np.zeros(0, dtype=bool)
+    rects = rectangle_vertices(boxes[:, :2], yaws, boxes[:, 3], boxes[:, 4])  # [B, 4, 2]
+    return signed_distance(foot, rects)[0] > 0.0
 
 
 def _cells(points: np.ndarray, cell_m: float, min_points: int) -> dict[tuple[int, int], float]:

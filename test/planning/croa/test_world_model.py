@@ -245,3 +245,24 @@ def test_point_in_box_test_equals_the_dense_test(seed: int, margin_m: float) -> 
     assert np.array_equal(_inside_any(xy, boxes, margin_m), _inside_any_dense(xy, boxes, margin_m))
     assert not _inside_any(np.zeros((0, 2)), boxes).size
     assert not _inside_any(xy, np.zeros((0, 7))).any()
+
+
+def test_evidence_cells_kept_between_observations_give_the_same_observation() -> None:
+    """The evidence cells' prisms are reused by the next observation: the same obstacles as a
+    world model asked for the first time, and cells that expire are gone."""
+    rng = np.random.default_rng(1)
+    pole = np.column_stack([rng.uniform(10.1, 10.4, 20), rng.uniform(-1.9, -1.6, 20),
+                            rng.uniform(0.5, 2.5, 20)])  # fmt: skip
+    frame = (np.zeros((0, 7)), np.zeros(0), np.zeros(0, int), pole, np.array([0.0, 0.0, 1.8]))
+    world, fresh = _world(), _world()
+    world.update(0, *frame)
+    fresh.update(0, *frame)
+    first = world.observation(0, ROBOT, RobotModel())
+    again = world.observation(S, RobotState(0.5, 0.0, 0.1), RobotModel())
+    other = fresh.observation(S, RobotState(0.5, 0.0, 0.1), RobotModel())
+    assert len(first.obstacles) == len(again.obstacles) == 2
+    assert again.obstacles[1] is first.obstacles[1]  # the cell's prism, kept
+    for a, b in zip(again.obstacles, other.obstacles, strict=True):
+        assert np.array_equal(a.vertices, b.vertices) and np.array_equal(a.b, b.b)
+    world.update(int(3.5 * S), *frame[:3], np.zeros((0, 3)), frame[4])
+    assert len(world.observation(int(3.5 * S), ROBOT, RobotModel()).obstacles) == 1
