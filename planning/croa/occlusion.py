@@ -209,9 +209,7 @@ def cull_index(
         return np.zeros((n, 0), dtype=int)
     verts = [o.vertices for o in obstacles]
     most = max(len(v) for v in verts)
-    padded = np.stack([v if len(v) == most else np.vstack([v, np.repeat(v[-1:], most - len(v),
-                                                                         axis=0)])
-                       for v in verts])  # fmt: skip
+    padded = np.stack([v if len(v) == most else _pad_rows(v, most) for v in verts])
     o2, e2 = origins[:, :2], ends[:, :2]
     ref = np.arctan2(*(e2.mean(axis=0) - o2).T[::-1])  # [N] bearing of the ends' centre
     rel_e = e2[None] - o2[:, None]  # [N, S, 2]
@@ -232,6 +230,10 @@ def cull_index(
     first = np.argsort(~keep, axis=1, kind="stable")[:, :q]
     index = np.where(np.arange(q)[None] < count[:, None], first, -1)
     return index
+
+
+def _pad_rows(v: np.ndarray, rows: int) -> np.ndarray:  # [V, 2] -> [rows, 2], last repeated
+    return np.vstack([v, np.repeat(v[-1:], rows - len(v), axis=0)])
 
 
 def _wrap(angle: np.ndarray) -> np.ndarray:
