@@ -2,8 +2,13 @@
 
 For every layer and attention expert e the cache holds a padded buffer ``[B, kv_heads_e, cap,
 head_dim]`` of the keys (and values) of the tokens routed to e, so a token costs exactly its
-expert's KV heads (``n_heads / g_e``); ``counts[l][e][b]`` tokens of row b are valid. The order of
+expert's KV heads (``n_heads / g_e``); ``counts[l, e, b]`` tokens of row b are valid. The order of
 tokens inside a buffer does not matter: at decode time every cached token precedes the query.
+
+A decode step (``append_step``) writes each row's new token at its slot in every expert's buffer
+and counts it only in the expert it was routed to: the write is a fixed handful of tensor ops per
+expert whatever the routing (no per-expert gather of rows), and a slot written but not counted is
+padding that the next token of that expert overwrites.
 
 Rows can be selected (a finished sequence leaves) and batches concatenated (a new prefill joins
 the running batch): continuous batching moves cache rows only at those events, never per step.
@@ -23,7 +28,7 @@ class KVCache:
 
     keys: list[list[Tensor]]  # [layer][expert] -> [B, kv_heads_e, cap, head_dim]
     values: list[list[Tensor]]  # same shapes as keys
-    counts: list[list[Tensor]]  # [layer][expert] -> [B] int64 valid tokens per row
+    counts: Tensor  # [layer, expert, B] int64 valid tokens of each row in each expert's buffer
     kv_used: Tensor  # [layer, B] float64 KV spent per row (units of MHA tokens; routing guard)
     lengths: Tensor  # [B] int64 tokens in each row (the next position)
 
@@ -43,11 +48,10 @@ class KVCache:
                 for _ in range(n_layers)
             ]
 
-        counts = [[torch.zeros(batch, dtype=torch.long) for _ in kv_heads] for _ in range(n_layers)]
         return cls(
             keys=buffers(),
             values=buffers(),
-            counts=counts,
+            counts=torch.zeros(n_layers, len(kv_heads), batch, dtype=torch.long),
             kv_used=torch.zeros(n_layers, batch, dtype=torch.float64),
             lengths=torch.zeros(batch, dtype=torch.long),
         )
@@ -86,6 +90,25 @@ class KVCache:
         self.values[layer][expert][rows, :, slots] = v
         count.index_add_(0, rows, torch.ones_like(rows))
 
+    def append_step(
+        self,
+        layer: int,
+        k: list[Tensor],  # [expert] -> [B, kv_heads_e, head_dim] each row's new token, pooled
+        v: list[Tensor],  # same shapes as k
+        assigned: Tensor,  # [B] int64 expert of each row's new token
+    ) -> list[int]:  # [expert] bound on valid tokens per row: slice width for ``view_step``
+        """Decode: appends one token per row, counted in the expert ``assigned`` names."""
+        counts = self.counts[layer]  # [E, B], a view: updated in place
+        before = counts.amax(dim=1).tolist()  # one sync per layer, not one per expert
+        rows = torch.arange(self.batch)
+        for e, (k_e, v_e) in enumerate(zip(k, v, strict=True)):
+            self._ensure(layer, e, before[e] + 1)
+            slot = counts[e]  # [B] every row's next free slot in expert e
+            self.keys[layer][e][rows, :, slot] = k_e
+            self.values[layer][e][rows, :, slot] = v_e
+        counts.scatter_add_(0, assigned[None], torch.ones_like(assigned)[None])
+        return [n + 1 for n in before]
+
     def _ensure(self, layer: int, expert: int, needed: int) -> None:
         cap = self.keys[layer][expert].shape[2]
         if needed <= cap:
@@ -110,39 +133,66 @@ class KVCache:
 
     def select(self, rows: Tensor | list[int]) -> KVCache:
         """A cache of the given rows only (e.g. without the finished sequences)."""
-        rows = torch.as_tensor(rows, dtype=torch.long)
-        return KVCache(
-            keys=[[t[rows] for t in layer] for layer in self.keys],
-            values=[[t[rows] for t in layer] for layer in self.values],
-            counts=[[c[rows] for c in layer] for layer in self.counts],
-            kv_used=self.kv_used[:, rows],
-            lengths=self.lengths[rows],
-        )
+        return KVCache.gather([(self, torch.as_tensor(rows, dtype=torch.long))])
 
     @staticmethod
     def concat(caches: list[KVCache]) -> KVCache:
-        """One cache with the rows of all ``caches`` in order (buffers padded to a common size)."""
-        caches = [c for c in caches if c.batch > 0] or caches[:1]
+        """One cache with the rows of all ``caches`` in order (buffers padded to a common size).
 
-        def cat(store: str, layer: int, expert: int) -> Tensor:
-            parts = [getattr(c, store)[layer][expert] for c in caches]
-            cap = max(p.shape[2] for p in parts)
-            padded = [
-                torch.nn.functional.pad(p, (0, 0, 0, cap - p.shape[2])) if p.shape[2] < cap else p
-                for p in parts
-            ]
-            return torch.cat(padded, dim=0)
+        A single cache is returned as it is, not copied: the engine joins its running batch with
+        the new prefills every step, usually none.
+        """
+        return KVCache.gather([(c, None) for c in caches])
 
-        n_layers, n_experts = len(caches[0].keys), len(caches[0].keys[0])
+    @staticmethod
+    def gather(parts: list[tuple[KVCache, Tensor | None]]) -> KVCache:
+        """The given rows (all where None) of several caches in order, copied once.
+
+        ``select`` then ``concat`` (a sequence finished and a prefill joined in the same engine
+        step) is one call, so the running batch's buffers are copied once, not twice. Buffers
+        are padded with zeros to the largest capacity among the parts.
+        """
+        parts = [(c, r) for c, r in parts if (c.batch if r is None else r.numel())] or parts[:1]
+        if len(parts) == 1 and parts[0][1] is None:
+            return parts[0][0]
+        sizes = [c.batch if r is None else int(r.numel()) for c, r in parts]
+        first = parts[0][0]
+
+        def fill(store: str, layer: int, expert: int) -> Tensor:
+            srcs = [getattr(c, store)[layer][expert] for c, _ in parts]  # [B_i, he, cap_i, dh]
+            cap = max(t.shape[2] for t in srcs)
+            out = srcs[0].new_empty(sum(sizes), srcs[0].shape[1], cap, srcs[0].shape[3])
+            start = 0
+            for src, (_, rows), size in zip(srcs, parts, sizes, strict=True):
+                dst = out[start : start + size]
+                if src.shape[2] < cap:
+                    dst[:, :, src.shape[2] :] = 0  # padding must be finite (0 x NaN is NaN)
+                    dst = dst[:, :, : src.shape[2]]
+                if rows is None:
+                    dst.copy_(src)
+                elif dst.is_contiguous():
+                    torch.index_select(src, 0, rows, out=dst)  # no temporary copy
+                else:
+                    dst.copy_(src.index_select(0, rows))
+                start += size
+            return out
+
+        def small(field: str, dim: int) -> Tensor:
+            return torch.cat(
+                [
+                    getattr(c, field) if r is None else getattr(c, field).index_select(dim, r)
+                    for c, r in parts
+                ],
+                dim=dim,
+            )
+
+        n_layers, n_experts = len(first.keys), len(first.keys[0])
         return KVCache(
-            keys=[[cat("keys", i, e) for e in range(n_experts)] for i in range(n_layers)],
-            values=[[cat("values", i, e) for e in range(n_experts)] for i in range(n_layers)],
-            counts=[
-                [torch.cat([c.counts[i][e] for c in caches]) for e in range(n_experts)]
-                for i in range(n_layers)
-            ],
-            kv_used=torch.cat([c.kv_used for c in caches], dim=1),
-            lengths=torch.cat([c.lengths for c in caches]),
+            keys=[[fill("keys", i, e) for e in range(n_experts)] for i in range(n_layers)],
+            values=[[fill("values", i, e) for e in range(n_experts)] for i in range(n_layers)],
+            counts=small("counts", 2),
+            kv_used=small("kv_used", 1),
+            lengths=small("lengths", 0),
         )
 
     def stored_bytes(self) -> Tensor:

@@ -20,6 +20,7 @@ from offload.models.lm.attention import MixSGAAttention, Rope, Routing
 from offload.models.lm.cache import KVCache
 from offload.models.lm.config import LMConfig
 from offload.models.lm.moe import MoEFeedForward
+from offload.models.lm.routing import route_limit
 from offload.models.lm.united import MergeMethod, apply_brownout, merged_count
 
 
@@ -138,16 +139,33 @@ class MoELM(nn.Module):
         cache: KVCache,
     ) -> Tensor:  # [B, V] logits of the next token
         """Appends one token per row to ``cache`` and returns the next-token logits."""
+        x, pos = self._decode_input(tokens, cache)
+        rot = self.rope.at(pos)  # [B, 1, dh/2] each, shared by every layer
+        attn0 = self.blocks[0].attn
+        limit = route_limit(cache.lengths, self.cfg.kv_budget, attn0.costs)
+        for block in self.blocks:
+            x = x + block.attn.decode(block.norm1(x), rot, cache, limit)
+            x, _ = block._ffn(x)
+        cache.lengths = pos + 1
+        return self.norm(x) @ self.embed.weight.T
+
+    @torch.no_grad()
+    def decode_reference(self, tokens: Tensor, cache: KVCache) -> Tensor:
+        """``decode`` with the straightforward attention step (``decode_reference``): tests
+        compare the two."""
+        x, pos = self._decode_input(tokens, cache)
+        for block in self.blocks:
+            x = x + block.attn.decode_reference(block.norm1(x), pos, self.rope, cache)
+            x, _ = block._ffn(x)
+        cache.lengths = pos + 1
+        return self.norm(x) @ self.embed.weight.T
+
+    def _decode_input(self, tokens: Tensor, cache: KVCache) -> tuple[Tensor, Tensor]:
         pos = cache.lengths
         if pos.numel() and int(pos.max()) >= self.cfg.max_seq_len:
             raise ModelError(f"a sequence reached max_seq_len={self.cfg.max_seq_len}")
         self._check(tokens[:, None])
-        x = self.embed(tokens)  # [B, d]
-        for block in self.blocks:
-            x = x + block.attn.decode(block.norm1(x), pos, self.rope, cache)
-            x, _ = block._ffn(x)
-        cache.lengths = pos + 1
-        return self.norm(x) @ self.embed.weight.T
+        return self.embed(tokens), pos  # [B, d], [B]
 
     def set_brownout(self, tau: float, method: MergeMethod = "aligned") -> None:
         """Serves the share 1 - tau of each layer's experts by a united expert (1 = original)."""
