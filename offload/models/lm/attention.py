@@ -90,12 +90,28 @@ class MixSGAAttention(nn.Module):
             return t
         return t.unflatten(-2, (t.shape[-2] // p, p)).mean(dim=-2)
 
-    def _qkv(self, x: Tensor, pos: Tensor, rope: Rope) -> tuple[Tensor, Tensor, Tensor]:
+    def _qkv(
+        self, x: Tensor, pos: Tensor, rope: Rope, fused: bool | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:  # q, k, v [B, T, h, dh]; router [B, T, E]
+        """Projections, RoPE applied, and the attention router's logits (None: no router).
+
+        ``fused`` (default: without autograd, i.e. evaluation and prefill): the four projections
+        are one matmul and q and k are rotated together, as in ``decode``; training and the
+        reference step keep the separate layers.
+        """
         b, t, _ = x.shape
-        q = rope(self.q_proj(x).view(b, t, self.cfg.n_heads, -1), pos)
-        k = rope(self.k_proj(x).view(b, t, self.cfg.kv_heads, -1), pos)
-        v = self.v_proj(x).view(b, t, self.cfg.kv_heads, -1)
-        return q, k, v
+        h, hk = self.cfg.n_heads, self.cfg.kv_heads
+        if fused if fused is not None else not torch.is_grad_enabled():
+            proj = F.linear(x, *self._fused_projection())  # [B, T, (H + 2 hk) dh + E]
+            dh = self.cfg.head_dim
+            qk = rope(proj[..., : (h + hk) * dh].view(b, t, h + hk, dh), pos)
+            v = proj[..., (h + hk) * dh : (h + 2 * hk) * dh].view(b, t, hk, dh)
+            logits = proj[..., (h + 2 * hk) * dh :] if self.router is not None else None
+            return qk[:, :, :h], qk[:, :, h:], v, logits
+        q = rope(self.q_proj(x).view(b, t, h, -1), pos)
+        k = rope(self.k_proj(x).view(b, t, hk, -1), pos)
+        v = self.v_proj(x).view(b, t, hk, -1)
+        return q, k, v, self.router(x) if self.router is not None else None
 
     def forward(
         self,
@@ -108,13 +124,13 @@ class MixSGAAttention(nn.Module):
     ) -> tuple[Tensor, dict[str, Tensor]]:  # [B, T, d_model], auxiliary terms
         """Whole sequences at once (training, evaluation, prefill)."""
         b, t, _ = x.shape
-        q, k, v = self._qkv(x, pos, rope)
+        q, k, v, router_logits = self._qkv(x, pos, rope)
         aux: dict[str, Tensor] = {}
         assigned = torch.zeros((b, t), dtype=torch.long)
-        if self.router is None:
+        if router_logits is None:
             k_eff, v_eff = k, v
         else:
-            probs = torch.softmax(self.router(x), dim=-1)  # [B, T, E]
+            probs = torch.softmax(router_logits, dim=-1)  # [B, T, E]
             if routing == "expert_choice":
                 assigned = expert_choice(probs, self.fractions)
                 weights = straight_through(assigned, probs)
@@ -132,24 +148,35 @@ class MixSGAAttention(nn.Module):
                 weights = F.one_hot(assigned, len(self.pool)).to(x.dtype)
             aux["assigned"] = assigned
             aux["probs"] = probs
-            k_eff = sum(
-                weights[..., e, None, None] * self._expand(self._pooled(k, e), e)
-                for e in range(len(self.pool))
-            )
-            v_eff = sum(
-                weights[..., e, None, None] * self._expand(self._pooled(v, e), e)
-                for e in range(len(self.pool))
-            )
+            k_eff, v_eff = self._mix(k, weights, assigned), self._mix(v, weights, assigned)
         if cache is not None:
             self._store(cache, k, v, assigned, valid)
         g0 = self.cfg.attn_group_sizes[0]
+        if g0 > 1:
+            k_eff, v_eff = k_eff.repeat_interleave(g0, dim=2), v_eff.repeat_interleave(g0, dim=2)
         out = F.scaled_dot_product_attention(
-            q.transpose(1, 2),
-            k_eff.repeat_interleave(g0, dim=2).transpose(1, 2),
-            v_eff.repeat_interleave(g0, dim=2).transpose(1, 2),
-            is_causal=True,
+            q.transpose(1, 2), k_eff.transpose(1, 2), v_eff.transpose(1, 2), is_causal=True
         )  # [B, H, T, dh]
         return self.o_proj(out.transpose(1, 2).reshape(b, t, -1)), aux
+
+    def _mix(
+        self,
+        t: Tensor,  # [B, T, kv_heads, dh] keys or values
+        weights: Tensor,  # [B, T, E] one-hot (straight-through in training)
+        assigned: Tensor,  # [B, T] int64 the expert of each token
+    ) -> Tensor:  # [B, T, kv_heads, dh] each token's keys as its expert sees them
+        """sum_e w_e expand(pool_e(t)); without autograd the one-hot sum is a selection (the same
+        values: 1 x a + 0 x b is a) made with ``where``, without the multiplies."""
+        experts = range(len(self.pool))
+        if torch.is_grad_enabled():
+            return sum(
+                weights[..., e, None, None] * self._expand(self._pooled(t, e), e) for e in experts
+            )
+        out = t  # expert 0 (group size g_0, that of the shared projection) pools nothing
+        for e in experts[1:]:
+            pick = (assigned == e)[..., None, None]
+            out = torch.where(pick, self._expand(self._pooled(t, e), e), out)
+        return out
 
     def _expand(self, pooled: Tensor, expert: int) -> Tensor:
         """Pooled heads back to the shared heads (each read by its whole group)."""
@@ -249,7 +276,10 @@ class MixSGAAttention(nn.Module):
         """The straightforward decode step (per-expert row gathers, the general routing guard):
         what ``decode`` computes, kept as the reference tests compare it with."""
         b = x.shape[0]
-        q, k, v = (t[:, 0] for t in self._qkv(x[:, None], pos[:, None], rope))  # [B, h, dh]
+        q, k, v, _ = (
+            t[:, 0] if t is not None else None
+            for t in self._qkv(x[:, None], pos[:, None], rope, fused=False)
+        )  # [B, h, dh]
         if self.router is None:
             assigned = torch.zeros(b, dtype=torch.long)
         else:
