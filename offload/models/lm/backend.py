@@ -3,8 +3,10 @@
 A backend runs batched prefill and decode over an opaque per-batch state (the KV cache), can
 drop rows (finished sequences) and join states (new prefills), states how much KV memory a
 sequence of n tokens may take, and encodes/decodes text. ``MoEBackend.select`` defers its copy
-to the ``concat`` that follows it in the same engine step, so rows that leave and rows that join
-cost one copy of the batch's KV cache, not two. ``hf.HFBackend`` implements the same
+to the ``concat`` that follows it in the same engine step, and that concat consumes its inputs
+(``KVCache.gather(consume=True)``): the running batch's buffers have spare rows, rows that leave
+are compacted in place and rows that join are written into the spare ones, so a step copies
+only the rows that move, not the whole KV cache. ``hf.HFBackend`` implements the same
 protocol for a local Hugging Face checkpoint.
 """
 
@@ -110,7 +112,8 @@ class MoEBackend:
 
     def concat(self, states: list[KVCache | Selection]) -> KVCache:
         return KVCache.gather(
-            [(s.cache, s.rows) if isinstance(s, Selection) else (s, None) for s in states]
+            [(s.cache, s.rows) if isinstance(s, Selection) else (s, None) for s in states],
+            consume=True,  # the engine replaces its state with the result
         )
 
     def set_brownout(self, tau: float) -> None:

@@ -112,6 +112,45 @@ def test_fast_decode_equals_the_reference_step_on_a_ragged_batch(tiny, variant):
         assert bool(used.all()), "every attention expert holds tokens in this test"
 
 
+def test_consuming_gather_moves_rows_in_place_and_decodes_the_same(tiny):
+    """The engine's gather (rows compacted in place, joins written into spare rows) gives the
+    same caches and logits as copying select and concat, over rows leaving and joining."""
+    model = build(tiny, "mixsga")
+    gen = torch.Generator().manual_seed(6)
+    tokens = torch.randint(0, tiny.vocab_size, (16, 64), generator=gen)
+
+    def prompt(i: int) -> KVCache:
+        return model.prefill(tokens[i : i + 1, : 3 + i], torch.tensor([3 + i]))[1]
+
+    live = KVCache.gather([(prompt(0), None), (prompt(1), None)], consume=True)
+    copy = KVCache.concat([prompt(0), prompt(1)])
+    ids, in_place = [0, 1], 0
+    for step in range(24):
+        leave = [i for i in range(len(ids)) if (ids[i] + step) % 5 != 0] if step % 3 == 2 else None
+        parts = [(live, None if leave is None else torch.tensor(leave, dtype=torch.long))]
+        copies = [copy if leave is None else copy.select(leave)]
+        ids = ids if leave is None else [ids[i] for i in leave]
+        if step % 4 == 1:  # a prompt joins
+            j = 2 + step // 4
+            parts.append((prompt(j), None))
+            copies.append(prompt(j))
+            ids.append(j)
+        base = live.keys[0][0].data_ptr()
+        live = KVCache.gather(parts, consume=True)
+        copy = KVCache.concat(copies)
+        in_place += live.keys[0][0].data_ptr() == base
+        nxt = tokens[ids, 40 + step]
+        assert torch.equal(model.decode(nxt, live), model.decode(nxt, copy))  # same arithmetic
+        assert torch.equal(live.counts, copy.counts)
+        for layer in range(tiny.n_layers):
+            for e, k in enumerate(copy.keys[layer]):
+                n = int(copy.counts[layer, e].max())
+                pad = (torch.arange(n) >= copy.counts[layer, e][:, None])[:, None, :, None]
+                got = live.keys[layer][e][:, :, :n].masked_fill(pad, 0)
+                assert torch.equal(got, k[:, :, :n].masked_fill(pad, 0)), "valid keys moved"
+    assert in_place >= 12, "most steps reuse the running batch's buffers"
+
+
 def test_moe_forward_equals_the_reference_loop(tiny):
     model = build(tiny, "gqa")
     moe = model.blocks[0].moe
