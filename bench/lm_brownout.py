@@ -36,6 +36,7 @@ from bench.report import BenchReport, Table
 from bench.serving_brownout import reduction_ci
 from offload.models.lm.backend import MoEBackend
 from offload.models.lm.engine import Engine, EngineConfig
+from offload.models.lm.generate import argmax_rows
 from offload.models.lm.model import MoELM
 from offload.models.lm.scheduling import PolicyConfig
 from offload.models.lm.slack import SlackLawConfig, StepCosts, step_law
@@ -88,13 +89,13 @@ def _parts(model: MoELM, work: str, batch: int, steps: int) -> tuple[float, floa
     tokens = torch.randint(1, model.cfg.vocab_size, (batch, plen), generator=g)
     lengths = torch.full((batch,), plen)
     logits, cache = model.prefill(tokens, lengths)
-    nxt = model.decode(logits.argmax(-1), cache).argmax(-1)  # warm-up
+    nxt = argmax_rows(model.decode(argmax_rows(logits), cache))  # warm-up
     reps = steps if work == "decode" else max(2, steps // 4)
     with _timed_parts(model) as acc:
         start = time.thread_time()
         for _ in range(reps):
             if work == "decode":
-                nxt = model.decode(nxt, cache).argmax(-1)
+                nxt = argmax_rows(model.decode(nxt, cache))
             else:
                 model.prefill(tokens, lengths)
         total = time.thread_time() - start

@@ -23,6 +23,7 @@ import torch
 from bench.report import BenchReport, Table
 from offload.models.lm.config import VARIANTS, LMConfig, variant_config
 from offload.models.lm.evaluate import evaluate
+from offload.models.lm.generate import argmax_rows
 from offload.models.lm.model import MoELM
 from offload.models.lm.united import MERGE_METHODS
 
@@ -80,10 +81,10 @@ def speed(
     start = time.thread_time()
     logits, cache = model.prefill(tokens, lengths)
     prefill_s = time.thread_time() - start
-    nxt = logits.argmax(-1)
+    nxt = argmax_rows(logits)
     start = time.thread_time()
     for _ in range(decode_steps):
-        nxt = model.decode(nxt, cache).argmax(-1)
+        nxt = argmax_rows(model.decode(nxt, cache))
     decode_s = time.thread_time() - start
     return batch * prompt_len / prefill_s, batch * decode_steps / decode_s
 

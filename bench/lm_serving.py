@@ -26,6 +26,7 @@ from bench.lm_replay import (
 from bench.report import BenchReport, Table
 from offload.models.lm.backend import MoEBackend
 from offload.models.lm.engine import Engine, EngineConfig
+from offload.models.lm.generate import argmax_rows
 from offload.models.lm.model import MoELM
 from offload.models.lm.scheduling import PolicyConfig
 from offload.models.lm.tokenizer import load_tokenizer
@@ -39,10 +40,10 @@ def _isolated(model: MoELM, prompt_len: int, steps: int = 16) -> tuple[float, fl
     start = time.thread_time()
     logits, cache = model.prefill(tokens, lengths)
     ttft = time.thread_time() - start
-    nxt = logits.argmax(-1)
+    nxt = argmax_rows(logits)
     start = time.thread_time()
     for _ in range(steps):
-        nxt = model.decode(nxt, cache).argmax(-1)
+        nxt = argmax_rows(model.decode(nxt, cache))
     return ttft, (time.thread_time() - start) / steps
 
 

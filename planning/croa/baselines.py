@@ -113,7 +113,9 @@ class StraightPlanner:
         here = lidar_xy(start_rear(observation, c), c.robot)
         views = ring_candidates(observation.target_box, c)
         headings = np.arctan2(views[:, 1] - here[1], views[:, 0] - here[0])
-        free = viewpoint_clearance(views, headings, obstacles, c) >= c.min_clearance_m
+        free = viewpoint_clearance(views, headings, obstacles, c, c.min_clearance_m) >= (
+            c.min_clearance_m
+        )
         if not np.any(free):
             return fallback(
                 self.name,

@@ -105,31 +105,72 @@ def segments_hits(
 ) -> np.ndarray:  # bool [N, S, P], or [N, S] (any obstacle) with reduce
     """Which obstacles each segment enters before its end (``segments_blocked`` per obstacle)."""
     n, s, p = len(origins), len(ends), a3.shape[-3]
-    shape = (n, s) if reduce else (n, s, p)
     if p == 0 or n == 0 or s == 0:
-        return np.zeros(shape, dtype=bool)
-    per_origin = a3.ndim == 4
-    if per_origin:
+        return np.zeros((n, s) if reduce else (n, s, p), dtype=bool)
+    if a3.ndim == 4:
         a_o = np.einsum("npfd,nd->npf", a3, origins)  # [N, P, F]
         a_e = np.einsum("npfd,sd->nspf", a3, ends)  # [N, S, P, F]
-    else:
-        a_o = np.einsum("pfd,nd->npf", a3, origins)
-        a_e = np.einsum("pfd,sd->spf", a3, ends)[None]  # [1, S, P, F]
-    b = b3 if per_origin else b3[None]  # [N or 1, P, F]
+        return _slab_hits(origins, ends, a_o, a_e, b3, reduce)
+    a_o = np.einsum("pfd,nd->npf", a3, origins)
+    a_e = np.einsum("pfd,sd->spf", a3, ends)[None]  # [1, S, P, F]
+    return _slab_hits(origins, ends, a_o, a_e, b3[None], reduce)
+
+
+def culled_hits(
+    obstacles: Sequence[Polytope],
+    origins: np.ndarray,  # [N, 3]
+    ends: np.ndarray,  # [S, 3]
+    reduce: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:  # bool [N, S, Q] (or [N, S] with reduce), index [N, Q]
+    """``segments_hits`` against each origin's culled obstacles (``culled_prisms``, whose index
+    it also returns): the same result, with each obstacle's projections computed once for all
+    origins and gathered per origin."""
+    index = cull_index(obstacles, origins, ends)
+    a3, b3 = stack_prisms(obstacles)
+    n, s, q = len(origins), len(ends), index.shape[1]
+    if not len(a3) or n == 0 or s == 0:
+        return np.zeros((n, s) if reduce else (n, s, q), dtype=bool), index
+    pad = index < 0
+    take = np.where(pad, 0, index)
+    # padding: a . x = 0 and b = -1 (0 <= -1 never holds: blocks nothing), as culled_prisms
+    a_o = np.take_along_axis(np.einsum("pfd,nd->npf", a3, origins), take[..., None], axis=1)
+    a_o[pad] = 0.0  # [N, Q, F]
+    a_e = np.einsum("pfd,sd->spf", a3, ends)[:, take].transpose(1, 0, 2, 3)  # [N, S, Q, F]
+    a_e[np.broadcast_to(pad[:, None], a_e.shape[:3])] = 0.0
+    b = np.where(pad[..., None], -1.0, b3[take])  # [N, Q, F]
+    return _slab_hits(origins, ends, a_o, a_e, b, reduce), index
+
+
+def _slab_hits(
+    origins: np.ndarray,  # [N, 3]
+    ends: np.ndarray,  # [S, 3]
+    a_o: np.ndarray,  # [N, P, F] a . origin
+    a_e: np.ndarray,  # [N or 1, S, P, F] a . end
+    b: np.ndarray,  # [N or 1, P, F]
+    reduce: bool,
+) -> np.ndarray:  # bool [N, S, P], or [N, S]
+    n, s, p = len(origins), len(ends), a_o.shape[1]
     length = np.linalg.norm(ends[None] - origins[:, None], axis=-1)  # [N, S]
     t_end = 1.0 - BLOCK_MARGIN_M / np.maximum(length, BLOCK_MARGIN_M)
-    out = np.zeros(shape, dtype=bool)
-    step = max(1, _CHUNK // max(1, s * a3.shape[-3] * a3.shape[-2]))
+    out = np.zeros((n, s) if reduce else (n, s, p), dtype=bool)
+    step = max(1, _CHUNK // max(1, s * p * a_o.shape[-1]))
+    # faces first: one [n, S, P] array operation per face is much faster than numpy's
+    # reductions over a short trailing face axis (max and min are exact in any order)
+    a_o, a_e, b = (np.moveaxis(x, -1, 0) for x in (a_o, a_e, b))  # [F, N, P], [F, N|1, S, P]
     for lo in range(0, n, step):
         rows = slice(lo, lo + step)
-        ao = a_o[rows, None]  # [n, 1, P, F]
-        den = (a_e[rows] if per_origin else a_e) - ao  # a . d with d = end - origin
-        num = (b[rows] if per_origin else b)[:, None] - ao
-        tiny = np.abs(den) < 1e-12
-        ratio = num / np.where(tiny, 1.0, den)
-        t_in = np.max(np.where(den < -1e-12, ratio, -np.inf), axis=-1)
-        t_out = np.min(np.where(den > 1e-12, ratio, np.inf), axis=-1)
-        miss = np.any(tiny & (num < 0.0), axis=-1)
+        size = (min(n, lo + step) - lo, s, p)
+        t_in, t_out = np.full(size, -np.inf), np.full(size, np.inf)
+        miss = np.zeros(size, dtype=bool)
+        for f in range(len(a_o)):
+            ao = a_o[f, rows, None]  # [n, 1, P]
+            den = (a_e[f, rows] if a_e.shape[1] > 1 else a_e[f]) - ao  # a . (end - origin)
+            num = (b[f, rows] if b.shape[1] > 1 else b[f])[:, None] - ao
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = num / den  # where |den| < 1e-12 it is never read (masked below)
+            np.maximum(t_in, ratio, out=t_in, where=den < -1e-12)
+            np.minimum(t_out, ratio, out=t_out, where=den > 1e-12)
+            miss |= (np.abs(den) < 1e-12) & (num < 0.0)
         t_stop = np.minimum(t_out, t_end[rows, :, None])
         hit = (np.maximum(t_in, 0.0) < t_stop) & ~miss  # [n, S, P]
         out[rows] = np.any(hit, axis=-1) if reduce else hit
@@ -141,19 +182,34 @@ def culled_prisms(
     origins: np.ndarray,  # [N, 3]
     ends: np.ndarray,  # [S, 3]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # a3 [N, Q, F, 3], b3 [N, Q, F], index [N, Q]
-    """Per origin, the obstacles that can block a segment from it to an end, padded to one
-    count Q (padding: a prism that blocks nothing, index -1). An obstacle is kept when its
-    bearing interval seen from the origin overlaps the ends' and it is nearer than the farthest
-    end (every segment lies in that wedge, so the rest cannot block: the result equals the
-    unculled one); an obstacle around the origin or straddling the bearing opposite the ends
-    is always kept."""
+    """Per origin, the obstacles that can block a segment from it to an end (``cull_index``),
+    padded to one count Q (padding: a prism that blocks nothing, index -1)."""
     a3, b3 = stack_prisms(obstacles)
-    n, faces = len(origins), a3.shape[1]
+    index = cull_index(obstacles, origins, ends)
     if not len(a3):
-        return np.zeros((n, 0, faces, 3)), np.ones((n, 0, faces)), np.zeros((n, 0), dtype=int)
+        n, faces = len(origins), a3.shape[1]
+        return np.zeros((n, 0, faces, 3)), np.ones((n, 0, faces)), index
+    a3n = np.where(index[..., None, None] >= 0, a3[index], 0.0)
+    b3n = np.where(index[..., None] >= 0, b3[index], -1.0)  # 0 . x <= -1: never inside
+    return a3n, b3n, index
+
+
+def cull_index(
+    obstacles: Sequence[Polytope],
+    origins: np.ndarray,  # [N, 3]
+    ends: np.ndarray,  # [S, 3]
+) -> np.ndarray:  # [N, Q] obstacle indices, -1 padding
+    """Per origin, the obstacles that can block a segment from it to an end, in increasing
+    order, padded with -1 to one count Q >= 1. An obstacle is kept when its bearing interval
+    seen from the origin overlaps the ends' and it is nearer than the farthest end (every
+    segment lies in that wedge, so the rest cannot block: the result equals the unculled one);
+    an obstacle around the origin or straddling the bearing opposite the ends is always kept."""
+    n = len(origins)
+    if not len(obstacles):
+        return np.zeros((n, 0), dtype=int)
     verts = [o.vertices for o in obstacles]
     most = max(len(v) for v in verts)
-    padded = np.stack([np.vstack([v, np.repeat(v[-1:], most - len(v), axis=0)]) for v in verts])
+    padded = np.stack([v if len(v) == most else _pad_rows(v, most) for v in verts])
     o2, e2 = origins[:, :2], ends[:, :2]
     ref = np.arctan2(*(e2.mean(axis=0) - o2).T[::-1])  # [N] bearing of the ends' centre
     rel_e = e2[None] - o2[:, None]  # [N, S, 2]
@@ -163,18 +219,21 @@ def culled_prisms(
     overlap = (ang_v.max(axis=-1) >= ang_e.min(axis=1)[:, None]) & (
         ang_v.min(axis=-1) <= ang_e.max(axis=1)[:, None]
     )
-    centre = np.array([v.mean(axis=0) for v in verts])  # [P, 2]
-    radius = np.array([np.max(np.linalg.norm(v - v.mean(axis=0), axis=1)) for v in verts])
+    centre = np.array([o.footprint_disc[0] for o in obstacles])  # [P, 2]
+    radius = np.array([o.footprint_disc[1] for o in obstacles])  # [P]
     gap = np.linalg.norm(centre[None] - o2[:, None], axis=-1) - radius[None]  # [N, P]
     keep = overlap & (gap <= np.linalg.norm(rel_e, axis=-1).max(axis=1)[:, None])
-    q = max(1, int(keep.sum(axis=1).max()))
-    index = np.full((n, q), -1)
-    for k, row in enumerate(keep):
-        idx = np.flatnonzero(row)
-        index[k, : len(idx)] = idx
-    a3n = np.where(index[..., None, None] >= 0, a3[index], 0.0)
-    b3n = np.where(index[..., None] >= 0, b3[index], -1.0)  # 0 . x <= -1: never inside
-    return a3n, b3n, index
+    count = keep.sum(axis=1)
+    q = max(1, int(count.max()))
+    # per origin its kept obstacles in increasing order, then -1: a stable sort puts the kept
+    # columns first in their order
+    first = np.argsort(~keep, axis=1, kind="stable")[:, :q]
+    index = np.where(np.arange(q)[None] < count[:, None], first, -1)
+    return index
+
+
+def _pad_rows(v: np.ndarray, rows: int) -> np.ndarray:  # [V, 2] -> [rows, 2], last repeated
+    return np.vstack([v, np.repeat(v[-1:], rows - len(v), axis=0)])
 
 
 def _wrap(angle: np.ndarray) -> np.ndarray:
@@ -208,8 +267,7 @@ def exact_occlusion(
     rel = o[:, None, :] - points[None]  # [N, S, 3]
     dist = np.maximum(np.linalg.norm(rel, axis=-1), 1e-9)
     weights = np.where(facing, areas * np.einsum("sd,nsd->ns", normals, rel) / dist**3, 0.0)
-    a3, b3, _ = culled_prisms(_near_rays(obstacles, np.vstack([o, points])), o, points)
-    blocked = segments_hits(o, points, a3, b3, reduce=True)
+    blocked, _ = culled_hits(_near_rays(obstacles, np.vstack([o, points])), o, points, True)
     total = weights.sum(axis=1)
     hidden = (weights * blocked).sum(axis=1)
     return np.where(total > 0.0, np.clip(hidden / np.where(total > 0, total, 1.0), 0, 1), 1.0)
@@ -218,12 +276,12 @@ def exact_occlusion(
 def _near_rays(obstacles: Sequence[Polytope], ends: np.ndarray) -> list[Polytope]:
     """Obstacles that meet the bounding box of all ray end points ends [E, 3] (every ray lies
     in it); the others cannot block anything."""
+    if not obstacles:
+        return []
     lo, hi = ends.min(axis=0), ends.max(axis=0)
-    return [
-        o
-        for o in obstacles
-        if np.all(o.vertices.max(axis=0) >= lo[:2])
-        and np.all(o.vertices.min(axis=0) <= hi[:2])
-        and o.z_max_m >= lo[2]
-        and o.z_min_m <= hi[2]
-    ]
+    low = np.array([o.footprint_bounds[0] for o in obstacles])  # [P, 2]
+    high = np.array([o.footprint_bounds[1] for o in obstacles])  # [P, 2]
+    z = np.array([(o.z_min_m, o.z_max_m) for o in obstacles])  # [P, 2]
+    meet = (np.all(high >= lo[:2], axis=1) & np.all(low <= hi[:2], axis=1)
+            & (z[:, 1] >= lo[2]) & (z[:, 0] <= hi[2]))  # fmt: skip
+    return [o for o, m in zip(obstacles, meet, strict=True) if m]

@@ -86,9 +86,11 @@ class CroaPlanner:
         self._solver = ScpSolver(self.config, "occlusion")
         self.last_outcome: ScpOutcome | None = None  # diagnostics of the latest cycle
         self.last_guide: np.ndarray | None = None  # the latest cycle's guide view, if any
-        # exact-occlusion spacing of PlanResult.starts, computed after the timed part (None:
+        # exact-occlusion spacing of PlanResult.starts when ``finer_reports`` is called (None:
         # the planner's own exact_spacing_m, no extra work); a benchmark asks for a finer one
+        # after it has stopped the cycle's clock
         self.report_spacing_m: float | None = None
+        self._report_input: tuple[np.ndarray, PlanObservation] | None = None
 
     def context(self, observation: PlanObservation) -> ScpContext:
         """Cycle data: start state, reachable obstacles, shadows (no guide yet)."""
@@ -171,8 +173,7 @@ class CroaPlanner:
         timings = PlanTimings(1e3 * (time.perf_counter() - start), setup_ms,
                               sum(o.solve_ms for o in outcomes.values()),
                               sum(o.num_solves for o in outcomes.values()))  # fmt: skip
-        if self.report_spacing_m is not None:
-            exact, exact_view = trajectory_occlusion(rear, observation, c, self.report_spacing_m)
+        self._report_input = (rear, observation)
         reports = tuple(
             StartReport(name, float(exact[k]), float(exact[n + k]), float(exact_view[k]),
                         float(exact_view[n + k]), starts[name].merit, o.best.merit,
@@ -184,6 +185,20 @@ class CroaPlanner:
         result, nxt = conclude(self.name, out, observation, state, c, ctx.obstacles, timings,
                                surrogate)  # fmt: skip
         return replace(result, starts=reports), nxt
+
+    def finer_reports(self, result: PlanResult) -> PlanResult:
+        """``result`` (this planner's latest) with the exact occlusions of its start reports
+        recomputed at ``report_spacing_m``: diagnostics only, which a benchmark asks for after
+        it has timed the cycle (the plan itself is unchanged)."""
+        if self.report_spacing_m is None or self._report_input is None:
+            return result
+        rear, observation = self._report_input
+        exact, view = trajectory_occlusion(rear, observation, self.config, self.report_spacing_m)
+        n = len(result.starts)
+        starts = tuple(replace(r, start_occlusion=float(exact[k]), result_occlusion=float(
+            exact[n + k]), start_view_occlusion=float(view[k]), result_view_occlusion=float(
+            view[n + k])) for k, r in enumerate(result.starts))  # fmt: skip
+        return replace(result, starts=starts)
 
     def _run(self, initial: Iterate, ctx: ScpContext) -> ScpOutcome:
         if self.config.ccp:

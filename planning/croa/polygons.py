@@ -93,19 +93,22 @@ def halfspaces_to_polygon(A: np.ndarray, b: np.ndarray) -> np.ndarray:  # [m, 2]
         raise PolygonError(f"half-spaces enclose no area ({err})") from err
 
 
+_CORNER_SIGNS = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
+
+
 def rectangle_vertices(
     centers: np.ndarray,  # [..., 2]
     yaws: np.ndarray,  # [...]
-    length_m: float,
-    width_m: float,
+    length_m: float | np.ndarray,  # or [...] per rectangle
+    width_m: float | np.ndarray,  # or [...]
 ) -> np.ndarray:  # [..., 4, 2]
     """CCW corners of rectangles (same corner order as geometry.boxes.bev_corners)."""
-    local = 0.5 * np.array(
-        [[length_m, width_m], [-length_m, width_m], [-length_m, -width_m], [length_m, -width_m]]
-    )
+    # half sizes times the corners' signs (exact: a sign flip of 0.5 * size)
+    lx = 0.5 * np.asarray(length_m, dtype=np.float64)[..., None] * _CORNER_SIGNS[:, 0]  # [..., 4]
+    ly = 0.5 * np.asarray(width_m, dtype=np.float64)[..., None] * _CORNER_SIGNS[:, 1]
     c, s = np.cos(yaws)[..., None], np.sin(yaws)[..., None]
-    x = c * local[:, 0] - s * local[:, 1]
-    y = s * local[:, 0] + c * local[:, 1]
+    x = c * lx - s * ly
+    y = s * lx + c * ly
     return np.stack([x, y], axis=-1) + np.asarray(centers)[..., None, :]
 
 
@@ -119,6 +122,16 @@ def _point_segment(
     t = np.sum(rel * edge, axis=-1) / np.maximum(np.sum(edge * edge, axis=-1), _EPS)
     closest = start + np.clip(t, 0.0, 1.0)[..., None] * edge
     return np.linalg.norm(points[..., :, None, :] - closest, axis=-1), closest
+
+
+def _project(
+    axes: np.ndarray,  # [..., A, 2]
+    points: np.ndarray,  # [..., V, 2]
+) -> np.ndarray:  # [..., A, V] axes . points
+    # written out: the same two products and one sum as einsum("...ad,...vd->...av"), about
+    # twice as fast on these small trailing axes
+    return (axes[..., :, None, 0] * points[..., None, :, 0]
+            + axes[..., :, None, 1] * points[..., None, :, 1])  # fmt: skip
 
 
 def separating_axis(
@@ -136,9 +149,7 @@ def separating_axis(
     n_q = polygon_halfspaces(q)[0] if obstacle_normals is None else obstacle_normals
     n_q = np.broadcast_to(n_q, q.shape)
     axes = np.concatenate([-n_p, n_q], axis=-2)  # [..., Vp + Vq, 2] candidate u (Q -> P)
-    proj_p = np.einsum("...ad,...vd->...av", axes, p)
-    proj_q = np.einsum("...ad,...vd->...av", axes, q)
-    sep = proj_p.min(axis=-1) - proj_q.max(axis=-1)  # [..., Vp + Vq]
+    sep = _project(axes, p).min(axis=-1) - _project(axes, q).max(axis=-1)  # [..., Vp + Vq]
     best = np.argmax(sep, axis=-1)
     sat_sd = np.take_along_axis(sep, best[..., None], axis=-1)[..., 0]
     sat_u = np.take_along_axis(axes, best[..., None, None], axis=-2)[..., 0, :]

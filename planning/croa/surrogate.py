@@ -65,7 +65,7 @@ import numpy as np
 
 from geometry.transforms import rotation_z
 from planning.croa.config import SurrogateConfig
-from planning.croa.occlusion import culled_prisms, segments_hits
+from planning.croa.occlusion import culled_hits
 from planning.croa.types import Polytope
 
 PAD_CONST = -1e3  # a padded model row reads w >= -1000: never active (w >= 0 anyway)
@@ -352,11 +352,20 @@ def rank_occluders(
     if not occluders:
         return []
     origins = np.hstack([probes_xy, np.full((len(probes_xy), 1), sensor_height_m)])
-    counts = np.zeros(len(occluders) + 1)  # the last one counts the padding (index -1)
-    moving = any(o.is_moving for o in occluders)
-    for t in scan_times_s if moving else scan_times_s[:1]:
-        a3, b3, index = culled_prisms([o.at_time(float(t)) for o in occluders], origins, samples)
-        np.add.at(counts, index, segments_hits(origins, samples, a3, b3).sum(axis=1))
-    counts = counts[:-1]
+    counts = np.zeros(len(occluders))
+    moving = [k for k, o in enumerate(occluders) if o.is_moving]
+    static = [k for k, o in enumerate(occluders) if not o.is_moving]
+    times = scan_times_s if moving else scan_times_s[:1]
+
+    def add(idx: list[int], t_s: float, repeat: int) -> None:  # hits of these at time t_s
+        hits, index = culled_hits([occluders[i].at_time(t_s) for i in idx], origins, samples)
+        per = np.zeros(len(idx) + 1)  # the last one counts the padding (index -1)
+        np.add.at(per, index, hits.sum(axis=1))
+        counts[idx] += repeat * per[:-1]
+
+    if static:  # a static occluder blocks the same rays at every scan: test it once
+        add(static, float(times[0]), len(times))
+    for t in times if moving else ():
+        add(moving, float(t), 1)
     order = np.argsort(-counts, kind="stable")
     return [int(i) for i in order if counts[i] > 0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -139,7 +140,24 @@ class Polytope:
         return cls(_frozen(normals), _frozen(offsets), _frozen(vertices), z_min_m, z_max_m)
 
     def halfspaces_3d(self) -> tuple[np.ndarray, np.ndarray]:
-        """The prism as ``A3 [m + 2, 3] x <= b3 [m + 2]`` (infinite heights left out)."""
+        """The prism as ``A3 [m + 2, 3] x <= b3 [m + 2]`` (infinite heights left out);
+        read-only arrays, computed once per polytope (the occlusion tests ask every cycle)."""
+        return self._halfspaces_3d
+
+    @cached_property
+    def footprint_disc(self) -> tuple[np.ndarray, float]:
+        """The footprint's vertex centroid [2] and the radius (m) of the circle about it that
+        holds every vertex (cached: culling tests ask for it many times per cycle)."""
+        centre = self.vertices.mean(axis=0)
+        return _frozen(centre), float(np.max(np.linalg.norm(self.vertices - centre, axis=1)))
+
+    @cached_property
+    def footprint_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """The footprint's axis-aligned bounds: least and greatest (x, y) [2] (cached)."""
+        return _frozen(self.vertices.min(axis=0)), _frozen(self.vertices.max(axis=0))
+
+    @cached_property
+    def _halfspaces_3d(self) -> tuple[np.ndarray, np.ndarray]:
         rows = [np.hstack([self.A, np.zeros((len(self.A), 1))])]
         offs = [self.b]
         if math.isfinite(self.z_max_m):
@@ -148,7 +166,7 @@ class Polytope:
         if math.isfinite(self.z_min_m):
             rows.append(np.array([[0.0, 0.0, -1.0]]))
             offs.append(np.array([-self.z_min_m]))
-        return np.vstack(rows), np.concatenate(offs)
+        return _frozen(np.vstack(rows)), _frozen(np.concatenate(offs))
 
 
 def _split_prism(

@@ -52,8 +52,12 @@ def viewpoint_clearance(
     headings_rad: np.ndarray,  # [N]
     obstacles: ObstacleSet,
     config: CroaConfig,
+    exact_below_m: float = np.inf,
 ) -> np.ndarray:  # [N]
-    """Least distance of the footprint parked with its lidar at each point, facing heading."""
+    """Least distance of the footprint parked with its lidar at each point, facing heading;
+    exact up to ``exact_below_m``, above it a lower bound that is still above it
+    (``ObstacleSet.signed_distances``: enough for a caller that compares with a threshold no
+    larger than it, and much cheaper)."""
     if len(obstacles) == 0:
         return np.full(len(view_xy), np.inf)
     offset = config.robot.rear_to_base_m + config.robot.lidar_x_m
@@ -61,7 +65,7 @@ def viewpoint_clearance(
     rear = np.hstack([view_xy - offset * heading, headings_rad[:, None]])
     # parked there at the end of a horizon: moving obstacles where they will be by then
     arrive = np.full(len(rear), config.horizon_steps * config.dt_s)
-    sd, _ = obstacles.signed_distances(footprints(rear, config.robot), np.inf, arrive)
+    sd, _ = obstacles.signed_distances(footprints(rear, config.robot), exact_below_m, arrive)
     return sd.min(axis=1)
 
 
@@ -86,7 +90,7 @@ def scored_best_viewpoint(
                        reach_candidates(here, reach, c)])  # fmt: skip
     headings = np.arctan2(views[:, 1] - here[1], views[:, 0] - here[0])
     need = c.min_clearance_m + c.plan_margin_m
-    views = views[viewpoint_clearance(views, headings, obstacles, c) >= need]
+    views = views[viewpoint_clearance(views, headings, obstacles, c, need) >= need]
     if len(views) == 0:
         return None
     occ = view_occlusion(views, observation, c, c.horizon_steps * c.dt_s)

@@ -170,6 +170,7 @@ class PerceivedWorld:
         boxes = np.asarray(static_boxes, dtype=np.float64).reshape(-1, 7)
         self.static_boxes = boxes[np.all(boxes[:, 3:6] > 0.0, axis=1)]
         self._static = tuple(Polytope.from_box(b) for b in self.static_boxes)  # built once
+        self._cell_prisms: dict[bytes, Polytope] = {}  # the latest observation's evidence cells
         self._static_xy = self.static_boxes[:, :2]
         self._static_radius = 0.5 * np.hypot(self.static_boxes[:, 3], self.static_boxes[:, 4])
 
@@ -301,9 +302,7 @@ class PerceivedWorld:
                                   robot_model.width_m)  # fmt: skip
         # a track overlapping the robot's own footprint is a wrong prediction (e.g. a vehicle
         # that yielded while its track extrapolated on): it cannot be where the robot is
-        clear = np.array([signed_distance(foot, rectangle_vertices(b[:2], np.array(b[6]), b[3],
-                                                                   b[4]))[0] > 0.0
-                          for b in boxes], dtype=bool).reshape(len(boxes))  # fmt: skip
+        clear = _clear_of(foot, boxes, boxes[:, 6])
         tracked = tuple(
             Polytope.from_box(b, (float(v[0]), float(v[1])), self._stop_after_s(b, v, foot))
             for b, v in zip(boxes[near & clear], vel[near & clear], strict=True)
@@ -318,9 +317,12 @@ class PerceivedWorld:
         cells = cells[~_inside_any(cells[:, :2], self.estimate[None])]  # never the target
         cells = np.vstack([cells, self.clutter[np.hypot(*(self.clutter[:, :2] - here).T)
                                                <= radius]])  # fmt: skip
-        evidence = tuple(Polytope.from_box(b) for b in cells
-                         if signed_distance(foot, rectangle_vertices(b[:2], np.array(0.0), b[3],
-                                                                     b[4]))[0] > 0.0)  # fmt: skip
+        # evidence cells persist over frames: their prisms are kept from one call to the next
+        known, self._cell_prisms = self._cell_prisms, {}
+        for b in cells[_clear_of(foot, cells, np.zeros(len(cells)))]:
+            key = b.tobytes()
+            self._cell_prisms[key] = known.get(key) or Polytope.from_box(b)
+        evidence = tuple(self._cell_prisms.values())
         obstacles = static + tracked + stopped + evidence
         return PlanObservation(stamp_ns, robot, self.estimate.copy(), obstacles)
 
@@ -343,6 +345,15 @@ class PerceivedWorld:
         if not np.any(ahead):
             return math.inf
         return max(0.0, float(np.min(along[ahead])) - self.config.yield_gap_m) / speed
+
+
+def _clear_of(foot: np.ndarray, boxes: np.ndarray, yaws: np.ndarray) -> np.ndarray:
+    """Whether the footprint of each box [B, 7], turned to yaws [B], is disjoint from the
+    robot's footprint foot [4, 2] (signed distance > 0), all boxes at once."""
+    if not len(boxes):
+        return np.zeros(0, dtype=bool)
+    rects = rectangle_vertices(boxes[:, :2], yaws, boxes[:, 3], boxes[:, 4])  # [B, 4, 2]
+    return signed_distance(foot, rects)[0] > 0.0
 
 
 def _cells(points: np.ndarray, cell_m: float, min_points: int) -> dict[tuple[int, int], float]:
@@ -381,10 +392,26 @@ def _tight_cells(points: np.ndarray, cell_m: float, min_points: int,
 
 
 def _inside_any(xy: np.ndarray, boxes: np.ndarray, margin_m: float = 0.0) -> np.ndarray:
-    """Whether each point [N, 2] lies in the footprint of any box [B, 7], grown by margin_m."""
+    """Whether each point [N, 2] lies in the footprint of any box [B, 7], grown by margin_m.
+
+    Per box only the points within its circumscribed square are tested (found by bisection on
+    the points sorted by x): a frame has thousands of points and tens of boxes, and the test
+    on the candidates is the same arithmetic as on all of them."""
+    out = np.zeros(len(xy), dtype=bool)
+    if not len(xy) or not len(boxes):
+        return out
     c, s = np.cos(boxes[:, 6]), np.sin(boxes[:, 6])  # [B]
-    rel = xy[:, None] - boxes[None, :, :2]  # [N, B, 2]
-    along = np.abs(rel[..., 0] * c + rel[..., 1] * s)
-    across = np.abs(-rel[..., 0] * s + rel[..., 1] * c)
-    inside = (along <= 0.5 * boxes[:, 3] + margin_m) & (across <= 0.5 * boxes[:, 4] + margin_m)
-    return np.any(inside, axis=1)
+    half_l, half_w = 0.5 * boxes[:, 3] + margin_m, 0.5 * boxes[:, 4] + margin_m
+    reach = np.hypot(half_l, half_w) + 1e-6  # a point inside is within this of the centre
+    order = np.argsort(xy[:, 0], kind="stable")
+    xs = xy[order, 0]
+    first = np.searchsorted(xs, boxes[:, 0] - reach, side="left")
+    last = np.searchsorted(xs, boxes[:, 0] + reach, side="right")
+    for k in range(len(boxes)):
+        cand = order[first[k] : last[k]]
+        cand = cand[~out[cand] & (np.abs(xy[cand, 1] - boxes[k, 1]) <= reach[k])]
+        rel = xy[cand] - boxes[k, :2]
+        along = np.abs(rel[:, 0] * c[k] + rel[:, 1] * s[k])
+        across = np.abs(-rel[:, 0] * s[k] + rel[:, 1] * c[k])
+        out[cand] = (along <= half_l[k]) & (across <= half_w[k])
+    return out

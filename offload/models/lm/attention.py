@@ -25,6 +25,7 @@ from offload.models.lm.cache import KVCache
 from offload.models.lm.config import LMConfig
 from offload.models.lm.routing import (
     causal_route,
+    causal_route_step,
     expert_choice,
     onehot_loss,
     straight_through,
@@ -45,8 +46,15 @@ class Rope(nn.Module):
 
     def forward(self, x: Tensor, pos: Tensor) -> Tensor:
         """x [B, T, h, dh] rotated by positions pos [B, T]."""
-        cos = self.cos[pos][:, :, None, :]  # [B, T, 1, dh/2]
-        sin = self.sin[pos][:, :, None, :]
+        return self.rotate(x, *self.at(pos))
+
+    def at(self, pos: Tensor) -> tuple[Tensor, Tensor]:
+        """cos, sin [*pos.shape, 1, dh/2] of positions pos (looked up once, used by every layer)."""
+        return self.cos[pos].unsqueeze(-2), self.sin[pos].unsqueeze(-2)
+
+    @staticmethod
+    def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        """x [..., h, dh] rotated by the angles of ``at`` (broadcast over the heads)."""
         x1, x2 = x.chunk(2, dim=-1)
         return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
 
@@ -67,10 +75,13 @@ class MixSGAAttention(nn.Module):
         self.pool = tuple(g // g0 for g in cfg.attn_group_sizes)  # shared heads per expert head
         self.expert_kv_heads = tuple(hk // p for p in self.pool)
         self.costs = tuple(1.0 / g for g in cfg.attn_group_sizes)  # KV per token vs MHA
+        self._costs_t = torch.tensor(self.costs, dtype=torch.float64)  # [E] (decode's guard)
         self.fractions = cfg.capacity_fractions()
         n = cfg.n_attn_experts
         self.router = nn.Linear(cfg.d_model, n, bias=True) if n > 1 else None
         self.scale = 1.0 / math.sqrt(dh)
+        self._fused_key: tuple[tuple[int, int], ...] = ()  # parameters ``_fused`` was built from
+        self._fused: tuple[Tensor, Tensor] = (torch.empty(0), torch.empty(0))
 
     def _pooled(self, t: Tensor, expert: int) -> Tensor:
         """[..., kv_heads, dh] -> [..., kv_heads / pool_e, dh] (mean of consecutive heads)."""
@@ -79,12 +90,28 @@ class MixSGAAttention(nn.Module):
             return t
         return t.unflatten(-2, (t.shape[-2] // p, p)).mean(dim=-2)
 
-    def _qkv(self, x: Tensor, pos: Tensor, rope: Rope) -> tuple[Tensor, Tensor, Tensor]:
+    def _qkv(
+        self, x: Tensor, pos: Tensor, rope: Rope, fused: bool | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:  # q, k, v [B, T, h, dh]; router [B, T, E]
+        """Projections, RoPE applied, and the attention router's logits (None: no router).
+
+        ``fused`` (default: without autograd, i.e. evaluation and prefill): the four projections
+        are one matmul and q and k are rotated together, as in ``decode``; training and the
+        reference step keep the separate layers.
+        """
         b, t, _ = x.shape
-        q = rope(self.q_proj(x).view(b, t, self.cfg.n_heads, -1), pos)
-        k = rope(self.k_proj(x).view(b, t, self.cfg.kv_heads, -1), pos)
-        v = self.v_proj(x).view(b, t, self.cfg.kv_heads, -1)
-        return q, k, v
+        h, hk = self.cfg.n_heads, self.cfg.kv_heads
+        if fused if fused is not None else not torch.is_grad_enabled():
+            proj = F.linear(x, *self._fused_projection())  # [B, T, (H + 2 hk) dh + E]
+            dh = self.cfg.head_dim
+            qk = rope(proj[..., : (h + hk) * dh].view(b, t, h + hk, dh), pos)
+            v = proj[..., (h + hk) * dh : (h + 2 * hk) * dh].view(b, t, hk, dh)
+            logits = proj[..., (h + 2 * hk) * dh :] if self.router is not None else None
+            return qk[:, :, :h], qk[:, :, h:], v, logits
+        q = rope(self.q_proj(x).view(b, t, h, -1), pos)
+        k = rope(self.k_proj(x).view(b, t, hk, -1), pos)
+        v = self.v_proj(x).view(b, t, hk, -1)
+        return q, k, v, self.router(x) if self.router is not None else None
 
     def forward(
         self,
@@ -97,13 +124,13 @@ class MixSGAAttention(nn.Module):
     ) -> tuple[Tensor, dict[str, Tensor]]:  # [B, T, d_model], auxiliary terms
         """Whole sequences at once (training, evaluation, prefill)."""
         b, t, _ = x.shape
-        q, k, v = self._qkv(x, pos, rope)
+        q, k, v, router_logits = self._qkv(x, pos, rope)
         aux: dict[str, Tensor] = {}
         assigned = torch.zeros((b, t), dtype=torch.long)
-        if self.router is None:
+        if router_logits is None:
             k_eff, v_eff = k, v
         else:
-            probs = torch.softmax(self.router(x), dim=-1)  # [B, T, E]
+            probs = torch.softmax(router_logits, dim=-1)  # [B, T, E]
             if routing == "expert_choice":
                 assigned = expert_choice(probs, self.fractions)
                 weights = straight_through(assigned, probs)
@@ -121,24 +148,35 @@ class MixSGAAttention(nn.Module):
                 weights = F.one_hot(assigned, len(self.pool)).to(x.dtype)
             aux["assigned"] = assigned
             aux["probs"] = probs
-            k_eff = sum(
-                weights[..., e, None, None] * self._expand(self._pooled(k, e), e)
-                for e in range(len(self.pool))
-            )
-            v_eff = sum(
-                weights[..., e, None, None] * self._expand(self._pooled(v, e), e)
-                for e in range(len(self.pool))
-            )
+            k_eff, v_eff = self._mix(k, weights, assigned), self._mix(v, weights, assigned)
         if cache is not None:
             self._store(cache, k, v, assigned, valid)
         g0 = self.cfg.attn_group_sizes[0]
+        if g0 > 1:
+            k_eff, v_eff = k_eff.repeat_interleave(g0, dim=2), v_eff.repeat_interleave(g0, dim=2)
         out = F.scaled_dot_product_attention(
-            q.transpose(1, 2),
-            k_eff.repeat_interleave(g0, dim=2).transpose(1, 2),
-            v_eff.repeat_interleave(g0, dim=2).transpose(1, 2),
-            is_causal=True,
+            q.transpose(1, 2), k_eff.transpose(1, 2), v_eff.transpose(1, 2), is_causal=True
         )  # [B, H, T, dh]
         return self.o_proj(out.transpose(1, 2).reshape(b, t, -1)), aux
+
+    def _mix(
+        self,
+        t: Tensor,  # [B, T, kv_heads, dh] keys or values
+        weights: Tensor,  # [B, T, E] one-hot (straight-through in training)
+        assigned: Tensor,  # [B, T] int64 the expert of each token
+    ) -> Tensor:  # [B, T, kv_heads, dh] each token's keys as its expert sees them
+        """sum_e w_e expand(pool_e(t)); without autograd the one-hot sum is a selection (the same
+        values: 1 x a + 0 x b is a) made with ``where``, without the multiplies."""
+        experts = range(len(self.pool))
+        if torch.is_grad_enabled():
+            return sum(
+                weights[..., e, None, None] * self._expand(self._pooled(t, e), e) for e in experts
+            )
+        out = t  # expert 0 (group size g_0, that of the shared projection) pools nothing
+        for e in experts[1:]:
+            pick = (assigned == e)[..., None, None]
+            out = torch.where(pick, self._expand(self._pooled(t, e), e), out)
+        return out
 
     def _expand(self, pooled: Tensor, expert: int) -> Tensor:
         """Pooled heads back to the shared heads (each read by its whole group)."""
@@ -164,13 +202,84 @@ class MixSGAAttention(nn.Module):
     def decode(
         self,
         x: Tensor,  # [B, d_model] one new token per row
+        rot: tuple[Tensor, Tensor],  # cos, sin [B, 1, dh/2] of its position (``Rope.at``)
+        cache: KVCache,
+        route_limit: Tensor,  # [B] float64 KV a row may have spent after this token (guard)
+    ) -> Tensor:  # [B, d_model]
+        """One token per row against the cache (the token is appended to the cache first).
+
+        The same arithmetic as ``decode_reference`` in a fixed number of tensor ops per layer:
+        the new token is pooled for every expert and written at its slot in each buffer (only
+        its own expert counts it, ``KVCache.append_step``), and each expert's scores are masked
+        by its counts, so no step gathers rows per expert. Every row attends to the same slices
+        as in the reference plus at most one masked slot per expert.
+        """
+        b, h, hk, dh = x.shape[0], self.cfg.n_heads, self.cfg.kv_heads, self.cfg.head_dim
+        proj = F.linear(x, *self._fused_projection())  # [B, (H + 2 hk) dh + E]
+        qk = Rope.rotate(proj[:, : (h + hk) * dh].view(b, h + hk, dh), *rot)  # q, k rotated
+        q, k = qk[:, :h], qk[:, h:]  # [B, H, dh], [B, hk, dh]
+        v = proj[:, (h + hk) * dh : (h + 2 * hk) * dh].view(b, hk, dh)
+        if self.router is None:
+            assigned = torch.zeros(b, dtype=torch.long)
+        else:
+            probs = torch.softmax(proj[:, (h + 2 * hk) * dh :], dim=-1)  # [B, E]
+            assigned, cache.kv_used[self.layer] = causal_route_step(
+                probs, self._costs_t, cache.kv_used[self.layer], route_limit
+            )
+        experts = range(len(self.pool))
+        widths = cache.append_step(
+            self.layer,
+            [self._pooled(k, e) for e in experts],
+            [self._pooled(v, e) for e in experts],
+            assigned,
+        )
+        slot = torch.arange(max(widths))  # [n] slot index, for the padding masks
+        scores = []
+        for e in experts:
+            keys = cache.keys[self.layer][e][:, :, : widths[e]]  # [B, he, n, dh]
+            qg = q.unflatten(1, (keys.shape[1], -1))  # [B, he, G, dh]: head h reads h // G
+            s = (qg @ keys.transpose(-1, -2)).flatten(1, 2) * self.scale  # [B, H, n]
+            pad = slot[: widths[e]] >= cache.counts[self.layer, e][:, None]  # [B, n]
+            scores.append(s.masked_fill_(pad[:, None, :], float("-inf")))
+        attn = torch.softmax(torch.cat(scores, dim=-1), dim=-1)  # [B, H, sum n]
+        out = torch.zeros_like(q)  # [B, H, dh]
+        start = 0
+        for e in experts:
+            vals = cache.values[self.layer][e][:, :, : widths[e]]  # [B, he, n, dh]
+            a = attn[..., start : start + widths[e]].unflatten(1, (vals.shape[1], -1))
+            out += (a @ vals).flatten(1, 2)  # [B, he, G, dh] -> [B, H, dh]
+            start += widths[e]
+        return self.o_proj(out.reshape(b, -1))
+
+    def _fused_projection(self) -> tuple[Tensor, Tensor]:
+        """Weight [(H + 2 hk) dh + E, d_model] and bias of q, k, v and the router stacked, so a
+        decode step projects in one matmul (rebuilt whenever a parameter changes)."""
+        parts = [self.q_proj.weight, self.k_proj.weight, self.v_proj.weight]
+        if self.router is not None:
+            parts += [self.router.weight, self.router.bias]
+        key = tuple((p.data_ptr(), p._version) for p in parts)
+        if key != self._fused_key:
+            weight = torch.cat([p.detach() for p in parts if p.dim() == 2])
+            bias = weight.new_zeros(weight.shape[0])
+            if self.router is not None:
+                bias[-self.router.out_features :] = self.router.bias.detach()
+            self._fused_key, self._fused = key, (weight, bias)
+        return self._fused
+
+    def decode_reference(
+        self,
+        x: Tensor,  # [B, d_model] one new token per row
         pos: Tensor,  # [B] int64 its position
         rope: Rope,
         cache: KVCache,
     ) -> Tensor:  # [B, d_model]
-        """One token per row against the cache (the token is appended to the cache first)."""
+        """The straightforward decode step (per-expert row gathers, the general routing guard):
+        what ``decode`` computes, kept as the reference tests compare it with."""
         b = x.shape[0]
-        q, k, v = (t[:, 0] for t in self._qkv(x[:, None], pos[:, None], rope))  # [B, h, dh]
+        q, k, v, _ = (
+            t[:, 0] if t is not None else None
+            for t in self._qkv(x[:, None], pos[:, None], rope, fused=False)
+        )  # [B, h, dh]
         if self.router is None:
             assigned = torch.zeros(b, dtype=torch.long)
         else:

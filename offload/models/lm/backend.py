@@ -2,13 +2,18 @@
 
 A backend runs batched prefill and decode over an opaque per-batch state (the KV cache), can
 drop rows (finished sequences) and join states (new prefills), states how much KV memory a
-sequence of n tokens may take, and encodes/decodes text. ``hf.HFBackend`` implements the same
+sequence of n tokens may take, and encodes/decodes text. ``MoEBackend.select`` defers its copy
+to the ``concat`` that follows it in the same engine step, and that concat consumes its inputs
+(``KVCache.gather(consume=True)``): the running batch's buffers have spare rows, rows that leave
+are compacted in place and rows that join are written into the spare ones, so a step copies
+only the rows that move, not the whole KV cache. ``hf.HFBackend`` implements the same
 protocol for a local Hugging Face checkpoint.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -52,6 +57,14 @@ class LMBackend(Protocol):
     def decode_text(self, ids: list[int]) -> str: ...
 
 
+@dataclass
+class Selection:
+    """Rows of a cache not copied yet (``MoEBackend.select``); rows None: all of them."""
+
+    cache: KVCache
+    rows: Tensor | None  # [n] int64
+
+
 class MoEBackend:
     """``MoELM`` with its BPE tokenizer behind the ``LMBackend`` protocol."""
 
@@ -82,14 +95,26 @@ class MoEBackend:
             tokens[i, : len(p)] = torch.tensor(p)
         return self.model.prefill(tokens, lengths)
 
-    def decode(self, tokens: Tensor, state: KVCache) -> Tensor:
+    def decode(self, tokens: Tensor, state: KVCache | Selection) -> Tensor:
+        if isinstance(state, Selection):  # a selection no concat followed (an abort)
+            state.cache, state.rows = state.cache.select(state.rows), None
+            return self.model.decode(tokens, state.cache)
         return self.model.decode(tokens, state)
 
-    def select(self, state: KVCache, rows: list[int]) -> KVCache:
-        return state.select(rows)
+    def select(self, state: KVCache | Selection, rows: list[int]) -> Selection:
+        """Deferred: the rows are copied by the ``concat`` that follows in the same step."""
+        picked = torch.as_tensor(rows, dtype=torch.long)
+        if isinstance(state, Selection):
+            if state.rows is not None:
+                picked = state.rows[picked]
+            return Selection(state.cache, picked)
+        return Selection(state, picked)
 
-    def concat(self, states: list[KVCache]) -> KVCache:
-        return KVCache.concat(states)
+    def concat(self, states: list[KVCache | Selection]) -> KVCache:
+        return KVCache.gather(
+            [(s.cache, s.rows) if isinstance(s, Selection) else (s, None) for s in states],
+            consume=True,  # the engine replaces its state with the result
+        )
 
     def set_brownout(self, tau: float) -> None:
         self.model.set_brownout(tau)

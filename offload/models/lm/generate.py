@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from tokenizers import Tokenizer
 from torch import Tensor
@@ -16,13 +17,22 @@ class GenerateError(ValueError):
     """A generation setting is out of bounds or the prompt does not fit."""
 
 
+def argmax_rows(logits: Tensor) -> Tensor:  # [B, V] -> [B] int64
+    """``logits.argmax(dim=-1)``, the same indices (the first maximum of each row), through numpy
+    on CPU: torch's CPU argmax over the vocabulary took 87 us for 32 rows of 2048, numpy's 5 us
+    (both single-threaded), and greedy decoding runs it every step."""
+    if logits.device.type != "cpu" or logits.dtype not in (torch.float32, torch.float64):
+        return logits.argmax(dim=-1)
+    return torch.from_numpy(logits.detach().numpy().argmax(axis=-1).astype(np.int64))
+
+
 def sample(
     logits: Tensor,  # [B, V]
     temperature: Tensor,  # [B] 0 = greedy
     generator: torch.Generator | None = None,
 ) -> Tensor:  # [B] int64
     """Greedy rows where temperature is 0, softmax sampling at the given temperature elsewhere."""
-    greedy = logits.argmax(dim=-1)
+    greedy = argmax_rows(logits)
     hot = temperature > 0
     if not bool(hot.any()):
         return greedy

@@ -20,6 +20,7 @@ from offload.models.lm.attention import MixSGAAttention, Rope, Routing
 from offload.models.lm.cache import KVCache
 from offload.models.lm.config import LMConfig
 from offload.models.lm.moe import MoEFeedForward
+from offload.models.lm.routing import route_limit
 from offload.models.lm.united import MergeMethod, apply_brownout, merged_count
 
 
@@ -35,9 +36,17 @@ class Block(nn.Module):
         self.norm2 = nn.RMSNorm(cfg.d_model, eps=1e-6)
         self.moe = MoEFeedForward(cfg)
 
-    def _ffn(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        y, balance = self.moe(self.norm2(x).reshape(-1, x.shape[-1]))
-        return x + y.view_as(x), balance
+    def _ffn(self, x: Tensor, valid: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """x + moe(norm(x)); with ``valid`` [B, T] (prefill) only the valid tokens run it: a
+        padded position feeds no valid token (right padding, causal attention)."""
+        if valid is None:
+            y, balance = self.moe(self.norm2(x).reshape(-1, x.shape[-1]))
+            return x + y.view_as(x), balance
+        xs = x[valid]  # [N, d] packed
+        y, balance = self.moe(self.norm2(xs))
+        out = x.clone()
+        out[valid] = xs + y
+        return out, balance
 
 
 class MoELM(nn.Module):
@@ -71,15 +80,25 @@ class MoELM(nn.Module):
         cache: KVCache | None = None,  # filled with the KV of the valid tokens if given
     ) -> tuple[Tensor, dict[str, Tensor]]:  # logits [B, T, V], auxiliary losses and routing
         """Whole sequences: training (expert_choice), evaluation and prefill (causal)."""
+        x, out = self._hidden(tokens, routing, lengths, cache)
+        return self.norm(x) @ self.embed.weight.T, out
+
+    def _hidden(
+        self, tokens: Tensor, routing: Routing, lengths: Tensor | None, cache: KVCache | None
+    ) -> tuple[Tensor, dict[str, Tensor]]:  # last hidden states [B, T, d], as ``forward``
         self._check(tokens)
         b, t = tokens.shape
         pos = torch.arange(t)[None, :].expand(b, t)
         valid = None if lengths is None else pos < lengths[:, None]
+        # Without autograd, padded positions skip the feed-forward (they feed no valid token).
+        packed = valid if valid is not None and not torch.is_grad_enabled() else None
+        if packed is not None and bool(packed.all()):
+            packed = None
         x = self.embed(tokens)
         balance, onehot, assigned, probs = [], [], [], []
         for block in self.blocks:
             a, aux = block.attn(block.norm1(x), pos, self.rope, routing, valid, cache)
-            x, bal = block._ffn(x + a)
+            x, bal = block._ffn(x + a, packed)
             balance.append(bal)
             if "onehot" in aux:
                 onehot.append(aux["onehot"])
@@ -88,13 +107,12 @@ class MoELM(nn.Module):
                 probs.append(aux["probs"])
         if cache is not None:
             cache.lengths = lengths.clone() if lengths is not None else torch.full((b,), t)
-        logits = self.norm(x) @ self.embed.weight.T
         out = {"balance": torch.stack(balance).mean()}
         out["onehot"] = torch.stack(onehot).mean() if onehot else torch.zeros(())
         if assigned:
             out["assigned"] = torch.stack(assigned)  # [layers, B, T] attention expert per token
             out["probs"] = torch.stack(probs)  # [layers, B, T, E] router probabilities
-        return logits, out
+        return x, out
 
     def loss(self, tokens: Tensor) -> tuple[Tensor, dict[str, float]]:
         """Training loss on [B, T+1] tokens (predict each next token), and its parts."""
@@ -127,9 +145,9 @@ class MoELM(nn.Module):
         if tokens.shape[0] and int(lengths.min()) < 1:
             raise ModelError("every prompt needs at least one token")
         cache = self.new_cache(tokens.shape[0])
-        logits, _ = self(tokens, routing="causal", lengths=lengths, cache=cache)
-        last = logits[torch.arange(tokens.shape[0]), lengths - 1]
-        return last, cache
+        x, _ = self._hidden(tokens, "causal", lengths, cache)
+        last = x[torch.arange(tokens.shape[0]), lengths - 1]  # [B, d]: the head on these only
+        return self.norm(last) @ self.embed.weight.T, cache
 
     @torch.no_grad()
     def decode(
@@ -138,16 +156,33 @@ class MoELM(nn.Module):
         cache: KVCache,
     ) -> Tensor:  # [B, V] logits of the next token
         """Appends one token per row to ``cache`` and returns the next-token logits."""
+        x, pos = self._decode_input(tokens, cache)
+        rot = self.rope.at(pos)  # [B, 1, dh/2] each, shared by every layer
+        attn0 = self.blocks[0].attn
+        limit = route_limit(cache.lengths, self.cfg.kv_budget, attn0.costs)
+        for block in self.blocks:
+            x = x + block.attn.decode(block.norm1(x), rot, cache, limit)
+            x, _ = block._ffn(x)
+        cache.lengths = pos + 1
+        return self.norm(x) @ self.embed.weight.T
+
+    @torch.no_grad()
+    def decode_reference(self, tokens: Tensor, cache: KVCache) -> Tensor:
+        """``decode`` with the straightforward attention step (``decode_reference``): tests
+        compare the two."""
+        x, pos = self._decode_input(tokens, cache)
+        for block in self.blocks:
+            x = x + block.attn.decode_reference(block.norm1(x), pos, self.rope, cache)
+            x, _ = block._ffn(x)
+        cache.lengths = pos + 1
+        return self.norm(x) @ self.embed.weight.T
+
+    def _decode_input(self, tokens: Tensor, cache: KVCache) -> tuple[Tensor, Tensor]:
         pos = cache.lengths
         if pos.numel() and int(pos.max()) >= self.cfg.max_seq_len:
             raise ModelError(f"a sequence reached max_seq_len={self.cfg.max_seq_len}")
         self._check(tokens[:, None])
-        x = self.embed(tokens)  # [B, d]
-        for block in self.blocks:
-            x = x + block.attn.decode(block.norm1(x), pos, self.rope, cache)
-            x, _ = block._ffn(x)
-        cache.lengths = pos + 1
-        return self.norm(x) @ self.embed.weight.T
+        return self.embed(tokens), pos  # [B, d], [B]
 
     def set_brownout(self, tau: float, method: MergeMethod = "aligned") -> None:
         """Serves the share 1 - tau of each layer's experts by a united expert (1 = original)."""

@@ -98,6 +98,31 @@ def causal_route(
     )
 
 
+def route_limit(count: Tensor, kv_budget: float, costs: tuple[float, ...]) -> Tensor:
+    """[B] float64 KV a sequence may have spent after its next token, given ``count`` [B] tokens
+    before it: the guard of ``causal_route`` (shared by every layer of a decode step)."""
+    slack = KV_SLACK_TOKENS * max(costs)
+    return kv_budget * (count.double() + 1) + slack + 1e-9
+
+
+def causal_route_step(
+    probs: Tensor,  # [B, E] router probabilities of each row's one new token
+    costs: Tensor,  # [E] float64 KV per token of each expert relative to MHA
+    used: Tensor,  # [B] float64 KV already spent by each sequence
+    limit: Tensor,  # [B] float64 ``route_limit`` of each row
+) -> tuple[Tensor, Tensor]:  # experts [B], used [B]
+    """``causal_route`` for one token per row (decode), in torch without leaving the tensor.
+
+    Same rule and the same choice: the argmax among the experts the guard allows (the coarsest is
+    always allowed). Masking the disallowed experts to -1 changes nothing where the plain argmax
+    was allowed, so this equals both of ``causal_route``'s paths.
+    """
+    over = used[:, None] + costs[None, :] > limit[:, None]  # [B, E]
+    over[:, -1] = False
+    choice = probs.masked_fill(over, -1.0).argmax(dim=-1)  # probs >= 0 > -1
+    return choice, used + costs[choice]
+
+
 def _route_out(
     choice: np.ndarray, used: np.ndarray, counted: np.ndarray, step: np.ndarray, count0: np.ndarray
 ) -> tuple[Tensor, Tensor, Tensor]:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from offload.models.lm.generate import argmax_rows
 from offload.models.lm.model import MoELM
 from offload.models.lm.slack import StepCosts
 
@@ -34,10 +35,10 @@ def time_decode(
     g = torch.Generator().manual_seed(batch)
     tokens = torch.randint(1, model.cfg.vocab_size, (batch, context), generator=g)
     logits, cache = model.prefill(tokens, torch.full((batch,), context))
-    nxt = model.decode(logits.argmax(-1), cache).argmax(-1)  # warm-up
+    nxt = argmax_rows(model.decode(argmax_rows(logits), cache))  # warm-up
     start = clock()
     for _ in range(steps):
-        nxt = model.decode(nxt, cache).argmax(-1)
+        nxt = argmax_rows(model.decode(nxt, cache))
     return (clock() - start) / steps
 
 

@@ -9,6 +9,7 @@ from planning.croa.baselines import StraightPlanner, straight_path
 from planning.croa.collision import ObstacleSet
 from planning.croa.scenes import Scene
 from planning.croa.types import PlanObservation, PlanStatus, Polytope, RobotState
+from planning.croa.viewpoints import viewpoint_clearance
 
 BASELINES = ("stay", "straight", "greedy_nbv", "obca_only")
 SEEDS = (0, 1)  # a subset of conftest's scenes keeps the OBCA baselines' runtime small
@@ -83,3 +84,21 @@ def test_obca_only_heads_for_the_side_of_the_target(planners, config) -> None:
     start_gap = np.hypot(9.0, goal_y)  # the lidar starts at base_link, the origin
     end_gap = np.linalg.norm(result.viewpoint_xy_m - np.array([9.0, goal_y]))
     assert result.status is PlanStatus.OK and end_gap < start_gap - 2.5
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("need_m", [0.3, 0.5])
+def test_viewpoint_clearance_with_a_threshold_keeps_the_same_viewpoints(
+    scenes: dict[int, Scene], config, seed: int, need_m: float
+) -> None:
+    """Exact only below the threshold (a lower bound above it): the same views pass, and the
+    distances below it are the exact ones."""
+    obs = scenes[seed].observation()
+    obstacles = ObstacleSet([*obs.obstacles, Polytope.from_box(obs.target_box)], config.max_faces)
+    views = np.random.default_rng(seed).uniform(-15.0, 15.0, (300, 2)) + obs.target_box[:2]
+    headings = np.random.default_rng(seed + 1).uniform(-np.pi, np.pi, 300)
+    exact = viewpoint_clearance(views, headings, obstacles, config)
+    cheap = viewpoint_clearance(views, headings, obstacles, config, need_m)
+    assert np.array_equal(exact >= need_m, cheap >= need_m)
+    below = exact < need_m
+    assert below.any() and np.array_equal(cheap[below], exact[below])

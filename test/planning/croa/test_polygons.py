@@ -174,3 +174,12 @@ def test_halfspaces_to_polygon_rejects_bad_sets(a: np.ndarray, b: np.ndarray, wh
 def test_convex_hull_rejects_collinear_points() -> None:
     with pytest.raises(PolygonError, match="collinear"):
         convex_hull(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]))
+
+
+def test_rectangles_with_their_own_sizes_equal_the_one_at_a_time_corners() -> None:
+    rng = np.random.default_rng(3)
+    centres, yaws = rng.uniform(-10, 10, (50, 2)), rng.uniform(-4, 4, 50)
+    lengths, widths = rng.uniform(0.1, 12, 50), rng.uniform(0.1, 3, 50)
+    rows = zip(centres, yaws, lengths, widths, strict=True)
+    each = np.stack([rectangle_vertices(c, np.array(y), float(a), float(b)) for c, y, a, b in rows])
+    assert np.array_equal(rectangle_vertices(centres, yaws, lengths, widths), each)

@@ -17,6 +17,7 @@ from planning.croa.problem import TrajectoryProblem
 from planning.croa.surrogate import (
     ShadowSet,
     build_shadows,
+    rank_occluders,
     shadow_rows,
     target_surface,
 )
@@ -169,3 +170,23 @@ def test_moving_occluder_casts_its_shadow_where_it_will_be() -> None:
     here = np.array([[[0.0, -1.5], [0.0, -1.5]]])
     per_scan = sh.scan_values(here, depth=False)[0]
     assert per_scan[0] < 0.05 and per_scan[1] > 0.3
+
+
+def test_occluders_are_ranked_by_the_rays_they_block_over_all_scans() -> None:
+    """rank_occluders tests a static occluder once for all scans; the reference counts every
+    occluder's blocked (probe, sample) rays at every scan time, one occluder at a time."""
+    crossing = Polytope.from_box(np.array([7.0, 8.0, 0.75, 4.5, 1.9, 1.5, -math.pi / 2]),
+                                 (0.0, -4.0))  # fmt: skip
+    occluders = [*OCCLUDERS, crossing]
+    samples = target_surface(TARGET, SurrogateConfig()).points
+    origins = np.hstack([PROBES, np.full((len(PROBES), 1), SENSOR_Z)])
+    times = np.array([0.0, 1.25, 2.5])
+    counts = np.array([
+        sum(segments_blocked(origins, samples, *stack_prisms([o.at_time(t)])).sum() for t in times)
+        for o in occluders
+    ])  # fmt: skip
+    want = [int(i) for i in np.argsort(-counts, kind="stable") if counts[i] > 0]
+    assert rank_occluders(samples, occluders, SENSOR_Z, PROBES, times) == want
+    assert 3 in want  # the crossing car blocks rays at the later scans only
+    static_only = rank_occluders(samples, OCCLUDERS, SENSOR_Z, PROBES, times)
+    assert static_only == [i for i in want if i < len(OCCLUDERS)]

@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from planning.croa.collision import ObstacleSet, footprints
+from planning.croa.polygons import rectangle_vertices
 from planning.croa.robot import RobotModel
 from planning.croa.types import Polytope, RobotState
-from planning.croa.world_model import PerceivedWorld
+from planning.croa.world_model import PerceivedWorld, _inside_any
 
 S = 1_000_000_000
 CAR = np.array([0.0, 0.0, 0.75, 4.5, 1.9, 1.5, 0.0])
@@ -213,3 +214,55 @@ def test_a_target_detection_beyond_the_gate_is_not_fused() -> None:
     est = world.update(3 * S, _car(21.8, -3.5)[None], np.array([0.95]), np.array([0]))
     assert est.score == pytest.approx(0.95)  # the stop decision still reads the score
     assert est.box[0] == pytest.approx(20.0)
+
+
+def _inside_any_dense(xy: np.ndarray, boxes: np.ndarray, margin_m: float) -> np.ndarray:
+    """Reference: every point against every box (the test before the per-box candidates)."""
+    c, s = np.cos(boxes[:, 6]), np.sin(boxes[:, 6])
+    rel = xy[:, None] - boxes[None, :, :2]
+    along = np.abs(rel[..., 0] * c + rel[..., 1] * s)
+    across = np.abs(-rel[..., 0] * s + rel[..., 1] * c)
+    inside = (along <= 0.5 * boxes[:, 3] + margin_m) & (across <= 0.5 * boxes[:, 4] + margin_m)
+    return np.any(inside, axis=1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("margin_m", [0.0, 0.3, 1.5])
+def test_point_in_box_test_equals_the_dense_test(seed: int, margin_m: float) -> None:
+    rng = np.random.default_rng(seed)
+    count = int(rng.integers(1, 30))
+    boxes = np.column_stack([rng.uniform(-20, 20, (count, 2)), np.zeros(count),
+                             rng.uniform(0.2, 12.0, (count, 2)), np.ones(count),
+                             rng.uniform(-4.0, 4.0, count)])  # fmt: skip
+    # points all over, and points exactly on the grown boxes' corners (the edge case)
+    corners = np.stack(
+        [
+            rectangle_vertices(b[:2], np.array(b[6]), b[3] + 2 * margin_m, b[4] + 2 * margin_m)
+            for b in boxes
+        ]
+    ).reshape(-1, 2)
+    xy = np.vstack([rng.uniform(-25, 25, (2000, 2)), corners])  # fmt: skip
+    assert np.array_equal(_inside_any(xy, boxes, margin_m), _inside_any_dense(xy, boxes, margin_m))
+    assert not _inside_any(np.zeros((0, 2)), boxes).size
+    assert not _inside_any(xy, np.zeros((0, 7))).any()
+
+
+def test_evidence_cells_kept_between_observations_give_the_same_observation() -> None:
+    """The evidence cells' prisms are reused by the next observation: the same obstacles as a
+    world model asked for the first time, and cells that expire are gone."""
+    rng = np.random.default_rng(1)
+    pole = np.column_stack([rng.uniform(10.1, 10.4, 20), rng.uniform(-1.9, -1.6, 20),
+                            rng.uniform(0.5, 2.5, 20)])  # fmt: skip
+    frame = (np.zeros((0, 7)), np.zeros(0), np.zeros(0, int), pole, np.array([0.0, 0.0, 1.8]))
+    world, fresh = _world(), _world()
+    world.update(0, *frame)
+    fresh.update(0, *frame)
+    first = world.observation(0, ROBOT, RobotModel())
+    again = world.observation(S, RobotState(0.5, 0.0, 0.1), RobotModel())
+    other = fresh.observation(S, RobotState(0.5, 0.0, 0.1), RobotModel())
+    assert len(first.obstacles) == len(again.obstacles) == 2
+    assert again.obstacles[1] is first.obstacles[1]  # the cell's prism, kept
+    for a, b in zip(again.obstacles, other.obstacles, strict=True):
+        assert np.array_equal(a.vertices, b.vertices) and np.array_equal(a.b, b.b)
+    world.update(int(3.5 * S), *frame[:3], np.zeros((0, 3)), frame[4])
+    assert len(world.observation(int(3.5 * S), ROBOT, RobotModel()).obstacles) == 1

@@ -133,16 +133,22 @@ def test_a_sequence_larger_than_the_kv_budget_is_rejected(tiny, tokenizer):
 
 
 def test_abort_frees_the_request(tiny, tokenizer):
+    """An abort drops its row between steps (a selection no concat follows): the other
+    requests' tokens are those they get alone."""
     be = backend(tiny, tokenizer)
     engine = Engine(be, EngineConfig(10**7, "fifo"))
-    for name in ("a", "b", "c"):
-        engine.submit(LMRequest(name, [1, 2, 3], 10, 0.0, ignore_eos=True))
-    engine.step(0.0)
+    prompts = {"a": [1, 2], "b": [3], "c": [4, 5]}
+    reqs = [LMRequest(n, p, 10, 0.0, ignore_eos=True) for n, p in prompts.items()]
+    for req in reqs:
+        engine.submit(req)
+    events = engine.step(0.0)
     assert engine.abort("b") and not engine.abort("b")
-    events = []
     while not engine.idle:
         events += engine.step(0.0)
-    assert {e.request_id for e in events} == {"a", "c"}
+    assert {e.request_id for e in events} == {"a", "b", "c"}
+    for req in (reqs[0], reqs[2]):
+        assert [e.token for e in events if e.request_id == req.request_id] == alone(be, req)
+    assert [e.index for e in events if e.request_id == "b"] == [0], "b ends at the abort"
     assert engine.reserved_bytes == 0
 
 

@@ -13,9 +13,11 @@ from offload.models.lm.config import LMConfigError, capacity_fractions
 from offload.models.lm.routing import (
     KV_SLACK_TOKENS,
     causal_route,
+    causal_route_step,
     expert_capacities,
     expert_choice,
     onehot_loss,
+    route_limit,
     straight_through,
 )
 
@@ -101,6 +103,30 @@ def test_causal_route_continues_from_a_cache_state():
         step, used, count = causal_route(probs[:, t : t + 1], COSTS, 0.5, used, count)
         rest.append(step)
     assert torch.equal(torch.cat(rest, dim=1), whole)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    budget=st.sampled_from([0.25, 0.4, 0.5, 0.75, 1.0]),
+    sharpness=st.floats(0.5, 8.0),
+    steps=st.integers(1, 40),
+    seed=st.integers(0, 2**16),
+)
+def test_decode_route_step_equals_the_general_guard(budget, sharpness, steps, seed):
+    """The decode step's torch guard makes the same choices and spends the same KV as
+    ``causal_route`` called one token at a time, from any cache state it reaches."""
+    gen = torch.Generator().manual_seed(seed)
+    probs = torch.softmax(sharpness * torch.randn(5, steps, 3, generator=gen), -1)
+    used = torch.rand(5, generator=gen, dtype=torch.float64)  # rows start mid-sequence
+    count = torch.randint(0, 30, (5,), generator=gen)
+    used_step, costs = used.clone(), torch.tensor(COSTS, dtype=torch.float64)
+    for t in range(steps):
+        want, used, count_next = causal_route(probs[:, t : t + 1], COSTS, budget, used, count)
+        got, used_step = causal_route_step(
+            probs[:, t], costs, used_step, route_limit(count, budget, COSTS)
+        )
+        assert torch.equal(got, want[:, 0]) and torch.equal(used_step, used)
+        count = count_next
 
 
 def test_onehot_loss_is_zero_only_for_one_hot_routing():
