@@ -71,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--load", type=float, default=0.45, help="offered load / quiet capacity")
     p.add_argument(
         "--variants",
-        default="off,suppress,full,full-pause,steer",
+        default="off,suppress,full,koordinator,qos",
         help="off, suppress and full, plus any of full-pause, steer, full-measured; NAME:X runs "
         "NAME with the threshold raise X (e.g. full:0.35, a sweep in one run)",
     )
