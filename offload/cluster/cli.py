@@ -269,7 +269,8 @@ def render_status(st: dict[str, Any]) -> str:
     cg = st.get("cgroups") or {}
     lines += [
         "",
-        f"best-effort CPU cap: {f(st.get('be_limit_cores'), 2)} cores; cgroups "
+        f"best-effort CPU cap: {f(st.get('be_limit_cores'), 2)} cores, CPU weight "
+        f"{st.get('be_shares') or '-'} (LS 1024); cgroups "
         f"{cg.get('version', '-')}",
     ]
     for role, why in (cg.get("missing") or {}).items():
