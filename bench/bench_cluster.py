@@ -259,11 +259,16 @@ def _calibrate_only(url: str, token: str, cc: Any) -> dict:
     }
 
 
+def _no_scores() -> dict[str, dict[str, float]]:
+    """The scores of a model that was not measured (no collection, or too few rows)."""
+    nan = {"within10": float("nan"), "mape": float("nan"), "n": 0}
+    return {"gbt": nan, "linear": nan, "last_value": nan}
+
+
 def _given_model(path: Path) -> tuple[dict, Any]:
     from offload.cluster.predictor import CpiPredictor
 
-    nan = {"within10": float("nan"), "mape": float("nan"), "n": 0}
-    return {"gbt": nan, "linear": nan, "last_value": nan}, CpiPredictor.load(path)
+    return _no_scores(), CpiPredictor.load(path)
 
 
 def _score_labels(rows: list[dict], meta: dict, cc: Any, seed: int) -> dict:
@@ -279,7 +284,6 @@ def _score_labels(rows: list[dict], meta: dict, cc: Any, seed: int) -> dict:
         float(np.nanmedian([r["features"]["node_runq"] for r in rows])) if rows else None
     )
     meta["intervals_dropped_mixed"] = sum(bool(r.get("mixed")) for r in rows)
-    nan = {"within10": float("nan"), "mape": float("nan"), "n": 0}
     by_label = {}
     for horizon, how in LABELS:
         d = to_arrays(rows, meta["quiet_latency_ms"], horizon, how)
@@ -287,7 +291,7 @@ def _score_labels(rows: list[dict], meta: dict, cc: Any, seed: int) -> dict:
             s, m = evaluate(*split(d, held_out(cc.runs)), seed)
         except PredictorError as err:  # a tiny run: the latency part runs on measured CPI
             print(f"no model ({horizon}, {how}): {err}", flush=True)
-            s, m = {"gbt": nan, "linear": nan, "last_value": nan}, None
+            s, m = _no_scores(), None
         by_label[(horizon, how)] = (s, m)
     return by_label
 

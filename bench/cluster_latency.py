@@ -73,7 +73,7 @@ def corunner_bodies(
 def reset(api: Any) -> None:
     """No co-runner, no BE cap, the BE group at the LS group's CPU weight (1024: no CPU QoS),
     every router weight 1 (through an executor, which logs it)."""
-    from offload.cluster.cgroups import detect
+    from offload.cluster.cgroups import DEFAULT_CPU_SHARES, detect
     from offload.cluster.executor import Executor
     from offload.cluster.mitigation.interface import SetBeLimit, SetBeWeight, SetWeights
     from offload.cluster.targets import AgentTargets
@@ -86,7 +86,7 @@ def reset(api: Any) -> None:
     ex.apply(
         [
             SetBeLimit("bench: reset", None),
-            SetBeWeight("bench: reset", 1024),
+            SetBeWeight("bench: reset", DEFAULT_CPU_SHARES),
             SetWeights("bench: reset", {r["name"]: 1.0 for r in st["replicas"]}),
         ]
     )
@@ -181,15 +181,10 @@ def variant_config(variant: str, full_relax_frac: float | None = None) -> tuple[
     config = MitigationConfig("full" if measured else name)
     try:
         raise_ = float(relax) if relax else full_relax_frac
-    except ValueError as err:
-        raise MitigationError(f"variant {variant!r}: {relax!r} is not a number") from err
-    if raise_ is not None:
-        if not 0 <= raise_ <= 1 - config.suppress.threshold_frac:
-            raise MitigationError(
-                f"variant {variant!r}: the raise {raise_} must be in "
-                f"[0, {1 - config.suppress.threshold_frac:.2f}]"
-            )
-        config = replace(config, full_relax_frac=raise_)
+        if raise_ is not None:
+            config = replace(config, full_relax_frac=raise_)  # MitigationConfig checks the range
+    except ValueError as err:  # MitigationError is one
+        raise MitigationError(f"variant {variant!r}: {err}") from err
     return config, measured
 
 

@@ -42,6 +42,7 @@ V1_CONTROLLER["freeze"] = "freezer"
 V2_CONTROLLER = {"cpu": "cpu", "weight": "cpu", "cpuset": "cpuset"}  # others are core files
 CFS_PERIOD_US = 100_000  # the kernel's default period; Koordinator writes quotas against it
 MIN_QUOTA_US = 1000  # the kernel rejects a cfs quota below 1 ms
+DEFAULT_CPU_SHARES = 1024  # a new group's cpu.shares: the LS side's weight, BE without CPU QoS
 
 
 class CgroupError(RuntimeError):

@@ -47,6 +47,9 @@ from typing import Any
 
 import numpy as np
 
+from offload.cluster.cgroups import DEFAULT_CPU_SHARES
+from offload.cluster.mitigation.qos import QosConfig
+
 log = logging.getLogger(__name__)
 KIND_NAMES = ("cpu", "membw", "cache", "io")
 LABEL_DEFINITION = (
@@ -109,7 +112,8 @@ def mix(rng: np.random.Generator, cpus: list[int], config: CollectConfig) -> dic
             }
         )
     cap = float(rng.uniform(0.1, 0.75) * len(cpus)) if rng.random() < 0.35 else None
-    shares = 2 if rng.random() < 0.4 else 1024  # CPU QoS on (Kubernetes' BestEffort) or off
+    # CPU QoS on (Kubernetes' BestEffort weight) or off
+    shares = QosConfig().be_shares if rng.random() < 0.4 else DEFAULT_CPU_SHARES
     pause = int(rng.integers(len(corunners))) if corunners and rng.random() < 0.25 else None
     return {
         "corunners": corunners,
@@ -196,7 +200,7 @@ def collect(
         agent.close()
         _clear(api)
         agent.executor.apply(
-            [SetBeLimit("collect: done", None), SetBeWeight("collect: done", 1024)]
+            [SetBeLimit("collect: done", None), SetBeWeight("collect: done", DEFAULT_CPU_SHARES)]
         )
     for r in rows:  # was a mix change made while this interval was measured?
         t0, t1 = r.get("t0_s", math.nan), r.get("t1_s", math.nan)

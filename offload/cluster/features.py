@@ -26,6 +26,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from offload.cluster.cgroups import DEFAULT_CPU_SHARES
 from offload.cluster.corunner import KINDS
 from offload.cluster.metrics import NodeMetrics, WorkloadMetrics
 from offload.cluster.mitigation.interface import overlap
@@ -135,7 +136,7 @@ def row(
         if o.name != rep.name
     )
     out["be_limit_frac"] = 1.0 if be_limit_cores is None else min(1.0, be_limit_cores / n)
-    out["be_weight_frac"] = NAN if be_shares is None else be_shares / 1024
+    out["be_weight_frac"] = NAN if be_shares is None else be_shares / DEFAULT_CPU_SHARES
     out["last_inflation"] = rep.last_inflation
     return out
 

@@ -38,7 +38,13 @@ from typing import Any
 import httpx
 
 from offload.cluster.balance import Balancer
-from offload.cluster.cgroups import Cgroup, CgroupError, CgroupSupport, detect
+from offload.cluster.cgroups import (
+    DEFAULT_CPU_SHARES,
+    Cgroup,
+    CgroupError,
+    CgroupSupport,
+    detect,
+)
 from offload.cluster.corunner import CoRunnerError
 from offload.cluster.corunners import CoRunner, CoRunnerSpec
 from offload.cluster.executor import Executor
@@ -79,8 +85,8 @@ class LocalClusterConfig:
     replica_args: tuple[str, ...] = ()
     pin_replicas: bool = True
     placement: str = "spread"
-    be_cpu_shares: int = 1024
-    cluster_cpu_shares: int = 1024
+    be_cpu_shares: int = DEFAULT_CPU_SHARES
+    cluster_cpu_shares: int = DEFAULT_CPU_SHARES
     start_timeout_s: float = 300.0
 
     def __post_init__(self) -> None:

@@ -88,6 +88,11 @@ class MitigationConfig:
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise MitigationError(f"variant={self.variant!r} must be one of {', '.join(VARIANTS)}")
+        most = 1 - self.suppress.threshold_frac  # the threshold may rise to 100%, no further
+        if not 0 <= self.full_relax_frac <= most:
+            raise MitigationError(
+                f"full_relax_frac={self.full_relax_frac} must be in [0, {most:g}]"
+            )
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,7 @@ def decide(
         return actions, state
     sup, ev = config.suppress, config.evict
     if full:
-        sup = replace(sup, relax_frac=min(config.full_relax_frac, 1 - sup.threshold_frac))
+        sup = replace(sup, relax_frac=config.full_relax_frac)
         ev = replace(ev, traffic_weighted=config.full_traffic_weighted)
     a, s2 = suppress.decide(obs, state.suppress, sup)
     actions += a

@@ -262,9 +262,8 @@ def _resumed_level(obs: Observation) -> float:
     measured level without one)."""
     pairs = []
     for r in obs.replicas:
-        w = r.predicted_cpi_resumed
-        resumed = w / r.reference_cpi / (r.solo_inflation if r.solo_inflation > 0 else 1.0)
-        x = resumed if not math.isnan(w) and r.reference_cpi > 0 else _infl(r)
+        x = r.interference_resumed()
+        x = 1.0 if math.isnan(x) else x
         pairs.append((r.rate_per_s, x))
     total = sum(w for w, _ in pairs)
     if not pairs:

@@ -134,10 +134,7 @@ def _resume(
         return [], state
     what_ifs = []
     for r in obs.replicas:
-        what_if = r.predicted_cpi_resumed
-        solo = r.solo_inflation if r.solo_inflation > 0 else 1.0
-        infl = what_if / r.reference_cpi / solo if not math.isnan(what_if) else r.interference()
-        what_ifs.append((r.rate_per_s, _f(infl)))
+        what_ifs.append((r.rate_per_s, _f(r.interference_resumed())))
     worst = max([1.0] + [x for _, x in what_ifs])
     total = sum(w for w, _ in what_ifs)
     if config.traffic_weighted and total > 0:

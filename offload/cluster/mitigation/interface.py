@@ -58,8 +58,18 @@ class ReplicaView:
 
     def interference(self, predicted: bool = True) -> float:
         """Inflation over the solo inflation: the part co-runners add (1 = none)."""
-        solo = self.solo_inflation if self.solo_inflation > 0 else 1.0
-        return self.inflation(predicted) / solo
+        return self.inflation(predicted) / self._solo()
+
+    def interference_resumed(self) -> float:
+        """The interference predicted with every paused co-runner back (the predictor's
+        what-if); without one, :meth:`interference`."""
+        w = self.predicted_cpi_resumed
+        if math.isnan(w) or not self.reference_cpi > 0:
+            return self.interference()
+        return w / self.reference_cpi / self._solo()
+
+    def _solo(self) -> float:
+        return self.solo_inflation if self.solo_inflation > 0 else 1.0
 
 
 @dataclass(frozen=True)
