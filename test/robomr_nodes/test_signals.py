@@ -35,8 +35,10 @@ def stopped_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple]:
     for sig in SIGNALS:
         ws = tmp_path_factory.mktemp(signal.Signals(sig).name)
         (ws / "small.yaml").write_text(SYNTH_PARAMS)
-        # SIGKILL after the first chunk (1 s): before it, the (readable) bag would be empty
-        low = 1.3 if sig == signal.SIGKILL else 0.0
+        # SIGKILL after the first chunk (1 s): before it, the (readable) bag would be empty;
+        # the others at least 0.5 s in: a signal right as the bag appears can come before the
+        # first message, and the closed bag is then (correctly) empty, which tests nothing
+        low = 1.3 if sig == signal.SIGKILL else 0.5
         runs[sig] = (ws, signal_runner(sig, seed + sig, "b/metadata.yaml", low + 1.0, low))
     with ThreadPoolExecutor(len(SIGNALS)) as pool:
         done = {s: pool.submit(run, [*RUN, "--record", "b"], ws) for s, (ws, run) in runs.items()}
