@@ -13,6 +13,7 @@ provenance JSON ``<out stem>.json`` beside it (``perception.provenance``).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from tqdm import tqdm
 
 from perception.augment import AugmentConfig, ObjectBank, Sample, augment
 from perception.cache import ConcatCache, TrainingCache, build_cache
-from perception.checkpoint import save_detector
+from perception.checkpoint import read_model_file, save_detector
 from perception.config import DetectorConfig, config_to_dict, resolve_device
 from perception.dataset import SimDataset
 from perception.errors import PerceptionError
@@ -189,6 +190,27 @@ class _Run:
         log.info("resuming after epoch %d", len(self.history["losses"]))
 
 
+def _load_parent(path: Path, model: Detector) -> dict[str, Any]:
+    """Copies the weights of the model file at ``path`` into ``model`` (same config) and
+    returns ``{"sha256", "metadata"}`` of that file."""
+    data = read_model_file(path)
+    # Post-processing (the score threshold chosen after training) does not shape the network.
+    stored, ours = dict(data.get("config") or {}), config_to_dict(model.config)
+    stored.pop("postprocess", None)
+    ours.pop("postprocess", None)
+    if stored != ours:
+        differ = sorted(k for k in set(stored) | set(ours) if stored.get(k) != ours.get(k))
+        raise TrainError(
+            f"init_from {path}: its detector config differs from this run's in {differ}; "
+            "fine-tuning needs the same network"
+        )
+    model.load_state_dict(data["state_dict"], strict=True)
+    return {
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "metadata": data.get("metadata", {}),
+    }
+
+
 def _train_epoch(
     run: _Run,
     dataset: ConcatCache,
@@ -238,6 +260,7 @@ def train(
     progress: bool = True,
     cache_dir: str | Path | None = None,
     stop_after_epoch: int | None = None,
+    init_from: str | Path | None = None,
 ) -> TrainResult:
     """Trains a detector and writes the model file, its checkpoint and its provenance JSON.
     ``data_dir`` is one dataset directory or several (their frames are pooled). The
@@ -249,10 +272,17 @@ def train(
     ``resume`` it turns a checkpoint into a model file. It is not a training setting: the
     checkpoint can be resumed to the end of the schedule later.
 
+    ``init_from`` starts from the weights of that model file (fine-tuning: a new schedule of
+    ``config.epochs`` epochs) instead of a fresh initialisation; its detector config must equal
+    ``detector_config``. Its path, sha256 and provenance go into the new provenance, and it is
+    a setting (a checkpoint resumes only with the same one).
+
     Raises:
         DatasetError: a dataset directory is malformed.
         TrainError: ``resume`` with a checkpoint from different settings, or
-            ``stop_after_epoch`` outside [1, config.epochs].
+            ``stop_after_epoch`` outside [1, config.epochs], or an ``init_from`` model
+            whose detector config differs.
+        ModelFileError: ``init_from`` is missing or unreadable.
     """
     if stop_after_epoch is not None and not 1 <= stop_after_epoch <= config.epochs:
         raise TrainError(f"stop_after_epoch={stop_after_epoch}: must be in [1, {config.epochs}]")
@@ -288,7 +318,9 @@ def train(
         time.perf_counter() - start,
     )
 
-    model = init_model(detector_config, config.seed).to(device)
+    model = init_model(detector_config, config.seed)
+    parent = None if init_from is None else _load_parent(Path(init_from), model)
+    model = model.to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -300,6 +332,8 @@ def train(
         div_factor=10.0,
     )
     settings = {"train": asdict(config), "detector": config_to_dict(detector_config)}
+    if parent is not None:
+        settings["init_from"] = {"path": str(init_from), "sha256": parent["sha256"]}
     run = _Run(model, optimizer, schedule, np.random.default_rng(config.seed), settings)
     if resume and _checkpoint_path(out_path).is_file():
         run.restore(_checkpoint_path(out_path), device)
@@ -345,6 +379,7 @@ def train(
         "val_dataset": None
         if val_set is None
         else {"path": str(val_set.directory), "frames": len(val_set), "meta": val_set.meta},
+        "parent": None if parent is None else parent["metadata"],
         "epoch_seconds": history["seconds"],
         "epoch_losses": history["losses"],
         "final_metrics": metrics,

@@ -56,6 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
     p.add_argument(
+        "--init-from",
+        type=Path,
+        metavar="MODEL",
+        help="fine-tune: start from this model file's weights (same network) with a new "
+        "--epochs schedule; recorded in the provenance",
+    )
+    p.add_argument(
         "--stop-after-epoch",
         type=int,
         metavar="K",
@@ -219,6 +226,7 @@ def _train(args: argparse.Namespace) -> int:
             resume=args.resume,
             cache_dir=args.cache,
             stop_after_epoch=args.stop_after_epoch,
+            init_from=args.init_from,
             command=shlex.join(["robomr", *sys.argv[1:]]),
             progress=not args.no_progress,
         )

@@ -157,3 +157,39 @@ def test_boxes_with_too_few_points_get_no_target(synthetic_dataset, small_config
 def test_train_config_rejects_out_of_bounds_values(kwargs):
     with pytest.raises(TrainError, match=next(iter(kwargs))):
         TrainConfig(**kwargs)
+
+
+def test_init_from_starts_at_the_parents_weights_and_records_it(
+    smoke_run, synthetic_dataset, small_config, tmp_path
+):
+    _, parent = smoke_run
+    # A vanishing learning rate: the fine-tuned weights stay where the run started.
+    config = replace(SMOKE, learning_rate=1e-12, seed=99)
+    result = train(
+        synthetic_dataset,
+        tmp_path / "tuned.pt",
+        config,
+        small_config,
+        init_from=parent,
+        progress=False,
+    )
+    tuned = load_detector(result.model_path, "cpu").state_dict()
+    start = load_detector(parent, "cpu").state_dict()
+    fresh = init_model(small_config, config.seed).state_dict()
+    for name in ("backbone.net.0.weight", "head.heatmap.1.weight", "head.regression.1.weight"):
+        assert torch.allclose(tuned[name], start[name], atol=1e-6), name
+        assert not torch.allclose(tuned[name], fresh[name], atol=1e-3), name
+    prov = json.loads(result.provenance_path.read_text())
+    parent_prov = json.loads(parent.with_suffix(".json").read_text())
+    assert prov["init_from"]["sha256"] == parent_prov["sha256"]
+    assert prov["parent"]["command"] == parent_prov["command"]
+    assert prov["parent"]["seed"] == SMOKE.seed and prov["seed"] == 99
+
+
+def test_init_from_a_different_network_is_refused(
+    smoke_run, synthetic_dataset, small_config, tmp_path
+):
+    _, parent = smoke_run
+    other = replace(small_config, model=replace(small_config.model, head_channels=8))
+    with pytest.raises(TrainError, match="differs from this run's in"):
+        train(synthetic_dataset, tmp_path / "x.pt", SMOKE, other, init_from=parent, progress=False)
