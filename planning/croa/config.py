@@ -83,6 +83,11 @@ class ScpConfig:
         min_trust_m: give up shrinking below this (m), in (0, initial_trust_m].
         max_trust_m: largest trust region (m), in [initial_trust_m, 100].
         trust_yaw_rad_per_m: yaw trust-region half-width per metre of trust (rad/m), (0, 2].
+        exact_acceptance: judge the loop's steps on the exact occlusion along the trajectory
+            (planning/croa/scp.py); False: on the surrogate, as before (an ablation).
+        line_search: fractions of a rejected step (controls) tried, in order, before the trust
+            region is halved and the model re-solved: rollouts and merits cost about a
+            millisecond, a solve about 22 ms; each in (0, 1), at most 5 (empty: none).
         solver: cvxpy solver name; CLARABEL (interior point: SOC and exponential cones).
     """
 
@@ -94,6 +99,8 @@ class ScpConfig:
     min_trust_m: float = 0.1
     max_trust_m: float = 6.0
     trust_yaw_rad_per_m: float = 0.3
+    exact_acceptance: bool = True
+    line_search: tuple[float, ...] = (0.5, 0.25)
     solver: Literal["CLARABEL", "SCS"] = "CLARABEL"
 
     def __post_init__(self) -> None:
@@ -105,6 +112,12 @@ class ScpConfig:
         check_number(self, "min_trust_m", 1e-4, self.initial_trust_m)
         check_number(self, "max_trust_m", self.initial_trust_m, 100.0)
         check_number(self, "trust_yaw_rad_per_m", 1e-3, 2.0)
+        if not isinstance(self.exact_acceptance, bool):
+            raise ConfigError(f"exact_acceptance={self.exact_acceptance!r}: must be a bool")
+        steps = self.line_search
+        if (not isinstance(steps, tuple) or len(steps) > 5
+                or not all(isinstance(a, float) and 0.0 < a < 1.0 for a in steps)):  # fmt: skip
+            raise ConfigError(f"line_search={steps!r}: a tuple of at most 5 floats in (0, 1)")
         if self.solver not in ("CLARABEL", "SCS"):
             raise ConfigError(f"solver={self.solver!r}: must be 'CLARABEL' or 'SCS'")
 

@@ -271,7 +271,8 @@ class StartReport:
         start_occlusion, result_occlusion: exact occlusion of the target along the trajectory
             (the surrogate's scan weights), at the start and after the CCP loop.
         start_view_occlusion, result_view_occlusion: exact occlusion at the final viewpoint.
-        start_merit, result_merit: the loop's merit (surrogate) before and after.
+        start_merit, result_merit: the loop's merit before and after (with the exact
+            occlusion: planning/croa/scp.py).
         solves: convex solves of this loop. chosen: this loop's result became the plan.
     """
 
