@@ -101,7 +101,7 @@ class CroaPlanner:
         here = lidar_xy(rear0, c.robot)
         far = reach_m(c) + float(np.linalg.norm(here - target[:2])) + c.surrogate.transition_m
         scan_times = c.dt_s * np.array(c.surrogate.scan_steps(c.horizon_steps), dtype=float)
-        shadows = build_shadows(target, observation.obstacles, c.surrogate, c.robot.lidar_z_m,
+        shadows = build_shadows(target, observation.occluding, c.surrogate, c.robot.lidar_z_m,
                                 far + c.robot.length_m, self.candidates(observation),
                                 scan_times)  # fmt: skip
 

@@ -47,7 +47,9 @@ frame):
    its second detection) within ``young_horizon_s`` of that detection is grown along its
    heading, both ways, by ``young_speed_mps * young_horizon_s`` (the distance it could cover
    before the next frame tells), each end stopping at the target and ``yield_gap_m`` short of
-   the robot; grown onto the robot, it is kept as seen.
+   the robot; grown onto the robot, it is kept as seen. The growth is for collisions only:
+   the observation's ``occluders`` hold the box as seen (the occlusion model asks where the
+   vehicle most likely is, the collision model where it might be).
    The near-robot evidence cells are obstacles too (not occluders of the target: those are
    the cells above). Target: the target track's box, or the prior.
 """
@@ -331,7 +333,7 @@ class PerceivedWorld:
             ],
             dtype=bool,
         )
-        grown = boxes.copy()
+        seen, grown = boxes.copy(), boxes.copy()
         for k in np.flatnonzero(young & ~moving):
             grown[k] = self._young_box(boxes[k], foot)
         # a track overlapping the robot's own footprint is a wrong prediction (e.g. a vehicle
@@ -340,9 +342,10 @@ class PerceivedWorld:
         boxes = np.where(clear[:, None], grown, boxes)  # a grown box on the robot: as seen
         clear |= _clear_of(foot, boxes, boxes[:, 6])
         near = np.hypot(*(boxes[:, :2] - here).T) <= radius + 0.5 * np.hypot(*boxes[:, 3:5].T)
+        keep = near & clear
         tracked = tuple(
             Polytope.from_box(b, (float(v[0]), float(v[1])), self._stop_after_s(b, v, foot))
-            for b, v in zip(boxes[near & clear], vel[near & clear], strict=True)
+            for b, v in zip(boxes[keep], vel[keep], strict=True)
         )
         # ... and where it is now: a vehicle may stop at any moment (it brakes, it yields, or its
         # velocity estimate lags a stop: a van that stopped for the robot was tracked backing
@@ -361,7 +364,15 @@ class PerceivedWorld:
             self._cell_prisms[key] = known.get(key) or Polytope.from_box(b)
         evidence = tuple(self._cell_prisms.values())
         obstacles = static + tracked + stopped + evidence
-        return PlanObservation(stamp_ns, robot, self.estimate.copy(), obstacles)
+        # a grown (once-seen) vehicle hides the target from where it was seen, not from
+        # everywhere it might have driven: the occlusion model gets the box as seen
+        grew = np.any(boxes != seen, axis=1)[keep]
+        occluders = None
+        if np.any(grew):
+            as_seen = tuple(Polytope.from_box(b) if g else t
+                            for t, g, b in zip(tracked, grew, seen[keep], strict=True))  # fmt: skip
+            occluders = static + as_seen + stopped + evidence
+        return PlanObservation(stamp_ns, robot, self.estimate.copy(), obstacles, occluders)
 
     def _inside_target(self, xy: np.ndarray) -> bool:
         e = self.estimate

@@ -325,3 +325,19 @@ def test_a_return_just_beyond_a_tracked_box_near_the_robot_is_an_obstacle() -> N
     assert len(world.clutter) >= 1
     lo = world.clutter[:, 0] - 0.5 * world.clutter[:, 3]
     assert lo.min() == pytest.approx(8.25 + 0.2 - 0.1)  # the box around them, grown 0.1 m
+
+
+def test_a_once_seen_vehicle_hides_the_target_only_from_where_it_was_seen() -> None:
+    """The growth is where the vehicle might be (collisions); the occlusion model gets the box
+    as seen, the other obstacles unchanged."""
+    world = _world()
+    world.update(0, _car(10.0, 3.5)[None], np.array([0.4]), np.array([0]))
+    obs = world.observation(0, ROBOT, RobotModel())
+    assert obs.occluders is not None and len(obs.occluders) == len(obs.obstacles)
+    grown = [o for o in obs.obstacles if o.vertices[:, 1].min() > 0.0]  # not the wall
+    seen = [o for o in obs.occluders if o not in obs.obstacles]
+    assert len(grown) == 1 and len(seen) == 1 and np.ptp(grown[0].vertices[:, 0]) > 20.0
+    assert np.ptp(seen[0].vertices[:, 0]) == pytest.approx(4.5)
+    assert seen[0].vertices.mean(axis=0) == pytest.approx([10.0, 3.5])
+    world.update(S, _car(10.0, 3.5)[None], np.array([0.4]), np.array([0]))  # seen twice
+    assert world.observation(S, ROBOT, RobotModel()).occluders is None
