@@ -106,7 +106,8 @@ class CroaPlanner:
                                 scan_times)  # fmt: skip
 
         def exact(rear: np.ndarray) -> float:  # the loop judges its steps on the true occlusion
-            return float(trajectory_occlusion(rear[None], observation, c)[0][0])
+            return float(trajectory_occlusion(rear[None], observation, c,
+                                              c.scp.exact_spacing_m)[0][0])  # fmt: skip
 
         return ScpContext(rear0, observation.robot.steer_rad, cycle_obstacles(observation, c),
                           shadows, target[:2].copy(),
@@ -171,7 +172,9 @@ class CroaPlanner:
         exact, exact_view = trajectory_occlusion(rear, observation, c)
         n = len(starts)
         # the loop result with the least merit, the exact occlusion in place of the surrogate
-        exact_merit = [o.best.merit + c.weights.occlusion * (exact[n + k] - o.best.occlusion)
+        # (the loops' own merits have it already when they judge their steps on it)
+        exact_merit = [o.best.merit if c.scp.exact_acceptance else
+                       o.best.merit + c.weights.occlusion * (exact[n + k] - o.best.occlusion)
                        for k, o in enumerate(outcomes.values())]  # fmt: skip
         chosen = int(np.argmin(exact_merit))
         out = list(outcomes.values())[chosen]

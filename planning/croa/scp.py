@@ -23,7 +23,9 @@ the existence of (lambda, mu): a single-level program with the duals as upper-le
    surrogate in J, 24% of the chosen loops' cycles raised the exact occlusion from their start
    on the session-4 run). Accept when the actual decrease of J is at least ``accept_ratio``
    of the predicted one ``J~(z_k) - m_k(z*)`` (``J~``: J with the surrogate, which the model
-   majorizes; the trust region doubles when the ratio exceeds 0.75). Otherwise a line search
+   majorizes; the trust region doubles when the ratio exceeds 0.75) and, with
+   ``monotone_occlusion``, the exact occlusion does not rise (the guide and range terms may
+   not buy a worse view; the issue asks for that). Otherwise a line search
    on the controls, ``z_k + a (z* - z_k)`` for ``a`` in ``line_search`` (predicted decrease
    at least ``a`` times the full step's: the model is convex; only with the exact occlusion),
    and when none passes, halve the trust region and re-solve.
@@ -242,7 +244,7 @@ class ScpSolver:
                 break
             candidate = self.evaluate(out.controls, ctx)
             ratio = (z.merit - candidate.merit) / predicted
-            if ratio >= c.accept_ratio:
+            if ratio >= c.accept_ratio and self._keeps_view(z, candidate, ctx):
                 z = candidate
                 history.append(z.merit)
                 model_history.append(z.model_merit)
@@ -276,6 +278,13 @@ class ScpSolver:
         c = self.config.scp
         for a in c.line_search:
             candidate = self.evaluate(z.controls + a * (controls - z.controls), ctx)
-            if z.merit - candidate.merit >= c.accept_ratio * a * predicted:
+            if (z.merit - candidate.merit >= c.accept_ratio * a * predicted
+                    and self._keeps_view(z, candidate, ctx)):  # fmt: skip
                 return candidate
         return None
+
+    def _keeps_view(self, z: Iterate, candidate: Iterate, ctx: ScpContext) -> bool:
+        """With ``monotone_occlusion`` and the exact occlusion: the candidate's is no higher."""
+        if ctx.exact is None or not self.config.scp.monotone_occlusion:
+            return True
+        return candidate.occlusion <= z.occlusion + 1e-12
