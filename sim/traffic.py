@@ -5,8 +5,11 @@ standing in its lane. ``Traffic`` integrates the same motion step by step, but a
 while any *blocker* footprint (the robot) lies in its lane corridor within ``gap_m`` ahead of
 its front bumper, and drives on once the corridor is clear:
 
-    ahead_i(t) = { p in blocker : 0 <= (p - c_i) . h_i - l_i / 2 <= gap_m,
+    ahead_i(t) = { p in blocker : -l_i / 2 <= (p - c_i) . h_i - l_i / 2 <= gap_m,
                                   |(p - c_i) x h_i| <= w_i / 2 + margin_m }
+
+(any point of the blocker's footprint, not only its corners: a robot standing across a lane
+has its corners on both sides of the corridor).
     x_i(t + dt) = x_i(t) + dt * v_i * h_i   if ahead_i(t) is empty, else x_i(t)
 
 (c_i centre, h_i unit heading, l_i, w_i length and width). Vehicles wrap around the street's
@@ -56,16 +59,27 @@ class Traffic:
     def _blocked(self, i: int, blockers: list[np.ndarray]) -> bool:
         box = self._boxes[i]
         heading = np.array([math.cos(box[6]), math.sin(box[6])])
-        for poly in blockers:  # [P, 2] footprint corners
+        half = 0.5 * box[4] + self.margin_m
+        for poly in blockers:  # [P, 2] convex footprint corners
             rel = poly - box[:2]
             along = rel @ heading - 0.5 * box[3]
-            across = np.abs(rel[:, 0] * heading[1] - rel[:, 1] * heading[0])
-            inside = (
-                (along >= -0.5 * box[3])
-                & (along <= self.gap_m)
-                & (across <= 0.5 * box[4] + self.margin_m)
+            across = rel[:, 1] * heading[0] - rel[:, 0] * heading[1]
+            # the footprint meets the corridor (not only one of its corners: a robot standing
+            # across a lane has its corners on both sides of it): separating axes of the
+            # corridor rectangle and of the footprint's edges
+            if (along.max() < -0.5 * box[3] or along.min() > self.gap_m
+                    or across.max() < -half or across.min() > half):  # fmt: skip
+                continue
+            corridor = np.array([[-0.5 * box[3], -half], [self.gap_m, -half],
+                                 [self.gap_m, half], [-0.5 * box[3], half]])  # fmt: skip
+            local = np.column_stack([along, across])
+            edges = np.roll(local, -1, axis=0) - local
+            normals = np.column_stack([edges[:, 1], -edges[:, 0]])
+            apart = any(
+                (corridor @ n).min() > (local @ n).max() or (corridor @ n).max() < (local @ n).min()
+                for n in normals
             )
-            if np.any(inside):
+            if not apart:
                 return True
         return False
 

@@ -83,6 +83,22 @@ class ScpConfig:
         min_trust_m: give up shrinking below this (m), in (0, initial_trust_m].
         max_trust_m: largest trust region (m), in [initial_trust_m, 100].
         trust_yaw_rad_per_m: yaw trust-region half-width per metre of trust (rad/m), (0, 2].
+        exact_acceptance: judge the loop's steps on the exact occlusion along the trajectory
+            (planning/croa/scp.py); False (default): on the surrogate. Measured on 24 bench
+            scenes (docs/croa.md, Limitations): on, the CCP lowers the exact occlusion from
+            its start on 88% of scenes instead of 71%, but the closed loop ends more occluded
+            at 3-6 plans (0.165 vs 0.053 after 6): a surrogate step that raises this cycle's
+            exact occlusion on the perceived world often leads out of a shadow later.
+        exact_spacing_m: target-surface sample spacing of that exact occlusion (m), in
+            (0, 5]: sim/truth.py's 0.2 (the ground truth's; the planner's candidate scoring
+            uses the coarser SurrogateConfig.exact_spacing_m, 0.4: at 0.4 the loop took steps
+            that raised the occlusion at 0.2 and refused steps that lowered it).
+        monotone_occlusion: a step is accepted only when the exact occlusion does not rise:
+            the guide and range terms may not buy a worse view inside the loop (the issue's
+            requirement; the guide's exploration happens in the choice of the start).
+        line_search: fractions of a rejected step (controls) tried, in order, before the trust
+            region is halved and the model re-solved: rollouts and merits cost about a
+            millisecond, a solve about 22 ms; each in (0, 1), at most 5 (empty: none).
         solver: cvxpy solver name; CLARABEL (interior point: SOC and exponential cones).
     """
 
@@ -94,6 +110,10 @@ class ScpConfig:
     min_trust_m: float = 0.1
     max_trust_m: float = 6.0
     trust_yaw_rad_per_m: float = 0.3
+    exact_acceptance: bool = False
+    exact_spacing_m: float = 0.2
+    monotone_occlusion: bool = True
+    line_search: tuple[float, ...] = (0.5, 0.25)
     solver: Literal["CLARABEL", "SCS"] = "CLARABEL"
 
     def __post_init__(self) -> None:
@@ -105,6 +125,14 @@ class ScpConfig:
         check_number(self, "min_trust_m", 1e-4, self.initial_trust_m)
         check_number(self, "max_trust_m", self.initial_trust_m, 100.0)
         check_number(self, "trust_yaw_rad_per_m", 1e-3, 2.0)
+        for name in ("exact_acceptance", "monotone_occlusion"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}={getattr(self, name)!r}: must be a bool")
+        check_number(self, "exact_spacing_m", 1e-3, 5.0)
+        steps = self.line_search
+        if (not isinstance(steps, tuple) or len(steps) > 5
+                or not all(isinstance(a, float) and 0.0 < a < 1.0 for a in steps)):  # fmt: skip
+            raise ConfigError(f"line_search={steps!r}: a tuple of at most 5 floats in (0, 1)")
         if self.solver not in ("CLARABEL", "SCS"):
             raise ConfigError(f"solver={self.solver!r}: must be 'CLARABEL' or 'SCS'")
 

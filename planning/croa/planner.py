@@ -20,9 +20,10 @@
    view as good is within reach the guide weight is 0: the guide only ever points at a view
    less occluded than anything reachable, and near it the occlusion alone decides.
 5. CCP + bilevel OBCA loop (planning/croa/scp.py) from each start on the program built once
-   (planning/croa/problem.py). The plan is the loop result with the least merit when the exact
-   occlusion replaces the surrogate (a surrogate error cannot pick a worse plan); every loop's
-   start and result are reported (``PlanResult.starts``).
+   (planning/croa/problem.py); each loop judges its steps on the exact occlusion (a step the
+   surrogate likes but the ray cast does not is cut back or rejected). The plan is the loop
+   result with the least merit, the exact occlusion in it (a surrogate error cannot pick a
+   worse plan); every loop's start and result are reported (``PlanResult.starts``).
 6. Verify the result with exact geometry; on a failed solve or a clearance below
    ``min_clearance_m`` fall back (planning/croa/safety.py).
 
@@ -100,11 +101,17 @@ class CroaPlanner:
         here = lidar_xy(rear0, c.robot)
         far = reach_m(c) + float(np.linalg.norm(here - target[:2])) + c.surrogate.transition_m
         scan_times = c.dt_s * np.array(c.surrogate.scan_steps(c.horizon_steps), dtype=float)
-        shadows = build_shadows(target, observation.obstacles, c.surrogate, c.robot.lidar_z_m,
+        shadows = build_shadows(target, observation.occluding, c.surrogate, c.robot.lidar_z_m,
                                 far + c.robot.length_m, self.candidates(observation),
                                 scan_times)  # fmt: skip
+
+        def exact(rear: np.ndarray) -> float:  # the loop judges its steps on the true occlusion
+            return float(trajectory_occlusion(rear[None], observation, c,
+                                              c.scp.exact_spacing_m)[0][0])  # fmt: skip
+
         return ScpContext(rear0, observation.robot.steer_rad, cycle_obstacles(observation, c),
-                          shadows, target[:2].copy())  # fmt: skip
+                          shadows, target[:2].copy(),
+                          exact=exact if c.scp.exact_acceptance else None)  # fmt: skip
 
     def candidates(self, observation: PlanObservation) -> np.ndarray:  # [N, 2]
         """Candidate viewpoints: the current one, the reachable rings and the target rings."""
@@ -165,7 +172,9 @@ class CroaPlanner:
         exact, exact_view = trajectory_occlusion(rear, observation, c)
         n = len(starts)
         # the loop result with the least merit, the exact occlusion in place of the surrogate
-        exact_merit = [o.best.merit + c.weights.occlusion * (exact[n + k] - o.best.occlusion)
+        # (the loops' own merits have it already when they judge their steps on it)
+        exact_merit = [o.best.merit if c.scp.exact_acceptance else
+                       o.best.merit + c.weights.occlusion * (exact[n + k] - o.best.occlusion)
                        for k, o in enumerate(outcomes.values())]  # fmt: skip
         chosen = int(np.argmin(exact_merit))
         out = list(outcomes.values())[chosen]

@@ -139,7 +139,7 @@ def view_occlusion(
     predicted ``t_s`` after the observation (spacing: the config's ``exact_spacing_m``)."""
     origins = np.hstack([view_xy, np.full((len(view_xy), 1), config.robot.lidar_z_m)])
     spacing = config.surrogate.exact_spacing_m if spacing_m is None else spacing_m
-    return exact_occlusion(origins, observation.target_box, observation.obstacles_at(t_s),
+    return exact_occlusion(origins, observation.target_box, observation.occluders_at(t_s),
                            spacing)  # fmt: skip
 
 

@@ -271,7 +271,8 @@ class StartReport:
         start_occlusion, result_occlusion: exact occlusion of the target along the trajectory
             (the surrogate's scan weights), at the start and after the CCP loop.
         start_view_occlusion, result_view_occlusion: exact occlusion at the final viewpoint.
-        start_merit, result_merit: the loop's merit (surrogate) before and after.
+        start_merit, result_merit: the loop's merit before and after (with the exact
+            occlusion: planning/croa/scp.py).
         solves: convex solves of this loop. chosen: this loop's result became the plan.
     """
 
@@ -330,12 +331,16 @@ class PlanObservation:
         target_box: [7] target box estimate (detection or prior).
         obstacles: obstacle prisms (the static map and tracked vehicles, moving ones with their
             predicted velocity), target excluded.
+        occluders: the prisms that hide the target, when they differ from the obstacles (a
+            vehicle seen once is an obstacle wherever it may have driven, but hides the target
+            from where it was seen: planning/croa/world_model.py); None: the obstacles.
     """
 
     stamp_ns: int
     robot: RobotState
     target_box: np.ndarray  # [7]
     obstacles: tuple[Polytope, ...] = ()
+    occluders: tuple[Polytope, ...] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.stamp_ns, bool) or not isinstance(self.stamp_ns, int | np.integer):
@@ -348,10 +353,23 @@ class PlanObservation:
         if not all(isinstance(o, Polytope) for o in self.obstacles):
             raise CroaInputError("obstacles must be Polytope instances (Polytope.from_box)")
         object.__setattr__(self, "obstacles", tuple(self.obstacles))
+        if self.occluders is not None:
+            if not all(isinstance(o, Polytope) for o in self.occluders):
+                raise CroaInputError("occluders must be Polytope instances (Polytope.from_box)")
+            object.__setattr__(self, "occluders", tuple(self.occluders))
 
     def obstacles_at(self, t_s: float) -> tuple[Polytope, ...]:
         """The obstacles where they are predicted ``t_s`` seconds after ``stamp_ns``."""
         return tuple(o.at_time(t_s) for o in self.obstacles)
+
+    @property
+    def occluding(self) -> tuple[Polytope, ...]:
+        """The prisms that hide the target: ``occluders``, or the obstacles when None."""
+        return self.obstacles if self.occluders is None else self.occluders
+
+    def occluders_at(self, t_s: float) -> tuple[Polytope, ...]:
+        """The occluding prisms where they are predicted ``t_s`` seconds after ``stamp_ns``."""
+        return tuple(o.at_time(t_s) for o in self.occluding)
 
     @classmethod
     def from_boxes(

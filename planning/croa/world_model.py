@@ -31,7 +31,8 @@ frame):
    ``clutter_radius_m`` of the lidar, between ``evidence_min_height_m`` and
    ``clutter_max_height_m`` (what the robot could hit), that no map box, track or the target
    (grown by ``target_gate_m``) explains, binned the same way (each cell the box around its
-   points, grown by 0.1 m), are obstacles of the latest frame only: a vehicle the detector
+   points, grown by 0.1 m), are obstacles of the latest frame only (a return counts as a box's
+   within ``clutter_explained_m`` of it, the occluder evidence within 0.3 m): a vehicle the detector
    misses or boxes too short (a parked bus scored below the detector's threshold) must not be
    driven into, and kept one frame a missed moving vehicle leaves no trail.
 4. ``observation(stamp, robot)``: the planner's input. Obstacles: the static map, the evidence
@@ -42,7 +43,13 @@ frame):
    after ``max(0, along - yield_gap_m) / speed`` seconds (drivers do not run into a robot
    standing in their lane; without this every plan in a traffic lane would be refused). Each
    moving track is also an obstacle where it is now (grown the same way): it may stop at any
-   moment, and a tracked velocity lags a stop.
+   moment, and a tracked velocity lags a stop. A track seen once (its velocity unknown until
+   its second detection) within ``young_horizon_s`` of that detection is grown along its
+   heading, both ways, by ``young_speed_mps * young_horizon_s`` (the distance it could cover
+   before the next frame tells), each end stopping at the target and ``yield_gap_m`` short of
+   the robot; grown onto the robot, it is kept as seen. The growth is for collisions only:
+   the observation's ``occluders`` hold the box as seen (the occlusion model asks where the
+   vehicle most likely is, the collision model where it might be).
    The near-robot evidence cells are obstacles too (not occluders of the target: those are
    the cells above). Target: the target track's box, or the prior.
 """
@@ -61,6 +68,7 @@ from planning.croa.types import CroaInputError, PlanObservation, Polytope, Robot
 from planning.croa.validation import check_int, check_number
 
 CLUTTER_PAD_M = 0.1  # a near-robot evidence box's margin around its points (m)
+EXPLAINED_M = 0.3  # a return within this of a map box or track is not occluder evidence (m)
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,15 @@ class WorldModelConfig:
         clutter_radius_m: unexplained returns within this range of the lidar are obstacles
             (m), in [0, 50]; 0 turns the near-robot evidence off.
         clutter_max_height_m: returns above this height pass over the robot (m), in (0, 10].
+        clutter_explained_m: a return within this of a map box or track counts as that box's
+            near the robot (m), in [0, 1]: 5 sigma of the lidar's 0.02 m range noise, so that
+            a return beyond a box's face (the detector's box a few decimetres short of the
+            vehicle) is an obstacle; the occluder evidence keeps 0.3 m.
+        young_speed_mps: speed a vehicle seen once may have along its heading (its velocity
+            is unknown until its second detection) (m/s), in [0, 30].
+        young_horizon_s: how long after its detection a once-seen track's box is grown along
+            its heading, both ways, by ``young_speed_mps`` times this (about one perception
+            period: the next detection gives it a velocity or shows it parked) (s), [0, 10].
         tracker: the tracker's settings.
     """
 
@@ -107,6 +124,9 @@ class WorldModelConfig:
     target_gate_m: float = 1.5
     clutter_radius_m: float = 12.0
     clutter_max_height_m: float = 2.0
+    clutter_explained_m: float = 0.1
+    young_speed_mps: float = 8.0
+    young_horizon_s: float = 1.0
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
     def __post_init__(self) -> None:
@@ -118,7 +138,9 @@ class WorldModelConfig:
                              ("evidence_cell_m", 0.2, 5.0), ("evidence_min_height_m", 0.0, 3.0),
                              ("evidence_keep_s", 0.0, 60.0),
                              ("target_gate_m", 0.1, 10.0), ("clutter_radius_m", 0.0, 50.0),
-                             ("clutter_max_height_m", 1e-3, 10.0)):  # fmt: skip
+                             ("clutter_max_height_m", 1e-3, 10.0),
+                             ("clutter_explained_m", 0.0, 1.0), ("young_speed_mps", 0.0, 30.0),
+                             ("young_horizon_s", 0.0, 10.0)):  # fmt: skip
             check_number(self, name, lo, hi, CroaInputError)
         check_int(self, "evidence_min_points", 1, 1000, CroaInputError)
 
@@ -262,8 +284,11 @@ class PerceivedWorld:
         reach = max(near, c.clutter_radius_m) + 0.5 * np.hypot(boxes[:, 3], boxes[:, 4])
         boxes = boxes[np.hypot(*(boxes[:, :2] - origin[:2]).T) <= reach]  # only those in range
         if len(p) and len(boxes):
-            free = ~_inside_any(p[:, :2], boxes, margin_m=0.3)
-            p, wedge, close = p[free], wedge[free], close[free]
+            # near the robot a tighter margin: a return beyond a box's face is a surface the
+            # box does not cover (crossing-traffic 6: a car's box 0.12 m short of its front)
+            close &= ~_inside_any(p[:, :2], boxes, margin_m=c.clutter_explained_m)
+            wedge &= ~_inside_any(p[:, :2], boxes, margin_m=EXPLAINED_M)
+            p, wedge, close = p[wedge | close], wedge[wedge | close], close[wedge | close]
         for key, top in _cells(p[wedge], c.evidence_cell_m, c.evidence_min_points).items():
             self.evidence[key] = (top, int(stamp_ns))
         close &= ~_inside_any(p[:, :2], e[None], margin_m=c.target_gate_m)  # the target's
@@ -297,15 +322,30 @@ class PerceivedWorld:
         boxes[moving, 4] += self.config.moving_margin_m
         here = np.array([robot.x_m, robot.y_m])
         radius = self.config.obstacle_radius_m
-        near = np.hypot(*(boxes[:, :2] - here).T) <= radius + 0.5 * np.hypot(*boxes[:, 3:5].T)
         foot = rectangle_vertices(here, np.array(robot.yaw_rad), robot_model.length_m,
                                   robot_model.width_m)  # fmt: skip
+        # a vehicle seen once may be driving: its velocity is unknown until the next detection
+        # (crossing-traffic 7: a truck seen once, planned around as parked, hit 1.5 s later)
+        young = np.array(
+            [
+                t.hits == 1 and (stamp_ns - t.seen_ns) * 1e-9 <= self.config.young_horizon_s + 1e-6
+                for t in tracks
+            ],
+            dtype=bool,
+        )
+        seen, grown = boxes.copy(), boxes.copy()
+        for k in np.flatnonzero(young & ~moving):
+            grown[k] = self._young_box(boxes[k], foot)
         # a track overlapping the robot's own footprint is a wrong prediction (e.g. a vehicle
         # that yielded while its track extrapolated on): it cannot be where the robot is
-        clear = _clear_of(foot, boxes, boxes[:, 6])
+        clear = _clear_of(foot, grown, grown[:, 6])
+        boxes = np.where(clear[:, None], grown, boxes)  # a grown box on the robot: as seen
+        clear |= _clear_of(foot, boxes, boxes[:, 6])
+        near = np.hypot(*(boxes[:, :2] - here).T) <= radius + 0.5 * np.hypot(*boxes[:, 3:5].T)
+        keep = near & clear
         tracked = tuple(
             Polytope.from_box(b, (float(v[0]), float(v[1])), self._stop_after_s(b, v, foot))
-            for b, v in zip(boxes[near & clear], vel[near & clear], strict=True)
+            for b, v in zip(boxes[keep], vel[keep], strict=True)
         )
         # ... and where it is now: a vehicle may stop at any moment (it brakes, it yields, or its
         # velocity estimate lags a stop: a van that stopped for the robot was tracked backing
@@ -324,13 +364,48 @@ class PerceivedWorld:
             self._cell_prisms[key] = known.get(key) or Polytope.from_box(b)
         evidence = tuple(self._cell_prisms.values())
         obstacles = static + tracked + stopped + evidence
-        return PlanObservation(stamp_ns, robot, self.estimate.copy(), obstacles)
+        # a grown (once-seen) vehicle hides the target from where it was seen, not from
+        # everywhere it might have driven: the occlusion model gets the box as seen
+        grew = np.any(boxes != seen, axis=1)[keep]
+        occluders = None
+        if np.any(grew):
+            as_seen = tuple(Polytope.from_box(b) if g else t
+                            for t, g, b in zip(tracked, grew, seen[keep], strict=True))  # fmt: skip
+            occluders = static + as_seen + stopped + evidence
+        return PlanObservation(stamp_ns, robot, self.estimate.copy(), obstacles, occluders)
 
     def _inside_target(self, xy: np.ndarray) -> bool:
         e = self.estimate
         c, s = math.cos(e[6]), math.sin(e[6])
         dx, dy = xy[0] - e[0], xy[1] - e[1]
         return abs(c * dx + s * dy) <= 0.5 * e[3] and abs(-s * dx + c * dy) <= 0.5 * e[4]
+
+    def _young_box(self, box: np.ndarray, foot: np.ndarray) -> np.ndarray:  # [7]
+        """A once-seen vehicle's box [7] grown along its heading, both ways (a box's front and
+        back are ambiguous), by the distance ``young_speed_mps`` covers in ``young_horizon_s``;
+        each end stops at the target (it cannot drive through the parked target) and
+        ``yield_gap_m`` short of the robot's footprint foot [4, 2] (drivers stop for it)."""
+        c = self.config
+        reach = c.young_speed_mps * c.young_horizon_s
+        heading = np.array([math.cos(box[6]), math.sin(box[6])])
+        e = self.estimate
+        room = [reach, reach]  # ahead, behind
+        blockers = ((rectangle_vertices(e[:2], np.array(e[6]), e[3], e[4]), 0.0),
+                    (foot, c.yield_gap_m))  # fmt: skip
+        for corners, gap in blockers:
+            rel = corners - box[:2]
+            along = rel @ heading
+            across = rel[:, 0] * -heading[1] + rel[:, 1] * heading[0]
+            if across.max() < -0.5 * box[4] or across.min() > 0.5 * box[4]:
+                continue  # not in its lane
+            if along.min() >= 0.5 * box[3]:
+                room[0] = min(room[0], max(0.0, along.min() - 0.5 * box[3] - gap))
+            elif along.max() <= -0.5 * box[3]:
+                room[1] = min(room[1], max(0.0, -along.max() - 0.5 * box[3] - gap))
+        out = box.copy()
+        out[:2] += 0.5 * (room[0] - room[1]) * heading
+        out[3] += room[0] + room[1]
+        return out
 
     def _stop_after_s(self, box: np.ndarray, velocity: np.ndarray, foot: np.ndarray) -> float:
         """When a moving vehicle would stop for the robot footprint [4, 2] ahead in its lane."""

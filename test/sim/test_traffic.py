@@ -44,6 +44,22 @@ def test_a_robot_ahead_in_the_lane_stops_the_vehicle_and_it_resumes(scene) -> No
     assert not traffic.waiting[i] and traffic.scene().objects[i].box != scene.objects[i].box
 
 
+def test_a_robot_standing_across_the_lane_stops_the_vehicle(scene) -> None:
+    """A robot across the lane (crossing it) has its corners on both sides of the corridor,
+    its body in it: the vehicle waits (it drove into the robot's side when only the corners
+    were tested: crossing-traffic 5 in the CROA bench)."""
+    traffic = Traffic(scene, gap_m=6.0)
+    i = next(k for k, o in enumerate(scene.objects) if o.speed_mps != 0)
+    box = np.array(scene.objects[i].box)
+    heading = np.array([np.cos(box[6]), np.sin(box[6])])
+    robot = box.copy()
+    robot[:2] += heading * (0.5 * box[3] + 3.0)  # 3 m ahead of the front bumper
+    robot[3:5] = (4.5, 1.9)
+    robot[6] = box[6] + 0.5 * np.pi  # across the lane: corners 2.25 m to either side
+    traffic.step(0.05, [footprint(robot)])
+    assert traffic.waiting[i]
+
+
 def test_a_robot_in_another_lane_does_not_stop_it(scene) -> None:
     traffic = Traffic(scene)
     i = next(k for k, o in enumerate(scene.objects) if o.speed_mps != 0)

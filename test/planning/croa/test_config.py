@@ -26,6 +26,11 @@ from planning.croa.config import (
         (lambda: CostWeights(occlusion=-1.0), "occlusion"),
         (lambda: ScpConfig(min_trust_m=5.0), "min_trust_m"),
         (lambda: ScpConfig(solver="OSQP"), "solver"),
+        (lambda: ScpConfig(line_search=(0.5, 1.0)), "line_search"),
+        (lambda: ScpConfig(line_search=[0.5]), "line_search"),
+        (lambda: ScpConfig(exact_acceptance=1), "exact_acceptance"),
+        (lambda: ScpConfig(monotone_occlusion=None), "monotone_occlusion"),
+        (lambda: ScpConfig(exact_spacing_m=0.0), "exact_spacing_m"),
         (lambda: SurrogateConfig(transition_m=0.0), "transition_m"),
         (lambda: SurrogateConfig(depth_gain=1.0, depth_m=0.4), "depth_gain"),  # H not convex
         (lambda: SurrogateConfig(height_samples=0), "height_samples"),

@@ -52,7 +52,8 @@ def test_observation_has_the_map_and_the_other_tracks_not_the_target() -> None:
     world = _world()
     world.update(0, np.stack([_car(20.0, -3.5), _car(14.0, -3.5), _car(19.8, -3.6)]),
                  np.array([0.9, 0.9, 0.4]), np.zeros(3, int))  # fmt: skip
-    obs = world.observation(0, ROBOT, RobotModel())
+    # 2 s after their only detection: no longer grown as possibly driving (tested below)
+    obs = world.observation(2 * S, ROBOT, RobotModel())
     centres = sorted(tuple(np.round(o.vertices.mean(axis=0), 1)) for o in obs.obstacles)
     # the wall and the car at 14 m; the target and its duplicate (inside it) are left out
     assert centres == [(0.0, -9.0), (14.0, -3.5)]
@@ -266,3 +267,77 @@ def test_evidence_cells_kept_between_observations_give_the_same_observation() ->
         assert np.array_equal(a.vertices, b.vertices) and np.array_equal(a.b, b.b)
     world.update(int(3.5 * S), *frame[:3], np.zeros((0, 3)), frame[4])
     assert len(world.observation(int(3.5 * S), ROBOT, RobotModel()).obstacles) == 1
+
+
+def _covered(obs, xy: tuple[float, float]) -> bool:
+    """Whether the point lies in the footprint of an obstacle of the observation (at time 0)."""
+    p = np.asarray(xy)
+    return any(np.all(o.A @ p <= o.b + 1e-9) for o in obs.obstacles)
+
+
+def test_a_vehicle_seen_once_is_grown_along_its_heading_until_its_next_detection() -> None:
+    """Crossing-traffic 7: a truck seen once (velocity unknown) was planned around as parked and
+    hit 1.5 s later. A once-seen track is an obstacle along its heading, both ways, as far as
+    young_speed_mps (8) covers in young_horizon_s (1 s); a second detection in place shows it
+    parked (no growth), and so does the time passing without one."""
+    world = _world()
+    world.update(0, _car(10.0, 3.5)[None], np.array([0.4]), np.array([0]))  # another lane
+    obs = world.observation(0, ROBOT, RobotModel())
+    # the car spans x 7.75..12.25; grown by 8 m each way
+    assert _covered(obs, (19.5, 3.5)) and _covered(obs, (0.5, 3.5))
+    assert not _covered(obs, (21.0, 3.5)) and not _covered(obs, (-1.0, 3.5))
+    assert not _covered(obs, (10.0, 1.5))  # along its heading only
+    assert not _covered(world.observation(2 * S, ROBOT, RobotModel()), (19.5, 3.5))
+    world.update(S, _car(10.0, 3.5)[None], np.array([0.4]), np.array([0]))  # still there
+    obs = world.observation(S, ROBOT, RobotModel())
+    assert _covered(obs, (12.0, 3.5)) and not _covered(obs, (13.0, 3.5))
+
+
+def test_a_once_seen_vehicle_is_not_grown_into_the_target_or_up_to_the_robot() -> None:
+    world = _world()  # target prior at (20.5, -3), the robot at the origin facing +x
+    world.update(0, np.stack([_car(12.0, -3.5), _car(-14.0, 0.0)]), np.array([0.4, 0.4]),
+                 np.array([0, 0]))  # fmt: skip
+    obs = world.observation(0, ROBOT, RobotModel())
+    # in the target's lane: grown behind by 8 m, ahead only up to the target's rear (18.25 m)
+    assert _covered(obs, (18.0, -3.5)) and not _covered(obs, (18.5, -3.5))
+    assert _covered(obs, (2.0, -3.5))
+    # in the robot's lane behind it: grown ahead only to yield_gap_m (5 m) short of its rear
+    assert _covered(obs, (-7.5, 0.0)) and not _covered(obs, (-7.0, 0.0))
+    assert _covered(obs, (-23.5, 0.0))
+
+
+def test_a_return_just_beyond_a_tracked_box_near_the_robot_is_an_obstacle() -> None:
+    """Crossing-traffic 6: a car's box was 0.12 m short of its front; lidar returns within 0.3 m
+    of a box counted as the box's, so nothing showed the gap, and the robot (0.23 m off its
+    plan) touched the car. Near the robot a return more than clutter_explained_m (0.1 m, 5
+    sigma of the range noise) beyond a box is an obstacle; one on the box's face is not."""
+    world = _world()
+    rng = np.random.default_rng(3)
+    car = _car(6.0, 3.0)  # x 3.75..8.25
+
+    def face(x: float, n: int = 30) -> np.ndarray:
+        return np.column_stack([np.full(n, x), rng.uniform(2.2, 3.8, n), rng.uniform(0.4, 1.4, n)])
+
+    origin = np.array([0.0, 0.0, 1.8])
+    world.update(0, car[None], np.array([0.8]), np.array([0]), face(8.25 + 0.05), origin)
+    assert len(world.clutter) == 0  # on the face, within the range noise
+    world.update(S, car[None], np.array([0.8]), np.array([0]), face(8.25 + 0.2), origin)
+    assert len(world.clutter) >= 1
+    lo = world.clutter[:, 0] - 0.5 * world.clutter[:, 3]
+    assert lo.min() == pytest.approx(8.25 + 0.2 - 0.1)  # the box around them, grown 0.1 m
+
+
+def test_a_once_seen_vehicle_hides_the_target_only_from_where_it_was_seen() -> None:
+    """The growth is where the vehicle might be (collisions); the occlusion model gets the box
+    as seen, the other obstacles unchanged."""
+    world = _world()
+    world.update(0, _car(10.0, 3.5)[None], np.array([0.4]), np.array([0]))
+    obs = world.observation(0, ROBOT, RobotModel())
+    assert obs.occluders is not None and len(obs.occluders) == len(obs.obstacles)
+    grown = [o for o in obs.obstacles if o.vertices[:, 1].min() > 0.0]  # not the wall
+    seen = [o for o in obs.occluders if o not in obs.obstacles]
+    assert len(grown) == 1 and len(seen) == 1 and np.ptp(grown[0].vertices[:, 0]) > 20.0
+    assert np.ptp(seen[0].vertices[:, 0]) == pytest.approx(4.5)
+    assert seen[0].vertices.mean(axis=0) == pytest.approx([10.0, 3.5])
+    world.update(S, _car(10.0, 3.5)[None], np.array([0.4]), np.array([0]))  # seen twice
+    assert world.observation(S, ROBOT, RobotModel()).occluders is None
