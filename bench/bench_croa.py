@@ -64,7 +64,7 @@ DESCRIPTION = (
 METHODS = ("croa", "greedy_nbv", "straight", "stay", "obca_only")
 ABLATIONS = ("croa_sampling", "croa_ccp_straight", "croa_ccp_sampled")
 SCENARIOS = ("occluded-target", "urban-clutter", "crossing-traffic")
-CACHE_VERSION = 11  # bump when a change to the code changes the episodes (3: previous_plan,
+CACHE_VERSION = 12  # bump when a change to the code changes the episodes (3: previous_plan,
 # 4: the follower backs up to goals behind it and stops where it would leave the path,
 # 5: moving tracks also where they are now, the target box fused from its detections,
 # 6: near-robot lidar evidence, the guard while driving, the tracker fed down to min_score,
@@ -75,7 +75,8 @@ CACHE_VERSION = 11  # bump when a change to the code changes the episodes (3: pr
 # 9: simulated traffic yields to a robot whose body, not only a corner, is in its lane,
 # 10: CROA's loop judges at 0.2 m and takes no step that raises the exact occlusion,
 # 11: ... but only with ScpConfig.exact_acceptance, off by default: CROA's loop as in 9's
-# predecessors, on the world model and traffic of 9)
+# predecessors, on the world model and traffic of 9,
+# 12: the tracker's association no longer ends at the first pair beyond its own gate)
 REPORT_SPACING_M = 0.2  # exact-occlusion spacing of the ablation reports (sim/truth.py's)
 
 

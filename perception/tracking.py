@@ -5,7 +5,7 @@ predict moving vehicles; CROA, arXiv 2412.18453, runs detection and planning int
 Per update at time t (boxes already in the world frame):
 
 1. Predict every track to t with constant velocity: ``c_j(t) = c_j + v_j (t - t_j)``.
-2. Associate greedily by centre distance, nearest pairs first, within the gate
+2. Associate greedily by centre distance, nearest pairs first, each within its track's gate
    ``gate_m + w_j (t - t_j)`` around the prediction: ``w_j = max_speed_mps`` for a track seen
    once (its velocity is unknown), 0 for a static one, else ``|v_j| + speed_slack_mps`` (it
    may have sped up or braked). A parked car's track is not taken over by a vehicle driving
@@ -171,9 +171,9 @@ class BoxTracker:
         pairs, used_j, used_k = [], set(), set()
         for flat in np.argsort(dist, axis=None, kind="stable"):
             j, k = np.unravel_index(flat, dist.shape)
-            if dist[j, k] > gate[j]:
-                break
-            if j in used_j or k in used_k:
+            # gates differ per track: a pair beyond its own gate does not end the search (a
+            # farther pair may be within a once-seen track's wider gate)
+            if dist[j, k] > gate[j] or j in used_j or k in used_k:
                 continue
             pairs.append((int(j), int(k)))
             used_j.add(j)

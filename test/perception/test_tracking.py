@@ -101,3 +101,18 @@ def test_a_hidden_parked_car_keeps_its_track_when_a_car_drives_past() -> None:
     ids = tracker.update(4 * S, _at(22.0, -4.5)[None], np.array([0.9]), np.array([0]))
     assert ids[0] != parked
     assert tracker.tracks[0].box[:2] == pytest.approx([20.0, -8.0])
+
+
+def test_a_pair_beyond_its_own_gate_does_not_end_the_association() -> None:
+    # A parked car (static track: gate 2.5 m) and a fast car seen once (gate 2.5 + 15 m/s x dt).
+    # The nearest pair of the next frame lies beyond the parked track's gate; the fast car's
+    # pair, farther but within its own gate, must still match (it once ended the search).
+    tracker = BoxTracker()
+    for k in range(3):
+        tracker.update(k * S, _at(0, 0)[None], np.array([0.9]), np.array([0]))
+    (fast,) = tracker.update(3 * S, _at(20, 0)[None], np.array([0.9]), np.array([0]))
+    ids = tracker.update(
+        3 * S + S // 2, np.stack([_at(3, 0), _at(24, 0)]), np.array([0.9, 0.9]), np.zeros(2, int)
+    )
+    assert ids[1] == fast
+    assert ids[0] not in (fast, tracker.tracks[0].track_id)
