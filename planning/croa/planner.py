@@ -20,8 +20,9 @@
    view as good is within reach the guide weight is 0: the guide only ever points at a view
    less occluded than anything reachable, and near it the occlusion alone decides.
 5. CCP + bilevel OBCA loop (planning/croa/scp.py) from each start on the program built once
-   (planning/croa/problem.py); each loop judges its steps on the exact occlusion (a step the
-   surrogate likes but the ray cast does not is cut back or rejected). The plan is the loop
+   (planning/croa/problem.py); with ``ScpConfig.exact_acceptance`` (off by default: measured,
+   docs/croa.md) each loop judges its steps on the exact occlusion (a step the surrogate likes
+   but the ray cast does not is cut back or rejected). The plan is the loop
    result with the least merit, the exact occlusion in it (a surrogate error cannot pick a
    worse plan); every loop's start and result are reported (``PlanResult.starts``).
 6. Verify the result with exact geometry; on a failed solve or a clearance below
