@@ -18,7 +18,8 @@ the existence of (lambda, mu): a single-level program with the duals as upper-le
    + rho sum_{t, all obstacles} max(0, d_min + margin / 2 - sd_t)`` of the rolled-out
    solution (goal mode: ``w_goal |p - goal|^2`` replaces the first three terms). ``O`` is the
    **exact** occlusion along the trajectory when the context has it (``ScpContext.exact``;
-   the planner's cycles do): the model is built on the surrogate, but a step is judged on the
+   the planner passes it only with ``ScpConfig.exact_acceptance``, off by default, else O is
+   the surrogate): the model is built on the surrogate, but a step is judged on the
    true objective, as SQP judges a step on its merit function and not on its model (with the
    surrogate in J, 24% of the chosen loops' cycles raised the exact occlusion from their start
    on the session-4 run). Accept when the actual decrease of J is at least ``accept_ratio``
