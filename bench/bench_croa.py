@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from bench.croa_checks import surrogate_check
-from bench.croa_sim import Episode, EpisodeSettings, planner_robot
+from bench.croa_sim import FOLLOWERS, Episode, EpisodeSettings, planner_robot
 from bench.report import BenchReport
 from perception.config import DEFAULT_MODEL_PATH
 from planning.croa import (
@@ -64,7 +64,7 @@ DESCRIPTION = (
 METHODS = ("croa", "greedy_nbv", "straight", "stay", "obca_only")
 ABLATIONS = ("croa_sampling", "croa_ccp_straight", "croa_ccp_sampled")
 SCENARIOS = ("occluded-target", "urban-clutter", "crossing-traffic")
-CACHE_VERSION = 12  # bump when a change to the code changes the episodes (3: previous_plan,
+CACHE_VERSION = 13  # bump when a change to the code changes the episodes (3: previous_plan,
 # 4: the follower backs up to goals behind it and stops where it would leave the path,
 # 5: moving tracks also where they are now, the target box fused from its detections,
 # 6: near-robot lidar evidence, the guard while driving, the tracker fed down to min_score,
@@ -76,7 +76,8 @@ CACHE_VERSION = 12  # bump when a change to the code changes the episodes (3: pr
 # 10: CROA's loop judges at 0.2 m and takes no step that raises the exact occlusion,
 # 11: ... but only with ScpConfig.exact_acceptance, off by default: CROA's loop as in 9's
 # predecessors, on the world model and traffic of 9,
-# 12: the tracker's association no longer ends at the first pair beyond its own gate)
+# 12: the tracker's association no longer ends at the first pair beyond its own gate,
+# 13: the follower setting (default: the timed-trajectory tracker, sim/trajectory_tracker.py))
 REPORT_SPACING_M = 0.2  # exact-occlusion spacing of the ablation reports (sim/truth.py's)
 
 
@@ -126,6 +127,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="further MAD stop thresholds, comma-separated")  # fmt: skip
     parser.add_argument("--perception-period", type=float, default=1.0,
                         help="seconds between detector frames")  # fmt: skip
+    parser.add_argument("--follower", choices=FOLLOWERS, default="trajectory",
+                        help="what drives a plan: its timed trajectory (controls fed "
+                        "forward, pose error fed back) or pure pursuit of its path "
+                        "(before session 7)")  # fmt: skip
     parser.add_argument(
         "--check-views",
         type=int,
@@ -143,7 +148,8 @@ def _settings(args: argparse.Namespace) -> EpisodeSettings:
         what = f"bench croa: --confidence-sweep {args.confidence_sweep!r}"
         raise SystemExit(f"{what}: {err}") from None
     return EpisodeSettings(plans=args.plans, perception_period_s=args.perception_period,
-                           confidence=args.confidence, sweep=sweep)  # fmt: skip
+                           confidence=args.confidence, sweep=sweep,
+                           follower=args.follower)  # fmt: skip
 
 
 @cache

@@ -46,7 +46,7 @@ from planning.croa import CroaConfig, CroaPlanner, Planner, PlannerState, RobotM
 from planning.croa.collision import ObstacleSet, footprints
 from planning.croa.kinematics import base_to_rear
 from planning.croa.safety import path_clearance
-from planning.croa.types import Polytope
+from planning.croa.types import Polytope, Trajectory
 from planning.croa.world_model import PerceivedWorld, WorldModelConfig
 from sim import (
     BicycleRobot,
@@ -61,10 +61,12 @@ from sim import (
 from sim import RobotState as SimRobotState
 from sim import Scene as SimScene
 from sim.materials import CLASSES
+from sim.trajectory_tracker import TrajectoryTracker
 from sim.truth import boxes_to_frame
 
 STOPPED_MPS = 0.05  # a driven plan ends once the follower has arrived and |v| is below this
 GUARD_CLEARANCE_M = 0.1  # the rest of a plan closer than this to a perceived obstacle: brake
+FOLLOWERS = ("trajectory", "pursuit")
 TRACK_STEPS = 5  # the record keeps the robot position every 5 steps (0.25 s)
 
 
@@ -83,7 +85,10 @@ class EpisodeSettings:
         sweep: further thresholds whose MAD stops are also recorded (the knob's sweep).
         request_noise_m: standard deviation of the request's position error (m, per axis /
         sqrt 2). guard: brake when a new frame puts a perceived obstacle on the rest of the
-        plan being driven (``Episode.guard_clear``).
+        plan being driven (``Episode.guard_clear``). follower: what drives a plan,
+        ``"trajectory"`` (``sim.trajectory_tracker``: the plan's controls fed forward and its
+        timed poses tracked) or ``"pursuit"`` (``sim.pursuit``: its path's geometry at cruise
+        speed, the benchmark's follower until session 7).
     """
 
     plans: int = 6
@@ -95,6 +100,11 @@ class EpisodeSettings:
     sweep: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8)
     request_noise_m: float = 1.0
     guard: bool = True
+    follower: str = "trajectory"
+
+    def __post_init__(self) -> None:
+        if self.follower not in FOLLOWERS:
+            raise ValueError(f"follower={self.follower!r}: one of {', '.join(FOLLOWERS)}")
 
 
 def detector_confidence(model: Any) -> float:
@@ -322,17 +332,26 @@ class Episode:
             record["plan_status"] = self.result.status.value
         return record
 
-    def drive(self, poses: np.ndarray, duration_s: float, times_s: np.ndarray) -> None:
+    def drive(self, traj: Trajectory) -> None:
         """Follows a plan until arrived and at rest (at most its duration plus settle_s, then
         brakes); a cycle lasts at least one perception period (a plan that stays still lets
         the world, traffic included, move on for that long). After every perception frame on
         the way the guard checks the rest of the plan on the updated perceived world and
         brakes when it is no longer clear (``guard_clear``)."""
-        follower = PurePursuit(self.config, self.follower)
-        follower.set_path(poses)
+        poses, times_s = traj.poses, np.asarray(traj.times_s)
+        duration_s = float(times_s[-1])
+        if self.s.follower == "trajectory":
+            tracker = TrajectoryTracker(self.config)
+            tracker.set_trajectory(times_s, np.asarray(traj.states), np.asarray(traj.controls))
+        else:
+            follower = PurePursuit(self.config, self.follower)
+            follower.set_path(poses)
         start, along = self.t_s, 0
         for _ in range(max(1, math.ceil((duration_s + self.s.settle_s) / self.s.sim_dt_s))):
-            cmd = follower.command(self.robot.state)
+            if self.s.follower == "trajectory":
+                cmd = tracker.command(self.robot.state, self.t_s - start)
+            else:
+                cmd = follower.command(self.robot.state)
             self.advance(cmd.accel_mps2, cmd.steer_rad)
             if cmd.done and abs(self.robot.state.v_mps) < STOPPED_MPS:
                 break
@@ -394,7 +413,7 @@ class Episode:
             self.cycles.append({"status": result.status.value, "message": result.message,
                                 "starts": [vars(r) for r in result.starts]})  # fmt: skip
             traj = result.trajectory
-            self.drive(traj.poses, float(traj.times_s[-1]), np.asarray(traj.times_s))
+            self.drive(traj)
             if self.t_s > self.last_frame_s:  # the decision frame at rest
                 self.frame()
             after.append(self.outcome())

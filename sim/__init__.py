@@ -16,6 +16,7 @@ from sim.scenarios import ScenarioConfig, list_scenarios, load_scenario
 from sim.scene import Lane, Scene, SceneObject
 from sim.shading import Lighting, SurfaceSamples, surface_samples
 from sim.traffic import Traffic, TrafficError
+from sim.trajectory_tracker import TrackerConfig, TrajectoryTracker
 from sim.truth import FrameTruth, ground_truth, occlusion_ratio, occlusion_ratios
 from sim.world import World
 
@@ -41,8 +42,10 @@ __all__ = [
     "Scene",
     "SceneObject",
     "SurfaceSamples",
+    "TrackerConfig",
     "Traffic",
     "TrafficError",
+    "TrajectoryTracker",
     "World",
     "generate_scene",
     "ground_truth",

@@ -60,9 +60,27 @@ def test_observation_has_the_map_and_the_other_tracks_not_the_target() -> None:
     assert obs.target_box[:2] == pytest.approx([20.0, -3.5])
 
 
-def test_a_track_overlapping_the_robot_is_left_out() -> None:
+def test_a_track_overlapping_the_robot_is_cut_back_from_the_robots_side() -> None:
+    """A box on the robot's footprint is wrong where it meets the robot (a detection's centre
+    off along the vehicle's heading, a yielded vehicle's extrapolated track), not at its far
+    end: the part beyond the robot stays an obstacle (urban-clutter 3: a van whose box reached
+    1.2 m onto the robot was left out whole and driven into)."""
     world = _world()
     world.update(0, _car(1.0, 0.5)[None], np.array([0.9]), np.array([0]))
+    obs = world.observation(0, ROBOT, RobotModel())
+    assert len(obs.obstacles) == 2  # the wall and what is left of the car
+    car = obs.obstacles[1].vertices
+    # the robot's front is at x = 2.25: the car from there to its far end (3.25), within 1 cm
+    assert car[:, 0].min() == pytest.approx(2.25, abs=0.011) and car[:, 0].min() > 2.25
+    assert car[:, 0].max() == pytest.approx(3.25)
+    assert car[:, 1].min() == pytest.approx(0.5 - 0.95) and car[:, 1].max() == pytest.approx(1.45)
+    foot = footprints(np.array([[-1.35, 0.0, 0.0, 0.0]]), RobotModel())  # rear axle -> base 0
+    assert ObstacleSet([obs.obstacles[1]], 4).signed_distances(foot, 1.0)[0].min() > 0.0
+
+
+def test_a_track_on_the_robot_that_cannot_be_cut_clear_is_left_out() -> None:
+    world = _world()
+    world.update(0, _car(0.2, 0.1)[None], np.array([0.9]), np.array([0]))
     assert len(world.observation(0, ROBOT, RobotModel()).obstacles) == 1  # the wall only
 
 
