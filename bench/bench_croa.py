@@ -127,6 +127,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="further MAD stop thresholds, comma-separated")  # fmt: skip
     parser.add_argument("--perception-period", type=float, default=1.0,
                         help="seconds between detector frames")  # fmt: skip
+    parser.add_argument("--exact-acceptance", action="store_true",
+                        help="CROA's CCP loops take only steps that lower the exact occlusion "
+                        "(ScpConfig.exact_acceptance; off by default)")  # fmt: skip
     parser.add_argument("--follower", choices=FOLLOWERS, default="trajectory",
                         help="what drives a plan: its timed trajectory (controls fed "
                         "forward, pose error fed back) or pure pursuit of its path "
@@ -153,9 +156,12 @@ def _settings(args: argparse.Namespace) -> EpisodeSettings:
 
 
 @cache
-def _planners() -> dict[str, Planner]:
-    """One set per process, each planned once so that cvxpy's canonicalization is not timed."""
+def _planners(exact_acceptance: bool = False) -> dict[str, Planner]:
+    """One set per process, each planned once so that cvxpy's canonicalization is not timed;
+    ``exact_acceptance``: CROA's loops judge their steps on the exact occlusion (an option of
+    ``ScpConfig``, off by default; the baselines do not use it)."""
     c = CroaConfig(robot=planner_robot(RobotConfig()))
+    c = replace(c, scp=replace(c.scp, exact_acceptance=exact_acceptance))
     made: list[Planner] = [
         CroaPlanner(c), GreedyNbvPlanner(c), StraightPlanner(c), StayPlanner(c),
         ObcaOffsetPlanner(c), CroaPlanner(replace(c, ccp=False), "croa_sampling"),
@@ -184,10 +190,10 @@ def _model(path: str) -> Any:
 
 
 def _episode(task: tuple[str, int, str], settings: EpisodeSettings, beams: int, model: str,
-             out: Path | None) -> dict[str, Any]:  # fmt: skip
+             out: Path | None, exact_acceptance: bool = False) -> dict[str, Any]:  # fmt: skip
     scenario, seed, method = task
     start = time.perf_counter()
-    ep = Episode(_planners()[method], generate_scene(scenario, seed), _model(model),
+    ep = Episode(_planners(exact_acceptance)[method], generate_scene(scenario, seed), _model(model),
                  Lidar(LidarConfig(beams=beams)), seed, settings).run()  # fmt: skip
     ep["wall_s"] = time.perf_counter() - start
     if out is not None:
@@ -207,6 +213,7 @@ def _cache_dir(args: argparse.Namespace, settings: EpisodeSettings) -> Path | No
             args.beams,
             hashlib.sha256(Path(args.detector).read_bytes()).hexdigest()[:16],
         ]
+        + (["exact_acceptance"] if args.exact_acceptance else [])  # default runs keep their key
     )
     folder = args.cache / hashlib.sha256(key.encode()).hexdigest()[:12]
     folder.mkdir(parents=True, exist_ok=True)
@@ -238,11 +245,13 @@ def _run_all(args: argparse.Namespace, tasks: list[tuple[str, int, str]],
 
     if args.workers == 1:
         for k, (task, path) in enumerate(todo, 1):
-            done(k, task, _episode(task, settings, args.beams, model, path))
+            done(k, task, _episode(task, settings, args.beams, model, path, args.exact_acceptance))
         return results
     # spawn, not fork: torch and open3d thread pools do not survive a fork
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_episode, t, settings, args.beams, model, p): t for t, p in todo}
+        exact = args.exact_acceptance
+        futures = {pool.submit(_episode, t, settings, args.beams, model, p, exact): t
+                   for t, p in todo}  # fmt: skip
         for k, future in enumerate(as_completed(futures), 1):
             done(k, futures[future], future.result())
     return results
@@ -285,6 +294,7 @@ def run(args: argparse.Namespace) -> BenchReport:
         "confidence_from": "--confidence" if args.confidence is not None
         else "the detector's score threshold", "confidence_sweep": list(settings.sweep),
         "perception_period_s": args.perception_period, "workers": args.workers,
+        "follower": settings.follower, "croa_exact_acceptance": args.exact_acceptance,
         "omp_threads": os.environ.get("OMP_NUM_THREADS")})  # fmt: skip
     from bench.croa_tables import fill_report
 
