@@ -163,3 +163,25 @@ def test_the_guard_stops_a_plan_into_a_perceived_obstacle() -> None:
     assert ep.guard_clear(np.column_stack([line, yaw]), times, 0) == (0, False)
     still = np.tile([s.x_m, s.y_m, s.yaw_rad], (20, 1))
     assert ep.guard_clear(still, times, 0) == (0, True)
+
+
+@needs_model
+@pytest.mark.parametrize("follower", ["trajectory", "pursuit"])
+def test_a_plan_is_driven_to_its_end_by_either_follower(follower: str) -> None:
+    """The timed-trajectory tracker (the default) ends a plan where it ends; pure pursuit (the
+    earlier follower) within its goal tolerance. (The guard is off: here it brakes this plan
+    after 1 s, when a new frame shows an obstacle near its end.)"""
+    config = CroaConfig(robot=planner_robot(RobotConfig()))
+    settings = EpisodeSettings(plans=1, perception_period_s=1.0, follower=follower, guard=False)
+    episode = Episode(CroaPlanner(config), generate_scene("occluded-target", 0), _model(),
+                      Lidar(LidarConfig(beams=16)), 0, settings)  # fmt: skip
+    record = episode.run()
+    end = episode.result.trajectory.states[-1]
+    s = episode.robot.state
+    assert record["after"][1]["path_m"] > 1.0 and abs(s.v_mps) < 0.05
+    assert np.hypot(s.x_m - end[0], s.y_m - end[1]) < (0.1 if follower == "trajectory" else 0.5)
+
+
+def test_an_unknown_follower_is_refused() -> None:
+    with pytest.raises(ValueError, match="follower"):
+        EpisodeSettings(follower="teleport")
