@@ -47,12 +47,12 @@ frame):
    its second detection) within ``young_horizon_s`` of that detection is grown along its
    heading, both ways, by ``young_speed_mps * young_horizon_s`` (the distance it could cover
    before the next frame tells), each end stopping at the target and ``yield_gap_m`` short of
-   the robot; grown onto the robot, it is kept as seen. A box on the robot's own footprint
-   (a detection's centre off along the vehicle, a yielded vehicle's track extrapolated on) is
-   cut back from the robot's side, along its length or else its width, until it is clear,
-   keeping at least ``min_cut_box_m``; one that cannot be is left out. The growth is for collisions only:
+   the robot; grown onto the robot, it is kept as seen. The growth is for collisions only:
    the observation's ``occluders`` hold the box as seen (the occlusion model asks where the
-   vehicle most likely is, the collision model where it might be).
+   vehicle most likely is, the collision model where it might be). A box on the robot's own
+   footprint (a detection's centre off along the vehicle, a yielded vehicle's track
+   extrapolated on) is cut back from the robot's side, along its length or else its width,
+   until it is clear, keeping at least ``min_cut_box_m``; one that cannot be is left out.
    The near-robot evidence cells are obstacles too (not occluders of the target: those are
    the cells above). Target: the target track's box, or the prior.
 """
