@@ -64,7 +64,7 @@ DESCRIPTION = (
 METHODS = ("croa", "greedy_nbv", "straight", "stay", "obca_only")
 ABLATIONS = ("croa_sampling", "croa_ccp_straight", "croa_ccp_sampled")
 SCENARIOS = ("occluded-target", "urban-clutter", "crossing-traffic")
-CACHE_VERSION = 15  # bump when a change to the code changes the episodes (3: previous_plan,
+CACHE_VERSION = 14  # bump when a change to the code changes the episodes (3: previous_plan,
 # 4: the follower backs up to goals behind it and stops where it would leave the path,
 # 5: moving tracks also where they are now, the target box fused from its detections,
 # 6: near-robot lidar evidence, the guard while driving, the tracker fed down to min_score,
@@ -79,8 +79,7 @@ CACHE_VERSION = 15  # bump when a change to the code changes the episodes (3: pr
 # 12: the tracker's association no longer ends at the first pair beyond its own gate,
 # 13: the follower setting (default: the timed-trajectory tracker, sim/trajectory_tracker.py),
 # a track box on the robot cut back, not left out,
-# 14: the tracker's speed half a step later (the planner's Euler chords), higher gains,
-# 15: CROA brakes where it stands when no plan sees the target better (no gain, no move))
+# 14: the tracker's speed half a step later (the planner's Euler chords), higher gains)
 REPORT_SPACING_M = 0.2  # exact-occlusion spacing of the ablation reports (sim/truth.py's)
 
 

@@ -216,15 +216,12 @@ class ViewpointConfig:
         explore_below_gain: CROA's guide pulls toward the next-best view anywhere while that
             view is at least this much less occluded (exact) than the best view any sampled
             rollout reaches within one horizon; otherwise there is no guide, in [0, 1].
-        min_move_gain: CROA drives its plan only when the plan's exact occlusion is at least
-            this much below braking where the robot stands (no gain, no move), in [0, 1].
     """
 
     ring_gaps_m: tuple[float, ...] = (1.0, 3.0, 6.0)
     ring_angles: int = 16
     distance_weight: float = 0.01
     explore_below_gain: float = 0.05
-    min_move_gain: float = 0.02
 
     def __post_init__(self) -> None:
         gaps = self.ring_gaps_m
@@ -235,7 +232,6 @@ class ViewpointConfig:
         check_int(self, "ring_angles", 4, 64)
         check_number(self, "distance_weight", 0.0, 1.0)
         check_number(self, "explore_below_gain", 0.0, 1.0)
-        check_number(self, "min_move_gain", 0.0, 1.0)
 
 
 @dataclass(frozen=True)

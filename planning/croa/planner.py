@@ -25,9 +25,6 @@
    but the ray cast does not is cut back or rejected). The plan is the loop
    result with the least merit, the exact occlusion in it (a surrogate error cannot pick a
    worse plan); every loop's start and result are reported (``PlanResult.starts``).
-   No gain, no move: without a guide (step 4), when the chosen result's exact occlusion is
-   not at least ``ViewpointConfig.min_move_gain`` below braking where the robot stands, the
-   plan is to brake (no start report is marked chosen).
 6. Verify the result with exact geometry; on a failed solve or a clearance below
    ``min_clearance_m`` fall back (planning/croa/safety.py).
 
@@ -171,9 +168,8 @@ class CroaPlanner:
         self.last_guide = ctx.guide_xy
         setup_ms = 1e3 * (time.perf_counter() - start)
         outcomes = {name: self._run(z, ctx) for name, z in starts.items()}
-        stay_rear, stay_controls = stop_plan(observation, c)
-        rear = np.stack([*(z.rear_states for z in starts.values()),
-                         *(o.best.rear_states for o in outcomes.values()), stay_rear])  # fmt: skip
+        rear = np.stack([z.rear_states for z in starts.values()]
+                        + [o.best.rear_states for o in outcomes.values()])  # fmt: skip
         exact, exact_view = trajectory_occlusion(rear, observation, c)
         n = len(starts)
         # the loop result with the least merit, the exact occlusion in place of the surrogate
@@ -183,20 +179,11 @@ class CroaPlanner:
                        for k, o in enumerate(outcomes.values())]  # fmt: skip
         chosen = int(np.argmin(exact_merit))
         out = list(outcomes.values())[chosen]
-        # no gain, no move: without a guide toward a better view beyond this horizon, a plan
-        # that does not see the target better than braking where the robot stands is not
-        # driven (a vehicle predicted to cross the line of sight: moving does not help)
-        stays = ctx.guide_xy is None and bool(
-            exact[n + chosen] > exact[-1] - c.viewpoints.min_move_gain
-        )
-        if stays:
-            z = self._solver.evaluate(stay_controls, ctx)
-            out, chosen = ScpOutcome(z, True, "", (z.merit,), (), 0, 0.0), -1
         self.last_outcome = out
         timings = PlanTimings(1e3 * (time.perf_counter() - start), setup_ms,
                               sum(o.solve_ms for o in outcomes.values()),
                               sum(o.num_solves for o in outcomes.values()))  # fmt: skip
-        self._report_input = (rear[:-1], observation)  # the starts and results
+        self._report_input = (rear, observation)
         reports = tuple(
             StartReport(name, float(exact[k]), float(exact[n + k]), float(exact_view[k]),
                         float(exact_view[n + k]), starts[name].merit, o.best.merit,
@@ -207,12 +194,6 @@ class CroaPlanner:
         surrogate = float(ctx.shadows.value(views[None])[0]) if ctx.shadows else float("nan")
         result, nxt = conclude(self.name, out, observation, state, c, ctx.obstacles, timings,
                                surrogate)  # fmt: skip
-        if stays and not result.is_fallback:
-            result = replace(
-                result,
-                message=f"staying: no plan sees the target "
-                f"{c.viewpoints.min_move_gain:.2f} better than braking here",
-            )
         return replace(result, starts=reports), nxt
 
     def finer_reports(self, result: PlanResult) -> PlanResult:

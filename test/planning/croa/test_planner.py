@@ -218,21 +218,6 @@ def test_no_obstacles_is_a_defined_case(croa: CroaPlanner) -> None:
     assert result.status in FRESH and result.predicted_occlusion == 0.0
 
 
-def test_with_nothing_to_gain_croa_brakes_where_it_stands(croa: CroaPlanner) -> None:
-    """No gain, no move: the target in full view and no guide, so no plan can see it
-    ``min_move_gain`` better than braking here (and none is driven; the loops still ran)."""
-    obs = PlanObservation.from_boxes(0, RobotState(0.0, 0.0, 0.0, 0.0),
-                                     np.array([12.0, 0.0, 0.75, 4.5, 1.9, 1.5, 0.0]),
-                                     np.zeros((0, 7)))  # fmt: skip
-    result, _ = croa.plan(obs)
-    assert croa.last_guide is None and result.status in FRESH
-    assert result.message.startswith("staying") and result.trajectory.length_m() < 1e-6
-    assert len(result.starts) == 2 and not any(r.chosen for r in result.starts)
-    moving = replace(croa.config, viewpoints=replace(croa.config.viewpoints, min_move_gain=0.0))
-    other, _ = CroaPlanner(moving).plan(obs)  # no threshold: the loops' best plan is driven
-    assert not other.message.startswith("staying") and sum(r.chosen for r in other.starts) == 1
-
-
 @pytest.mark.parametrize(
     ("make", "match"),
     [
