@@ -81,9 +81,15 @@ class PurePursuitConfig:
             ("reverse_speed_mps", 1e-3, 20.0),
             ("max_deviation_m", 1e-3, 50.0),
         ):
-            value = getattr(self, name)
-            if not math.isfinite(value) or not lo <= value <= hi:
-                raise PursuitError(f"{name}={value!r}: must be in [{lo}, {hi}]")
+            check_gain(self, name, lo, hi)
+
+
+def check_gain(config: object, name: str, lo: float, hi: float) -> None:
+    """Raises PursuitError unless ``config.name`` is finite and in [lo, hi] (the followers'
+    settings)."""
+    value = getattr(config, name)
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise PursuitError(f"{name}={value!r}: must be in [{lo}, {hi}]")
 
 
 @dataclass(frozen=True)

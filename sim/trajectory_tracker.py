@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.pursuit import DriveCommand, PursuitError
+from sim.pursuit import DriveCommand, PursuitError, check_gain
 from sim.robot import RobotConfig, RobotState
 
 BRAKE_GAIN_PER_S = 4.0  # braking to rest: deceleration per unit speed, capped by the robot's
@@ -75,9 +75,7 @@ class TrackerConfig:
             ("goal_tolerance_m", 1e-3, 10.0),
             ("max_deviation_m", 1e-3, 50.0),
         ):
-            value = getattr(self, name)
-            if not math.isfinite(value) or not lo <= value <= hi:
-                raise PursuitError(f"{name}={value!r}: must be in [{lo}, {hi}]")
+            check_gain(self, name, lo, hi)
 
 
 class TrajectoryTracker:
