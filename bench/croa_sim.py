@@ -13,8 +13,10 @@ One episode of one method on one scene (``run_episode``), all in the map frame:
   the request, lidar evidence of occluders the detector missed).
 - Planning, whenever the robot has come to rest after a plan (and at the start): the planner
   gets ``PerceivedWorld.observation`` (the static map, the other tracks with their predicted
-  motion, the target estimate), and ``sim.PurePursuit`` drives ``sim.BicycleRobot`` along the
-  plan at 1 / ``sim_dt_s`` Hz until it has arrived and stopped (at most the plan's duration plus
+  motion, the target estimate), and the follower (``EpisodeSettings.follower``: by default
+  ``sim.trajectory_tracker.TrajectoryTracker``, the plan's timed trajectory with its controls
+  fed forward; or ``sim.PurePursuit`` of its path) drives ``sim.BicycleRobot`` at 1 /
+  ``sim_dt_s`` Hz until it has arrived and stopped (at most the plan's duration plus
   ``settle_s``); after every perception frame on the way a guard checks the rest of the plan on
   the updated perceived world and brakes when it is no longer clear (``guard``).
 - No early stop: the episode makes ``plans`` plans. After the b-th plan the robot is at rest and
