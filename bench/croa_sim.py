@@ -52,6 +52,7 @@ from planning.croa.types import Polytope, Trajectory
 from planning.croa.world_model import PerceivedWorld, WorldModelConfig
 from sim import (
     BicycleRobot,
+    DriveCommand,
     Lidar,
     PurePursuit,
     PurePursuitConfig,
@@ -342,18 +343,19 @@ class Episode:
         brakes when it is no longer clear (``guard_clear``)."""
         poses, times_s = traj.poses, np.asarray(traj.times_s)
         duration_s = float(times_s[-1])
+        start, along = self.t_s, 0
         if self.s.follower == "trajectory":
             tracker = TrajectoryTracker(self.config)
             tracker.set_trajectory(times_s, np.asarray(traj.states), np.asarray(traj.controls))
+
+            def command(state: SimRobotState) -> DriveCommand:
+                return tracker.command(state, self.t_s - start)
         else:
             follower = PurePursuit(self.config, self.follower)
             follower.set_path(poses)
-        start, along = self.t_s, 0
+            command = follower.command
         for _ in range(max(1, math.ceil((duration_s + self.s.settle_s) / self.s.sim_dt_s))):
-            if self.s.follower == "trajectory":
-                cmd = tracker.command(self.robot.state, self.t_s - start)
-            else:
-                cmd = follower.command(self.robot.state)
+            cmd = command(self.robot.state)
             self.advance(cmd.accel_mps2, cmd.steer_rad)
             if cmd.done and abs(self.robot.state.v_mps) < STOPPED_MPS:
                 break
