@@ -3,7 +3,8 @@ a target vehicle occluded by clutter in a multi-lane urban street).
 
 First the fixed street (``sim/street.py``: lanes, road, sidewalks, markings, buildings). Then:
 the target (parked in the parking lane ``target_side``, ahead of the ego), the ego start (lane
-``ego_lane`` counted from the kerb, heading +x), parked vehicles, sidewalk clutter (bins,
+``ego_lane`` counted from the kerb, heading +x), roadside walls, planters, hedges and kerb
+extensions (``sim/roadside.py``, none by default), parked vehicles, sidewalk clutter (bins,
 barriers, scooters), trees and poles, all kept out of the ego's sight corridor to the target;
 then occluders placed in that corridor until the target's occlusion from the ego start lands in
 ``target_occlusion_range`` (``sim/occluders.py``, verified by raycasting); last, moving
@@ -24,6 +25,7 @@ from sim.materials import CLASSES
 from sim.negatives import place_negatives
 from sim.occluders import OccluderError, OccluderSearch, place_occluders
 from sim.placement import Placer, convex_hull, footprint
+from sim.roadside import place_roadside
 from sim.scenarios import Scenario, ScenarioConfig, ScenarioError, load_scenario
 from sim.scene import FORMAT as SCENE_FORMAT
 from sim.scene import Lane, Scene, SceneObject, read_structured_file
@@ -183,6 +185,7 @@ def build_scene(config: ScenarioConfig, name: str, seed: int) -> Scene:
         placer.add(target_poly)
         corridor = convex_hull(np.vstack([target_poly, [ego[:2]]]))
         corridor_handle = placer.add(corridor)  # nothing but the occluders may enter it
+    place_roadside(b, c, placer)  # before parked cars and clutter: long runs need the room
     _parked(b, c, lanes, placer)
     _sidewalk_items(b, c, placer)
     place_negatives(b, c, lanes, placer)

@@ -79,6 +79,9 @@ STATIC_KINDS: tuple[str, ...] = (
     "bollard",
     "bench",
     "sign",
+    # Roadside structures of car height (sim/roadside.py).
+    "wall",
+    "planter",
 )
 KINDS: tuple[str, ...] = CLASSES + STATIC_KINDS
 
@@ -146,6 +149,8 @@ KIND_APPEARANCE = MappingProxyType(
         "bollard": ((0.25, 0.25, 0.27), "metal"),
         "bench": ((0.45, 0.30, 0.18), "wood"),
         "sign": ((0.85, 0.85, 0.88), "retroreflector"),
+        "wall": ((0.60, 0.35, 0.28), "brick"),
+        "planter": ((0.62, 0.61, 0.58), "concrete"),
     }
 )
 

@@ -77,6 +77,8 @@ class ScenarioConfig:
         fences_per_100m: fence or hedge runs per 100 m of each sidewalk, [0, 50].
         bushes_per_100m: bushes per 100 m of each sidewalk, [0, 50].
         kerb_height_m: height of the kerb above the road, [0.05, 0.3].
+        roadside_per_100m: low walls, raised planters, hedges and kerb extensions near the
+            road per 100 m of each side (``sim/roadside.py``), [0, 50]; 0 places none.
         grade_range: (min, max) longitudinal grade of the street at the ego start, within
             [-0.12, 0.12] (``sim/terrain.py``).
         grade_change_range_per_100m: (min, max) change of the grade per 100 m, within
@@ -115,6 +117,7 @@ class ScenarioConfig:
     fences_per_100m: float = 1.0
     bushes_per_100m: float = 2.0
     kerb_height_m: float = 0.15
+    roadside_per_100m: float = 0.0
     grade_range: tuple[float, float] = (0.0, 0.0)
     grade_change_range_per_100m: tuple[float, float] = (0.0, 0.0)
     crown_range: tuple[float, float] = (0.0, 0.0)
@@ -220,6 +223,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "fences_per_100m": (0.0, 50.0),
     "bushes_per_100m": (0.0, 50.0),
     "kerb_height_m": (0.05, 0.3),
+    "roadside_per_100m": (0.0, 50.0),
     "grade_range": (-0.12, 0.12),
     "grade_change_range_per_100m": (-0.1, 0.1),
     "crown_range": (0.0, 0.05),

@@ -7,7 +7,9 @@ A ``Variation`` says how each group of frames (one scene) and each frame is draw
   pedestrians, cyclists, furniture, fences, bushes, kerb height, and, with probability
   ``slope_probability``, a grade of up to +-``max_grade``, a vertical curve and a road crown;
   target searches are relaxed (any occlusion) so generation stays fast, except for scenarios in
-  ``keep_occlusion`` (the occluded-target views);
+  ``keep_occlusion`` (the occluded-target views); with ``roadside_range_per_100m`` above 0,
+  roadside walls, planters, hedges and kerb extensions (``sim/roadside.py``) at a rate uniform
+  in that range (drawn after every other street draw, so without it datasets are unchanged);
 - sensor: a model from ``sensors`` (``sim/sensors.py``), each beam's elevation jittered by a
   unit's calibration spread;
 - mounting: height uniform in ``height_range_m``, pitch and roll N(0, ``tilt_std_rad``) clipped
@@ -50,6 +52,7 @@ class Variation:
     keep_occlusion: tuple[str, ...] = ("occluded-target",)
     slope_probability: float = 0.5
     max_grade: float = 0.06
+    roadside_range_per_100m: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.sensors if s not in SENSORS]
@@ -67,6 +70,12 @@ class Variation:
         if not 0.2 <= lo <= hi <= 5.0:
             raise VariationError(
                 f"height_range_m={self.height_range_m}: need 0.2 <= min <= max <= 5"
+            )
+        lo, hi = self.roadside_range_per_100m
+        if not 0.0 <= lo <= hi <= 50.0:
+            raise VariationError(
+                f"roadside_range_per_100m={self.roadside_range_per_100m}: need 0 <= min <= max"
+                " <= 50"
             )
         lo, hi = self.speed_range_mps
         if not 0.0 <= lo <= hi <= 40.0:
@@ -143,6 +152,8 @@ def randomise_scenario(
         }
     if c.has_target and scenario.name not in variation.keep_occlusion:
         new |= {"target_occlusion_range": (0.0, 1.0), "min_view_improvement": 0.0}
+    if variation.roadside_range_per_100m[1] > 0.0:
+        new["roadside_per_100m"] = float(rng.uniform(*variation.roadside_range_per_100m))
     return replace(scenario, config=replace(c, **new))
 
 

@@ -108,6 +108,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="mounting height range with --vary, m (default: "
         f"{Variation().height_range_m[0]},{Variation().height_range_m[1]})",
     )
+    p.add_argument(
+        "--roadside",
+        metavar="LO,HI",
+        help="with --vary, low walls, planters, hedges and kerb extensions beside the road "
+        "(sim/roadside.py) per 100 m of each side, a rate uniform in [LO, HI] per scene "
+        "(default: none)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--force",
@@ -217,8 +224,8 @@ def _export_sdf(args: argparse.Namespace) -> int:
 
 def _variation(args: argparse.Namespace) -> Variation | None:
     if not args.vary:
-        if args.sensors or args.heights:
-            raise CliError("--sensors and --heights need --vary")
+        if args.sensors or args.heights or args.roadside:
+            raise CliError("--sensors, --heights and --roadside need --vary")
         return None
     changes: dict[str, object] = {}
     if args.sensors:
@@ -229,6 +236,12 @@ def _variation(args: argparse.Namespace) -> Variation | None:
         except ValueError as err:
             raise CliError(f"--heights {args.heights!r}: expected LO,HI in metres") from err
         changes["height_range_m"] = (lo, hi)
+    if args.roadside:
+        try:
+            lo, hi = (float(v) for v in args.roadside.split(","))
+        except ValueError as err:
+            raise CliError(f"--roadside {args.roadside!r}: expected LO,HI per 100 m") from err
+        changes["roadside_range_per_100m"] = (lo, hi)
     try:
         return replace(Variation(), **changes)  # type: ignore[arg-type]
     except VariationError as err:

@@ -79,6 +79,12 @@ def test_dataset_command_writes_a_readable_dataset(tmp_path) -> None:
         (["sim", "show", "no-such-scenario"], "unknown scenario"),
         (["sim", "export-sdf", "open-road", "--out", "/nonexistent-dir/w.sdf"], "cannot write"),
         (["sim", "dataset", "--frames", "0", "--out", "unused"], "frames"),
+        (["sim", "dataset", "--frames", "1", "--out", "u", "--roadside", "1,2"], "need --vary"),
+        (["sim", "dataset", "--frames", "1", "--out", "u", "--vary", "--roadside", "2"], "LO,HI"),
+        (
+            ["sim", "dataset", "--frames", "1", "--out", "u", "--vary", "--roadside", "9,3"],
+            "roadside_range_per_100m",
+        ),
     ],
 )
 def test_user_errors_exit_2_with_a_message(capsys, args, message) -> None:
