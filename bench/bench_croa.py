@@ -132,6 +132,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exact-acceptance", action="store_true",
                         help="CROA's CCP loops take only steps that lower the exact occlusion "
                         "(ScpConfig.exact_acceptance; off by default)")  # fmt: skip
+    parser.add_argument("--keep-better-start", action="store_true",
+                        help="a CROA loop whose result sees the target worse than its "
+                        "start ends at the start (ScpConfig.keep_better_start; off by "
+                        "default)")  # fmt: skip
     parser.add_argument("--follower", choices=FOLLOWERS, default="trajectory",
                         help="what drives a plan: its timed trajectory (controls fed "
                         "forward, pose error fed back) or pure pursuit of its path "
@@ -157,13 +161,21 @@ def _settings(args: argparse.Namespace) -> EpisodeSettings:
                            follower=args.follower)  # fmt: skip
 
 
+CROA_OPTIONS = ("exact_acceptance", "keep_better_start")  # ScpConfig switches, off by default
+
+
+def croa_options(args: argparse.Namespace) -> tuple[str, ...]:
+    """The ``ScpConfig`` switches the command line turned on (``CROA_OPTIONS``)."""
+    return tuple(o for o in CROA_OPTIONS if getattr(args, o, False))
+
+
 @cache
-def _planners(exact_acceptance: bool = False) -> dict[str, Planner]:
+def _planners(options: tuple[str, ...] = ()) -> dict[str, Planner]:
     """One set per process, each planned once so that cvxpy's canonicalization is not timed;
-    ``exact_acceptance``: CROA's loops judge their steps on the exact occlusion (an option of
-    ``ScpConfig``, off by default; the baselines do not use it)."""
+    ``options``: ``ScpConfig`` switches turned on for CROA and its ablations (``CROA_OPTIONS``,
+    off by default; the baselines do not use them)."""
     c = CroaConfig(robot=planner_robot(RobotConfig()))
-    c = replace(c, scp=replace(c.scp, exact_acceptance=exact_acceptance))
+    c = replace(c, scp=replace(c.scp, **dict.fromkeys(options, True)))
     made: list[Planner] = [
         CroaPlanner(c), GreedyNbvPlanner(c), StraightPlanner(c), StayPlanner(c),
         ObcaOffsetPlanner(c), CroaPlanner(replace(c, ccp=False), "croa_sampling"),
@@ -192,10 +204,10 @@ def _model(path: str) -> Any:
 
 
 def _episode(task: tuple[str, int, str], settings: EpisodeSettings, beams: int, model: str,
-             out: Path | None, exact_acceptance: bool = False) -> dict[str, Any]:  # fmt: skip
+             out: Path | None, options: tuple[str, ...] = ()) -> dict[str, Any]:  # fmt: skip
     scenario, seed, method = task
     start = time.perf_counter()
-    ep = Episode(_planners(exact_acceptance)[method], generate_scene(scenario, seed), _model(model),
+    ep = Episode(_planners(options)[method], generate_scene(scenario, seed), _model(model),
                  Lidar(LidarConfig(beams=beams)), seed, settings).run()  # fmt: skip
     ep["wall_s"] = time.perf_counter() - start
     if out is not None:
@@ -214,8 +226,8 @@ def _cache_dir(args: argparse.Namespace, settings: EpisodeSettings) -> Path | No
             asdict(settings),
             args.beams,
             hashlib.sha256(Path(args.detector).read_bytes()).hexdigest()[:16],
+            *croa_options(args),  # default runs keep their key
         ]
-        + (["exact_acceptance"] if args.exact_acceptance else [])  # default runs keep their key
     )
     folder = args.cache / hashlib.sha256(key.encode()).hexdigest()[:12]
     folder.mkdir(parents=True, exist_ok=True)
@@ -247,12 +259,12 @@ def _run_all(args: argparse.Namespace, tasks: list[tuple[str, int, str]],
 
     if args.workers == 1:
         for k, (task, path) in enumerate(todo, 1):
-            done(k, task, _episode(task, settings, args.beams, model, path, args.exact_acceptance))
+            done(k, task, _episode(task, settings, args.beams, model, path, croa_options(args)))
         return results
     # spawn, not fork: torch and open3d thread pools do not survive a fork
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-        exact = args.exact_acceptance
-        futures = {pool.submit(_episode, t, settings, args.beams, model, p, exact): t
+        opts = croa_options(args)
+        futures = {pool.submit(_episode, t, settings, args.beams, model, p, opts): t
                    for t, p in todo}  # fmt: skip
         for k, future in enumerate(as_completed(futures), 1):
             done(k, futures[future], future.result())
@@ -297,6 +309,7 @@ def run(args: argparse.Namespace) -> BenchReport:
         else "the detector's score threshold", "confidence_sweep": list(settings.sweep),
         "perception_period_s": args.perception_period, "workers": args.workers,
         "follower": settings.follower, "croa_exact_acceptance": args.exact_acceptance,
+        "croa_keep_better_start": args.keep_better_start,
         "omp_threads": os.environ.get("OMP_NUM_THREADS")})  # fmt: skip
     from bench.croa_tables import fill_report
 
