@@ -64,7 +64,7 @@ DESCRIPTION = (
 METHODS = ("croa", "greedy_nbv", "straight", "stay", "obca_only")
 ABLATIONS = ("croa_sampling", "croa_ccp_straight", "croa_ccp_sampled")
 SCENARIOS = ("occluded-target", "urban-clutter", "crossing-traffic")
-CACHE_VERSION = 14  # bump when a change to the code changes the episodes (3: previous_plan,
+CACHE_VERSION = 15  # bump when a change to the code changes the episodes (3: previous_plan,
 # 4: the follower backs up to goals behind it and stops where it would leave the path,
 # 5: moving tracks also where they are now, the target box fused from its detections,
 # 6: near-robot lidar evidence, the guard while driving, the tracker fed down to min_score,
@@ -79,7 +79,8 @@ CACHE_VERSION = 14  # bump when a change to the code changes the episodes (3: pr
 # 12: the tracker's association no longer ends at the first pair beyond its own gate,
 # 13: the follower setting (default: the timed-trajectory tracker, sim/trajectory_tracker.py),
 # a track box on the robot cut back, not left out,
-# 14: the tracker's speed half a step later (the planner's Euler chords), higher gains)
+# 14: the tracker's speed half a step later (the planner's Euler chords), higher gains,
+# 15: the safety scanner's protective field (sim/safety_scanner.py) stops every method's robot)
 REPORT_SPACING_M = 0.2  # exact-occlusion spacing of the ablation reports (sim/truth.py's)
 
 
@@ -136,6 +137,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a CROA loop whose result sees the target worse than its "
                         "start ends at the start (ScpConfig.keep_better_start; off by "
                         "default)")  # fmt: skip
+    parser.add_argument("--no-safety-field", action="store_true",
+                        help="drive without the safety scanner's protective field "
+                        "(sim/safety_scanner.py; before session 8)")  # fmt: skip
     parser.add_argument("--follower", choices=FOLLOWERS, default="trajectory",
                         help="what drives a plan: its timed trajectory (controls fed "
                         "forward, pose error fed back) or pure pursuit of its path "
@@ -158,7 +162,8 @@ def _settings(args: argparse.Namespace) -> EpisodeSettings:
         raise SystemExit(f"{what}: {err}") from None
     return EpisodeSettings(plans=args.plans, perception_period_s=args.perception_period,
                            confidence=args.confidence, sweep=sweep,
-                           follower=args.follower)  # fmt: skip
+                           follower=args.follower,
+                           safety_field=not args.no_safety_field)  # fmt: skip
 
 
 CROA_OPTIONS = ("exact_acceptance", "keep_better_start")  # ScpConfig switches, off by default
@@ -308,7 +313,8 @@ def run(args: argparse.Namespace) -> BenchReport:
         "confidence_from": "--confidence" if args.confidence is not None
         else "the detector's score threshold", "confidence_sweep": list(settings.sweep),
         "perception_period_s": args.perception_period, "workers": args.workers,
-        "follower": settings.follower, "croa_exact_acceptance": args.exact_acceptance,
+        "follower": settings.follower, "safety_field": settings.safety_field,
+        "croa_exact_acceptance": args.exact_acceptance,
         "croa_keep_better_start": args.keep_better_start,
         "omp_threads": os.environ.get("OMP_NUM_THREADS")})  # fmt: skip
     from bench.croa_tables import fill_report

@@ -35,9 +35,11 @@ def test_exact_acceptance_has_its_own_cache_and_the_default_keeps_its_key(tmp_pa
     assert '"follower": "trajectory"' in (default / "settings.json").read_text()
 
 
-def test_the_follower_option_reaches_the_episode_settings(tmp_path: Path) -> None:
+def test_the_follower_and_field_options_reach_the_episode_settings(tmp_path: Path) -> None:
     assert _settings(_args(tmp_path)).follower == "trajectory"
     assert _settings(_args(tmp_path, "--follower", "pursuit")).follower == "pursuit"
+    assert _settings(_args(tmp_path)).safety_field
+    assert not _settings(_args(tmp_path, "--no-safety-field")).safety_field
     with pytest.raises(SystemExit):
         _args(tmp_path, "--follower", "teleport")
 
