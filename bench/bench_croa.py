@@ -64,7 +64,7 @@ DESCRIPTION = (
 METHODS = ("croa", "greedy_nbv", "straight", "stay", "obca_only")
 ABLATIONS = ("croa_sampling", "croa_ccp_straight", "croa_ccp_sampled")
 SCENARIOS = ("occluded-target", "urban-clutter", "crossing-traffic")
-CACHE_VERSION = 14  # bump when a change to the code changes the episodes (3: previous_plan,
+CACHE_VERSION = 15  # bump when a change to the code changes the episodes (3: previous_plan,
 # 4: the follower backs up to goals behind it and stops where it would leave the path,
 # 5: moving tracks also where they are now, the target box fused from its detections,
 # 6: near-robot lidar evidence, the guard while driving, the tracker fed down to min_score,
@@ -79,7 +79,8 @@ CACHE_VERSION = 14  # bump when a change to the code changes the episodes (3: pr
 # 12: the tracker's association no longer ends at the first pair beyond its own gate,
 # 13: the follower setting (default: the timed-trajectory tracker, sim/trajectory_tracker.py),
 # a track box on the robot cut back, not left out,
-# 14: the tracker's speed half a step later (the planner's Euler chords), higher gains)
+# 14: the tracker's speed half a step later (the planner's Euler chords), higher gains,
+# 15: the safety scanner's protective field (sim/safety_scanner.py) stops every method's robot)
 REPORT_SPACING_M = 0.2  # exact-occlusion spacing of the ablation reports (sim/truth.py's)
 
 
@@ -132,6 +133,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exact-acceptance", action="store_true",
                         help="CROA's CCP loops take only steps that lower the exact occlusion "
                         "(ScpConfig.exact_acceptance; off by default)")  # fmt: skip
+    parser.add_argument("--keep-better-start", action="store_true",
+                        help="a CROA loop whose result sees the target worse than its "
+                        "start ends at the start (ScpConfig.keep_better_start; off by "
+                        "default)")  # fmt: skip
+    parser.add_argument("--no-safety-field", action="store_true",
+                        help="drive without the safety scanner's protective field "
+                        "(sim/safety_scanner.py; before session 8)")  # fmt: skip
     parser.add_argument("--follower", choices=FOLLOWERS, default="trajectory",
                         help="what drives a plan: its timed trajectory (controls fed "
                         "forward, pose error fed back) or pure pursuit of its path "
@@ -154,16 +162,25 @@ def _settings(args: argparse.Namespace) -> EpisodeSettings:
         raise SystemExit(f"{what}: {err}") from None
     return EpisodeSettings(plans=args.plans, perception_period_s=args.perception_period,
                            confidence=args.confidence, sweep=sweep,
-                           follower=args.follower)  # fmt: skip
+                           follower=args.follower,
+                           safety_field=not args.no_safety_field)  # fmt: skip
+
+
+CROA_OPTIONS = ("exact_acceptance", "keep_better_start")  # ScpConfig switches, off by default
+
+
+def croa_options(args: argparse.Namespace) -> tuple[str, ...]:
+    """The ``ScpConfig`` switches the command line turned on (``CROA_OPTIONS``)."""
+    return tuple(o for o in CROA_OPTIONS if getattr(args, o, False))
 
 
 @cache
-def _planners(exact_acceptance: bool = False) -> dict[str, Planner]:
+def _planners(options: tuple[str, ...] = ()) -> dict[str, Planner]:
     """One set per process, each planned once so that cvxpy's canonicalization is not timed;
-    ``exact_acceptance``: CROA's loops judge their steps on the exact occlusion (an option of
-    ``ScpConfig``, off by default; the baselines do not use it)."""
+    ``options``: ``ScpConfig`` switches turned on for CROA and its ablations (``CROA_OPTIONS``,
+    off by default; the baselines do not use them)."""
     c = CroaConfig(robot=planner_robot(RobotConfig()))
-    c = replace(c, scp=replace(c.scp, exact_acceptance=exact_acceptance))
+    c = replace(c, scp=replace(c.scp, **dict.fromkeys(options, True)))
     made: list[Planner] = [
         CroaPlanner(c), GreedyNbvPlanner(c), StraightPlanner(c), StayPlanner(c),
         ObcaOffsetPlanner(c), CroaPlanner(replace(c, ccp=False), "croa_sampling"),
@@ -192,10 +209,10 @@ def _model(path: str) -> Any:
 
 
 def _episode(task: tuple[str, int, str], settings: EpisodeSettings, beams: int, model: str,
-             out: Path | None, exact_acceptance: bool = False) -> dict[str, Any]:  # fmt: skip
+             out: Path | None, options: tuple[str, ...] = ()) -> dict[str, Any]:  # fmt: skip
     scenario, seed, method = task
     start = time.perf_counter()
-    ep = Episode(_planners(exact_acceptance)[method], generate_scene(scenario, seed), _model(model),
+    ep = Episode(_planners(options)[method], generate_scene(scenario, seed), _model(model),
                  Lidar(LidarConfig(beams=beams)), seed, settings).run()  # fmt: skip
     ep["wall_s"] = time.perf_counter() - start
     if out is not None:
@@ -214,8 +231,8 @@ def _cache_dir(args: argparse.Namespace, settings: EpisodeSettings) -> Path | No
             asdict(settings),
             args.beams,
             hashlib.sha256(Path(args.detector).read_bytes()).hexdigest()[:16],
+            *croa_options(args),  # default runs keep their key
         ]
-        + (["exact_acceptance"] if args.exact_acceptance else [])  # default runs keep their key
     )
     folder = args.cache / hashlib.sha256(key.encode()).hexdigest()[:12]
     folder.mkdir(parents=True, exist_ok=True)
@@ -247,12 +264,12 @@ def _run_all(args: argparse.Namespace, tasks: list[tuple[str, int, str]],
 
     if args.workers == 1:
         for k, (task, path) in enumerate(todo, 1):
-            done(k, task, _episode(task, settings, args.beams, model, path, args.exact_acceptance))
+            done(k, task, _episode(task, settings, args.beams, model, path, croa_options(args)))
         return results
     # spawn, not fork: torch and open3d thread pools do not survive a fork
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-        exact = args.exact_acceptance
-        futures = {pool.submit(_episode, t, settings, args.beams, model, p, exact): t
+        opts = croa_options(args)
+        futures = {pool.submit(_episode, t, settings, args.beams, model, p, opts): t
                    for t, p in todo}  # fmt: skip
         for k, future in enumerate(as_completed(futures), 1):
             done(k, futures[future], future.result())
@@ -296,7 +313,9 @@ def run(args: argparse.Namespace) -> BenchReport:
         "confidence_from": "--confidence" if args.confidence is not None
         else "the detector's score threshold", "confidence_sweep": list(settings.sweep),
         "perception_period_s": args.perception_period, "workers": args.workers,
-        "follower": settings.follower, "croa_exact_acceptance": args.exact_acceptance,
+        "follower": settings.follower, "safety_field": settings.safety_field,
+        "croa_exact_acceptance": args.exact_acceptance,
+        "croa_keep_better_start": args.keep_better_start,
         "omp_threads": os.environ.get("OMP_NUM_THREADS")})  # fmt: skip
     from bench.croa_tables import fill_report
 

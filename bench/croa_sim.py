@@ -64,6 +64,13 @@ from sim import (
 from sim import RobotState as SimRobotState
 from sim import Scene as SimScene
 from sim.materials import CLASSES
+from sim.safety_scanner import (
+    SafetyScanner,
+    arc_poses,
+    field_poses,
+    in_field,
+    stopping_distance_m,
+)
 from sim.trajectory_tracker import TrajectoryTracker
 from sim.truth import boxes_to_frame
 
@@ -91,7 +98,9 @@ class EpisodeSettings:
         plan being driven (``Episode.guard_clear``). follower: what drives a plan,
         ``"trajectory"`` (``sim.trajectory_tracker``: the plan's controls fed forward and its
         timed poses tracked) or ``"pursuit"`` (``sim.pursuit``: its path's geometry at cruise
-        speed, the benchmark's follower until session 7).
+        speed, the benchmark's follower until session 7). safety_field: a planar safety
+        scanner's protective field stops the robot when a return enters the footprint swept
+        while stopping (``sim.safety_scanner``; on raw returns, whatever the detector saw).
     """
 
     plans: int = 6
@@ -104,6 +113,7 @@ class EpisodeSettings:
     request_noise_m: float = 1.0
     guard: bool = True
     follower: str = "trajectory"
+    safety_field: bool = True
 
     def __post_init__(self) -> None:
         if self.follower not in FOLLOWERS:
@@ -217,6 +227,7 @@ class Episode:
         self.config = RobotConfig()
         self.model_robot = planner_robot(self.config)
         self.guard = CroaConfig(robot=self.model_robot)  # the guard's footprint and faces
+        self.scanner = SafetyScanner()
         # the follower cruises at the planning speed limit: a plan's timing (what its clearance
         # to moving vehicles depends on) is kept roughly, not at the simulator's 4 m/s default
         self.follower = PurePursuitConfig(target_speed_mps=self.model_robot.max_speed_mps)
@@ -354,7 +365,8 @@ class Episode:
             follower = PurePursuit(self.config, self.follower)
             follower.set_path(poses)
             command = follower.command
-        for _ in range(max(1, math.ceil((duration_s + self.s.settle_s) / self.s.sim_dt_s))):
+        scan_every = max(1, round(self.scanner.config.period_s / self.s.sim_dt_s))
+        for k in range(max(1, math.ceil((duration_s + self.s.settle_s) / self.s.sim_dt_s))):
             cmd = command(self.robot.state)
             self.advance(cmd.accel_mps2, cmd.steer_rad)
             if cmd.done and abs(self.robot.state.v_mps) < STOPPED_MPS:
@@ -364,6 +376,9 @@ class Episode:
                 if not clear:
                     self.cycles[-1]["guard_stop_s"] = round(self.t_s - start, 2)
                     break
+            if self.s.safety_field and k % scan_every == scan_every - 1 and self.field_stop(poses):
+                self.cycles[-1]["field_stop_s"] = round(self.t_s - start, 2)
+                break
         self.brake()
         a_max, dt = self.config.max_accel_mps2, self.s.sim_dt_s
         while self.t_s - start < self.s.perception_period_s - 1e-9:  # hold still
@@ -380,6 +395,21 @@ class Episode:
                                      self.model_robot)  # fmt: skip
         clear = path_clearance(obs, poses[along:], times_s[along:] - times_s[along], self.guard)
         return along, clear >= GUARD_CLEARANCE_M
+
+    def field_stop(self, poses: np.ndarray) -> bool:
+        """Whether a safety-scanner return lies in the protective field now (the footprint
+        swept while stopping, along the present motion and the rest of the plan;
+        ``sim.safety_scanner``)."""
+        s, c = self.robot.state, self.scanner.config
+        here = np.array([s.x_m, s.y_m, s.yaw_rad])
+        ground = float(self.robot.T_world_lidar()[2, 3]) - self.config.lidar_z_m
+        boxes = np.array([box for *_, box in self.sim.truth()]).reshape(-1, 7)
+        points = self.scanner.scan(here[:2], ground, boxes)
+        stop_m = stopping_distance_m(s.v_mps, self.config.max_accel_mps2, c)
+        held = arc_poses(here, s.v_mps, s.steer_rad, self.config.wheelbase_m, stop_m)
+        swept = np.vstack([field_poses(poses, here, stop_m), held])
+        return bool(np.any(in_field(points, swept, self.config.length_m, self.config.width_m,
+                                    c.margin_m)))  # fmt: skip
 
     def brake(self, frames: bool = True) -> None:
         """Full braking, wheels held, until at rest (a plan not finished in time ends here)."""

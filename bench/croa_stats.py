@@ -10,6 +10,7 @@ scene-to-scene spread is wide.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -82,21 +83,27 @@ def ablation_figures(records: Records) -> dict[str, Any]:
 
     For every CROA variant with a CCP loop: per scene, the mean over its cycles of (result -
     start) of the loop whose result became the plan; ``ccp_improves_fraction`` is the share of
-    scenes where that mean is below 0 (the CCP lowered the exact occlusion below its start).
+    scenes where that mean is below 0 (the CCP lowered the exact occlusion below its start);
+    ``ccp_loop_improves_fraction`` the same for the loops' own results (they differ only where
+    ``ScpConfig.keep_better_start`` kept a start).
     """
     out: dict[str, Any] = {}
     for method, eps in records.items():
-        per_scene, per_start = [], {}
+        per_scene, per_start, loop_scene = [], {}, []
         for e in eps:
-            deltas = []
+            deltas, loop_deltas = [], []
             for cycle in e["cycles"]:
                 for s in cycle["starts"]:
                     d = s["result_occlusion"] - s["start_occlusion"]
                     per_start.setdefault(s["name"], []).append(d)
                     if s["chosen"]:
                         deltas.append(d)
+                        loop = s.get("loop_occlusion", float("nan"))
+                        loop_deltas.append((s["result_occlusion"] if math.isnan(loop) else loop)
+                                           - s["start_occlusion"])  # fmt: skip
             if deltas:
                 per_scene.append(float(np.mean(deltas)))
+                loop_scene.append(float(np.mean(loop_deltas)))
         if not per_scene or all(not s["solves"] for e in eps for c in e["cycles"]
                                 for s in c["starts"]):  # fmt: skip
             continue
@@ -104,6 +111,8 @@ def ablation_figures(records: Records) -> dict[str, Any]:
         mean, ci = mean_ci(d)
         out[method] = {
             "ccp_improves_fraction": float(np.mean(d < 0.0)),
+            # the loops' own results (before ScpConfig.keep_better_start; equal without it)
+            "ccp_loop_improves_fraction": float(np.mean(np.array(loop_scene) < 0.0)),
             "ccp_worsens_fraction": float(np.mean(d > 0.0)),
             "ccp_delta_mean": mean, "ccp_delta_ci95": ci, "scenes": len(d),
             "per_start_delta_mean": {k: float(np.mean(v)) for k, v in per_start.items()},

@@ -51,6 +51,7 @@ def fill_report(report: BenchReport, records: stats.Records, variants: stats.Rec
         "ccp_delta_mean": croa.get("ccp_delta_mean"),
         "ccp_delta_ci95": croa.get("ccp_delta_ci95"),
         "ccp_worsens_fraction": croa.get("ccp_worsens_fraction"),
+        "ccp_loop_improves_fraction": croa.get("ccp_loop_improves_fraction"),
         "scenes": croa.get("scenes"),
         "methods": ablation,
     }
@@ -163,12 +164,14 @@ def _ablation_table(report: BenchReport, ablation: dict[str, Any]) -> None:
     table = Table("ablation: exact occlusion along the plan, CCP result - its start (chosen loop, "
                   "per scene mean over cycles)", ["method", "CCP lowers it (scenes)",
                                                   "CCP raises it", "delta mean [95% CI]",
-                                                  "delta by start (all cycles)"])  # fmt: skip
+                                                  "delta by start (all cycles)",
+                                                  "loop alone lowers it"])  # fmt: skip
     for m, r in ablation.items():
         starts = ", ".join(f"{k} {v:+.3f} ({r['per_start_improves_fraction'][k]:.2f} lower)"
                            for k, v in r["per_start_delta_mean"].items())  # fmt: skip
         table.add(m, f"{r['ccp_improves_fraction']:.2f}", f"{r['ccp_worsens_fraction']:.2f}",
-                  _ci(r["ccp_delta_mean"], r["ccp_delta_ci95"]), starts)  # fmt: skip
+                  _ci(r["ccp_delta_mean"], r["ccp_delta_ci95"]), starts,
+                  f"{r.get('ccp_loop_improves_fraction', float('nan')):.2f}")  # fmt: skip
     report.tables.append(table)
 
 

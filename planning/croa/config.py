@@ -98,6 +98,10 @@ class ScpConfig:
         monotone_occlusion: a step is accepted only when the exact occlusion does not rise:
             the guide and range terms may not buy a worse view inside the loop (the issue's
             requirement; the guide's exploration happens in the choice of the start).
+        keep_better_start: after each loop, keep its start instead of its result when the
+            start is collision-free and sees the target better (lower exact occlusion along
+            the trajectory): the whole loop judged once on the true occlusion, as
+            ``exact_acceptance`` judges every step (planning/croa/planner.py).
         line_search: fractions of a rejected step (controls) tried, in order, before the trust
             region is halved and the model re-solved: rollouts and merits cost about a
             millisecond, a solve about 22 ms; each in (0, 1), at most 5 (empty: none).
@@ -115,6 +119,7 @@ class ScpConfig:
     exact_acceptance: bool = False
     exact_spacing_m: float = 0.2
     monotone_occlusion: bool = True
+    keep_better_start: bool = False
     line_search: tuple[float, ...] = (0.5, 0.25)
     solver: Literal["CLARABEL", "SCS"] = "CLARABEL"
 
@@ -127,7 +132,7 @@ class ScpConfig:
         check_number(self, "min_trust_m", 1e-4, self.initial_trust_m)
         check_number(self, "max_trust_m", self.initial_trust_m, 100.0)
         check_number(self, "trust_yaw_rad_per_m", 1e-3, 2.0)
-        for name in ("exact_acceptance", "monotone_occlusion"):
+        for name in ("exact_acceptance", "monotone_occlusion", "keep_better_start"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r}: must be a bool")
         check_number(self, "exact_spacing_m", 1e-3, 5.0)

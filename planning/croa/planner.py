@@ -24,7 +24,9 @@
    docs/croa.md) each loop judges its steps on the exact occlusion (a step the surrogate likes
    but the ray cast does not is cut back or rejected). The plan is the loop
    result with the least merit, the exact occlusion in it (a surrogate error cannot pick a
-   worse plan); every loop's start and result are reported (``PlanResult.starts``).
+   worse plan); with ``ScpConfig.keep_better_start`` a loop whose result sees the target worse
+   than its collision-free start ends at that start (the loop judged once, on the exact
+   occlusion). Every loop's start and result are reported (``PlanResult.starts``).
 6. Verify the result with exact geometry; on a failed solve or a clearance below
    ``min_clearance_m`` fall back (planning/croa/safety.py).
 
@@ -48,6 +50,7 @@ from planning.croa.safety import (
     check_observation,
     conclude,
     cycle_obstacles,
+    min_clearance,
     previous_plan,
     reach_m,
     start_rear,
@@ -172,6 +175,10 @@ class CroaPlanner:
                         + [o.best.rear_states for o in outcomes.values()])  # fmt: skip
         exact, exact_view = trajectory_occlusion(rear, observation, c)
         n = len(starts)
+        loop_exact = exact[n:].copy()  # the loops' own results, before keep_better_start
+        if c.scp.keep_better_start:
+            outcomes, exact, exact_view = self._keep_better_starts(starts, outcomes, exact,
+                                                                   exact_view, ctx)  # fmt: skip
         # the loop result with the least merit, the exact occlusion in place of the surrogate
         # (the loops' own merits have it already when they judge their steps on it)
         exact_merit = [o.best.merit if c.scp.exact_acceptance else
@@ -183,11 +190,14 @@ class CroaPlanner:
         timings = PlanTimings(1e3 * (time.perf_counter() - start), setup_ms,
                               sum(o.solve_ms for o in outcomes.values()),
                               sum(o.num_solves for o in outcomes.values()))  # fmt: skip
+        if c.scp.keep_better_start:  # the plans' trajectories, then the loops' own results
+            rear = np.concatenate([rear[:n], np.stack([o.best.rear_states for o in
+                                                       outcomes.values()]), rear[n:]])  # fmt: skip
         self._report_input = (rear, observation)
         reports = tuple(
             StartReport(name, float(exact[k]), float(exact[n + k]), float(exact_view[k]),
                         float(exact_view[n + k]), starts[name].merit, o.best.merit,
-                        o.num_solves, k == chosen)
+                        o.num_solves, k == chosen, float(loop_exact[k]))
             for k, (name, o) in enumerate(outcomes.items())
         )  # fmt: skip
         views = self._solver.scan_views(out.best.rear_states)
@@ -205,10 +215,35 @@ class CroaPlanner:
         rear, observation = self._report_input
         exact, view = trajectory_occlusion(rear, observation, self.config, self.report_spacing_m)
         n = len(result.starts)
+        loop = 2 * n if len(rear) == 3 * n else n  # keep_better_start: the loops' own results
         starts = tuple(replace(r, start_occlusion=float(exact[k]), result_occlusion=float(
             exact[n + k]), start_view_occlusion=float(view[k]), result_view_occlusion=float(
-            view[n + k])) for k, r in enumerate(result.starts))  # fmt: skip
+            view[n + k]), loop_occlusion=float(exact[loop + k]))
+            for k, r in enumerate(result.starts))  # fmt: skip
         return replace(result, starts=starts)
+
+    def _keep_better_starts(
+        self,
+        starts: dict[str, Iterate],
+        outcomes: dict[str, ScpOutcome],
+        exact: np.ndarray,  # [2n] exact occlusion of the n starts, then of the n loop results
+        exact_view: np.ndarray,  # [2n] the same at the final viewpoint
+        ctx: ScpContext,
+    ) -> tuple[dict[str, ScpOutcome], np.ndarray, np.ndarray]:
+        """``ScpConfig.keep_better_start``: a loop whose result sees the target worse than its
+        start did (exact occlusion along the trajectory) ends at its start, if that start is
+        collision-free; the loop's solves and history are kept for the diagnostics."""
+        c, n = self.config, len(starts)
+        exact, exact_view, kept = exact.copy(), exact_view.copy(), dict(outcomes)
+        for k, (name, o) in enumerate(outcomes.items()):
+            start = starts[name]
+            if o.failure or not exact[k] < exact[n + k] or start.rear_states is o.best.rear_states:
+                continue
+            if min_clearance(start.rear_states, ctx.obstacles, c) < c.min_clearance_m:
+                continue
+            kept[name] = replace(o, best=start)
+            exact[n + k], exact_view[n + k] = exact[k], exact_view[k]
+        return kept, exact, exact_view
 
     def _run(self, initial: Iterate, ctx: ScpContext) -> ScpOutcome:
         if self.config.ccp:

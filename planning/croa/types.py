@@ -274,6 +274,9 @@ class StartReport:
         start_merit, result_merit: the loop's merit before and after (with the exact
             occlusion: planning/croa/scp.py).
         solves: convex solves of this loop. chosen: this loop's result became the plan.
+        loop_occlusion: the exact occlusion of the loop's own result; differs from
+            ``result_occlusion`` (then the start's) when ``ScpConfig.keep_better_start`` kept
+            the start.
     """
 
     name: str
@@ -285,6 +288,7 @@ class StartReport:
     result_merit: float
     solves: int
     chosen: bool
+    loop_occlusion: float = float("nan")
 
 
 @dataclass(frozen=True, eq=False)

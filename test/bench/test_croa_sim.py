@@ -185,3 +185,24 @@ def test_a_plan_is_driven_to_its_end_by_either_follower(follower: str) -> None:
 def test_an_unknown_follower_is_refused() -> None:
     with pytest.raises(ValueError, match="follower"):
         EpisodeSettings(follower="teleport")
+
+
+@needs_model
+def test_the_safety_field_stops_on_a_true_obstacle_within_the_stopping_distance() -> None:
+    """The protective field reads the safety scanner's returns (sim.safety_scanner), not the
+    perceived world: a robot on the street 4.4 m from the parked target's centre, heading
+    across at it, must stop at 2.5 m/s (the field reaches 2.35 m + the 1.6 m stopping distance
+    past base_link; the target's side is 0.9 m off its centre), not at rest, and not when
+    heading away from it."""
+    ep = _first_frame("occluded-target", 0)
+    t = ep.sim.target_box
+    across = t[6] + np.pi / 2  # from the target towards the street (+y here)
+    base = t[:2] + 4.4 * np.array([np.cos(across), np.sin(across)])
+    for yaw, v, stops in [(across + np.pi, 2.5, True), (across + np.pi, 0.0, False),
+                          (across, 2.5, False)]:  # fmt: skip
+        heading = np.array([np.cos(yaw), np.sin(yaw)])
+        ep.robot.state = SimRobotState(*base, yaw, v, 0.0)
+        plan = np.column_stack([base + np.outer(np.arange(0.0, 4.0, 0.25), heading),
+                                np.full(16, yaw)])  # fmt: skip
+        assert ep.field_stop(plan) is stops, (yaw, v)
+    assert ep.s.safety_field and EpisodeSettings(safety_field=False).safety_field is False

@@ -13,7 +13,12 @@ from planning.croa.config import CroaConfig, ScpConfig
 from planning.croa.planner import CroaPlanner
 from planning.croa.problem import SolveOutcome, TrajectoryProblem
 from planning.croa.robot import RobotModel
-from planning.croa.safety import ESCAPE_MARGIN_M, previous_plan, trajectory_occlusion
+from planning.croa.safety import (
+    ESCAPE_MARGIN_M,
+    min_clearance,
+    previous_plan,
+    trajectory_occlusion,
+)
 from planning.croa.scenes import Scene, boxed_in_scene
 from planning.croa.types import (
     CroaInputError,
@@ -395,3 +400,57 @@ def test_line_search_takes_the_first_fraction_of_a_step_that_lowers_the_true_mer
     assert np.allclose(step.controls, z.controls + 0.25 * (target - z.controls))
     ctx = replace(ctx, exact=lambda rear: 1.0)  # nothing along the step is better
     assert solver._line_search(solver.evaluate(z0.controls, ctx), target, 1e-6, ctx) is None
+
+
+def test_keep_better_start_ends_a_loop_that_sees_worse_at_its_start(
+    scenes: dict[int, Scene], config
+) -> None:
+    """ScpConfig.keep_better_start: a loop result more occluded than its collision-free start
+    is replaced by the start (the loop's diagnostics kept); one less occluded is kept, and so
+    is one whose start was not clear (scene 2's straight start overlaps an obstacle)."""
+    planner = CroaPlanner(replace(config, scp=replace(config.scp, keep_better_start=True)))
+    seen = set()
+    for seed in (SCENE_SEEDS[1], SCENE_SEEDS[2]):
+        obs = scenes[seed].observation()
+        ctx = planner.context(obs)
+        starts, ctx = planner.initial_guesses(obs, None, ctx)
+        outcomes = {name: planner._run(z, ctx) for name, z in starts.items()}
+        n = len(starts)
+        worse = np.array([0.3] * n + [0.5] * n)
+        kept, exact, view = planner._keep_better_starts(starts, outcomes, worse, worse + 0.1, ctx)
+        for k, (name, z) in enumerate(starts.items()):
+            assert not np.array_equal(outcomes[name].best.rear_states, z.rear_states)  # moved
+            clear = min_clearance(z.rear_states, ctx.obstacles, config) >= config.min_clearance_m
+            seen.add(clear)
+            if clear:
+                assert kept[name].best is z
+                assert kept[name].num_solves == outcomes[name].num_solves
+                assert exact[n + k] == 0.3 and view[n + k] == pytest.approx(0.4)
+            else:
+                assert kept[name] is outcomes[name] and exact[n + k] == 0.5
+        better = np.array([0.5] * n + [0.3] * n)
+        kept, exact, _ = planner._keep_better_starts(starts, outcomes, better, better, ctx)
+        assert all(kept[name] is outcomes[name] for name in starts)
+        assert np.array_equal(exact, better)
+    assert seen == {True, False}
+
+
+def test_keep_better_start_plans_report_the_loops_own_results(
+    scenes: dict[int, Scene], config
+) -> None:
+    """With the option, no chosen plan is more occluded than its start at the planner's
+    spacing unless the start was not collision-free; the loops' own results are reported."""
+    planner = CroaPlanner(replace(config, scp=replace(config.scp, keep_better_start=True)))
+    for seed in SCENE_SEEDS:
+        result, _ = planner.plan(scenes[seed].observation())
+        assert result.status in FRESH, result.message
+        for r in result.starts:
+            assert not math.isnan(r.loop_occlusion)
+            if r.result_occlusion > r.start_occlusion:  # only a start that was not clear
+                assert r.loop_occlusion == r.result_occlusion
+            if r.loop_occlusion != r.result_occlusion:  # a start kept: it sees better
+                assert r.result_occlusion == r.start_occlusion < r.loop_occlusion
+        planner.report_spacing_m = 0.2
+        finer = planner.finer_reports(planner.plan(scenes[seed].observation())[0])
+        planner.report_spacing_m = None
+        assert all(not math.isnan(r.loop_occlusion) for r in finer.starts)
