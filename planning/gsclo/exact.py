@@ -72,8 +72,12 @@ def milp_cover(cost: np.ndarray, weight: np.ndarray, need: float) -> np.ndarray 
     problem, x, cost_p, weight_p, need_p = _milp(int(cost.shape[0]))
     cost_p.value, weight_p.value, need_p.value = cost, weight, need
     try:
-        # mip_rel_gap 0: HiGHS stops at 1e-4 by default, which is not "exact".
-        problem.solve(solver=cp.HIGHS, mip_rel_gap=0.0, mip_feasibility_tolerance=1e-9)
+        # mip_rel_gap 0: HiGHS stops at 1e-4 by default, which is not "exact". No warm start:
+        # cvxpy hands HiGHS the previous window's solution as an incumbent (setSolution), and
+        # with it HiGHS returned a costlier cover than enumeration on some windows (found by
+        # hypothesis: the result depended on the window solved before).
+        problem.solve(solver=cp.HIGHS, warm_start=False, mip_rel_gap=0.0,
+                      mip_feasibility_tolerance=1e-9)  # fmt: skip
     except cp.SolverError as err:
         LOG.warning("HiGHS failed on the GSCLO MILP: %s", err)
         return None
