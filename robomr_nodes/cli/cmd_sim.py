@@ -222,6 +222,15 @@ def _export_sdf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _range_pair(value: str, flag: str, unit: str) -> tuple[float, float]:
+    """``LO,HI`` of a command-line flag as two floats, or a clear error."""
+    try:
+        lo, hi = (float(v) for v in value.split(","))
+    except ValueError as err:
+        raise CliError(f"{flag} {value!r}: expected LO,HI {unit}") from err
+    return lo, hi
+
+
 def _variation(args: argparse.Namespace) -> Variation | None:
     if not args.vary:
         if args.sensors or args.heights or args.roadside:
@@ -231,17 +240,9 @@ def _variation(args: argparse.Namespace) -> Variation | None:
     if args.sensors:
         changes["sensors"] = tuple(s.strip() for s in args.sensors.split(",") if s.strip())
     if args.heights:
-        try:
-            lo, hi = (float(v) for v in args.heights.split(","))
-        except ValueError as err:
-            raise CliError(f"--heights {args.heights!r}: expected LO,HI in metres") from err
-        changes["height_range_m"] = (lo, hi)
+        changes["height_range_m"] = _range_pair(args.heights, "--heights", "in metres")
     if args.roadside:
-        try:
-            lo, hi = (float(v) for v in args.roadside.split(","))
-        except ValueError as err:
-            raise CliError(f"--roadside {args.roadside!r}: expected LO,HI per 100 m") from err
-        changes["roadside_range_per_100m"] = (lo, hi)
+        changes["roadside_range_per_100m"] = _range_pair(args.roadside, "--roadside", "per 100 m")
     try:
         return replace(Variation(), **changes)  # type: ignore[arg-type]
     except VariationError as err:
