@@ -94,15 +94,14 @@ def _structure(
 ) -> bool:
     """Adds a wall, hedge or planter run; whether it fitted."""
     x, y, top, run, depth, height = spec
-    if kind == "wall":
-        k = int(b.rng.integers(len(FACADE_PALETTE)))
-        material = ("brick", "concrete", "wood")[int(b.rng.integers(3))]
+    if kind in ("wall", "hedge"):
+        style: dict[str, object] = {}
+        if kind == "wall":
+            k = int(b.rng.integers(len(FACADE_PALETTE)))
+            material = ("brick", "concrete", "wood")[int(b.rng.integers(3))]
+            style = {"color": FACADE_PALETTE[k], "material": material}
         box = (x, y, top + 0.5 * height, run, depth, height)
-        wall = _put_run(b, placer, "wall", box, length, color=FACADE_PALETTE[k], material=material)
-        return wall is not None
-    if kind == "hedge":
-        box = (x, y, top + 0.5 * height, run, depth, height)
-        return _put_run(b, placer, "hedge", box, length) is not None
+        return _put_run(b, placer, kind, box, length, **style) is not None
     bed = b.rng.uniform(0.3, min(0.8, height - 0.3))
     placed = _put_run(b, placer, "planter", (x, y, top + 0.5 * bed, run, depth, bed), length)
     if placed is None:
