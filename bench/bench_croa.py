@@ -64,7 +64,7 @@ DESCRIPTION = (
 METHODS = ("croa", "greedy_nbv", "straight", "stay", "obca_only")
 ABLATIONS = ("croa_sampling", "croa_ccp_straight", "croa_ccp_sampled")
 SCENARIOS = ("occluded-target", "urban-clutter", "crossing-traffic")
-CACHE_VERSION = 15  # bump when a change to the code changes the episodes (3: previous_plan,
+CACHE_VERSION = 16  # bump when a change to the code changes the episodes (3: previous_plan,
 # 4: the follower backs up to goals behind it and stops where it would leave the path,
 # 5: moving tracks also where they are now, the target box fused from its detections,
 # 6: near-robot lidar evidence, the guard while driving, the tracker fed down to min_score,
@@ -80,7 +80,8 @@ CACHE_VERSION = 15  # bump when a change to the code changes the episodes (3: pr
 # 13: the follower setting (default: the timed-trajectory tracker, sim/trajectory_tracker.py),
 # a track box on the robot cut back, not left out,
 # 14: the tracker's speed half a step later (the planner's Euler chords), higher gains,
-# 15: the safety scanner's protective field (sim/safety_scanner.py) stops every method's robot)
+# 15: the safety scanner's protective field (sim/safety_scanner.py) stops every method's robot,
+# 16: ... and so do its returns moving fast toward that field (sim/return_motion.py))
 REPORT_SPACING_M = 0.2  # exact-occlusion spacing of the ablation reports (sim/truth.py's)
 
 
@@ -140,6 +141,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-safety-field", action="store_true",
                         help="drive without the safety scanner's protective field "
                         "(sim/safety_scanner.py; before session 8)")  # fmt: skip
+    parser.add_argument("--no-moving-field", action="store_true",
+                        help="the protective field without the emergency brake for returns "
+                        "moving toward it (sim/return_motion.py; session 8)")  # fmt: skip
     parser.add_argument("--follower", choices=FOLLOWERS, default="trajectory",
                         help="what drives a plan: its timed trajectory (controls fed "
                         "forward, pose error fed back) or pure pursuit of its path "
@@ -163,7 +167,8 @@ def _settings(args: argparse.Namespace) -> EpisodeSettings:
     return EpisodeSettings(plans=args.plans, perception_period_s=args.perception_period,
                            confidence=args.confidence, sweep=sweep,
                            follower=args.follower,
-                           safety_field=not args.no_safety_field)  # fmt: skip
+                           safety_field=not args.no_safety_field,
+                           moving_field=not args.no_moving_field)  # fmt: skip
 
 
 CROA_OPTIONS = ("exact_acceptance", "keep_better_start")  # ScpConfig switches, off by default
@@ -314,6 +319,7 @@ def run(args: argparse.Namespace) -> BenchReport:
         else "the detector's score threshold", "confidence_sweep": list(settings.sweep),
         "perception_period_s": args.perception_period, "workers": args.workers,
         "follower": settings.follower, "safety_field": settings.safety_field,
+        "moving_field": settings.safety_field and settings.moving_field,
         "croa_exact_acceptance": args.exact_acceptance,
         "croa_keep_better_start": args.keep_better_start,
         "omp_threads": os.environ.get("OMP_NUM_THREADS")})  # fmt: skip

@@ -64,6 +64,7 @@ from sim import (
 from sim import RobotState as SimRobotState
 from sim import Scene as SimScene
 from sim.materials import CLASSES
+from sim.return_motion import ReturnMotion, moving_in_field
 from sim.safety_scanner import (
     SafetyScanner,
     arc_poses,
@@ -101,6 +102,9 @@ class EpisodeSettings:
         speed, the benchmark's follower until session 7). safety_field: a planar safety
         scanner's protective field stops the robot when a return enters the footprint swept
         while stopping (``sim.safety_scanner``; on raw returns, whatever the detector saw).
+        moving_field: with the safety field, also stop when a return moving fast between
+        scans is predicted to enter that footprint before the robot could stop
+        (``sim.return_motion``: an emergency brake for crossing traffic).
     """
 
     plans: int = 6
@@ -114,6 +118,7 @@ class EpisodeSettings:
     guard: bool = True
     follower: str = "trajectory"
     safety_field: bool = True
+    moving_field: bool = True
 
     def __post_init__(self) -> None:
         if self.follower not in FOLLOWERS:
@@ -228,6 +233,7 @@ class Episode:
         self.model_robot = planner_robot(self.config)
         self.guard = CroaConfig(robot=self.model_robot)  # the guard's footprint and faces
         self.scanner = SafetyScanner()
+        self.motion = ReturnMotion()  # velocities of the scanner's returns between scans
         # the follower cruises at the planning speed limit: a plan's timing (what its clearance
         # to moving vehicles depends on) is kept roughly, not at the simulator's 4 m/s default
         self.follower = PurePursuitConfig(target_speed_mps=self.model_robot.max_speed_mps)
@@ -376,9 +382,11 @@ class Episode:
                 if not clear:
                     self.cycles[-1]["guard_stop_s"] = round(self.t_s - start, 2)
                     break
-            if self.s.safety_field and k % scan_every == scan_every - 1 and self.field_stop(poses):
-                self.cycles[-1]["field_stop_s"] = round(self.t_s - start, 2)
-                break
+            if self.s.safety_field and k % scan_every == scan_every - 1:
+                tripped = self.field_stop(poses)
+                if tripped:
+                    self.cycles[-1][f"{tripped}_stop_s"] = round(self.t_s - start, 2)
+                    break
         self.brake()
         a_max, dt = self.config.max_accel_mps2, self.s.sim_dt_s
         while self.t_s - start < self.s.perception_period_s - 1e-9:  # hold still
@@ -396,10 +404,12 @@ class Episode:
         clear = path_clearance(obs, poses[along:], times_s[along:] - times_s[along], self.guard)
         return along, clear >= GUARD_CLEARANCE_M
 
-    def field_stop(self, poses: np.ndarray) -> bool:
-        """Whether a safety-scanner return lies in the protective field now (the footprint
-        swept while stopping, along the present motion and the rest of the plan;
-        ``sim.safety_scanner``)."""
+    def field_stop(self, poses: np.ndarray) -> str | None:
+        """``"field"`` when a safety-scanner return lies in the protective field now (the
+        footprint swept while stopping, along the present motion and the rest of the plan;
+        ``sim.safety_scanner``), ``"moving"`` when a moving return is predicted to enter it
+        within the stopping time + ``predict_s`` (``sim.return_motion``; with
+        ``moving_field``), else None."""
         s, c = self.robot.state, self.scanner.config
         here = np.array([s.x_m, s.y_m, s.yaw_rad])
         ground = float(self.robot.T_world_lidar()[2, 3]) - self.config.lidar_z_m
@@ -408,8 +418,16 @@ class Episode:
         stop_m = stopping_distance_m(s.v_mps, self.config.max_accel_mps2, c)
         held = arc_poses(here, s.v_mps, s.steer_rad, self.config.wheelbase_m, stop_m)
         swept = np.vstack([field_poses(poses, here, stop_m), held])
-        return bool(np.any(in_field(points, swept, self.config.length_m, self.config.width_m,
-                                    c.margin_m)))  # fmt: skip
+        velocity = self.motion.update(self.t_s, points)
+        size = (self.config.length_m, self.config.width_m, c.margin_m)
+        if np.any(in_field(points, swept, *size)):
+            return "field"
+        if not self.s.moving_field:
+            return None
+        m = self.motion.config
+        horizon = c.reaction_s + abs(s.v_mps) / self.config.max_accel_mps2 + m.predict_s
+        return "moving" if moving_in_field(points, velocity, swept, *size, horizon,
+                                           m.step_s) else None  # fmt: skip
 
     def brake(self, frames: bool = True) -> None:
         """Full braking, wheels held, until at rest (a plan not finished in time ends here)."""

@@ -40,6 +40,8 @@ def test_the_follower_and_field_options_reach_the_episode_settings(tmp_path: Pat
     assert _settings(_args(tmp_path, "--follower", "pursuit")).follower == "pursuit"
     assert _settings(_args(tmp_path)).safety_field
     assert not _settings(_args(tmp_path, "--no-safety-field")).safety_field
+    assert _settings(_args(tmp_path)).moving_field
+    assert not _settings(_args(tmp_path, "--no-moving-field")).moving_field
     with pytest.raises(SystemExit):
         _args(tmp_path, "--follower", "teleport")
 

@@ -204,5 +204,34 @@ def test_the_safety_field_stops_on_a_true_obstacle_within_the_stopping_distance(
         ep.robot.state = SimRobotState(*base, yaw, v, 0.0)
         plan = np.column_stack([base + np.outer(np.arange(0.0, 4.0, 0.25), heading),
                                 np.full(16, yaw)])  # fmt: skip
-        assert ep.field_stop(plan) is stops, (yaw, v)
+        assert (ep.field_stop(plan) == "field") is stops, (yaw, v)
     assert ep.s.safety_field and EpisodeSettings(safety_field=False).safety_field is False
+
+
+@needs_model
+@pytest.mark.parametrize(
+    "toward, moving_field, expect",
+    [(True, True, [None, "moving"]), (False, True, [None, None]), (True, False, [None, None])],
+)
+def test_the_robot_brakes_for_a_car_about_to_cross_its_stopping_path(
+    toward: bool, moving_field: bool, expect: list
+) -> None:  # fmt: skip
+    """A car at 8.6 m/s whose lane crosses the robot's path 1.5 m ahead, its near end 6 m off
+    the path: nothing is in the protective field yet, but the car's returns, moving
+    between two scans, are predicted into it before a robot at 2 m/s stops (the second scan
+    calls "moving"); not when the car drives away, nor without the moving field."""
+    ep = _first_frame("occluded-target", 0)
+    ep.s = replace(ep.s, moving_field=moving_field)
+    s = ep.robot.state
+    ep.robot.state = SimRobotState(s.x_m, s.y_m, 0.0, 2.0, 0.0)
+    plan = np.column_stack([s.x_m + np.arange(0.0, 4.0, 0.25), np.full(16, s.y_m),
+                            np.zeros(16)])  # fmt: skip
+    step = -0.86 if toward else 0.86  # 8.6 m/s x 0.1 s, along -y (towards the path) or +y
+    got = []
+    for k in range(2):
+        y = s.y_m + 6.0 + 2.25 + step * k  # its near end 6 m off the path
+        car = np.array([s.x_m + 1.5, y, 0.75, 4.5, 1.8, 1.5, np.pi / 2])
+        ep.sim.truth = lambda car=car: [("car_x", "car", 8.6, car)]  # type: ignore[method-assign]
+        got.append(ep.field_stop(plan))
+        ep.t_s += 0.1
+    assert got == expect
