@@ -44,7 +44,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sim.safety_scanner import SafetyScannerError, in_field
+from sim.safety_scanner import SafetyScannerError, check_bounds, in_field
 
 
 @dataclass(frozen=True)
@@ -88,12 +88,7 @@ class ReturnMotionConfig:
         }
         if not isinstance(self.min_points, int) or not 2 <= self.min_points <= 1000:
             raise SafetyScannerError(f"min_points={self.min_points!r}: an integer in [2, 1000]")
-        for name, (lo, hi) in bounds.items():
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise SafetyScannerError(f"{name}={value!r}: must be a finite number")
-            if not lo <= value <= hi:
-                raise SafetyScannerError(f"{name}={value!r}: must be in [{lo}, {hi}]")
+        check_bounds(self, bounds)
 
 
 def segments(points_xy: np.ndarray, gap_m: float) -> np.ndarray:  # [N] int segment label

@@ -62,12 +62,21 @@ class SafetyScannerConfig:
             "margin_m": (0.0, 1.0),
             "reaction_s": (0.0, 1.0),
         }
-        for name, (lo, hi) in bounds.items():
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise SafetyScannerError(f"{name}={value!r}: must be a finite number")
-            if not lo <= value <= hi:
-                raise SafetyScannerError(f"{name}={value!r}: must be in [{lo}, {hi}]")
+        check_bounds(self, bounds)
+
+
+def check_bounds(settings: object, bounds: dict[str, tuple[float, float]]) -> None:
+    """Each named attribute of ``settings`` is a finite number within its [lo, hi].
+
+    Raises:
+        SafetyScannerError: naming the first that is not.
+    """
+    for name, (lo, hi) in bounds.items():
+        value = getattr(settings, name)
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise SafetyScannerError(f"{name}={value!r}: must be a finite number")
+        if not lo <= value <= hi:
+            raise SafetyScannerError(f"{name}={value!r}: must be in [{lo}, {hi}]")
 
 
 def box_edges(boxes: np.ndarray) -> np.ndarray:  # [K, 7] -> [4 K, 2, 2]
