@@ -169,10 +169,12 @@ def test_the_guard_stops_a_plan_into_a_perceived_obstacle() -> None:
 @pytest.mark.parametrize("follower", ["trajectory", "pursuit"])
 def test_a_plan_is_driven_to_its_end_by_either_follower(follower: str) -> None:
     """The timed-trajectory tracker (the default) ends a plan where it ends; pure pursuit (the
-    earlier follower) within its goal tolerance. (The guard is off: here it brakes this plan
-    after 1 s, when a new frame shows an obstacle near its end.)"""
+    earlier follower) within its goal tolerance. (The guard and the brake for moving returns
+    are off: here the guard brakes this plan after 1 s, when a new frame shows an obstacle near
+    its end, and the brake when a vehicle comes down the lane.)"""
     config = CroaConfig(robot=planner_robot(RobotConfig()))
-    settings = EpisodeSettings(plans=1, perception_period_s=1.0, follower=follower, guard=False)
+    settings = EpisodeSettings(plans=1, perception_period_s=1.0, follower=follower, guard=False,
+                               moving_field=False)  # fmt: skip
     episode = Episode(CroaPlanner(config), generate_scene("occluded-target", 0), _model(),
                       Lidar(LidarConfig(beams=16)), 0, settings)  # fmt: skip
     record = episode.run()
