@@ -199,9 +199,15 @@ def moving_in_field(
     step_s: float,
 ) -> bool:
     """Whether a moving return, predicted at constant velocity at ``step_s`` intervals up to
-    ``horizon_s``, enters the footprint grown by ``margin_m`` at any of ``poses``."""
+    ``horizon_s``, enters the footprint grown by ``margin_m`` at any of ``poses``.
+
+    Raises:
+        SafetyScannerError: returns and velocities of different counts.
+    """
     p = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
     v = np.asarray(velocity, dtype=np.float64).reshape(-1, 2)
+    if p.shape != v.shape:
+        raise SafetyScannerError(f"{len(p)} returns but {len(v)} velocities")
     moving = np.any(v != 0.0, axis=1)
     if not moving.any() or horizon_s <= 0.0:
         return False

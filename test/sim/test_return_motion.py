@@ -91,3 +91,5 @@ def test_moving_returns_predicted_into_the_field_call_for_a_stop() -> None:
     assert not moving_in_field(point, np.array([[0.0, 8.0]]), poses, *size, 0.5, 0.1)
     assert not moving_in_field(point, np.zeros((1, 2)), poses, *size, 0.5, 0.1)
     assert not moving_in_field(point, np.array([[0.0, -8.0]]), poses, *size, 0.2, 0.1)
+    with pytest.raises(SafetyScannerError, match="velocities"):
+        moving_in_field(point, np.zeros((2, 2)), poses, *size, 0.5, 0.1)
