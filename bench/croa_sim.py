@@ -418,11 +418,12 @@ class Episode:
         stop_m = stopping_distance_m(s.v_mps, self.config.max_accel_mps2, c)
         held = arc_poses(here, s.v_mps, s.steer_rad, self.config.wheelbase_m, stop_m)
         swept = np.vstack([field_poses(poses, here, stop_m), held])
-        velocity = self.motion.update(self.t_s, points)
         size = (self.config.length_m, self.config.width_m, c.margin_m)
+        # every scan updates the motion (the next one pairs with it), only when it is used
+        velocity = self.motion.update(self.t_s, points) if self.s.moving_field else None
         if np.any(in_field(points, swept, *size)):
             return "field"
-        if not self.s.moving_field:
+        if velocity is None:
             return None
         m = self.motion.config
         horizon = c.reaction_s + abs(s.v_mps) / self.config.max_accel_mps2 + m.predict_s

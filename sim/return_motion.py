@@ -92,26 +92,31 @@ class ReturnMotionConfig:
 
 
 def segments(points_xy: np.ndarray, gap_m: float) -> np.ndarray:  # [N] int segment label
-    """Labels of the runs of consecutive returns (ray order) closer than ``gap_m``; the last run
-    joins the first when the scan's two ends are that close (the fan is 360 deg)."""
+    """Labels 0..S-1 of the runs of consecutive returns (ray order) closer than ``gap_m``; the
+    last run joins the first when the scan's two ends are that close (the fan is 360 deg)."""
     p = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
     if len(p) == 0:
         return np.zeros(0, dtype=np.int64)
     breaks = np.hypot(*np.diff(p, axis=0).T) > gap_m
     labels = np.concatenate([[0], np.cumsum(breaks)])
     if labels[-1] > 0 and math.hypot(*(p[0] - p[-1])) <= gap_m:
-        labels[labels == labels[-1]] = 0
+        labels[labels == labels[-1]] = 0  # the highest label goes: 0..S-1 stay contiguous
     return labels
 
 
 def _describe(points: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per segment (ids [S] of ``labels``): centroid [S, 2], count [S] and span [S] (the larger
+    """Per segment 0..S-1 of ``labels``: centroid [S, 2], count [S] and span [S] (the larger
     side of its bounding rectangle: enough to tell a face that grew from one that moved)."""
-    ids = np.unique(labels)
-    cents = np.array([points[labels == i].mean(axis=0) for i in ids]).reshape(-1, 2)
-    counts = np.array([np.count_nonzero(labels == i) for i in ids])
-    spans = np.array([np.ptp(points[labels == i], axis=0).max() for i in ids])
-    return ids, cents, counts, spans
+    if len(labels) == 0:
+        return np.zeros((0, 2)), np.zeros(0, dtype=np.int64), np.zeros(0)
+    counts = np.bincount(labels)  # every label 0..S-1 is used: counts >= 1
+    n = len(counts)
+    sums = np.stack([np.bincount(labels, points[:, i], n) for i in (0, 1)], axis=1)
+    cents = sums / counts[:, None]
+    lo, hi = np.full((n, 2), np.inf), np.full((n, 2), -np.inf)
+    np.minimum.at(lo, labels, points)
+    np.maximum.at(hi, labels, points)
+    return cents, counts, (hi - lo).max(axis=1)
 
 
 def _observable(v: np.ndarray, points: np.ndarray, straight_m: float) -> np.ndarray:
@@ -130,8 +135,7 @@ def _observable(v: np.ndarray, points: np.ndarray, straight_m: float) -> np.ndar
 class _Scan(NamedTuple):
     t_s: float
     points: np.ndarray  # [N, 2]
-    labels: np.ndarray  # [N] segment of each return
-    ids: np.ndarray  # [S] segment labels
+    labels: np.ndarray  # [N] segment 0..S-1 of each return
     centroids: np.ndarray  # [S, 2]
     counts: np.ndarray  # [S]
     spans: np.ndarray  # [S]
@@ -159,10 +163,10 @@ class ReturnMotion:
         if prev is not None and t_s < prev.t_s:
             raise SafetyScannerError(f"scan at {t_s} s before the previous one at {prev.t_s} s")
         labels = segments(p, c.segment_gap_m)
-        ids, cents, counts, spans = _describe(p, labels)
-        self._prev = _Scan(t_s, p, labels, ids, cents, counts, spans)
+        cents, counts, spans = _describe(p, labels)
+        self._prev = _Scan(t_s, p, labels, cents, counts, spans)
         velocity = np.zeros_like(p)
-        if prev is None or not len(p) or not len(prev.ids):
+        if prev is None or not len(p) or not len(prev.counts):
             return velocity
         dt = t_s - prev.t_s
         if dt == 0.0 or dt > c.max_interval_s:
@@ -177,14 +181,14 @@ class ReturnMotion:
                 continue
             if abs(spans[k] - prev.spans[j]) > c.span_tolerance_m:
                 continue
-            mine, theirs = p[labels == ids[k]], prev.points[prev.labels == prev.ids[j]]
+            mine, theirs = p[labels == k], prev.points[prev.labels == j]
             shift = cents[k] - prev.centroids[j]
             gaps = np.hypot(*((mine - shift)[:, None, :] - theirs[None]).transpose(2, 0, 1))
             if np.median(gaps.min(axis=1)) > c.residual_m:
                 continue
             v = _observable(shift / dt, mine, c.straight_m)
             if math.hypot(*v) >= c.moving_speed_mps:
-                velocity[labels == ids[k]] = v
+                velocity[labels == k] = v
         return velocity
 
 
