@@ -11,9 +11,10 @@ members are written with a fixed zip timestamp, so a seed reproduces the dataset
 With a ``Variation`` (``sim/variation.py``, domain randomisation) each group draws its scenario
 and street, and each frame its lidar model, mounting (height, pitch, roll on a robot standing on
 the sloped ground) and motion (rolling shutter); such frames also carry ``T_base_lidar`` (the
-mounting, base_link on the ground), ``sensor`` (index into meta.json's ``sensors``), ``body``
-(vehicle body type, index into ``sim.materials.BODY_SHAPES``, -1 for box vehicles) and
-``ego_speed_mps``. Readers treat these arrays as optional.
+mounting, base_link on the ground), ``sensor`` (index into meta.json's variation.sensors), ``body``
+(vehicle body type, index into ``sim.materials.BODY_SHAPES``, -1 for box vehicles),
+``ego_speed_mps`` and ``ego_yaw_rate_radps`` (the lidar's motion during the scan; datasets
+written before the yaw rate was stored read it as 0). Readers treat these arrays as optional.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ OPTIONAL_ARRAYS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "sensor": ("int32", ()),
     "body": ("int32", ("M",)),
     "ego_speed_mps": ("float32", ()),
+    "ego_yaw_rate_radps": ("float32", ()),
 }
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _ZIP_LEVEL = 1
@@ -86,9 +88,10 @@ class DatasetFrame:
     T_world_lidar: np.ndarray  # [4, 4]
     target_index: int
     T_base_lidar: np.ndarray | None = None  # [4, 4] mounting (Variation datasets)
-    sensor: int = -1  # index into meta.json "sensors", -1: the dataset's one lidar
+    sensor: int = -1  # index into meta.json variation.sensors, -1: the dataset's one lidar
     body: np.ndarray | None = None  # [M] index into BODY_SHAPES, -1 box
     ego_speed_mps: float = 0.0
+    ego_yaw_rate_radps: float = 0.0
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -184,6 +187,7 @@ def _shot(
         "T_base_lidar": T_base_lidar,
         "sensor": np.array(variation.sensors.index(name), dtype=np.int32),
         "ego_speed_mps": np.array(speed, dtype=np.float32),
+        "ego_yaw_rate_radps": np.array(motion.yaw_rate_radps, dtype=np.float32),
     }
     return _Shot(lidar, T, extra, motion)
 
@@ -336,12 +340,13 @@ def load_frame(path: str | Path) -> DatasetFrame:
     target = int(arrays["target_index"])
     if not -1 <= target < sizes["M"]:
         raise DatasetError(f"{p}: target_index={target} outside [-1, {sizes['M']})")
-    scalars = {"target_index", "sensor", "ego_speed_mps"}
+    scalars = {"target_index", "sensor", "ego_speed_mps", "ego_yaw_rate_radps"}
     return DatasetFrame(
         path=p,
         target_index=target,
         sensor=int(arrays["sensor"]) if "sensor" in arrays else -1,
         ego_speed_mps=float(arrays["ego_speed_mps"]) if "ego_speed_mps" in arrays else 0.0,
+        ego_yaw_rate_radps=float(arrays.get("ego_yaw_rate_radps", 0.0)),
         **{k: v for k, v in arrays.items() if k not in scalars},
     )
 
