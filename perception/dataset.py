@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from perception.config import CLASSES
+from perception.deskew import ScanMotion
 from perception.errors import PerceptionError
 from perception.sensor_input import SensorSetup
 from sim.dataset import DatasetError as SimDatasetError
@@ -88,3 +89,17 @@ class SimDataset:
             return SensorSetup.from_transform(frame.T_base_lidar, layout="sim")
         height = self.meta.get("lidar_height_m") or 1.8
         return SensorSetup(height_m=float(height), layout="sim")
+
+    def scan_motion(self, frame: Frame) -> ScanMotion | None:
+        """How the lidar moved during the frame's scan, as the robot's odometry gives it: the
+        frame's forward speed and yaw rate (datasets with varied sensors) over its lidar's scan
+        period, starting at azimuth -pi and turning counter-clockwise (``sim.lidar``). None for
+        a frame taken standing still (no rolling shutter to undo)."""
+        if frame.ego_speed_mps == 0.0 and frame.ego_yaw_rate_radps == 0.0:
+            return None
+        lidar = self.meta.get("lidar")
+        if frame.sensor >= 0:
+            name = self.meta["variation"]["sensors"][frame.sensor]
+            lidar = self.meta["sensors"][name]
+        period = float((lidar or {}).get("scan_period_s", 0.1))
+        return ScanMotion((frame.ego_speed_mps, 0.0, 0.0), frame.ego_yaw_rate_radps, period)

@@ -1,6 +1,8 @@
 """``detect``: the one call a ROS node or the inference server makes on a batch of clouds.
 
-Pipeline: each cloud [N, C >= 3] from any lidar is normalised into the model frame
+Pipeline: each cloud [N, C >= 3] from any lidar is deskewed when the lidar's motion during the
+scan is given (``perception.deskew``: the rolling shutter of a moving robot undone with its
+odometry), normalised into the model frame
 (``perception.sensor_input``: per-layout range and intensity scaling, self-returns dropped,
 the mounting transform from its ``SensorSetup``) and voxelized (NaN/Inf rows and out-of-range
 points dropped, ``perception.voxelize``); the non-empty clouds run through the network together;
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from perception.deskew import ScanMotion, deskew
 from perception.errors import PerceptionError
 from perception.model import Detector
 from perception.postprocess import Detections, decode
@@ -99,6 +102,7 @@ def detect(
     clouds: Sequence[np.ndarray],
     setups: SensorSetup | Sequence[SensorSetup] | None = None,
     timer: StageTimer | None = None,
+    motions: ScanMotion | Sequence[ScanMotion | None] | None = None,
 ) -> list[Detections]:
     """Boxes in each cloud of a batch.
 
@@ -108,13 +112,16 @@ def detect(
         setups: the lidar's mounting and layout, one for all clouds or one per cloud; None:
             ``default_setup(model)`` (the simulator's lidar, 1.8 m above the ground).
         timer: accumulates the time of each stage when given.
+        motions: the lidar's motion during each scan (odometry), one for all clouds or one per
+            cloud (None: that cloud is used as reported); given, the cloud is deskewed into the
+            lidar's frame at the scan's end, where its boxes are reported.
 
     Returns:
         One :class:`Detections` per cloud, in order, boxes in that cloud's frame.
 
     Raises:
         DetectError: ``clouds`` is a single array instead of a sequence of clouds, or the
-            number of setups differs from the number of clouds.
+            number of setups or motions differs from the number of clouds.
         VoxelizeError: a cloud is not 2-D, not numeric, or has fewer than 3 columns.
     """
     if isinstance(clouds, np.ndarray):
@@ -128,12 +135,20 @@ def detect(
         per_cloud = list(setups)
         if len(per_cloud) != len(clouds):
             raise DetectError(f"{len(per_cloud)} sensor setups for {len(clouds)} clouds")
+    if motions is None or isinstance(motions, ScanMotion):
+        moved: list[ScanMotion | None] = [motions] * len(clouds)
+    else:
+        moved = list(motions)
+        if len(moved) != len(clouds):
+            raise DetectError(f"{len(moved)} scan motions for {len(clouds)} clouds")
     start = time.perf_counter()
     intensity = model.config.voxel.use_intensity
-    voxels = [
-        voxelize(to_model_frame(as_cloud(cloud), setup, intensity), model.config.voxel)
-        for cloud, setup in zip(clouds, per_cloud, strict=True)
-    ]
+    voxels = []
+    for cloud, setup, motion in zip(clouds, per_cloud, moved, strict=True):
+        points = as_cloud(cloud)
+        if motion is not None:
+            points = deskew(points, motion)
+        voxels.append(voxelize(to_model_frame(points, setup, intensity), model.config.voxel))
     if timer is not None:
         timer.add("voxelize", start)
     found = run_voxels(model, voxels, timer)
