@@ -5,7 +5,8 @@ into the model frame (``perception.sensor_input``) each time costs more than a t
 data preparation, so ``build_cache`` does it once and writes flat arrays that ``TrainingCache``
 maps into memory (frames are slices, nothing is parsed):
 
-    DIR/cache.json       format "robomr-detector-cache", version, source dataset, crop, frames
+    DIR/cache.json       format "robomr-detector-cache", version, source dataset, crop, frames,
+                         deskew (frames taken in motion deskewed with their recorded motion)
     DIR/xyz.npy          float32 [P, 3]  points of all frames, model frame (m)
     DIR/aux.npy          uint8   [P, 2]  intensity * 255 (normalised to [0, 1] first), ring
     DIR/owner.npy        int32   [P]     index of the frame's box each point hit, -1 none
@@ -35,8 +36,9 @@ from tqdm import tqdm
 
 from perception.config import DetectorConfig
 from perception.dataset import SimDataset
+from perception.deskew import deskew as deskew_points
 from perception.errors import PerceptionError
-from perception.sensor_input import boxes_to_model_frame, to_model_frame
+from perception.sensor_input import boxes_to_model_frame, kept_rows, to_model_frame
 
 log = logging.getLogger(__name__)
 
@@ -74,20 +76,17 @@ def _crop(config: DetectorConfig, z_margin_m: float) -> dict[str, float]:
     }
 
 
-def _kept_rows(points: np.ndarray, min_range_m: float) -> np.ndarray:
-    """Rows of a cloud that ``to_model_frame`` keeps (finite, beyond ``min_range_m``)."""
-    xyz = points[:, :3].astype(np.float64)
-    return np.all(np.isfinite(xyz), axis=1) & (np.einsum("ij,ij->i", xyz, xyz) >= min_range_m**2)
-
-
 def build_cache(
     dataset: SimDataset,
     directory: str | Path,
     config: DetectorConfig,
     z_margin_m: float = 1.0,
     progress: bool = True,
+    deskew: bool = True,
 ) -> Path:
-    """Writes (or reuses) the cache of ``dataset`` in ``directory``; returns the directory."""
+    """Writes (or reuses) the cache of ``dataset`` in ``directory``; returns the directory.
+    With ``deskew`` frames taken in motion are deskewed with the motion they record
+    (``SimDataset.scan_motion``, ``perception.deskew``), as the robot deskews with odometry."""
     out = Path(directory)
     crop = _crop(config, z_margin_m)
     want = {
@@ -96,6 +95,7 @@ def build_cache(
         "source": str(dataset.directory.resolve()),
         "frames": len(dataset),
         "source_seed": dataset.meta.get("seed"),
+        "deskew": deskew,
         **crop,
     }
     if (out / "cache.json").is_file():
@@ -115,14 +115,16 @@ def build_cache(
     for i in tqdm(range(len(dataset)), desc="cache", unit="frame", disable=not progress):
         frame = dataset[i]
         setup = replace(dataset.setup(frame), min_range_m=config.frame.min_range_m)
-        pts = to_model_frame(frame.points, setup, True)
+        motion = dataset.scan_motion(frame) if deskew else None
+        raw = deskew_points(frame.points, motion) if motion is not None else frame.points
+        pts = to_model_frame(raw, setup, True)
         keep = (
             (np.hypot(pts[:, 0], pts[:, 1]) <= crop["crop_radius_m"])
             & (pts[:, 2] >= crop["z_min_m"])
             & (pts[:, 2] <= crop["z_max_m"])
         )
-        near = _kept_rows(frame.points, setup.min_range_m)  # rows to_model_frame kept
-        ring = frame.points[near, 4] if frame.points.shape[1] > 4 else np.zeros(len(pts))
+        near = kept_rows(raw, setup)  # rows to_model_frame kept
+        ring = raw[near, 4] if raw.shape[1] > 4 else np.zeros(len(pts))
         parts["xyz"].append(pts[keep, :3])
         parts["aux"].append(
             np.column_stack([np.round(pts[keep, 3] * 255), ring[keep]]).astype(np.uint8)

@@ -249,9 +249,11 @@ def evaluate_model(
     config: EvalConfig,
     batch_size: int = 4,
     progress: bool = False,
+    deskew: bool = True,
 ) -> EvalResult:
     """Runs ``model`` on every frame of ``dataset`` and evaluates it (ground truth outside the
-    model's x/y range is ignored)."""
+    model's x/y range is ignored). With ``deskew`` each frame taken in motion is deskewed with
+    the motion it records (``SimDataset.scan_motion``: what the robot's odometry gives)."""
     detections: list[Detections] = []
     truths: list[GroundTruth] = []
     starts = range(0, len(dataset), batch_size)
@@ -259,7 +261,8 @@ def evaluate_model(
         for start in tqdm(starts, desc="evaluate", unit="batch", disable=not progress):
             frames = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
             setups = [dataset.setup(f) for f in frames]
-            detections += detect(model, [f.points for f in frames], setups)
+            motions = [dataset.scan_motion(f) if deskew else None for f in frames]
+            detections += detect(model, [f.points for f in frames], setups, motions=motions)
             truths += [GroundTruth.from_frame(f) for f in frames]
     return evaluate(detections, truths, model_eval_config(config, model.config))
 

@@ -139,17 +139,8 @@ def to_model_frame(
 ) -> np.ndarray:  # [M, 3 or 4] float32 x, y, z (, intensity in [0, 1]) in the model frame
     """Normalised points of one cloud in the model frame (module docstring)."""
     pts = np.asarray(cloud)
-    layout_name = setup.layout
-    if with_intensity and layout_name == "auto":
-        layout_name = infer_layout(pts[:, 3]) if pts.shape[1] > 3 else "sim"
-    layout = LAYOUTS["sim" if layout_name == "auto" else layout_name]
-    # float32 throughout: a 120 k-point scan moves in a few ms, rounding stays ~1e-5 m.
-    xyz = pts[:, :3].astype(np.float32, copy=False)
-    if layout.range_scale != 1.0:
-        xyz = xyz * np.float32(layout.range_scale)
-    with np.errstate(invalid="ignore", over="ignore"):
-        r2 = np.einsum("ij,ij->i", xyz, xyz)  # NaN in a row makes r2 NaN, Inf makes it Inf
-        keep = np.flatnonzero((r2 >= np.float32(setup.min_range_m**2)) & np.isfinite(r2))
+    layout = _layout(pts, setup, with_intensity)
+    xyz, keep = _scaled_and_kept(pts, setup, layout)
     T = setup.T_model_sensor.astype(np.float32)
     # einsum, not a BLAS matmul: for tall [N, 3] x [3, 3] products a threaded BLAS spends more
     # on waking threads than on the work (sim/world.py measured 10-50x on a loaded machine).
@@ -159,6 +150,35 @@ def to_model_frame(
     inten = pts[keep, 3] * layout.intensity_scale if pts.shape[1] > 3 else np.zeros(len(out))
     inten = np.clip(np.nan_to_num(inten, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
     return np.column_stack([out, inten]).astype(np.float32)
+
+
+def _scaled_and_kept(
+    pts: np.ndarray, setup: SensorSetup, layout: Layout
+) -> tuple[np.ndarray, np.ndarray]:
+    """float32 x, y, z [N, 3] in metres and the rows kept (finite, beyond ``min_range_m``)."""
+    # float32 throughout: a 120 k-point scan moves in a few ms, rounding stays ~1e-5 m.
+    xyz = pts[:, :3].astype(np.float32, copy=False)
+    if layout.range_scale != 1.0:
+        xyz = xyz * np.float32(layout.range_scale)
+    with np.errstate(invalid="ignore", over="ignore"):
+        r2 = np.einsum("ij,ij->i", xyz, xyz)  # NaN in a row makes r2 NaN, Inf makes it Inf
+        keep = np.flatnonzero((r2 >= np.float32(setup.min_range_m**2)) & np.isfinite(r2))
+    return xyz, keep
+
+
+def _layout(pts: np.ndarray, setup: SensorSetup, with_intensity: bool) -> Layout:
+    name = setup.layout
+    if with_intensity and name == "auto":
+        name = infer_layout(pts[:, 3]) if pts.shape[1] > 3 else "sim"
+    return LAYOUTS["sim" if name == "auto" else name]
+
+
+def kept_rows(
+    cloud: np.ndarray, setup: SensorSetup, with_intensity: bool = True
+) -> np.ndarray:  # [M] int64
+    """The rows of ``cloud`` that :func:`to_model_frame` keeps, in order (the same test)."""
+    pts = np.asarray(cloud)
+    return _scaled_and_kept(pts, setup, _layout(pts, setup, with_intensity))[1]
 
 
 def _move_boxes(boxes: np.ndarray, T: np.ndarray) -> np.ndarray:

@@ -64,6 +64,9 @@ class TrainConfig:
     seed: int = 0  # numpy (order, augmentation) and torch (initialisation) seed
     num_threads: int | None = None  # torch.set_num_threads; None leaves torch's default
     device: str = "auto"  # "auto", "cpu" or "cuda[:N]"
+    # Frames taken in motion are deskewed with their recorded motion before training and
+    # validation (perception.deskew), as the robot deskews scans with its odometry.
+    deskew: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     target: TargetConfig = field(default_factory=TargetConfig)
 
@@ -301,7 +304,11 @@ def train(
         [
             TrainingCache(
                 build_cache(
-                    src, cache_dir / f"{i}-{src.directory.name}", detector_config, progress=progress
+                    src,
+                    cache_dir / f"{i}-{src.directory.name}",
+                    detector_config,
+                    progress=progress,
+                    deskew=config.deskew,
                 )
             )
             for i, src in enumerate(sources)
@@ -359,7 +366,9 @@ def train(
 
     metrics: dict[str, Any] = {"train": history["losses"][-1]}
     if val_set is not None:
-        metrics["val"] = evaluate_model(model, val_set, EvalConfig(), progress=progress).to_json()
+        metrics["val"] = evaluate_model(
+            model, val_set, EvalConfig(), progress=progress, deskew=config.deskew
+        ).to_json()
     model.eval()
     meta = {
         "command": command,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 from dataclasses import replace
@@ -77,6 +78,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "reused while the data is unchanged",
     )
     p.add_argument("--force", action="store_true", help="replace an existing model file at --out")
+    p.add_argument(
+        "--no-deskew",
+        action="store_true",
+        help="use scans taken in motion as the lidar reported them (default: deskewed with the "
+        "motion each frame records, as odometry would give it; perception/deskew.py)",
+    )
     _add_runtime(p)
     p.set_defaults(func=_train)
 
@@ -85,6 +92,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True, help="dataset directory")
     p.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON")
     p.add_argument("--batch-size", type=int, default=4, help="frames per forward pass")
+    p.add_argument(
+        "--no-deskew",
+        action="store_true",
+        help="use scans taken in motion as the lidar reported them (default: deskewed with the "
+        "motion each frame records, as odometry would give it; perception/deskew.py)",
+    )
     _add_runtime(p)
     p.set_defaults(func=_eval)
 
@@ -98,6 +111,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     p.add_argument("--data", type=Path, required=True, help="validation dataset directory")
     p.add_argument("--write", action="store_true", help="store the threshold in the model")
+    p.add_argument(
+        "--no-deskew",
+        action="store_true",
+        help="use scans taken in motion as the lidar reported them (default: deskewed with the "
+        "motion each frame records, as odometry would give it; perception/deskew.py)",
+    )
     _add_runtime(p)
     p.set_defaults(func=_threshold)
 
@@ -123,6 +142,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=".bin layout as float32 field names, e.g. x,y,z,intensity,ring (_ skips a column)",
     )
     _add_sensor(p)
+    g = p.add_argument_group(
+        "motion", "deskew a scan taken while moving (perception/deskew.py; default: as reported)"
+    )
+    g.add_argument("--ego-speed", type=float, metavar="M/S", help="forward speed during the scan")
+    g.add_argument("--ego-yaw-rate", type=float, default=0.0, metavar="RAD/S", help="left > 0")
+    g.add_argument("--scan-period", type=float, default=0.1, metavar="S", help="one revolution")
+    g.add_argument(
+        "--scan-start-azimuth",
+        type=float,
+        default=-math.pi,
+        metavar="RAD",
+        help="azimuth the revolution starts at (lidar frame); the scan ends a turn later",
+    )
+    g.add_argument("--scan-direction", choices=("ccw", "cw"), default="ccw")
     _add_runtime(p)
     p.set_defaults(func=_detect)
 
@@ -216,6 +249,7 @@ def _train(args: argparse.Namespace) -> int:
         config = TrainConfig(
             num_threads=args.threads,
             device=args.device,
+            deskew=not args.no_deskew,
             **{k: v for k, v in chosen.items() if v is not None},
         )
         result = train(
@@ -280,7 +314,12 @@ def _eval(args: argparse.Namespace) -> int:
     try:
         model = load_detector(args.model, args.device)
         result = evaluate_model(
-            model, SimDataset(args.data), EvalConfig(), args.batch_size, not args.no_progress
+            model,
+            SimDataset(args.data),
+            EvalConfig(),
+            args.batch_size,
+            not args.no_progress,
+            deskew=not args.no_deskew,
         )
     except PerceptionError as err:
         raise CliError(str(err)) from err
@@ -314,7 +353,8 @@ def _threshold(args: argparse.Namespace) -> int:
         with evaluation_threshold(model, 0.05):
             for i in range(len(data)):
                 frame = data[i]
-                dets += detect(model, [frame.points], data.setup(frame))
+                motion = None if args.no_deskew else data.scan_motion(frame)
+                dets += detect(model, [frame.points], data.setup(frame), motions=motion)
                 truths.append(GroundTruth.from_frame(frame))
         choice = choose_threshold(dets, truths, model_eval_config(EvalConfig(), model.config))
         record = {
@@ -325,6 +365,7 @@ def _threshold(args: argparse.Namespace) -> int:
             "boxes": choice.num_gt,
             "data": str(args.data),
             "frames": len(data),
+            "deskew": not args.no_deskew,
             "rule": "max F1 at BEV IoU 0.5 over all classes (perception/threshold.py)",
         }
         print(
@@ -370,7 +411,8 @@ def _detect(args: argparse.Namespace) -> int:
         if args.score_threshold is not None:
             post = replace(model.config.postprocess, score_threshold=args.score_threshold)
             model.config = replace(model.config, postprocess=post)
-        (det,) = detect(model, [scan.points], setup)
+        motion = _scan_motion(args, setup)
+        (det,) = detect(model, [scan.points], setup, motions=motion)
     except PerceptionError as err:
         raise CliError(str(err)) from err
     cloud = scan.points
@@ -401,6 +443,13 @@ def _detect(args: argparse.Namespace) -> int:
                 "layout": setup.layout,
                 "min_range_m": setup.min_range_m,
             },
+            "deskew": None
+            if motion is None
+            else {
+                "velocity_mps": list(motion.velocity_mps),
+                "yaw_rate_radps": motion.yaw_rate_radps,
+                "scan_period_s": motion.scan_period_s,
+            },
             "num_points": len(cloud),
             "num_points_usable": int(usable.sum()),
             "layout": scan.layout.value,
@@ -409,6 +458,23 @@ def _detect(args: argparse.Namespace) -> int:
         }
         _write_json(args.json, payload)
     return 0
+
+
+def _scan_motion(args: argparse.Namespace, setup: SensorSetup) -> Any:
+    """The ScanMotion of the motion options, None without ``--ego-speed``."""
+    from perception.deskew import ScanMotion
+
+    if args.ego_speed is None:
+        return None
+    return ScanMotion.from_body_twist(
+        args.ego_speed,
+        0.0,
+        args.ego_yaw_rate,
+        setup.T_model_sensor[:3, :3],
+        scan_period_s=args.scan_period,
+        start_azimuth_rad=args.scan_start_azimuth,
+        direction=1 if args.scan_direction == "ccw" else -1,
+    )
 
 
 def _check_outputs(*paths: Path | None) -> None:

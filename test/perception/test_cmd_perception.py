@@ -52,6 +52,23 @@ def test_detect_prints_a_table_and_writes_json(model_path, synthetic_dataset, tm
     assert set(data["detections"][0]) == {"class", "score", "center_m", "size_m", "yaw_rad"}
 
 
+def test_detect_deskews_with_the_motion_options(model_path, synthetic_dataset, tmp_path) -> None:
+    scan = tmp_path / "scan.bin"
+    SimDataset(synthetic_dataset)[0].points[:, :4].astype("<f4").tofile(scan)
+    out = tmp_path / "boxes.json"
+    common = ("detect", str(scan), "--model", str(model_path), "--json", str(out))
+    assert (
+        run_cli(*common, "--ego-speed", "9", "--ego-yaw-rate", "0.2", "--sensor-yaw", "1.5708") == 0
+    )
+    motion = json.loads(out.read_text())["deskew"]
+    # x to the right (nuScenes-like mounting): forward is -y in the lidar frame
+    np.testing.assert_allclose(motion["velocity_mps"], [0.0, -9.0, 0.0], atol=1e-3)
+    assert motion["yaw_rate_radps"] == pytest.approx(0.2) and motion["scan_period_s"] == 0.1
+    assert run_cli(*common) == 0 and json.loads(out.read_text())["deskew"] is None
+    with pytest.raises(CliError, match="scan_period_s"):
+        run_cli(*common, "--ego-speed", "5", "--scan-period", "0")
+
+
 @pytest.mark.parametrize(
     ("content", "message"), [(b"\0" * 7, "truncated"), (b"FIELDS a\n", "(?i)no .data. line")]
 )

@@ -92,3 +92,23 @@ def test_from_transform_inverts_the_simulator_mounting() -> None:
 def test_bad_setups_name_the_field(kwargs) -> None:
     with pytest.raises(SensorSetupError, match=next(iter(kwargs))):
         SensorSetup(**kwargs)
+
+
+def test_kept_rows_are_exactly_the_rows_to_model_frame_keeps() -> None:
+    """The training cache pairs per-point columns (ring, owner) with to_model_frame's output
+    through kept_rows: points on the minimum-range sphere, where float32 and float64 tests
+    disagree, must be kept or dropped by both alike (a deskewed frame crashed the cache)."""
+    from perception.sensor_input import kept_rows
+
+    rng = np.random.default_rng(0)
+    direction = rng.normal(size=(20000, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    radius = 2.5 + rng.uniform(-1e-6, 1e-6, (20000, 1))
+    cloud = np.column_stack([direction * radius, rng.uniform(0, 1, 20000)]).astype(np.float32)
+    cloud[::97, 0] = np.nan
+    setup = SensorSetup(1.8, min_range_m=2.5)
+    rows = kept_rows(cloud, setup)
+    assert 0 < len(rows) < len(cloud)
+    np.testing.assert_array_equal(
+        to_model_frame(cloud[rows], setup, True), to_model_frame(cloud, setup, True)
+    )
