@@ -11,14 +11,22 @@ sensor-data QoS). Publishes, stamped with the cloud's stamp and frame:
 Any lidar works: the parameters ``sensor_height_m``, ``sensor_pitch_rad``, ``sensor_roll_rad``
 and ``sensor_yaw_rad`` say where the lidar sits (its points are moved into the model's ground
 frame, docs/perception.md) and ``layout`` how it encodes intensity (``auto`` infers it); boxes
-come back in the cloud's own frame. An empty cloud, or one whose points are all NaN/Inf or out
-of range, gives an empty Detection3DArray; a cloud without x/y/z fields is logged and skipped.
-The network itself is the plain function ``perception.detect.detect`` on a batch of clouds, so
-the same call can run remotely (the edge bridge) without changing this node's interface.
+come back in the cloud's own frame. With ``deskew`` on, the node also subscribes ``odom``
+(nav_msgs/Odometry, twist in the robot's body frame) and undoes a spinning lidar's rolling
+shutter before detecting (``perception.deskew``; ``scan_period_s``, ``scan_start_azimuth_rad``
+and ``scan_direction`` describe the sensor's revolution); a cloud without odometry within
+``odom_max_age_s`` of its stamp is used as reported (``deskewed`` 0 in the diagnostics).
+Leave it off for clouds a driver has already deskewed, and for the built-in simulator's
+lidar, which scans each frame at one instant. An empty cloud, or one whose points are all
+NaN/Inf or out of range, gives an empty Detection3DArray; a cloud without x/y/z fields is
+logged and skipped. The network itself is the plain function ``perception.detect.detect`` on a
+batch of clouds, so the same call can run remotely (the edge bridge) without changing this
+node's interface.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +84,27 @@ class DetectorParams:
         min_value=0.0,
         max_value=10.0,
     )
+    deskew: bool = param(
+        False, "undo the rolling shutter of a moving robot with its odometry (odom topic)"
+    )
+    scan_period_s: float = param(
+        0.1, "time of one lidar revolution (s), for deskewing", min_value=0.01, max_value=1.0
+    )
+    scan_start_azimuth_rad: float = param(
+        -math.pi,
+        "azimuth (lidar frame) the revolution starts at; the cloud's stamp is its end",
+        min_value=-math.pi,
+        max_value=math.pi,
+    )
+    scan_direction: str = param(
+        "ccw", "turn of the revolution seen from above", choices=("ccw", "cw")
+    )
+    odom_max_age_s: float = param(
+        0.5,
+        "odometry farther than this from a cloud's stamp is not used to deskew it (s)",
+        min_value=0.0,
+        max_value=10.0,
+    )
 
 
 def resolve_model_path(path: str) -> Path:
@@ -123,16 +152,53 @@ class LidarDetectorNode(RobomrNode):
         self._status = handle.create_publisher(
             "diagnostic_msgs/msg/DiagnosticArray", "/diagnostics"
         )
+        # (stamp ns, vx, vy, yaw rate) of the latest odometry, body frame
+        self._odom: tuple[int, float, float, float] | None = None
+        if p.deskew:
+            handle.create_subscription("nav_msgs/msg/Odometry", "odom", self._on_odom)
         handle.create_subscription(
             "sensor_msgs/msg/PointCloud2", "points", self._on_cloud, "sensor_data"
         )
 
-    def detect(self, points: np.ndarray) -> BoxList:
-        """Boxes in one cloud [N, >=3] (lidar frame) above the score threshold."""
+    def _on_odom(self, msg: Any) -> None:
+        twist = msg.twist.twist
+        odom = (float(twist.linear.x), float(twist.linear.y), float(twist.angular.z))
+        if not all(math.isfinite(v) for v in odom):
+            self.log.warning("skipping odometry with NaN/Inf twist: %s", odom)
+            return
+        self._odom = (stamp_ns(msg.header.stamp), *odom)
+
+    def scan_motion(self, cloud_stamp_ns: int) -> Any:
+        """The lidar's motion during the scan stamped ``cloud_stamp_ns`` (a ScanMotion), from
+        the latest odometry within ``odom_max_age_s``; None without one (or with ``deskew``
+        off). The body-frame twist is turned into the lidar frame by the mounting
+        (``ScanMotion.from_body_twist``)."""
+        from perception.deskew import ScanMotion
+
+        p = self.params
+        if not p.deskew or self._odom is None:
+            return None
+        stamp, vx, vy, wz = self._odom
+        if abs(cloud_stamp_ns - stamp) > p.odom_max_age_s * 1e9:
+            return None
+        return ScanMotion.from_body_twist(
+            vx,
+            vy,
+            wz,
+            self.setup.T_model_sensor[:3, :3],
+            scan_period_s=p.scan_period_s,
+            start_azimuth_rad=min(max(p.scan_start_azimuth_rad, -math.pi), math.pi),
+            direction=1 if p.scan_direction == "ccw" else -1,
+        )
+
+    def detect(self, points: np.ndarray, motion: Any = None) -> BoxList:
+        """Boxes in one cloud [N, >=3] (lidar frame) above the score threshold; ``motion``
+        (a ScanMotion) deskews it first."""
         from perception.config import CLASSES
         from perception.detect import detect
 
-        (det,) = detect(self.model, [crop_range(points, self.params.max_range_m)], self.setup)
+        cloud = crop_range(points, self.params.max_range_m)
+        (det,) = detect(self.model, [cloud], self.setup, motions=motion)
         keep = det.scores >= self.params.score_threshold
         return BoxList(det.boxes[keep], [CLASSES[i] for i in det.labels[keep]], det.scores[keep])
 
@@ -143,7 +209,8 @@ class LidarDetectorNode(RobomrNode):
         except CloudError as err:
             self.log.error("skipping cloud stamped %d: %s", stamp_ns(msg.header.stamp), err)
             return
-        boxes = self.detect(points)
+        motion = self.scan_motion(stamp_ns(msg.header.stamp))
+        boxes = self.detect(points, motion)
         self._det.publish(boxes_to_detections(boxes, msg.header))
         self._markers.publish(
             boxes_to_markers(msg.header, boxes.boxes, boxes.labels, boxes.scores, ns="detections")
@@ -153,7 +220,12 @@ class LidarDetectorNode(RobomrNode):
             diagnostic_array(
                 self.handle.now_ns(),
                 "lidar_detector",
-                {"processing_ms": elapsed_ms, "points": len(points), "detections": len(boxes)},
+                {
+                    "processing_ms": elapsed_ms,
+                    "points": len(points),
+                    "detections": len(boxes),
+                    "deskewed": int(motion is not None),
+                },
             )
         )
 

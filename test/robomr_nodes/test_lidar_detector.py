@@ -6,6 +6,7 @@ plumbing and robustness, not detection quality (that is `robomr bench detector`)
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,76 @@ def test_sensor_height_parameter_moves_points_into_the_model_frame(model_path: P
     expected[:, 2] -= 0.5
     # float32 points shifted by 0.5 m: voxel means round at ~1e-7 m; boxes agree to 1e-4 m.
     np.testing.assert_allclose(b, expected, atol=1e-4)
+
+
+def _deskew_run(model_path: Path, odom_stamp: int, **params: Any) -> tuple[np.ndarray, dict]:
+    """Boxes and diagnostics of one cloud stamped 7 s after odometry stamped ``odom_stamp``
+    (8 m/s forward, 0.3 rad/s) with deskewing on."""
+    from robomr_nodes.convert.tf import odometry
+
+    ex, got = _node(model_path, deskew=True, **params)
+    odom = ex.create_injector("nav_msgs/msg/Odometry", "/odom")
+    points = ex.create_injector("sensor_msgs/msg/PointCloud2", "/points", "sensor_data")
+    now = ex.now_ns()
+    ex.schedule(now, lambda: odom.publish(odometry(0, 0, 0, 8.0, 0.0, 0.3, odom_stamp)))
+    ex.schedule(now + 10_000_000, lambda: points.publish(_cloud(_SCENE)))
+    ex.spin()
+    status = got["/diagnostics"][0].status[0]
+    values = {kv.key: kv.value for kv in status.values}
+    return detections_to_boxes(got["/detections"][0]).boxes, values
+
+
+def _clusters() -> np.ndarray:
+    """Four car-sized clusters of returns (an untrained network's peaks follow occupancy)."""
+    rng = np.random.default_rng(3)
+    parts = [
+        np.column_stack(
+            [c + rng.normal(0, 0.8, (300, 2)), rng.uniform(-1.8, -0.3, 300), rng.uniform(0, 1, 300)]
+        )
+        for c in ((8, 3), (-6, 5), (4, -8), (-3, -9))
+    ]
+    return np.concatenate(parts).astype(np.float32)
+
+
+_SCENE = _clusters()
+
+
+def test_deskew_uses_the_odometry_at_the_clouds_stamp(model_path: Path) -> None:
+    from perception.checkpoint import load_detector
+    from perception.deskew import ScanMotion, deskew
+    from perception.detect import detect
+    from perception.sensor_input import SensorSetup
+
+    boxes, values = _deskew_run(model_path, 7_000_000_000)
+    assert values["deskewed"] == "1"
+    model = load_detector(model_path, "cpu")
+    setup = SensorSetup(1.8, min_range_m=2.5)
+    (want,) = detect(model, [deskew(_SCENE, ScanMotion((8.0, 0.0, 0.0), 0.3))], setup)
+    (raw,) = detect(model, [_SCENE], setup)
+    assert len(want) > 0
+    assert want.boxes.shape != raw.boxes.shape or not np.allclose(want.boxes, raw.boxes)
+    np.testing.assert_allclose(boxes, want.boxes, atol=1e-4)
+
+
+def test_stale_odometry_leaves_the_cloud_as_reported(model_path: Path) -> None:
+    stale, values = _deskew_run(model_path, 6_000_000_000, odom_max_age_s=0.5)
+    assert values["deskewed"] == "0"
+    ex, got = _node(model_path)
+    _feed(ex, [_cloud(_SCENE)])
+    np.testing.assert_allclose(stale, detections_to_boxes(got["/detections"][0]).boxes)
+
+
+def test_deskew_turns_the_body_twist_into_the_lidar_frame(model_path: Path) -> None:
+    from robomr_nodes.convert.tf import odometry
+
+    ex, _ = _node(model_path, deskew=True, sensor_yaw_rad=math.pi / 2, scan_direction="cw")
+    (node,) = ex.nodes.values()
+    node._on_odom(odometry(0, 0, 0, 8.0, 0.0, 0.3, 7_000_000_000))
+    motion = node.scan_motion(7_000_000_000)
+    # nuScenes-like mounting, x to the right: driving forward is -y in the lidar frame.
+    np.testing.assert_allclose(motion.velocity_mps, (0.0, -8.0, 0.0), atol=1e-9)
+    assert motion.yaw_rate_radps == pytest.approx(0.3) and motion.direction == -1
+    assert node.scan_motion(9_000_000_000) is None  # 2 s away from the odometry
 
 
 def test_crop_range() -> None:
