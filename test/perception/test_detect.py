@@ -182,3 +182,25 @@ def test_unknown_or_unavailable_devices_are_rejected(model, tmp_path, device):
     path = save_detector(model, tmp_path / "m.pt")
     with pytest.raises(ConfigError, match="device"):
         load_detector(path, device)
+
+
+def test_the_sparse_backbone_runs_on_one_thread_and_restores_the_callers(model, synthetic_dataset):
+    cloud = SimDataset(synthetic_dataset)[0].points
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen: list[int] = []
+    hook = model.backbone.register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+    try:
+        (one,) = detect(model, [cloud])  # default: the backbone on one thread
+        assert torch.get_num_threads() == 2
+        (all_threads,) = detect(model, [cloud], sparse_threads=None)
+        assert seen == [1, 2]
+        # spconv's own scatter (one thread) and the thread-safe index_add_ (two) add the same
+        # rows in the same order
+        np.testing.assert_allclose(one.boxes, all_threads.boxes, atol=1e-5)
+        np.testing.assert_allclose(one.scores, all_threads.scores, atol=1e-6)
+        with pytest.raises(DetectError, match="sparse_threads"):
+            detect(model, [cloud], sparse_threads=0)
+    finally:
+        hook.remove()
+        torch.set_num_threads(before)
