@@ -112,9 +112,11 @@ def run(args: argparse.Namespace) -> BenchReport:
     progress = not args.no_progress
     with tempfile.TemporaryDirectory(prefix="bench_detector_") as tmp:
         data = args.data or quality.generate(Path(tmp) / "heldout", args.frames, False, progress)
-        dets, truths = quality.run_model(model, SimDataset(data), 0.05)
+        heldout = SimDataset(data)
+        dets, truths = quality.run_model(model, heldout, 0.05)
         for table, figures in (
             quality.ap_table(model, dets, truths, args.bootstrap),
+            quality.deskew_table(model, heldout, dets, truths, args.bootstrap),
             quality.heading_table(model, dets, truths, args.bootstrap),
             quality.box_error_table(model, dets, truths),
         ):

@@ -20,11 +20,15 @@ from bench.report import Table
 
 if TYPE_CHECKING:
     from perception.dataset import SimDataset
+    from perception.deskew import ScanMotion
     from perception.model import Detector
 
 HELDOUT_SEED = 424_242  # seed of the generated held-out sets; never train with it
 HELDOUT_SENSORS = ("vlp32c", "os1-128")  # not among the training variation's sensors
 HELDOUT_HEIGHTS_M = (0.8, 2.4)
+DESKEW_MODES = ("odometry", "noisy", "off")
+ODOMETRY_SPEED_REL = 0.05  # wheel odometry's relative speed error (1 sigma)
+ODOMETRY_YAW_RATE_RADPS = 0.02  # its yaw-rate error (1 sigma)
 LEVEL_NAMES = {
     "all": "all",
     "0": "unoccluded (<0.3)",
@@ -45,18 +49,36 @@ def generate(directory: Path, frames: int, negatives: bool, progress: bool) -> P
     return write_dataset(directory, frames, seed=seed, variation=variation, progress=progress)
 
 
+def noisy_odometry(motion: ScanMotion | None, rng: np.random.Generator) -> ScanMotion | None:
+    """``motion`` as a wheel odometry reports it: speed off by N(0, ``ODOMETRY_SPEED_REL``)
+    relative, yaw rate by N(0, ``ODOMETRY_YAW_RATE_RADPS``)."""
+    if motion is None:
+        return None
+    speed = np.asarray(motion.velocity_mps) * (1.0 + rng.normal(0.0, ODOMETRY_SPEED_REL))
+    yaw_rate = motion.yaw_rate_radps + rng.normal(0.0, ODOMETRY_YAW_RATE_RADPS)
+    return replace(motion, velocity_mps=tuple(speed.tolist()), yaw_rate_radps=float(yaw_rate))
+
+
 def run_model(
-    model: Detector, dataset: SimDataset, score_threshold: float
+    model: Detector, dataset: SimDataset, score_threshold: float, deskew: str = "odometry"
 ) -> tuple[list[Any], list[Any]]:
-    """Detections (down to ``score_threshold``) and ground truth of every frame."""
+    """Detections (down to ``score_threshold``) and ground truth of every frame. ``deskew``:
+    frames taken in motion are deskewed with the motion they record ("odometry"), with that
+    motion plus odometry noise ("noisy", seeded), or not at all ("off")."""
     from perception.detect import detect
     from perception.evaluate import GroundTruth, evaluation_threshold
 
+    if deskew not in DESKEW_MODES:
+        raise ValueError(f"deskew={deskew!r}: one of {DESKEW_MODES}")
+    rng = np.random.default_rng(HELDOUT_SEED)
     dets, truths = [], []
     with evaluation_threshold(model, score_threshold):
         for i in range(len(dataset)):
             frame = dataset[i]
-            dets += detect(model, [frame.points], dataset.setup(frame))
+            motion = dataset.scan_motion(frame) if deskew != "off" else None
+            if deskew == "noisy":
+                motion = noisy_odometry(motion, rng)
+            dets += detect(model, [frame.points], dataset.setup(frame), motions=motion)
             truths.append(GroundTruth.from_frame(frame))
     return dets, truths
 
@@ -90,6 +112,42 @@ def ap_table(
                 figures["ap_bev07_car_ci95"] = [lo, hi]
             if name == "car" and level == "all":
                 figures["ap_bev07_car_all"] = ap
+    return table, figures
+
+
+def deskew_table(
+    model: Detector, dataset: SimDataset, dets: list[Any], truths: list[Any], resamples: int
+) -> tuple[Table, dict[str, Any]]:
+    """Car BEV AP@0.7 (unoccluded, all levels) with the scans deskewed by the recorded motion
+    (``dets``, the bench's default), by that motion with odometry noise, and not deskewed;
+    paired frame-bootstrap intervals of each difference from the default."""
+    from perception.bootstrap import ap_of, frame_records
+    from perception.evaluate import EvalConfig, model_eval_config
+
+    config = model_eval_config(EvalConfig(), model.config)
+    runs = {"odometry": dets}
+    for mode in DESKEW_MODES[1:]:
+        runs[mode] = run_model(model, dataset, 0.05, mode)[0]
+    table = Table(
+        f"deskewing ablation: car BEV AP@0.7 on {len(truths)} held-out frames (scans taken at "
+        f"0-12 m/s; noisy odometry: speed x N(1, {ODOMETRY_SPEED_REL}), yaw rate + N(0, "
+        f"{ODOMETRY_YAW_RATE_RADPS}) rad/s; 95% CI: paired frame bootstrap of the difference)",
+        ["deskew", "level", "AP", "minus odometry", "95% CI"],
+    )
+    figures: dict[str, Any] = {}
+    rng = np.random.default_rng(7)
+    draws = rng.integers(0, len(truths), (resamples, len(truths)))
+    for level in ("0", "all"):
+        recs = {
+            m: frame_records(d, truths, config, "car", level, "bev", 0.7) for m, d in runs.items()
+        }
+        base = recs["odometry"]
+        for mode, rec in recs.items():
+            ap = ap_of(rec)
+            diffs = [ap_of([rec[i] for i in idx]) - ap_of([base[i] for i in idx]) for idx in draws]
+            lo, hi = np.nanpercentile(diffs, [2.5, 97.5]) if resamples else (np.nan, np.nan)
+            table.add(mode, LEVEL_NAMES[level], ap, ap - ap_of(base), f"{lo:+.3f} to {hi:+.3f}")
+            figures[f"ap_bev07_car_{'unoccluded' if level == '0' else 'all'}_deskew_{mode}"] = ap
     return table, figures
 
 

@@ -8,7 +8,10 @@ split comes from ``perception.detect.StageTimer``. Models, side by side in the s
 the trained model; the previous default architecture (backbone 16/32/64 with SECOND's kernel-3
 downsampling, BEV and head 64 channels, 25 z cells: the detector before this version,
 untrained: timed, not scored, its decode sees the ~100 peaks an untrained head gives); and the
-dense-backbone ablation (torch Conv3d on the full grid, untrained).
+dense-backbone ablation (torch Conv3d on the full grid, untrained). The trained model is also
+timed on the same scans deskewed for a robot at 8 m/s turning at 0.1 rad/s (``perception.deskew``,
+counted in the voxelize stage), and with its sparse backbone on all the torch threads instead of
+one (``detect``'s ``sparse_threads=None``: the behaviour before that default).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
     from perception.model import Detector
 
 SCANS = {32: "hdl32e", 64: "hdl64e"}
+DESKEW_ROW = "trained, deskewed"  # the trained model on deskewed scans (module docstring)
+ALL_THREADS_ROW = "trained, sparse on all threads"  # its backbone on the caller's threads
 _WARMUP_RUNS = 2
 
 
@@ -71,20 +76,24 @@ def variants(model: Detector, with_dense: bool = True) -> dict[str, Detector]:
     return {k: v.to(model.device).eval() for k, v in out.items()}
 
 
-def time_model(model: Detector, files: list[Path], setup: Any) -> dict[str, list[float]]:
-    """Per-file ms of each stage (read, voxelize, backbone, head, decode) and the total."""
+def time_model(
+    model: Detector, files: list[Path], setup: Any, motion: Any = None, sparse: Any = 1
+) -> dict[str, list[float]]:
+    """Per-file ms of each stage (read, voxelize, backbone, head, decode) and the total;
+    ``motion`` (a ScanMotion) deskews every scan first (its time counts as voxelize's);
+    ``sparse``: ``detect``'s ``sparse_threads``."""
     from perception.cloud_io import read_point_cloud
     from perception.detect import STAGES, StageTimer, detect
 
     for f in files[:1] * _WARMUP_RUNS:
-        detect(model, [read_point_cloud(f)], setup)
+        detect(model, [read_point_cloud(f)], setup, motions=motion, sparse_threads=sparse)
     out: dict[str, list[float]] = {k: [] for k in ("read", *STAGES, "total")}
     for f in files:
         timer = StageTimer()
         start = time.perf_counter()
         cloud = read_point_cloud(f)
         out["read"].append(1e3 * (time.perf_counter() - start))
-        detect(model, [cloud], setup, timer)
+        detect(model, [cloud], setup, timer, motions=motion, sparse_threads=sparse)
         out["total"].append(1e3 * (time.perf_counter() - start))
         for k in STAGES:
             out[k].append(timer.ms[k])
@@ -95,10 +104,13 @@ def speed_table(
     model: Detector, frames: int, dense_frames: int, report_ratios: dict[str, float]
 ) -> tuple[Table, dict[str, Any]]:
     """ms per scan (median, p90) and the stage split for 32- and 64-beam scans."""
+    import torch
+
     from perception.cloud_io import write_point_cloud
+    from perception.deskew import ScanMotion
     from perception.detect import STAGES
     from perception.sensor_input import SensorSetup
-    from sim.sensors import TYPICAL_HEIGHT_M
+    from sim.sensors import TYPICAL_HEIGHT_M, sensor_config
 
     table = Table(
         "ms per scan: read + voxelize + network + decode (medians; stages in ms)",
@@ -114,9 +126,14 @@ def speed_table(
             ]
             setup = SensorSetup(height_m=TYPICAL_HEIGHT_M[sensor], layout="kitti")
             medians = {}
-            for name, net in models.items():
+            runs: list[tuple[str, Any, Any, Any]] = [(n, m, None, 1) for n, m in models.items()]
+            motion = ScanMotion((8.0, 0.0, 0.0), 0.1, sensor_config(sensor).scan_period_s)
+            runs.insert(1, (DESKEW_ROW, model, motion, 1))
+            if torch.get_num_threads() > 1:
+                runs.insert(2, (ALL_THREADS_ROW, model, None, None))
+            for name, net, moving, sparse in runs:
                 subset = files if name != "dense backbone" else files[:dense_frames]
-                ms = time_model(net, subset, setup)
+                ms = time_model(net, subset, setup, moving, sparse)
                 medians[name] = percentile_ms([v / 1e3 for v in ms["total"]], 50)
                 points = int(np.median([len(s) for s in scans[: len(subset)]]))
                 stage = [float(np.median(ms[k])) for k in ("read", *STAGES)]
@@ -129,12 +146,14 @@ def speed_table(
                     percentile_ms([v / 1e3 for v in ms["total"]], 90),
                     *stage,
                 )
+                if name == DESKEW_ROW:
+                    figures[f"ms_per_frame_{beams}beam_deskewed_median"] = medians[name]
                 if name == "trained":
                     figures[f"ms_per_frame_{beams}beam_median"] = medians[name]
                     if beams == 32:
                         figures["stage_ms"] = dict(zip(STAGES, stage[1:], strict=True))
                         figures["read_ms_32beam_median"] = stage[0]
-            for name in (n for n in models if n != "trained"):
+            for name in (n for n in medians if n != "trained"):
                 report_ratios[f"{name} / trained median ms, {beams} beams"] = (
                     medians[name] / medians["trained"]
                 )

@@ -53,17 +53,20 @@ def test_tiny_run_reports_every_part_and_the_issue_json_keys(model_path, tmp_pat
     )  # fmt: skip
     report = bench_detector.run(args)
     titles = " | ".join(t.title for t in report.tables)
-    for part in ("R40 AP by class", "heading vs box-axis", "signed box errors", "false positives",
-                 "ms per scan"):  # fmt: skip
+    for part in ("R40 AP by class", "deskewing ablation", "heading vs box-axis",
+                 "signed box errors", "false positives", "ms per scan"):  # fmt: skip
         assert part in titles
     ap = report.tables[0]
     assert {row[0] for row in ap.rows} == {"car", "van", "truck", "bus"}
     speed = report.tables[-1]
     assert {(row[0], row[1]) for row in speed.rows} == {
-        (b, m) for b in (32, 64) for m in ("trained", "previous default")
+        (b, m) for b in (32, 64) for m in ("trained", "trained, deskewed", "previous default")
     }
     out = report.to_json()
     assert set(out) >= ISSUE_KEYS
+    modes = ("odometry", "noisy", "off")
+    assert {f"ap_bev07_car_unoccluded_deskew_{m}" for m in modes} <= set(out)
+    assert out["ap_bev07_car_unoccluded_deskew_odometry"] == out["ap_bev07_car_unoccluded"]
     assert set(out["stage_ms"]) == {"voxelize", "backbone", "head", "decode"}
     assert len(out["ap_bev07_car_ci95"]) == 2
     json.dumps(out)  # serialisable: NaN written as null
