@@ -124,9 +124,11 @@ def deskew(
     points: np.ndarray,  # [N, C >= 3] x, y, z (, ...) in the lidar frame, as the lidar reports
     motion: ScanMotion,
     times_s: np.ndarray | None = None,  # [N] per-point times relative to the scan's end
+    units_per_m: float = 1.0,
 ) -> np.ndarray:  # [N, C] float32, x, y, z in the lidar frame at the scan's end
     """The cloud with every point moved into the lidar's frame at the scan's end (module
     docstring); other columns are copied, NaN/Inf rows stay non-finite (later steps drop them).
+    ``units_per_m``: the cloud's length unit (1000 for a cloud in millimetres).
 
     Raises:
         DeskewError: ``times_s`` given with a length other than the cloud's, or non-finite.
@@ -145,7 +147,7 @@ def deskew(
         if not np.all(np.isfinite(t)):
             raise DeskewError("point times must be finite")
     x, y = out[:, 0].copy(), out[:, 1].copy()
-    vx, vy, vz = (np.float32(v) for v in motion.velocity_mps)
+    vx, vy, vz = (np.float32(v * units_per_m) for v in motion.velocity_mps)
     if motion.yaw_rate_radps != 0.0:
         angle = np.float32(motion.yaw_rate_radps) * t
         cos, sin = np.cos(angle), np.sin(angle)

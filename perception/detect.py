@@ -27,7 +27,7 @@ from perception.deskew import ScanMotion, deskew
 from perception.errors import PerceptionError
 from perception.model import Detector
 from perception.postprocess import Detections, decode
-from perception.sensor_input import SensorSetup, boxes_to_sensor_frame, to_model_frame
+from perception.sensor_input import LAYOUTS, SensorSetup, boxes_to_sensor_frame, to_model_frame
 from perception.voxelize import Voxels, as_cloud, collate, voxelize
 
 STAGES = ("voxelize", "backbone", "head", "decode")
@@ -164,6 +164,8 @@ def detect(
         per_cloud = list(setups)
         if len(per_cloud) != len(clouds):
             raise DetectError(f"{len(per_cloud)} sensor setups for {len(clouds)} clouds")
+    if sparse_threads is not None and sparse_threads < 1:
+        raise DetectError(f"sparse_threads={sparse_threads}: must be >= 1 or None")
     if motions is None or isinstance(motions, ScanMotion):
         moved: list[ScanMotion | None] = [motions] * len(clouds)
     else:
@@ -176,12 +178,11 @@ def detect(
     for cloud, setup, motion in zip(clouds, per_cloud, moved, strict=True):
         points = as_cloud(cloud)
         if motion is not None:
-            points = deskew(points, motion)
+            scale = LAYOUTS["sim" if setup.layout == "auto" else setup.layout].range_scale
+            points = deskew(points, motion, units_per_m=1.0 / scale)
         voxels.append(voxelize(to_model_frame(points, setup, intensity), model.config.voxel))
     if timer is not None:
         timer.add("voxelize", start)
-    if sparse_threads is not None and sparse_threads < 1:
-        raise DetectError(f"sparse_threads={sparse_threads}: must be >= 1 or None")
     found = run_voxels(model, voxels, timer, sparse_threads)
     return [
         Detections(boxes_to_sensor_frame(d.boxes, s), d.labels, d.scores) if len(d) else d

@@ -150,3 +150,21 @@ def test_datasets_give_each_frame_its_recorded_motion(tmp_path) -> None:
     still = SimDataset(write_dataset(tmp_path / "s", 2, seed=3, frames_per_scene=2,
                                      variation=standing))  # fmt: skip
     assert still.scan_motion(still[0]) is None
+
+
+def test_clouds_in_millimetres_move_by_the_same_distance(small_config) -> None:
+    raw = _room_scan(LidarMotion((10.0, 0.0, 0.0), 0.5))[:, :4]
+    motion = ScanMotion((10.0, 0.0, 0.0), 0.5)
+    mm = raw.copy()
+    mm[:, :3] *= 1000.0
+    np.testing.assert_allclose(
+        deskew(mm, motion, units_per_m=1000.0)[:, :3],
+        1000.0 * deskew(raw, motion)[:, :3],
+        rtol=1e-5,
+    )
+    from perception.sensor_input import SensorSetup
+
+    model = Detector(small_config).eval()
+    (metres,) = detect(model, [raw], SensorSetup(5.0, layout="sim"), motions=motion)
+    (millis,) = detect(model, [mm], SensorSetup(5.0, layout="millimetres"), motions=motion)
+    np.testing.assert_allclose(millis.boxes, metres.boxes, atol=1e-3)
