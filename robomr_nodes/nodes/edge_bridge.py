@@ -1,14 +1,15 @@
 """``edge_bridge``: runs detection (and the operator view) on the inference service, with local
 fallback, in place of ``lidar_detector`` (and ``gs_render``).
 
-Subscribes ``points`` (sensor-data QoS) and, with ``render``, ``camera/camera_info``, ``odom``
-and ``/tf_static``. Publishes what the local nodes publish, with the same types, stamps and
-frames: ``detections``, ``detections/markers`` (and ``gs/image``), and on ``/diagnostics``
-(diagnostic_msgs/DiagnosticArray) a status per frame (``edge_bridge/detect``: processing time,
-counts, whether it was offloaded; ``edge_bridge/render``) where the local nodes publish theirs,
-plus every ``diagnostics_period_s`` the status ``edge_bridge``: offload ratio, fallbacks by
-reason, RTT p50/p90, dropped frames and each replica's circuit-breaker state (0 closed,
-1 half-open, 2 open).
+Subscribes ``points`` (sensor-data QoS) and, with ``render``, ``camera/camera_info``, ``odom`` and
+``/tf_static``; with ``deskew`` (as ``lidar_detector``'s, the lidar taken as mounted level) also
+``odom``, and each cloud is deskewed before it is sent or run locally. Publishes what the local
+nodes publish, with the same types, stamps and frames: ``detections``, ``detections/markers`` (and
+``gs/image``), and on ``/diagnostics`` (diagnostic_msgs/DiagnosticArray) a status per frame
+(``edge_bridge/detect``: processing time, counts, whether it was offloaded; ``edge_bridge/render``)
+where the local nodes publish theirs, plus every ``diagnostics_period_s`` the status
+``edge_bridge``: offload ratio, fallbacks by reason, RTT p50/p90, dropped frames and each replica's
+circuit-breaker state (0 closed, 1 half-open, 2 open).
 
 Each frame goes to the service (``offload.client``: deadline ``deadline_ms``, keep-alive
 connections, a retry on another replica, a breaker per replica); when no answer comes in time or
@@ -40,13 +41,14 @@ from robomr_nodes.convert.tf import odometry_in_frame
 from robomr_nodes.diagnostics import OK, WARN, diagnostic_array
 from robomr_nodes.messages import stamp_ns
 from robomr_nodes.nodes.lidar_detector import crop_range, resolve_model_path
+from robomr_nodes.odometry_deskew import DeskewParams, OdometryDeskew
 from robomr_nodes.params import param
 from robomr_nodes.runtime.entry import run_node
 from robomr_nodes.tf_static import StaticTransforms
 
 
 @dataclass(frozen=True)
-class EdgeBridgeParams:
+class EdgeBridgeParams(DeskewParams):
     service_url: str = param("http://127.0.0.1:8700", "service replicas, comma-separated URLs")
     token_file: str = param("", "bearer token file; empty: $ROBOMR_SERVICE_TOKEN or none")
     mode: str = param("auto", "where requests run", choices=("auto", "async", "sync", "local"))
@@ -140,6 +142,10 @@ class EdgeBridgeNode(RobomrNode):
         self._markers = handle.create_publisher(
             "visualization_msgs/msg/MarkerArray", "detections/markers"
         )
+        # the clouds' lidar is taken as mounted level, x forward (as the fallback's default setup)
+        self.odometry = OdometryDeskew(self.params, np.eye(3), self.log)
+        if self.params.deskew:
+            handle.create_subscription("nav_msgs/msg/Odometry", "odom", self.odometry.on_odom)
         handle.create_subscription(
             "sensor_msgs/msg/PointCloud2", "points", self._on_cloud, "sensor_data"
         )
@@ -151,17 +157,21 @@ class EdgeBridgeNode(RobomrNode):
             self.log.error("skipping cloud stamped %d: %s", stamp_ns(msg.header.stamp), err)
             return
         header = msg.header
+        motion = self.odometry.motion(stamp_ns(header.stamp))
         self.runner.submit(
-            lambda: self._detect_job(points),
+            lambda: self._detect_job(points, motion),
             lambda r: self._publish_det(header, r),
             self.stats["detect"].drop,
         )
 
-    def _detect_job(self, points: np.ndarray) -> tuple[BoxList, dict[str, Any]]:
+    def _detect_job(self, points: np.ndarray, motion: Any) -> tuple[BoxList, dict[str, Any]]:
         from perception.config import CLASSES
+        from perception.deskew import deskew
         from perception.detect import detect
 
         start = time.perf_counter()
+        if motion is not None:  # deskewed here, so the service gets the cloud it should see
+            points = deskew(points, motion)
         found = self._offload("detect", lambda c, d: c.detect(points, d), self.params.deadline_ms)
         if found is not None:
             boxes, labels, scores, _ = found
@@ -176,6 +186,7 @@ class EdgeBridgeNode(RobomrNode):
             "points": len(points),
             "detections": len(result),
             "offloaded": found is not None,
+            "deskewed": int(motion is not None),
         }
         return result, info
 

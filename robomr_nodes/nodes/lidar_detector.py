@@ -26,7 +26,6 @@ node's interface.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,12 +41,13 @@ from robomr_nodes.convert.pointcloud import CloudError, cloud_to_xyz
 from robomr_nodes.diagnostics import diagnostic_array
 from robomr_nodes.launch_yaml import package_share
 from robomr_nodes.messages import stamp_ns
+from robomr_nodes.odometry_deskew import DeskewParams, OdometryDeskew
 from robomr_nodes.params import param
 from robomr_nodes.runtime.entry import run_node
 
 
 @dataclass(frozen=True)
-class DetectorParams:
+class DetectorParams(DeskewParams):
     model_path: str = param("", "detector weights (.pt); empty: models/detector.pt of the package")
     device: str = param("auto", "inference device", choices=("auto", "cpu", "cuda"))
     score_threshold: float = param(0.3, "drop boxes below this score", min_value=0.0, max_value=1.0)
@@ -81,27 +81,6 @@ class DetectorParams:
     min_range_m: float = param(
         2.5,
         "drop returns closer than this (m): the robot's own body",
-        min_value=0.0,
-        max_value=10.0,
-    )
-    deskew: bool = param(
-        False, "undo the rolling shutter of a moving robot with its odometry (odom topic)"
-    )
-    scan_period_s: float = param(
-        0.1, "time of one lidar revolution (s), for deskewing", min_value=0.01, max_value=1.0
-    )
-    scan_start_azimuth_rad: float = param(
-        -math.pi,
-        "azimuth (lidar frame) the revolution starts at; the cloud's stamp is its end",
-        min_value=-math.pi,
-        max_value=math.pi,
-    )
-    scan_direction: str = param(
-        "ccw", "turn of the revolution seen from above", choices=("ccw", "cw")
-    )
-    odom_max_age_s: float = param(
-        0.5,
-        "odometry farther than this from a cloud's stamp is not used to deskew it (s)",
         min_value=0.0,
         max_value=10.0,
     )
@@ -152,43 +131,11 @@ class LidarDetectorNode(RobomrNode):
         self._status = handle.create_publisher(
             "diagnostic_msgs/msg/DiagnosticArray", "/diagnostics"
         )
-        # (stamp ns, vx, vy, yaw rate) of the latest odometry, body frame
-        self._odom: tuple[int, float, float, float] | None = None
+        self.odometry = OdometryDeskew(p, self.setup.T_model_sensor[:3, :3], self.log)
         if p.deskew:
-            handle.create_subscription("nav_msgs/msg/Odometry", "odom", self._on_odom)
+            handle.create_subscription("nav_msgs/msg/Odometry", "odom", self.odometry.on_odom)
         handle.create_subscription(
             "sensor_msgs/msg/PointCloud2", "points", self._on_cloud, "sensor_data"
-        )
-
-    def _on_odom(self, msg: Any) -> None:
-        twist = msg.twist.twist
-        odom = (float(twist.linear.x), float(twist.linear.y), float(twist.angular.z))
-        if not all(math.isfinite(v) for v in odom):
-            self.log.warning("skipping odometry with NaN/Inf twist: %s", odom)
-            return
-        self._odom = (stamp_ns(msg.header.stamp), *odom)
-
-    def scan_motion(self, cloud_stamp_ns: int) -> Any:
-        """The lidar's motion during the scan stamped ``cloud_stamp_ns`` (a ScanMotion), from
-        the latest odometry within ``odom_max_age_s``; None without one (or with ``deskew``
-        off). The body-frame twist is turned into the lidar frame by the mounting
-        (``ScanMotion.from_body_twist``)."""
-        from perception.deskew import ScanMotion
-
-        p = self.params
-        if not p.deskew or self._odom is None:
-            return None
-        stamp, vx, vy, wz = self._odom
-        if abs(cloud_stamp_ns - stamp) > p.odom_max_age_s * 1e9:
-            return None
-        return ScanMotion.from_body_twist(
-            vx,
-            vy,
-            wz,
-            self.setup.T_model_sensor[:3, :3],
-            scan_period_s=p.scan_period_s,
-            start_azimuth_rad=min(max(p.scan_start_azimuth_rad, -math.pi), math.pi),
-            direction=1 if p.scan_direction == "ccw" else -1,
         )
 
     def detect(self, points: np.ndarray, motion: Any = None) -> BoxList:
@@ -209,7 +156,7 @@ class LidarDetectorNode(RobomrNode):
         except CloudError as err:
             self.log.error("skipping cloud stamped %d: %s", stamp_ns(msg.header.stamp), err)
             return
-        motion = self.scan_motion(stamp_ns(msg.header.stamp))
+        motion = self.odometry.motion(stamp_ns(msg.header.stamp))
         boxes = self.detect(points, motion)
         self._det.publish(boxes_to_detections(boxes, msg.header))
         self._markers.publish(

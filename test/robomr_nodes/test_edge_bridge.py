@@ -72,12 +72,15 @@ def _clouds(n: int) -> list[Any]:
     return out
 
 
-def _graph(files, clock: str = "sim", **bridge: Any) -> tuple[EmbeddedExecutor, dict]:
-    """The bridge in /a and the local detector in /b, on the same clouds."""
+def _graph(
+    files, clock: str = "sim", both: dict | None = None, **bridge: Any
+) -> tuple[EmbeddedExecutor, dict]:
+    """The bridge in /a and the local detector in /b, on the same clouds (``both``: parameters
+    of both)."""
     ex = EmbeddedExecutor(clock)  # type: ignore[arg-type]
     got: dict[str, list] = {}
     ex.add_tap(lambda t, _ty, _s, m, _q: got.setdefault(t, []).append(m))
-    common = {"model_path": str(files["model"]), "score_threshold": 0.0}
+    common = {"model_path": str(files["model"]), "score_threshold": 0.0, **(both or {})}
     # a generous deadline: these tests check offloading, not the timing of a loaded machine
     params = {"token_file": str(files["token"]), "diagnostics_period_s": 0.1, "deadline_ms": 3000.0}
     params.update(common, **bridge)
@@ -119,6 +122,23 @@ def test_bridge_publishes_what_the_local_detector_publishes(files, service, mode
     assert stats["offloaded"] == (4 if mode == "sync" else 0) and stats["frames"] == 4
     diag = status_values(got["/diagnostics"], "edge_bridge")[-1]
     assert float(diag["detect_offload_ratio"]) == (1.0 if mode == "sync" else 0.0)
+
+
+def test_deskewed_clouds_give_what_the_deskewing_local_detector_gives(files, service) -> None:
+    from robomr_nodes.convert.tf import odometry
+
+    ex, got = _graph(files, service_url=service, mode="sync", both={"deskew": True})
+    odom = odometry(0, 0, 0, 9.0, 0.0, 0.2, 5_100_000_000)
+    for ns in "ab":
+        pub = ex.create_injector("nav_msgs/msg/Odometry", f"/{ns}/odom")
+        ex.schedule(ex.now_ns(), lambda p=pub: p.publish(odom))
+    _feed(ex, _clouds(3), period_s=0.2)
+    ex.spin(1.0)
+    ex.shutdown()
+    _same_detections(got["/a/detections"], got["/b/detections"])
+    per_frame = status_values(got["/diagnostics"], "edge_bridge/detect")
+    assert [f["deskewed"] for f in per_frame] == ["1", "1", "1"]
+    assert {f["offloaded"] for f in per_frame} == {"True"}
 
 
 def test_async_mode_delivers_through_the_executor_on_wall_time(files, service) -> None:

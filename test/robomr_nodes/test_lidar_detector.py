@@ -197,14 +197,14 @@ def test_deskew_turns_the_body_twist_into_the_lidar_frame(model_path: Path) -> N
 
     ex, _ = _node(model_path, deskew=True, sensor_yaw_rad=math.pi / 2, scan_direction="cw")
     (node,) = ex.nodes.values()
-    node._on_odom(odometry(0, 0, 0, 8.0, 0.0, 0.3, 7_000_000_000))
-    motion = node.scan_motion(7_000_000_000)
+    node.odometry.on_odom(odometry(0, 0, 0, 8.0, 0.0, 0.3, 7_000_000_000))
+    motion = node.odometry.motion(7_000_000_000)
     # nuScenes-like mounting, x to the right: driving forward is -y in the lidar frame.
     np.testing.assert_allclose(motion.velocity_mps, (0.0, -8.0, 0.0), atol=1e-9)
     assert motion.yaw_rate_radps == pytest.approx(0.3) and motion.direction == -1
-    assert node.scan_motion(9_000_000_000) is None  # 2 s away from the odometry
-    node._on_odom(odometry(0, 0, 0, math.nan, 0.0, 0.3, 7_100_000_000))  # skipped, logged
-    assert node.scan_motion(7_000_000_000).velocity_mps == motion.velocity_mps
+    assert node.odometry.motion(9_000_000_000) is None  # 2 s away from the odometry
+    node.odometry.on_odom(odometry(0, 0, 0, math.nan, 0.0, 0.3, 7_100_000_000))  # skipped, logged
+    assert node.odometry.motion(7_000_000_000).velocity_mps == motion.velocity_mps
 
 
 def test_crop_range() -> None:
