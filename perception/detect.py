@@ -27,7 +27,12 @@ from perception.deskew import ScanMotion, deskew
 from perception.errors import PerceptionError
 from perception.model import Detector
 from perception.postprocess import Detections, decode
-from perception.sensor_input import LAYOUTS, SensorSetup, boxes_to_sensor_frame, to_model_frame
+from perception.sensor_input import (
+    SensorSetup,
+    boxes_to_sensor_frame,
+    layout_of,
+    to_model_frame,
+)
 from perception.voxelize import Voxels, as_cloud, collate, voxelize
 
 STAGES = ("voxelize", "backbone", "head", "decode")
@@ -178,7 +183,7 @@ def detect(
     for cloud, setup, motion in zip(clouds, per_cloud, moved, strict=True):
         points = as_cloud(cloud)
         if motion is not None:
-            scale = LAYOUTS["sim" if setup.layout == "auto" else setup.layout].range_scale
+            scale = layout_of(points, setup, intensity).range_scale
             points = deskew(points, motion, units_per_m=1.0 / scale)
         voxels.append(voxelize(to_model_frame(points, setup, intensity), model.config.voxel))
     if timer is not None:

@@ -139,7 +139,7 @@ def to_model_frame(
 ) -> np.ndarray:  # [M, 3 or 4] float32 x, y, z (, intensity in [0, 1]) in the model frame
     """Normalised points of one cloud in the model frame (module docstring)."""
     pts = np.asarray(cloud)
-    layout = _layout(pts, setup, with_intensity)
+    layout = layout_of(pts, setup, with_intensity)
     xyz, keep = _scaled_and_kept(pts, setup, layout)
     T = setup.T_model_sensor.astype(np.float32)
     # einsum, not a BLAS matmul: for tall [N, 3] x [3, 3] products a threaded BLAS spends more
@@ -166,7 +166,8 @@ def _scaled_and_kept(
     return xyz, keep
 
 
-def _layout(pts: np.ndarray, setup: SensorSetup, with_intensity: bool) -> Layout:
+def layout_of(pts: np.ndarray, setup: SensorSetup, with_intensity: bool) -> Layout:
+    """The layout :func:`to_model_frame` reads ``pts`` with ("auto" resolved as it does)."""
     name = setup.layout
     if with_intensity and name == "auto":
         name = infer_layout(pts[:, 3]) if pts.shape[1] > 3 else "sim"
@@ -178,7 +179,7 @@ def kept_rows(
 ) -> np.ndarray:  # [M] int64
     """The rows of ``cloud`` that :func:`to_model_frame` keeps, in order (the same test)."""
     pts = np.asarray(cloud)
-    return _scaled_and_kept(pts, setup, _layout(pts, setup, with_intensity))[1]
+    return _scaled_and_kept(pts, setup, layout_of(pts, setup, with_intensity))[1]
 
 
 def _move_boxes(boxes: np.ndarray, T: np.ndarray) -> np.ndarray:
