@@ -104,9 +104,11 @@ def variant_models(trained: MoELM) -> dict[str, MoELM]:
 def brownout_costs(
     model: MoELM, stream: np.ndarray, levels: list[float], max_tokens: int | None, seq_len: int
 ) -> dict[str, dict[float, float]]:
-    """Test perplexity per merge method and brownout level (tau = 1 is the original)."""
+    """Test perplexity per merge method and brownout level (tau = 1 is the original); the
+    distilled united experts too when the model has them (``robomr lm unite``)."""
     out: dict[str, dict[float, float]] = {}
-    for method in MERGE_METHODS:
+    methods = [*MERGE_METHODS, *(["distilled"] if model.merge_method == "distilled" else [])]
+    for method in methods:
         out[method] = {}
         for tau in levels:
             model.set_brownout(tau, method)
@@ -209,7 +211,9 @@ def brownout_quality(
 ) -> None:
     """Test perplexity per brownout level and merge method; ``brownout_ppl_cost`` per level,
     also at the levels the burst runs served that ``--levels`` does not name (the paper law
-    rounds its tau to any whole number of experts; those get the aligned merge only)."""
+    rounds its tau to any whole number of experts; those get the default merge only). The cost is
+    that of the model's default merge (``MoELM.merge_method``: distilled when it has them), the
+    one the server and the burst runs serve."""
     seq = 128
     levels = sorted({1.0, *(float(x) for x in args.levels.split(",") if x.strip())}, reverse=True)
     costs = brownout_costs(model, streams.test, levels, args.eval_tokens, seq)
@@ -219,21 +223,23 @@ def brownout_quality(
         for share in by_factor.values()
         for t in share
     }
+    default = model.merge_method
     for tau in sorted(served - set(levels), reverse=True):
         model.set_brownout(tau)
-        costs["aligned"][tau] = evaluate(model, streams.test, seq, max_tokens=args.eval_tokens).ppl
+        costs[default][tau] = evaluate(model, streams.test, seq, max_tokens=args.eval_tokens).ppl
         model.set_brownout(1.0)
     bt = Table(
         "brownout: test perplexity per level tau (share 1 - tau of experts united)",
-        ["tau", "experts merged", *[f"ppl {m}" for m in costs], "cost (aligned)"],
+        ["tau", "experts merged", *[f"ppl {m}" for m in costs], f"cost ({default})"],
     )
-    base = costs["aligned"][1.0]
-    for tau in sorted(costs["aligned"], reverse=True):
+    base = costs[default][1.0]
+    for tau in sorted(costs[default], reverse=True):
         merged = round((1 - tau) * model.cfg.n_experts)
         row = [costs[m].get(tau, "-") for m in costs]
-        bt.add(tau, merged, *row, costs["aligned"][tau] / base - 1)
+        bt.add(tau, merged, *row, costs[default][tau] / base - 1)
     report.tables.append(bt)
+    figures["brownout_merge_method"] = default
     figures["brownout_ppl_cost"] = {
-        str(t): costs["aligned"][t] / base - 1 for t in sorted(costs["aligned"], reverse=True)
+        str(t): costs[default][t] / base - 1 for t in sorted(costs[default], reverse=True)
     }
     figures["brownout_ppl"] = {m: {str(t): v for t, v in c.items()} for m, c in costs.items()}

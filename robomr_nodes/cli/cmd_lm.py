@@ -1,4 +1,4 @@
-"""``robomr lm train|eval|generate``: the MoE language model from the command line.
+"""``robomr lm train|unite|eval|generate``: the MoE language model from the command line.
 
 Thin: parses arguments, calls ``offload.models.lm``, prints. Library errors (bad model file,
 setting out of bounds, missing corpus) become a ``CliError``. torch is imported by the handlers.
@@ -19,7 +19,7 @@ DEFAULT_DIR = Path(__file__).resolve().parents[2] / "models" / "lm"
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "lm",
-        help="MoE language model: train, evaluate, generate",
+        help="MoE language model: train, distil united experts, evaluate, generate",
         description="Decoder-only MoE transformer with mixSGA attention (see docs/lm.md).",
     )
     cmds = parser.add_subparsers(dest="lm_command", metavar="COMMAND", required=True)
@@ -40,11 +40,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wordnet-dir", type=Path, help="WordNet data files (default: Debian's)")
     p.set_defaults(func=_train)
 
+    p = cmds.add_parser(
+        "unite",
+        help="fit the united experts of brownout to the experts they replace (docs/lm.md)",
+        description="Writes <model>.united.safetensors and .united.json beside the model; "
+        "the server then serves brownout with them.",
+    )
+    p.add_argument("--model", type=Path, default=DEFAULT_DIR / "mixsga.safetensors")
+    p.add_argument("--windows", type=int, default=256, help="training windows (129 tokens)")
+    p.add_argument("--steps", type=int, default=500, help="Adam steps per layer and level")
+    p.add_argument("--batch-tokens", type=int, default=4096, help="tokens per minibatch")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-tokens", type=int, default=16384, help="validation tokens compared")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--wordnet-dir", type=Path, help="WordNet data files (default: Debian's)")
+    p.set_defaults(func=_unite)
+
     p = cmds.add_parser("eval", help="test perplexity of a model (optionally per brownout level)")
     p.add_argument("--model", type=Path, default=DEFAULT_DIR / "mixsga.safetensors")
     p.add_argument("--split", choices=("val", "test"), default="test")
     p.add_argument("--max-tokens", type=int, help="first N tokens of the split only")
     p.add_argument("--tau", type=float, action="append", help="brownout level(s) to evaluate")
+    p.add_argument(
+        "--merge",
+        choices=("aligned", "average", "anchor", "distilled"),
+        help="united-expert merge (default: distilled when the model has them, else aligned)",
+    )
     p.add_argument("--wordnet-dir", type=Path, help="WordNet data files (default: Debian's)")
     p.set_defaults(func=_eval)
 
@@ -114,6 +136,51 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unite(args: argparse.Namespace) -> int:
+    import logging
+
+    import torch
+
+    from offload.models.lm.checkpoint import CheckpointError
+    from offload.models.lm.corpus import WORDNET_DIR, CorpusError
+    from offload.models.lm.distill import DistillConfig, LayerFit
+    from offload.models.lm.tokenizer import TokenizerError
+    from offload.models.lm.unite_recipe import unite_model
+    from offload.models.lm.united import BrownoutError
+
+    if args.threads < 1:
+        raise CliError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    logging.getLogger("offload.models.lm").setLevel(logging.INFO)
+
+    def progress(merged: int, fit: LayerFit) -> None:
+        print(
+            f"{merged} experts merged, layer {fit.layer}: output error {fit.mse_aligned:.3g} "
+            f"(aligned) -> {fit.mse_distilled:.3g} (zero output: {fit.target_energy:.3g}), "
+            f"{fit.tokens} tokens",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    try:
+        config = DistillConfig(args.windows, args.steps, args.batch_tokens, args.lr, args.seed)
+        record = unite_model(
+            args.model,
+            config,
+            shlex.join(["robomr", *sys.argv[1:]]),
+            val_tokens=args.val_tokens,
+            wordnet_dir=args.wordnet_dir or WORDNET_DIR,
+            progress=progress,
+        )
+    except (CheckpointError, CorpusError, TokenizerError, BrownoutError) as err:
+        raise CliError(str(err)) from err
+    val = record["val_ppl_by_merged_count"]
+    for m in val["aligned"]:
+        print(f"{m} experts merged: val ppl aligned {val['aligned'][m]:.2f}, "
+              f"distilled {val['distilled'][m]:.2f}")  # fmt: skip
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     from offload.models.lm.checkpoint import CheckpointError, load_model
     from offload.models.lm.corpus import WORDNET_DIR, CorpusError
@@ -128,10 +195,11 @@ def _eval(args: argparse.Namespace) -> int:
             args.model.parent, model.cfg.vocab_size, args.wordnet_dir or WORDNET_DIR
         )
         for tau in args.tau or [1.0]:
-            model.set_brownout(tau)
+            model.set_brownout(tau, args.merge)
             r = evaluate(model, streams[args.split], max_tokens=args.max_tokens)
+            merge = f" ({args.merge or model.merge_method} merge)" if tau < 1.0 else ""
             print(
-                f"tau {tau:.2f}: {args.split} ppl {r.ppl:.3f} over {r.tokens} tokens, "
+                f"tau {tau:.2f}{merge}: {args.split} ppl {r.ppl:.3f} over {r.tokens} tokens, "
                 f"KV {r.kv_relative:.3f} of MHA, one-hot mass {r.onehot_mass:.3f}"
             )
     except (CheckpointError, CorpusError, TokenizerError, BrownoutError) as err:

@@ -164,6 +164,13 @@ def test_benchmark_runs_and_reports_ratios(
         served = report["brownout_served_ppl_cost"]
         assert set(served) == {"paper", "slack", "fixed0"}
         assert served["fixed0"]["1.3"] == pytest.approx(report["brownout_ppl_cost"]["0.0"])
+        # the model has distilled united experts (robomr lm unite): they are served and costed
+        assert report["brownout_merge_method"] == "distilled"
+        assert set(report["brownout_ppl"]) == {"aligned", "average", "anchor", "distilled"}
+        tau0 = report["brownout_ppl"]["distilled"]["0.0"]
+        assert report["brownout_ppl_cost"]["0.0"] == pytest.approx(
+            tau0 / report["brownout_ppl"]["distilled"]["1.0"] - 1
+        )
 
     if name == "croa":  # the layout issue 13 names, at the JSON's top level
         assert set(report["budgets"]) == {"1"} and set(report["budgets"]["1"]) == {"croa", "stay"}
@@ -176,7 +183,8 @@ def test_benchmark_runs_and_reports_ratios(
 
 def _lm_args(tmp_path: Path) -> list[str]:
     """bench lm at a tiny setting: the three variants trained for 2 steps (seed 0) on a
-    synthetic corpus in WordNet's format, a few trace rows, two brownout levels."""
+    synthetic corpus in WordNet's format, its united experts distilled (2 steps), a few trace
+    rows, two brownout levels."""
     import importlib.util
 
     path = Path(__file__).parents[1] / "offload" / "models" / "lm" / "test_corpus.py"
@@ -187,6 +195,9 @@ def _lm_args(tmp_path: Path) -> list[str]:
     runs = tmp_path / "lm"
     assert main(["lm", "train", "--out", str(runs), "--variants", "mixsga,gqa,mha", "--seeds", "0",
                  "--steps", "2", "--batch-size", "2", "--experts", "2",
+                 "--wordnet-dir", str(wordnet)]) == 0  # fmt: skip
+    assert main(["lm", "unite", "--model", str(runs / "mixsga-s0.safetensors"), "--windows", "4",
+                 "--steps", "2", "--val-tokens", "256",
                  "--wordnet-dir", str(wordnet)]) == 0  # fmt: skip
     return ["--model", str(runs / "mixsga-s0.safetensors"), "--runs", str(runs / "runs.json"),
             "--wordnet-dir", str(wordnet), "--eval-tokens", "256", "--requests", "8",

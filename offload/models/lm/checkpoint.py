@@ -4,6 +4,10 @@
 figures are measured on the stored weights) and, in its metadata, the model config as JSON.
 ``<dir>/<name>.json`` holds how the model was made (command, seeds, corpus SHA-256, recipe,
 losses, validation and test perplexity), the SHA-256 of the weights file and library versions.
+``<dir>/<name>.united.safetensors`` (optional) holds distilled united experts for brownout
+(``offload.models.lm.distill``) with the SHA-256 of the model file they were fitted to;
+``load_model`` loads them when that matches (a stale file is skipped with a warning: the model
+then serves the aligned merge) and ``<dir>/<name>.united.json`` records how they were made.
 Nothing is pickled.
 """
 
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +28,10 @@ from safetensors.torch import load_file, save_file
 
 from offload.models.lm.config import LMConfig, LMConfigError
 from offload.models.lm.model import MoELM
+from offload.models.lm.united import BrownoutError
+
+log = logging.getLogger(__name__)
+_UNITED_FORMAT = "robomr-united-experts-v1"
 
 
 class CheckpointError(ValueError):
@@ -82,7 +91,81 @@ def load_model(path: str | Path) -> MoELM:
     missing, _ = model.load_state_dict(state, strict=False)
     if missing or len(state) != len(tensors):
         raise CheckpointError(f"model {path} does not match its config (missing {missing})")
+    united = united_path(path)
+    if united.is_file():
+        try:
+            model.set_distilled(load_united(united, sha256_file(path)))
+        except (CheckpointError, BrownoutError) as err:  # defined fallback: the aligned merge
+            log.warning("%s; serving brownout with the aligned merge", err)
     return model.eval()
+
+
+def united_path(model_path: str | Path) -> Path:
+    """Where the distilled united experts of ``model_path`` live."""
+    model_path = Path(model_path)
+    return model_path.with_name(f"{model_path.stem}.united.safetensors")
+
+
+def save_united(
+    experts: dict[int, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]],
+    path: str | Path,
+    model_sha256: str,
+    dtype: torch.dtype = torch.float16,
+) -> Path:
+    """Writes united experts per merged count (``m{m}.layer{l}.{gate,up,down}``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        f"m{m}.layer{layer}.{part}": t.detach().to(dtype).contiguous()
+        for m, layers in experts.items()
+        for layer, united in enumerate(layers)
+        for part, t in zip(("gate", "up", "down"), united, strict=True)
+    }
+    meta = {"format": _UNITED_FORMAT, "model_sha256": model_sha256}
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+def load_united(
+    path: str | Path, model_sha256: str | None = None
+) -> dict[int, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
+    """United experts per merged count, float32.
+
+    Raises:
+        CheckpointError: unreadable, another format, or fitted to another model file than
+            ``model_sha256`` (when given).
+    """
+    path = Path(path)
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"cannot read united experts {path}: {err}") from err
+    if meta.get("format") != _UNITED_FORMAT:
+        raise CheckpointError(f"{path} is not a united-experts file ({meta.get('format')!r})")
+    if model_sha256 is not None and meta.get("model_sha256") != model_sha256:
+        raise CheckpointError(
+            f"united experts {path} were fitted to another model file "
+            f"(sha256 {str(meta.get('model_sha256'))[:12]}..., this one {model_sha256[:12]}...)"
+        )
+    parts: dict[int, dict[int, dict[str, torch.Tensor]]] = {}
+    for name, t in tensors.items():
+        try:
+            m_part, layer_part, part = name.split(".")
+            m, layer = int(m_part.removeprefix("m")), int(layer_part.removeprefix("layer"))
+        except ValueError as err:
+            raise CheckpointError(f"unexpected tensor {name!r} in {path}") from err
+        parts.setdefault(m, {}).setdefault(layer, {})[part] = t.float()
+    try:
+        return {
+            m: [(ls[k]["gate"], ls[k]["up"], ls[k]["down"]) for k in range(len(ls))]
+            for m, ls in sorted(parts.items())
+        }
+    except KeyError as err:
+        raise CheckpointError(f"{path} lacks a part or a layer ({err})") from err
 
 
 def write_provenance(model_path: str | Path, record: dict[str, Any]) -> Path:

@@ -21,7 +21,7 @@ from offload.models.lm.cache import KVCache
 from offload.models.lm.config import LMConfig
 from offload.models.lm.moe import MoEFeedForward
 from offload.models.lm.routing import route_limit
-from offload.models.lm.united import MergeMethod, apply_brownout, merged_count
+from offload.models.lm.united import BrownoutError, MergeMethod, apply_brownout, merged_count
 
 
 class ModelError(ValueError):
@@ -62,6 +62,8 @@ class MoELM(nn.Module):
         self.rope = Rope(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta)
         self.brownout_tau = 1.0
         self._brownout_cache: dict[tuple[int, str], list] = {}
+        # distilled united experts per merged count, one (gate, up, down) per layer
+        self._distilled: dict[int, list[tuple[Tensor, Tensor, Tensor]]] = {}
 
     def _check(self, tokens: Tensor, extra: int = 0) -> None:
         if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.cfg.vocab_size):
@@ -184,13 +186,63 @@ class MoELM(nn.Module):
         self._check(tokens[:, None])
         return self.embed(tokens), pos  # [B, d], [B]
 
-    def set_brownout(self, tau: float, method: MergeMethod = "aligned") -> None:
-        """Serves the share 1 - tau of each layer's experts by a united expert (1 = original)."""
+    @property
+    def merge_method(self) -> MergeMethod:
+        """The default merge: "distilled" once united experts are loaded for every level,
+        otherwise "aligned" (computed from the weights)."""
+        full = all(m in self._distilled for m in range(1, self.cfg.n_experts + 1))
+        return "distilled" if full else "aligned"
+
+    def set_distilled(self, experts: dict[int, list[tuple[Tensor, Tensor, Tensor]]]) -> None:
+        """Distilled united experts per merged count (``offload.models.lm.distill``).
+
+        Raises:
+            BrownoutError: a count outside [1, E], a layer missing or a shape that does not fit.
+        """
+        d, f = self.cfg.d_model, self.cfg.expert_hidden
+        shapes = [(d, f), (d, f), (f, d)]
+        for m, layers in experts.items():
+            if not 1 <= m <= self.cfg.n_experts or len(layers) != self.cfg.n_layers:
+                raise BrownoutError(
+                    f"distilled experts for {m} merged experts over {len(layers)} layers do not "
+                    f"fit a model of {self.cfg.n_experts} experts and {self.cfg.n_layers} layers"
+                )
+            for united in layers:
+                if [tuple(t.shape) for t in united] != shapes:
+                    raise BrownoutError(
+                        f"distilled expert shapes {[tuple(t.shape) for t in united]}, "
+                        f"expected {shapes}"
+                    )
+        self._distilled = {
+            m: [tuple(t.detach().float() for t in u) for u in layers]  # type: ignore[misc]
+            for m, layers in experts.items()
+        }
+        self.clear_brownout_cache()
+
+    def set_brownout(self, tau: float, method: MergeMethod | None = None) -> None:
+        """Serves the share 1 - tau of each layer's experts by a united expert (1 = original),
+        merged by ``method`` (default ``merge_method``).
+
+        Raises:
+            BrownoutError: tau outside [0, 1], or "distilled" asked for a level without them.
+        """
         moes = [b.moe for b in self.blocks]
-        key = (merged_count(tau, self.cfg.n_experts), method)
+        method = method or self.merge_method
+        m = merged_count(tau, self.cfg.n_experts)
+        key = (m, method)
         if key not in self._brownout_cache:
-            apply_brownout(moes, tau, method)
-            self._brownout_cache[key] = [(m._slot_of_expert, m._united) for m in moes]
+            if method == "distilled" and m > 0:
+                if m not in self._distilled:
+                    raise BrownoutError(
+                        f"no distilled united experts for {m} merged experts (tau={tau}); "
+                        "make them with `robomr lm unite` or use another merge method"
+                    )
+                apply_brownout(moes, tau, "anchor")  # the slots; the experts are replaced below
+                for moe, united in zip(moes, self._distilled[m], strict=True):
+                    moe.set_slots(moe._slot_of_expert, united)
+            else:
+                apply_brownout(moes, tau, "aligned" if method == "distilled" else method)
+            self._brownout_cache[key] = [(m_._slot_of_expert, m_._united) for m_ in moes]
         for moe, (slots, united) in zip(moes, self._brownout_cache[key], strict=True):
             moe.set_slots(slots, united)
         self.brownout_tau = tau

@@ -13,6 +13,9 @@ gate, up and down weights; then average the aligned weights, weighted by usage. 
 units leaves an expert's function unchanged, so the alignment only makes the average meaningful
 (the recipe of MC-SMoE, Li et al., ICLR 2024). ``merge_method="average"`` skips the alignment
 (an ablation), ``"anchor"`` serves the anchor alone (pruning the others, another baseline).
+``"distilled"`` united experts are fitted on training text (``offload.models.lm.distill``), so
+they cannot be computed from the weights alone: a model serves them once they are loaded
+(``MoELM.set_distilled``, ``checkpoint.load_united``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from torch import Tensor
 
 from offload.models.lm.moe import MoEFeedForward
 
-MergeMethod = Literal["aligned", "average", "anchor"]
+MergeMethod = Literal["aligned", "average", "anchor", "distilled"]
+# the methods ``unite`` computes from the experts' weights alone
 MERGE_METHODS: tuple[MergeMethod, ...] = ("aligned", "average", "anchor")
 
 

@@ -1,4 +1,4 @@
-"""``robomr lm train|eval|generate`` through their argument parsers, on a tiny fake corpus."""
+"""``robomr lm train|unite|eval|generate`` through their argument parsers, on a tiny fake corpus."""
 
 from __future__ import annotations
 
@@ -46,7 +46,28 @@ def test_eval_prints_each_brownout_level(trained, capsys):
     assert run_cli("eval", "--model", str(model), "--wordnet-dir", str(wordnet),
                    "--tau", "1", "--tau", "0", "--max-tokens", "256") == 0  # fmt: skip
     out = capsys.readouterr().out
-    assert "tau 1.00: test ppl" in out and "tau 0.00: test ppl" in out
+    assert "tau 1.00: test ppl" in out and "tau 0.00 (aligned merge): test ppl" in out
+
+
+def test_unite_writes_united_experts_that_eval_then_serves(trained, capsys):
+    model, wordnet = trained
+    assert run_cli("unite", "--model", str(model), "--wordnet-dir", str(wordnet),
+                   "--windows", "4", "--steps", "3", "--batch-tokens", "64",
+                   "--val-tokens", "256") == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "2 experts merged: val ppl aligned" in out and "distilled" in out
+    united = model.with_name("mixsga-s0.united.safetensors")
+    assert united.is_file() and united.with_suffix(".json").is_file()
+    assert run_cli("eval", "--model", str(model), "--wordnet-dir", str(wordnet),
+                   "--tau", "0", "--max-tokens", "256") == 0  # fmt: skip
+    assert "tau 0.00 (distilled merge): test ppl" in capsys.readouterr().out
+    assert run_cli("eval", "--model", str(model), "--wordnet-dir", str(wordnet),
+                   "--tau", "0", "--merge", "aligned", "--max-tokens", "256") == 0  # fmt: skip
+    assert "tau 0.00 (aligned merge)" in capsys.readouterr().out
+    with pytest.raises(CliError, match="steps"):
+        run_cli("unite", "--model", str(model), "--wordnet-dir", str(wordnet), "--steps", "0")
+    united.unlink()  # the other tests of this module read the model without them
+    united.with_suffix(".json").unlink()
 
 
 def test_generate_streams_text(trained, capsys):
