@@ -21,6 +21,7 @@ rest by one united expert (``offload.models.lm.united``). HTTP lives in
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path as FilePath
@@ -34,6 +35,7 @@ from offload.serving.brownout import (
 )
 from offload.serving.model import ModelError
 
+log = logging.getLogger(__name__)
 DEFAULT_MODEL = FilePath(__file__).resolve().parents[3] / "models" / "lm" / "mixsga.safetensors"
 SLACK_LEVELS = (1.0, 0.75, 0.5, 0.25, 0.0)  # levels the slack law chooses from
 # the service's policy names -> the engine's admission policies ("none": one sequence at a time)
@@ -124,6 +126,7 @@ class LMModel:
                 path = FilePath(model_path) if model_path else DEFAULT_MODEL
                 model = load_model(path)
                 backend = MoEBackend(model, load_tokenizer(path.parent / "tokenizer.json"))
+                log.info("lm: %s, brownout by the %s merge", path.name, model.merge_method)
         except (CheckpointError, HFCheckpointError, TokenizerError, OSError) as err:
             hint = "" if model_path or hf_dir else " (train it: docs/lm.md, `robomr lm train`)"
             raise ModelError(f"lm: {err}{hint}") from err
