@@ -150,6 +150,8 @@ def _unite(args: argparse.Namespace) -> int:
 
     if args.threads < 1:
         raise CliError(f"--threads must be >= 1, got {args.threads}")
+    if args.val_tokens < 129:  # one evaluation window of 128 predicted tokens
+        raise CliError(f"--val-tokens must be >= 129, got {args.val_tokens}")
     torch.set_num_threads(args.threads)
     logging.getLogger("offload.models.lm").setLevel(logging.INFO)
 

@@ -56,6 +56,8 @@ class DistillConfig:
                 raise BrownoutError(f"distill {name}={value!r} must be an integer in [1, 1e7]")
         if not (math.isfinite(self.learning_rate) and 0.0 < self.learning_rate <= 1.0):
             raise BrownoutError(f"distill learning_rate={self.learning_rate} must be in (0, 1]")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise BrownoutError(f"distill seed={self.seed!r} must be an integer >= 0")
 
 
 @dataclass

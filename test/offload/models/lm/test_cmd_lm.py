@@ -64,8 +64,10 @@ def test_unite_writes_united_experts_that_eval_then_serves(trained, capsys):
     assert run_cli("eval", "--model", str(model), "--wordnet-dir", str(wordnet),
                    "--tau", "0", "--merge", "aligned", "--max-tokens", "256") == 0  # fmt: skip
     assert "tau 0.00 (aligned merge)" in capsys.readouterr().out
-    with pytest.raises(CliError, match="steps"):
-        run_cli("unite", "--model", str(model), "--wordnet-dir", str(wordnet), "--steps", "0")
+    for flag, value, match in (("--steps", "0", "steps"), ("--seed", "-1", "seed"),
+                               ("--val-tokens", "0", "val-tokens")):  # fmt: skip
+        with pytest.raises(CliError, match=match):
+            run_cli("unite", "--model", str(model), "--wordnet-dir", str(wordnet), flag, value)
     united.unlink()  # the other tests of this module read the model without them
     united.with_suffix(".json").unlink()
 

@@ -139,6 +139,8 @@ def test_distilled_without_experts_and_bad_settings_are_clear_errors(tiny):
         DistillConfig(steps=0)
     with pytest.raises(BrownoutError, match="learning_rate"):
         DistillConfig(learning_rate=float("nan"))
+    with pytest.raises(BrownoutError, match="seed"):
+        DistillConfig(seed=-1)
     with pytest.raises(BrownoutError, match="merged counts"):
         distill_united(model, windows(tiny, 2, 0), FAST, merged_counts=[0])
 
