@@ -14,6 +14,7 @@ from pathlib import Path
 from robomr_nodes.cli.main import CliError
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "models" / "lm"
+MERGES = ("aligned", "average", "anchor", "distilled")  # offload.models.lm.united.MergeMethod
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tau", type=float, action="append", help="brownout level(s) to evaluate")
     p.add_argument(
         "--merge",
-        choices=("aligned", "average", "anchor", "distilled"),
+        choices=MERGES,
         help="united-expert merge (default: distilled when the model has them, else aligned)",
     )
     p.add_argument("--wordnet-dir", type=Path, help="WordNet data files (default: Debian's)")
@@ -77,6 +78,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-tokens", type=int, default=40)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tau", type=float, default=1.0, help="brownout level (1 = the full model)")
+    p.add_argument("--merge", choices=MERGES, help="united-expert merge (default: the model's)")
     p.set_defaults(func=_generate)
 
 
@@ -213,15 +216,17 @@ def _generate(args: argparse.Namespace) -> int:
     from offload.models.lm.checkpoint import CheckpointError, load_model
     from offload.models.lm.generate import GenerateError, generate
     from offload.models.lm.tokenizer import TokenizerError, load_tokenizer
+    from offload.models.lm.united import BrownoutError
 
     try:
         model = load_model(args.model)
+        model.set_brownout(args.tau, args.merge)
         tok = load_tokenizer(args.tokenizer or args.model.parent / "tokenizer.json")
         for piece in generate(
             model, tok, args.prompt, args.max_tokens, args.temperature, seed=args.seed
         ):
             print(piece, end="", flush=True)
         print()
-    except (CheckpointError, TokenizerError, GenerateError) as err:
+    except (CheckpointError, TokenizerError, GenerateError, BrownoutError) as err:
         raise CliError(str(err)) from err
     return 0

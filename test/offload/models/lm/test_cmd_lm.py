@@ -64,6 +64,11 @@ def test_unite_writes_united_experts_that_eval_then_serves(trained, capsys):
     assert run_cli("eval", "--model", str(model), "--wordnet-dir", str(wordnet),
                    "--tau", "0", "--merge", "aligned", "--max-tokens", "256") == 0  # fmt: skip
     assert "tau 0.00 (aligned merge)" in capsys.readouterr().out
+    assert run_cli("generate", "the robot", "--model", str(model), "--max-tokens", "3",
+                   "--tau", "0", "--merge", "distilled") == 0  # fmt: skip
+    assert capsys.readouterr().out.endswith("\n")
+    with pytest.raises(CliError, match="out of bounds"):
+        run_cli("generate", "the robot", "--model", str(model), "--tau", "1.5")
     for flag, value, match in (("--steps", "0", "steps"), ("--seed", "-1", "seed"),
                                ("--val-tokens", "0", "val-tokens")):  # fmt: skip
         with pytest.raises(CliError, match=match):
