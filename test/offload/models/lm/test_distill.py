@@ -97,6 +97,19 @@ def test_one_merged_expert_stays_that_expert(tiny):
     assert torch.allclose(fitted[2], moe.w_down[merged[0]], atol=1e-4)
 
 
+def test_a_diverged_fit_keeps_the_aligned_merge(tiny):
+    model = trained_like(tiny)
+    moe = model.blocks[0].moe
+    apply_brownout([moe], 0.0, "aligned")
+    merged = list(range(moe.n_experts))
+    wild = DistillConfig(steps=30, batch_tokens=64, learning_rate=1.0)
+    x = torch.randn(400, tiny.d_model, generator=torch.Generator().manual_seed(4))
+    fitted, report = fit_united(moe, x, merged, moe._united, wild, torch.Generator())
+    # learning rate 1 diverges on these inputs (seeded): the start is returned, not the wreck
+    assert report.mse_distilled == report.mse_aligned
+    assert all(torch.equal(a, b) for a, b in zip(fitted, moe._united, strict=True))
+
+
 def test_distilled_brownout_stays_closer_to_the_full_model(tiny):
     """Whole model, windows never fitted on: logits at each level are nearer the full model's
     with the distilled united experts than with the aligned merge; tau = 1 is untouched."""
