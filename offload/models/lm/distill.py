@@ -153,10 +153,9 @@ def fit_united(
     with torch.no_grad():
         after = float(mse())
         energy = float((target**2).sum(dim=-1).mean())
-    if not after <= before:  # diverged (or NaN): never worse than the aligned merge it started from
-        return tuple(t.detach().clone().float() for t in init), LayerFit(  # type: ignore[return-value]
-            layer, merged, n, energy, before, before
-        )
+    if not after <= before:  # diverged (or NaN): keep the aligned merge it started from
+        kept: United = tuple(t.detach().clone().float() for t in init)  # type: ignore[assignment]
+        return kept, LayerFit(layer, merged, n, energy, before, before)
     fitted = tuple(p.detach() for p in params)
     return fitted, LayerFit(layer, merged, n, energy, before, after)  # type: ignore[return-value]
 
