@@ -1,9 +1,9 @@
 """Distilled united experts for brownout: each united expert fitted to what it replaces.
 
 The aligned merge (``united.unite``) averages the merged experts' weights. Measured on the shipped
-model, its united expert reproduces the merged experts' routed output no better than outputting
-zero (mean squared error 0.93-0.99 of the target's energy at every layer, tau 0), which is why
-deep brownout cost +821% perplexity. Here the united expert keeps the merge's shape (one SwiGLU
+model, its united expert reproduces the merged experts' routed output barely better than a zero
+output (mean squared error 0.84-0.98 of the target's energy in every layer at tau 0), which is
+why deep brownout cost +821% perplexity. Here the united expert keeps the merge's shape (one SwiGLU
 expert of the same width, so it costs what the aligned one does) and its weights are fitted, per
 layer and per brownout level, to the output it stands in for on training text:
 
