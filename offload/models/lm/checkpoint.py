@@ -66,6 +66,15 @@ def save_model(model: MoELM, path: str | Path, dtype: torch.dtype = torch.float1
     return path
 
 
+def _read_safetensors(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """A safetensors file's metadata and tensors."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata() or {}
+    return meta, load_file(str(path))
+
+
 def load_model(path: str | Path) -> MoELM:
     """The model in eval mode, float32.
 
@@ -76,12 +85,8 @@ def load_model(path: str | Path) -> MoELM:
     if not path.is_file():
         raise CheckpointError(f"model file {path} not found")
     try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
+        meta, tensors = _read_safetensors(path)
         cfg = LMConfig.from_dict(json.loads(meta["config"]))
-        tensors = load_file(str(path))
     except (SafetensorError, OSError, KeyError, json.JSONDecodeError, LMConfigError) as err:
         raise CheckpointError(f"cannot read model {path}: {err}") from err
     model = MoELM(cfg)
@@ -137,11 +142,7 @@ def load_united(
     """
     path = Path(path)
     try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-        tensors = load_file(str(path))
+        meta, tensors = _read_safetensors(path)
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"cannot read united experts {path}: {err}") from err
     if meta.get("format") != _UNITED_FORMAT:

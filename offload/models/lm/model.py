@@ -231,17 +231,13 @@ class MoELM(nn.Module):
         m = merged_count(tau, self.cfg.n_experts)
         key = (m, method)
         if key not in self._brownout_cache:
-            if method == "distilled" and m > 0:
-                if m not in self._distilled:
-                    raise BrownoutError(
-                        f"no distilled united experts for {m} merged experts (tau={tau}); "
-                        "make them with `robomr lm unite` or use another merge method"
-                    )
-                apply_brownout(moes, tau, "anchor")  # the slots; the experts are replaced below
-                for moe, united in zip(moes, self._distilled[m], strict=True):
-                    moe.set_slots(moe._slot_of_expert, united)
-            else:
-                apply_brownout(moes, tau, "aligned" if method == "distilled" else method)
+            if method == "distilled" and m > 0 and m not in self._distilled:
+                raise BrownoutError(
+                    f"no distilled united experts for {m} merged experts (tau={tau}); "
+                    "make them with `robomr lm unite` or use another merge method"
+                )
+            distilled = self._distilled.get(m) if method == "distilled" else None
+            apply_brownout(moes, tau, "aligned" if method == "distilled" else method, distilled)
             self._brownout_cache[key] = [(m_._slot_of_expert, m_._united) for m_ in moes]
         for moe, (slots, united) in zip(moes, self._brownout_cache[key], strict=True):
             moe.set_slots(slots, united)

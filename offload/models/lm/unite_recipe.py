@@ -59,7 +59,8 @@ def unite_model(
     pick = np.random.default_rng(config.seed).permutation(len(train))[: config.windows]
     distilled = distill_united(model, train[torch.as_tensor(np.sort(pick))], config,
                                progress=progress)  # fmt: skip
-    out = save_united(distilled.experts, united_path(model_path), sha256_file(model_path))
+    model_sha256 = sha256_file(model_path)
+    out = save_united(distilled.experts, united_path(model_path), model_sha256)
     model.set_distilled(load_united(out))  # what is stored (float16), as the server loads it
     val: dict[str, dict[str, float]] = {"aligned": {}, "distilled": {}}
     for m in [0, *sorted(distilled.experts)]:
@@ -73,7 +74,7 @@ def unite_model(
     model.set_brownout(1.0)
     record = {
         "command": command,
-        "fitted_to": {"model_file": model_path.name, "sha256": sha256_file(model_path)},
+        "fitted_to": {"model_file": model_path.name, "sha256": model_sha256},
         "corpus": {**CORPUS, "sha256": corpus["sha256"]},
         "distill": asdict(config),
         "windows_of_tokens": SEQ_LEN + 1,

@@ -101,10 +101,15 @@ def calibrate_usage(
 
 
 def apply_brownout(
-    layers: list[MoEFeedForward], tau: float, method: MergeMethod = "aligned"
+    layers: list[MoEFeedForward],
+    tau: float,
+    method: MergeMethod = "aligned",
+    united: list[tuple[Tensor, Tensor, Tensor]] | None = None,
 ) -> None:
-    """Sets every MoE layer to level tau (tau = 1 restores the original experts exactly)."""
-    for moe in layers:
+    """Sets every MoE layer to level tau (tau = 1 restores the original experts exactly): its
+    least-used experts are served by ``united[layer]`` when given (distilled experts), else by
+    ``unite(moe, merged, method)``."""
+    for k, moe in enumerate(layers):
         m = merged_count(tau, moe.n_experts)
         if m == 0:
             moe.set_slots(None, None)
@@ -113,4 +118,4 @@ def apply_brownout(
         merged = order[:m]
         slot_of_expert = torch.arange(moe.n_experts)
         slot_of_expert[merged] = moe.n_experts  # the united slot
-        moe.set_slots(slot_of_expert, unite(moe, merged, method))
+        moe.set_slots(slot_of_expert, united[k] if united else unite(moe, merged, method))
