@@ -22,10 +22,14 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.detector_quality import HELDOUT_SEED, HELDOUT_SENSORS
 from bench.report import BenchReport
 from perception.config import DEFAULT_MODEL_PATH
+
+if TYPE_CHECKING:
+    from perception.model import Detector
 
 DESCRIPTION = (
     "lidar detector: AP by class/occlusion (bootstrap CIs) on held-out sensors, heading error, "
@@ -70,6 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timing-frames", type=int, default=20, help="scans timed per beams")
     parser.add_argument("--dense-frames", type=int, default=3, help="scans timed, dense ablation")
     parser.add_argument("--no-speed", action="store_true", help="skip the timing")
+    parser.add_argument(
+        "--speed-only", action="store_true", help="only the timing (no held-out frames, no AP)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -79,11 +86,11 @@ def run(args: argparse.Namespace) -> BenchReport:
     # torch and spconv load here, not at import: `robomr` builds every benchmark's parser.
     import torch
 
-    from bench import detector_quality as quality
     from bench import detector_speed as speed
     from perception.checkpoint import load_detector
-    from perception.dataset import SimDataset
 
+    if args.speed_only and args.no_speed:
+        raise BenchDetectorError("--speed-only and --no-speed leave nothing to run")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if not Path(args.model).is_file():
@@ -109,6 +116,29 @@ def run(args: argparse.Namespace) -> BenchReport:
             "threads": torch.get_num_threads(),
         },
     )
+    if not args.speed_only:
+        _quality(args, model, threshold, report)
+    if not args.no_speed:
+        table, figures = speed.speed_table(
+            model, args.timing_frames, args.dense_frames, report.ratios
+        )
+        report.tables.append(table)
+        report.figures.update(figures)
+    report.notes.append(
+        "held-out lidar models and heights were never used in training; the real sweep is a "
+        "check, never training data; speed rows other than 'trained' are untrained timing "
+        "baselines"
+    )
+    return report
+
+
+def _quality(
+    args: argparse.Namespace, model: Detector, threshold: float, report: BenchReport
+) -> None:
+    """The accuracy parts: held-out AP, deskewing, headings, box errors, negatives, real sweep."""
+    from bench import detector_quality as quality
+    from perception.dataset import SimDataset
+
     progress = not args.no_progress
     with tempfile.TemporaryDirectory(prefix="bench_detector_") as tmp:
         data = args.data or quality.generate(Path(tmp) / "heldout", args.frames, False, progress)
@@ -142,15 +172,3 @@ def run(args: argparse.Namespace) -> BenchReport:
             report.notes.append(f"real-sweep picture: {args.picture}")
     else:
         report.notes.append(f"no real sweep at {args.real_sweep}: real-scan check skipped")
-    if not args.no_speed:
-        table, figures = speed.speed_table(
-            model, args.timing_frames, args.dense_frames, report.ratios
-        )
-        report.tables.append(table)
-        report.figures.update(figures)
-    report.notes.append(
-        "held-out lidar models and heights were never used in training; the real sweep is a "
-        "check, never training data; speed rows other than 'trained' are untrained timing "
-        "baselines"
-    )
-    return report

@@ -75,6 +75,23 @@ def test_tiny_run_reports_every_part_and_the_issue_json_keys(model_path, tmp_pat
         assert (tmp_path / "real.png").stat().st_size > 0
 
 
+def test_speed_only_runs_just_the_timing(model_path):
+    args = bench_args(
+        "--model", str(model_path), "--speed-only", "--timing-frames", "1",
+        "--dense-frames", "0", "--threads", "1", "--no-progress",
+    )  # fmt: skip
+    report = bench_detector.run(args)
+    assert [t.title.split(":")[0] for t in report.tables] == ["ms per scan"]
+    out = report.to_json()
+    assert out["ms_per_frame_32beam_median"] > 0 and "ap_bev07_car_unoccluded" not in out
+
+
+def test_speed_only_and_no_speed_together_are_refused(model_path):
+    args = bench_args("--model", str(model_path), "--speed-only", "--no-speed")
+    with pytest.raises(bench_detector.BenchDetectorError, match="nothing to run"):
+        bench_detector.run(args)
+
+
 def test_heldout_sets_use_unseen_sensors_and_seeds(tmp_path):
     ds = SimDataset(generate(tmp_path / "h", 2, negatives=False, progress=False))
     assert ds.meta["seed"] == HELDOUT_SEED
