@@ -98,6 +98,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="brownout: only the brownout profile, capacity, bursts and per-level perplexity",
     )
     parser.add_argument("--levels", default="1,0.75,0.5,0.25,0", help="brownout levels tau")
+    parser.add_argument(
+        "--replay-clock",
+        choices=("cpu", "model"),
+        default="cpu",
+        help="brownout replays' clock: each step's CPU time, or a step-cost model fitted on "
+        "measured steps (reproducible on a noisy machine; bench.lm_clock)",
+    )
     parser.add_argument("--decode-steps", type=int, default=32, help="timed decode steps")
     parser.add_argument("--seed", type=int, default=0)
 

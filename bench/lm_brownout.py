@@ -31,6 +31,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.lm_clock import (
+    FEATURES,
+    Clock,
+    ClockSet,
+    RecordingBackend,
+    StepCostModel,
+    StepWork,
+)
 from bench.lm_replay import Outcome, ReplayResult, Slo, bursty, replay, scale_trace
 from bench.report import BenchReport, Table
 from bench.serving_brownout import reduction_ci
@@ -44,6 +52,7 @@ from offload.models.lm.stepcost import measure_step_costs
 from offload.serving.brownout import BrownoutConfig
 from offload.serving.models.lm import expert_level_law
 
+Backend = MoEBackend | RecordingBackend  # the engines' backend: plain, or recording its work
 BURST_PERIOD_S = 6.0  # on/off cycle of the burst pattern (virtual seconds)
 BURST_S = 3.0  # burst length within each cycle
 CONTROL_PERIOD_S = 0.5  # the paper law's period (the paper: 5 s; our requests are ~10x shorter)
@@ -135,7 +144,7 @@ def profile(
     return out
 
 
-def _engine(backend: MoEBackend, budget: int, policy: Any, law: Any = None) -> Engine:
+def _engine(backend: Backend, budget: int, policy: Any, law: Any = None) -> Engine:
     return Engine(backend, EngineConfig(budget, policy, PolicyConfig()), level_law=law)
 
 
@@ -152,37 +161,39 @@ def _paper_law(slo: Slo, n_experts: int) -> Callable[[float, list[Outcome]], flo
 
 
 def capacity_per_level(
-    backend: MoEBackend, budget: int, trace: list[Any], prompts: np.ndarray, slo: Slo,
-    levels: list[float],
+    backend: Backend, budget: int, trace: list[Any], prompts: np.ndarray, slo: Slo,
+    levels: list[float], clock: Clock | None = None,
 ) -> dict[float, float]:  # fmt: skip
-    """Requests per CPU second with every request queued at once (FIFO), per fixed level."""
+    """Requests per CPU second (or per second of ``clock``) with every request queued at once
+    (FIFO), per fixed level."""
     closed = [replace(r, arrival_s=0.0) for r in trace]
     out = {}
     for tau in levels:
         engine = _engine(backend, budget, "fifo")
         engine.set_brownout(tau)
-        out[tau] = len(closed) / replay(engine, closed, prompts, slo).duration_s
+        out[tau] = len(closed) / replay(engine, closed, prompts, slo, clock=clock).duration_s
         backend.set_brownout(1.0)
     return out
 
 
 def _run(
-    law: str, backend: MoEBackend, budget: int, timed: list[Any], prompts: np.ndarray, slo: Slo,
-    slack_cfg: SlackLawConfig,
+    law: str, backend: Backend, budget: int, timed: list[Any], prompts: np.ndarray, slo: Slo,
+    slack_cfg: SlackLawConfig, clock: Clock | None = None,
 ) -> ReplayResult:  # fmt: skip
     n_experts = backend.model.cfg.n_experts
     if law == "slack":
         engine = _engine(backend, budget, "bucket", step_law(slack_cfg))
-        res = replay(engine, timed, prompts, slo)
+        res = replay(engine, timed, prompts, slo, clock=clock)
     elif law == "fixed0":
         engine = _engine(backend, budget, "bucket")
         engine.set_brownout(0.0)
-        res = replay(engine, timed, prompts, slo)
+        res = replay(engine, timed, prompts, slo, clock=clock)
     elif law == "paper":
         engine = _engine(backend, budget, "bucket")
-        res = replay(engine, timed, prompts, slo, _paper_law(slo, n_experts), CONTROL_PERIOD_S)
+        law_fn = _paper_law(slo, n_experts)
+        res = replay(engine, timed, prompts, slo, law_fn, CONTROL_PERIOD_S, clock=clock)
     else:
-        res = replay(_engine(backend, budget, "bucket"), timed, prompts, slo)
+        res = replay(_engine(backend, budget, "bucket"), timed, prompts, slo, clock=clock)
     backend.set_brownout(1.0)
     return res
 
@@ -228,7 +239,19 @@ def bursts(
     costs = measure_step_costs(model, levels)
     figures["brownout_step_costs"] = {str(c.tau): vars(c) for c in costs}
     reqs = scale_trace(raw, args.length_scale, backend.max_seq_len)
-    cap = capacity_per_level(backend, budget, reqs[: args.requests], prompts, slo, levels)
+    clocks = ClockSet(RecordingBackend(backend)) if args.replay_clock == "model" else None
+    clock: Clock | None = None
+    if clocks is None:
+        cap = capacity_per_level(backend, budget, reqs[: args.requests], prompts, slo, levels)
+    else:  # the engines run on the recording backend; time from the fitted step costs
+        backend = clocks.backend  # type: ignore[assignment]
+        cap, fitted = _calibrate(clocks, budget, reqs[: args.requests], prompts, slo, levels)
+        clock = clocks.modelled
+        capacity = cap[1.0]
+        slo = _modelled_slo(fitted, reqs, args.slo_scale)
+        figures["brownout_clock_fit"] = fitted.quality(clocks.calibration)
+        figures["brownout_clock_slo"] = {"ttft_s": slo.ttft_s, "tpot_s": slo.tpot_s}
+    figures["brownout_replay_clock"] = args.replay_clock
     figures["brownout_capacity_ratio"] = {str(t): c / cap[1.0] for t, c in cap.items()}
     _cost_table(costs, cap, report)
     # the rate rule's capacities: each level's measured on these request sizes
@@ -261,7 +284,7 @@ def bursts(
             timed = bursty(reqs, 0.5 * capacity, factor * capacity, BURST_PERIOD_S, BURST_S,
                            args.burst_seconds, seed)  # fmt: skip
             for law in LAWS:
-                runs[law].append(_run(law, backend, budget, timed, prompts, slo, slack_cfg))
+                runs[law].append(_run(law, backend, budget, timed, prompts, slo, slack_cfg, clock))
             print(f"  bursts {factor:g}x seed {seed}: violations "
                   + " ".join(f"{law} {runs[law][-1].violations(slo)}" for law in LAWS),
                   flush=True)  # fmt: skip
@@ -287,7 +310,7 @@ def bursts(
                       ttft, tpot, below, mix)  # fmt: skip
         if key == headline:
             _headroom_sweep(args, backend, budget, reqs, capacity, factor, seeds, prompts, slo,
-                            costs, v["off"], report, figures)  # fmt: skip
+                            costs, v["off"], report, figures, clock)  # fmt: skip
     report.tables.append(table)
     figures["brownout_violation_reduction"] = red["slack"][headline]["mean"]
     figures["brownout_violation_reduction_paper"] = red["paper"][headline]["mean"]
@@ -296,10 +319,63 @@ def bursts(
     figures["brownout_violations"] = violations
     figures["brownout_token_share"] = shares
     figures["brownout_headline_burst"] = float(headline)
+    if clocks is not None and clocks.model is not None:  # out of sample: the burst replays
+        figures["brownout_clock_check"] = clocks.model.quality(clocks.checked)
+        _clock_table(clocks, report)
     for law in ("slack", "paper", "fixed0"):
         report.ratios[f"SLO violations {law} / off (bursts {headline}x)"] = (
             1 - red[law][headline]["mean"]
         )
+
+
+def _calibrate(
+    clocks: ClockSet, budget: int, trace: list[Any], prompts: np.ndarray, slo: Slo,
+    levels: list[float],
+) -> tuple[dict[float, float], StepCostModel]:  # fmt: skip
+    """Fits the step-cost clock on replays at each fixed level, measured: every request queued
+    at once (FIFO, large batches), and bursts of 1.3x that capacity over 0.5x (bucket
+    batching, small and large batches; arrival seed 10000, unlike the figures' seeds);
+    returns each level's capacity on the fitted clock."""
+    backend = clocks.backend
+    measured = capacity_per_level(backend, budget, trace, prompts, slo, levels, clocks.measured)
+    for tau in levels:
+        timed = bursty(trace, 0.5 * measured[1.0], 1.3 * measured[1.0], BURST_PERIOD_S, BURST_S,
+                       2 * BURST_PERIOD_S, seed=10_000)  # fmt: skip
+        engine = _engine(backend, budget, "bucket")
+        engine.set_brownout(tau)
+        replay(engine, timed, prompts, slo, clock=clocks.measured)
+        backend.set_brownout(1.0)
+    fitted = clocks.fit()
+    cap = capacity_per_level(backend, budget, trace, prompts, slo, levels, clocks.modelled)
+    return cap, fitted
+
+
+def _modelled_slo(model: StepCostModel, reqs: list[Any], scale: float) -> Slo:
+    """The SLO on the fitted clock: ``scale`` x the modelled TTFT of the p90 prompt alone and
+    x one decode step of one sequence after it (as ``bench.lm_serving`` measures them)."""
+    p90 = int(np.percentile([r.prompt_tokens for r in reqs], 90))
+    work = StepWork(prefill_calls=1, prefill_tokens=p90, prefill_square=p90 * p90)
+    ttft = model.cost(1.0, work)
+    step = model.cost(1.0, StepWork(decode_rows=1, decode_context=p90 + 8))
+    return Slo(ttft_s=scale * ttft, tpot_s=scale * step)
+
+
+def _clock_table(clocks: ClockSet, report: BenchReport) -> None:
+    assert clocks.model is not None
+    fit, check = clocks.model.quality(clocks.calibration), clocks.model.quality(clocks.checked)
+    table = Table(
+        "step-cost clock (bench.lm_clock): coefficients (us per unit), fit on the calibration "
+        "steps, and predicted / measured CPU time over the burst replays (out of sample)",
+        ["tau", *FEATURES, "calib. steps", "R^2", "median step error", "burst steps",
+         "burst pred./meas."],
+    )  # fmt: skip
+    for tau in sorted(clocks.model.coefficients, reverse=True):
+        c, f = clocks.model.coefficients[tau], fit[str(tau)]
+        k = check.get(str(tau), {})
+        table.add(tau, *(f"{1e6 * x:.3g}" for x in c), f["steps"], f["r2"],
+                  f["median_rel_error"], k.get("steps", 0),
+                  k.get("predicted_over_measured", float("nan")))  # fmt: skip
+    report.tables.append(table)
 
 
 def _by_phase(outcomes: list[Outcome], slo: Slo) -> tuple[int, int]:
@@ -315,7 +391,7 @@ def _by_phase(outcomes: list[Outcome], slo: Slo) -> tuple[int, int]:
 def _headroom_sweep(
     args: argparse.Namespace, backend: MoEBackend, budget: int, reqs: list[Any], capacity: float,
     factor: float, seeds: list[int], prompts: np.ndarray, slo: Slo, costs: tuple[StepCosts, ...],
-    off: np.ndarray, report: BenchReport, figures: dict[str, Any],
+    off: np.ndarray, report: BenchReport, figures: dict[str, Any], clock: Clock | None = None,
 ) -> None:  # fmt: skip
     """The slack law's knobs swept one at a time at the headline burst (the other at its
     default): headroom, and the rate rule's utilisation (1.0 ~ the rule almost off; "off":
@@ -340,7 +416,7 @@ def _headroom_sweep(
         for seed in seeds:
             timed = bursty(reqs, 0.5 * capacity, factor * capacity, BURST_PERIOD_S, BURST_S,
                            args.burst_seconds, seed)  # fmt: skip
-            runs.append(_run("slack", backend, budget, timed, prompts, slo, cfg))
+            runs.append(_run("slack", backend, budget, timed, prompts, slo, cfg, clock))
         v = np.array([r.violations(slo) for r in runs], float)
         ci = reduction_ci(off, v)
         mix = _shares(runs)

@@ -148,10 +148,13 @@ def replay(
     slo: Slo,
     controller: Callable[[float, list[Outcome]], float | None] | None = None,
     control_period_s: float = 1.0,
+    clock: Callable[[float, float], float] | None = None,
 ) -> ReplayResult:
     """Runs every request to completion; ``controller(now, finished_in_period)`` may return a new
     brownout level each ``control_period_s`` (a periodic law; a per-step law is the engine's
-    ``level_law``). ``tau`` logs every change of level, whichever law made it."""
+    ``level_law``). ``tau`` logs every change of level, whichever law made it. Virtual time
+    advances by each step's CPU time, or by ``clock(level, cpu_seconds)`` when given
+    (``bench.lm_clock``: a fitted step-cost model)."""
     outcomes = [Outcome(r) for r in reqs]
     order = sorted(range(len(reqs)), key=lambda i: reqs[i].arrival_s)
     arrivals = [reqs[i].arrival_s for i in order]
@@ -183,6 +186,8 @@ def replay(
         start = time.thread_time()
         events = engine.step(now)  # a per-step law (``engine.level_law``) runs inside it
         spent = time.thread_time() - start
+        if clock is not None:
+            spent = clock(engine.brownout_tau, spent)
         if engine.brownout_tau != tau_log[-1][1]:
             tau_log.append((now, engine.brownout_tau))
         busy += spent

@@ -181,6 +181,20 @@ def test_benchmark_runs_and_reports_ratios(
         assert {"ccp_improves_fraction", "ccp_delta_mean"} <= set(report["ablation"])
 
 
+def test_lm_bursts_on_the_step_cost_clock(tmp_path: Path) -> None:
+    """--replay-clock model: the clock is fitted at every level and checked on the bursts."""
+    out = tmp_path / "lm.json"
+    args = [*_lm_args(tmp_path), "--sections", "brownout", "--replay-clock", "model"]
+    assert main(["bench", "lm", *args, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["brownout_replay_clock"] == "model"
+    assert set(report["brownout_clock_fit"]) == {"1.0", "0.0"}
+    assert all(v["steps"] > 0 for v in report["brownout_clock_fit"].values())
+    assert set(report["brownout_clock_check"]) <= {"1.0", "0.5", "0.0"}
+    assert report["brownout_clock_slo"]["ttft_s"] > 0
+    assert isinstance(report["brownout_violation_reduction"], float)
+
+
 def _lm_args(tmp_path: Path) -> list[str]:
     """bench lm at a tiny setting: the three variants trained for 2 steps (seed 0) on a
     synthetic corpus in WordNet's format, its united experts distilled (2 steps), a few trace

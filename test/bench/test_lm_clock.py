@@ -1,0 +1,121 @@
+"""bench.lm_clock: the step-cost clock records what each step computed, fits it, and makes a
+replay reproducible (the same outcomes run after run)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from bench.lm_clock import ClockError, ClockSet, RecordingBackend, StepCostModel, StepWork
+from bench.lm_replay import Slo, TraceRequest, replay
+from offload.models.lm.backend import MoEBackend, Selection
+from offload.models.lm.config import LMConfig
+from offload.models.lm.engine import Engine, EngineConfig
+from offload.models.lm.model import MoELM
+from offload.models.lm.tokenizer import train_bpe
+
+
+class _Inner:
+    """Stands in for a backend: answers calls, holds attributes to delegate."""
+
+    max_seq_len = 64
+
+    def prefill(self, prompts):
+        return "prefilled", len(prompts)
+
+    def decode(self, tokens, state):
+        return "decoded"
+
+
+def test_recording_backend_adds_up_one_steps_work_and_delegates():
+    rec = RecordingBackend(_Inner())
+    assert rec.prefill([[1, 2, 3], [4]]) == ("prefilled", 2)
+    cache = SimpleNamespace(lengths=torch.tensor([5, 7, 9]))
+    assert rec.decode(torch.tensor([1, 2, 3]), cache) == "decoded"
+    rec.decode(torch.tensor([1, 2]), Selection(cache, torch.tensor([0, 2])))  # rows 5 and 9
+    assert rec.max_seq_len == 64
+    work = rec.take()
+    assert work == StepWork(decode_rows=5, decode_context=21 + 14, prefill_calls=1,
+                            prefill_tokens=2 * 3, prefill_square=2 * 9)  # fmt: skip
+    # the stand-in has no model config: no MoE dispatch to count
+    assert rec.take() == StepWork()  # the next step starts empty
+
+
+def _samples(coef: dict[float, np.ndarray], n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for tau, c in coef.items():
+        for _ in range(n):
+            w = StepWork(*(int(v) for v in rng.integers(0, 40, 5)), float(rng.random()))
+            out.append((tau, w, float(c @ w.vector())))
+    return out
+
+
+def test_fit_recovers_known_costs_and_interpolates_between_levels():
+    coef = {1.0: np.array([1e-3, 2e-4, 1e-6, 5e-4, 3e-5, 1e-8, 2e-3]),
+            0.0: np.array([1e-3, 1e-4, 1e-6, 5e-4, 1e-5, 1e-8, 0.0])}  # fmt: skip
+    samples = _samples(coef, 60)
+    model = StepCostModel.fit(samples)
+    for tau, c in coef.items():
+        np.testing.assert_allclose(model.coefficients[tau], c, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(model.level_coefficients(0.25), 0.75 * coef[0.0] + 0.25 * coef[1.0])
+    q = model.quality(samples)
+    assert q["1.0"]["r2"] == pytest.approx(1.0) and q["0.0"]["median_rel_error"] < 1e-6
+    assert q["1.0"]["predicted_over_measured"] == pytest.approx(1.0)
+    with pytest.raises(ClockError, match="outside the calibrated levels"):
+        StepCostModel({0.5: coef[1.0], 1.0: coef[1.0]}).cost(0.25, StepWork())
+    with pytest.raises(ClockError, match="no calibration steps"):
+        StepCostModel.fit([])
+
+
+def test_expert_spread_counts_the_experts_a_call_runs(backend):
+    """Top-1 of 2 experts: a call of T tokens leaves an expert idle with probability 0.5^T."""
+    rec = RecordingBackend(backend)
+    _, cache = rec.prefill([[5, 6, 7], [8]])  # 4 tokens
+    rec.decode(torch.tensor([1, 2]), cache)  # 2 tokens
+    assert rec.take().expert_spread == pytest.approx((1 - 0.5**4) + (1 - 0.5**2))
+
+
+def test_costs_are_never_negative():
+    """Non-negative least squares: noisy steps cannot make a feature free of cost below 0."""
+    rng = np.random.default_rng(1)
+    samples = [(1.0, StepWork(decode_rows=int(b)), 1e-3 + 1e-5 * rng.normal()) for b in range(30)]
+    assert (StepCostModel.fit(samples).coefficients[1.0] >= 0).all()
+
+
+@pytest.fixture(scope="module")
+def backend() -> MoEBackend:
+    tok = train_bpe(["the robot picks the red box", "a lidar sees the car"] * 5, vocab_size=300)
+    cfg = LMConfig(vocab_size=tok.get_vocab_size(), max_seq_len=64, d_model=32, n_layers=1,
+                   n_heads=4, attn_group_sizes=(1, 2), n_experts=2, top_k=1,
+                   expert_hidden=16)  # fmt: skip
+    torch.manual_seed(0)
+    return MoEBackend(MoELM(cfg), tok)
+
+
+def test_a_replay_on_the_fitted_clock_is_reproducible(backend):
+    trace = [TraceRequest(0.002 * i, 4 + i % 9, 3 + i % 5) for i in range(24)]
+    prompts = np.arange(1, 200) % 250 + 1
+    slo = Slo(0.05, 0.01)
+    clocks = ClockSet(RecordingBackend(backend))
+    with pytest.raises(ClockError, match="fit the step-cost model"):
+        clocks.modelled(1.0, 0.0)
+
+    def run(clock):
+        engine = Engine(clocks.backend, EngineConfig(10**9))
+        return replay(engine, trace, prompts, slo, clock=clock)
+
+    measured = run(clocks.measured)
+    assert len(clocks.calibration) > 5
+    assert measured.busy_s == pytest.approx(sum(t for _, _, t in clocks.calibration))
+    model = clocks.fit()
+    first, second = run(clocks.modelled), run(clocks.modelled)
+    assert [o.ttft_s for o in first.outcomes] == [o.ttft_s for o in second.outcomes]
+    assert [o.tpot_s for o in first.outcomes] == [o.tpot_s for o in second.outcomes]
+    assert first.duration_s == second.duration_s > 0
+    # the modelled clock is the model's cost of each step's recorded work
+    steps = clocks.checked[-len(clocks.checked) // 2 :]
+    assert second.busy_s == pytest.approx(sum(model.cost(t, w) for t, w, _ in steps))
