@@ -38,6 +38,7 @@ from bench.lm_clock import (
     RecordingBackend,
     StepCostModel,
     StepWork,
+    step_costs,
 )
 from bench.lm_replay import Outcome, ReplayResult, Slo, bursty, replay, scale_trace
 from bench.report import BenchReport, Table
@@ -236,12 +237,11 @@ def bursts(
     model = backend.model
     levels = sorted({1.0, *(float(x) for x in args.levels.split(",") if x.strip())}, reverse=True)
     figures["brownout_profile"] = profile(model, levels, [1, 8, 16, 32], args.decode_steps, report)
-    costs = measure_step_costs(model, levels)
-    figures["brownout_step_costs"] = {str(c.tau): vars(c) for c in costs}
     reqs = scale_trace(raw, args.length_scale, backend.max_seq_len)
     clocks = ClockSet(RecordingBackend(backend)) if args.replay_clock == "model" else None
     clock: Clock | None = None
     if clocks is None:
+        costs = measure_step_costs(model, levels)
         cap = capacity_per_level(backend, budget, reqs[: args.requests], prompts, slo, levels)
     else:  # the engines run on the recording backend; time from the fitted step costs
         backend = clocks.backend  # type: ignore[assignment]
@@ -250,10 +250,12 @@ def bursts(
         capacity = cap[1.0]
         slo = _modelled_slo(fitted, reqs, args.slo_scale)
         figures["brownout_clock_fit"] = fitted.quality(clocks.calibration)
+        costs = step_costs(fitted, clocks.backend.expert_miss)  # the law predicts on the clock
         figures["brownout_clock_slo"] = {"ttft_s": slo.ttft_s, "tpot_s": slo.tpot_s}
+    figures["brownout_step_costs"] = {str(c.tau): vars(c) for c in costs}
     figures["brownout_replay_clock"] = args.replay_clock
     figures["brownout_capacity_ratio"] = {str(t): c / cap[1.0] for t, c in cap.items()}
-    _cost_table(costs, cap, report)
+    _cost_table(costs, cap, report, args.replay_clock)
     # the rate rule's capacities: each level's measured on these request sizes
     costs = tuple(replace(c, capacity_rps=cap[c.tau]) for c in costs)
     slack_cfg = SlackLawConfig(
@@ -427,10 +429,15 @@ def _headroom_sweep(
     figures["brownout_headroom_sweep"] = out
 
 
-def _cost_table(costs: tuple[StepCosts, ...], cap: dict[float, float], report: BenchReport) -> None:
+def _cost_table(
+    costs: tuple[StepCosts, ...], cap: dict[float, float], report: BenchReport, clock: str
+) -> None:
+    source = "ms of the step-cost clock"
+    if clock == "cpu":
+        source = "CPU ms; least squares on measured steps"
     table = Table(
-        "step costs the slack law predicts with (CPU ms; least squares on measured steps) and "
-        "capacity per level (all requests queued at once, FIFO)",
+        f"step costs the slack law predicts with ({source}) and capacity per level (all "
+        "requests queued at once, FIFO)",
         ["tau", "decode a ms", "decode b ms/seq", "decode B=32 ms", "prefill p0 ms",
          "prefill p1 ms/token", "capacity req/s", "capacity vs tau 1"],
     )  # fmt: skip

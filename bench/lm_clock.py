@@ -34,6 +34,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from offload.models.lm.backend import Selection
+from offload.models.lm.slack import StepCosts
 
 FEATURES = (
     "step",
@@ -83,6 +84,11 @@ class RecordingBackend:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+    @property
+    def expert_miss(self) -> float:
+        """Probability that a token leaves a given MoE expert out (1 - k/E; 1: no MoE)."""
+        return self._miss
 
     def take(self) -> StepWork:
         work, self._work = self._work, StepWork()
@@ -190,3 +196,32 @@ class ClockSet:
     def fit(self) -> StepCostModel:
         self.model = StepCostModel.fit(self.calibration)
         return self.model
+
+
+def step_costs(
+    model: StepCostModel,
+    expert_miss: float,
+    batches: tuple[int, ...] = (1, 4, 16, 32),
+    prefills: tuple[tuple[int, int], ...] = ((1, 8), (1, 32), (4, 16), (4, 48)),
+    context: int = 24,
+) -> tuple[StepCosts, ...]:
+    """The slack law's cost table (``offload.models.lm.stepcost``'s linear forms, fitted on the
+    same step shapes) computed from the clock's model instead of timed again: on the model
+    clock the law then predicts with the clock it is judged by, and a rerun predicts the same."""
+    out = []
+    for tau in sorted(model.coefficients, reverse=True):
+        dec = [
+            model.cost(tau, StepWork(decode_rows=b, decode_context=b * context,
+                                     expert_spread=1.0 - expert_miss**b))
+            for b in batches
+        ]  # fmt: skip
+        pre = [
+            model.cost(tau, StepWork(prefill_calls=1, prefill_tokens=b * p,
+                                     prefill_square=b * p * p,
+                                     expert_spread=1.0 - expert_miss ** (b * p)))
+            for b, p in prefills
+        ]  # fmt: skip
+        b1, a = np.polyfit(np.asarray(batches, float), np.asarray(dec), 1)
+        p1, p0 = np.polyfit(np.asarray([b * p for b, p in prefills], float), np.asarray(pre), 1)
+        out.append(StepCosts(tau, max(a, 0.0), max(b1, 0.0), max(p0, 0.0), max(p1, 0.0)))
+    return tuple(out)

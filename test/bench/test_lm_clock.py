@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from bench.lm_clock import ClockError, ClockSet, RecordingBackend, StepCostModel, StepWork
+from bench.lm_clock import (
+    ClockError,
+    ClockSet,
+    RecordingBackend,
+    StepCostModel,
+    StepWork,
+    step_costs,
+)
 from bench.lm_replay import Slo, TraceRequest, replay
 from offload.models.lm.backend import MoEBackend, Selection
 from offload.models.lm.config import LMConfig
@@ -77,6 +84,18 @@ def test_expert_spread_counts_the_experts_a_call_runs(backend):
     _, cache = rec.prefill([[5, 6, 7], [8]])  # 4 tokens
     rec.decode(torch.tensor([1, 2]), cache)  # 2 tokens
     assert rec.take().expert_spread == pytest.approx((1 - 0.5**4) + (1 - 0.5**2))
+
+
+def test_the_slack_laws_cost_table_comes_from_the_clock():
+    """decode(B) = c0 + c_rows B + c_ctx 24 B; prefill(P) = c0 + c_call + c_tok P (no L^2,
+    no dispatch term here, so both are exactly linear)."""
+    c = np.array([1e-3, 2e-4, 1e-6, 5e-4, 3e-5, 0.0, 0.0])
+    (costs,) = step_costs(StepCostModel({1.0: c}), expert_miss=0.75)
+    assert costs.tau == 1.0
+    assert costs.decode_base_s == pytest.approx(1e-3)
+    assert costs.decode_per_seq_s == pytest.approx(2e-4 + 24e-6)
+    assert costs.prefill_base_s == pytest.approx(1.5e-3)
+    assert costs.prefill_per_token_s == pytest.approx(3e-5)
 
 
 def test_costs_are_never_negative():
