@@ -15,6 +15,14 @@
    bootstrap 95% CI with seeds resampled), and the share of output tokens served at each level
    (the token-weighted perplexity cost is computed from it once the per-level perplexities are
    measured, ``token_weighted_cost``).
+
+Clock (``--replay-clock``): the replays advance by each engine step's CPU time (``cpu``, the
+default), or by a step-cost model fitted on measured steps (``model``, ``bench.lm_clock``):
+calibrated at every level on replays of its own (arrival seed 10000), then the capacities, the
+SLO (5x the modelled isolated TTFT and decode step), the slack law's cost table and every burst
+replay use the model, so a rerun gives the same counts up to the calibration's own noise; the
+fit and an out-of-sample check (predicted / measured CPU time over the burst replays) are
+reported.
 """
 
 from __future__ import annotations
@@ -37,7 +45,8 @@ from bench.lm_clock import (
     ClockSet,
     RecordingBackend,
     StepCostModel,
-    StepWork,
+    decode_work,
+    prefill_work,
     step_costs,
 )
 from bench.lm_replay import Outcome, ReplayResult, Slo, bursty, replay, scale_trace
@@ -248,7 +257,7 @@ def bursts(
         cap, fitted = _calibrate(clocks, budget, reqs[: args.requests], prompts, slo, levels)
         clock = clocks.modelled
         capacity = cap[1.0]
-        slo = _modelled_slo(fitted, reqs, args.slo_scale)
+        slo = _modelled_slo(fitted, reqs, args.slo_scale, clocks.backend.expert_miss)
         figures["brownout_clock_fit"] = fitted.quality(clocks.calibration)
         costs = step_costs(fitted, clocks.backend.expert_miss)  # the law predicts on the clock
         figures["brownout_clock_slo"] = {"ttft_s": slo.ttft_s, "tpot_s": slo.tpot_s}
@@ -335,13 +344,18 @@ def _calibrate(
     levels: list[float],
 ) -> tuple[dict[float, float], StepCostModel]:  # fmt: skip
     """Fits the step-cost clock on replays at each fixed level, measured: every request queued
-    at once (FIFO, large batches), and bursts of 1.3x that capacity over 0.5x (bucket
-    batching, small and large batches; arrival seed 10000, unlike the figures' seeds);
-    returns each level's capacity on the fitted clock."""
+    at once (FIFO, large batches), and bursts of 1.3x tau 1's capacity over 0.5x (bucket
+    batching, small and large batches; arrival seed 10000, unlike the figures' seeds); the
+    levels in order, then in reverse. Returns each level's capacity on the fitted clock."""
     backend = clocks.backend
-    measured = capacity_per_level(backend, budget, trace, prompts, slo, levels, clocks.measured)
-    for tau in levels:
-        timed = bursty(trace, 0.5 * measured[1.0], 1.3 * measured[1.0], BURST_PERIOD_S, BURST_S,
+    closed = [replace(r, arrival_s=0.0) for r in trace]
+    rate = 0.0
+    for tau in [*levels, *reversed(levels)]:  # A B .. B A: a slow drift of the machine's
+        engine = _engine(backend, budget, "fifo")  # speed weighs on every level alike
+        engine.set_brownout(tau)
+        res = replay(engine, closed, prompts, slo, clock=clocks.measured)
+        rate = rate or len(closed) / res.duration_s  # tau 1 comes first
+        timed = bursty(trace, 0.5 * rate, 1.3 * rate, BURST_PERIOD_S, BURST_S,
                        2 * BURST_PERIOD_S, seed=10_000)  # fmt: skip
         engine = _engine(backend, budget, "bucket")
         engine.set_brownout(tau)
@@ -352,13 +366,12 @@ def _calibrate(
     return cap, fitted
 
 
-def _modelled_slo(model: StepCostModel, reqs: list[Any], scale: float) -> Slo:
+def _modelled_slo(model: StepCostModel, reqs: list[Any], scale: float, miss: float) -> Slo:
     """The SLO on the fitted clock: ``scale`` x the modelled TTFT of the p90 prompt alone and
     x one decode step of one sequence after it (as ``bench.lm_serving`` measures them)."""
     p90 = int(np.percentile([r.prompt_tokens for r in reqs], 90))
-    work = StepWork(prefill_calls=1, prefill_tokens=p90, prefill_square=p90 * p90)
-    ttft = model.cost(1.0, work)
-    step = model.cost(1.0, StepWork(decode_rows=1, decode_context=p90 + 8))
+    ttft = model.cost(1.0, prefill_work([p90], miss))
+    step = model.cost(1.0, decode_work([p90 + 8], miss))
     return Slo(ttft_s=scale * ttft, tpot_s=scale * step)
 
 

@@ -71,6 +71,24 @@ class StepWork:
         )  # fmt: skip
 
 
+def decode_work(contexts: list[int], expert_miss: float) -> StepWork:
+    """The work of one decode call over rows with these cached lengths."""
+    return StepWork(decode_rows=len(contexts), decode_context=sum(contexts),
+                    expert_spread=1.0 - expert_miss ** len(contexts))  # fmt: skip
+
+
+def prefill_work(lengths: list[int], expert_miss: float) -> StepWork:
+    """The work of one prefill call of prompts of these lengths (padded to the longest)."""
+    longest = max(lengths)
+    return StepWork(prefill_calls=1, prefill_tokens=len(lengths) * longest,
+                    prefill_square=len(lengths) * longest * longest,
+                    expert_spread=1.0 - expert_miss ** sum(lengths))  # fmt: skip
+
+
+def _add(a: StepWork, b: StepWork) -> StepWork:
+    return StepWork(*(x + y for x, y in zip(vars(a).values(), vars(b).values(), strict=True)))
+
+
 class RecordingBackend:
     """An ``LMBackend`` that passes every call to ``inner`` and adds up the current step's
     work; ``take()`` returns it and starts the next step's."""
@@ -95,11 +113,7 @@ class RecordingBackend:
         return work
 
     def prefill(self, prompts: list[list[int]]) -> Any:
-        longest = max(len(p) for p in prompts)
-        self._work.prefill_calls += 1
-        self._work.prefill_tokens += len(prompts) * longest
-        self._work.prefill_square += len(prompts) * longest * longest
-        self._work.expert_spread += 1.0 - self._miss ** sum(len(p) for p in prompts)
+        self._work = _add(self._work, prefill_work([len(p) for p in prompts], self._miss))
         return self.inner.prefill(prompts)
 
     def decode(self, tokens: Any, state: Any) -> Any:
@@ -107,9 +121,7 @@ class RecordingBackend:
             lengths = state.cache.lengths if state.rows is None else state.cache.lengths[state.rows]
         else:
             lengths = state.lengths
-        self._work.decode_rows += len(tokens)
-        self._work.decode_context += int(lengths.sum())
-        self._work.expert_spread += 1.0 - self._miss ** len(tokens)
+        self._work = _add(self._work, decode_work(lengths.tolist(), self._miss))
         return self.inner.decode(tokens, state)
 
 
@@ -210,17 +222,8 @@ def step_costs(
     clock the law then predicts with the clock it is judged by, and a rerun predicts the same."""
     out = []
     for tau in sorted(model.coefficients, reverse=True):
-        dec = [
-            model.cost(tau, StepWork(decode_rows=b, decode_context=b * context,
-                                     expert_spread=1.0 - expert_miss**b))
-            for b in batches
-        ]  # fmt: skip
-        pre = [
-            model.cost(tau, StepWork(prefill_calls=1, prefill_tokens=b * p,
-                                     prefill_square=b * p * p,
-                                     expert_spread=1.0 - expert_miss ** (b * p)))
-            for b, p in prefills
-        ]  # fmt: skip
+        dec = [model.cost(tau, decode_work([context] * b, expert_miss)) for b in batches]
+        pre = [model.cost(tau, prefill_work([p] * b, expert_miss)) for b, p in prefills]
         b1, a = np.polyfit(np.asarray(batches, float), np.asarray(dec), 1)
         p1, p0 = np.polyfit(np.asarray([b * p for b, p in prefills], float), np.asarray(pre), 1)
         out.append(StepCosts(tau, max(a, 0.0), max(b1, 0.0), max(p0, 0.0), max(p1, 0.0)))

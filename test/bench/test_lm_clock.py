@@ -138,3 +138,14 @@ def test_a_replay_on_the_fitted_clock_is_reproducible(backend):
     # the modelled clock is the model's cost of each step's recorded work
     steps = clocks.checked[-len(clocks.checked) // 2 :]
     assert second.busy_s == pytest.approx(sum(model.cost(t, w) for t, w, _ in steps))
+
+
+def test_the_modelled_slo_counts_the_moe_dispatch_of_a_lone_request():
+    """5x the modelled isolated TTFT and decode step, each with its expert-dispatch term."""
+    from bench.lm_brownout import _modelled_slo
+
+    only_dispatch = StepCostModel({1.0: np.array([0, 0, 0, 0, 0, 0, 1e-2])})
+    reqs = [TraceRequest(0.0, 40, 5)] * 10
+    slo = _modelled_slo(only_dispatch, reqs, 5.0, miss=0.75)
+    assert slo.tpot_s == pytest.approx(5 * 1e-2 * (1 - 0.75))
+    assert slo.ttft_s == pytest.approx(5 * 1e-2 * (1 - 0.75**40))
