@@ -65,6 +65,7 @@ from offload.serving.models.lm import expert_level_law
 Backend = MoEBackend | RecordingBackend  # the engines' backend: plain, or recording its work
 BURST_PERIOD_S = 6.0  # on/off cycle of the burst pattern (virtual seconds)
 BURST_S = 3.0  # burst length within each cycle
+CALIBRATION_ROUNDS = 6  # turns each level takes in the model clock's calibration
 CONTROL_PERIOD_S = 0.5  # the paper law's period (the paper: 5 s; our requests are ~10x shorter)
 # off; the paper's periodic law; the per-step slack law; tau = 0 throughout (the most any law
 # using this united expert can cut: every step at its cheapest, whatever the perplexity)
@@ -341,26 +342,30 @@ def bursts(
 
 def _calibrate(
     clocks: ClockSet, budget: int, trace: list[Any], prompts: np.ndarray, slo: Slo,
-    levels: list[float],
+    levels: list[float], rounds: int = CALIBRATION_ROUNDS,
 ) -> tuple[dict[float, float], StepCostModel]:  # fmt: skip
-    """Fits the step-cost clock on replays at each fixed level, measured: every request queued
-    at once (FIFO, large batches), and bursts of 1.3x tau 1's capacity over 0.5x (bucket
-    batching, small and large batches; arrival seed 10000, unlike the figures' seeds); the
-    levels in order, then in reverse. Returns each level's capacity on the fitted clock."""
+    """Fits the step-cost clock on replays at each fixed level, measured: a share of the trace
+    queued at once (FIFO, large batches), and a 6 s burst pattern of 1.3x tau 1's capacity
+    over 0.5x (bucket batching, small and large batches; arrival seeds from 10000, unlike the
+    figures' seeds). The levels take turns in ``rounds`` short rounds, so each level's steps
+    are timed over the same minutes: this VM's speed drifts by tens of percent over minutes,
+    and a level timed in a slow minute would look dearer than it is (measured: calibrating
+    the levels one after the other, their out-of-sample error ranged from -1% to +21%).
+    Returns each level's capacity on the fitted clock (the whole trace queued at once)."""
     backend = clocks.backend
-    closed = [replace(r, arrival_s=0.0) for r in trace]
-    rate = 0.0
-    for tau in [*levels, *reversed(levels)]:  # A B .. B A: a slow drift of the machine's
-        engine = _engine(backend, budget, "fifo")  # speed weighs on every level alike
-        engine.set_brownout(tau)
-        res = replay(engine, closed, prompts, slo, clock=clocks.measured)
-        rate = rate or len(closed) / res.duration_s  # tau 1 comes first
-        timed = bursty(trace, 0.5 * rate, 1.3 * rate, BURST_PERIOD_S, BURST_S,
-                       2 * BURST_PERIOD_S, seed=10_000)  # fmt: skip
-        engine = _engine(backend, budget, "bucket")
-        engine.set_brownout(tau)
-        replay(engine, timed, prompts, slo, clock=clocks.measured)
-        backend.set_brownout(1.0)
+    chunks = [trace[i::rounds] for i in range(rounds)]
+    # requests per CPU second at tau 1, a first look (on the plain backend: not recorded)
+    rate = capacity_per_level(backend.inner, budget, trace, prompts, slo, [1.0])[1.0]
+    for i, chunk in enumerate(chunks):
+        closed = [replace(r, arrival_s=0.0) for r in chunk]
+        timed = bursty(trace, 0.5 * rate, 1.3 * rate, BURST_PERIOD_S, BURST_S, BURST_PERIOD_S,
+                       seed=10_000 + i)  # fmt: skip
+        for tau in levels if i % 2 == 0 else levels[::-1]:
+            for reqs, policy in ((closed, "fifo"), (timed, "bucket")):
+                engine = _engine(backend, budget, policy)
+                engine.set_brownout(tau)
+                replay(engine, reqs, prompts, slo, clock=clocks.measured)
+                backend.set_brownout(1.0)
     fitted = clocks.fit()
     cap = capacity_per_level(backend, budget, trace, prompts, slo, levels, clocks.modelled)
     return cap, fitted
