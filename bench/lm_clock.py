@@ -160,6 +160,16 @@ class StepCostModel:
         w = (tau - lo) / (hi - lo)
         return (1 - w) * self.coefficients[lo] + w * self.coefficients[hi]
 
+    def rescaled(self, check: dict[str, dict[str, float]]) -> StepCostModel:
+        """Each calibrated level's coefficients divided by its ``predicted_over_measured`` in
+        ``check`` (a ``quality`` of other steps): the clock corrected to what those steps
+        measured, level by level (levels without a check keep theirs)."""
+        out = {}
+        for tau, c in self.coefficients.items():
+            ratio = check.get(str(tau), {}).get("predicted_over_measured", 1.0)
+            out[tau] = c / ratio if ratio > 0 else c
+        return StepCostModel(out)
+
     def cost(self, tau: float, work: StepWork) -> float:
         return float(self.level_coefficients(tau) @ work.vector())
 

@@ -192,6 +192,8 @@ def test_lm_bursts_on_the_step_cost_clock(tmp_path: Path) -> None:
     assert all(v["steps"] > 0 for v in report["brownout_clock_fit"].values())
     assert set(report["brownout_clock_check"]) <= {"1.0", "0.5", "0.0"}
     assert report["brownout_clock_slo"]["ttft_s"] > 0
+    corrected = report["brownout_corrected_clock"]  # the cuts again on the corrected clock
+    assert set(corrected) == {"capacity_ratio", "slack", "fixed0"} and "1.3" in corrected["slack"]
     assert isinstance(report["brownout_violation_reduction"], float)
 
 

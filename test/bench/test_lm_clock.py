@@ -98,6 +98,17 @@ def test_the_slack_laws_cost_table_comes_from_the_clock():
     assert costs.prefill_per_token_s == pytest.approx(3e-5)
 
 
+def test_rescaled_matches_each_level_to_what_was_measured():
+    coef = {1.0: np.array([1e-3, 2e-4, 0, 0, 0, 0, 0]), 0.0: np.array([2e-3, 1e-4, 0, 0, 0, 0, 0])}
+    model = StepCostModel(coef)
+    measured = [(tau, StepWork(decode_rows=b), 1.1 * model.cost(tau, StepWork(decode_rows=b)))
+                for tau in coef for b in range(1, 9)]  # fmt: skip
+    fixed = model.rescaled(model.quality(measured))
+    assert fixed.quality(measured)["1.0"]["predicted_over_measured"] == pytest.approx(1.0)
+    assert fixed.quality(measured)["0.0"]["predicted_over_measured"] == pytest.approx(1.0)
+    assert fixed.rescaled({}).coefficients[1.0] == pytest.approx(fixed.coefficients[1.0])
+
+
 def test_costs_are_never_negative():
     """Non-negative least squares: noisy steps cannot make a feature free of cost below 0."""
     rng = np.random.default_rng(1)
