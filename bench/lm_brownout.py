@@ -18,11 +18,13 @@
 
 Clock (``--replay-clock``): the replays advance by each engine step's CPU time (``cpu``, the
 default), or by a step-cost model fitted on measured steps (``model``, ``bench.lm_clock``):
-calibrated at every level on replays of its own (arrival seed 10000), then the capacities, the
-SLO (5x the modelled isolated TTFT and decode step), the slack law's cost table and every burst
-replay use the model, so a rerun gives the same counts up to the calibration's own noise; the
-fit and an out-of-sample check (predicted / measured CPU time over the burst replays) are
-reported.
+calibrated with the levels taking turns on replays of their own (arrival seeds from 10000),
+then the capacities, the SLO (5x the modelled isolated TTFT and decode step), the slack law's
+cost table and every burst replay use the model: a replay no longer depends on how fast its own
+steps ran, only the calibration can change between runs. The fit, an out-of-sample check
+(predicted / measured CPU time over the replays run on the clock: the capacities and the
+bursts) and the bursts again on the clock
+corrected by that check are reported.
 """
 
 from __future__ import annotations
@@ -331,7 +333,7 @@ def bursts(
     figures["brownout_violations"] = violations
     figures["brownout_token_share"] = shares
     figures["brownout_headline_burst"] = float(headline)
-    if clocks is not None and clocks.model is not None:  # out of sample: the burst replays
+    if clocks is not None and clocks.model is not None:  # out of sample: capacities and bursts
         figures["brownout_clock_check"] = clocks.model.quality(clocks.checked)
         _clock_table(clocks, report)
         upto = [f for f in factors if f <= float(headline)]
@@ -380,7 +382,7 @@ def _corrected_clock_bursts(
     figures: dict[str, Any],
 ) -> None:  # fmt: skip
     """The bursts up to the headline height again (off, slack, tau 0 throughout) on the clock
-    corrected level by level to what the burst replays' steps measured (``rescaled``): how
+    corrected level by level to what the replays' steps on it measured (``rescaled``): how
     much the cuts owe to the model's error. Capacities, the law's table and the burst rates
     are recomputed on the corrected clock; the SLO is kept."""
     assert clocks.model is not None
@@ -433,9 +435,10 @@ def _clock_table(clocks: ClockSet, report: BenchReport) -> None:
     fit, check = clocks.model.quality(clocks.calibration), clocks.model.quality(clocks.checked)
     table = Table(
         "step-cost clock (bench.lm_clock): coefficients (us per unit), fit on the calibration "
-        "steps, and predicted / measured CPU time over the burst replays (out of sample)",
-        ["tau", *FEATURES, "calib. steps", "R^2", "median step error", "burst steps",
-         "burst pred./meas."],
+        "steps, and predicted / measured CPU time over the replays on the clock (capacities and "
+        "bursts: out of sample)",
+        ["tau", *FEATURES, "calib. steps", "R^2", "median step error", "replay steps",
+         "replays pred./meas."],
     )  # fmt: skip
     for tau in sorted(clocks.model.coefficients, reverse=True):
         c, f = clocks.model.coefficients[tau], fit[str(tau)]

@@ -5,7 +5,9 @@ Why: the replays' default clock advances by each step's measured CPU time (``tim
 which on a shared 2-vCPU VM varies by tens of percent from run to run; a burst replay feeds
 those times back into queueing, so two runs of one command disagreed far outside their
 intervals (docs/lm.md, session 11). Here the engine runs the real model exactly as before (the
-same tokens, the same batches), but time advances by a linear model of what the step computed:
+same tokens, the same batches), but time advances by a linear model of what the step computed,
+so a replay no longer depends on how fast its own steps happened to run; what a rerun can still
+change is the calibration (docs/lm.md, session 12: three runs):
 
     cost(tau, step) = c0 + c1 decode rows + c2 decoded context tokens
                       + c3 prefill calls + c4 padded prefill tokens + c5 sum of B x L^2
@@ -19,9 +21,9 @@ dispatch: the feed-forward loops over the experts its tokens picked, so a call o
 costs about 1 - (1 - k/E)^T expert passes per expert (top-k of E, routing taken as balanced):
 near-linear in T for a single decoded sequence, saturating by T ~ 16; without it a linear fit
 calibrated mostly on large batches over-predicts small ones at tau 1 (measured: +19% over
-burst replays). The fit's quality (R^2, median
-relative error per step, and predicted / measured CPU time summed over each replay that runs on
-the model clock: an out-of-sample check) is reported with the figures.
+burst replays). The fit's quality (R^2, median relative error per step, and predicted /
+measured CPU time summed over each replay that runs on the model clock: an out-of-sample
+check) is reported with the figures.
 """
 
 from __future__ import annotations
@@ -229,7 +231,7 @@ def step_costs(
 ) -> tuple[StepCosts, ...]:
     """The slack law's cost table (``offload.models.lm.stepcost``'s linear forms, fitted on the
     same step shapes) computed from the clock's model instead of timed again: on the model
-    clock the law then predicts with the clock it is judged by, and a rerun predicts the same."""
+    clock the law then predicts with the clock it is judged by, not with a separate timing."""
     out = []
     for tau in sorted(model.coefficients, reverse=True):
         dec = [model.cost(tau, decode_work([context] * b, expert_miss)) for b in batches]
