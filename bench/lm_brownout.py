@@ -268,14 +268,8 @@ def bursts(
     figures["brownout_replay_clock"] = args.replay_clock
     figures["brownout_capacity_ratio"] = {str(t): c / cap[1.0] for t, c in cap.items()}
     _cost_table(costs, cap, report, args.replay_clock)
-    # the rate rule's capacities: each level's measured on these request sizes
-    costs = tuple(replace(c, capacity_rps=cap[c.tau]) for c in costs)
-    slack_cfg = SlackLawConfig(
-        costs,
-        headroom=args.slack_headroom,
-        max_batch=PolicyConfig().max_batch,
-        max_utilisation=args.slack_utilisation,
-    )
+    slack_cfg = _slack_config(args, costs, cap)
+    costs = slack_cfg.costs
     factors = [float(x) for x in args.burst_factors.split(",") if x.strip()]
     seeds = [int(x) for x in args.burst_seeds.split(",") if x.strip()]
     headline = str(args.burst_headline if args.burst_headline in factors else factors[0])
@@ -345,6 +339,19 @@ def bursts(
         )
 
 
+def _slack_config(
+    args: argparse.Namespace, costs: tuple[StepCosts, ...], cap: dict[float, float]
+) -> SlackLawConfig:
+    """The slack law at the command's settings; its rate rule's capacities are each level's,
+    measured on these request sizes (``cap``)."""
+    return SlackLawConfig(
+        tuple(replace(c, capacity_rps=cap[c.tau]) for c in costs),
+        headroom=args.slack_headroom,
+        max_batch=PolicyConfig().max_batch,
+        max_utilisation=args.slack_utilisation,
+    )
+
+
 def _calibrate(
     clocks: ClockSet, budget: int, trace: list[Any], prompts: np.ndarray, slo: Slo,
     levels: list[float], rounds: int = CALIBRATION_ROUNDS,
@@ -390,13 +397,10 @@ def _corrected_clock_bursts(
     levels = sorted(clocks.model.coefficients, reverse=True)
     trace = reqs[: args.requests]
     cap = capacity_per_level(clocks.backend, budget, trace, prompts, slo, levels, clocks.modelled)
-    costs = tuple(replace(c, capacity_rps=cap[c.tau])
-                  for c in step_costs(clocks.model, clocks.backend.expert_miss))  # fmt: skip
-    cfg = SlackLawConfig(costs, headroom=args.slack_headroom, max_batch=PolicyConfig().max_batch,
-                         max_utilisation=args.slack_utilisation)  # fmt: skip
+    cfg = _slack_config(args, step_costs(clocks.model, clocks.backend.expert_miss), cap)
     table = Table(
-        "bursts on the corrected step-cost clock (each level's costs scaled to what the burst "
-        f"replays measured); capacity at tau 0 {cap[0.0] / cap[1.0]:.2f}x tau 1's"
+        "bursts on the corrected step-cost clock (each level's costs scaled to what the replays "
+        f"on it measured); capacity at tau 0 {cap[0.0] / cap[1.0]:.2f}x tau 1's"
         if 0.0 in cap
         else "bursts on the corrected step-cost clock",
         ["burst x capacity", "law", "SLO violations (mean)", "reduction", "95% CI"],
