@@ -99,6 +99,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--levels", default="1,0.75,0.5,0.25,0", help="brownout levels tau")
     parser.add_argument(
+        "--prefill-guard",
+        choices=("on", "off"),
+        default="on",
+        help="burst engines admit through the decode-protecting prefill guard (off: session 12's "
+        "engine; offload.models.lm.prefill_guard)",
+    )
+    parser.add_argument(
+        "--guard-margin", type=float, default=1.0, help="prefill guard: TTFT margin, decode steps"
+    )
+    parser.add_argument(
+        "--guard-margins", default="0,3", help="prefill guard margins swept at the headline"
+    )
+    parser.add_argument(
         "--replay-clock",
         choices=("cpu", "model"),
         default="cpu",

@@ -14,7 +14,12 @@
    violations, their reduction against off (1 - mean(on) / mean(off) over seeds, paired
    bootstrap 95% CI with seeds resampled), and the share of output tokens served at each level
    (the token-weighted perplexity cost is computed from it once the per-level perplexities are
-   measured, ``token_weighted_cost``).
+   measured, ``token_weighted_cost``). Every burst engine, brownout on or off, admits through
+   the decode-protecting prefill guard (``offload.models.lm.prefill_guard``, on the same step
+   costs as the slack law; ``--prefill-guard off``: without it, the engine of session 12);
+   up to the headline height the bursts also run without it (the ablation: does the guard
+   or the brownout do the work, and is the baseline off any worse for it), and the guard's
+   margin is swept at the headline.
 
 Clock (``--replay-clock``): the replays advance by each engine step's CPU time (``cpu``, the
 default), or by a step-cost model fitted on measured steps (``model``, ``bench.lm_clock``):
@@ -58,6 +63,7 @@ from offload.models.lm.backend import MoEBackend
 from offload.models.lm.engine import Engine, EngineConfig
 from offload.models.lm.generate import argmax_rows
 from offload.models.lm.model import MoELM
+from offload.models.lm.prefill_guard import PrefillGuard, PrefillGuardConfig
 from offload.models.lm.scheduling import PolicyConfig
 from offload.models.lm.slack import SlackLawConfig, StepCosts, step_law
 from offload.models.lm.stepcost import measure_step_costs
@@ -157,8 +163,22 @@ def profile(
     return out
 
 
-def _engine(backend: Backend, budget: int, policy: Any, law: Any = None) -> Engine:
-    return Engine(backend, EngineConfig(budget, policy, PolicyConfig()), level_law=law)
+def _engine(
+    backend: Backend, budget: int, policy: Any, law: Any = None, guard: PrefillGuard | None = None
+) -> Engine:
+    cfg = EngineConfig(budget, policy, PolicyConfig())
+    return Engine(backend, cfg, level_law=law, prefill_guard=guard)
+
+
+def _guard(
+    args: argparse.Namespace, costs: tuple[StepCosts, ...], margin: float | None = None
+) -> PrefillGuard | None:
+    """The burst engines' prefill guard at the command's settings (None: ``--prefill-guard
+    off``), on the slack law's step costs."""
+    if args.prefill_guard == "off":
+        return None
+    steps = args.guard_margin if margin is None else margin
+    return PrefillGuard(PrefillGuardConfig(costs, margin_steps=steps))
 
 
 def _paper_law(slo: Slo, n_experts: int) -> Callable[[float, list[Outcome]], float | None]:
@@ -191,22 +211,23 @@ def capacity_per_level(
 
 def _run(
     law: str, backend: Backend, budget: int, timed: list[Any], prompts: np.ndarray, slo: Slo,
-    slack_cfg: SlackLawConfig, clock: Clock | None = None,
+    slack_cfg: SlackLawConfig, clock: Clock | None = None, guard: PrefillGuard | None = None,
 ) -> ReplayResult:  # fmt: skip
     n_experts = backend.model.cfg.n_experts
     if law == "slack":
-        engine = _engine(backend, budget, "bucket", step_law(slack_cfg))
+        engine = _engine(backend, budget, "bucket", step_law(slack_cfg), guard)
         res = replay(engine, timed, prompts, slo, clock=clock)
     elif law == "fixed0":
-        engine = _engine(backend, budget, "bucket")
+        engine = _engine(backend, budget, "bucket", guard=guard)
         engine.set_brownout(0.0)
         res = replay(engine, timed, prompts, slo, clock=clock)
     elif law == "paper":
-        engine = _engine(backend, budget, "bucket")
+        engine = _engine(backend, budget, "bucket", guard=guard)
         law_fn = _paper_law(slo, n_experts)
         res = replay(engine, timed, prompts, slo, law_fn, CONTROL_PERIOD_S, clock=clock)
     else:
-        res = replay(_engine(backend, budget, "bucket"), timed, prompts, slo, clock=clock)
+        engine = _engine(backend, budget, "bucket", guard=guard)
+        res = replay(engine, timed, prompts, slo, clock=clock)
     backend.set_brownout(1.0)
     return res
 
@@ -270,6 +291,7 @@ def bursts(
     _cost_table(costs, cap, report, args.replay_clock)
     slack_cfg = _slack_config(args, costs, cap)
     costs = slack_cfg.costs
+    guard = _guard(args, costs)
     factors = [float(x) for x in args.burst_factors.split(",") if x.strip()]
     seeds = [int(x) for x in args.burst_seeds.split(",") if x.strip()]
     headline = str(args.burst_headline if args.burst_headline in factors else factors[0])
@@ -278,13 +300,15 @@ def bursts(
         f"{BURST_S:g} s bursts every {BURST_PERIOD_S:g} s; seeds {args.burst_seeds}; paper: P90 "
         f"law every {CONTROL_PERIOD_S:g} s; slack: per step, headroom {args.slack_headroom:g}, "
         f"utilisation {args.slack_utilisation:g}; "
-        "fixed0: tau 0 throughout, the bound of any law)",
+        "fixed0: tau 0 throughout, the bound of any law; prefill guard "
+        f"{_guard_label(args)})",
         ["burst x capacity", "law", "requests", "SLO violations (mean)", "in bursts",
          "in calm", "reduction", "95% CI", "TTFT p90 ms", "TPOT p90 ms", "time below tau 1",
          "tokens per level"],
     )  # fmt: skip
     red: dict[str, dict[str, dict[str, float]]] = {law: {} for law in LAWS if law != "off"}
     violations: dict[str, dict[str, Any]] = {}
+    guarded: dict[str, dict[str, np.ndarray]] = {}  # factor -> law -> violations per seed
     shares: dict[str, dict[str, dict[str, float]]] = {law: {} for law in LAWS if law != "off"}
     for factor in factors:
         runs: dict[str, list[ReplayResult]] = {law: [] for law in LAWS}
@@ -292,7 +316,9 @@ def bursts(
             timed = bursty(reqs, 0.5 * capacity, factor * capacity, BURST_PERIOD_S, BURST_S,
                            args.burst_seconds, seed)  # fmt: skip
             for law in LAWS:
-                runs[law].append(_run(law, backend, budget, timed, prompts, slo, slack_cfg, clock))
+                runs[law].append(
+                    _run(law, backend, budget, timed, prompts, slo, slack_cfg, clock, guard)
+                )
             print(f"  bursts {factor:g}x seed {seed}: violations "
                   + " ".join(f"{law} {runs[law][-1].violations(slo)}" for law in LAWS),
                   flush=True)  # fmt: skip
@@ -316,10 +342,14 @@ def bursts(
             table.add(factor, law, int(np.mean(violations[key]["requests"])), float(v[law].mean()),
                       burst / len(seeds), calm / len(seeds), ci[0], f"[{ci[1]:.2f}, {ci[2]:.2f}]",
                       ttft, tpot, below, mix)  # fmt: skip
+        guarded[key] = v
         if key == headline:
             _headroom_sweep(args, backend, budget, reqs, capacity, factor, seeds, prompts, slo,
-                            costs, v["off"], report, figures, clock)  # fmt: skip
+                            costs, v["off"], report, figures, clock, guard)  # fmt: skip
     report.tables.append(table)
+    if guard is not None:
+        _guard_ablation(args, backend, budget, reqs, capacity, float(headline), seeds, prompts,
+                        slo, slack_cfg, guarded, report, figures, clock)  # fmt: skip
     figures["brownout_violation_reduction"] = red["slack"][headline]["mean"]
     figures["brownout_violation_reduction_paper"] = red["paper"][headline]["mean"]
     figures["brownout_violation_reduction_bound"] = red["fixed0"][headline]["mean"]
@@ -398,6 +428,7 @@ def _corrected_clock_bursts(
     trace = reqs[: args.requests]
     cap = capacity_per_level(clocks.backend, budget, trace, prompts, slo, levels, clocks.modelled)
     cfg = _slack_config(args, step_costs(clocks.model, clocks.backend.expert_miss), cap)
+    guard = _guard(args, cfg.costs)
     table = Table(
         "bursts on the corrected step-cost clock (each level's costs scaled to what the replays "
         f"on it measured); capacity at tau 0 {cap[0.0] / cap[1.0]:.2f}x tau 1's"
@@ -412,7 +443,8 @@ def _corrected_clock_bursts(
             timed = bursty(reqs, 0.5 * cap[1.0], factor * cap[1.0], BURST_PERIOD_S, BURST_S,
                            args.burst_seconds, seed)  # fmt: skip
             for law in runs:
-                res = _run(law, clocks.backend, budget, timed, prompts, slo, cfg, clocks.modelled)
+                res = _run(law, clocks.backend, budget, timed, prompts, slo, cfg,
+                           clocks.modelled, guard)  # fmt: skip
                 runs[law].append(res.violations(slo))
         off = np.array(runs["off"], float)
         for law, v in runs.items():
@@ -467,6 +499,7 @@ def _headroom_sweep(
     args: argparse.Namespace, backend: MoEBackend, budget: int, reqs: list[Any], capacity: float,
     factor: float, seeds: list[int], prompts: np.ndarray, slo: Slo, costs: tuple[StepCosts, ...],
     off: np.ndarray, report: BenchReport, figures: dict[str, Any], clock: Clock | None = None,
+    guard: PrefillGuard | None = None,
 ) -> None:  # fmt: skip
     """The slack law's knobs swept one at a time at the headline burst (the other at its
     default): headroom, and the rate rule's utilisation (1.0 ~ the rule almost off; "off":
@@ -491,7 +524,7 @@ def _headroom_sweep(
         for seed in seeds:
             timed = bursty(reqs, 0.5 * capacity, factor * capacity, BURST_PERIOD_S, BURST_S,
                            args.burst_seconds, seed)  # fmt: skip
-            runs.append(_run("slack", backend, budget, timed, prompts, slo, cfg, clock))
+            runs.append(_run("slack", backend, budget, timed, prompts, slo, cfg, clock, guard))
         v = np.array([r.violations(slo) for r in runs], float)
         ci = reduction_ci(off, v)
         mix = _shares(runs)
@@ -500,6 +533,96 @@ def _headroom_sweep(
                   " ".join(f"{t}:{s:.2f}" for t, s in mix.items()))  # fmt: skip
     report.tables.append(table)
     figures["brownout_headroom_sweep"] = out
+
+
+def _guard_label(args: argparse.Namespace) -> str:
+    if args.prefill_guard == "off":
+        return "off"
+    return f"on, margin {args.guard_margin:g} steps"
+
+
+def _guard_ablation(
+    args: argparse.Namespace, backend: Backend, budget: int, reqs: list[Any], capacity: float,
+    headline: float, seeds: list[int], prompts: np.ndarray, slo: Slo, slack_cfg: SlackLawConfig,
+    guarded: dict[str, dict[str, np.ndarray]], report: BenchReport, figures: dict[str, Any],
+    clock: Clock | None = None,
+) -> None:  # fmt: skip
+    """The bursts up to the headline height again without the prefill guard (off, slack, tau 0
+    throughout), and the guard's margin swept at the headline (off and slack). The reduction
+    "vs the better off" divides by whichever baseline, with or without the guard, violated
+    less: the guard must not win by making brownout-off worse."""
+    table = Table(
+        "the prefill guard's part (same arrivals; violations are means over seeds)",
+        ["burst x capacity", "law", "guard", "violations", "off, same guard", "reduction",
+         "95% CI", "vs the better off", "95% CI (better off)"],
+    )  # fmt: skip
+    out: dict[str, Any] = {}
+    plain_laws = ("off", "slack", "fixed0")
+    for key, with_guard in guarded.items():
+        if float(key) > headline:
+            continue
+        plain: dict[str, list[float]] = {law: [] for law in plain_laws}
+        for seed in seeds:
+            timed = bursty(reqs, 0.5 * capacity, float(key) * capacity, BURST_PERIOD_S, BURST_S,
+                           args.burst_seconds, seed)  # fmt: skip
+            for law in plain_laws:
+                res = _run(law, backend, budget, timed, prompts, slo, slack_cfg, clock)
+                plain[law].append(res.violations(slo))
+        off_plain, off_guard = np.array(plain["off"], float), with_guard["off"]
+        better = off_plain if off_plain.mean() < off_guard.mean() else off_guard
+        entry: dict[str, Any] = {"off_plain": off_plain.tolist(), "off_guard": off_guard.tolist()}
+        for law in ("slack", "fixed0"):
+            v_plain = np.array(plain[law], float)
+            ci_plain = reduction_ci(off_plain, v_plain)
+            ci_guard = reduction_ci(off_guard, with_guard[law])
+            ci_best = reduction_ci(better, with_guard[law])
+            table.add(key, law, "off", float(v_plain.mean()), float(off_plain.mean()),
+                      ci_plain[0], f"[{ci_plain[1]:.2f}, {ci_plain[2]:.2f}]", "", "")  # fmt: skip
+            table.add(key, law, "on", float(with_guard[law].mean()), float(off_guard.mean()),
+                      ci_guard[0], f"[{ci_guard[1]:.2f}, {ci_guard[2]:.2f}]", ci_best[0],
+                      f"[{ci_best[1]:.2f}, {ci_best[2]:.2f}]")  # fmt: skip
+            entry[law] = {
+                "plain": v_plain.tolist(),
+                "guard": with_guard[law].tolist(),
+                "reduction_plain": dict(zip(("mean", "lo", "hi"), ci_plain, strict=True)),
+                "reduction_guard": dict(zip(("mean", "lo", "hi"), ci_guard, strict=True)),
+                "reduction_vs_better_off": dict(zip(("mean", "lo", "hi"), ci_best, strict=True)),
+            }
+        out[key] = entry
+    report.tables.append(table)
+    figures["brownout_guard_ablation"] = out
+    figures["brownout_guard_margins"] = _margin_sweep(args, backend, budget, reqs, capacity,
+                                                      headline, seeds, prompts, slo, slack_cfg,
+                                                      report, clock)  # fmt: skip
+
+
+def _margin_sweep(
+    args: argparse.Namespace, backend: Backend, budget: int, reqs: list[Any], capacity: float,
+    factor: float, seeds: list[int], prompts: np.ndarray, slo: Slo, slack_cfg: SlackLawConfig,
+    report: BenchReport, clock: Clock | None,
+) -> dict[str, Any]:  # fmt: skip
+    """Off and the slack law at the headline burst with the guard's other margins."""
+    table = Table(
+        f"prefill guard margin swept at {factor:g}x bursts (default {args.guard_margin:g})",
+        ["margin (decode steps)", "off", "slack", "reduction", "95% CI"],
+    )
+    out = {}
+    for margin in (float(m) for m in args.guard_margins.split(",") if m.strip()):
+        guard = _guard(args, slack_cfg.costs, margin)
+        v: dict[str, list[float]] = {"off": [], "slack": []}
+        for seed in seeds:
+            timed = bursty(reqs, 0.5 * capacity, factor * capacity, BURST_PERIOD_S, BURST_S,
+                           args.burst_seconds, seed)  # fmt: skip
+            for law in v:
+                res = _run(law, backend, budget, timed, prompts, slo, slack_cfg, clock, guard)
+                v[law].append(res.violations(slo))
+        off, on = np.array(v["off"], float), np.array(v["slack"], float)
+        ci = reduction_ci(off, on)
+        table.add(margin, float(off.mean()), float(on.mean()), ci[0], f"[{ci[1]:.2f}, {ci[2]:.2f}]")
+        out[f"{margin:g}"] = {"off": v["off"], "slack": v["slack"], "reduction": ci[0],
+                              "lo": ci[1], "hi": ci[2]}  # fmt: skip
+    report.tables.append(table)
+    return out
 
 
 def _cost_table(

@@ -99,6 +99,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lm-tpot-slo-ms", type=float, default=200.0, help="lm time-per-output-token objective"
     )
+    p.add_argument(
+        "--lm-no-prefill-guard",
+        action="store_true",
+        help="lm: admit prefills without the decode-protecting guard (offload.models.lm."
+        "prefill_guard)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     p.add_argument("--ready-file", type=Path, help="write {url, pid} here once listening")
 
@@ -149,6 +155,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
                     "model_path": args.lm_model,
                     "hf_dir": args.lm_hf_dir,
                     "tpot_slo_ms": args.lm_tpot_slo_ms,
+                    "prefill_guard": not args.lm_no_prefill_guard,
                 },
             },
         )

@@ -195,6 +195,31 @@ def test_lm_bursts_on_the_step_cost_clock(tmp_path: Path) -> None:
     corrected = report["brownout_corrected_clock"]  # the cuts again on the corrected clock
     assert set(corrected) == {"capacity_ratio", "slack", "fixed0"} and "1.3" in corrected["slack"]
     assert isinstance(report["brownout_violation_reduction"], float)
+    # the prefill guard's ablation up to the headline: the same arrivals without it, and the
+    # cut against whichever baseline violated less (never above the cut against off guarded)
+    ablation = report["brownout_guard_ablation"]["1.3"]
+    assert set(ablation) == {"off_plain", "off_guard", "slack", "fixed0"}
+    assert len(ablation["off_plain"]) == len(ablation["slack"]["guard"]) == 2  # seeds
+    for law in ("slack", "fixed0"):
+        cut = ablation[law]
+        assert cut["reduction_vs_better_off"]["mean"] <= cut["reduction_guard"]["mean"] + 1e-12
+    assert set(report["brownout_guard_margins"]) == {"0", "3"}
+
+
+def test_lm_bench_guard_settings() -> None:
+    """--prefill-guard off builds no guard (session 12's engine); on, the margin is the flag's
+    unless a sweep passes another."""
+    import argparse
+
+    from bench.lm_brownout import _guard
+    from offload.models.lm.slack import StepCosts
+
+    costs = (StepCosts(1.0, 0.01, 0.0, 0.02, 0.001),)
+    off = argparse.Namespace(prefill_guard="off", guard_margin=1.0)
+    assert _guard(off, costs) is None
+    on = argparse.Namespace(prefill_guard="on", guard_margin=2.0)
+    assert _guard(on, costs).cfg.margin_steps == 2.0
+    assert _guard(on, costs, margin=0.0).cfg.margin_steps == 0.0
 
 
 def _lm_args(tmp_path: Path) -> list[str]:

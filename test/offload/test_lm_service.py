@@ -140,6 +140,32 @@ def test_the_service_picks_the_level_per_engine_step_by_default(replica, client)
     assert set(engine.tokens_at_level) <= {1.0, 0.75, 0.5, 0.25, 0.0}
 
 
+def test_the_service_admits_through_the_prefill_guard_by_default(replica):
+    """The engine's prefill guard runs on the step costs measured at start-up (every level the
+    slack law chooses from); ``--lm-no-prefill-guard`` turns it off."""
+    served = replica.replica.engines["lm"]
+    guard = served.runner.engine.prefill_guard
+    assert guard is not None
+    assert sorted(c.tau for c in guard.cfg.costs) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert all(c.prefill_base_s + c.prefill_per_token_s > 0 for c in guard.cfg.costs)
+
+
+def test_the_prefill_guard_can_be_turned_off(replica):
+    import argparse
+
+    from offload.serving.cli import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--models", "lm", "--lm-no-prefill-guard"])
+    assert config_from_args(args).model_options["lm"]["prefill_guard"] is False
+    args = parser.parse_args(["--models", "lm"])
+    assert config_from_args(args).model_options["lm"]["prefill_guard"] is True
+    backend = replica.replica.engines["lm"].backend
+    assert not LMModel(backend, prefill_guard=False)._guarded()
+    assert LMModel(backend)._guarded()
+
+
 def test_missing_weights_are_a_model_error(tmp_path):
     with pytest.raises(ModelError, match="not found"):
         LMModel.from_options(model_path=str(tmp_path / "none.safetensors"))

@@ -16,6 +16,9 @@ experts (``united``); the control law that picks tau lives with the service: eit
 (BrownoutServe's dial, the service calls ``set_brownout``) or per step (``level_law``, e.g. the
 slack law of ``slack``: called at the start of every step with the waiting and running requests,
 it returns the level of that step). ``tokens_at_level`` counts the tokens made at each level.
+Optionally a ``prefill_guard`` (``prefill_guard.PrefillGuard``) holds back a group of step 3
+for a step while its prefill would make a running sequence miss its TPOT objective and the
+group's TTFT objective can afford the wait; ``deferred_groups`` counts the groups held back.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import torch
 
 from offload.models.lm.backend import LMBackend
 from offload.models.lm.generate import sample
+from offload.models.lm.prefill_guard import PrefillGuard
 from offload.models.lm.scheduling import ADMIT, AdmitObservation, PolicyConfig, PolicyName
 from offload.models.lm.slack import RunningView, SlackObservation, WaitingView
 
@@ -110,10 +114,13 @@ class Engine:
         cfg: EngineConfig,
         level_law: Callable[[SlackObservation], float] | None = None,
         rate_window_s: float = 0.5,
+        prefill_guard: PrefillGuard | None = None,
     ) -> None:
         self.backend = backend
         self.cfg = cfg
         self.level_law = level_law
+        self.prefill_guard = prefill_guard
+        self.deferred_groups = 0  # admission groups the prefill guard held back a step
         if not rate_window_s > 0:
             raise EngineError(f"rate_window_s={rate_window_s} must be > 0")
         self.rate_window_s = rate_window_s  # arrivals counted for the law's arrival rate
@@ -193,10 +200,11 @@ class Engine:
             logits = self.backend.decode(last, self._state)
             self._emit(logits, self.running, events)
         keep = [i for i, r in enumerate(self.running) if not self._done(r)]
+        finished = [r for r in self.running if self._done(r)]  # last tokens made this step
         if len(keep) < old:
             self._state = self.backend.select(self._state, keep) if keep else None
         self.running = [self.running[i] for i in keep]
-        new_states, new_runs = self._admit(now_s, events)  # after retiring: memory is free
+        new_states, new_runs = self._admit(now_s, events, finished)  # memory is free now
         states = ([self._state] if self.running else []) + new_states
         self.running += new_runs
         self._state = self.backend.concat(states) if states else None
@@ -212,18 +220,39 @@ class Engine:
             self._arrivals.popleft()
         return SlackObservation(
             now_s,
-            tuple(
-                RunningView(len(r.generated), r.req.max_tokens, r.first_token_s, r.req.tpot_slo_s)
-                for r in self.running
-            ),
-            tuple(
-                WaitingView(w.prompt_len, w.max_tokens, w.ttft_deadline_s, w.tpot_slo_s)
-                for w in self.waiting
-            ),
+            self._running_views(),
+            tuple(_waiting_view(w) for w in self.waiting),
             len(self._arrivals) / self.rate_window_s,
         )
 
-    def _admit(self, now_s: float, events: list[TokenEvent]) -> tuple[list[Any], list[_Running]]:
+    def _running_views(self) -> tuple[RunningView, ...]:
+        return tuple(
+            RunningView(len(r.generated), r.req.max_tokens, r.first_token_s, r.req.tpot_slo_s)
+            for r in self.running
+        )
+
+    def _deferred(
+        self, now_s: float, group: list[LMRequest], stalled_s: float, finished: list[_Running]
+    ) -> bool:
+        """The prefill guard holds ``group`` back this step (``prefill_guard`` module). The
+        sequences that made their last token in this step count too (no tokens left): the
+        step's tokens reach their clients when the step, prefills included, is over."""
+        guard = self.prefill_guard
+        if guard is None:
+            return False
+        done = tuple(
+            RunningView(len(r.generated), len(r.generated), r.first_token_s, r.req.tpot_slo_s)
+            for r in finished
+        )
+        views = [_waiting_view(r) for r in group]
+        if guard.defers(now_s, self.brownout_tau, self._running_views() + done, views, stalled_s):
+            self.deferred_groups += 1
+            return True
+        return False
+
+    def _admit(
+        self, now_s: float, events: list[TokenEvent], finished: list[_Running]
+    ) -> tuple[list[Any], list[_Running]]:
         obs = AdmitObservation(
             waiting=list(self.waiting),
             now_s=now_s,
@@ -233,8 +262,14 @@ class Engine:
         )
         groups = ADMIT[self.cfg.policy](obs, self.cfg.policy_config)
         states, runs = [], []
+        stalled_s = 0.0  # predicted prefill time admitted so far this step (the guard's S)
         for group in groups:
             reqs: list[LMRequest] = group  # type: ignore[assignment]
+            if self._deferred(now_s, reqs, stalled_s, finished):
+                continue
+            if self.prefill_guard is not None:
+                views = [_waiting_view(r) for r in reqs]
+                stalled_s += self.prefill_guard.prefill_s(self.brownout_tau, views)
             taken = {id(r) for r in reqs}
             self.waiting = [r for r in self.waiting if id(r) not in taken]
             logits, state = self.backend.prefill([r.prompt for r in reqs])
@@ -269,3 +304,7 @@ class Engine:
 
     def _done(self, run: _Running) -> bool:
         return self._finish(run) is not None
+
+
+def _waiting_view(req: LMRequest) -> WaitingView:
+    return WaitingView(req.prompt_len, req.max_tokens, req.ttft_deadline_s, req.tpot_slo_s)

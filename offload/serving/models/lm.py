@@ -67,6 +67,9 @@ class LMModel:
         kv_budget_mb: KV-cache memory of all running sequences (MiB).
         tpot_slo_ms: time-per-output-token objective (ms); the TTFT objective is the replica's SLO.
         max_tokens_limit: the largest ``max_tokens`` a request may ask for.
+        prefill_guard: admit through the decode-protecting prefill guard
+            (``offload.models.lm.prefill_guard``; step costs measured at start, like the slack
+            law's); only for the project's own models (``MoEBackend``).
     """
 
     name = "lm"
@@ -81,6 +84,7 @@ class LMModel:
         kv_budget_mb: float = 64.0,
         tpot_slo_ms: float = 200.0,
         max_tokens_limit: int = 256,
+        prefill_guard: bool = True,
     ) -> None:
         if not kv_budget_mb > 0 or not tpot_slo_ms > 0 or max_tokens_limit < 1:
             raise ModelError("kv_budget_mb and tpot_slo_ms must be > 0, max_tokens_limit >= 1")
@@ -89,6 +93,7 @@ class LMModel:
         self.kv_budget_bytes = int(kv_budget_mb * 2**20)
         self.tpot_slo_s = tpot_slo_ms / 1e3
         self.max_tokens_limit = min(max_tokens_limit, backend.max_seq_len - 1)
+        self.prefill_guard = bool(prefill_guard)
         self.max_cost = backend.max_seq_len
         self.version = backend.name
         self.ttft_slo_s = 1.0
@@ -106,6 +111,7 @@ class LMModel:
         kv_budget_mb: float = 64.0,
         tpot_slo_ms: float = 200.0,
         max_tokens_limit: int = 256,
+        prefill_guard: bool = True,
     ) -> LMModel:
         """Loads ``model_path`` (a ``robomr lm train`` .safetensors with ``tokenizer.json``
         beside it; empty: the shipped ``models/lm/mixsga.safetensors``) or, with ``hf_dir``, a
@@ -130,7 +136,7 @@ class LMModel:
         except (CheckpointError, HFCheckpointError, TokenizerError, OSError) as err:
             hint = "" if model_path or hf_dir else " (train it: docs/lm.md, `robomr lm train`)"
             raise ModelError(f"lm: {err}{hint}") from err
-        return cls(backend, kv_budget_mb, tpot_slo_ms, max_tokens_limit)
+        return cls(backend, kv_budget_mb, tpot_slo_ms, max_tokens_limit, prefill_guard)
 
     def start(
         self,
@@ -147,17 +153,27 @@ class LMModel:
         measured now on this machine's wall clock) or "paper" (BrownoutServe's periodic law).
         """
         from offload.models.lm.engine import Engine, EngineConfig
+        from offload.models.lm.prefill_guard import PrefillGuard, PrefillGuardConfig
         from offload.models.lm.runner import EngineRunner
         from offload.models.lm.scheduling import PolicyConfig
+        from offload.models.lm.slack import SlackLawConfig
+        from offload.models.lm.slack import step_law as step_law_of
 
         self.ttft_slo_s = ttft_slo_s
         pcfg = PolicyConfig(max_batch=1 if policy == "none" else max_batch)
         on = brownout is not None and self.has_brownout
-        step_law = self._slack_law(pcfg.max_batch, headroom) if on and law_name == "slack" else None
+        slack = on and law_name == "slack"
+        costs = self._step_costs(SLACK_LEVELS if on else (1.0,), slack or self._guarded())
+        step_law = None
+        if slack:
+            cfg = SlackLawConfig(costs, headroom=headroom, max_batch=pcfg.max_batch)
+            step_law = step_law_of(cfg)
+        guard = PrefillGuard(PrefillGuardConfig(costs)) if self._guarded() else None
         engine = Engine(
             self.backend,
             EngineConfig(self.kv_budget_bytes, _POLICY[policy], pcfg),
             level_law=step_law,
+            prefill_guard=guard,
         )
         law = None
         if on and law_name != "slack":
@@ -171,13 +187,20 @@ class LMModel:
         self.runner.start()
         self.warm_up()
 
-    def _slack_law(self, max_batch: int, headroom: float) -> Any:
-        """The per-step slack law with step costs measured on this machine (about a second)."""
-        from offload.models.lm.slack import SlackLawConfig, step_law
+    def _guarded(self) -> bool:
+        """The prefill guard runs: asked for, and the project's own model (costs measurable)."""
+        from offload.models.lm.backend import MoEBackend
+
+        return self.prefill_guard and isinstance(self.backend, MoEBackend)
+
+    def _step_costs(self, levels: tuple[float, ...], needed: bool) -> tuple[Any, ...]:
+        """Step costs at ``levels`` measured on this machine's wall clock (about a second per
+        level), what the slack law and the prefill guard predict with; () if not ``needed``."""
         from offload.models.lm.stepcost import measure_step_costs
 
-        costs = measure_step_costs(self.backend.model, SLACK_LEVELS, clock=time.perf_counter)
-        return step_law(SlackLawConfig(costs, headroom=headroom, max_batch=max_batch))
+        if not needed:
+            return ()
+        return measure_step_costs(self.backend.model, levels, clock=time.perf_counter)
 
     def warm_up(self) -> None:
         """One short greedy completion through the engine (first-call costs before ready)."""
