@@ -193,7 +193,8 @@ def test_lm_bursts_on_the_step_cost_clock(tmp_path: Path) -> None:
     assert set(report["brownout_clock_check"]) <= {"1.0", "0.5", "0.0"}
     assert report["brownout_clock_slo"]["ttft_s"] > 0
     corrected = report["brownout_corrected_clock"]  # the cuts again on the corrected clock
-    assert set(corrected) == {"capacity_ratio", "slack", "fixed0"} and "1.3" in corrected["slack"]
+    assert set(corrected) == {"capacity_ratio", "slo", "slack", "fixed0"}
+    assert "1.3" in corrected["slack"] and corrected["slo"]["ttft_s"] > 0  # SLO on that clock
     assert isinstance(report["brownout_violation_reduction"], float)
     # the prefill guard's ablation up to the headline: the same arrivals without it, and the
     # cut against whichever baseline violated less (never above the cut against off guarded)
