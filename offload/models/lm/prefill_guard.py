@@ -21,8 +21,9 @@ admitted this step. A group is deferred (left waiting, re-proposed next step) if
    in decode steps, ``margin_steps``), i.e. its first token after waiting one step lands at
    least ``m`` steps before its TTFT deadline;
 3. the prefill would make a sequence of this step's batch miss the deadline of its last token
-   (``first token + TPOT SLO x (max_tokens - 1)``, as the slack law counts it) that it meets
-   without it: ``now + D(B0) + k D(B) <= deadline < now + D(B0) + S + W + k D(B + |G|)``, with
+   (``first token + TPOT SLO x (max_tokens - 1)``, as the slack law counts it) that it meets if
+   the step prefills nothing (the groups admitted before this one included):
+   ``now + D(B0) + k D(B) <= deadline < now + D(B0) + S + W + k D(B + |G|)``, with
    k tokens still to make; k = 0 for one that made its last token in this step (the step's
    tokens reach the clients when the step, its prefills included, is over).
 
