@@ -181,6 +181,15 @@ def _guard(
     return PrefillGuard(PrefillGuardConfig(costs, margin_steps=steps))
 
 
+def _arrivals(
+    args: argparse.Namespace, reqs: list[Any], capacity: float, factor: float, seed: int
+) -> list[Any]:
+    """The burst pattern of the figures: 0.5x ``capacity``, bursts of ``factor`` x for
+    ``BURST_S`` every ``BURST_PERIOD_S``, over ``--burst-seconds``."""
+    return bursty(reqs, 0.5 * capacity, factor * capacity, BURST_PERIOD_S, BURST_S,
+                  args.burst_seconds, seed)  # fmt: skip
+
+
 def _paper_law(slo: Slo, n_experts: int) -> Callable[[float, list[Outcome]], float | None]:
     """The serving issue's BrownoutServe law (``offload.serving.brownout.decide``, as the HTTP
     service runs it with ``--brownout-law paper``) on each finished request's latency / SLO,
@@ -313,8 +322,7 @@ def bursts(
     for factor in factors:
         runs: dict[str, list[ReplayResult]] = {law: [] for law in LAWS}
         for seed in seeds:
-            timed = bursty(reqs, 0.5 * capacity, factor * capacity, BURST_PERIOD_S, BURST_S,
-                           args.burst_seconds, seed)  # fmt: skip
+            timed = _arrivals(args, reqs, capacity, factor, seed)
             for law in LAWS:
                 runs[law].append(
                     _run(law, backend, budget, timed, prompts, slo, slack_cfg, clock, guard)
@@ -443,8 +451,7 @@ def _corrected_clock_bursts(
     for factor in factors:
         runs: dict[str, list[float]] = {"off": [], "slack": [], "fixed0": []}
         for seed in seeds:
-            timed = bursty(reqs, 0.5 * cap[1.0], factor * cap[1.0], BURST_PERIOD_S, BURST_S,
-                           args.burst_seconds, seed)  # fmt: skip
+            timed = _arrivals(args, reqs, cap[1.0], factor, seed)
             for law in runs:
                 res = _run(law, clocks.backend, budget, timed, prompts, slo, cfg,
                            clocks.modelled, guard)  # fmt: skip
@@ -525,8 +532,7 @@ def _headroom_sweep(
         )
         runs = []
         for seed in seeds:
-            timed = bursty(reqs, 0.5 * capacity, factor * capacity, BURST_PERIOD_S, BURST_S,
-                           args.burst_seconds, seed)  # fmt: skip
+            timed = _arrivals(args, reqs, capacity, factor, seed)
             runs.append(_run("slack", backend, budget, timed, prompts, slo, cfg, clock, guard))
         v = np.array([r.violations(slo) for r in runs], float)
         ci = reduction_ci(off, v)
@@ -566,8 +572,7 @@ def _guard_ablation(
             continue
         plain: dict[str, list[float]] = {law: [] for law in plain_laws}
         for seed in seeds:
-            timed = bursty(reqs, 0.5 * capacity, float(key) * capacity, BURST_PERIOD_S, BURST_S,
-                           args.burst_seconds, seed)  # fmt: skip
+            timed = _arrivals(args, reqs, capacity, float(key), seed)
             for law in plain_laws:
                 res = _run(law, backend, budget, timed, prompts, slo, slack_cfg, clock)
                 plain[law].append(res.violations(slo))
@@ -614,8 +619,7 @@ def _margin_sweep(
         guard = _guard(args, slack_cfg.costs, margin)
         v: dict[str, list[float]] = {"off": [], "slack": []}
         for seed in seeds:
-            timed = bursty(reqs, 0.5 * capacity, factor * capacity, BURST_PERIOD_S, BURST_S,
-                           args.burst_seconds, seed)  # fmt: skip
+            timed = _arrivals(args, reqs, capacity, factor, seed)
             for law in v:
                 res = _run(law, backend, budget, timed, prompts, slo, slack_cfg, clock, guard)
                 v[law].append(res.violations(slo))

@@ -231,24 +231,15 @@ class Engine:
             for r in self.running
         )
 
-    def _deferred(
-        self, now_s: float, group: list[LMRequest], stalled_s: float, finished: list[_Running]
-    ) -> bool:
-        """The prefill guard holds ``group`` back this step (``prefill_guard`` module). The
-        sequences that made their last token in this step count too (no tokens left): the
-        step's tokens reach their clients when the step, prefills included, is over."""
-        guard = self.prefill_guard
-        if guard is None:
-            return False
+    def _protected(self, finished: list[_Running]) -> tuple[RunningView, ...]:
+        """The sequences the prefill guard protects this step: the running ones, and those
+        that made their last token in it (no tokens left): the step's tokens reach their
+        clients when the step, prefills included, is over."""
         done = tuple(
             RunningView(len(r.generated), len(r.generated), r.first_token_s, r.req.tpot_slo_s)
             for r in finished
         )
-        views = [_waiting_view(r) for r in group]
-        if guard.defers(now_s, self.brownout_tau, self._running_views() + done, views, stalled_s):
-            self.deferred_groups += 1
-            return True
-        return False
+        return self._running_views() + done
 
     def _admit(
         self, now_s: float, events: list[TokenEvent], finished: list[_Running]
@@ -262,14 +253,17 @@ class Engine:
         )
         groups = ADMIT[self.cfg.policy](obs, self.cfg.policy_config)
         states, runs = [], []
+        guard, tau = self.prefill_guard, self.brownout_tau
+        protected = self._protected(finished) if guard is not None and groups else ()
         stalled_s = 0.0  # predicted prefill time admitted so far this step (the guard's S)
         for group in groups:
             reqs: list[LMRequest] = group  # type: ignore[assignment]
-            if self._deferred(now_s, reqs, stalled_s, finished):
-                continue
-            if self.prefill_guard is not None:
+            if guard is not None:  # ``prefill_guard`` module: hold the group back a step?
                 views = [_waiting_view(r) for r in reqs]
-                stalled_s += self.prefill_guard.prefill_s(self.brownout_tau, views)
+                if guard.defers(now_s, tau, protected, views, stalled_s):
+                    self.deferred_groups += 1
+                    continue
+                stalled_s += guard.prefill_s(tau, views)
             taken = {id(r) for r in reqs}
             self.waiting = [r for r in self.waiting if id(r) not in taken]
             logits, state = self.backend.prefill([r.prompt for r in reqs])

@@ -163,12 +163,13 @@ class LMModel:
         pcfg = PolicyConfig(max_batch=1 if policy == "none" else max_batch)
         on = brownout is not None and self.has_brownout
         slack = on and law_name == "slack"
-        costs = self._step_costs(SLACK_LEVELS if on else (1.0,), slack or self._guarded())
+        guarded = self._guarded()
+        costs = self._step_costs(SLACK_LEVELS if on else (1.0,), slack or guarded)
         step_law = None
         if slack:
             cfg = SlackLawConfig(costs, headroom=headroom, max_batch=pcfg.max_batch)
             step_law = step_law_of(cfg)
-        guard = PrefillGuard(PrefillGuardConfig(costs)) if self._guarded() else None
+        guard = PrefillGuard(PrefillGuardConfig(costs)) if guarded else None
         engine = Engine(
             self.backend,
             EngineConfig(self.kv_budget_bytes, _POLICY[policy], pcfg),
