@@ -145,19 +145,54 @@ class MixSGAAttention(nn.Module):
                 )
                 if cache is not None:
                     cache.kv_used[self.layer] = used
+                if not torch.is_grad_enabled():  # prefill, evaluation: the fast path
+                    aux["assigned"], aux["probs"] = assigned, probs
+                    return self._attend_routed(q, k, v, assigned, valid, cache), aux
                 weights = F.one_hot(assigned, len(self.pool)).to(x.dtype)
             aux["assigned"] = assigned
             aux["probs"] = probs
             k_eff, v_eff = self._mix(k, weights, assigned), self._mix(v, weights, assigned)
         if cache is not None:
-            self._store(cache, k, v, assigned, valid)
+            kv = torch.cat([k, v], dim=-1)
+            pooled = [self._pooled(kv, e) for e in range(len(self.pool))]
+            self._store(cache, pooled, assigned, valid)
+        return self._attend(q, k_eff, v_eff), aux
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """Causal attention of q [B, T, H, dh] over k, v [B, T, kv_heads, dh]; [B, T, d_model]."""
+        b, t = q.shape[:2]
         g0 = self.cfg.attn_group_sizes[0]
         if g0 > 1:
-            k_eff, v_eff = k_eff.repeat_interleave(g0, dim=2), v_eff.repeat_interleave(g0, dim=2)
+            k, v = k.repeat_interleave(g0, dim=2), v.repeat_interleave(g0, dim=2)
         out = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k_eff.transpose(1, 2), v_eff.transpose(1, 2), is_causal=True
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
         )  # [B, H, T, dh]
-        return self.o_proj(out.transpose(1, 2).reshape(b, t, -1)), aux
+        return self.o_proj(out.transpose(1, 2).reshape(b, t, -1))
+
+    def _attend_routed(
+        self,
+        q: Tensor,  # [B, T, H, dh]
+        k: Tensor,  # [B, T, kv_heads, dh]
+        v: Tensor,  # [B, T, kv_heads, dh]
+        assigned: Tensor,  # [B, T] int64 the expert of each token
+        valid: Tensor | None,
+        cache: KVCache | None,
+    ) -> Tensor:  # [B, T, d_model]
+        """Prefill and evaluation without autograd: ``_mix`` and ``_store`` with keys and values
+        pooled together, once per expert, and each token's pooled heads broadcast over its
+        group (a view) in the selection instead of repeated (the same values)."""
+        b, t, hk, dh = k.shape
+        kv = torch.cat([k, v], dim=-1)  # [B, T, kv_heads, 2 dh]
+        pooled = [self._pooled(kv, e) for e in range(len(self.pool))]
+        mixed = kv  # expert 0 (group size g_0, that of the shared projection) pools nothing
+        for e in range(1, len(self.pool)):
+            p = self.pool[e]
+            pick = (assigned == e)[:, :, None, None, None]
+            grouped = mixed.view(b, t, hk // p, p, 2 * dh)  # shared head h = p x group + j
+            mixed = torch.where(pick, pooled[e][:, :, :, None, :], grouped).view(b, t, hk, -1)
+        if cache is not None:
+            self._store(cache, pooled, assigned, valid)
+        return self._attend(q, mixed[..., :dh], mixed[..., dh:])
 
     def _mix(
         self,
@@ -184,20 +219,17 @@ class MixSGAAttention(nn.Module):
         return pooled if p == 1 else pooled.repeat_interleave(p, dim=-2)
 
     def _store(
-        self, cache: KVCache, k: Tensor, v: Tensor, assigned: Tensor, valid: Tensor | None
+        self,
+        cache: KVCache,
+        pooled: list[Tensor],  # [expert] -> [B, T, kv_heads_e, 2 dh] keys | values, pooled
+        assigned: Tensor,  # [B, T] int64 the expert of each token
+        valid: Tensor | None,  # [B, T] bool, False on right padding
     ) -> None:
-        for e in range(len(self.pool)):
+        for e, kv in enumerate(pooled):
             mask = assigned == e
             if valid is not None:
                 mask &= valid
-            rows, cols = mask.nonzero(as_tuple=True)
-            cache.append(
-                self.layer,
-                e,
-                rows,
-                self._pooled(k[rows, cols], e),
-                self._pooled(v[rows, cols], e),
-            )
+            cache.append_tokens(self.layer, e, mask, kv)
 
     def decode(
         self,

@@ -93,6 +93,28 @@ class KVCache:
         self.values[layer][expert][rows, :, slots] = v
         count.index_add_(0, rows, torch.ones_like(rows))
 
+    def append_tokens(
+        self,
+        layer: int,
+        expert: int,
+        mask: Tensor,  # [B, T] bool: the tokens of expert e, in order within each row
+        kv: Tensor,  # [B, T, kv_heads_e, 2 head_dim] keys | values of every position
+    ) -> None:
+        """Prefill: stores the masked tokens of each row after the row's valid ones, in order
+        (what ``append`` does for the same tokens, with slots from one running count)."""
+        rows, cols = mask.nonzero(as_tuple=True)
+        if rows.numel() == 0:
+            return
+        count = self.counts[layer][expert]
+        rank = mask.cumsum(dim=1)  # [B, T] tokens of the row up to and including each one
+        self._ensure(layer, expert, int((count + rank[:, -1]).max()))
+        slots = count[rows] + rank[rows, cols] - 1
+        picked = kv[rows, cols]  # [N, kv_heads_e, 2 head_dim]
+        dh = self.keys[layer][expert].shape[3]
+        self.keys[layer][expert][rows, :, slots] = picked[..., :dh]
+        self.values[layer][expert][rows, :, slots] = picked[..., dh:]
+        count += rank[:, -1]
+
     def append_step(
         self,
         layer: int,

@@ -192,3 +192,47 @@ def test_training_loss_backpropagates_into_both_routers(tiny):
 def test_bad_tokens_get_a_clear_error(tiny, tokens, match):
     with pytest.raises(ModelError, match=match):
         build(tiny, "mha")(tokens)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_prefill_path_without_autograd_equals_the_mixing_path(tiny, variant):
+    """Prefill and evaluation (no autograd) select each token's pooled heads and store keys and
+    values pooled together; with autograd the one-hot mix of ``_mix`` runs: the same logits
+    and routing on a right-padded batch."""
+    model = build(tiny, variant)
+    gen = torch.Generator().manual_seed(6)
+    tokens = torch.randint(0, tiny.vocab_size, (3, 33), generator=gen)
+    lengths = torch.tensor([33, 20, 7])
+    fast, fast_aux = model(tokens, routing="causal", lengths=lengths)  # grad enabled here
+    with torch.no_grad():
+        slow, slow_aux = model(tokens, routing="causal", lengths=lengths)
+    valid = torch.arange(33)[None, :] < lengths[:, None]
+    assert torch.allclose(fast[valid], slow[valid], atol=FAST_ATOL)
+    if variant == "mixsga":
+        # padded positions skip the feed-forward without autograd: compare the valid ones
+        assert torch.equal(fast_aux["assigned"][:, valid], slow_aux["assigned"][:, valid])
+        assert fast_aux["assigned"][:, valid].unique().numel() == 3
+
+
+def test_append_tokens_stores_what_append_stores(tiny):
+    """The prefill store (one running count per row) puts every token at the slot, and with the
+    counts, that the general ``append`` gives it, also after tokens already cached."""
+    gen = torch.Generator().manual_seed(7)
+    heads, dh = (4, 2), 8
+    caches = [KVCache.empty(3, 1, heads, dh, capacity=2) for _ in range(2)]
+    for _call in range(2):  # a second call continues after the first one's tokens
+        for e, he in enumerate(heads):
+            mask = torch.rand(3, 12, generator=gen) < 0.5
+            mask[2] = False  # a row without tokens of this expert
+            kv = torch.randn(3, 12, he, 2 * dh, generator=gen)
+            caches[0].append_tokens(0, e, mask, kv)
+            rows, cols = mask.nonzero(as_tuple=True)
+            picked = kv[rows, cols]
+            caches[1].append(0, e, rows, picked[..., :dh], picked[..., dh:])
+    new, ref = caches
+    assert torch.equal(new.counts, ref.counts)
+    for e in range(len(heads)):
+        for name in ("keys", "values"):
+            got, want = getattr(new, name)[0][e], getattr(ref, name)[0][e]
+            n = int(ref.counts[0, e].max())
+            assert torch.equal(got[:, :, :n], want[:, :, :n])
