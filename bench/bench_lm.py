@@ -118,6 +118,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="brownout replays' clock: each step's CPU time, or a step-cost model fitted on "
         "measured steps (reproducible on a noisy machine; bench.lm_clock)",
     )
+    parser.add_argument(
+        "--clock-calibration",
+        choices=("grid", "replays"),
+        default="grid",
+        help="model clock: each level's backend costs from a designed grid of calls (the "
+        "engine's overhead from the calibration replays), or a regression on the replays' steps "
+        "(sessions 12-13); bench.lm_clock_grid",
+    )
+    parser.add_argument(
+        "--clock-grid-repeats", type=int, default=7, help="model clock: timings per grid point"
+    )
     parser.add_argument("--decode-steps", type=int, default=32, help="timed decode steps")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -132,6 +143,8 @@ def run(args: argparse.Namespace) -> BenchReport:
     torch.set_num_threads(1)
     if not args.model.is_file() or not args.runs.is_file():
         raise ValueError(f"{args.model} or {args.runs} not found: {TRAIN_HINT}")
+    if not 1 <= args.clock_grid_repeats <= 100:
+        raise ValueError(f"--clock-grid-repeats {args.clock_grid_repeats}: must be in [1, 100]")
     model = load_model(args.model)
     streams, corpus = prepare_data(
         args.model.parent, model.cfg.vocab_size, args.wordnet_dir or WORDNET_DIR

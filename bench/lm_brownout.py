@@ -56,6 +56,7 @@ from bench.lm_clock import (
     prefill_work,
     step_costs,
 )
+from bench.lm_clock_grid import OVERHEAD_FEATURES, Grid, fit_grid, grid_samples
 from bench.lm_replay import Outcome, ReplayResult, Slo, bursty, replay, scale_trace
 from bench.report import BenchReport, Table
 from bench.serving_brownout import reduction_ci
@@ -287,11 +288,17 @@ def bursts(
         cap = capacity_per_level(backend, budget, reqs[: args.requests], prompts, slo, levels)
     else:  # the engines run on the recording backend; time from the fitted step costs
         backend = clocks.backend  # type: ignore[assignment]
-        cap, fitted = _calibrate(clocks, budget, reqs[: args.requests], prompts, slo, levels)
+        cap, fitted, calibration = _calibrate(
+            clocks, budget, reqs[: args.requests], prompts, slo, levels,
+            method=args.clock_calibration, grid=Grid(repeats=args.clock_grid_repeats),
+            slo_scale=args.slo_scale,
+        )  # fmt: skip
         clock = clocks.modelled
         capacity = cap[1.0]
         slo = _modelled_slo(fitted, reqs, args.slo_scale, clocks.backend.expert_miss)
         figures["brownout_clock_fit"] = fitted.quality(clocks.calibration)
+        figures["brownout_clock_calibration"] = calibration
+        _calibration_table(calibration, report)
         costs = step_costs(fitted, clocks.backend.expert_miss)  # the law predicts on the clock
         figures["brownout_clock_slo"] = {"ttft_s": slo.ttft_s, "tpot_s": slo.tpot_s}
     figures["brownout_step_costs"] = {str(c.tau): vars(c) for c in costs}
@@ -392,16 +399,21 @@ def _slack_config(
 
 def _calibrate(
     clocks: ClockSet, budget: int, trace: list[Any], prompts: np.ndarray, slo: Slo,
-    levels: list[float], rounds: int = CALIBRATION_ROUNDS,
-) -> tuple[dict[float, float], StepCostModel]:  # fmt: skip
-    """Fits the step-cost clock on replays at each fixed level, measured: a share of the trace
-    queued at once (FIFO, large batches), and a 6 s burst pattern of 1.3x tau 1's capacity
-    over 0.5x (bucket batching, small and large batches; arrival seeds from 10000, unlike the
-    figures' seeds). The levels take turns in ``rounds`` short rounds, so each level's steps
-    are timed over the same minutes: this VM's speed drifts by tens of percent over minutes,
-    and a level timed in a slow minute would look dearer than it is (measured: calibrating
-    the levels one after the other, their out-of-sample error ranged from -1% to +21%).
-    Returns each level's capacity on the fitted clock (the whole trace queued at once)."""
+    levels: list[float], rounds: int = CALIBRATION_ROUNDS, method: str = "grid",
+    grid: Grid | None = None, slo_scale: float = 5.0,
+) -> tuple[dict[float, float], StepCostModel, dict[str, Any]]:  # fmt: skip
+    """Fits the step-cost clock and returns each level's capacity on it (the whole trace queued
+    at once), the clock, and what the calibration found (JSON).
+
+    Replays at each fixed level, measured: a share of the trace queued at once (FIFO, large
+    batches), and a 6 s burst pattern of 1.3x tau 1's capacity over 0.5x (bucket batching,
+    small and large batches; arrival seeds from 10000, unlike the figures' seeds). The levels
+    take turns in ``rounds`` short rounds, so each level's steps are timed over the same
+    minutes (this VM's speed drifts by tens of percent over minutes). ``method`` "grid" (the
+    default): each level's backend costs from a designed grid of calls and the engine's
+    overhead from these replays (``bench.lm_clock_grid``); "replays": a regression on the
+    replays' steps (sessions 12-13). Either way the other method is fitted on the same
+    measurements too and its capacities reported beside (``alternative``)."""
     backend = clocks.backend
     chunks = [trace[i::rounds] for i in range(rounds)]
     # requests per CPU second at tau 1, a first look (on the plain backend: not recorded)
@@ -416,9 +428,58 @@ def _calibrate(
                 engine.set_brownout(tau)
                 replay(engine, reqs, prompts, slo, clock=clocks.measured)
                 backend.set_brownout(1.0)
-    fitted = clocks.fit()
-    cap = capacity_per_level(backend, budget, trace, prompts, slo, levels, clocks.modelled)
-    return cap, fitted
+    replay_fit = StepCostModel.fit(clocks.calibration)
+    samples = grid_samples(backend.inner, levels, grid or Grid(), progress=_progress)
+    fit = fit_grid(samples, clocks.calibration)
+    models = {"grid": fit.model, "replays": replay_fit}
+    if method not in models:
+        raise ValueError(f"clock calibration {method!r}: expected one of {', '.join(models)}")
+    caps = {}
+    for name in sorted(models, key=lambda n: n == method):  # the chosen one last: it stays
+        clocks.model = models[name]
+        caps[name] = capacity_per_level(backend, budget, trace, prompts, slo, levels,
+                                        clocks.modelled)  # fmt: skip
+    other = next(n for n in models if n != method)
+    info = {
+        "method": method,
+        "grid_points_per_level": len(samples) // len(levels),
+        "grid_repeats": (grid or Grid()).repeats,
+        "grid_fit": fit.quality(samples),
+        "overhead_us": {f: 1e6 * float(fit.overhead[FEATURES.index(f)]) for f in OVERHEAD_FEATURES},
+        "capacity_ratio": {str(t): c / caps[method][1.0] for t, c in caps[method].items()},
+        "alternative": {
+            "method": other,
+            "capacity_ratio": {str(t): c / caps[other][1.0] for t, c in caps[other].items()},
+            "slo": vars(_modelled_slo(models[other], trace, slo_scale, backend.expert_miss)),
+        },
+    }
+    return caps[method], models[method], info
+
+
+def _progress(message: str) -> None:
+    print(f"  {message}", flush=True)
+
+
+def _calibration_table(info: dict[str, Any], report: BenchReport) -> None:
+    alt = info["alternative"]
+    table = Table(
+        f"step-cost clock calibration: {info['method']} (chosen) vs {alt['method']} on the same "
+        f"measurements; grid {info['grid_points_per_level']} points per level x "
+        f"{info['grid_repeats']} repeats, engine overhead (us): "
+        + ", ".join(f"{k} {v:.3g}" for k, v in info["overhead_us"].items()),
+        ["tau", "capacity / tau 1 (chosen)", f"capacity / tau 1 ({alt['method']})",
+         "grid median error", "grid max error"],
+    )  # fmt: skip
+    for tau, ratio in info["capacity_ratio"].items():
+        q = info["grid_fit"].get(tau, {})
+        table.add(
+            float(tau),
+            ratio,
+            alt["capacity_ratio"][tau],
+            q.get("median_rel_error", float("nan")),
+            q.get("max_rel_error", float("nan")),
+        )
+    report.tables.append(table)
 
 
 def _corrected_clock_bursts(

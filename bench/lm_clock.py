@@ -28,6 +28,7 @@ check) is reported with the figures.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,7 @@ FEATURES = (
     "prefill_tokens",
     "prefill_square",
     "expert_spread",
+    "decode_calls",
 )
 # A replay's clock: (brownout level in effect, measured CPU seconds of the step) -> seconds.
 Clock = Callable[[float, float], float]
@@ -60,23 +62,30 @@ class StepWork:
     """What one engine step computed."""
 
     decode_rows: int = 0
-    decode_context: int = 0  # cached tokens the decoded rows attend over, summed
+    decode_context: int = 0  # B x the longest cached length per decode call, summed (padded)
     prefill_calls: int = 0
     prefill_tokens: int = 0  # B x L_max per call, summed (padding is computed too)
     prefill_square: int = 0  # B x L_max^2 per call, summed (attention over the prompt)
     expert_spread: float = 0.0  # per call, 1 - (1 - k/E)^tokens, summed (MoE dispatch)
+    decode_calls: int = 0
+    # CPU seconds the backend's prefill and decode calls took in the step (``RecordingBackend``;
+    # not a feature: what the engine spends around them is the step's time minus this)
+    backend_s: float = field(default=0.0, compare=False)
 
     def vector(self) -> np.ndarray:
         return np.array(
             [1.0, self.decode_rows, self.decode_context, self.prefill_calls,
-             self.prefill_tokens, self.prefill_square, self.expert_spread],
+             self.prefill_tokens, self.prefill_square, self.expert_spread, self.decode_calls],
         )  # fmt: skip
 
 
 def decode_work(contexts: list[int], expert_miss: float) -> StepWork:
-    """The work of one decode call over rows with these cached lengths."""
-    return StepWork(decode_rows=len(contexts), decode_context=sum(contexts),
-                    expert_spread=1.0 - expert_miss ** len(contexts))  # fmt: skip
+    """The work of one decode call over rows with these cached lengths: a decode step attends
+    over every row's cache padded to the longest (``MixSGAAttention.decode`` slices each
+    expert's buffer to its largest count), so the context term is rows x the longest."""
+    rows = len(contexts)
+    return StepWork(decode_rows=rows, decode_context=rows * max(contexts, default=0),
+                    expert_spread=1.0 - expert_miss**rows, decode_calls=1)  # fmt: skip
 
 
 def prefill_work(lengths: list[int], expert_miss: float) -> StepWork:
@@ -116,7 +125,10 @@ class RecordingBackend:
 
     def prefill(self, prompts: list[list[int]]) -> Any:
         self._work = _add(self._work, prefill_work([len(p) for p in prompts], self._miss))
-        return self.inner.prefill(prompts)
+        start = time.thread_time()
+        out = self.inner.prefill(prompts)
+        self._work.backend_s += time.thread_time() - start
+        return out
 
     def decode(self, tokens: Any, state: Any) -> Any:
         if isinstance(state, Selection):
@@ -124,7 +136,10 @@ class RecordingBackend:
         else:
             lengths = state.lengths
         self._work = _add(self._work, decode_work(lengths.tolist(), self._miss))
-        return self.inner.decode(tokens, state)
+        start = time.thread_time()
+        out = self.inner.decode(tokens, state)
+        self._work.backend_s += time.thread_time() - start
+        return out
 
 
 Sample = tuple[float, StepWork, float]  # (level, work, measured CPU seconds)

@@ -184,10 +184,19 @@ def test_benchmark_runs_and_reports_ratios(
 def test_lm_bursts_on_the_step_cost_clock(tmp_path: Path) -> None:
     """--replay-clock model: the clock is fitted at every level and checked on the bursts."""
     out = tmp_path / "lm.json"
-    args = [*_lm_args(tmp_path), "--sections", "brownout", "--replay-clock", "model"]
+    args = [*_lm_args(tmp_path), "--sections", "brownout", "--replay-clock", "model",
+            "--clock-grid-repeats", "1"]  # fmt: skip
     assert main(["bench", "lm", *args, "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["brownout_replay_clock"] == "model"
+    # calibrated on the grid (default), the regression on the replays' steps reported beside
+    calibration = report["brownout_clock_calibration"]
+    assert calibration["method"] == "grid" and calibration["alternative"]["method"] == "replays"
+    assert calibration["grid_points_per_level"] == 7 * 4 + 5 * 5
+    assert set(calibration["grid_fit"]) == set(calibration["capacity_ratio"]) == {"1.0", "0.0"}
+    assert calibration["capacity_ratio"]["1.0"] == 1.0
+    assert calibration["alternative"]["slo"]["ttft_s"] > 0
+    assert set(calibration["overhead_us"]) == {"step", "decode_rows", "prefill_calls"}
     assert set(report["brownout_clock_fit"]) == {"1.0", "0.0"}
     assert all(v["steps"] > 0 for v in report["brownout_clock_fit"].values())
     assert set(report["brownout_clock_check"]) <= {"1.0", "0.5", "0.0"}
@@ -205,6 +214,11 @@ def test_lm_bursts_on_the_step_cost_clock(tmp_path: Path) -> None:
         cut = ablation[law]
         assert cut["reduction_vs_better_off"]["mean"] <= cut["reduction_guard"]["mean"] + 1e-12
     assert set(report["brownout_guard_margins"]) == {"0", "3"}
+
+
+def test_lm_bench_rejects_a_clock_grid_without_timings(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "lm", "--clock-grid-repeats", "0"]) != 0
+    assert "--clock-grid-repeats 0: must be in [1, 100]" in capsys.readouterr().err
 
 
 def test_lm_bench_guard_settings() -> None:

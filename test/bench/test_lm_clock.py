@@ -45,8 +45,11 @@ def test_recording_backend_adds_up_one_steps_work_and_delegates():
     rec.decode(torch.tensor([1, 2]), Selection(cache, torch.tensor([0, 2])))  # rows 5 and 9
     assert rec.max_seq_len == 64
     work = rec.take()
-    assert work == StepWork(decode_rows=5, decode_context=21 + 14, prefill_calls=1,
-                            prefill_tokens=2 * 3, prefill_square=2 * 9)  # fmt: skip
+    # the context term is padded: rows x the longest cached length of each decode call
+    assert work == StepWork(decode_rows=5, decode_context=3 * 9 + 2 * 9, prefill_calls=1,
+                            prefill_tokens=2 * 3, prefill_square=2 * 9,
+                            decode_calls=2)  # fmt: skip
+    assert work.backend_s >= 0.0  # CPU time of the delegated calls (not compared)
     # the stand-in has no model config: no MoE dispatch to count
     assert rec.take() == StepWork()  # the next step starts empty
 
@@ -56,14 +59,15 @@ def _samples(coef: dict[float, np.ndarray], n: int, seed: int = 0):
     out = []
     for tau, c in coef.items():
         for _ in range(n):
-            w = StepWork(*(int(v) for v in rng.integers(0, 40, 5)), float(rng.random()))
+            w = StepWork(*(int(v) for v in rng.integers(0, 40, 5)), float(rng.random()),
+                         int(rng.integers(0, 2)))  # fmt: skip
             out.append((tau, w, float(c @ w.vector())))
     return out
 
 
 def test_fit_recovers_known_costs_and_interpolates_between_levels():
-    coef = {1.0: np.array([1e-3, 2e-4, 1e-6, 5e-4, 3e-5, 1e-8, 2e-3]),
-            0.0: np.array([1e-3, 1e-4, 1e-6, 5e-4, 1e-5, 1e-8, 0.0])}  # fmt: skip
+    coef = {1.0: np.array([1e-3, 2e-4, 1e-6, 5e-4, 3e-5, 1e-8, 2e-3, 4e-4]),
+            0.0: np.array([1e-3, 1e-4, 1e-6, 5e-4, 1e-5, 1e-8, 0.0, 3e-4])}  # fmt: skip
     samples = _samples(coef, 60)
     model = StepCostModel.fit(samples)
     for tau, c in coef.items():
@@ -87,19 +91,20 @@ def test_expert_spread_counts_the_experts_a_call_runs(backend):
 
 
 def test_the_slack_laws_cost_table_comes_from_the_clock():
-    """decode(B) = c0 + c_rows B + c_ctx 24 B; prefill(P) = c0 + c_call + c_tok P (no L^2,
-    no dispatch term here, so both are exactly linear)."""
-    c = np.array([1e-3, 2e-4, 1e-6, 5e-4, 3e-5, 0.0, 0.0])
+    """decode(B) = c0 + c_dec + c_rows B + c_ctx 24 B; prefill(P) = c0 + c_call + c_tok P (no
+    L^2, no dispatch term here, so both are exactly linear)."""
+    c = np.array([1e-3, 2e-4, 1e-6, 5e-4, 3e-5, 0.0, 0.0, 4e-4])
     (costs,) = step_costs(StepCostModel({1.0: c}), expert_miss=0.75)
     assert costs.tau == 1.0
-    assert costs.decode_base_s == pytest.approx(1e-3)
+    assert costs.decode_base_s == pytest.approx(1.4e-3)
     assert costs.decode_per_seq_s == pytest.approx(2e-4 + 24e-6)
     assert costs.prefill_base_s == pytest.approx(1.5e-3)
     assert costs.prefill_per_token_s == pytest.approx(3e-5)
 
 
 def test_rescaled_matches_each_level_to_what_was_measured():
-    coef = {1.0: np.array([1e-3, 2e-4, 0, 0, 0, 0, 0]), 0.0: np.array([2e-3, 1e-4, 0, 0, 0, 0, 0])}
+    coef = {1.0: np.array([1e-3, 2e-4, 0, 0, 0, 0, 0, 0]),
+            0.0: np.array([2e-3, 1e-4, 0, 0, 0, 0, 0, 0])}  # fmt: skip
     model = StepCostModel(coef)
     measured = [(tau, StepWork(decode_rows=b), 1.1 * model.cost(tau, StepWork(decode_rows=b)))
                 for tau in coef for b in range(1, 9)]  # fmt: skip
@@ -155,7 +160,7 @@ def test_the_modelled_slo_counts_the_moe_dispatch_of_a_lone_request():
     """5x the modelled isolated TTFT and decode step, each with its expert-dispatch term."""
     from bench.lm_brownout import _modelled_slo
 
-    only_dispatch = StepCostModel({1.0: np.array([0, 0, 0, 0, 0, 0, 1e-2])})
+    only_dispatch = StepCostModel({1.0: np.array([0, 0, 0, 0, 0, 0, 1e-2, 0])})
     reqs = [TraceRequest(0.0, 40, 5)] * 10
     slo = _modelled_slo(only_dispatch, reqs, 5.0, miss=0.75)
     assert slo.tpot_s == pytest.approx(5 * 1e-2 * (1 - 0.75))
