@@ -167,8 +167,41 @@ def profile(
 def _engine(
     backend: Backend, budget: int, policy: Any, law: Any = None, guard: PrefillGuard | None = None
 ) -> Engine:
+    """An engine for the replays; on a recording backend (the model clock) the CPU time of the
+    law (with the observation it reads) and of the guard (with the running sequences' views it
+    reads) is measured and charged to the step (``RecordingBackend.charge``): the fitted costs hold only what the
+    calibration ran, which had neither."""
     cfg = EngineConfig(budget, policy, PolicyConfig())
-    return Engine(backend, cfg, level_law=law, prefill_guard=guard)
+    if not isinstance(backend, RecordingBackend):
+        return Engine(backend, cfg, level_law=law, prefill_guard=guard)
+    charged = _ChargedGuard(guard, backend) if guard is not None else None
+    engine = Engine(backend, cfg, level_law=law and _charged(law, backend),
+                    prefill_guard=charged)  # type: ignore[arg-type]  # fmt: skip
+    if law is not None:
+        engine.observe = _charged(engine.observe, backend)  # type: ignore[method-assign]
+    if guard is not None:
+        engine._protected = _charged(engine._protected, backend)  # type: ignore[method-assign]
+    return engine
+
+
+def _charged(fn: Callable[..., Any], backend: RecordingBackend) -> Callable[..., Any]:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.thread_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            backend.charge(time.thread_time() - start)
+
+    return timed
+
+
+class _ChargedGuard:
+    """A prefill guard whose decisions are charged to the step (``_engine``)."""
+
+    def __init__(self, guard: PrefillGuard, backend: RecordingBackend) -> None:
+        self.cfg = guard.cfg
+        self.defers = _charged(guard.defers, backend)
+        self.prefill_s = _charged(guard.prefill_s, backend)
 
 
 def _guard(

@@ -71,6 +71,9 @@ class StepWork:
     # CPU seconds the backend's prefill and decode calls took in the step (``RecordingBackend``;
     # not a feature: what the engine spends around them is the step's time minus this)
     backend_s: float = field(default=0.0, compare=False)
+    # CPU seconds of the step's brownout law and prefill guard, measured and charged as they are
+    # (``RecordingBackend.charge``): calibration runs neither, so the fitted costs hold none of it
+    control_s: float = field(default=0.0, compare=False)
 
     def vector(self) -> np.ndarray:
         return np.array(
@@ -122,6 +125,10 @@ class RecordingBackend:
     def take(self) -> StepWork:
         work, self._work = self._work, StepWork()
         return work
+
+    def charge(self, seconds: float) -> None:
+        """Adds measured control work (a law's or the guard's) to the current step."""
+        self._work.control_s += seconds
 
     def prefill(self, prompts: list[list[int]]) -> Any:
         self._work = _add(self._work, prefill_work([len(p) for p in prompts], self._miss))
@@ -188,7 +195,8 @@ class StepCostModel:
         return StepCostModel(out)
 
     def cost(self, tau: float, work: StepWork) -> float:
-        return float(self.level_coefficients(tau) @ work.vector())
+        """The modelled cost of the step's work plus its measured control time."""
+        return float(self.level_coefficients(tau) @ work.vector()) + work.control_s
 
     def quality(self, samples: list[Sample]) -> dict[str, dict[str, float]]:
         """Per level: R^2, median |predicted / measured - 1| per step, and predicted / measured

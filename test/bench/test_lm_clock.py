@@ -165,3 +165,51 @@ def test_the_modelled_slo_counts_the_moe_dispatch_of_a_lone_request():
     slo = _modelled_slo(only_dispatch, reqs, 5.0, miss=0.75)
     assert slo.tpot_s == pytest.approx(5 * 1e-2 * (1 - 0.75))
     assert slo.ttft_s == pytest.approx(5 * 1e-2 * (1 - 0.75**40))
+
+
+def test_control_work_is_charged_as_measured_on_top_of_the_model():
+    """A law's or the guard's CPU time is not in the fitted costs (calibration runs neither):
+    the step is charged the model's cost plus that time."""
+    rec = RecordingBackend(_Inner())
+    rec.charge(0.002)
+    rec.charge(0.001)
+    work = rec.take()
+    assert work.control_s == pytest.approx(0.003)
+    model = StepCostModel({1.0: np.array([1e-3, 0, 0, 0, 0, 0, 0, 0])})
+    assert model.cost(1.0, work) == pytest.approx(1e-3 + 0.003)
+    assert rec.take().control_s == 0.0
+
+
+def test_bench_engines_on_the_model_clock_charge_the_law_and_the_guard(backend):
+    """bench.lm_brownout._engine: on a recording backend the law's CPU time (and the
+    observation's) reaches the step's work; on the plain backend nothing is wrapped."""
+    import time as _time
+
+    from bench.lm_brownout import _engine
+    from offload.models.lm.engine import LMRequest
+
+    def busy_law(obs):
+        end = _time.thread_time() + 0.003
+        while _time.thread_time() < end:
+            pass
+        return 1.0
+
+    rec = RecordingBackend(backend)
+    engine = _engine(rec, 10**9, "fifo", busy_law)
+    engine.submit(LMRequest("a", [5, 6, 7], 2, 0.0, ignore_eos=True))
+    engine.step(0.0)
+    assert rec.take().control_s >= 0.003
+    plain = _engine(backend, 10**9, "fifo", busy_law)
+    assert plain.level_law is busy_law
+    # the guard: the same decisions, charged
+    from offload.models.lm.prefill_guard import PrefillGuard, PrefillGuardConfig
+    from offload.models.lm.slack import StepCosts
+
+    guard = PrefillGuard(PrefillGuardConfig((StepCosts(1.0, 0.01, 0.0, 0.02, 0.001),)))
+    guarded = _engine(rec, 10**9, "fifo", guard=guard)
+    assert guarded.prefill_guard is not guard and guarded.prefill_guard.cfg is guard.cfg
+    rec.take()
+    guarded.submit(LMRequest("b", [5, 6, 7], 2, 0.0, ignore_eos=True))
+    guarded.step(0.0)  # the guard sees the group (nothing runs, so nothing to protect)
+    assert rec.take().control_s > 0.0
+    assert _engine(backend, 10**9, "fifo", guard=guard).prefill_guard is guard
