@@ -169,8 +169,8 @@ def _engine(
 ) -> Engine:
     """An engine for the replays; on a recording backend (the model clock) the CPU time of the
     law (with the observation it reads) and of the guard (with the running sequences' views it
-    reads) is measured and charged to the step (``RecordingBackend.charge``): the fitted costs hold only what the
-    calibration ran, which had neither."""
+    reads) is measured and charged to the step (``RecordingBackend.charge``): the fitted costs
+    hold only what the calibration ran, which had neither."""
     cfg = EngineConfig(budget, policy, PolicyConfig())
     if not isinstance(backend, RecordingBackend):
         return Engine(backend, cfg, level_law=law, prefill_guard=guard)

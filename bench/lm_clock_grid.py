@@ -27,12 +27,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.optimize import nnls
 
 from bench.lm_clock import FEATURES, ClockError, Sample, StepCostModel, decode_work, prefill_work
+from offload.models.lm.backend import MoEBackend
 
 DECODE_ROWS = (1, 2, 4, 8, 16, 24, 32)
 DECODE_CONTEXTS = (16, 64, 128, 208)
@@ -71,14 +73,14 @@ class Grid:
 
 
 def grid_samples(
-    backend: object,  # an ``LMBackend`` with ``model`` (``MoEBackend``), not recording
+    backend: MoEBackend,  # not recording: the grid's calls are timed here
     levels: Iterable[float],
     grid: Grid = Grid(),
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> list[Sample]:
     """(level, work, median CPU seconds) of every grid point at every level (module doc)."""
-    model = backend.model  # type: ignore[attr-defined]
+    model = backend.model
     cfg = model.cfg
     points = grid.points(cfg.max_seq_len)
     repeats = grid.repeats
@@ -89,29 +91,29 @@ def grid_samples(
     def tokens(*shape: int) -> torch.Tensor:
         return torch.randint(1, cfg.vocab_size, shape, generator=gen)
 
-    caches: dict[tuple[float, int, int], object] = {}
+    caches: dict[tuple[float, int, int], Any] = {}
     times: dict[tuple[float, str, int, int], list[float]] = {}
     for r in range(repeats + 1):  # round 0 builds the decode caches and warms up
         for i, (kind, b, n) in enumerate(points):
             for tau in levels if (r + i) % 2 == 0 else levels[::-1]:
-                backend.set_brownout(tau)  # type: ignore[attr-defined]
+                backend.set_brownout(tau)
                 if kind == "decode":
                     key = (tau, b, n)
                     if key not in caches:
-                        _, caches[key] = backend.prefill(tokens(b, n).tolist())  # type: ignore[attr-defined]
+                        _, caches[key] = backend.prefill(tokens(b, n).tolist())
                     nxt = tokens(b)
                     start = time.thread_time()
-                    backend.decode(nxt, caches[key])  # type: ignore[attr-defined]
+                    backend.decode(nxt, caches[key])
                 else:
                     prompts = tokens(b, n).tolist()
                     start = time.thread_time()
-                    backend.prefill(prompts)  # type: ignore[attr-defined]
+                    backend.prefill(prompts)
                 spent = time.thread_time() - start
                 if r > 0:
                     times.setdefault((tau, kind, b, n), []).append(spent)
         if progress is not None:
             progress(f"clock grid: round {r} of {repeats} done")
-    backend.set_brownout(1.0)  # type: ignore[attr-defined]
+    backend.set_brownout(1.0)
     out: list[Sample] = []
     for (tau, kind, b, n), ts in times.items():
         if kind == "decode":  # the cache grew by one token per round: its middle length
