@@ -19,10 +19,7 @@ from bench.lm_clock import (
 )
 from bench.lm_replay import Slo, TraceRequest, replay
 from offload.models.lm.backend import MoEBackend, Selection
-from offload.models.lm.config import LMConfig
 from offload.models.lm.engine import Engine, EngineConfig
-from offload.models.lm.model import MoELM
-from offload.models.lm.tokenizer import train_bpe
 
 
 class _Inner:
@@ -122,13 +119,8 @@ def test_costs_are_never_negative():
 
 
 @pytest.fixture(scope="module")
-def backend() -> MoEBackend:
-    tok = train_bpe(["the robot picks the red box", "a lidar sees the car"] * 5, vocab_size=300)
-    cfg = LMConfig(vocab_size=tok.get_vocab_size(), max_seq_len=64, d_model=32, n_layers=1,
-                   n_heads=4, attn_group_sizes=(1, 2), n_experts=2, top_k=1,
-                   expert_hidden=16)  # fmt: skip
-    torch.manual_seed(0)
-    return MoEBackend(MoELM(cfg), tok)
+def backend(tiny_lm_backend: MoEBackend) -> MoEBackend:
+    return tiny_lm_backend
 
 
 def test_a_replay_on_the_fitted_clock_is_reproducible(backend):

@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from bench.lm_clock import FEATURES, ClockError, StepWork, decode_work, prefill_work
 from bench.lm_clock_grid import Grid, _huber_nnls, fit_grid, grid_samples
 from offload.models.lm.backend import MoEBackend
-from offload.models.lm.config import LMConfig
-from offload.models.lm.model import MoELM
-from offload.models.lm.tokenizer import train_bpe
 
 SMALL = Grid(rows=(1, 3), contexts=(4, 9), prompts=(1, 2), lengths=(3, 8), repeats=2)
 
 
 @pytest.fixture(scope="module")
-def backend() -> MoEBackend:
-    tok = train_bpe(["the robot picks the red box", "a lidar sees the car"] * 5, vocab_size=300)
-    cfg = LMConfig(vocab_size=tok.get_vocab_size(), max_seq_len=16, d_model=32, n_layers=1,
-                   n_heads=4, attn_group_sizes=(1, 2), n_experts=2, top_k=1,
-                   expert_hidden=16)  # fmt: skip
-    torch.manual_seed(0)
-    return MoEBackend(MoELM(cfg), tok)
+def backend(tiny_lm_backend: MoEBackend) -> MoEBackend:
+    return tiny_lm_backend
 
 
 def test_grid_times_every_point_at_every_level_with_its_work(backend):
@@ -47,8 +38,8 @@ def test_grid_times_every_point_at_every_level_with_its_work(backend):
 
 
 def test_a_grid_the_model_cannot_run_is_a_clear_error(backend):
-    with pytest.raises(ClockError, match=r"lengths must be in \[1, 16\]"):
-        grid_samples(backend, [1.0], Grid(rows=(1,), contexts=(15,), prompts=(1,), lengths=(4,),
+    with pytest.raises(ClockError, match=r"lengths must be in \[1, 64\]"):
+        grid_samples(backend, [1.0], Grid(rows=(1,), contexts=(62,), prompts=(1,), lengths=(4,),
                                           repeats=2))  # fmt: skip
     with pytest.raises(ClockError, match="repeats=0"):
         grid_samples(backend, [1.0], Grid(repeats=0))
