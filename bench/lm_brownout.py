@@ -447,6 +447,8 @@ def _calibrate(
     overhead from these replays (``bench.lm_clock_grid``); "replays": a regression on the
     replays' steps (sessions 12-13). Either way the other method is fitted on the same
     measurements too and its capacities reported beside (``alternative``)."""
+    if method not in ("grid", "replays"):
+        raise ValueError(f"clock calibration {method!r}: expected grid or replays")
     backend = clocks.backend
     chunks = [trace[i::rounds] for i in range(rounds)]
     # requests per CPU second at tau 1, a first look (on the plain backend: not recorded)
@@ -465,8 +467,6 @@ def _calibrate(
     samples = grid_samples(backend.inner, levels, grid or Grid(), progress=_progress)
     fit = fit_grid(samples, clocks.calibration)
     models = {"grid": fit.model, "replays": replay_fit}
-    if method not in models:
-        raise ValueError(f"clock calibration {method!r}: expected one of {', '.join(models)}")
     caps = {}
     for name in sorted(models, key=lambda n: n == method):  # the chosen one last: it stays
         clocks.model = models[name]

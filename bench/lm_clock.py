@@ -9,15 +9,20 @@ same tokens, the same batches), but time advances by a linear model of what the 
 so a replay no longer depends on how fast its own steps happened to run; what a rerun can still
 change is the calibration (docs/lm.md, session 12: three runs):
 
-    cost(tau, step) = c0 + c1 decode rows + c2 decoded context tokens
+    cost(tau, step) = c0 + c1 decode rows + c2 decode rows x their longest cached length
                       + c3 prefill calls + c4 padded prefill tokens + c5 sum of B x L^2
                       + c6 expected share of MoE experts each call runs, summed over calls
+                      + c7 decode calls
+                      (+ the measured CPU time of the step's law and guard, ``control_s``)
 
-one coefficient vector per calibrated brownout level (non-negative least squares on every step
-of calibration replays run on the CPU clock; levels between two calibrated ones interpolate
-linearly, as the paper law's whole-expert levels need). The L^2 term is attention over a
-prompt, the context term attention over the cache in decode. The last term is the MoE's
-dispatch: the feed-forward loops over the experts its tokens picked, so a call of T tokens
+one coefficient vector per calibrated brownout level; levels between two calibrated ones
+interpolate linearly, as the paper law's whole-expert levels need. ``StepCostModel.fit`` is
+the sessions 12-13 calibration (non-negative least squares on every step of calibration
+replays run on the CPU clock); ``bench.lm_clock_grid`` the default since session 14 (a designed
+grid of backend calls plus the engine's overhead measured on those replays). The L^2 term is
+attention over a prompt, the context term attention over the cache in decode (padded to the
+longest row: the fast decode slices each expert's buffer to its largest count). The dispatch
+term is the MoE's: the feed-forward loops over the experts its tokens picked, so a call of T tokens
 costs about 1 - (1 - k/E)^T expert passes per expert (top-k of E, routing taken as balanced):
 near-linear in T for a single decoded sequence, saturating by T ~ 16; without it a linear fit
 calibrated mostly on large batches over-predicts small ones at tau 1 (measured: +19% over

@@ -205,3 +205,12 @@ def test_bench_engines_on_the_model_clock_charge_the_law_and_the_guard(backend):
     guarded.step(0.0)  # the guard sees the group (nothing runs, so nothing to protect)
     assert rec.take().control_s > 0.0
     assert _engine(backend, 10**9, "fifo", guard=guard).prefill_guard is guard
+
+
+def test_an_unknown_clock_calibration_is_refused_before_any_work(backend):
+    from bench.lm_brownout import _calibrate
+
+    clocks = ClockSet(RecordingBackend(backend))
+    with pytest.raises(ValueError, match="clock calibration 'bogus': expected grid or replays"):
+        _calibrate(clocks, 10**9, [], np.arange(1, 50), Slo(1.0, 1.0), [1.0], method="bogus")
+    assert clocks.calibration == []
