@@ -464,7 +464,8 @@ def _calibrate(
                 replay(engine, reqs, prompts, slo, clock=clocks.measured)
                 backend.set_brownout(1.0)
     replay_fit = StepCostModel.fit(clocks.calibration)
-    samples = grid_samples(backend.inner, levels, grid or Grid(), progress=_progress)
+    grid = grid or Grid()
+    samples = grid_samples(backend.inner, levels, grid, progress=_progress)
     fit = fit_grid(samples, clocks.calibration)
     models = {"grid": fit.model, "replays": replay_fit}
     caps = {}
@@ -476,7 +477,7 @@ def _calibrate(
     info = {
         "method": method,
         "grid_points_per_level": len(samples) // len(levels),
-        "grid_repeats": (grid or Grid()).repeats,
+        "grid_repeats": grid.repeats,
         "grid_fit": fit.quality(samples),
         "overhead_us": {f: 1e6 * float(fit.overhead[FEATURES.index(f)]) for f in OVERHEAD_FEATURES},
         "capacity_ratio": {str(t): c / caps[method][1.0] for t, c in caps[method].items()},

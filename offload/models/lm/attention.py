@@ -153,10 +153,13 @@ class MixSGAAttention(nn.Module):
             aux["probs"] = probs
             k_eff, v_eff = self._mix(k, weights, assigned), self._mix(v, weights, assigned)
         if cache is not None:
-            kv = torch.cat([k, v], dim=-1)
-            pooled = [self._pooled(kv, e) for e in range(len(self.pool))]
-            self._store(cache, pooled, assigned, valid)
+            self._store(cache, self._pooled_kv(k, v), assigned, valid)
         return self._attend(q, k_eff, v_eff), aux
+
+    def _pooled_kv(self, k: Tensor, v: Tensor) -> list[Tensor]:
+        """Keys | values [B, T, kv_heads, 2 dh] pooled for each expert (expert 0: as they are)."""
+        kv = torch.cat([k, v], dim=-1)
+        return [self._pooled(kv, e) for e in range(len(self.pool))]
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """Causal attention of q [B, T, H, dh] over k, v [B, T, kv_heads, dh]; [B, T, d_model]."""
@@ -182,9 +185,8 @@ class MixSGAAttention(nn.Module):
         pooled together, once per expert, and each token's pooled heads broadcast over its
         group (a view) in the selection instead of repeated (the same values)."""
         b, t, hk, dh = k.shape
-        kv = torch.cat([k, v], dim=-1)  # [B, T, kv_heads, 2 dh]
-        pooled = [self._pooled(kv, e) for e in range(len(self.pool))]
-        mixed = kv  # expert 0 (group size g_0, that of the shared projection) pools nothing
+        pooled = self._pooled_kv(k, v)
+        mixed = pooled[0]  # expert 0 (group size g_0, that of the shared projection) pools nothing
         for e in range(1, len(self.pool)):
             p = self.pool[e]
             pick = (assigned == e)[:, :, None, None, None]
