@@ -45,6 +45,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
+from itertools import chain
+from typing import NamedTuple
+
+import numpy as np
+
+# Requests in the engine from which ``decide`` counts with numpy (``violations_per_level``)
+# rather than one request at a time: the two give the same counts; numpy's fixed cost per call
+# (~0.1 ms on the 2-vCPU VM of docs/lm.md) is repaid from about 40 requests (5 levels).
+VECTOR_FROM = 40
 
 
 class SlackLawError(ValueError):
@@ -98,10 +108,21 @@ class SlackLawConfig:
             raise SlackLawError("max_batch and prefill_group must be >= 1")
         object.__setattr__(self, "costs", tuple(sorted(self.costs, key=lambda c: -c.tau)))
 
+    @cached_property
+    def cost_columns(self) -> np.ndarray:
+        """[4, L, 1]: decode base, decode per sequence, prefill base per request (shared by the
+        group) and prefill per token of each level, mildest first (``violations_per_level``)."""
+        rows = [
+            [c.decode_base_s, c.decode_per_seq_s, c.prefill_base_s / self.prefill_group,
+             c.prefill_per_token_s]
+            for c in self.costs
+        ]  # fmt: skip
+        return np.array(rows, dtype=np.float64).T[:, :, None]
 
-@dataclass(frozen=True)
-class RunningView:
-    """A running sequence as the law sees it."""
+
+class RunningView(NamedTuple):
+    """A running sequence as the law sees it (a named tuple: the engine builds one per running
+    sequence every step, at less than half a frozen dataclass's cost)."""
 
     generated: int  # tokens made so far (>= 1: the first comes with the prefill)
     max_tokens: int
@@ -109,9 +130,8 @@ class RunningView:
     tpot_slo_s: float
 
 
-@dataclass(frozen=True)
-class WaitingView:
-    """A waiting request as the law sees it."""
+class WaitingView(NamedTuple):
+    """A waiting request as the law sees it (a named tuple, as ``RunningView``)."""
 
     prompt_len: int
     max_tokens: int
@@ -145,7 +165,8 @@ def _late(left_s: float, needed_s: float, headroom: float) -> bool:
 
 
 def predicted_violations(obs: SlackObservation, costs: StepCosts, cfg: SlackLawConfig) -> int:
-    """Requests predicted to miss their SLO if the coming steps run at ``costs``' level."""
+    """Requests predicted to miss their SLO if the coming steps run at ``costs``' level (one
+    request at a time; ``violations_per_level`` counts the same for every level at once)."""
     now, h = obs.now_s, cfg.headroom
     n_run = len(obs.running)
     batch = min(cfg.max_batch, n_run + len(obs.waiting))
@@ -184,7 +205,10 @@ def decide(
 ) -> tuple[SlackDecision, SlackState]:
     """The level of the next engine step (the module docstring's choice), at most the rate
     rule's level."""
-    counts = {c.tau: predicted_violations(obs, c, cfg) for c in cfg.costs}
+    if len(obs.running) + len(obs.waiting) >= VECTOR_FROM:
+        counts = violations_per_level(obs, cfg)
+    else:
+        counts = {c.tau: predicted_violations(obs, c, cfg) for c in cfg.costs}
     fewest = min(counts.values())
     tied = [c for c in cfg.costs if counts[c.tau] == fewest]  # costs: mildest first
     if fewest == 0:
@@ -195,6 +219,65 @@ def decide(
     rate_tau = rate_level(obs.arrival_rate_per_s, cfg)
     tau = min(tau, rate_tau)
     return SlackDecision(tau, counts, rate_tau), replace(state, tau=tau)
+
+
+def violations_per_level(obs: SlackObservation, cfg: SlackLawConfig) -> dict[float, int]:
+    """``predicted_violations`` at every level at once: the same arithmetic, operation for
+    operation (so the same counts, bit for bit; a test compares them), on numpy arrays of levels
+    x requests. The law runs before every engine step and its CPU time is the step's: with 32
+    running and 50 / 150 waiting requests, 5 levels, this takes 0.15 / 0.18 ms, the loop 0.24 /
+    0.44 ms; with few requests the loop is cheaper (``VECTOR_FROM``)."""
+    base, per_seq, per_call, per_token = cfg.cost_columns  # [L, 1] each
+    now, h = obs.now_s, cfg.headroom
+    n_run, n_wait = len(obs.running), len(obs.waiting)
+
+    def decode_s(batch: int) -> np.ndarray:  # [L, 1]
+        return base + per_seq * batch if batch else np.zeros_like(base)
+
+    step = decode_s(min(cfg.max_batch, n_run + n_wait))
+    d_run = decode_s(n_run)
+    late = np.zeros(base.shape, dtype=np.int64)
+    first_at = now + d_run  # [L, 1]: the admitted requests' prefills follow the running step
+    free = max(0, cfg.max_batch - n_run)
+    if n_wait:
+        w = _table(obs.waiting)  # [N, 4]: prompt, max tokens, deadline, tpot
+        w = w[np.argsort(w[:, 2], kind="stable")]  # TTFT-deadline order, as ``sorted``
+        prompt, left = w[:, 0], w[:, 2] - now
+        tpot_late = (w[:, 1] > 1) & (step > h * w[:, 3])  # [L, N]
+        k = min(free, n_wait)
+        chain_s = np.concatenate([first_at, per_call + per_token * prompt[:k]], axis=1)
+        firsts = np.cumsum(chain_s, axis=1)  # sequential sums: ``first_at += ...``
+        first_at = firsts[:, -1:]
+        late += (_late_v(left[:k], firsts[:, 1:] - now, h) | tpot_late[:, :k]).sum(axis=1)[:, None]
+    stall = first_at - now - d_run  # [L, 1] the prefill work W of those admitted
+    finishes = np.empty((base.shape[0], 0))
+    if n_run:
+        r = _table(obs.running)  # [R, 4]: generated, max tokens, first token, tpot
+        tokens_left = np.maximum(0.0, r[:, 1] - r[:, 0])
+        finishes = now + tokens_left * step + stall  # [L, R]
+        deadline = r[:, 2] + r[:, 3] * np.maximum(1.0, r[:, 1] - 1)
+        late += _late_v(deadline - now, finishes - now, h).sum(axis=1)[:, None]
+        finishes = np.sort(finishes, axis=1)
+    if n_wait > free:
+        q = n_wait - free
+        start = np.full((base.shape[0], q), math.inf)
+        m = min(q, finishes.shape[1])
+        start[:, :m] = finishes[:, :m]
+        first = start + per_call + per_token * prompt[free:]
+        late += (_late_v(left[free:], first - now, h) | tpot_late[:, free:]).sum(axis=1)[:, None]
+    return {c.tau: int(n) for c, n in zip(cfg.costs, late[:, 0], strict=True)}
+
+
+def _table(views: tuple[RunningView, ...] | tuple[WaitingView, ...]) -> np.ndarray:
+    """Views as rows of a float64 array (through one flat iterator: a third of the time of
+    ``np.array`` on the tuples)."""
+    flat = np.fromiter(chain.from_iterable(views), np.float64, 4 * len(views))
+    return flat.reshape(len(views), 4)
+
+
+def _late_v(left_s: np.ndarray, needed_s: np.ndarray, headroom: float) -> np.ndarray:
+    """``_late`` elementwise (``left_s`` broadcast over the levels)."""
+    return (left_s < 0.0) | (needed_s > headroom * left_s + 1e-12)
 
 
 def rate_level(rate_per_s: float, cfg: SlackLawConfig) -> float:

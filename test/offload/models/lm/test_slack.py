@@ -6,6 +6,8 @@ request. The expected levels are worked out by hand in each case's comment.
 
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import replace
 
 import pytest
@@ -20,7 +22,9 @@ from offload.models.lm.slack import (
     StepCosts,
     WaitingView,
     decide,
+    predicted_violations,
     step_law,
+    violations_per_level,
 )
 
 COSTS = (
@@ -81,6 +85,51 @@ def test_slack_law_picks_the_level_with_fewest_predicted_violations(
     # no backlog: the mildest of the tied levels; a backlog: the fastest (here the lowest tau)
     expected = max(tied) if fewest == 0 else min(tied)
     assert decision.tau == state.tau == expected
+
+
+def _random_observation(rng: random.Random, n_run: int, n_wait: int) -> SlackObservation:
+    """Running and waiting requests around now = 1 s: some deadlines already past, some
+    objectives infinite, ties in deadlines, finished rows (no tokens left)."""
+    deadlines = [rng.choice([0.5, 1.02, 1.05, math.inf]) for _ in range(3)]
+
+    def deadline() -> float:
+        return rng.choice(deadlines) if rng.random() < 0.3 else rng.uniform(0.9, 1.3)
+
+    running = tuple(
+        RunningView(g, g + rng.randint(0, 40), rng.uniform(0.0, 1.0),
+                    rng.choice([0.004, 0.01, 0.03, math.inf]))
+        for g in (rng.randint(1, 60) for _ in range(n_run))
+    )  # fmt: skip
+    waiting = tuple(
+        WaitingView(rng.randint(1, 240), rng.randint(1, 64), deadline(),
+                    rng.choice([0.004, 0.01, 0.03, math.inf]))
+        for _ in range(n_wait)
+    )  # fmt: skip
+    return SlackObservation(1.0, running, waiting)
+
+
+@pytest.mark.parametrize("max_batch", [1, 8, 32])
+def test_vectorised_counts_equal_the_reference_loop(max_batch):
+    """``violations_per_level`` (numpy, all levels at once) gives exactly the counts of
+    ``predicted_violations`` (one level, one request at a time) at every level, with free slots
+    and without, queued requests beyond the running ones, empty sides."""
+    rng = random.Random(max_batch)
+    many = tuple(
+        StepCosts(t, rng.uniform(0, 0.02), rng.uniform(0, 0.002), rng.uniform(0, 0.01),
+                  rng.uniform(0, 1e-4))
+        for t in (1.0, 0.75, 0.5, 0.25, 0.0)
+    )  # fmt: skip
+    differ = 0  # cases where the levels' counts differ (the choice depends on them)
+    for costs in (COSTS, many):
+        for headroom in (0.8, 1.0):
+            cfg = SlackLawConfig(costs, headroom=headroom, max_batch=max_batch)
+            for n_run, n_wait in [(0, 0), (0, 5), (3, 0), (1, 1), (8, 30), (32, 150), (40, 3)]:
+                obs = _random_observation(rng, n_run, n_wait)
+                reference = {c.tau: predicted_violations(obs, c, cfg) for c in cfg.costs}
+                assert violations_per_level(obs, cfg) == reference
+                assert decide(obs, SlackState(), cfg)[0].predicted_violations == reference
+                differ += len(set(reference.values())) > 1
+    assert differ >= 5
 
 
 @pytest.mark.parametrize(
