@@ -81,14 +81,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--slack-headroom", type=float, default=0.8, help="slack law: share of time left usable"
     )
     parser.add_argument(
-        "--slack-utilisation", type=float, default=0.9, help="slack law rate rule: max utilisation"
+        "--slack-utilisation", type=float, default=0.7, help="slack law rate rule: max utilisation"
     )
     parser.add_argument(
         "--slack-headrooms", default="0.6,1.0", help="slack law headrooms swept at the headline"
     )
     parser.add_argument(
         "--slack-utilisations",
-        default="0.75,off",
+        default="0.9,0.6,off",
         help="rate-rule utilisations swept at the headline (off: the slack count alone)",
     )
     parser.add_argument(

@@ -37,7 +37,11 @@ that forms while the queue drains only slightly faster than it fills never clear
 objective. Where each level's capacity is known (``StepCosts.capacity_rps``: requests per second
 it sustains on this workload, measured), the level is also at most the mildest whose
 utilisation ``arrival rate / capacity`` stays within ``max_utilisation`` (the cheapest level when
-none does); the arrival rate is the engine's count of arrivals over its last window.
+none does); the arrival rate is the engine's count of arrivals over its last window. Default 0.7:
+a single-server queue at utilisation rho waits rho / (1 - rho) service times on average (M/M/1),
+and a TTFT objective of about four service times leaves three for waiting, rho <= 0.75; the
+window also lags a burst's onset, which a bound below that absorbs (docs/lm.md, session 15:
+chosen on burst seeds the benchmark's figures do not use).
 """
 
 from __future__ import annotations
@@ -92,7 +96,7 @@ class SlackLawConfig:
     headroom: float = 0.8  # share of its remaining time a request's prediction may use, (0, 1]
     max_batch: int = 32  # sequences the engine runs at once (its policy's), >= 1
     prefill_group: int = 4  # requests per prefill call the base cost is shared by, >= 1
-    max_utilisation: float = 0.9  # rate rule: arrival rate / capacity allowed, (0, 1]
+    max_utilisation: float = 0.7  # rate rule: arrival rate / capacity allowed, (0, 1]
 
     def __post_init__(self) -> None:
         if not self.costs:
