@@ -240,7 +240,7 @@ def violations_per_level(obs: SlackObservation, cfg: SlackLawConfig) -> dict[flo
 
     step = decode_s(min(cfg.max_batch, n_run + n_wait))
     d_run = decode_s(n_run)
-    late = np.zeros(base.shape, dtype=np.int64)
+    late = np.zeros(base.shape[0], dtype=np.int64)  # [L]
     first_at = now + d_run  # [L, 1]: the admitted requests' prefills follow the running step
     free = max(0, cfg.max_batch - n_run)
     if n_wait:
@@ -252,7 +252,7 @@ def violations_per_level(obs: SlackObservation, cfg: SlackLawConfig) -> dict[flo
         chain_s = np.concatenate([first_at, per_call + per_token * prompt[:k]], axis=1)
         firsts = np.cumsum(chain_s, axis=1)  # sequential sums: ``first_at += ...``
         first_at = firsts[:, -1:]
-        late += (_late_v(left[:k], firsts[:, 1:] - now, h) | tpot_late[:, :k]).sum(axis=1)[:, None]
+        late += (_late_v(left[:k], firsts[:, 1:] - now, h) | tpot_late[:, :k]).sum(axis=1)
     stall = first_at - now - d_run  # [L, 1] the prefill work W of those admitted
     finishes = np.empty((base.shape[0], 0))
     if n_run:
@@ -260,7 +260,7 @@ def violations_per_level(obs: SlackObservation, cfg: SlackLawConfig) -> dict[flo
         tokens_left = np.maximum(0.0, r[:, 1] - r[:, 0])
         finishes = now + tokens_left * step + stall  # [L, R]
         deadline = r[:, 2] + r[:, 3] * np.maximum(1.0, r[:, 1] - 1)
-        late += _late_v(deadline - now, finishes - now, h).sum(axis=1)[:, None]
+        late += _late_v(deadline - now, finishes - now, h).sum(axis=1)
         finishes = np.sort(finishes, axis=1)
     if n_wait > free:
         q = n_wait - free
@@ -268,8 +268,8 @@ def violations_per_level(obs: SlackObservation, cfg: SlackLawConfig) -> dict[flo
         m = min(q, finishes.shape[1])
         start[:, :m] = finishes[:, :m]
         first = start + per_call + per_token * prompt[free:]
-        late += (_late_v(left[free:], first - now, h) | tpot_late[:, free:]).sum(axis=1)[:, None]
-    return {c.tau: int(n) for c, n in zip(cfg.costs, late[:, 0], strict=True)}
+        late += (_late_v(left[free:], first - now, h) | tpot_late[:, free:]).sum(axis=1)
+    return {c.tau: int(n) for c, n in zip(cfg.costs, late, strict=True)}
 
 
 def _table(views: tuple[RunningView, ...] | tuple[WaitingView, ...]) -> np.ndarray:
