@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 SCANS = {32: "hdl32e", 64: "hdl64e"}
 DESKEW_ROW = "trained, deskewed"  # the trained model on deskewed scans (module docstring)
 ALL_THREADS_ROW = "trained, sparse on all threads"  # its backbone on the caller's threads
-_WARMUP_RUNS = 2
+_WARMUP_RUNS = 2  # scans each run makes before the timed ones
 
 
 def timing_scans(count: int, sensor: str) -> list[np.ndarray]:
@@ -76,27 +76,33 @@ def variants(model: Detector, with_dense: bool = True) -> dict[str, Detector]:
     return {k: v.to(model.device).eval() for k, v in out.items()}
 
 
-def time_model(
-    model: Detector, files: list[Path], setup: Any, motion: Any = None, sparse: Any = 1
-) -> dict[str, list[float]]:
-    """Per-file ms of each stage (read, voxelize, backbone, head, decode) and the total;
-    ``motion`` (a ScanMotion) deskews every scan first (its time counts as voxelize's);
-    ``sparse``: ``detect``'s ``sparse_threads``."""
+def time_models(
+    runs: list[tuple[Detector, Any, Any]], files: list[Path], setup: Any, limits: list[int]
+) -> list[dict[str, list[float]]]:
+    """Per-file ms of each stage (read, voxelize, backbone, head, decode) and the total, for
+    each run (model, ``motion``: a ScanMotion deskewing every scan first, its time counted as
+    voxelize's; ``sparse``: ``detect``'s ``sparse_threads``) on its first ``limits[i]`` files.
+    The runs take turns scan by scan, so a drift of the machine's speed during the
+    measurement (tens of percent over a minute on these VMs) reaches every run alike."""
     from perception.cloud_io import read_point_cloud
     from perception.detect import STAGES, StageTimer, detect
 
-    for f in files[:1] * _WARMUP_RUNS:
-        detect(model, [read_point_cloud(f)], setup, motions=motion, sparse_threads=sparse)
-    out: dict[str, list[float]] = {k: [] for k in ("read", *STAGES, "total")}
-    for f in files:
-        timer = StageTimer()
-        start = time.perf_counter()
-        cloud = read_point_cloud(f)
-        out["read"].append(1e3 * (time.perf_counter() - start))
-        detect(model, [cloud], setup, timer, motions=motion, sparse_threads=sparse)
-        out["total"].append(1e3 * (time.perf_counter() - start))
-        for k in STAGES:
-            out[k].append(timer.ms[k])
+    for model, motion, sparse in runs:
+        for f in files[:_WARMUP_RUNS]:
+            detect(model, [read_point_cloud(f)], setup, motions=motion, sparse_threads=sparse)
+    out: list[dict[str, list[float]]] = [{k: [] for k in ("read", *STAGES, "total")} for _ in runs]
+    for i, f in enumerate(files):
+        for (model, motion, sparse), limit, ms in zip(runs, limits, out, strict=True):
+            if i >= limit:
+                continue
+            timer = StageTimer()
+            start = time.perf_counter()
+            cloud = read_point_cloud(f)
+            ms["read"].append(1e3 * (time.perf_counter() - start))
+            detect(model, [cloud], setup, timer, motions=motion, sparse_threads=sparse)
+            ms["total"].append(1e3 * (time.perf_counter() - start))
+            for k in STAGES:
+                ms[k].append(timer.ms[k])
     return out
 
 
@@ -131,16 +137,16 @@ def speed_table(
             runs.insert(1, (DESKEW_ROW, model, motion, 1))
             if torch.get_num_threads() > 1:
                 runs.insert(2, (ALL_THREADS_ROW, model, None, None))
-            for name, net, moving, sparse in runs:
-                subset = files if name != "dense backbone" else files[:dense_frames]
-                ms = time_model(net, subset, setup, moving, sparse)
+            limits = [len(files) if n != "dense backbone" else dense_frames for n, *_ in runs]
+            timings = time_models([tuple(r[1:]) for r in runs], files, setup, limits)
+            for (name, *_), ms, limit in zip(runs, timings, limits, strict=True):
                 medians[name] = percentile_ms([v / 1e3 for v in ms["total"]], 50)
-                points = int(np.median([len(s) for s in scans[: len(subset)]]))
+                points = int(np.median([len(s) for s in scans[:limit]]))
                 stage = [float(np.median(ms[k])) for k in ("read", *STAGES)]
                 table.add(
                     beams,
                     name,
-                    len(subset),
+                    len(ms["total"]),
                     points,
                     medians[name],
                     percentile_ms([v / 1e3 for v in ms["total"]], 90),

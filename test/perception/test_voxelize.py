@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from perception.config import VoxelConfig
 from perception.errors import PerceptionError
-from perception.voxelize import VoxelizeError, collate, voxelize
+from perception.voxelize import VoxelizeError, collate, stable_argsort, voxelize
 
 
 def reference_voxelize(points: np.ndarray, cfg: VoxelConfig) -> tuple[list, list, list]:
@@ -80,6 +80,36 @@ def test_voxelize_matches_bruteforce_reference(
     np.testing.assert_allclose(
         vox.features, np.asarray(feats).reshape(-1, cfg.num_features), rtol=0, atol=2e-6
     )
+
+
+@pytest.mark.parametrize("bound", [1, 7, 5000, 2**31, 2**40])
+@pytest.mark.parametrize("n", [0, 1, 2, 300, 20_000])
+def test_stable_argsort_is_numpys_stable_argsort(bound, n):
+    # Few distinct values (many ties) and the 32- and 64-bit key paths (bound vs 2^31).
+    rng = np.random.default_rng(n + bound % 97)
+    values = rng.integers(0, min(bound, 50), n) * (bound // min(bound, 50))
+    order = stable_argsort(values, bound)
+    np.testing.assert_array_equal(order, np.argsort(values, kind="stable"))
+
+
+def test_voxelize_matches_the_reference_on_a_grid_of_more_than_2_31_cells():
+    # 0.01 m cells over 400 x 400 x 40 m: keys above 2^31 take the 64-bit sort.
+    cfg = VoxelConfig(
+        voxel_size_m=(0.01, 0.01, 0.01),
+        point_range_m=(-200.0, -200.0, -20.0, 200.0, 200.0, 20.0),
+        max_points_per_voxel=2,
+        max_voxels=50,
+    )
+    assert math.prod(cfg.grid_size) > 2**31
+    rng = np.random.default_rng(3)
+    points = rng.uniform(-199.0, 199.0, (200, 4)).astype(np.float32)
+    points[:, 2] = rng.uniform(-19.0, 19.0, 200)
+    points = np.concatenate([points, points[:40], points[:10]])  # repeats: the point cap
+    vox = voxelize(points, cfg)
+    coords, feats, counts = reference_voxelize(points, cfg)
+    assert [tuple(c) for c in vox.coords.tolist()] == coords
+    assert vox.num_points.tolist() == counts
+    np.testing.assert_allclose(vox.features, np.asarray(feats)[:, :3], rtol=0, atol=2e-5)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
