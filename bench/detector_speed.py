@@ -4,7 +4,8 @@ Scans: the simulator's HDL-32E (nuScenes, 32 beams) and HDL-64E (KITTI, 64 beams
 the ego start of held-out scenes (seed ``HELDOUT_SEED``), each written to a KITTI-style
 ``.bin`` file. A timed run is the whole path a user's call takes: read the file
 (``perception.cloud_io``), normalise and voxelize, backbone, neck and head, decode; the stage
-split comes from ``perception.detect.StageTimer``. Models, side by side in the same process:
+split comes from ``perception.detect.StageTimer``. Models, side by side in the same process and
+taking turns scan by scan (``time_models``):
 the trained model; the previous default architecture (backbone 16/32/64 with SECOND's kernel-3
 downsampling, BEV and head 64 channels, 25 z cells: the detector before this version,
 untrained: timed, not scored, its decode sees the ~100 peaks an untrained head gives); and the
