@@ -5,8 +5,9 @@ At inference a batch norm is a fixed per-channel affine map, so it folds into th
 bias of the convolution before it (``torch.nn.utils.fusion.fuse_conv_bn_eval``; for the neck's
 transposed convolution the scale goes on its output channels); the ReLU after it then runs in
 place. Same function up to float rounding (measured: 2.6e-6 on the heat-map logits), one pass
-over the BEV map less per layer; the neck and head take 10-13 ms instead of 13-17 ms per
-scan (2 threads, 100 x 100 BEV map, this session's AMD EPYC VM with AVX-512, scratch timing).
+over the BEV map less per layer: 14.4 -> 13.3 ms per 32-beam scan in the whole pipeline (2
+threads, 100 x 100 BEV map, session 16's AMD EPYC VM with AVX-512, an in-process A/B; 13-17 ->
+10-13 ms timed on their own).
 oneDNN's 2D convolutions also run about 20 % faster on NHWC than on NCHW (27.6 -> 21.6 ms of
 CPU for the default neck and head, one thread, session 6). The copies are built once per
 state of the model's parameters and buffers (rebuilt after a training step, a load or a
