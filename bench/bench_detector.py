@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from bench.detector_quality import HELDOUT_SEED, HELDOUT_SENSORS
 from bench.report import BenchReport
-from perception.config import DEFAULT_MODEL_PATH
+from perception.config import DEFAULT_MODEL_PATH, PRECISIONS
 
 if TYPE_CHECKING:
     from perception.model import Detector
@@ -79,6 +79,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument(
+        "--dense-precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="the dense neck and head's arithmetic for every row (auto: bfloat16 where the CPU "
+        "has it natively); the speed table also times float32 beside a bfloat16 default",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -88,6 +95,7 @@ def run(args: argparse.Namespace) -> BenchReport:
 
     from bench import detector_speed as speed
     from perception.checkpoint import load_detector
+    from perception.dense_layers import PrecisionError, resolve_precision
 
     if args.speed_only and args.no_speed:
         raise BenchDetectorError("--speed-only and --no-speed leave nothing to run")
@@ -100,6 +108,10 @@ def run(args: argparse.Namespace) -> BenchReport:
         )
     model = load_detector(args.model, args.device)
     threshold = model.config.postprocess.score_threshold
+    try:
+        dtype = resolve_precision(args.dense_precision, model.device)
+    except PrecisionError as err:
+        raise BenchDetectorError(str(err)) from err
     generated = (
         f"generated: {args.frames} frames, seed {HELDOUT_SEED}, sensors {','.join(HELDOUT_SENSORS)}"
     )
@@ -114,13 +126,14 @@ def run(args: argparse.Namespace) -> BenchReport:
             "bootstrap": args.bootstrap,
             "device": str(model.device),
             "threads": torch.get_num_threads(),
+            "dense_precision": f"{args.dense_precision} ({str(dtype).removeprefix('torch.')})",
         },
     )
     if not args.speed_only:
         _quality(args, model, threshold, report)
     if not args.no_speed:
         table, figures = speed.speed_table(
-            model, args.timing_frames, args.dense_frames, report.ratios
+            model, args.timing_frames, args.dense_frames, report.ratios, args.dense_precision
         )
         report.tables.append(table)
         report.figures.update(figures)
@@ -143,10 +156,11 @@ def _quality(
     with tempfile.TemporaryDirectory(prefix="bench_detector_") as tmp:
         data = args.data or quality.generate(Path(tmp) / "heldout", args.frames, False, progress)
         heldout = SimDataset(data)
-        dets, truths = quality.run_model(model, heldout, 0.05)
+        precision = args.dense_precision
+        dets, truths = quality.run_model(model, heldout, 0.05, precision=precision)
         for table, figures in (
             quality.ap_table(model, dets, truths, args.bootstrap),
-            quality.deskew_table(model, heldout, dets, truths, args.bootstrap),
+            quality.deskew_table(model, heldout, dets, truths, args.bootstrap, precision),
             quality.heading_table(model, dets, truths, args.bootstrap),
             quality.box_error_table(model, dets, truths),
         ):
@@ -157,12 +171,14 @@ def _quality(
                 Path(tmp) / "neg", args.negatives_frames, True, progress
             )
             table, figures = quality.negatives_table(
-                model, SimDataset(negatives), threshold, args.bootstrap
+                model, SimDataset(negatives), threshold, args.bootstrap, args.dense_precision
             )
             report.tables.append(table)
             report.figures.update(figures)
     if args.real_sweep.is_file():
-        table, figures, shown = quality.real_sweep_table(model, args.real_sweep, threshold)
+        table, figures, shown = quality.real_sweep_table(
+            model, args.real_sweep, threshold, args.dense_precision
+        )
         report.tables.append(table)
         report.figures.update(figures)
         if args.picture:

@@ -19,6 +19,7 @@ import numpy as np
 from bench.report import Table
 
 if TYPE_CHECKING:
+    from perception.config import Precision
     from perception.dataset import SimDataset
     from perception.deskew import ScanMotion
     from perception.model import Detector
@@ -60,11 +61,16 @@ def noisy_odometry(motion: ScanMotion | None, rng: np.random.Generator) -> ScanM
 
 
 def run_model(
-    model: Detector, dataset: SimDataset, score_threshold: float, deskew: str = "odometry"
+    model: Detector,
+    dataset: SimDataset,
+    score_threshold: float,
+    deskew: str = "odometry",
+    precision: Precision = "auto",
 ) -> tuple[list[Any], list[Any]]:
     """Detections (down to ``score_threshold``) and ground truth of every frame. ``deskew``:
     frames taken in motion are deskewed with the motion they record ("odometry"), with that
-    motion plus odometry noise ("noisy", seeded), or not at all ("off")."""
+    motion plus odometry noise ("noisy", seeded), or not at all ("off"); ``precision``: that of
+    ``detect``'s dense layers."""
     from perception.detect import detect
     from perception.evaluate import GroundTruth, evaluation_threshold
 
@@ -78,7 +84,8 @@ def run_model(
             motion = dataset.scan_motion(frame) if deskew != "off" else None
             if deskew == "noisy":
                 motion = noisy_odometry(motion, rng)
-            dets += detect(model, [frame.points], dataset.setup(frame), motions=motion)
+            setup = dataset.setup(frame)
+            dets += detect(model, [frame.points], setup, motions=motion, precision=precision)
             truths.append(GroundTruth.from_frame(frame))
     return dets, truths
 
@@ -116,7 +123,12 @@ def ap_table(
 
 
 def deskew_table(
-    model: Detector, dataset: SimDataset, dets: list[Any], truths: list[Any], resamples: int
+    model: Detector,
+    dataset: SimDataset,
+    dets: list[Any],
+    truths: list[Any],
+    resamples: int,
+    precision: Precision = "auto",
 ) -> tuple[Table, dict[str, Any]]:
     """Car BEV AP@0.7 (unoccluded, all levels) with the scans deskewed by the recorded motion
     (``dets``, the bench's default), by that motion with odometry noise, and not deskewed;
@@ -127,7 +139,7 @@ def deskew_table(
     config = model_eval_config(EvalConfig(), model.config)
     runs = {"odometry": dets}
     for mode in DESKEW_MODES[1:]:
-        runs[mode] = run_model(model, dataset, 0.05, mode)[0]
+        runs[mode] = run_model(model, dataset, 0.05, mode, precision)[0]
     table = Table(
         f"deskewing ablation: car BEV AP@0.7 on {len(truths)} held-out frames (scans taken at "
         f"0-12 m/s; noisy odometry: speed x N(1, {ODOMETRY_SPEED_REL}), yaw rate + N(0, "
@@ -197,12 +209,16 @@ def heading_table(
 
 
 def negatives_table(
-    model: Detector, dataset: SimDataset, score_threshold: float, resamples: int
+    model: Detector,
+    dataset: SimDataset,
+    score_threshold: float,
+    resamples: int,
+    precision: Precision = "auto",
 ) -> tuple[Table, dict[str, Any]]:
     """Detections per frame at the default score threshold on scenes without vehicles."""
     from perception.config import CLASSES
 
-    dets, _ = run_model(model, dataset, score_threshold)
+    dets, _ = run_model(model, dataset, score_threshold, precision=precision)
     counts = np.array([len(d) for d in dets], dtype=np.float64)
     rng = np.random.default_rng(0)
     means = counts[rng.integers(0, len(counts), (resamples, len(counts)))].mean(axis=1)
@@ -226,7 +242,7 @@ def negatives_table(
 
 
 def real_sweep_table(
-    model: Detector, path: Path, score_threshold: float
+    model: Detector, path: Path, score_threshold: float, precision: Precision = "auto"
 ) -> tuple[Table, dict[str, Any], Any]:
     """The real-scan check (``perception.real_check``) on the shared nuScenes sweep."""
     from perception.detect import detect
@@ -237,7 +253,7 @@ def real_sweep_table(
     sweep = load_sweep(path)
     setup = SensorSetup(**NUSCENES_SETUP, min_range_m=model.config.frame.min_range_m)
     with evaluation_threshold(model, min(score_threshold, 0.05)):
-        (det,) = detect(model, [sweep.points], setup)
+        (det,) = detect(model, [sweep.points], setup, precision=precision)
     result = check_sweep(sweep, det, score_threshold)
     table = Table(
         f"real sweep {path.name}: vehicles with >= 10 lidar points (found: BEV IoU >= 0.5); "

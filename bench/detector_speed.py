@@ -12,7 +12,9 @@ untrained: timed, not scored, its decode sees the ~100 peaks an untrained head g
 dense-backbone ablation (torch Conv3d on the full grid, untrained). The trained model is also
 timed on the same scans deskewed for a robot at 8 m/s turning at 0.1 rad/s (``perception.deskew``,
 counted in the voxelize stage), and with its sparse backbone on all the torch threads instead of
-one (``detect``'s ``sparse_threads=None``: the behaviour before that default).
+one (``detect``'s ``sparse_threads=None``: the behaviour before that default). Every row runs
+the dense layers at the bench's ``--dense-precision``; where that is bfloat16, the trained model
+is also timed with them in float32 (``FLOAT32_ROW``).
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ from bench.detector_quality import HELDOUT_SEED
 from bench.report import Table, percentile_ms
 
 if TYPE_CHECKING:
+    from perception.config import Precision
     from perception.model import Detector
 
 SCANS = {32: "hdl32e", 64: "hdl64e"}
 DESKEW_ROW = "trained, deskewed"  # the trained model on deskewed scans (module docstring)
 ALL_THREADS_ROW = "trained, sparse on all threads"  # its backbone on the caller's threads
+FLOAT32_ROW = "trained, float32 neck and head"  # beside a bfloat16 default (module docstring)
 _WARMUP_RUNS = 2  # scans each run makes before the timed ones
 
 
@@ -78,29 +82,31 @@ def variants(model: Detector, with_dense: bool = True) -> dict[str, Detector]:
 
 
 def time_models(
-    runs: list[tuple[Detector, Any, Any]], files: list[Path], setup: Any, limits: list[int]
+    runs: list[tuple[Detector, Any, Any, Any]], files: list[Path], setup: Any, limits: list[int]
 ) -> list[dict[str, list[float]]]:
     """Per-file ms of each stage (read, voxelize, backbone, head, decode) and the total, for
     each run (model, ``motion``: a ScanMotion deskewing every scan first, its time counted as
-    voxelize's; ``sparse``: ``detect``'s ``sparse_threads``) on its first ``limits[i]`` files.
+    voxelize's; ``sparse``: ``detect``'s ``sparse_threads``; ``precision``: its dense layers')
+    on its first ``limits[i]`` files.
     The runs take turns scan by scan, so a drift of the machine's speed during the
     measurement (tens of percent over a minute on these VMs) reaches every run alike."""
     from perception.cloud_io import read_point_cloud
     from perception.detect import STAGES, StageTimer, detect
 
-    for model, motion, sparse in runs:
+    kwargs = [{"motions": m, "sparse_threads": s, "precision": p} for _, m, s, p in runs]
+    for (model, *_), options in zip(runs, kwargs, strict=True):
         for f in files[:_WARMUP_RUNS]:
-            detect(model, [read_point_cloud(f)], setup, motions=motion, sparse_threads=sparse)
+            detect(model, [read_point_cloud(f)], setup, **options)
     out: list[dict[str, list[float]]] = [{k: [] for k in ("read", *STAGES, "total")} for _ in runs]
     for i, f in enumerate(files):
-        for (model, motion, sparse), limit, ms in zip(runs, limits, out, strict=True):
+        for (model, *_), options, limit, ms in zip(runs, kwargs, limits, out, strict=True):
             if i >= limit:
                 continue
             timer = StageTimer()
             start = time.perf_counter()
             cloud = read_point_cloud(f)
             ms["read"].append(1e3 * (time.perf_counter() - start))
-            detect(model, [cloud], setup, timer, motions=motion, sparse_threads=sparse)
+            detect(model, [cloud], setup, timer, **options)
             ms["total"].append(1e3 * (time.perf_counter() - start))
             for k in STAGES:
                 ms[k].append(timer.ms[k])
@@ -108,12 +114,17 @@ def time_models(
 
 
 def speed_table(
-    model: Detector, frames: int, dense_frames: int, report_ratios: dict[str, float]
+    model: Detector,
+    frames: int,
+    dense_frames: int,
+    report_ratios: dict[str, float],
+    precision: Precision = "auto",
 ) -> tuple[Table, dict[str, Any]]:
     """ms per scan (median, p90) and the stage split for 32- and 64-beam scans."""
     import torch
 
     from perception.cloud_io import write_point_cloud
+    from perception.dense_layers import resolve_precision
     from perception.deskew import ScanMotion
     from perception.detect import STAGES
     from perception.sensor_input import SensorSetup
@@ -133,11 +144,15 @@ def speed_table(
             ]
             setup = SensorSetup(height_m=TYPICAL_HEIGHT_M[sensor], layout="kitti")
             medians = {}
-            runs: list[tuple[str, Any, Any, Any]] = [(n, m, None, 1) for n, m in models.items()]
+            runs: list[tuple[str, Any, Any, Any, Any]] = [
+                (n, m, None, 1, precision) for n, m in models.items()
+            ]
             motion = ScanMotion((8.0, 0.0, 0.0), 0.1, sensor_config(sensor).scan_period_s)
-            runs.insert(1, (DESKEW_ROW, model, motion, 1))
+            runs.insert(1, (DESKEW_ROW, model, motion, 1, precision))
             if torch.get_num_threads() > 1:
-                runs.insert(2, (ALL_THREADS_ROW, model, None, None))
+                runs.insert(2, (ALL_THREADS_ROW, model, None, None, precision))
+            if resolve_precision(precision, model.device) == torch.bfloat16:
+                runs.insert(1, (FLOAT32_ROW, model, None, 1, "float32"))
             limits = [len(files) if n != "dense backbone" else dense_frames for n, *_ in runs]
             timings = time_models([tuple(r[1:]) for r in runs], files, setup, limits)
             for (name, *_), ms, limit in zip(runs, timings, limits, strict=True):

@@ -28,6 +28,10 @@ BEV_STRIDE = 4
 
 BackboneKind = Literal["sparse", "dense"]
 
+# Arithmetic of the dense neck and head at inference (``perception.dense_layers``).
+Precision = Literal["auto", "float32", "bfloat16"]
+PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
+
 
 class ConfigError(PerceptionError):
     """A detector configuration value is out of its bounds."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from bench.report import Table
 from perception.cloud_io import LAYOUT_FIELDS, SUFFIXES, parse_fields, read_scan
-from perception.config import DEFAULT_MODEL_PATH
+from perception.config import DEFAULT_MODEL_PATH, PRECISIONS
 from perception.errors import PerceptionError
 from perception.sensor_input import LAYOUTS, SensorSetup
 from robomr_nodes.cli.main import CliError
@@ -156,6 +156,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="azimuth the revolution starts at (lidar frame); the scan ends a turn later",
     )
     g.add_argument("--scan-direction", choices=("ccw", "cw"), default="ccw")
+    p.add_argument(
+        "--dense-precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="arithmetic of the dense neck and head; auto: bfloat16 where the CPU has it natively "
+        "(AVX512-BF16, AMX), else float32 (perception/dense_layers.py)",
+    )
     _add_runtime(p)
     p.set_defaults(func=_detect)
 
@@ -412,7 +419,8 @@ def _detect(args: argparse.Namespace) -> int:
             post = replace(model.config.postprocess, score_threshold=args.score_threshold)
             model.config = replace(model.config, postprocess=post)
         motion = _scan_motion(args, setup)
-        (det,) = detect(model, [scan.points], setup, motions=motion)
+        precision = args.dense_precision
+        (det,) = detect(model, [scan.points], setup, motions=motion, precision=precision)
     except PerceptionError as err:
         raise CliError(str(err)) from err
     cloud = scan.points

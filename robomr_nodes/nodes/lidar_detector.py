@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from perception.config import PRECISIONS
 from perception.sensor_input import LAYOUTS
 from robomr_nodes.api import NodeHandle, RobomrNode
 from robomr_nodes.convert.detections import BoxList, boxes_to_detections
@@ -60,6 +61,13 @@ class DetectorParams(DeskewParams):
     # spconv's CPU kernels accumulate in thread order: one thread gives bit-identical outputs
     # (deterministic replay) and avoids OpenMP spin-waiting when the cores are shared.
     threads: int = param(1, "torch CPU threads (0: torch's default)", min_value=0, max_value=256)
+    # float32 by default (as ``detect``): a bag recorded before the parameter existed replays as
+    # recorded, and the edge service's detector gives the same boxes; config/robomr.yaml opts in
+    dense_precision: str = param(
+        "float32",
+        "arithmetic of the dense neck and head (auto: bfloat16 on CPUs with native bfloat16)",
+        choices=PRECISIONS,
+    )
     sensor_height_m: float = param(
         1.8, "lidar height above the ground (m)", min_value=0.0, max_value=10.0
     )
@@ -145,7 +153,8 @@ class LidarDetectorNode(RobomrNode):
         from perception.detect import detect
 
         cloud = crop_range(points, self.params.max_range_m)
-        (det,) = detect(self.model, [cloud], self.setup, motions=motion)
+        precision = self.params.dense_precision
+        (det,) = detect(self.model, [cloud], self.setup, motions=motion, precision=precision)
         keep = det.scores >= self.params.score_threshold
         return BoxList(det.boxes[keep], [CLASSES[i] for i in det.labels[keep]], det.scores[keep])
 

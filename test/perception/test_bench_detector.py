@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import BENCHMARKS, bench_detector
+from bench import detector_speed as speed
 from bench.detector_quality import HELDOUT_SEED, HELDOUT_SENSORS, generate
 from perception.checkpoint import save_detector
 from perception.dataset import SimDataset
@@ -49,7 +50,7 @@ def test_tiny_run_reports_every_part_and_the_issue_json_keys(model_path, tmp_pat
     args = bench_args(
         "--model", str(model_path), "--data", str(data), "--negatives-frames", "1",
         "--bootstrap", "20", "--timing-frames", "1", "--dense-frames", "0", "--threads", "1",
-        "--no-progress", "--picture", str(tmp_path / "real.png"),
+        "--no-progress", "--picture", str(tmp_path / "real.png"), "--dense-precision", "float32",
     )  # fmt: skip
     report = bench_detector.run(args)
     titles = " | ".join(t.title for t in report.tables)
@@ -78,12 +79,17 @@ def test_tiny_run_reports_every_part_and_the_issue_json_keys(model_path, tmp_pat
 def test_speed_only_runs_just_the_timing(model_path):
     args = bench_args(
         "--model", str(model_path), "--speed-only", "--timing-frames", "1",
-        "--dense-frames", "0", "--threads", "1", "--no-progress",
+        "--dense-frames", "0", "--threads", "1", "--no-progress", "--dense-precision", "bfloat16",
     )  # fmt: skip
     report = bench_detector.run(args)
     assert [t.title.split(":")[0] for t in report.tables] == ["ms per scan"]
     out = report.to_json()
     assert out["ms_per_frame_32beam_median"] > 0 and "ap_bev07_car_unoccluded" not in out
+    assert out["settings"]["dense_precision"] == "bfloat16 (bfloat16)"
+    # a bfloat16 default is timed beside the same model in float32, in the same process
+    rows = {(row[0], row[1]) for row in report.tables[0].rows}
+    assert {(b, speed.FLOAT32_ROW) for b in (32, 64)} <= rows
+    assert f"{speed.FLOAT32_ROW} / trained median ms, 32 beams" in out["ratios"]
 
 
 def test_speed_only_and_no_speed_together_are_refused(model_path):

@@ -204,3 +204,17 @@ def test_the_sparse_backbone_runs_on_one_thread_and_restores_the_callers(model, 
     finally:
         hook.remove()
         torch.set_num_threads(before)
+
+
+def test_dense_precision_is_chosen_per_call_and_checked_first(model, synthetic_dataset):
+    cloud = SimDataset(synthetic_dataset)[0].points
+    (plain,) = detect(model, [cloud], precision="float32")
+    (bf16,) = detect(model, [cloud], precision="bfloat16")
+    (default,) = detect(model, [cloud])  # float32 unless asked: the same boxes on every CPU
+    np.testing.assert_array_equal(default.boxes, plain.boxes)
+    cached = model.__dict__["_dense_layers_for_inference"]
+    assert set(cached) >= {torch.float32, torch.bfloat16}  # both copies ran
+    assert bf16.boxes.dtype == plain.boxes.dtype and np.all(np.isfinite(bf16.boxes))
+    assert np.all((bf16.scores >= 0) & (bf16.scores <= 1))
+    with pytest.raises(PerceptionError, match="dense precision 'half'"):
+        detect(model, [cloud], precision="half")  # type: ignore[arg-type]
