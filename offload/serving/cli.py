@@ -9,6 +9,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from perception.config import PRECISIONS
+
 if TYPE_CHECKING:
     from offload.serving.config import ServeConfig
 
@@ -93,6 +95,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body")
     p.add_argument("--detector-model", default="", help="detector weights (default: the shipped)")
+    p.add_argument(
+        "--detector-precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="detector neck and head arithmetic (auto: bfloat16 where the CPU has it natively; "
+        "default float32, as the lidar_detector node)",
+    )
     p.add_argument("--render-map", default="", help="3DGS .ply map of gs_render")
     p.add_argument("--lm-model", default="", help="lm weights (default: models/lm/mixsga)")
     p.add_argument("--lm-hf-dir", default="", help="serve a local Hugging Face checkpoint as lm")
@@ -145,6 +154,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
                 "detector": {
                     "model_path": args.detector_model,
                     "brownout_range_m": args.detector_brownout_range_m,
+                    "precision": args.detector_precision,
                 },
                 "gs_render": {
                     "map_path": args.render_map,

@@ -292,3 +292,29 @@ def test_accepted_connections_get_tcp_nodelay() -> None:
 
     asyncio.run(main())
     assert seen == [1]
+
+
+def test_served_detector_runs_the_precision_it_is_given(small_detector, make_cloud) -> None:
+    import argparse
+
+    from offload.serving.cli import add_arguments, config_from_args
+    from offload.serving.model import ModelError
+    from offload.serving.models.detector import DetectorModel
+    from perception.detect import detect
+
+    points = make_cloud(3000, seed=1)
+    assert small_detector.precision == "float32"  # the default, as the lidar_detector node's
+    served = DetectorModel(small_detector.model, 6.4, 20_000, precision="bfloat16")
+    for path, net in (("full", served.model), ("brownout", served.short)):
+        (got,) = served.run([points], path)
+        (want,) = detect(net, [points], precision="bfloat16")
+        (plain,) = detect(net, [points])
+        np.testing.assert_array_equal(got.scores, want.scores)
+        assert not np.array_equal(got.scores, plain.scores)  # it did not run float32
+    with pytest.raises(ModelError, match="dense precision 'half'"):
+        DetectorModel(small_detector.model, 6.4, 20_000, precision="half")  # type: ignore[arg-type]
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    assert config_from_args(p.parse_args([])).model_options["detector"]["precision"] == "float32"
+    args = p.parse_args(["--detector-precision", "auto"])
+    assert config_from_args(args).model_options["detector"]["precision"] == "auto"

@@ -5,7 +5,8 @@ on a batch of clouds. The brownout path runs the same weights on a shorter range
 fully convolutional, so a copy of it built for the grid of x, y in [-r, r) (``brownout_range_m``)
 sees the same voxels near the sensor and skips the rest; its dense BEV stages, which dominate the
 time on a CPU, shrink with the area, (2r / 80 m)^2 of the full grid. Boxes beyond r are lost:
-that is the accuracy cost ``robomr bench serving`` measures (AP).
+that is the accuracy cost ``robomr bench serving`` measures (AP). Both paths run the dense neck
+and head at ``precision`` (``perception.dense_layers``): float32 by default, as the node.
 
 Request: array ``points`` float32 [N, C >= 3] (lidar frame, x, y, z[, intensity, ...]).
 Response: ``boxes`` float64 [K, 7], ``labels`` int64 [K] (index into CLASSES), ``scores``
@@ -18,12 +19,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path as FilePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from offload.serving.model import MemoryModel, ModelError, Path, ServedModel
 from offload.serving.wire import Message
+
+if TYPE_CHECKING:
+    from perception.config import Precision
 
 # The voxel grid needs x/y cell counts that are multiples of 8 (perception.config): with 0.2 m
 # voxels a half-range must be a multiple of 0.8 m.
@@ -38,6 +42,11 @@ class DetectorModel(ServedModel):
         brownout_range_m: half-width of the brownout grid (m), < the model's range; None: 60%
             of it, rounded down to the grid (24 m for the shipped model's 40 m).
         max_points: largest cloud accepted (points).
+        precision: the dense neck and head's arithmetic, ``detect``'s (float32, bfloat16 or
+            auto: bfloat16 on a CPU with native bfloat16).
+
+    Raises:
+        ModelError: an unknown precision, or bfloat16 on a GPU.
     """
 
     name = "detector"
@@ -46,10 +55,20 @@ class DetectorModel(ServedModel):
     has_brownout = True
 
     def __init__(
-        self, model: Any, brownout_range_m: float | None = None, max_points: int = 400_000
+        self,
+        model: Any,
+        brownout_range_m: float | None = None,
+        max_points: int = 400_000,
+        precision: Precision = "float32",
     ) -> None:
         from perception.config import CLASSES
+        from perception.dense_layers import PrecisionError, resolve_precision
 
+        try:
+            resolve_precision(precision, model.device)
+        except PrecisionError as err:
+            raise ModelError(str(err)) from err
+        self.precision = precision
         self.model = model
         self.classes = CLASSES
         self.max_cost = max_points
@@ -66,6 +85,7 @@ class DetectorModel(ServedModel):
         device: str = "cpu",
         brownout_range_m: float | None = None,
         max_points: int = 400_000,
+        precision: Precision = "float32",
     ) -> DetectorModel:
         """Loads the weights (``model_path``; empty: the shipped ``models/detector.pt``).
 
@@ -80,7 +100,7 @@ class DetectorModel(ServedModel):
             model = load_detector(path, device)
         except (ModelFileError, ConfigError) as err:
             raise ModelError(str(err)) from err
-        return cls(model, brownout_range_m, max_points)
+        return cls(model, brownout_range_m, max_points, precision)
 
     def parse(self, message: Message) -> np.ndarray:
         return message.array("points", "<f4", 2, (0, 3))  # [N, C]
@@ -94,7 +114,8 @@ class DetectorModel(ServedModel):
     def run(self, batch: Sequence[np.ndarray], path: Path) -> list[Any]:
         from perception.detect import detect
 
-        return list(detect(self.model if path == "full" else self.short, list(batch)))
+        model = self.model if path == "full" else self.short
+        return list(detect(model, list(batch), precision=self.precision))
 
     def encode(self, result: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         arrays = {
