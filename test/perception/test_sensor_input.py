@@ -112,3 +112,17 @@ def test_kept_rows_are_exactly_the_rows_to_model_frame_keeps() -> None:
     np.testing.assert_array_equal(
         to_model_frame(cloud[rows], setup, True), to_model_frame(cloud, setup, True)
     )
+
+
+def test_points_move_with_the_same_float32_operations_as_a_matrix_product() -> None:
+    from perception.sensor_input import _moved
+
+    rng = np.random.default_rng(0)
+    for yaw in (0.0, 0.7, -2.9):
+        T = SensorSetup(1.7, 0.05, -0.03, yaw).T_model_sensor.astype(np.float32)
+        xyz = (rng.normal(0.0, 20.0, (5000, 3))).astype(np.float32)
+        keep = np.flatnonzero(rng.random(5000) < 0.9)
+        want = np.einsum("ij,nj->ni", T[:3, :3], xyz[keep]) + T[:3, 3]
+        got = _moved(T, xyz, keep)
+        assert got.dtype == np.float32 and got.flags["C_CONTIGUOUS"]
+        np.testing.assert_array_equal(got, want)  # bit for bit, not to a tolerance
