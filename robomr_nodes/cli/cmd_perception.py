@@ -391,6 +391,7 @@ def _threshold(args: argparse.Namespace) -> int:
 
 def _detect(args: argparse.Namespace) -> int:
     from perception.checkpoint import load_detector
+    from perception.dense_layers import resolve_precision
     from perception.detect import detect
     from perception.sensor_input import to_model_frame
     from perception.voxelize import usable_mask
@@ -421,12 +422,13 @@ def _detect(args: argparse.Namespace) -> int:
         motion = _scan_motion(args, setup)
         precision = args.dense_precision
         (det,) = detect(model, [scan.points], setup, motions=motion, precision=precision)
+        dtype = str(resolve_precision(precision, model.device)).removeprefix("torch.")
     except PerceptionError as err:
         raise CliError(str(err)) from err
     cloud = scan.points
     print(
         f"{args.file}: {scan.layout.value} layout ({scan.how}), {int(usable.sum())} of "
-        f"{len(cloud)} points usable"
+        f"{len(cloud)} points usable; neck and head in {dtype} ({precision})"
     )
     table = Table(
         f"{args.file}: {len(det)} boxes (lidar frame; centre, size in m, yaw in rad)",
@@ -462,6 +464,7 @@ def _detect(args: argparse.Namespace) -> int:
             "num_points_usable": int(usable.sum()),
             "layout": scan.layout.value,
             "fields": list(scan.fields),
+            "dense_precision": dtype,
             "detections": det.to_json(),
         }
         _write_json(args.json, payload)

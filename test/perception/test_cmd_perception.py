@@ -7,9 +7,11 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from perception.checkpoint import save_detector
 from perception.dataset import SimDataset
+from perception.dense_layers import default_precision
 from perception.train import init_model
 from robomr_nodes.cli import cmd_perception
 from robomr_nodes.cli.main import CliError
@@ -50,6 +52,12 @@ def test_detect_prints_a_table_and_writes_json(model_path, synthetic_dataset, tm
     assert data["frame"] == "lidar" and data["num_points"] > 0
     assert len(data["detections"]) > 0  # the untrained head's 0.1 prior is above 0.05
     assert set(data["detections"][0]) == {"class", "score", "center_m", "size_m", "yaw_rad"}
+    # auto: bfloat16 on a CPU with native bfloat16, float32 elsewhere; said either way
+    auto = str(default_precision(torch.device("cpu"))).removeprefix("torch.")
+    assert data["dense_precision"] == auto and f"neck and head in {auto} (auto)" in printed
+    args = ("detect", str(scan), "--model", str(model_path), "--json", str(out))
+    assert run_cli(*args, "--dense-precision", "float32") == 0
+    assert json.loads(out.read_text())["dense_precision"] == "float32"
 
 
 def test_detect_deskews_with_the_motion_options(model_path, synthetic_dataset, tmp_path) -> None:
