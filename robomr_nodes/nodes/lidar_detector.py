@@ -61,8 +61,8 @@ class DetectorParams(DeskewParams):
     # spconv's CPU kernels accumulate in thread order: one thread gives bit-identical outputs
     # (deterministic replay) and avoids OpenMP spin-waiting when the cores are shared.
     threads: int = param(1, "torch CPU threads (0: torch's default)", min_value=0, max_value=256)
-    # float32 by default (as ``detect``): a bag recorded before the parameter existed replays as
-    # recorded, and the edge service's detector gives the same boxes; config/robomr.yaml opts in
+    # float32 by default (as ``detect``): the same boxes on every CPU, so a bag recorded before
+    # the parameter existed replays as recorded and the edge service gives the node's boxes
     dense_precision: str = param(
         "float32",
         "arithmetic of the dense neck and head (auto: bfloat16 on CPUs with native bfloat16)",
