@@ -149,8 +149,11 @@ def _quality(
     args: argparse.Namespace, model: Detector, threshold: float, report: BenchReport
 ) -> None:
     """The accuracy parts: held-out AP, deskewing, headings, box errors, negatives, real sweep."""
+    import torch
+
     from bench import detector_quality as quality
     from perception.dataset import SimDataset
+    from perception.dense_layers import resolve_precision
 
     progress = not args.no_progress
     with tempfile.TemporaryDirectory(prefix="bench_detector_") as tmp:
@@ -164,6 +167,12 @@ def _quality(
             quality.heading_table(model, dets, truths, args.bootstrap),
             quality.box_error_table(model, dets, truths),
         ):
+            report.tables.append(table)
+            report.figures.update(figures)
+        if resolve_precision(precision, model.device) != torch.float32:  # beside float32
+            table, figures = quality.precision_table(
+                model, heldout, dets, truths, args.bootstrap, precision
+            )
             report.tables.append(table)
             report.figures.update(figures)
         if args.negatives_data or args.negatives_frames > 0:

@@ -133,7 +133,6 @@ def deskew_table(
     """Car BEV AP@0.7 (unoccluded, all levels) with the scans deskewed by the recorded motion
     (``dets``, the bench's default), by that motion with odometry noise, and not deskewed;
     paired frame-bootstrap intervals of each difference from the default."""
-    from perception.bootstrap import ap_of, frame_records
     from perception.evaluate import EvalConfig, model_eval_config
 
     config = model_eval_config(EvalConfig(), model.config)
@@ -146,21 +145,71 @@ def deskew_table(
         f"{ODOMETRY_YAW_RATE_RADPS}) rad/s; 95% CI: paired frame bootstrap of the difference)",
         ["deskew", "level", "AP", "minus odometry", "95% CI"],
     )
-    figures: dict[str, Any] = {}
+    figures = {
+        f"ap_bev07_car_{level}_deskew_{mode}": ap
+        for (mode, level), ap in _paired_ap_rows(table, runs, truths, config, resamples).items()
+    }
+    return table, figures
+
+
+def precision_table(
+    model: Detector,
+    dataset: SimDataset,
+    dets: list[Any],
+    truths: list[Any],
+    resamples: int,
+    precision: Precision,
+) -> tuple[Table, dict[str, Any]]:
+    """Car BEV AP@0.7 (unoccluded, all levels) of the bench's run (``dets``, the neck and head at
+    ``precision``) against the same model with them in float32, on the same frames; paired
+    frame-bootstrap intervals of the difference."""
+    from perception.dense_layers import resolve_precision
+    from perception.evaluate import EvalConfig, model_eval_config
+
+    config = model_eval_config(EvalConfig(), model.config)
+
+    dtype = str(resolve_precision(precision, model.device)).removeprefix("torch.")
+    label = dtype if precision == dtype else f"{precision} ({dtype})"
+    runs = {"float32": run_model(model, dataset, 0.05, precision="float32")[0], label: dets}
+    table = Table(
+        f"neck and head precision: car BEV AP@0.7 on {len(truths)} held-out frames (95% CI: "
+        "paired frame bootstrap of the difference)",
+        ["precision", "level", "AP", "minus float32", "95% CI"],
+    )
+    aps = _paired_ap_rows(table, runs, truths, config, resamples)
+    figures = {f"ap_bev07_car_{k}_float32": aps["float32", k] for k in _LEVEL_KEYS.values()}
+    return table, figures
+
+
+_LEVEL_KEYS = {"0": "unoccluded", "all": "all"}  # evaluation level -> figure key
+
+
+def _paired_ap_rows(
+    table: Table,
+    runs: dict[str, list[Any]],  # name -> detections per frame; the first is the baseline
+    truths: list[Any],
+    config: Any,
+    resamples: int,
+) -> dict[tuple[str, str], float]:  # (run, "unoccluded" | "all") -> car BEV AP@0.7
+    """Adds a row per run and level: AP, its difference from the first run and the 95% paired
+    frame-bootstrap interval of that difference (the same resamples for every run)."""
+    from perception.bootstrap import ap_of, frame_records
+
     rng = np.random.default_rng(7)
     draws = rng.integers(0, len(truths), (resamples, len(truths)))
-    for level in ("0", "all"):
+    out = {}
+    for level, key in _LEVEL_KEYS.items():
         recs = {
             m: frame_records(d, truths, config, "car", level, "bev", 0.7) for m, d in runs.items()
         }
-        base = recs["odometry"]
-        for mode, rec in recs.items():
+        base = next(iter(recs.values()))
+        for name, rec in recs.items():
             ap = ap_of(rec)
             diffs = [ap_of([rec[i] for i in idx]) - ap_of([base[i] for i in idx]) for idx in draws]
             lo, hi = np.nanpercentile(diffs, [2.5, 97.5]) if resamples else (np.nan, np.nan)
-            table.add(mode, LEVEL_NAMES[level], ap, ap - ap_of(base), f"{lo:+.3f} to {hi:+.3f}")
-            figures[f"ap_bev07_car_{'unoccluded' if level == '0' else 'all'}_deskew_{mode}"] = ap
-    return table, figures
+            table.add(name, LEVEL_NAMES[level], ap, ap - ap_of(base), f"{lo:+.3f} to {hi:+.3f}")
+            out[name, key] = ap
+    return out
 
 
 def heading_table(

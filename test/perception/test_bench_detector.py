@@ -76,6 +76,24 @@ def test_tiny_run_reports_every_part_and_the_issue_json_keys(model_path, tmp_pat
         assert (tmp_path / "real.png").stat().st_size > 0
 
 
+def test_a_bfloat16_run_scores_float32_beside_it_on_the_same_frames(model_path, tmp_path):
+    data = write_synthetic_dataset(tmp_path / "heldout", TINY)
+    common = ("--model", str(model_path), "--data", str(data), "--negatives-frames", "0",
+              "--bootstrap", "20", "--no-speed", "--threads", "1", "--no-progress")  # fmt: skip
+    report = bench_detector.run(bench_args(*common, "--dense-precision", "bfloat16"))
+    (table,) = [t for t in report.tables if t.title.startswith("neck and head precision")]
+    assert [(row[0], row[1]) for row in table.rows] == [
+        (name, level) for level in ("unoccluded (<0.3)", "all") for name in ("float32", "bfloat16")
+    ]
+    assert all(row[3] == 0.0 for row in table.rows if row[0] == "float32")  # the baseline
+    out = report.to_json()
+    assert {"ap_bev07_car_unoccluded_float32", "ap_bev07_car_all_float32"} <= set(out)
+    plain = bench_detector.run(bench_args(*common, "--dense-precision", "float32"))
+    assert not any(t.title.startswith("neck and head precision") for t in plain.tables)
+    # the float32 rows are what a float32 run of the bench reports
+    assert out["ap_bev07_car_all_float32"] == plain.to_json()["ap_bev07_car_all"]
+
+
 def test_speed_only_runs_just_the_timing(model_path):
     args = bench_args(
         "--model", str(model_path), "--speed-only", "--timing-frames", "1",
