@@ -43,7 +43,7 @@ from robomr_nodes.diagnostics import diagnostic_array
 from robomr_nodes.launch_yaml import package_share
 from robomr_nodes.messages import stamp_ns
 from robomr_nodes.odometry_deskew import DeskewParams, OdometryDeskew
-from robomr_nodes.params import param
+from robomr_nodes.params import ParameterError, param
 from robomr_nodes.runtime.entry import run_node
 
 
@@ -123,6 +123,12 @@ class LidarDetectorNode(RobomrNode):
         path = resolve_model_path(self.params.model_path)
         self.model = load_detector(path, self.params.device)
         p = self.params
+        from perception.dense_layers import PrecisionError, resolve_precision
+
+        try:  # refused at start, not on every cloud (bfloat16 is for CPUs)
+            resolve_precision(p.dense_precision, self.model.device)
+        except PrecisionError as err:
+            raise ParameterError(f"dense_precision: {err}") from err
         self.setup = SensorSetup(
             p.sensor_height_m,
             p.sensor_pitch_rad,

@@ -22,7 +22,7 @@ from robomr_nodes.convert.pointcloud import array_to_cloud, xyz_to_structured
 from robomr_nodes.launch_yaml import LaunchPlan, NodeSpec
 from robomr_nodes.messages import header
 from robomr_nodes.nodes.lidar_detector import LidarDetectorNode, crop_range
-from robomr_nodes.params import ParamOverride
+from robomr_nodes.params import ParameterError, ParamOverride
 from robomr_nodes.replay import replay
 from robomr_nodes.runner import RunOptions, run_plan
 from robomr_nodes.runtime.executor import EmbeddedExecutor
@@ -249,3 +249,19 @@ def test_replay_of_simulated_frames_is_byte_identical(model_path: Path, tmp_path
         if m.topic in ("/robomr/detections", "/robomr/detections/markers")
     ]
     assert digest(original) == first.digest
+
+
+def test_a_precision_the_device_cannot_run_is_refused_at_start(model_path: Path, monkeypatch):
+    import torch
+
+    import perception.dense_layers as dense
+
+    real = dense.resolve_precision
+
+    def on_a_gpu(precision: str, device: Any) -> Any:  # the answer for a model on CUDA
+        return real(precision, torch.device("cuda"))
+
+    monkeypatch.setattr(dense, "resolve_precision", on_a_gpu)
+    with pytest.raises(ParameterError, match=r"dense_precision: .*bfloat16 is for CPUs"):
+        _node(model_path, dense_precision="bfloat16")
+    _node(model_path, dense_precision="float32")  # what a GPU can run starts
