@@ -57,15 +57,24 @@ def as_cloud(points: np.ndarray) -> np.ndarray:
 
 def usable_mask(points: np.ndarray, config: VoxelConfig) -> np.ndarray:
     """[N] bool: the points :func:`voxelize` can use (finite x, y, z inside the range)."""
-    cloud = as_cloud(points)
-    lo = np.asarray(config.point_range_m[:3], dtype=np.float64)
-    size = np.asarray(config.voxel_size_m, dtype=np.float64)
-    grid = np.asarray(config.grid_size, dtype=np.int64)
-    with np.errstate(invalid="ignore"):
-        cell = np.floor((cloud[:, :3].astype(np.float64) - lo) / size)
-        return np.all(np.isfinite(cloud[:, :3]), axis=1) & np.all(
-            (cell >= 0) & (cell < grid), axis=1
-        )
+    return _cells_inside(as_cloud(points), config)[3]
+
+
+def _cells_inside(
+    cloud: np.ndarray, config: VoxelConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """float64 x, y, z cells [N] of a float32 cloud [N, C] and [N] bool: the cell exists.
+
+    Column by column (contiguous float64 vectors, in place): numpy's broadcasts over a 3-wide
+    last axis are several times slower than whole-column arithmetic (the same operations per
+    element). Comparing cells (not coordinates) keeps the float rounding of floor() and the
+    range test consistent: a point is kept exactly when its cell exists. NaN and Inf fail every
+    comparison, so non-finite coordinates drop out here too."""
+    lo, size = config.point_range_m[:3], config.voxel_size_m
+    nx, ny, nz = config.grid_size
+    cx, cy, cz = (_cells(cloud[:, j], lo[j], size[j]) for j in range(3))
+    inside = (cx >= 0) & (cx < nx) & (cy >= 0) & (cy < ny) & (cz >= 0) & (cz < nz)
+    return cx, cy, cz, inside
 
 
 def voxelize(points: np.ndarray, config: VoxelConfig) -> Voxels:
@@ -81,18 +90,9 @@ def voxelize(points: np.ndarray, config: VoxelConfig) -> Voxels:
     """
     cloud = as_cloud(points)  # [N, C]
     num_feat = config.num_features
-    lo = np.asarray(config.point_range_m[:3], dtype=np.float64)
-    size = np.asarray(config.voxel_size_m, dtype=np.float64)
     nx, ny, nz = config.grid_size
-
-    # Column by column (x, y, z cells as contiguous float64 vectors, in place): numpy's
-    # broadcasts over a 3-wide last axis and its fancy indexing of rows are several times
-    # slower than whole-column arithmetic and ``np.take`` (the same operations per element).
-    cx, cy, cz = (_cells(cloud[:, j], lo[j], size[j]) for j in range(3))
-    # Comparing cells (not coordinates) keeps the float rounding of floor() and the range test
-    # consistent: a point is kept exactly when its cell exists. NaN and Inf fail every
-    # comparison, so non-finite coordinates drop out here too.
-    inside = (cx >= 0) & (cx < nx) & (cy >= 0) & (cy < ny) & (cz >= 0) & (cz < nz)
+    # Rows are taken with ``np.take``: numpy's fancy indexing of rows is several times slower.
+    cx, cy, cz, inside = _cells_inside(cloud, config)
     if num_feat > 3 and cloud.shape[1] > 3:
         inside &= np.isfinite(cloud[:, 3])
     idx = np.flatnonzero(inside)  # [N'] rows of the cloud that count
