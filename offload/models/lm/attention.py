@@ -30,6 +30,7 @@ from offload.models.lm.routing import (
     onehot_loss,
     straight_through,
 )
+from offload.models.lm.slots import SlotLayout
 
 Routing = Literal["expert_choice", "causal"]
 
@@ -51,6 +52,13 @@ class Rope(nn.Module):
     def at(self, pos: Tensor) -> tuple[Tensor, Tensor]:
         """cos, sin [*pos.shape, 1, dh/2] of positions pos (looked up once, used by every layer)."""
         return self.cos[pos].unsqueeze(-2), self.sin[pos].unsqueeze(-2)
+
+    def at_step(self, pos: Tensor) -> Tensor:
+        """[*pos.shape, dh, dh] rotation matrices of positions pos: ``x @ R`` is ``rotate`` of
+        x at that position, for all heads in one batched product (looked up once per decode
+        step; the same products, with the two terms of each output summed in one rounding)."""
+        cos, sin = (torch.diag_embed(t.squeeze(-2)) for t in self.at(pos))  # [..., dh/2, dh/2]
+        return torch.cat([torch.cat([cos, sin], -1), torch.cat([-sin, cos], -1)], dim=-2)
 
     @staticmethod
     def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
@@ -82,6 +90,11 @@ class MixSGAAttention(nn.Module):
         self.scale = 1.0 / math.sqrt(dh)
         self._fused_key: tuple[tuple[int, int], ...] = ()  # parameters ``_fused`` was built from
         self._fused: tuple[Tensor, Tensor] = (torch.empty(0), torch.empty(0))
+        self._fused_scaled: tuple[Tensor, Tensor] = self._fused
+        # [sum_e he, kv_heads]: row i of expert e averages the shared heads its pooled head reads
+        rows = [torch.eye(hk // p).repeat_interleave(p, dim=1) / p for p in self.pool]
+        self.register_buffer("_pool_matrix", torch.cat(rows), persistent=False)
+        self.layout = SlotLayout(h, self.expert_kv_heads, dh)  # the cache's slot tables
 
     def _pooled(self, t: Tensor, expert: int) -> Tensor:
         """[..., kv_heads, dh] -> [..., kv_heads / pool_e, dh] (mean of consecutive heads)."""
@@ -227,67 +240,51 @@ class MixSGAAttention(nn.Module):
         assigned: Tensor,  # [B, T] int64 the expert of each token
         valid: Tensor | None,  # [B, T] bool, False on right padding
     ) -> None:
-        for e, kv in enumerate(pooled):
-            mask = assigned == e
-            if valid is not None:
-                mask &= valid
-            cache.append_tokens(self.layer, e, mask, kv)
+        cache.append_tokens(self.layer, pooled, assigned, valid)
 
     def decode(
         self,
         x: Tensor,  # [B, d_model] one new token per row
-        rot: tuple[Tensor, Tensor],  # cos, sin [B, 1, dh/2] of its position (``Rope.at``)
+        rot: Tensor,  # [B, dh, dh] rotation of its position (``Rope.at_step``)
         cache: KVCache,
         route_limit: Tensor,  # [B] float64 KV a row may have spent after this token (guard)
     ) -> Tensor:  # [B, d_model]
         """One token per row against the cache (the token is appended to the cache first).
 
-        The same arithmetic as ``decode_reference`` in a fixed number of tensor ops per layer:
-        the new token is pooled for every expert and written at its slot in each buffer (only
-        its own expert counts it, ``KVCache.append_step``), and each expert's scores are masked
-        by its counts, so no step gathers rows per expert. Every row attends to the same slices
-        as in the reference plus at most one masked slot per expert.
+        What ``decode_reference`` computes, in a fixed number of tensor ops per layer (decode
+        is op-bound: a few rows 128 wide): one projection with the softmax scale folded into
+        the query rows, the rotation as one batched product, the new key and value pooled for
+        every expert by one product with the pooling matrix, its expert's pooled heads written
+        into the row's next slots (``KVCache.append_step``), and one score and one value product
+        of all query heads against all of a row's slots, each head masked to the one slot of
+        every token that it reads (``slots.SlotLayout``): no step loops over experts.
         """
         b, h, hk, dh = x.shape[0], self.cfg.n_heads, self.cfg.kv_heads, self.cfg.head_dim
-        proj = F.linear(x, *self._fused_projection())  # [B, (H + 2 hk) dh + E]
-        qk = Rope.rotate(proj[:, : (h + hk) * dh].view(b, h + hk, dh), *rot)  # q, k rotated
-        q, k = qk[:, :h], qk[:, h:]  # [B, H, dh], [B, hk, dh]
-        v = proj[:, (h + hk) * dh : (h + 2 * hk) * dh].view(b, hk, dh)
+        proj = F.linear(x, *self._fused_projection(scaled=True))  # [B, (H + 2 hk) dh + E]
+        qk = torch.bmm(proj[:, : (h + hk) * dh].view(b, h + hk, dh), rot)  # q, k rotated
+        kv = torch.cat([qk[:, h:], proj[:, (h + hk) * dh : (h + 2 * hk) * dh].view(b, hk, dh)], -1)
         if self.router is None:
             assigned = torch.zeros(b, dtype=torch.long)
+            pooled = kv  # one expert: its heads are the shared ones
         else:
             probs = torch.softmax(proj[:, (h + 2 * hk) * dh :], dim=-1)  # [B, E]
             assigned, cache.kv_used[self.layer] = causal_route_step(
                 probs, self._costs_t, cache.kv_used[self.layer], route_limit
             )
-        experts = range(len(self.pool))
-        widths = cache.append_step(
-            self.layer,
-            [self._pooled(k, e) for e in experts],
-            [self._pooled(v, e) for e in experts],
-            assigned,
-        )
-        slot = torch.arange(max(widths))  # [n] slot index, for the padding masks
-        scores = []
-        for e in experts:
-            keys = cache.keys[self.layer][e][:, :, : widths[e]]  # [B, he, n, dh]
-            qg = q.unflatten(1, (keys.shape[1], -1))  # [B, he, G, dh]: head h reads h // G
-            s = (qg @ keys.transpose(-1, -2)).flatten(1, 2) * self.scale  # [B, H, n]
-            pad = slot[: widths[e]] >= cache.counts[self.layer, e][:, None]  # [B, n]
-            scores.append(s.masked_fill_(pad[:, None, :], float("-inf")))
-        attn = torch.softmax(torch.cat(scores, dim=-1), dim=-1)  # [B, H, sum n]
-        out = torch.zeros_like(q)  # [B, H, dh]
-        start = 0
-        for e in experts:
-            vals = cache.values[self.layer][e][:, :, : widths[e]]  # [B, he, n, dh]
-            a = attn[..., start : start + widths[e]].unflatten(1, (vals.shape[1], -1))
-            out += (a @ vals).flatten(1, 2)  # [B, he, G, dh] -> [B, H, dh]
-            start += widths[e]
+            # [B, sum_e he, 2 dh] every expert's pooled heads (weights 1 and 1 / p: the means)
+            pooled = torch.matmul(self._pool_matrix, kv)
+        n = cache.append_step(self.layer, pooled, assigned)  # all rows' valid slots lie in [0, n)
+        keys = cache.keys[self.layer][:, :n]  # [B, n, dh] all of each row's pooled key heads
+        scores = torch.bmm(qk[:, :h], keys.transpose(1, 2))  # [B, H, n], q scaled
+        scores.masked_fill_(cache.masked[self.layer][:, :, :n], -math.inf)
+        out = torch.bmm(torch.softmax(scores, dim=-1), cache.values[self.layer][:, :n])
         return self.o_proj(out.reshape(b, -1))
 
-    def _fused_projection(self) -> tuple[Tensor, Tensor]:
+    def _fused_projection(self, scaled: bool = False) -> tuple[Tensor, Tensor]:
         """Weight [(H + 2 hk) dh + E, d_model] and bias of q, k, v and the router stacked, so a
-        decode step projects in one matmul (rebuilt whenever a parameter changes)."""
+        step projects in one matmul (rebuilt whenever a parameter changes). ``scaled``: the
+        query rows times the softmax scale 1 / sqrt(dh) (decode; RoPE is linear, so the scores
+        are scaled as before, exactly so where the scale is a power of two)."""
         parts = [self.q_proj.weight, self.k_proj.weight, self.v_proj.weight]
         if self.router is not None:
             parts += [self.router.weight, self.router.bias]
@@ -297,8 +294,11 @@ class MixSGAAttention(nn.Module):
             bias = weight.new_zeros(weight.shape[0])
             if self.router is not None:
                 bias[-self.router.out_features :] = self.router.bias.detach()
+            scaled_weight = weight.clone()
+            scaled_weight[: self.q_proj.out_features] *= self.scale
             self._fused_key, self._fused = key, (weight, bias)
-        return self._fused
+            self._fused_scaled = (scaled_weight, bias)
+        return self._fused_scaled if scaled else self._fused
 
     def decode_reference(
         self,
@@ -307,8 +307,9 @@ class MixSGAAttention(nn.Module):
         rope: Rope,
         cache: KVCache,
     ) -> Tensor:  # [B, d_model]
-        """The straightforward decode step (per-expert row gathers, the general routing guard):
-        what ``decode`` computes, kept as the reference tests compare it with."""
+        """The straightforward decode step (the general routing guard, the prefill's store, and
+        attention row by row and head by head over the slots each head reads): what ``decode``
+        computes, kept as the reference tests compare it with."""
         b = x.shape[0]
         q, k, v, _ = (
             t[:, 0] if t is not None else None
@@ -323,23 +324,13 @@ class MixSGAAttention(nn.Module):
             )
             cache.kv_used[self.layer] = used
             assigned = chosen[:, 0]
-        scores, values = [], []
-        for e in range(len(self.pool)):
-            rows = (assigned == e).nonzero(as_tuple=True)[0]
-            k_e, v_e = self._pooled(k[rows], e), self._pooled(v[rows], e)
-            cache.append(self.layer, e, rows, k_e, v_e, one_per_row=True)
-            keys, vals, mask = cache.view(self.layer, e)  # [B, he, n, dh], [B, n]
-            if keys.shape[2] == 0:
-                continue
-            qg = q.unflatten(1, (keys.shape[1], -1))  # [B, he, G, dh]: head h reads h // G
-            s = (qg @ keys.transpose(-1, -2)).flatten(1, 2) * self.scale  # [B, H, n]
-            scores.append(s.masked_fill(~mask[:, None, :], float("-inf")))  # [B, H, n]
-            values.append(vals)
-        attn = torch.softmax(torch.cat(scores, dim=-1), dim=-1)
-        out = torch.zeros_like(q)  # [B, H, dh]
-        start = 0
-        for s, vals in zip(scores, values, strict=True):
-            a = attn[..., start : start + s.shape[-1]].unflatten(1, (vals.shape[1], -1))
-            out += (a @ vals).flatten(1, 2)  # [B, he, G, dh] -> [B, H, dh]
-            start += s.shape[-1]
+        pooled = [p[:, None] for p in self._pooled_kv(k, v)]  # [B, 1, he, 2 dh] each
+        cache.append_tokens(self.layer, pooled, assigned[:, None])
+        out = torch.empty_like(q)  # [B, H, dh]
+        for row in range(b):
+            keys, vals, reads = cache.row_view(self.layer, row)  # [n, dh], [n, dh], [n, H]
+            for head in range(q.shape[1]):
+                mine = reads[:, head]  # one slot of every cached token
+                s = keys[mine] @ q[row, head] * self.scale
+                out[row, head] = torch.softmax(s, dim=0) @ vals[mine]
         return self.o_proj(out.reshape(b, -1))

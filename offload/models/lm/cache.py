@@ -1,14 +1,18 @@
-"""The KV cache of a batch of sequences, stored compressed per attention expert.
+"""The KV cache of a batch of sequences, stored compressed: one pooled KV head per slot.
 
-For every layer and attention expert e the cache holds a padded buffer ``[B, kv_heads_e, cap,
-head_dim]`` of the keys (and values) of the tokens routed to e, so a token costs exactly its
-expert's KV heads (``n_heads / g_e``); ``counts[l, e, b]`` tokens of row b are valid. The order of
-tokens inside a buffer does not matter: at decode time every cached token precedes the query.
+For every layer the cache holds padded buffers ``keys[layer]`` and ``values[layer]`` of shape
+``[B, cap, head_dim]``: a token of attention expert e fills ``he`` consecutive slots (its
+expert's pooled KV heads, ``slots.SlotLayout``), so a token costs exactly its expert's KV;
+``slots[layer, b]`` slots of row b are valid (the first ones), ``counts[l, e, b]`` counts its
+tokens per expert, and ``masked[layer]`` ``[B, n_heads, cap]`` says which query heads do not read
+each slot (True on every slot past the valid ones: one byte per query head and slot, 1/8 of a
+float32 key and value at head_dim 16). The order of tokens inside a row does not matter: at
+decode time every cached token precedes the query.
 
-A decode step (``append_step``) writes each row's new token at its slot in every expert's buffer
-and counts it only in the expert it was routed to: the write is a fixed handful of tensor ops per
-expert whatever the routing (no per-expert gather of rows), and a slot written but not counted is
-padding that the next token of that expert overwrites.
+A decode step (``append_step``) writes a fixed block of ``max(he)`` slots per row, whatever the
+routing (its expert's heads, then spare slots masked for every head that the next token
+overwrites), and attends to all of a row's slots at once: a fixed handful of tensor ops per
+layer.
 
 Rows can be selected (a finished sequence leaves) and batches concatenated (a new prefill joins
 the running batch): continuous batching moves cache rows only at those events, never per step.
@@ -21,17 +25,25 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from offload.models.lm.slots import SlotLayout
+
+# per-layer tensors that rows (dim 0) and slots (the given dim) index; the fill of new slots
+_BUFFERS = {"keys": (1, 0), "values": (1, 0), "masked": (2, True)}
+
 
 @dataclass
 class KVCache:
-    """Per layer, per attention expert: keys, values and valid counts of each row."""
+    """Per layer: pooled KV heads in slots, the heads that read them, valid slots per row."""
 
-    keys: list[list[Tensor]]  # [layer][expert] -> [B, kv_heads_e, cap, head_dim]
-    values: list[list[Tensor]]  # same shapes as keys
-    counts: Tensor  # [layer, expert, B] int64 valid tokens of each row in each expert's buffer
+    layout: SlotLayout
+    keys: list[Tensor]  # [layer] -> [B, cap, head_dim] one pooled key head per slot
+    values: list[Tensor]  # [layer] -> [B, cap, head_dim]
+    masked: list[Tensor]  # [layer] -> [B, n_heads, cap] bool: head h does not read the slot
+    slots: Tensor  # [layer, B] int64 valid slots of each row (the first ones)
+    counts: Tensor  # [layer, expert, B] int64 tokens of each row routed to each expert
     kv_used: Tensor  # [layer, B] float64 KV spent per row (units of MHA tokens; routing guard)
     lengths: Tensor  # [B] int64 tokens in each row (the next position)
-    # Buffers with spare rows that keys/values are the first B rows of (``gather(consume=True)``);
+    # Buffers with spare rows that these buffers are the first B rows of (``gather(consume=True)``);
     # one cache at a time holds it, and only that one may write rows in place.
     rows: RowStore | None = field(default=None, repr=False, compare=False)
 
@@ -40,21 +52,20 @@ class KVCache:
         cls,
         batch: int,
         n_layers: int,
-        kv_heads: tuple[int, ...],  # [E] KV heads of each attention expert
-        head_dim: int,
-        capacity: int = 16,
+        layout: SlotLayout,
+        capacity: int = 16,  # tokens of the widest expert per row before the buffers grow
         dtype: torch.dtype = torch.float32,
     ) -> KVCache:
-        def buffers() -> list[list[Tensor]]:
-            return [
-                [torch.zeros(batch, h, capacity, head_dim, dtype=dtype) for h in kv_heads]
-                for _ in range(n_layers)
-            ]
-
+        cap, dh = capacity * layout.block, layout.head_dim
         return cls(
-            keys=buffers(),
-            values=buffers(),
-            counts=torch.zeros(n_layers, len(kv_heads), batch, dtype=torch.long),
+            layout=layout,
+            keys=[torch.zeros(batch, cap, dh, dtype=dtype) for _ in range(n_layers)],
+            values=[torch.zeros(batch, cap, dh, dtype=dtype) for _ in range(n_layers)],
+            masked=[
+                torch.ones(batch, layout.n_heads, cap, dtype=torch.bool) for _ in range(n_layers)
+            ],
+            slots=torch.zeros(n_layers, batch, dtype=torch.long),
+            counts=torch.zeros(n_layers, len(layout.heads), batch, dtype=torch.long),
             kv_used=torch.zeros(n_layers, batch, dtype=torch.float64),
             lengths=torch.zeros(batch, dtype=torch.long),
         )
@@ -63,102 +74,82 @@ class KVCache:
     def batch(self) -> int:
         return int(self.lengths.shape[0])
 
-    def append(
-        self,
-        layer: int,
-        expert: int,
-        rows: Tensor,  # [N] int64 row of each new token
-        k: Tensor,  # [N, kv_heads_e, head_dim]
-        v: Tensor,  # [N, kv_heads_e, head_dim]
-        one_per_row: bool = False,  # the caller guarantees distinct rows (decode)
-    ) -> None:
-        """Stores N tokens of one expert; several tokens may go to the same row (prefill)."""
-        if rows.numel() == 0:
-            return
-        count = self.counts[layer][expert]
-        slots = count[rows]
-        if one_per_row:  # decode: each row appends one token (the hot path: a few ops)
-            self._ensure(layer, expert, int(count.max()) + 1)
-        else:
-            # Slot of each token: the row's count plus its rank among this call's tokens of
-            # that row.
-            order = torch.argsort(rows, stable=True)
-            sorted_rows = rows[order]
-            first = torch.searchsorted(sorted_rows, sorted_rows, side="left")
-            rank = torch.empty_like(rows)
-            rank[order] = torch.arange(rows.numel()) - first
-            slots = slots + rank
-            self._ensure(layer, expert, int(slots.max()) + 1)
-        self.keys[layer][expert][rows, :, slots] = k
-        self.values[layer][expert][rows, :, slots] = v
-        count.index_add_(0, rows, torch.ones_like(rows))
-
     def append_tokens(
         self,
         layer: int,
-        expert: int,
-        mask: Tensor,  # [B, T] bool: the tokens of expert e, in order within each row
-        kv: Tensor,  # [B, T, kv_heads_e, 2 head_dim] keys | values of every position
+        pooled: list[Tensor],  # [expert] -> [B, T, he, 2 head_dim] keys | values, pooled
+        assigned: Tensor,  # [B, T] int64 the expert of each token
+        valid: Tensor | None = None,  # [B, T] bool, False on right padding (not stored)
     ) -> None:
-        """Prefill: stores the masked tokens of each row after the row's valid ones, in order
-        (what ``append`` does for the same tokens, with slots from one running count)."""
-        rows, cols = mask.nonzero(as_tuple=True)
-        if rows.numel() == 0:
-            return
-        count = self.counts[layer][expert]
-        rank = mask.cumsum(dim=1)  # [B, T] tokens of the row up to and including each one
-        self._ensure(layer, expert, int((count + rank[:, -1]).max()))
-        slots = count[rows] + rank[rows, cols] - 1
-        picked = kv[rows, cols]  # [N, kv_heads_e, 2 head_dim]
-        dh = self.keys[layer][expert].shape[3]
-        self.keys[layer][expert][rows, :, slots] = picked[..., :dh]
-        self.values[layer][expert][rows, :, slots] = picked[..., dh:]
-        count += rank[:, -1]
+        """Prefill (and the reference step, T = 1): stores each valid token's pooled heads in
+        its expert's ``he`` slots after the row's valid ones, in order."""
+        heads = self.layout.heads_t[assigned]  # [B, T] slots of each token
+        if valid is not None:
+            heads = heads * valid
+        end = self.slots[layer][:, None] + heads.cumsum(dim=1)  # [B, T] after each token
+        if end.numel():
+            self._ensure(layer, int(end[:, -1].max()))
+        start = end - heads
+        for e, kv in enumerate(pooled):
+            mask = assigned == e
+            if valid is not None:
+                mask = mask & valid
+            rows, cols = mask.nonzero(as_tuple=True)
+            if rows.numel():
+                at = start[rows, cols][:, None] + torch.arange(self.layout.heads[e])  # [N, he]
+                picked, dh = kv[rows, cols], self.layout.head_dim  # [N, he, 2 dh]
+                self.keys[layer][rows[:, None], at] = picked[..., :dh]
+                self.values[layer][rows[:, None], at] = picked[..., dh:]
+                self.masked[layer][rows[:, None], :, at] = self.layout.masked_of(e)
+            self.counts[layer, e] += mask.sum(dim=1)
+        if end.numel():
+            self.slots[layer] = end[:, -1]
 
     def append_step(
         self,
         layer: int,
-        k: list[Tensor],  # [expert] -> [B, kv_heads_e, head_dim] each row's new token, pooled
-        v: list[Tensor],  # same shapes as k
+        pooled: Tensor,  # [B, sum_e he, 2 head_dim] each row's new token pooled for every expert
         assigned: Tensor,  # [B] int64 expert of each row's new token
-    ) -> list[int]:  # [expert] bound on valid tokens per row: slice width for ``view_step``
-        """Decode: appends one token per row, counted in the expert ``assigned`` names."""
-        counts = self.counts[layer]  # [E, B], a view: updated in place
-        before = counts.amax(dim=1).tolist()  # one sync per layer, not one per expert
-        rows = torch.arange(self.batch)
-        for e, (k_e, v_e) in enumerate(zip(k, v, strict=True)):
-            self._ensure(layer, e, before[e] + 1)
-            slot = counts[e]  # [B] every row's next free slot in expert e
-            self.keys[layer][e][rows, :, slot] = k_e
-            self.values[layer][e][rows, :, slot] = v_e
-        counts.scatter_add_(0, assigned[None], torch.ones_like(assigned)[None])
-        return [n + 1 for n in before]
+    ) -> int:  # width: every row's valid slots lie in [0, width)
+        """Decode: appends one token per row, ``he`` slots of its expert, in a fixed number of
+        ops (a block of ``max(he)`` slots per row; the spare ones are masked for every head)."""
+        layout = self.layout
+        before = self.slots[layer]  # [B]
+        width = int(before.max()) + layout.block if before.numel() else 0  # one sync per layer
+        self._ensure(layer, width)
+        rows = torch.arange(self.batch)[:, None]
+        at = before[:, None] + layout.block_range  # [B, block]
+        block, dh = pooled[rows, layout.block_rows[assigned]], layout.head_dim  # [B, block, 2 dh]
+        self.keys[layer][rows, at] = block[..., :dh]
+        self.values[layer][rows, at] = block[..., dh:]
+        self.masked[layer][rows, :, at] = layout.block_masked[assigned]  # [B, block, H]
+        self.slots[layer] = before + layout.heads_t[assigned]
+        self.counts[layer].scatter_add_(0, assigned[None], torch.ones_like(assigned)[None])
+        return width
 
-    def _ensure(self, layer: int, expert: int, needed: int) -> None:
-        cap = self.keys[layer][expert].shape[2]
+    def _ensure(self, layer: int, needed: int) -> None:
+        cap = self.keys[layer].shape[1]
         if needed <= cap:
             return
         new_cap = max(needed, 2 * cap)
-        for name in ("keys", "values"):
-            old = getattr(self, name)[layer][expert]
+        for name, (dim, fill) in _BUFFERS.items():
+            old = getattr(self, name)[layer]
             bases = getattr(self.rows, name) if self.rows is not None else None
-            n_rows = bases[layer][expert].shape[0] if bases is not None else old.shape[0]
-            grown = old.new_zeros(n_rows, old.shape[1], new_cap, old.shape[3])
-            grown[: old.shape[0], :, :cap] = old
+            shape = list(old.shape)
+            shape[0] = bases[layer].shape[0] if bases is not None else old.shape[0]
+            shape[dim] = new_cap
+            grown = old.new_full(shape, fill)
+            grown[: old.shape[0]].narrow(dim, 0, cap).copy_(old)
             if bases is not None:
-                bases[layer][expert] = grown
-            getattr(self, name)[layer][expert] = grown[: old.shape[0]]
+                bases[layer] = grown
+            getattr(self, name)[layer] = grown[: old.shape[0]]
 
-    def view(self, layer: int, expert: int) -> tuple[Tensor, Tensor, Tensor]:
-        """Keys, values [B, kv_heads_e, n_max, head_dim] and a validity mask [B, n_max]."""
-        count = self.counts[layer][expert]
-        n_max = int(count.max()) if count.numel() else 0
-        mask = torch.arange(n_max)[None, :] < count[:, None]
-        return (
-            self.keys[layer][expert][:, :, :n_max],
-            self.values[layer][expert][:, :, :n_max],
-            mask,
-        )
+    def row_view(self, layer: int, row: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Keys, values [n, head_dim] of a row's n valid slots and the heads reading each
+        [n, H] (the reference step reads the cache through this)."""
+        n = int(self.slots[layer, row])
+        reads = ~self.masked[layer][row, :, :n].T
+        return self.keys[layer][row, :n], self.values[layer][row, :n], reads
 
     def select(self, rows: Tensor | list[int]) -> KVCache:
         """A cache of the given rows only (e.g. without the finished sequences)."""
@@ -191,7 +182,6 @@ class KVCache:
             return parts[0][0]
         sizes = [c.batch if r is None else int(r.numel()) for c, r in parts]
         first = parts[0][0]
-        n_layers, n_experts = len(first.keys), len(first.keys[0])
         rows = first.rows if consume else None
         if rows is not None and not rows.fits(parts, sum(sizes)):
             rows = None
@@ -201,62 +191,77 @@ class KVCache:
             first.rows = None  # the new cache holds the store from here
         moves = _moves(first, parts[0][1]) if rows is not None else None
 
-        def fill(name: str, layer: int, expert: int) -> Tensor:
-            srcs = [getattr(c, name)[layer][expert] for c, _ in parts]  # [B_i, he, cap_i, dh]
+        def fill(name: str, layer: int) -> Tensor:
+            dim, pad = _BUFFERS[name]
+            srcs = [getattr(c, name)[layer] for c, _ in parts]  # [B_i, ...cap_i...]
             if rows is not None:
-                out = getattr(rows, name)[layer][expert]  # [R, he, cap, dh]
+                out = getattr(rows, name)[layer]  # [R, ...cap...]
                 in_place = out.data_ptr() == srcs[0].data_ptr()
             else:
-                cap = max(t.shape[2] for t in srcs)
-                out = srcs[0].new_empty(sum(sizes), srcs[0].shape[1], cap, srcs[0].shape[3])
+                shape = list(srcs[0].shape)
+                shape[0], shape[dim] = sum(sizes), max(t.shape[dim] for t in srcs)
+                out = srcs[0].new_empty(shape)
                 in_place = False
             start = 0
             for i, (src, (_, picked), size) in enumerate(zip(srcs, parts, sizes, strict=True)):
                 if i == 0 and in_place:
-                    if moves is not None:  # rows from ``start`` on move, up to their counts
-                        start_row, width = moves[0], moves[1][layer][expert]
-                        tail = out[:, :, :width]
+                    if moves is not None:  # rows from ``start`` on move, up to their slots
+                        start_row, width = moves[0], moves[1][layer]
+                        tail = out.narrow(dim, 0, width)
                         tail[start_row:size] = tail.index_select(0, picked[start_row:])
                 else:
-                    _write(out[start : start + size], src, picked, zero_tail=rows is None)
+                    dst = out[start : start + size]
+                    _write(dst, src, picked, dim, pad if rows is None else None)
                 start += size
             return out[: sum(sizes)]
 
-        def small(field: str, dim: int) -> Tensor:
+        def small(name: str, dim: int) -> Tensor:
             return torch.cat(
                 [
-                    getattr(c, field) if r is None else getattr(c, field).index_select(dim, r)
+                    getattr(c, name) if r is None else getattr(c, name).index_select(dim, r)
                     for c, r in parts
                 ],
                 dim=dim,
             )
 
-        return KVCache(
-            keys=[[fill("keys", i, e) for e in range(n_experts)] for i in range(n_layers)],
-            values=[[fill("values", i, e) for e in range(n_experts)] for i in range(n_layers)],
+        n_layers = len(first.keys)
+        out = KVCache(
+            layout=first.layout,
+            keys=[fill("keys", i) for i in range(n_layers)],
+            values=[fill("values", i) for i in range(n_layers)],
+            masked=[fill("masked", i) for i in range(n_layers)],
+            slots=small("slots", 1),
             counts=small("counts", 2),
             kv_used=small("kv_used", 1),
             lengths=small("lengths", 0),
             rows=rows,
         )
+        out._mask_past_slots()
+        return out
+
+    def _mask_past_slots(self) -> None:
+        """Every slot past a row's valid ones is masked for every head (rows moved or written
+        into a row store's buffers may leave an earlier row's slots behind them)."""
+        for masked, slots in zip(self.masked, self.slots, strict=True):
+            past = torch.arange(masked.shape[2])[None, :] >= slots[:, None]  # [B, cap]
+            masked.masked_fill_(past[:, None, :], True)
 
     def stored_bytes(self) -> Tensor:
-        """Bytes of valid K and V held for each row [B] (padding excluded)."""
-        total = torch.zeros(self.batch, dtype=torch.long)
-        for layer_keys, layer_counts in zip(self.keys, self.counts, strict=True):
-            for k, count in zip(layer_keys, layer_counts, strict=True):
-                total += 2 * count * k.shape[1] * k.shape[3] * k.element_size()
-        return total
+        """Bytes of valid K and V held for each row [B] (padding and the head masks
+        excluded)."""
+        per_slot = 2 * self.keys[0].shape[2] * self.keys[0].element_size() if self.keys else 0
+        return self.slots.sum(dim=0) * per_slot
 
 
-def _write(dst: Tensor, src: Tensor, picked: Tensor | None, zero_tail: bool) -> None:
-    """dst [n, he, cap, dh] = src's rows ``picked`` (all where None); ``zero_tail``: dst is
-    uninitialised memory and its slots beyond src's capacity are zeroed (padding is masked but
-    must be finite: 0 x NaN is NaN; a row store's spare slots hold zeros or earlier rows' KV)."""
-    if src.shape[2] < dst.shape[2]:
-        if zero_tail:
-            dst[:, :, src.shape[2] :] = 0
-        dst = dst[:, :, : src.shape[2]]
+def _write(dst: Tensor, src: Tensor, picked: Tensor | None, dim: int, pad: object) -> None:
+    """dst = src's rows ``picked`` (all where None), slots along ``dim``; ``pad`` (not None):
+    dst is uninitialised memory and its slots beyond src's capacity are set to it (padding is
+    masked but must be finite: 0 x NaN is NaN; a row store's spare slots hold zeros or earlier
+    rows' KV)."""
+    if src.shape[dim] < dst.shape[dim]:
+        if pad is not None:
+            dst.narrow(dim, src.shape[dim], dst.shape[dim] - src.shape[dim]).fill_(pad)
+        dst = dst.narrow(dim, 0, src.shape[dim])
     if picked is None:
         dst.copy_(src)
     elif dst.is_contiguous():
@@ -265,57 +270,57 @@ def _write(dst: Tensor, src: Tensor, picked: Tensor | None, zero_tail: bool) -> 
         dst.copy_(src.index_select(0, picked))
 
 
-def _moves(cache: KVCache, picked: Tensor | None) -> tuple[int, list[list[int]]] | None:
+def _moves(cache: KVCache, picked: Tensor | None) -> tuple[int, list[int]] | None:
     """For an in-place compaction to rows ``picked`` (ascending): the first row that moves and,
-    per layer and expert, the valid tokens of the rows that move (the slots worth copying);
-    None if no row moves."""
+    per layer, the valid slots of the rows that move (the slots worth copying); None if no row
+    moves."""
     if picked is None:
         return None
     moved = (picked != torch.arange(picked.numel())).nonzero()
     if not moved.numel():
         return None
     start = int(moved[0, 0])  # rows before the first that left stay where they are
-    return start, cache.counts.index_select(2, picked[start:]).amax(dim=2).tolist()
+    return start, cache.slots.index_select(1, picked[start:]).amax(dim=1).tolist()
 
 
 @dataclass
 class RowStore:
-    """Buffers with spare rows (and the capacity of each) that a cache's keys and values are the
-    first rows of: joining rows are written into the spare ones instead of copying the batch."""
+    """Buffers with spare rows (and the capacity of each) that a cache's buffers are the first
+    rows of: joining rows are written into the spare ones instead of copying the batch."""
 
-    keys: list[list[Tensor]]  # [layer][expert] -> [R, kv_heads_e, cap, head_dim]
-    values: list[list[Tensor]]
+    keys: list[Tensor]  # [layer] -> [R, cap, head_dim]
+    values: list[Tensor]
+    masked: list[Tensor]  # [layer] -> [R, n_heads, cap]
 
     @staticmethod
     def allocate(parts: list[tuple[KVCache, Tensor | None]], n: int) -> RowStore:
         first = parts[0][0]
         spare = n + max(8, n // 4)  # room for a few steps' net arrivals
 
-        def bases(name: str) -> list[list[Tensor]]:
+        def bases(name: str) -> list[Tensor]:
+            dim, pad = _BUFFERS[name]
             out = []
-            for layer, tensors in enumerate(getattr(first, name)):
-                row = []
-                for expert, t in enumerate(tensors):
-                    cap = max(getattr(c, name)[layer][expert].shape[2] for c, _ in parts)
-                    row.append(t.new_zeros(spare, t.shape[1], cap, t.shape[3]))
-                out.append(row)
+            for layer, t in enumerate(getattr(first, name)):
+                shape = list(t.shape)
+                shape[0] = spare
+                shape[dim] = max(getattr(c, name)[layer].shape[dim] for c, _ in parts)
+                out.append(t.new_full(shape, pad))
             return out
 
-        return RowStore(bases("keys"), bases("values"))
+        return RowStore(*(bases(name) for name in _BUFFERS))
 
     def fits(self, parts: list[tuple[KVCache, Tensor | None]], n: int) -> bool:
         """The first part's cache uses these buffers, the ascending rows of ``parts`` fit in its
         rows and capacities, so ``gather`` can work in place."""
         first, picked = parts[0]
-        base = self.keys[0][0]
-        if first.keys[0][0].data_ptr() != base.data_ptr() or n > base.shape[0]:
+        base = self.keys[0]
+        if first.keys[0].data_ptr() != base.data_ptr() or n > base.shape[0]:
             return False
         if picked is not None and picked.numel() > 1 and not bool((picked[1:] > picked[:-1]).all()):
             return False
         return all(
-            getattr(c, name)[layer][e].shape[2] <= getattr(self, name)[layer][e].shape[2]
+            getattr(c, name)[layer].shape[dim] <= getattr(self, name)[layer].shape[dim]
             for c, _ in parts[1:]
-            for name in ("keys", "values")
+            for name, (dim, _) in _BUFFERS.items()
             for layer in range(len(self.keys))
-            for e in range(len(self.keys[0]))
         )

@@ -130,11 +130,7 @@ class MoELM(nn.Module):
 
     def new_cache(self, batch: int) -> KVCache:
         return KVCache.empty(
-            batch,
-            self.cfg.n_layers,
-            self.blocks[0].attn.expert_kv_heads,
-            self.cfg.head_dim,
-            dtype=self.embed.weight.dtype,
+            batch, self.cfg.n_layers, self.blocks[0].attn.layout, dtype=self.embed.weight.dtype
         )
 
     @torch.no_grad()
@@ -159,7 +155,7 @@ class MoELM(nn.Module):
     ) -> Tensor:  # [B, V] logits of the next token
         """Appends one token per row to ``cache`` and returns the next-token logits."""
         x, pos = self._decode_input(tokens, cache)
-        rot = self.rope.at(pos)  # [B, 1, dh/2] each, shared by every layer
+        rot = self.rope.at_step(pos)  # [B, dh, dh], shared by every layer
         attn0 = self.blocks[0].attn
         limit = route_limit(cache.lengths, self.cfg.kv_budget, attn0.costs)
         for block in self.blocks:

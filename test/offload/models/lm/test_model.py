@@ -9,6 +9,7 @@ from offload.models.lm.cache import KVCache
 from offload.models.lm.config import VARIANTS, variant_config
 from offload.models.lm.model import ModelError, MoELM
 from offload.models.lm.routing import KV_SLACK_TOKENS
+from offload.models.lm.slots import SlotLayout, SlotLayoutError
 
 # float32 logits of a 2-layer model computed along two summation orders (SDPA over the whole
 # sequence vs per-expert segments with a joint softmax): observed differences are ~1e-6.
@@ -105,6 +106,7 @@ def test_fast_decode_equals_the_reference_step_on_a_ragged_batch(tiny, variant):
         want = model.decode_reference(nxt, ref)
         assert torch.allclose(got, want, atol=FAST_ATOL), (got - want).abs().max()
         assert torch.equal(fast.counts, ref.counts), "same expert for every token"
+        assert torch.equal(fast.slots, ref.slots)
         assert torch.equal(fast.kv_used, ref.kv_used) and torch.equal(fast.lengths, ref.lengths)
         pos += 1
     if variant == "mixsga":
@@ -135,19 +137,20 @@ def test_consuming_gather_moves_rows_in_place_and_decodes_the_same(tiny):
             parts.append((prompt(j), None))
             copies.append(prompt(j))
             ids.append(j)
-        base = live.keys[0][0].data_ptr()
+        base = live.keys[0].data_ptr()
         live = KVCache.gather(parts, consume=True)
         copy = KVCache.concat(copies)
-        in_place += live.keys[0][0].data_ptr() == base
+        in_place += live.keys[0].data_ptr() == base
         nxt = tokens[ids, 40 + step]
         assert torch.equal(model.decode(nxt, live), model.decode(nxt, copy))  # same arithmetic
-        assert torch.equal(live.counts, copy.counts)
+        assert torch.equal(live.counts, copy.counts) and torch.equal(live.slots, copy.slots)
         for layer in range(tiny.n_layers):
-            for e, k in enumerate(copy.keys[layer]):
-                n = int(copy.counts[layer, e].max())
-                pad = (torch.arange(n) >= copy.counts[layer, e][:, None])[:, None, :, None]
-                got = live.keys[layer][e][:, :, :n].masked_fill(pad, 0)
-                assert torch.equal(got, k[:, :, :n].masked_fill(pad, 0)), "valid keys moved"
+            n = int(copy.slots[layer].max())
+            pad = (torch.arange(n) >= copy.slots[layer][:, None])[..., None]  # [B, n, 1]
+            for name in ("keys", "values"):
+                got = getattr(live, name)[layer][:, :n].masked_fill(pad, 0)
+                assert torch.equal(got, getattr(copy, name)[layer][:, :n].masked_fill(pad, 0))
+            assert torch.equal(live.masked[layer][:, :, :n], copy.masked[layer][:, :, :n])
     assert in_place >= 12, "most steps reuse the running batch's buffers"
 
 
@@ -214,25 +217,41 @@ def test_prefill_path_without_autograd_equals_the_mixing_path(tiny, variant):
         assert fast_aux["assigned"][:, valid].unique().numel() == 3
 
 
-def test_append_tokens_stores_what_append_stores(tiny):
-    """The prefill store (one running count per row) puts every token at the slot, and with the
-    counts, that the general ``append`` gives it, also after tokens already cached."""
+def test_decode_block_store_keeps_what_the_prefill_store_keeps():
+    """A decode step's fixed block of slots (``append_step``) leaves every row's valid slots,
+    codes and counts as the prefill store (``append_tokens``) of the same token does, after
+    tokens already cached; the spare slots of the block lie past the valid ones."""
     gen = torch.Generator().manual_seed(7)
-    heads, dh = (4, 2), 8
-    caches = [KVCache.empty(3, 1, heads, dh, capacity=2) for _ in range(2)]
-    for _call in range(2):  # a second call continues after the first one's tokens
-        for e, he in enumerate(heads):
-            mask = torch.rand(3, 12, generator=gen) < 0.5
-            mask[2] = False  # a row without tokens of this expert
-            kv = torch.randn(3, 12, he, 2 * dh, generator=gen)
-            caches[0].append_tokens(0, e, mask, kv)
-            rows, cols = mask.nonzero(as_tuple=True)
-            picked = kv[rows, cols]
-            caches[1].append(0, e, rows, picked[..., :dh], picked[..., dh:])
-    new, ref = caches
-    assert torch.equal(new.counts, ref.counts)
-    for e in range(len(heads)):
-        for name in ("keys", "values"):
-            got, want = getattr(new, name)[0][e], getattr(ref, name)[0][e]
-            n = int(ref.counts[0, e].max())
-            assert torch.equal(got[:, :, :n], want[:, :, :n])
+    layout = SlotLayout(n_heads=8, heads=(8, 4, 2), head_dim=4)
+    caches = [KVCache.empty(5, 1, layout, capacity=1) for _ in range(2)]
+    for step in range(6):
+        assigned = torch.randint(0, 3, (5,), generator=gen)
+        assigned[step % 5] = 0  # the widest expert too, whatever the draw
+        stacked = torch.randn(5, sum(layout.heads), 8, generator=gen)
+        per_expert = stacked.split(layout.heads, dim=1)  # [B, he, 2 dh] each
+        caches[0].append_step(0, stacked, assigned)
+        caches[1].append_tokens(0, [p[:, None] for p in per_expert], assigned[:, None])
+    step_cache, ref = caches
+    assert torch.equal(step_cache.slots, ref.slots) and torch.equal(step_cache.counts, ref.counts)
+    for name in ("keys", "values"):
+        for row in range(5):
+            n = int(ref.slots[0, row])
+            assert torch.equal(
+                getattr(step_cache, name)[0][row, :n], getattr(ref, name)[0][row, :n]
+            )
+    width = step_cache.keys[0].shape[1]
+    assert torch.equal(step_cache.masked[0], ref.masked[0][..., :width]), "spare slots masked"
+    assert torch.equal(step_cache.stored_bytes(), ref.stored_bytes())
+
+
+def test_every_query_head_reads_one_slot_of_each_token():
+    """The slot masks implement GQA within each expert: head h reads pooled head h // G; a
+    decode block's spare slots are read by no head."""
+    layout = SlotLayout(n_heads=8, heads=(8, 4, 2), head_dim=4)
+    for e, he in enumerate(layout.heads):
+        reads = ~layout.masked_of(e)  # [he, H]
+        assert torch.equal(reads.sum(dim=0), torch.ones(8, dtype=torch.long))
+        assert [int(r.nonzero()[0]) for r in reads] == [i * (8 // he) for i in range(he)]
+        assert bool(layout.block_masked[e, he:].all())
+    with pytest.raises(SlotLayoutError, match="divide"):
+        SlotLayout(n_heads=8, heads=(3,), head_dim=4)
