@@ -236,15 +236,18 @@ class KVCache:
             lengths=small("lengths", 0),
             rows=rows,
         )
-        out._mask_past_slots()
+        if rows is not None:  # rows moved or written into the store's buffers from here on
+            in_place = first.keys[0].data_ptr() == rows.keys[0].data_ptr()
+            out._mask_past_slots((moves[0] if moves is not None else sizes[0]) if in_place else 0)
         return out
 
-    def _mask_past_slots(self) -> None:
-        """Every slot past a row's valid ones is masked for every head (rows moved or written
-        into a row store's buffers may leave an earlier row's slots behind them)."""
+    def _mask_past_slots(self, start: int) -> None:
+        """Every slot past a row's valid ones, in rows ``start`` on, is masked for every head: a
+        row moved or written into a row store's buffers can leave an earlier row's slots behind
+        its own (copies elsewhere keep the invariant: new slots are masked)."""
         for masked, slots in zip(self.masked, self.slots, strict=True):
-            past = torch.arange(masked.shape[2])[None, :] >= slots[:, None]  # [B, cap]
-            masked.masked_fill_(past[:, None, :], True)
+            past = torch.arange(masked.shape[2])[None, :] >= slots[start:, None]  # [B', cap]
+            masked[start:].masked_fill_(past[:, None, :], True)
 
     def stored_bytes(self) -> Tensor:
         """Bytes of valid K and V held for each row [B] (padding and the head masks
