@@ -89,8 +89,8 @@ class StepWork:
 
 def decode_work(contexts: list[int], expert_miss: float) -> StepWork:
     """The work of one decode call over rows with these cached lengths: a decode step attends
-    over every row's cache padded to the longest (``MixSGAAttention.decode`` slices each
-    expert's buffer to its largest count), so the context term is rows x the longest."""
+    over every row's cache padded to the longest (``MixSGAAttention.decode`` slices the slot
+    buffers to the most slots a row holds), so the context term is rows x the longest."""
     rows = len(contexts)
     return StepWork(decode_rows=rows, decode_context=rows * max(contexts, default=0),
                     expert_spread=1.0 - expert_miss**rows, decode_calls=1)  # fmt: skip

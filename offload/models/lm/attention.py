@@ -255,9 +255,10 @@ class MixSGAAttention(nn.Module):
         is op-bound: a few rows 128 wide): one projection with the softmax scale folded into
         the query rows, the rotation as one batched product, the new key and value pooled for
         every expert by one product with the pooling matrix, its expert's pooled heads written
-        into the row's next slots (``KVCache.append_step``), and one score and one value product
-        of all query heads against all of a row's slots, each head masked to the one slot of
-        every token that it reads (``slots.SlotLayout``): no step loops over experts.
+        into the row's next positions of each lane (``KVCache.append_step``), and one score and
+        one value product of each lane's query heads against all of the lane's slots, each head
+        masked to the one slot of every token that it reads (``slots.SlotLayout``): no step
+        loops over experts.
         """
         b, h, hk, dh = x.shape[0], self.cfg.n_heads, self.cfg.kv_heads, self.cfg.head_dim
         proj = F.linear(x, *self._fused_projection(scaled=True))  # [B, (H + 2 hk) dh + E]
@@ -273,11 +274,13 @@ class MixSGAAttention(nn.Module):
             )
             # [B, sum_e he, 2 dh] every expert's pooled heads (weights 1 and 1 / p: the means)
             pooled = torch.matmul(self._pool_matrix, kv)
-        n = cache.append_step(self.layer, pooled, assigned)  # all rows' valid slots lie in [0, n)
-        keys = cache.keys[self.layer][:, :n]  # [B, n, dh] all of each row's pooled key heads
-        scores = torch.bmm(qk[:, :h], keys.transpose(1, 2))  # [B, H, n], q scaled
-        scores.masked_fill_(cache.masked[self.layer][:, :, :n], -math.inf)
-        out = torch.bmm(torch.softmax(scores, dim=-1), cache.values[self.layer][:, :n])
+        n = cache.append_step(self.layer, pooled, assigned)  # valid positions lie in [0, n)
+        lanes = self.layout.lanes
+        q = qk[:, :h].reshape(b, lanes, h // lanes, dh)  # each lane's query heads, scaled
+        keys = cache.keys[self.layer][:, :, :n]  # [B, lanes, n, dh] every slot of each row
+        scores = q @ keys.transpose(-1, -2)  # [B, lanes, H / lanes, n]
+        scores.masked_fill_(cache.masked[self.layer][:, :, :n].unflatten(1, (lanes, -1)), -math.inf)
+        out = torch.softmax(scores, dim=-1) @ cache.values[self.layer][:, :, :n]
         return self.o_proj(out.reshape(b, -1))
 
     def _fused_projection(self, scaled: bool = False) -> tuple[Tensor, Tensor]:

@@ -1,18 +1,19 @@
-"""The KV cache of a batch of sequences, stored compressed: one pooled KV head per slot.
+"""The KV cache of a batch of sequences, stored compressed: pooled KV heads in lanes of slots.
 
 For every layer the cache holds padded buffers ``keys[layer]`` and ``values[layer]`` of shape
-``[B, cap, head_dim]``: a token of attention expert e fills ``he`` consecutive slots (its
-expert's pooled KV heads, ``slots.SlotLayout``), so a token costs exactly its expert's KV;
-``slots[layer, b]`` slots of row b are valid (the first ones), ``counts[l, e, b]`` counts its
-tokens per expert, and ``masked[layer]`` ``[B, n_heads, cap]`` says which query heads do not read
-each slot (True on every slot past the valid ones: one byte per query head and slot, 1/8 of a
-float32 key and value at head_dim 16). The order of tokens inside a row does not matter: at
-decode time every cached token precedes the query.
+``[B, lanes, cap, head_dim]`` (``slots.SlotLayout``): a token of attention expert e takes
+``he / lanes`` consecutive positions in every lane, one pooled KV head per slot, so a token
+costs exactly its expert's KV; ``slots[layer, b]`` positions of row b are valid (the first ones,
+in every lane), ``counts[l, e, b]`` counts its tokens per expert, and ``masked[layer]``
+``[B, n_heads, cap]`` says which query heads do not read the slot of their lane at each position
+(True at every position past the valid ones: one byte per query head and position, H / lanes
+bytes per slot, 4 bytes beside a slot's 128 bytes of float32 key and value for mixSGA at
+head_dim 16). The order of tokens inside a row does not matter: at decode time every cached
+token precedes the query.
 
-A decode step (``append_step``) writes a fixed block of ``max(he)`` slots per row, whatever the
-routing (its expert's heads, then spare slots masked for every head that the next token
-overwrites), and attends to all of a row's slots at once: a fixed handful of tensor ops per
-layer.
+A decode step (``append_step``) writes a fixed block of positions per row, whatever the routing
+(its expert's slots, then spare ones masked for every head that the next token overwrites), and
+attends to all of a row's slots at once: a fixed handful of tensor ops per layer.
 
 Rows can be selected (a finished sequence leaves) and batches concatenated (a new prefill joins
 the running batch): continuous batching moves cache rows only at those events, never per step.
@@ -28,7 +29,7 @@ from torch import Tensor
 from offload.models.lm.slots import SlotLayout
 
 # per-layer tensors that rows (dim 0) and slots (the given dim) index; the fill of new slots
-_BUFFERS = {"keys": (1, 0), "values": (1, 0), "masked": (2, True)}
+_BUFFERS = {"keys": (2, 0), "values": (2, 0), "masked": (2, True)}
 
 
 @dataclass
@@ -36,10 +37,10 @@ class KVCache:
     """Per layer: pooled KV heads in slots, the heads that read them, valid slots per row."""
 
     layout: SlotLayout
-    keys: list[Tensor]  # [layer] -> [B, cap, head_dim] one pooled key head per slot
-    values: list[Tensor]  # [layer] -> [B, cap, head_dim]
-    masked: list[Tensor]  # [layer] -> [B, n_heads, cap] bool: head h does not read the slot
-    slots: Tensor  # [layer, B] int64 valid slots of each row (the first ones)
+    keys: list[Tensor]  # [layer] -> [B, lanes, cap, head_dim] one pooled key head per slot
+    values: list[Tensor]  # [layer] -> [B, lanes, cap, head_dim]
+    masked: list[Tensor]  # [layer] -> [B, n_heads, cap] bool: head h does not read its lane's slot
+    slots: Tensor  # [layer, B] int64 valid positions of each row in every lane (the first ones)
     counts: Tensor  # [layer, expert, B] int64 tokens of each row routed to each expert
     kv_used: Tensor  # [layer, B] float64 KV spent per row (units of MHA tokens; routing guard)
     lengths: Tensor  # [B] int64 tokens in each row (the next position)
@@ -56,11 +57,11 @@ class KVCache:
         capacity: int = 16,  # tokens of the widest expert per row before the buffers grow
         dtype: torch.dtype = torch.float32,
     ) -> KVCache:
-        cap, dh = capacity * layout.block, layout.head_dim
+        cap, dh, lanes = capacity * layout.block, layout.head_dim, layout.lanes
         return cls(
             layout=layout,
-            keys=[torch.zeros(batch, cap, dh, dtype=dtype) for _ in range(n_layers)],
-            values=[torch.zeros(batch, cap, dh, dtype=dtype) for _ in range(n_layers)],
+            keys=[torch.zeros(batch, lanes, cap, dh, dtype=dtype) for _ in range(n_layers)],
+            values=[torch.zeros(batch, lanes, cap, dh, dtype=dtype) for _ in range(n_layers)],
             masked=[
                 torch.ones(batch, layout.n_heads, cap, dtype=torch.bool) for _ in range(n_layers)
             ],
@@ -81,26 +82,31 @@ class KVCache:
         assigned: Tensor,  # [B, T] int64 the expert of each token
         valid: Tensor | None = None,  # [B, T] bool, False on right padding (not stored)
     ) -> None:
-        """Prefill (and the reference step, T = 1): stores each valid token's pooled heads in
-        its expert's ``he`` slots after the row's valid ones, in order."""
-        heads = self.layout.heads_t[assigned]  # [B, T] slots of each token
+        """Prefill (and the reference step, T = 1): stores each valid token's pooled heads at
+        the next ``he / lanes`` positions of every lane of its row, in order."""
+        layout = self.layout
+        width = layout.widths_t[assigned]  # [B, T] positions of each token
         if valid is not None:
-            heads = heads * valid
-        end = self.slots[layer][:, None] + heads.cumsum(dim=1)  # [B, T] after each token
+            width = width * valid
+        end = self.slots[layer][:, None] + width.cumsum(dim=1)  # [B, T] after each token
         if end.numel():
             self._ensure(layer, int(end[:, -1].max()))
-        start = end - heads
+        start = end - width
+        lanes = layout.lane_range[None, :, None]
+        heads = layout.head_range[None, :, None]
         for e, kv in enumerate(pooled):
             mask = assigned == e
             if valid is not None:
                 mask = mask & valid
             rows, cols = mask.nonzero(as_tuple=True)
             if rows.numel():
-                at = start[rows, cols][:, None] + torch.arange(self.layout.heads[e])  # [N, he]
-                picked, dh = kv[rows, cols], self.layout.head_dim  # [N, he, 2 dh]
-                self.keys[layer][rows[:, None], at] = picked[..., :dh]
-                self.values[layer][rows[:, None], at] = picked[..., dh:]
-                self.masked[layer][rows[:, None], :, at] = self.layout.masked_of(e)
+                w, dh = layout.widths[e], layout.head_dim
+                at = (start[rows, cols][:, None] + torch.arange(w))[:, None, :]  # [N, 1, w]
+                picked = kv[rows, cols].view(-1, layout.lanes, w, 2 * dh)  # [N, lanes, w, 2 dh]
+                r = rows[:, None, None]
+                self.keys[layer][r, lanes, at] = picked[..., :dh]
+                self.values[layer][r, lanes, at] = picked[..., dh:]
+                self.masked[layer][r, heads, at] = layout.masked_of(e)
             self.counts[layer, e] += mask.sum(dim=1)
         if end.numel():
             self.slots[layer] = end[:, -1]
@@ -110,25 +116,30 @@ class KVCache:
         layer: int,
         pooled: Tensor,  # [B, sum_e he, 2 head_dim] each row's new token pooled for every expert
         assigned: Tensor,  # [B] int64 expert of each row's new token
-    ) -> int:  # width: every row's valid slots lie in [0, width)
-        """Decode: appends one token per row, ``he`` slots of its expert, in a fixed number of
-        ops (a block of ``max(he)`` slots per row; the spare ones are masked for every head)."""
+    ) -> int:  # width: every row's valid positions lie in [0, width)
+        """Decode: appends one token per row, ``he / lanes`` positions of its expert per lane, in
+        a fixed number of ops (a block of positions per row; the spare ones are masked for every
+        head)."""
         layout = self.layout
         before = self.slots[layer]  # [B]
         width = int(before.max()) + layout.block if before.numel() else 0  # one sync per layer
         self._ensure(layer, width)
-        rows = torch.arange(self.batch)[:, None]
-        at = before[:, None] + layout.block_range  # [B, block]
-        block, dh = pooled[rows, layout.block_rows[assigned]], layout.head_dim  # [B, block, 2 dh]
-        self.keys[layer][rows, at] = block[..., :dh]
-        self.values[layer][rows, at] = block[..., dh:]
-        self.masked[layer][rows, :, at] = layout.block_masked[assigned]  # [B, block, H]
-        self.slots[layer] = before + layout.heads_t[assigned]
+        rows = torch.arange(self.batch)[:, None, None]
+        at = (before[:, None] + layout.block_range)[:, None, :]  # [B, 1, block]
+        dh = layout.head_dim
+        block = pooled[rows, layout.block_rows[assigned]]  # [B, lanes, block, 2 dh]
+        lanes = layout.lane_range[None, :, None]
+        self.keys[layer][rows, lanes, at] = block[..., :dh]
+        self.values[layer][rows, lanes, at] = block[..., dh:]
+        self.masked[layer][rows, layout.head_range[None, :, None], at] = layout.block_masked[
+            assigned
+        ]  # [B, H, block]
+        self.slots[layer] = before + layout.widths_t[assigned]
         self.counts[layer].scatter_add_(0, assigned[None], torch.ones_like(assigned)[None])
         return width
 
     def _ensure(self, layer: int, needed: int) -> None:
-        cap = self.keys[layer].shape[1]
+        cap = self.keys[layer].shape[2]
         if needed <= cap:
             return
         new_cap = max(needed, 2 * cap)
@@ -145,11 +156,18 @@ class KVCache:
             getattr(self, name)[layer] = grown[: old.shape[0]]
 
     def row_view(self, layer: int, row: int) -> tuple[Tensor, Tensor, Tensor]:
-        """Keys, values [n, head_dim] of a row's n valid slots and the heads reading each
-        [n, H] (the reference step reads the cache through this)."""
-        n = int(self.slots[layer, row])
-        reads = ~self.masked[layer][row, :, :n].T
-        return self.keys[layer][row, :n], self.values[layer][row, :n], reads
+        """Keys, values [n, head_dim] of a row's n valid slots (all lanes) and the heads reading
+        each [n, H] (the reference step reads the cache through this)."""
+        p, dh = int(self.slots[layer, row]), self.layout.head_dim
+        lanes = self.layout.lane_range[:, None, None]  # [lanes, 1, 1]
+        in_lane = self.layout.lane_of_head()[None, None, :] == lanes  # [lanes, 1, H]
+        reads = in_lane & ~self.masked[layer][row, :, :p].T[None]  # [lanes, p, H]
+        keys = self.keys[layer][row, :, :p].reshape(-1, dh)
+        return (
+            keys,
+            self.values[layer][row, :, :p].reshape(-1, dh),
+            reads.reshape(-1, reads.shape[2]),
+        )
 
     def select(self, rows: Tensor | list[int]) -> KVCache:
         """A cache of the given rows only (e.g. without the finished sequences)."""
@@ -252,8 +270,10 @@ class KVCache:
     def stored_bytes(self) -> Tensor:
         """Bytes of valid K and V held for each row [B] (padding and the head masks
         excluded)."""
-        per_slot = 2 * self.keys[0].shape[2] * self.keys[0].element_size() if self.keys else 0
-        return self.slots.sum(dim=0) * per_slot
+        if not self.keys:
+            return torch.zeros(self.batch, dtype=torch.long)
+        _, lanes, _, dh = self.keys[0].shape
+        return self.slots.sum(dim=0) * (lanes * 2 * dh * self.keys[0].element_size())
 
 
 def _write(dst: Tensor, src: Tensor, picked: Tensor | None, dim: int, pad: object) -> None:
@@ -291,7 +311,7 @@ class RowStore:
     """Buffers with spare rows (and the capacity of each) that a cache's buffers are the first
     rows of: joining rows are written into the spare ones instead of copying the batch."""
 
-    keys: list[Tensor]  # [layer] -> [R, cap, head_dim]
+    keys: list[Tensor]  # [layer] -> [R, lanes, cap, head_dim]
     values: list[Tensor]
     masked: list[Tensor]  # [layer] -> [R, n_heads, cap]
 

@@ -1,17 +1,24 @@
 """Where a mixSGA token's pooled KV heads go in the cache, and which query heads read them.
 
-The cache stores one pooled KV head per *slot* (``cache.KVCache``): a token of attention expert
-e (``he`` KV heads) fills ``he`` consecutive slots of its row, so it costs exactly its expert's
-KV. Query head h reads pooled head ``h // (n_heads / he)`` of the token (the GQA rule within the
-expert); the cache keeps, per slot, which heads do *not* read it (``masked``). One decode step
-then scores all of a row's query heads against all its slots in one product and masks the rest:
-every head still reads exactly one slot of each cached token, so the softmax is the per-expert
-one.
+The cache (``cache.KVCache``) stores pooled KV heads in *slots* arranged in ``lanes`` (the
+greatest common divisor of the experts' KV head counts: 2 for mixSGA's 8 / 4 / 2, 8 for MHA,
+4 for static GQA at half the KV): lane s serves query heads ``s * H / lanes`` up to the next
+lane's. A token of attention expert e (``he`` pooled KV heads) takes ``he / lanes`` consecutive
+positions in every lane, its pooled head r in lane ``r // (he / lanes)`` (query head h reads
+pooled head ``h // (H / he)``, the GQA rule within the expert, and those heads lie in one lane),
+so it costs exactly its expert's KV. The cache keeps, per query head and position, whether the
+head does *not* read the slot of its lane there (``masked``). A decode step then scores each
+lane's query heads against all of the lane's slots in one batched product and masks the rest:
+every head reads exactly one slot of every cached token, so the softmax is the per-expert one.
+With one expert (MHA, static GQA) every lane position holds one token's head and no score is
+masked but padding.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import reduce
 
 import torch
 from torch import Tensor
@@ -26,7 +33,7 @@ class SlotLayout:
     """Tables of one model's attention experts (the same for every layer)."""
 
     n_heads: int
-    heads: tuple[int, ...]  # [E] KV heads (slots) per token of each expert
+    heads: tuple[int, ...]  # [E] pooled KV heads per token of each expert
     head_dim: int
 
     def __post_init__(self) -> None:
@@ -34,22 +41,34 @@ class SlotLayout:
             raise SlotLayoutError(
                 f"KV heads per expert {self.heads} must each divide n_heads={self.n_heads}"
             )
+        lanes = reduce(math.gcd, self.heads)
+        widths = tuple(he // lanes for he in self.heads)  # positions per lane of one token
+        block = max(widths)
         offsets = [sum(self.heads[:e]) for e in range(len(self.heads))]
-        width = max(self.heads)
-        rows = torch.zeros(len(self.heads), width, dtype=torch.long)
-        masked = torch.ones(len(self.heads), width, self.n_heads, dtype=torch.bool)
-        for e, (he, off) in enumerate(zip(self.heads, offsets, strict=True)):
-            group = self.n_heads // he
-            rows[e] = off + torch.arange(width).clamp(max=he - 1)
-            for r in range(he):
-                masked[e, r, r * group : (r + 1) * group] = False
+        rows = torch.zeros(len(self.heads), lanes, block, dtype=torch.long)
+        masked = torch.ones(len(self.heads), self.n_heads, block, dtype=torch.bool)
+        for e, (he, w, off) in enumerate(zip(self.heads, widths, offsets, strict=True)):
+            group = self.n_heads // he  # query heads per pooled head
+            for h in range(self.n_heads):
+                r = h // group  # the pooled head query head h reads: lane h // (H / lanes)
+                masked[e, h, r % w] = False
+            for s in range(lanes):
+                rows[e, s] = off + s * w + torch.arange(block).clamp(max=w - 1)
         put = object.__setattr__  # frozen: derived tables are set once here
-        put(self, "block", width)  # slots a decode step writes per row (its expert uses he)
-        put(self, "block_rows", rows)  # [E, block] stacked pooled head written to each slot
-        put(self, "block_masked", masked)  # [E, block, H] heads that do not read it (spare: all)
-        put(self, "block_range", torch.arange(width))
-        put(self, "heads_t", torch.tensor(self.heads, dtype=torch.long))
+        put(self, "lanes", lanes)
+        put(self, "widths", widths)
+        put(self, "block", block)  # positions a decode step writes per lane (its expert: w)
+        put(self, "block_rows", rows)  # [E, lanes, block] stacked pooled head at each slot
+        put(self, "block_masked", masked)  # [E, H, block] heads that do not read it (spare: all)
+        put(self, "block_range", torch.arange(block))
+        put(self, "lane_range", torch.arange(lanes))
+        put(self, "head_range", torch.arange(self.n_heads))
+        put(self, "widths_t", torch.tensor(widths, dtype=torch.long))
 
     def masked_of(self, expert: int) -> Tensor:
-        """[he, H] True where query head h does not read the expert's pooled head r."""
-        return self.block_masked[expert, : self.heads[expert]]
+        """[H, w] True where query head h does not read the expert's slot w of h's lane."""
+        return self.block_masked[expert, :, : self.widths[expert]]
+
+    def lane_of_head(self) -> Tensor:
+        """[H] the lane each query head reads."""
+        return self.head_range // (self.n_heads // self.lanes)

@@ -146,10 +146,11 @@ def test_consuming_gather_moves_rows_in_place_and_decodes_the_same(tiny):
         assert torch.equal(live.counts, copy.counts) and torch.equal(live.slots, copy.slots)
         for layer in range(tiny.n_layers):
             n = int(copy.slots[layer].max())
-            pad = (torch.arange(n) >= copy.slots[layer][:, None])[..., None]  # [B, n, 1]
+            pad = (torch.arange(n) >= copy.slots[layer][:, None])[:, None, :, None]  # [B,1,n,1]
             for name in ("keys", "values"):
-                got = getattr(live, name)[layer][:, :n].masked_fill(pad, 0)
-                assert torch.equal(got, getattr(copy, name)[layer][:, :n].masked_fill(pad, 0))
+                got = getattr(live, name)[layer][:, :, :n].masked_fill(pad, 0)
+                want = getattr(copy, name)[layer][:, :, :n].masked_fill(pad, 0)
+                assert torch.equal(got, want), name
             assert torch.equal(live.masked[layer][:, :, :n], copy.masked[layer][:, :, :n])
     assert in_place >= 12, "most steps reuse the running batch's buffers"
 
@@ -236,22 +237,27 @@ def test_decode_block_store_keeps_what_the_prefill_store_keeps():
     for name in ("keys", "values"):
         for row in range(5):
             n = int(ref.slots[0, row])
-            assert torch.equal(
-                getattr(step_cache, name)[0][row, :n], getattr(ref, name)[0][row, :n]
-            )
-    width = step_cache.keys[0].shape[1]
+            got, want = getattr(step_cache, name)[0], getattr(ref, name)[0]
+            assert torch.equal(got[row, :, :n], want[row, :, :n])
+    width = step_cache.keys[0].shape[2]
     assert torch.equal(step_cache.masked[0], ref.masked[0][..., :width]), "spare slots masked"
     assert torch.equal(step_cache.stored_bytes(), ref.stored_bytes())
 
 
-def test_every_query_head_reads_one_slot_of_each_token():
-    """The slot masks implement GQA within each expert: head h reads pooled head h // G; a
-    decode block's spare slots are read by no head."""
-    layout = SlotLayout(n_heads=8, heads=(8, 4, 2), head_dim=4)
+@pytest.mark.parametrize(("heads", "lanes"), [((8, 4, 2), 2), ((8,), 8), ((4,), 4), ((4, 2), 2)])
+def test_every_query_head_reads_one_slot_of_each_token(heads, lanes):
+    """The slot masks implement GQA within each expert: query head h reads pooled head h // G
+    of every token, in its own lane; a decode block's spare positions are read by no head."""
+    layout = SlotLayout(n_heads=8, heads=heads, head_dim=4)
+    assert layout.lanes == lanes
+    lane = layout.lane_of_head()
     for e, he in enumerate(layout.heads):
-        reads = ~layout.masked_of(e)  # [he, H]
-        assert torch.equal(reads.sum(dim=0), torch.ones(8, dtype=torch.long))
-        assert [int(r.nonzero()[0]) for r in reads] == [i * (8 // he) for i in range(he)]
-        assert bool(layout.block_masked[e, he:].all())
+        offset = sum(heads[:e])
+        reads = ~layout.masked_of(e)  # [H, w] positions of h's lane that h reads
+        assert torch.equal(reads.sum(dim=1), torch.ones(8, dtype=torch.long))
+        for h in range(8):
+            w = int(reads[h].nonzero()[0])
+            assert int(layout.block_rows[e, lane[h], w]) - offset == h // (8 // he)
+        assert bool(layout.block_masked[e, :, layout.widths[e] :].all())
     with pytest.raises(SlotLayoutError, match="divide"):
         SlotLayout(n_heads=8, heads=(3,), head_dim=4)
