@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from offload.models.lm.slots import SlotLayout
@@ -83,33 +84,29 @@ class KVCache:
         valid: Tensor | None = None,  # [B, T] bool, False on right padding (not stored)
     ) -> None:
         """Prefill (and the reference step, T = 1): stores each valid token's pooled heads at
-        the next ``he / lanes`` positions of every lane of its row, in order."""
-        layout = self.layout
+        the next ``he / lanes`` positions of every lane of its row, in order; one write per
+        buffer for all experts (each position a token takes, with its slots in every lane)."""
+        layout, dh = self.layout, self.layout.head_dim
         width = layout.widths_t[assigned]  # [B, T] positions of each token
         if valid is not None:
             width = width * valid
         end = self.slots[layer][:, None] + width.cumsum(dim=1)  # [B, T] after each token
-        if end.numel():
-            self._ensure(layer, int(end[:, -1].max()))
-        start = end - width
-        lanes = layout.lane_range[None, :, None]
-        heads = layout.head_range[None, :, None]
-        for e, kv in enumerate(pooled):
-            mask = assigned == e
-            if valid is not None:
-                mask = mask & valid
-            rows, cols = mask.nonzero(as_tuple=True)
-            if rows.numel():
-                w, dh = layout.widths[e], layout.head_dim
-                at = (start[rows, cols][:, None] + torch.arange(w))[:, None, :]  # [N, 1, w]
-                picked = kv[rows, cols].view(-1, layout.lanes, w, 2 * dh)  # [N, lanes, w, 2 dh]
-                r = rows[:, None, None]
-                self.keys[layer][r, lanes, at] = picked[..., :dh]
-                self.values[layer][r, lanes, at] = picked[..., dh:]
-                self.masked[layer][r, heads, at] = layout.masked_of(e)
-            self.counts[layer, e] += mask.sum(dim=1)
-        if end.numel():
-            self.slots[layer] = end[:, -1]
+        if not end.numel():
+            return
+        self._ensure(layer, int(end[:, -1].max()))
+        stacked = torch.cat(pooled, dim=2) if len(pooled) > 1 else pooled[0]  # [B, T, S, 2 dh]
+        rows, cols, at = (layout.block_range < width[..., None]).nonzero(as_tuple=True)  # [M]
+        expert = assigned[rows, cols]
+        src = stacked[rows[:, None], cols[:, None], layout.block_rows[expert, :, at]]
+        pos = (end - width)[rows, cols] + at  # [M] the position in every lane
+        self.keys[layer][rows, :, pos] = src[..., :dh]  # [M, lanes, dh]
+        self.values[layer][rows, :, pos] = src[..., dh:]
+        self.masked[layer][rows, :, pos] = layout.block_masked[expert, :, at]  # [M, H]
+        routed = F.one_hot(assigned, len(layout.heads))  # [B, T, E]
+        if valid is not None:
+            routed = routed * valid[..., None]
+        self.counts[layer] += routed.sum(dim=1).T
+        self.slots[layer] = end[:, -1]
 
     def append_step(
         self,
